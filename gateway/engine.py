@@ -1,0 +1,151 @@
+"""One supergraph, ready to answer: planner, executor and the request pipeline between them.
+
+An Engine is immutable once built. Serving a new supergraph means building a new Engine and
+swapping the reference; requests in flight keep the Engine they started with.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import GraphQLError
+from graphql.execution.values import get_variable_values
+
+from .executor import Executor, HttpTransport, SubgraphTransport
+from .executor._transport import SubgraphEndpoint
+from .planner import DocumentError, Planner, PlanningError
+from .supergraph import SupergraphModel, load_supergraph
+
+logger = logging.getLogger("citygate.engine")
+
+
+class RequestError(Exception):
+    """The request cannot run: bad document, bad variables, no plan. Carries GraphQL errors."""
+
+    def __init__(self, code: str, messages: list[str], *, executed: bool = False, locations=None) -> None:
+        super().__init__("; ".join(messages))
+        self.code = code
+        self.messages = messages
+        self.executed = executed  # True when the error belongs in a response with "data": null
+        self.locations = locations or [None] * len(messages)
+
+    def errors(self) -> list[dict[str, Any]]:
+        result = []
+        for message, locations in zip(self.messages, self.locations, strict=False):
+            error: dict[str, Any] = {"message": message, "extensions": {"code": self.code}}
+            if locations:
+                error["locations"] = locations
+            result.append(error)
+        return result
+
+
+@dataclass(slots=True)
+class GraphQLResponse:
+    data: dict[str, Any] | None
+    errors: list[dict[str, Any]]
+    extensions: dict[str, Any] = field(default_factory=dict)
+    subgraph_requests: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if self.errors:
+            body["errors"] = self.errors
+        body["data"] = self.data
+        if self.extensions:
+            body["extensions"] = self.extensions
+        return body
+
+
+class Engine:
+    def __init__(self, model: SupergraphModel, transport: SubgraphTransport) -> None:
+        self.model = model
+        self.planner = Planner(model)
+        self.executor = Executor(model, transport)
+        self.transport = transport
+
+    @classmethod
+    def from_sdl(
+        cls,
+        sdl: str,
+        transport: SubgraphTransport | None = None,
+        timeouts: Mapping[str, float] | None = None,
+        headers: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> Engine:
+        model = load_supergraph(sdl)
+        if transport is None:
+            endpoints = {
+                name: SubgraphEndpoint(
+                    url=subgraph.url,
+                    timeout=(timeouts or {}).get(name, 30.0),
+                    headers=dict((headers or {}).get(name, {})),
+                )
+                for name, subgraph in model.subgraphs.items()
+            }
+            transport = HttpTransport(endpoints)
+        return cls(model, transport)
+
+    def coerce_variables(self, prepared, variables: Mapping[str, Any] | None) -> dict[str, Any]:
+        definitions = prepared.operation.variable_definitions
+        if not definitions:
+            return {}
+        coerced = get_variable_values(self.model.api_schema, definitions, dict(variables or {}))
+        if isinstance(coerced, list):
+            raise RequestError("BAD_USER_INPUT", [e.message for e in coerced])
+        coerced = getattr(coerced, "coerced", coerced)  # graphql-core 3.3 wraps the values
+        # Send what the client sent (plus operation defaults): subgraphs coerce for themselves.
+        forwarded = dict(variables or {})
+        for definition in definitions:
+            name = definition.variable.name.value
+            if name not in forwarded and name in coerced:
+                forwarded[name] = _plain(coerced[name])
+        return forwarded
+
+    async def run(
+        self,
+        query: str,
+        operation_name: str | None = None,
+        variables: Mapping[str, Any] | None = None,
+        *,
+        allowed_kinds: tuple[str, ...] = ("query", "mutation"),
+        include_plan: bool = False,
+    ) -> GraphQLResponse:
+        try:
+            prepared = self.planner.prepare(query, operation_name)
+        except DocumentError as error:
+            locations = [
+                [{"line": loc.line, "column": loc.column} for loc in (e.locations or ())] if isinstance(e, GraphQLError) else None
+                for e in error.errors
+            ]
+            messages = [e.message if isinstance(e, GraphQLError) else str(e) for e in error.errors]
+            raise RequestError(error.code, messages, locations=locations) from None
+        if prepared.kind not in allowed_kinds:
+            if prepared.kind == "subscription":
+                raise RequestError("OPERATION_NOT_SUPPORTED", ["subscriptions are not supported over this transport"])
+            raise RequestError("METHOD_NOT_ALLOWED", [f"a {prepared.kind} cannot be sent with this HTTP method"])
+        coerced = self.coerce_variables(prepared, variables)
+        try:
+            plan = self.planner.plan(prepared, coerced)
+        except PlanningError as error:
+            raise RequestError("QUERY_PLANNING_FAILED", [str(error)], executed=True) from None
+        result = await self.executor.execute(prepared, plan, coerced)
+        response = GraphQLResponse(result.data, result.errors, subgraph_requests=result.subgraph_requests)
+        if include_plan:
+            response.extensions["queryPlan"] = plan.describe()
+        return response
+
+    async def close(self) -> None:
+        close = getattr(self.transport, "close", None)
+        if close is not None:
+            await close()
+
+
+def _plain(value: Any) -> Any:
+    """Coerced default values back to JSON-able values."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,103 @@
+"""The execution stage: run a query plan against the subgraphs and shape the response.
+
+`Executor.execute` never raises for a subgraph's failure: errors are collected with paths and
+`extensions.serviceName`, the rest of the answer still comes back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from cachetools import LRUCache
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentSpreadNode,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    execute,
+)
+
+from ..planner import INTROSPECTION_ROOT_FIELDS, PreparedOperation, QueryPlan
+from ..supergraph import SupergraphModel
+from ._fetch import Execution, FetchRunner, SubgraphTransport, SubgraphUnavailable
+from ._shape import Shaper
+from ._transport import HttpTransport
+
+__all__ = ["ExecutionResult", "Executor", "HttpTransport", "SubgraphTransport", "SubgraphUnavailable"]
+
+
+@dataclass(slots=True)
+class ExecutionResult:
+    data: dict[str, Any] | None
+    errors: list[dict[str, Any]]
+    subgraph_requests: int = 0
+
+
+class Executor:
+    def __init__(self, model: SupergraphModel, transport: SubgraphTransport) -> None:
+        self.model = model
+        self.runner = FetchRunner(model, transport)
+        self.shaper = Shaper(model.api_schema)
+        self._introspection: LRUCache = LRUCache(maxsize=256)
+
+    async def execute(
+        self, prepared: PreparedOperation, plan: QueryPlan, variables: Mapping[str, Any]
+    ) -> ExecutionResult:
+        execution = Execution(variables=variables)
+        if plan.has_introspection:
+            execution.data.update(self._run_introspection(prepared, variables, execution.errors))
+        await self.runner.run(plan, execution)
+        data = self.shaper.shape(plan, execution.data, execution.errors)
+        return ExecutionResult(data, execution.errors, execution.subgraph_requests)
+
+    def _run_introspection(self, prepared: PreparedOperation, variables: Mapping[str, Any], errors: list) -> dict:
+        cache_key = (prepared.text, prepared.name, orjson.dumps(dict(variables), option=orjson.OPT_SORT_KEYS))
+        cached = self._introspection.get(cache_key)
+        if cached is None:
+            document = _introspection_document(prepared)
+            result = execute(self.model.api_schema, document, variable_values=dict(variables))
+            cached = (result.data or {}, [e.formatted for e in result.errors or ()])
+            self._introspection[cache_key] = cached
+        data, introspection_errors = cached
+        errors.extend(introspection_errors)
+        return orjson.loads(orjson.dumps(data))  # a private copy: shaping never shares cached objects
+
+
+def _introspection_document(prepared: PreparedOperation) -> DocumentNode:
+    """The operation restricted to its root `__schema` / `__type` fields."""
+
+    def keep(selection_set: SelectionSetNode) -> SelectionSetNode:
+        kept = []
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                if selection.name.value in INTROSPECTION_ROOT_FIELDS:
+                    kept.append(selection)
+            elif isinstance(selection, InlineFragmentNode):
+                kept.append(InlineFragmentNode(
+                    type_condition=selection.type_condition,
+                    directives=selection.directives,
+                    selection_set=keep(selection.selection_set),
+                ))
+            elif isinstance(selection, FragmentSpreadNode):
+                fragment = prepared.fragments[selection.name.value]
+                kept.append(InlineFragmentNode(
+                    type_condition=fragment.type_condition,
+                    directives=selection.directives,
+                    selection_set=keep(fragment.selection_set),
+                ))
+        return SelectionSetNode(selections=tuple(kept))
+
+    operation = prepared.operation
+    restricted = OperationDefinitionNode(
+        operation=operation.operation,
+        name=operation.name,
+        variable_definitions=operation.variable_definitions,
+        directives=operation.directives,
+        selection_set=keep(operation.selection_set),
+    )
+    return DocumentNode(definitions=(restricted, *prepared.fragments.values()))

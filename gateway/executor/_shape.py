@@ -1,0 +1,213 @@
+"""Shaping: turn the merged subgraph answers into exactly the response the client asked for.
+
+Walks the client's normalized selection over the merged data: response keys and their order,
+fragments by runtime type, `__typename`, enum values the API schema hides, and null propagation
+per the GraphQL spec. Fields the planner added (keys, @requires) never reach the client.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql import (
+    GraphQLEnumType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLSchema,
+    is_abstract_type,
+    is_leaf_type,
+)
+
+from ..planner import INTROSPECTION_ROOT_FIELDS, NSelection, QueryPlan, collect_fields
+
+_BUBBLE = object()  # a non-null position got null: its parent becomes null
+
+_SCALAR, _ENUM, _OBJECT, _TYPENAME, _INTROSPECTION = range(5)
+
+
+class _FieldShape:
+    __slots__ = ("child", "enum_values", "key", "kind", "name", "parent", "wrappers")
+
+    def __init__(self, key, name, parent, wrappers, kind, enum_values, child) -> None:
+        self.key = key
+        self.name = name
+        self.parent = parent
+        self.wrappers = wrappers  # e.g. ("N", "L", "N") for [T!]!
+        self.kind = kind
+        self.enum_values = enum_values
+        self.child = child
+
+
+class _ObjectShape:
+    """The selection at one composite position, compiled lazily per runtime type."""
+
+    __slots__ = ("by_type", "selections", "shaper", "static_type")
+
+    def __init__(self, shaper: Shaper, static_type: str, selections: tuple[NSelection, ...]) -> None:
+        self.shaper = shaper
+        self.static_type = static_type
+        self.selections = selections
+        self.by_type: dict[str, list[_FieldShape]] = {}
+
+    def fields_for(self, typename: str) -> list[_FieldShape]:
+        fields = self.by_type.get(typename)
+        if fields is None:
+            fields = self.by_type[typename] = self.shaper.compile_fields(self, typename)
+        return fields
+
+
+class Shaper:
+    def __init__(self, api_schema: GraphQLSchema) -> None:
+        self.schema = api_schema
+        self.concrete_types = frozenset(
+            name for name, t in api_schema.type_map.items() if isinstance(t, GraphQLObjectType) and not name.startswith("__")
+        )
+
+    def _root_shape(self, plan: QueryPlan) -> _ObjectShape:
+        shape = plan.compiled.get("shape")
+        if shape is None:
+            shape = plan.compiled["shape"] = _ObjectShape(self, plan.root_type, plan.selections)
+        return shape
+
+    def compile_fields(self, shape: _ObjectShape, typename: str) -> list[_FieldShape]:
+        schema = self.schema
+        runtime = schema.type_map.get(typename)
+        if runtime is None or not hasattr(runtime, "fields"):
+            runtime = schema.type_map[shape.static_type]
+            typename = shape.static_type
+
+        def applies(condition: str) -> bool:
+            if condition == typename:
+                return True
+            condition_type = schema.type_map.get(condition)
+            if condition_type is None or not is_abstract_type(condition_type):
+                return False
+            if not isinstance(runtime, GraphQLObjectType):
+                return False
+            return schema.is_sub_type(condition_type, runtime)  # type: ignore[arg-type]
+
+        result = []
+        collected = collect_fields(shape.selections, applies, lambda name: name in self.concrete_types)
+        for key, item in collected.items():
+            name = item.field.name
+            if name == "__typename":
+                result.append(_FieldShape(key, name, typename, (), _TYPENAME, None, None))
+                continue
+            if name in INTROSPECTION_ROOT_FIELDS and shape.static_type == (schema.query_type.name if schema.query_type else None):
+                result.append(_FieldShape(key, name, typename, (), _INTROSPECTION, None, None))
+                continue
+            definition = runtime.fields.get(name)  # type: ignore[union-attr]
+            if definition is None:
+                continue
+            wrappers = []
+            gql_type = definition.type
+            while isinstance(gql_type, (GraphQLNonNull, GraphQLList)):
+                wrappers.append("N" if isinstance(gql_type, GraphQLNonNull) else "L")
+                gql_type = gql_type.of_type
+            if isinstance(gql_type, GraphQLEnumType):
+                result.append(_FieldShape(key, name, typename, tuple(wrappers), _ENUM, frozenset(gql_type.values), None))
+            elif is_leaf_type(gql_type):
+                result.append(_FieldShape(key, name, typename, tuple(wrappers), _SCALAR, None, None))
+            else:
+                child = _ObjectShape(self, gql_type.name, item.field.selections or ())
+                result.append(_FieldShape(key, name, typename, tuple(wrappers), _OBJECT, None, child))
+        return result
+
+    def shape(self, plan: QueryPlan, data: dict[str, Any], errors: list[dict[str, Any]]) -> dict[str, Any] | None:
+        walk = _Walk(self, errors)
+        result = walk.object(data, self._root_shape(plan))
+        return None if result is _BUBBLE or result is None else result
+
+
+class _Walk:
+    __slots__ = ("_error_paths", "errors", "path", "shaper")
+
+    def __init__(self, shaper: Shaper, errors: list[dict[str, Any]]) -> None:
+        self.shaper = shaper
+        self.errors = errors
+        self.path: list[str | int] = []
+        self._error_paths: list[tuple] | None = None
+
+    def object(self, obj: dict[str, Any], shape: _ObjectShape) -> Any:
+        typename = obj.get("__typename")
+        if typename not in self.shaper.concrete_types:
+            if typename is not None and typename not in self.shaper.schema.type_map:
+                return None  # a type the API does not expose (@inaccessible): the client sees null
+            typename = shape.static_type if typename is None or shape.static_type in self.shaper.concrete_types else typename
+        out: dict[str, Any] = {}
+        path = self.path
+        for field_shape in shape.fields_for(typename):
+            kind = field_shape.kind
+            if kind == _TYPENAME:
+                out[field_shape.key] = typename
+                continue
+            if kind == _INTROSPECTION:
+                out[field_shape.key] = obj.get(field_shape.key)
+                continue
+            path.append(field_shape.key)
+            value = self.value(obj.get(field_shape.key), field_shape, 0)
+            path.pop()
+            if value is _BUBBLE:
+                return _BUBBLE
+            out[field_shape.key] = value
+        return out
+
+    def value(self, value: Any, field_shape: _FieldShape, depth: int) -> Any:
+        wrappers = field_shape.wrappers
+        if depth < len(wrappers):
+            if wrappers[depth] == "N":
+                result = self.value(value, field_shape, depth + 1)
+                if result is None:
+                    self._null_violation(field_shape)
+                    return _BUBBLE
+                return result
+            if value is None:
+                return None
+            if not isinstance(value, list):
+                self._error(f"{field_shape.parent}.{field_shape.name} expected a list from its subgraph")
+                return None
+            items = []
+            path = self.path
+            for index, item in enumerate(value):
+                path.append(index)
+                completed = self.value(item, field_shape, depth + 1)
+                path.pop()
+                if completed is _BUBBLE:
+                    return None
+                items.append(completed)
+            return items
+        if value is None:
+            return None
+        kind = field_shape.kind
+        if kind == _SCALAR:
+            return value
+        if kind == _ENUM:
+            if value in field_shape.enum_values:
+                return value
+            self._error(f"{field_shape.parent}.{field_shape.name} got an enum value the API does not expose")
+            return None
+        if not isinstance(value, dict):
+            self._error(f"{field_shape.parent}.{field_shape.name} expected an object from its subgraph")
+            return None
+        result = self.object(value, field_shape.child)
+        return None if result is _BUBBLE else result  # None: hidden type, null in its place
+
+    def _error(self, message: str) -> None:
+        self.errors.append({"message": message, "path": list(self.path), "extensions": {"code": "INVALID_SUBGRAPH_RESULT"}})
+
+    def _null_violation(self, field_shape: _FieldShape) -> None:
+        if self._error_paths is None:
+            self._error_paths = [tuple(e["path"]) for e in self.errors if e.get("path")]
+        here = tuple(self.path)
+        for other in self._error_paths:
+            size = min(len(other), len(here))
+            if other[:size] == here[:size]:
+                return  # an error already explains this null
+        self._error_paths.append(here)
+        self.errors.append(
+            {
+                "message": f"Cannot return null for non-nullable field {field_shape.parent}.{field_shape.name}.",
+                "path": list(self.path),
+            }
+        )

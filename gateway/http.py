@@ -1,0 +1,205 @@
+"""The HTTP stage: GraphQL over HTTP with Starlette.
+
+Reads the request (POST JSON, GET query string), negotiates the media type, hands the request to
+the current Engine and writes the answer with the status codes of the GraphQL-over-HTTP spec.
+It never lets an exception through as a stack trace: every failure is a GraphQL error with a
+stable `extensions.code`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from .engine import Engine, RequestError
+
+logger = logging.getLogger("citygate.http")
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+MAX_BODY_BYTES = 2 * 1024 * 1024
+
+
+class GatewayState:
+    """The Engine currently served. Swapping it is one reference assignment."""
+
+    def __init__(self, engine: Engine | None = None, *, development: bool = False) -> None:
+        self.engine = engine
+        self.development = development
+
+
+def _negotiate(accept: str | None) -> str | None:
+    """Pick the response media type; None when the client accepts neither."""
+    if not accept:
+        return JSON
+    best: tuple[float, str] | None = None
+    for part in accept.split(","):
+        pieces = [p.strip() for p in part.split(";")]
+        media = pieces[0].lower()
+        quality = 1.0
+        for parameter in pieces[1:]:
+            if parameter.startswith("q="):
+                try:
+                    quality = float(parameter[2:])
+                except ValueError:
+                    quality = 0.0
+        if media == GRAPHQL_RESPONSE:
+            candidate = GRAPHQL_RESPONSE
+        elif media in (JSON, "application/*", "*/*"):
+            candidate = JSON
+        else:
+            continue
+        if quality <= 0:
+            continue
+        if best is None or quality > best[0] or (quality == best[0] and candidate == GRAPHQL_RESPONSE):
+            best = (quality, candidate)
+    return best[1] if best else None
+
+
+def _json(body: dict[str, Any], status: int, media: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type=f"{media}; charset=utf-8", headers=headers)
+
+
+def _request_error(message: str, code: str, status: int, media: str, headers: dict[str, str] | None = None) -> Response:
+    return _json({"errors": [{"message": message, "extensions": {"code": code}}]}, status, media, headers)
+
+
+def create_app(state: GatewayState, graphiql_html: Callable[[], str] | None = None) -> Starlette:
+    async def graphql(request: Request) -> Response:
+        accept = request.headers.get("accept")
+        media = _negotiate(accept)
+        if request.method == "GET" and media is None and "text/html" in (accept or ""):
+            return HTMLResponse((graphiql_html or default_graphiql_html)())
+        if media is None:
+            return _request_error("the Accept header allows no media type this endpoint answers with", "NOT_ACCEPTABLE", 406, JSON)
+        engine = state.engine
+        if engine is None:
+            return _request_error("no supergraph is loaded yet", "SERVICE_UNAVAILABLE", 503, media)
+        if request.method == "GET":
+            params, error = _params_from_query(request)
+            allowed = ("query",)
+        else:
+            params, error = await _params_from_body(request)
+            allowed = ("query", "mutation")
+        if error is not None:
+            return _request_error(error[0], "BAD_REQUEST", error[1], media)
+        assert params is not None
+        include_plan = state.development and request.headers.get("x-citygate-query-plan", "").lower() in ("1", "true")
+        try:
+            response = await engine.run(
+                params["query"],
+                params.get("operationName"),
+                params.get("variables"),
+                allowed_kinds=allowed,
+                include_plan=include_plan,
+            )
+        except RequestError as failure:
+            body: dict[str, Any] = {"errors": failure.errors()}
+            if failure.code == "METHOD_NOT_ALLOWED":
+                return _json(body, 405, media, {"allow": "POST"})
+            if failure.executed:
+                body["data"] = None
+                return _json(body, 200, media)
+            return _json(body, 400 if media == GRAPHQL_RESPONSE else 200, media)
+        except Exception:  # a fault of ours: say so without details, log them
+            logger.exception("request failed")
+            return _request_error("internal error while serving the request", "INTERNAL_SERVER_ERROR", 500, media)
+        return _json(response.to_dict(), 200, media)
+
+    async def healthz(_request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def readyz(_request: Request) -> Response:
+        if state.engine is None:
+            return PlainTextResponse("no supergraph", status_code=503)
+        return PlainTextResponse("ready")
+
+    return Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/health", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+        ]
+    )
+
+
+def _params_from_query(request: Request) -> tuple[dict[str, Any] | None, tuple[str, int] | None]:
+    query = request.query_params.get("query")
+    if not query:
+        return None, ("a GET request needs a 'query' parameter", 400)
+    params: dict[str, Any] = {"query": query, "operationName": request.query_params.get("operationName") or None}
+    raw_variables = request.query_params.get("variables")
+    if raw_variables:
+        try:
+            variables = orjson.loads(raw_variables)
+        except orjson.JSONDecodeError:
+            return None, ("'variables' is not valid JSON", 400)
+        if variables is not None and not isinstance(variables, dict):
+            return None, ("'variables' must be a JSON object", 400)
+        params["variables"] = variables
+    return params, None
+
+
+async def _params_from_body(request: Request) -> tuple[dict[str, Any] | None, tuple[str, int] | None]:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in (JSON, GRAPHQL_RESPONSE, "application/graphql+json"):
+        return None, ("a POST request needs Content-Type: application/json", 415)
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return None, ("the request body is too large", 413)
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        return None, ("the request body is too large", 413)
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None, ("the request body is not valid JSON", 400)
+    if isinstance(payload, list):
+        return None, ("batched requests are not supported: send one operation per request", 400)
+    if not isinstance(payload, dict):
+        return None, ("the request body must be a JSON object", 400)
+    query = payload.get("query")
+    if not isinstance(query, str) or not query.strip():
+        return None, ("the request body needs a 'query' string", 400)
+    operation_name = payload.get("operationName")
+    if operation_name is not None and not isinstance(operation_name, str):
+        return None, ("'operationName' must be a string", 400)
+    variables = payload.get("variables")
+    if variables is not None and not isinstance(variables, dict):
+        return None, ("'variables' must be a JSON object", 400)
+    return {"query": query, "operationName": operation_name, "variables": variables}, None
+
+
+def default_graphiql_html() -> str:
+    return _GRAPHIQL_PAGE
+
+
+_GRAPHIQL_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>Citygate GraphiQL</title>
+  <style>body { margin: 0; height: 100vh; } #graphiql { height: 100vh; }</style>
+  <link rel="stylesheet" href="https://unpkg.com/graphiql@3/graphiql.min.css">
+</head>
+<body>
+  <div id="graphiql">Loading GraphiQL…</div>
+  <script crossorigin src="https://unpkg.com/react@18/umd/react.production.min.js"></script>
+  <script crossorigin src="https://unpkg.com/react-dom@18/umd/react-dom.production.min.js"></script>
+  <script crossorigin src="https://unpkg.com/graphiql@3/graphiql.min.js"></script>
+  <script>
+    const fetcher = GraphiQL.createFetcher({ url: window.location.pathname });
+    ReactDOM.createRoot(document.getElementById('graphiql'))
+      .render(React.createElement(GraphiQL, { fetcher }));
+  </script>
+</body>
+</html>
+"""

@@ -1,0 +1,140 @@
+"""The planning stage: documents in, query plans out. Never performs I/O.
+
+`Planner.prepare` parses and validates a document once per distinct text; `Planner.plan` builds
+a plan once per (document, operation, values of the `@skip`/`@include` variables) and caches it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cachetools import LRUCache
+from graphql import (
+    DocumentNode,
+    FragmentDefinitionNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    parse,
+    validate,
+)
+
+from ..supergraph import SupergraphModel
+from ._build import PlanningError, QueryPlanner
+from ._operation import (
+    INTROSPECTION_ROOT_FIELDS,
+    CollectedField,
+    NField,
+    NFragment,
+    NSelection,
+    collect_fields,
+    condition_variables,
+    normalize_selections,
+)
+from ._plan import FetchNode, QueryPlan, Representation, SField, SSelection
+
+__all__ = [
+    "INTROSPECTION_ROOT_FIELDS",
+    "CollectedField",
+    "DocumentError",
+    "FetchNode",
+    "NField",
+    "NFragment",
+    "NSelection",
+    "Planner",
+    "PlanningError",
+    "PreparedOperation",
+    "QueryPlan",
+    "Representation",
+    "SField",
+    "SSelection",
+    "collect_fields",
+]
+
+
+class DocumentError(Exception):
+    """The request's document cannot be run; `code` is the stable `extensions.code`."""
+
+    def __init__(self, code: str, errors: list[GraphQLError] | list[str]) -> None:
+        super().__init__("; ".join(str(e.message if isinstance(e, GraphQLError) else e) for e in errors))
+        self.code = code
+        self.errors = errors
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedOperation:
+    """A parsed, validated operation of a document."""
+
+    text: str
+    document: DocumentNode
+    operation: OperationDefinitionNode
+    fragments: dict[str, FragmentDefinitionNode]
+    condition_variables: tuple[str, ...]
+
+    @property
+    def kind(self) -> str:
+        return self.operation.operation.value
+
+    @property
+    def name(self) -> str | None:
+        return self.operation.name.value if self.operation.name else None
+
+
+class Planner:
+    def __init__(self, model: SupergraphModel, cache_size: int = 2048) -> None:
+        self.model = model
+        self._documents: LRUCache = LRUCache(maxsize=cache_size)
+        self._plans: LRUCache = LRUCache(maxsize=cache_size)
+
+    def prepare(self, text: str, operation_name: str | None) -> PreparedOperation:
+        cache_key = (text, operation_name)
+        prepared = self._documents.get(cache_key)
+        if prepared is not None:
+            return prepared
+        document = self._parse_and_validate(text)
+        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+        if operation_name is None:
+            if len(operations) != 1:
+                raise DocumentError(
+                    "OPERATION_RESOLUTION_FAILURE",
+                    ["the document holds several operations: name the one to run with operationName"]
+                    if operations
+                    else ["the document holds no operation"],
+                )
+            operation = operations[0]
+        else:
+            matching = [o for o in operations if o.name and o.name.value == operation_name]
+            if not matching:
+                raise DocumentError("OPERATION_RESOLUTION_FAILURE", [f"unknown operation named {operation_name!r}"])
+            operation = matching[0]
+        fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+        prepared = PreparedOperation(text, document, operation, fragments, condition_variables(operation, fragments))
+        self._documents[cache_key] = prepared
+        return prepared
+
+    def _parse_and_validate(self, text: str) -> DocumentNode:
+        try:
+            document = parse(text)
+        except GraphQLError as error:
+            raise DocumentError("GRAPHQL_PARSE_FAILED", [error]) from None
+        errors = validate(self.model.api_schema, document)
+        if errors:
+            raise DocumentError("GRAPHQL_VALIDATION_FAILED", errors)
+        return document
+
+    def plan(self, prepared: PreparedOperation, variables: dict[str, object] | None = None) -> QueryPlan:
+        variables = variables or {}
+        conditions = tuple(bool(variables.get(name)) for name in prepared.condition_variables)
+        cache_key = (prepared.text, prepared.name, conditions)
+        plan = self._plans.get(cache_key)
+        if plan is None:
+            selections = normalize_selections(prepared.operation.selection_set.selections, prepared.fragments, variables)
+            builder = QueryPlanner(
+                self.model,
+                prepared.kind,
+                selections,
+                tuple(prepared.operation.variable_definitions or ()),
+                prepared.name,
+            )
+            plan = builder.plan()
+            self._plans[cache_key] = plan
+        return plan

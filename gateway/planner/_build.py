@@ -1,0 +1,822 @@
+"""Query planning: split a normalized operation into subgraph fetches.
+
+The planner walks the client's selection from the root. At each object it asks, field by field,
+which subgraph can resolve the field from here:
+
+- the subgraph already producing the object (a *local* field), or
+- another subgraph reached through an *entity jump*: the object's `@key` fields (and the
+  field's `@requires` fields) are planned here first, then an `_entities` fetch carries them to
+  the target subgraph. `@interfaceObject` subgraphs are reached with the interface's key, and
+  an entity interface resolves the concrete type of an interface object.
+
+Abstract positions are expanded per possible type in the subgraph at hand. What cannot be
+resolved below a field is handed back to the parent as a *leftover*, which the parent re-routes
+through another subgraph (for example a shareable value type fetched from two subgraphs). When
+several routes exist, each is tried on a copy of the plan and the cheapest wins. The planner
+never performs I/O.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace
+
+from graphql import VariableDefinitionNode, print_ast
+
+from ..supergraph import SupergraphModel
+from ._operation import (
+    INTROSPECTION_ROOT_FIELDS,
+    NField,
+    NFragment,
+    NSelection,
+    collect_fields,
+    field_set_selections,
+)
+from ._plan import FetchNode, QueryPlan, Representation, SField, SSelection
+
+_COMPOSITE_KINDS = ("OBJECT", "INTERFACE", "UNION")
+_DRY_RUN_BUDGET = 400
+
+
+class PlanningError(Exception):
+    """No subgraph route resolves part of the operation."""
+
+
+class _Infeasible(Exception):
+    """A route cannot be taken (e.g. an entity key cannot be obtained)."""
+
+
+@dataclass(eq=False)
+class _Fetch:
+    id: int
+    subgraph: str
+    operation_kind: str
+    entity: bool
+    merge_path: tuple[str, ...]
+    stage: int
+    selection: SSelection = field(default_factory=SSelection)
+    depends_on: set[int] = field(default_factory=set)
+    # typename found in the data -> (typename sent, key fields, @requires fields)
+    representations: dict[str, tuple[str, list[NSelection], list[NSelection]]] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class _State:
+    fetches: list[_Fetch] = field(default_factory=list)
+    # registry of response keys per data position (path without list markers):
+    # key -> set of (field name, printed arguments) selected under it
+    keys: dict[tuple[str, ...], dict[str, set[tuple[str, str]]]] = field(default_factory=dict)
+    next_alias: int = 0
+    stage: int = 0
+
+    def cost(self) -> tuple[int, int, int]:
+        by_id = {f.id: f for f in self.fetches}
+        depth: dict[int, int] = {}
+
+        def depth_of(fetch_id: int) -> int:
+            if fetch_id not in depth:
+                depth[fetch_id] = 0
+                fetch = by_id[fetch_id]
+                depth[fetch_id] = 1 + max((depth_of(d) for d in fetch.depends_on if d in by_id), default=0)
+            return depth[fetch_id]
+
+        longest = max((depth_of(f.id) for f in self.fetches), default=0)
+        # fields fetched in later waves weigh more: resolve as much as possible early
+        weighted = sum(_count_fields(f.selection) * depth_of(f.id) for f in self.fetches)
+        return (len(self.fetches), longest, weighted)
+
+
+@dataclass(frozen=True, eq=False)
+class _Position:
+    fetch: _Fetch | None  # None at the operation root, before any subgraph is chosen
+    selection: SSelection | None
+    path: tuple[str, ...]  # merge path, "@" for list levels
+    type_name: str  # the type in `subgraph` (object, interface object, or abstract)
+    subgraph: str | None
+    provided: tuple[NSelection, ...] | None = None  # fields made available by @provides
+
+    @property
+    def key_path(self) -> tuple[str, ...]:
+        return tuple(p for p in self.path if p != "@")
+
+
+@dataclass(frozen=True)
+class _Route:
+    subgraph: str
+    target_type: str | None  # None: resolve locally in `subgraph`
+    representation_typename: str | None = None
+    requires: tuple[NSelection, ...] | None = None
+
+
+def _count_fields(selection: SSelection) -> int:
+    total = 0
+    for sub_field in selection.fields.values():
+        total += 1
+        if sub_field.selection is not None:
+            total += _count_fields(sub_field.selection)
+    for fragment in selection.fragments.values():
+        total += _count_fields(fragment)
+    return total
+
+
+def _selection_weight(selections) -> int:
+    total = 0
+    for selection in selections:
+        if isinstance(selection, NField):
+            total += 1 + (_selection_weight(selection.selections) if selection.selections else 0)
+        else:
+            total += _selection_weight(selection.selections)
+    return total
+
+
+def _named(type_str: str) -> str:
+    return type_str.replace("[", "").replace("]", "").replace("!", "").strip()
+
+
+def _list_depth(type_str: str) -> int:
+    return type_str.count("[")
+
+
+class QueryPlanner:
+    """Builds one QueryPlan. Create one per operation; `plan()` once."""
+
+    def __init__(
+        self,
+        model: SupergraphModel,
+        operation_kind: str,
+        selections: tuple[NSelection, ...],
+        variable_definitions: tuple[VariableDefinitionNode, ...] = (),
+        operation_name: str | None = None,
+    ) -> None:
+        self.model = model
+        self.kind = operation_kind
+        self.root_type = model.root_types.get(operation_kind, "")
+        self.selections = selections
+        self.variable_definitions = {v.variable.name.value: print_ast(v) for v in variable_definitions}
+        self.operation_name = operation_name
+        self.state = _State()
+        self.budget = _DRY_RUN_BUDGET
+        self.jumps_in_progress: set[tuple] = set()
+        self.touch_log: list[set[int]] = []  # fetch ids used while planning a jump's requirements
+        self._field_set_cache: dict[int, tuple[NSelection, ...]] = {}
+
+    # -- entry point -------------------------------------------------------------------------
+
+    def plan(self) -> QueryPlan:
+        if not self.root_type:
+            raise PlanningError(f"the schema has no {self.kind} type")
+        self._register_client_keys((), self.selections)
+        root = _Position(None, None, (), self.root_type, None)
+        fields = collect_fields(self.selections, lambda c: self._applies(c, self.root_type), self._is_concrete)
+        has_introspection = False
+        for collected in fields.values():
+            root_field = collected.field
+            if root_field.name == "__typename":
+                continue
+            if root_field.name in INTROSPECTION_ROOT_FIELDS:
+                has_introspection = True
+                continue
+            if self.kind == "mutation":
+                self.state.stage += 1
+            leftover = self._route_field(root, root_field, frozenset())
+            if leftover is not None:
+                raise PlanningError(self._unplannable_message(self.root_type, leftover))
+        return QueryPlan(
+            operation_kind=self.kind,
+            root_type=self.root_type,
+            nodes=self._finish(),
+            selections=self.selections,
+            has_introspection=has_introspection,
+        )
+
+    def _unplannable_message(self, parent: str, leftover: NField) -> str:
+        path = [leftover.key]
+        node: NSelection = leftover
+        while isinstance(node, NField) and node.selections:
+            node = node.selections[0]
+            while isinstance(node, NFragment) and node.selections:
+                node = node.selections[0]
+            if isinstance(node, NField):
+                path.append(node.key)
+        return f"no subgraph can resolve {'.'.join(path)} of {parent} with the given supergraph"
+
+    # -- response keys ------------------------------------------------------------------------
+
+    def _register_client_keys(self, path: tuple[str, ...], selections) -> None:
+        registry = self.state.keys.setdefault(path, {})
+        for selection in selections:
+            if isinstance(selection, NField):
+                registry.setdefault(selection.key, set()).add((selection.name, selection.arguments))
+                if selection.selections:
+                    self._register_client_keys(path + (selection.key,), selection.selections)
+            else:
+                self._register_client_keys(path, selection.selections)
+
+    def _internal_key(self, path: tuple[str, ...], name: str, arguments: str) -> str:
+        registry = self.state.keys.setdefault(path, {})
+        signature = (name, arguments)
+        if registry.get(name) == {signature}:
+            return name
+        for key, signatures in registry.items():
+            if signatures == {signature}:
+                return key
+        if name not in registry:
+            registry[name] = {signature}
+            return name
+        while True:
+            self.state.next_alias += 1
+            alias = f"_{self.state.next_alias}_{name}"
+            if alias not in registry:
+                registry[alias] = {signature}
+                return alias
+
+    def _internal_fields(self, path: tuple[str, ...], selections: tuple[NSelection, ...]) -> tuple[NSelection, ...]:
+        result: list[NSelection] = []
+        for selection in selections:
+            if isinstance(selection, NField):
+                key = self._internal_key(path, selection.name, selection.arguments)
+                sub = self._internal_fields(path + (key,), selection.selections) if selection.selections else None
+                result.append(NField(key, selection.name, selection.arguments, selection.variables, sub))
+            else:
+                result.append(NFragment(selection.type_condition, self._internal_fields(path, selection.selections)))
+        return tuple(result)
+
+    def _field_set(self, selections) -> tuple[NSelection, ...]:
+        cached = self._field_set_cache.get(id(selections))
+        if cached is None:
+            cached = self._field_set_cache[id(selections)] = field_set_selections(selections)
+        return cached
+
+    # -- types --------------------------------------------------------------------------------
+
+    def _is_concrete(self, type_name: str) -> bool:
+        facts = self.model.types.get(type_name)
+        return facts is not None and facts.kind == "OBJECT"
+
+    def _applies(self, condition: str, runtime_type: str) -> bool:
+        if condition == runtime_type:
+            return True
+        if not self.model.is_abstract(condition):
+            return False
+        if self.model.is_abstract(runtime_type):
+            # an interface object position: only the interface's own fragments apply
+            return condition in self.model.interfaces_of(runtime_type)
+        schema = self.model.schema
+        return schema.is_sub_type(schema.type_map[condition], schema.type_map[runtime_type])  # type: ignore[arg-type]
+
+    def _field_type(self, type_name: str, field_name: str, subgraph: str | None) -> tuple[str, str]:
+        """(type in the subgraph, type in the supergraph) of a field."""
+        facts = self.model.types[type_name].fields.get(field_name)
+        if facts is None:
+            raise PlanningError(f"{type_name} has no field {field_name}")
+        local = facts.api_type
+        if subgraph is not None:
+            join = self.model.field_join(type_name, field_name, subgraph)
+            if join is not None and join.type:
+                local = join.type
+        return local, facts.api_type
+
+    def _provided(self, pos: _Position, name: str) -> NField | None:
+        if not pos.provided:
+            return None
+        fields = collect_fields(pos.provided, lambda c: self._applies(c, pos.type_name), self._is_concrete)
+        for collected in fields.values():
+            if collected.field.name == name:
+                return collected.field
+        return None
+
+    # -- routes --------------------------------------------------------------------------------
+
+    def _local_join(self, pos: _Position, name: str):
+        """The join facts when `name` resolves in the position's subgraph without a jump."""
+        assert pos.subgraph is not None
+        join = self.model.field_join(pos.type_name, name, pos.subgraph)
+        if join is None or join.used_overridden or join.requires:
+            return None
+        if join.external and self._provided(pos, name) is None:
+            return None
+        return join
+
+    def _routes(self, pos: _Position, f: NField) -> list[_Route]:
+        model = self.model
+        if pos.fetch is None:
+            candidates = model.subgraphs_resolving(self.root_type, f.name)
+            used = {fetch.subgraph for fetch in self.state.fetches if not fetch.entity}
+            candidates.sort(key=lambda s: (s not in used, s))
+            return [_Route(s, self.root_type) for s in candidates]
+        routes: list[_Route] = []
+        if self._local_join(pos, f.name) is not None:
+            routes.append(_Route(pos.subgraph, None))  # type: ignore[arg-type]
+        jump_types = [pos.type_name]
+        if self._is_concrete(pos.type_name):
+            jump_types += [i for i in model.interfaces_of(pos.type_name) if model.entity_interfaces_with_object(i)]
+        for target in jump_types:
+            facts = model.types.get(target)
+            if facts is None:
+                continue
+            for subgraph, in_graph in facts.subgraphs.items():
+                if not in_graph.resolvable_keys():
+                    continue
+                if target != pos.type_name and not in_graph.is_interface_object:
+                    continue
+                join = model.resolves(target, f.name, subgraph)
+                if join is None:
+                    continue
+                if subgraph == pos.subgraph and target == pos.type_name and not join.requires:
+                    continue  # that is the local route
+                routes.append(_Route(subgraph, target, target, self._field_set(join.requires) if join.requires else None))
+        existing = {(fetch.subgraph, fetch.merge_path) for fetch in self.state.fetches if fetch.entity}
+        routes.sort(
+            key=lambda r: (r.target_type is not None, (r.subgraph, pos.path) not in existing, r.requires is not None, r.subgraph)
+        )
+        return routes
+
+    def _route_field(self, pos: _Position, f: NField, exclude: frozenset[str]) -> NField | None:
+        """Plan `f` at `pos`; return what could not be planned (None when all of it was)."""
+        if pos.fetch is None and self.kind == "mutation" and exclude:
+            return f  # a mutation field is never sent twice
+        routes = [r for r in self._routes(pos, f) if r.subgraph not in exclude]
+        if not routes:
+            return f
+        if len(routes) > 1 and self.budget > 0:
+            routes = self._rank_routes(pos, f, routes, exclude)
+            if not routes:
+                return f
+        for route in routes:
+            try:
+                return self._apply_and_reroute(pos, f, route, exclude)
+            except _Infeasible:
+                continue
+        return f
+
+    def _rank_routes(self, pos: _Position, f: NField, routes: list[_Route], exclude: frozenset[str]) -> list[_Route]:
+        scored = []
+        for order, route in enumerate(routes):
+            self.budget -= 1
+            saved = self.state
+            saved_touches = [set(touched) for touched in self.touch_log]
+            self.state, copied_pos = copy.deepcopy((saved, pos))
+            try:
+                leftover = self._apply_and_reroute(copied_pos, f, route, exclude)
+                weight = _selection_weight((leftover,)) if leftover is not None else 0
+                scored.append(((weight, self.state.cost(), order), route))
+            except _Infeasible:
+                pass
+            finally:
+                self.state = saved
+                for touched, before in zip(self.touch_log, saved_touches, strict=True):
+                    touched.clear()
+                    touched.update(before)
+        scored.sort(key=lambda item: item[0])
+        return [route for _, route in scored]
+
+    def _apply_and_reroute(self, pos: _Position, f: NField, route: _Route, exclude: frozenset[str]) -> NField | None:
+        leftover = self._apply_route(pos, f, route)
+        if leftover is not None:
+            return self._route_field(pos, leftover, exclude | {route.subgraph})
+        return None
+
+    def _apply_route(self, pos: _Position, f: NField, route: _Route) -> NField | None:
+        if route.target_type is None:
+            return self._add_local(pos, f)
+        if pos.fetch is None:
+            fetch = self._root_fetch(route.subgraph)
+            root = _Position(fetch, fetch.selection, (), self.root_type, route.subgraph)
+            return self._add_local(root, f)
+        target = self._jump(pos, route)
+        if self.model.is_abstract(target.type_name) and not self.model.is_interface_object(target.type_name, target.subgraph):
+            leftovers = self._plan_abstract(target, (f,))
+            return f if leftovers else None
+        return self._add_local(target, f)
+
+    # -- fields ---------------------------------------------------------------------------------
+
+    def _add_local(self, pos: _Position, f: NField) -> NField | None:
+        assert pos.selection is not None and pos.fetch is not None
+        for touched in self.touch_log:
+            touched.add(pos.fetch.id)
+        if f.name == "__typename":
+            pos.selection.add_typename()
+            return None
+        local_type, supergraph_type = self._field_type(pos.type_name, f.name, pos.subgraph)
+        named = _named(local_type)
+        facts = self.model.types.get(named)
+        composite = facts is not None and facts.kind in _COMPOSITE_KINDS
+        added = pos.selection.add(f.key, f.name, f.arguments, f.variables, local_type, composite)
+        if not composite or added.selection is None:
+            return None
+        join = self.model.field_join(pos.type_name, f.name, pos.subgraph)  # type: ignore[arg-type]
+        if join is not None and join.provides:
+            provided: tuple[NSelection, ...] | None = self._field_set(join.provides)
+        else:
+            provided_field = self._provided(pos, f.name)
+            provided = provided_field.selections if provided_field is not None else None
+        if self.model.is_abstract(_named(supergraph_type)):
+            added.selection.add_typename()
+        child = _Position(
+            pos.fetch,
+            added.selection,
+            pos.path + (f.key,) + ("@",) * _list_depth(supergraph_type),
+            named,
+            pos.subgraph,
+            provided,
+        )
+        leftovers = self._plan_selections(child, f.selections or ())
+        if leftovers:
+            return f.with_selections(tuple(leftovers))
+        return None
+
+    def _plan_selections(self, pos: _Position, selections) -> list[NSelection]:
+        if self.model.is_abstract(pos.type_name):
+            if self.model.is_interface_object(pos.type_name, pos.subgraph):  # type: ignore[arg-type]
+                return self._plan_interface_object(pos, selections)
+            return self._plan_abstract(pos, selections)
+        return self._plan_object(pos, selections)
+
+    def _plan_object(self, pos: _Position, selections) -> list[NSelection]:
+        leftovers: list[NSelection] = []
+        fields = collect_fields(selections, lambda c: self._applies(c, pos.type_name), self._is_concrete)
+        for collected in fields.values():
+            if collected.field.name == "__typename":
+                continue  # the shaper knows the type of a concrete position
+            leftover = self._route_field(pos, collected.field, frozenset())
+            if leftover is not None:
+                leftovers.append(leftover)
+        return leftovers
+
+    def _plan_abstract(self, pos: _Position, selections) -> list[NSelection]:
+        assert pos.selection is not None and pos.subgraph is not None
+        pos.selection.add_typename()
+        possible = self.model.possible_types_in(pos.type_name, pos.subgraph)
+        if not possible and self.model.types[pos.type_name].kind == "INTERFACE":
+            # no implementation here: the interface's own fields must still have a route
+            return self._plan_object(pos, selections)
+        leftovers: list[NSelection] = []
+        bubbled: set[str] = set()
+        for concrete in possible:
+            fields = collect_fields(selections, lambda c, t=concrete: self._applies(c, t), self._is_concrete)
+            wanted = [c for c in fields.values() if c.field.name != "__typename"]
+            if not wanted:
+                continue
+            concrete_pos = replace(pos, selection=pos.selection.fragment(concrete), type_name=concrete)
+            for collected in wanted:
+                leftover = self._route_field(concrete_pos, collected.field, frozenset())
+                if leftover is None:
+                    continue
+                if collected.conditioned:
+                    leftovers.append(NFragment(concrete, (leftover,)))
+                elif collected.field.key not in bubbled:
+                    # selected on the abstract type: it must be re-planned for every type at once
+                    bubbled.add(collected.field.key)
+                    leftovers.append(collected.field)
+        return leftovers
+
+    def _plan_interface_object(self, pos: _Position, selections) -> list[NSelection]:
+        """An interface seen through an `@interfaceObject`: the concrete type is unknown here."""
+        interface = pos.type_name
+        here: list[NSelection] = []
+        needs_type: list[NSelection] = []
+
+        def split(items) -> None:
+            for item in items:
+                if isinstance(item, NField):
+                    (needs_type if item.name == "__typename" else here).append(item)
+                elif item.type_condition is None or item.type_condition == interface:
+                    split(item.selections)
+                else:
+                    needs_type.append(item)
+
+        split(selections)
+        leftovers = self._plan_object(pos, here)
+        if needs_type:
+            leftovers += self._resolve_interface_type(pos, tuple(needs_type))
+        return leftovers
+
+    def _resolve_interface_type(self, pos: _Position, selections: tuple[NSelection, ...]) -> list[NSelection]:
+        facts = self.model.types[pos.type_name]
+        for subgraph, in_graph in sorted(facts.subgraphs.items()):
+            if in_graph.is_interface_object or not in_graph.resolvable_keys():
+                continue
+            try:
+                target = self._jump(pos, _Route(subgraph, pos.type_name, pos.type_name))
+            except _Infeasible:
+                continue
+            return self._plan_abstract(target, selections)
+        return list(selections)
+
+    # -- fetches and jumps ----------------------------------------------------------------------
+
+    def _new_fetch(self, subgraph: str, entity: bool, merge_path: tuple[str, ...]) -> _Fetch:
+        fetch = _Fetch(
+            id=len(self.state.fetches),
+            subgraph=subgraph,
+            operation_kind=self.kind if not entity else "query",
+            entity=entity,
+            merge_path=merge_path,
+            stage=self.state.stage,
+        )
+        self.state.fetches.append(fetch)
+        return fetch
+
+    def _root_fetch(self, subgraph: str) -> _Fetch:
+        roots = [f for f in self.state.fetches if not f.entity]
+        if self.kind == "mutation":
+            # consecutive mutation fields of one subgraph share a fetch (the subgraph runs them
+            # in order) unless something already depends on the earlier one
+            last = self.state.fetches[-1] if self.state.fetches else None
+            if last is not None and not last.entity and last.subgraph == subgraph:
+                last.stage = self.state.stage
+                return last
+            fetch = self._new_fetch(subgraph, False, ())
+            fetch.depends_on = {f.id for f in self.state.fetches if f is not fetch}
+            return fetch
+        for fetch in roots:
+            if fetch.subgraph == subgraph:
+                return fetch
+        return self._new_fetch(subgraph, False, ())
+
+    def _ancestors(self, fetch_ids: set[int]) -> set[int]:
+        by_id = {f.id: f for f in self.state.fetches}
+        seen: set[int] = set()
+        stack = list(fetch_ids)
+        while stack:
+            current = stack.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            stack.extend(by_id[current].depends_on)
+        return seen
+
+    def _entity_fetch(self, subgraph: str, merge_path: tuple[str, ...], depends_on: set[int], fits) -> _Fetch:
+        ancestors = self._ancestors(depends_on)
+        for fetch in self.state.fetches:
+            if (
+                fetch.entity
+                and fetch.subgraph == subgraph
+                and fetch.merge_path == merge_path
+                and fetch.stage == self.state.stage
+                and fetch.id not in ancestors
+                and fits(fetch)
+            ):
+                fetch.depends_on |= depends_on
+                return fetch
+        fetch = self._new_fetch(subgraph, True, merge_path)
+        fetch.depends_on = set(depends_on)
+        return fetch
+
+    def _jump(self, pos: _Position, route: _Route) -> _Position:
+        """Establish an entity fetch to `route.subgraph` for the objects at `pos`."""
+        assert pos.fetch is not None and pos.selection is not None
+        marker = (pos.path, pos.type_name, route.subgraph, route.target_type, route.requires)
+        if marker in self.jumps_in_progress:
+            raise _Infeasible()
+        in_graph = self.model.type_in(route.target_type, route.subgraph)  # type: ignore[arg-type]
+        keys = in_graph.resolvable_keys() if in_graph else []
+        if not keys:
+            raise _Infeasible()
+        keys.sort(key=lambda k: not self._locally_available(pos, self._field_set(k.selections)))
+        self.jumps_in_progress.add(marker)
+        try:
+            for key in keys:
+                touched: set[int] = set()
+                self.touch_log.append(touched)
+                try:
+                    planned = self._plan_requirements(pos, key, route)
+                finally:
+                    self.touch_log.pop()
+                if planned is None:
+                    continue
+                pos.selection.add_typename()
+                depends_on = touched | {pos.fetch.id}
+                key_fields, required_fields = planned
+                fetch = self._entity_fetch(
+                    route.subgraph,
+                    pos.path,
+                    depends_on,
+                    lambda candidate, wanted=key_fields + required_fields: _compatible(
+                        candidate.representations.get(pos.type_name), wanted
+                    ),
+                )
+                representation = fetch.representations.get(pos.type_name)
+                if representation is None:
+                    sent = route.representation_typename or route.target_type
+                    fetch.representations[pos.type_name] = (sent, list(key_fields), list(required_fields))  # type: ignore[assignment]
+                else:
+                    representation[1].extend(key_fields)
+                    representation[2].extend(required_fields)
+                return _Position(
+                    fetch,
+                    fetch.selection.fragment(route.target_type),  # type: ignore[arg-type]
+                    pos.path,
+                    route.target_type,  # type: ignore[arg-type]
+                    route.subgraph,
+                )
+            raise _Infeasible()
+        finally:
+            self.jumps_in_progress.discard(marker)
+
+    def _plan_requirements(self, pos: _Position, key, route: _Route) -> tuple[tuple, tuple] | None:
+        """Plan the key (and @requires) fields of a jump at `pos`; None when one is out of reach."""
+        key_fields = self._internal_fields(pos.key_path, self._field_set(key.selections))
+        if self._plan_selections(pos, key_fields):
+            return None
+        required: tuple[NSelection, ...] = ()
+        if route.requires:
+            required = self._internal_fields(pos.key_path, route.requires)
+            if self._plan_selections(pos, required):
+                return None
+        return key_fields, required
+
+    def _locally_available(self, pos: _Position, selections: tuple[NSelection, ...]) -> bool:
+        for selection in selections:
+            if isinstance(selection, NFragment):
+                if not self._locally_available(pos, selection.selections):
+                    return False
+                continue
+            if self.model.is_abstract(pos.type_name):
+                return False
+            join = self._local_join(pos, selection.name)
+            if join is None:
+                return False
+            if selection.selections:
+                local_type, _ = self._field_type(pos.type_name, selection.name, pos.subgraph)
+                child = replace(pos, type_name=_named(local_type), provided=None)
+                if not self._locally_available(child, selection.selections):
+                    return False
+        return True
+
+    # -- finishing --------------------------------------------------------------------------------
+
+    def _finish(self) -> tuple[FetchNode, ...]:
+        fetches = [f for f in self.state.fetches if not f.selection.is_empty()]
+        kept = {f.id for f in fetches}
+        by_id = {f.id: f for f in self.state.fetches}
+
+        def kept_dependencies(fetch: _Fetch) -> set[int]:
+            result: set[int] = set()
+            for dep in fetch.depends_on:
+                if dep in kept:
+                    result.add(dep)
+                elif dep in by_id and dep != fetch.id:
+                    result |= kept_dependencies(by_id[dep])
+            return result
+
+        ordered: list[_Fetch] = []
+        placed: set[int] = set()
+        pending = list(fetches)
+        dependencies = {f.id: kept_dependencies(f) - {f.id} for f in fetches}
+        while pending:
+            progressed = False
+            for fetch in list(pending):
+                if dependencies[fetch.id] <= placed:
+                    ordered.append(fetch)
+                    placed.add(fetch.id)
+                    pending.remove(fetch)
+                    progressed = True
+            if not progressed:
+                raise PlanningError("the plan has a dependency cycle")
+        renumber = {f.id: index for index, f in enumerate(ordered)}
+        return tuple(self._fetch_node(f, renumber[f.id], tuple(sorted(renumber[d] for d in dependencies[f.id]))) for f in ordered)
+
+    def _fetch_node(self, fetch: _Fetch, node_id: int, depends_on: tuple[int, ...]) -> FetchNode:
+        aliased = _alias_conflicts([fetch.selection])
+        used = sorted(fetch.selection.variables())
+        definitions = [self.variable_definitions[name] for name in used if name in self.variable_definitions]
+        name = ""
+        if self.operation_name:
+            name = f" {self.operation_name}__{fetch.subgraph}__{node_id}"
+        if not fetch.entity:
+            header = fetch.operation_kind + name
+            if definitions:
+                header += "(" + ", ".join(definitions) + ")"
+            document = header + " " + fetch.selection.print()
+            return FetchNode(
+                id=node_id,
+                subgraph=fetch.subgraph,
+                operation_kind=fetch.operation_kind,
+                document=document,
+                variable_names=tuple(used),
+                depends_on=depends_on,
+                merge_path=(),
+                selection_to_undo_aliases=fetch.selection if aliased else None,
+            )
+        variable = "representations" if "representations" not in used else "_representations"
+        definitions.insert(0, f"${variable}: [_Any!]!")
+        document = (
+            f"query{name}(" + ", ".join(definitions) + ") {\n"
+            f"  _entities(representations: ${variable}) " + fetch.selection.print("  ") + "\n}"
+        )
+        representations = {
+            typename: Representation(
+                sent,
+                _representation_entries(self, key_fields, True) + _representation_entries(self, required_fields, False),
+            )
+            for typename, (sent, key_fields, required_fields) in fetch.representations.items()
+        }
+        # An object whose concrete type became known later still uses its interface's shape.
+        for typename, facts in self.model.types.items():
+            if facts.kind != "OBJECT" or typename in representations:
+                continue
+            for interface in self.model.interfaces_of(typename):
+                if interface in representations:
+                    representations[typename] = representations[interface]
+                    break
+        return FetchNode(
+            id=node_id,
+            subgraph=fetch.subgraph,
+            operation_kind="query",
+            document=document,
+            variable_names=tuple(used),
+            depends_on=depends_on,
+            merge_path=fetch.merge_path,
+            representations=representations,
+            representations_variable=variable,
+            selection_to_undo_aliases=fetch.selection if aliased else None,
+        )
+
+
+def _compatible(existing, added: tuple[NSelection, ...]) -> bool:
+    """Whether one representation can carry both: a field may appear once, with one alias."""
+    if existing is None:
+        return True
+    _, key_fields, required_fields = existing
+
+    def keys_by_name(selections, into: dict[tuple, set[str]], prefix: tuple = ()) -> dict[tuple, set[str]]:
+        for selection in selections:
+            if isinstance(selection, NField):
+                into.setdefault((*prefix, selection.name), set()).add(selection.key)
+                if selection.selections:
+                    keys_by_name(selection.selections, into, (*prefix, selection.name))
+            else:
+                keys_by_name(selection.selections, into, prefix)
+        return into
+
+    merged = keys_by_name(added, keys_by_name(list(key_fields) + list(required_fields), {}))
+    return all(len(keys) == 1 for keys in merged.values())
+
+
+def _representation_entries(planner: QueryPlanner, selections, is_key: bool) -> tuple:
+    """Merge the key or @requires selections of a representation into entries (see RepEntry)."""
+    merged: dict[str, list] = {}
+    fragments: list[tuple] = []
+    for selection in selections:
+        if isinstance(selection, NField):
+            entry = merged.get(selection.name)
+            if entry is None:
+                merged[selection.name] = [selection.key, list(selection.selections or ()), selection.selections is not None]
+            else:
+                entry[1].extend(selection.selections or ())
+        else:
+            condition = selection.type_condition
+            types = frozenset(planner.model.api_possible_types(condition) | {condition}) if condition else frozenset()
+            fragments.append(("fragment", types, _representation_entries(planner, selection.selections, is_key)))
+    entries = tuple(
+        ("field", name, key, _representation_entries(planner, subs, is_key) if composite else None, is_key)
+        for name, (key, subs, composite) in merged.items()
+    )
+    return entries + tuple(fragments)
+
+
+def _alias_conflicts(selections: list[SSelection]) -> bool:
+    """Alias fields that share a response key with different types across fragments.
+
+    A subgraph validates its operation: `... on A { id } ... on B { id }` is rejected when
+    `A.id` is `ID!` and `B.id` is `ID`. Such fields get an alias, undone on the answer.
+    """
+    groups: dict[str, list[SField]] = {}
+    owners: dict[int, SSelection] = {}
+
+    def gather(selection: SSelection) -> None:
+        for sub_field in selection.fields.values():
+            groups.setdefault(sub_field.key, []).append(sub_field)
+            owners[id(sub_field)] = selection
+        for fragment in selection.fragments.values():
+            gather(fragment)
+
+    for selection in selections:
+        gather(selection)
+    aliased = False
+    for key, fields in groups.items():
+        if key == "__typename":
+            continue
+        by_type: dict[str, list[SField]] = {}
+        for sub_field in fields:
+            by_type.setdefault(sub_field.type, []).append(sub_field)
+        for index, same_type in enumerate(by_type.values()):
+            if index > 0:
+                aliased = True
+                alias = f"_{key}_{index}"
+                for sub_field in same_type:
+                    owner = owners[id(sub_field)]
+                    owner.fields = {(alias if k == key else k): v for k, v in owner.fields.items()}
+                    sub_field.original_key = key
+                    sub_field.key = alias
+            children = [f.selection for f in same_type if f.selection is not None]
+            if children and _alias_conflicts(children):
+                aliased = True
+    return aliased
+
+
+# deep copies of the planning state share the immutable normalized operation
+NField.__deepcopy__ = lambda self, memo: self  # type: ignore[attr-defined]
+NFragment.__deepcopy__ = lambda self, memo: self  # type: ignore[attr-defined]

@@ -1,0 +1,349 @@
+"""Read a composed supergraph (Apollo's format: `@link`, `@join__*`) into a SupergraphModel.
+
+Supports join v0.1 to v0.5 (including `@core`-style v0.1 documents), renamed feature prefixes
+(`@link(as:)`), and derives the API schema: join and link machinery, `@inaccessible` elements
+and feature-namespaced types removed. It never contacts a subgraph.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from graphql import (
+    BooleanValueNode,
+    DirectiveDefinitionNode,
+    DirectiveNode,
+    DocumentNode,
+    EnumTypeDefinitionNode,
+    EnumTypeExtensionNode,
+    EnumValueNode,
+    GraphQLSchema,
+    InputObjectTypeDefinitionNode,
+    InterfaceTypeDefinitionNode,
+    ListValueNode,
+    NamedTypeNode,
+    ObjectTypeDefinitionNode,
+    ScalarTypeDefinitionNode,
+    SchemaDefinitionNode,
+    StringValueNode,
+    TypeDefinitionNode,
+    UnionTypeDefinitionNode,
+    build_ast_schema,
+    parse,
+    print_ast,
+)
+
+from ._model import (
+    EntityKey,
+    FieldFacts,
+    FieldInSubgraph,
+    Subgraph,
+    SupergraphError,
+    SupergraphModel,
+    TypeFacts,
+    TypeInSubgraph,
+    parse_field_set,
+)
+
+# Features the engine understands. A supergraph linking any other feature `for: SECURITY` or
+# `for: EXECUTION` is refused: serving it while ignoring the feature would answer wrongly.
+_KNOWN_FEATURES = {"link", "core", "join", "inaccessible", "tag"}
+# Directives the API schema keeps when applied to elements.
+_KEPT_DIRECTIVES = {"deprecated", "specifiedBy", "oneOf"}
+_SPEC_URL = re.compile(r"^https?://specs\.apollo\.dev/(?P<name>[A-Za-z0-9_-]+)/v(?P<version>[0-9.]+)")
+
+
+@dataclass(frozen=True, slots=True)
+class _Feature:
+    name: str
+    version: str
+    prefix: str  # "join" -> directives are "@join__type", ...
+    purpose: str | None
+
+
+def load_supergraph(sdl: str) -> SupergraphModel:
+    try:
+        document = parse(sdl)
+    except Exception as exc:
+        raise SupergraphError(f"the supergraph is not valid GraphQL SDL: {exc}") from exc
+    features = _read_features(document)
+    join = features.get("join")
+    if join is None:
+        raise SupergraphError("the document links no join spec: it is not a composed supergraph")
+    inaccessible = features["inaccessible"].prefix if "inaccessible" in features else "inaccessible"
+
+    try:
+        schema = build_ast_schema(document, assume_valid_sdl=True)
+    except Exception as exc:
+        raise SupergraphError(f"the supergraph schema cannot be built: {exc}") from exc
+
+    subgraphs = _read_subgraphs(document, join.prefix)
+    by_enum = {sg.enum_value: sg.name for sg in subgraphs.values()}
+    types = _read_types(document, join.prefix, by_enum)
+    api_schema = _build_api_schema(document, features, inaccessible)
+    root_types = {}
+    for kind, root in (
+        ("query", schema.query_type),
+        ("mutation", schema.mutation_type),
+        ("subscription", schema.subscription_type),
+    ):
+        if root is not None:
+            root_types[kind] = root.name
+    return SupergraphModel(
+        sdl=sdl,
+        schema=schema,
+        api_schema=api_schema,
+        subgraphs=subgraphs,
+        types=types,
+        root_types=root_types,
+    )
+
+
+# -- features ----------------------------------------------------------------------------------
+
+
+def _read_features(document: DocumentNode) -> dict[str, _Feature]:
+    features: dict[str, _Feature] = {}
+    for definition in document.definitions:
+        if not isinstance(definition, SchemaDefinitionNode) and type(definition).__name__ != "SchemaExtensionNode":
+            continue
+        for directive in definition.directives or ():
+            if directive.name.value not in ("link", "core"):
+                continue
+            args = _arguments(directive)
+            url = args.get("url") or args.get("feature")
+            if not isinstance(url, str):
+                continue
+            match = _SPEC_URL.match(url)
+            if not match:
+                purpose = args.get("for")
+                if purpose in ("SECURITY", "EXECUTION"):
+                    raise SupergraphError(f"unsupported feature {url} linked for {purpose}")
+                continue
+            name = match["name"]
+            prefix = args.get("as") if isinstance(args.get("as"), str) else name
+            purpose = args.get("for") if isinstance(args.get("for"), str) else None
+            if name not in _KNOWN_FEATURES and purpose in ("SECURITY", "EXECUTION"):
+                raise SupergraphError(
+                    f"unsupported feature {url} linked for {purpose}: serving it while ignoring it "
+                    "would answer wrongly"
+                )
+            features[name] = _Feature(name, match["version"], str(prefix), purpose)
+    return features
+
+
+def _value(node) -> object:
+    if isinstance(node, (StringValueNode,)):
+        return node.value
+    if isinstance(node, BooleanValueNode):
+        return node.value
+    if isinstance(node, EnumValueNode):
+        return node.value
+    if isinstance(node, ListValueNode):
+        return [_value(v) for v in node.values]
+    return getattr(node, "value", None)
+
+
+def _arguments(directive: DirectiveNode) -> dict[str, object]:
+    return {arg.name.value: _value(arg.value) for arg in directive.arguments or ()}
+
+
+def _directives(node, name: str) -> list[dict[str, object]]:
+    return [_arguments(d) for d in node.directives or () if d.name.value == name]
+
+
+# -- subgraphs and join facts -------------------------------------------------------------------
+
+
+def _read_subgraphs(document: DocumentNode, join: str) -> dict[str, Subgraph]:
+    subgraphs: dict[str, Subgraph] = {}
+    for definition in document.definitions:
+        if isinstance(definition, EnumTypeDefinitionNode) and definition.name.value == f"{join}__Graph":
+            for value in definition.values or ():
+                for args in _directives(value, f"{join}__graph"):
+                    name = str(args.get("name") or value.name.value.lower())
+                    url = str(args.get("url") or "")
+                    subgraphs[name] = Subgraph(name=name, enum_value=value.name.value, url=url)
+    if not subgraphs:
+        raise SupergraphError(f"the supergraph declares no subgraph (enum {join}__Graph is empty)")
+    return subgraphs
+
+
+def _graph(args: dict[str, object], by_enum: dict[str, str]) -> str | None:
+    value = args.get("graph")
+    if value is None:
+        return None
+    if value not in by_enum:
+        raise SupergraphError(f"unknown subgraph {value!r} in a join directive")
+    return by_enum[str(value)]
+
+
+_KINDS = {
+    ObjectTypeDefinitionNode: "OBJECT",
+    InterfaceTypeDefinitionNode: "INTERFACE",
+    UnionTypeDefinitionNode: "UNION",
+    EnumTypeDefinitionNode: "ENUM",
+    InputObjectTypeDefinitionNode: "INPUT_OBJECT",
+    ScalarTypeDefinitionNode: "SCALAR",
+}
+
+
+def _read_types(document: DocumentNode, join: str, by_enum: dict[str, str]) -> dict[str, TypeFacts]:
+    types: dict[str, TypeFacts] = {}
+    for definition in document.definitions:
+        kind = _KINDS.get(type(definition))
+        if kind is None:
+            continue
+        assert isinstance(definition, TypeDefinitionNode)
+        name = definition.name.value
+        facts = types.setdefault(name, TypeFacts(name=name, kind=kind))
+        for args in _directives(definition, f"{join}__owner"):
+            facts.owner = _graph(args, by_enum)
+        for args in _directives(definition, f"{join}__type"):
+            graph = _graph(args, by_enum)
+            if graph is None:
+                continue
+            in_graph = facts.subgraphs.setdefault(graph, TypeInSubgraph())
+            key = args.get("key")
+            if isinstance(key, str):
+                in_graph.keys.append(
+                    EntityKey(fields=key, selections=parse_field_set(key), resolvable=args.get("resolvable", True) is not False)
+                )
+            if args.get("extension") is True:
+                in_graph.extension = True
+            if args.get("isInterfaceObject") is True:
+                in_graph.is_interface_object = True
+        for args in _directives(definition, f"{join}__implements"):
+            graph = _graph(args, by_enum)
+            if graph is not None:
+                facts.implements.setdefault(graph, set()).add(str(args["interface"]))
+        for args in _directives(definition, f"{join}__unionMember"):
+            graph = _graph(args, by_enum)
+            if graph is not None:
+                facts.members.setdefault(graph, set()).add(str(args["member"]))
+        if isinstance(definition, EnumTypeDefinitionNode):
+            for value in definition.values or ():
+                for args in _directives(value, f"{join}__enumValue"):
+                    graph = _graph(args, by_enum)
+                    if graph is not None:
+                        facts.enum_values.setdefault(graph, set()).add(value.name.value)
+        for field_node in getattr(definition, "fields", None) or ():
+            field_facts = FieldFacts(name=field_node.name.value, api_type=print_ast(field_node.type))
+            for args in _directives(field_node, f"{join}__field"):
+                requires = args.get("requires")
+                provides = args.get("provides")
+                field_facts.joins.append(
+                    FieldInSubgraph(
+                        subgraph=_graph(args, by_enum),
+                        requires=parse_field_set(requires) if isinstance(requires, str) and requires.strip() else None,
+                        provides=parse_field_set(provides) if isinstance(provides, str) and provides.strip() else None,
+                        type=args.get("type") if isinstance(args.get("type"), str) else None,  # type: ignore[arg-type]
+                        external=args.get("external") is True,
+                        override=args.get("override") if isinstance(args.get("override"), str) else None,  # type: ignore[arg-type]
+                        used_overridden=args.get("usedOverridden") is True,
+                        override_label=args.get("overrideLabel") if isinstance(args.get("overrideLabel"), str) else None,  # type: ignore[arg-type]
+                    )
+                )
+            facts.fields[field_facts.name] = field_facts
+        # A type with no join__type at all (join v0.1 value types) lives in every subgraph.
+        if not facts.subgraphs and facts.owner is None and not _is_machinery(name, join):
+            for graph in by_enum.values():
+                facts.subgraphs[graph] = TypeInSubgraph()
+        if facts.owner is not None and facts.owner not in facts.subgraphs:
+            facts.subgraphs[facts.owner] = TypeInSubgraph()
+    return types
+
+
+def _is_machinery(name: str, join: str) -> bool:
+    return "__" in name
+
+
+# -- API schema ---------------------------------------------------------------------------------
+
+
+def _build_api_schema(document: DocumentNode, features: dict[str, _Feature], inaccessible: str) -> GraphQLSchema:
+    prefixes = {f.prefix for f in features.values()} | {"link", "join", "core"}
+    feature_directives = set(prefixes)
+    hidden_types: set[str] = set()
+
+    def is_feature_element(name: str) -> bool:
+        return name in feature_directives or any(name.startswith(p + "__") for p in prefixes)
+
+    def is_inaccessible(node) -> bool:
+        return any(d.name.value == inaccessible for d in getattr(node, "directives", None) or ())
+
+    for definition in document.definitions:
+        name_node = getattr(definition, "name", None)
+        if name_node is None or isinstance(definition, DirectiveDefinitionNode):
+            continue
+        if is_feature_element(name_node.value) or is_inaccessible(definition):
+            hidden_types.add(name_node.value)
+
+    def kept_directives(node):
+        return tuple(d for d in node.directives or () if d.name.value in _KEPT_DIRECTIVES)
+
+    def type_hidden(type_node) -> bool:
+        while not isinstance(type_node, NamedTypeNode):
+            type_node = type_node.type
+        return type_node.name.value in hidden_types
+
+    definitions = []
+    for definition in document.definitions:
+        if isinstance(definition, DirectiveDefinitionNode):
+            if is_feature_element(definition.name.value):
+                continue
+            definitions.append(definition)
+            continue
+        if isinstance(definition, SchemaDefinitionNode):
+            definitions.append(definition.__class__(
+                description=definition.description,
+                directives=(),
+                operation_types=tuple(
+                    op for op in definition.operation_types if op.type.name.value not in hidden_types
+                ),
+            ))
+            continue
+        name_node = getattr(definition, "name", None)
+        if name_node is None:
+            continue
+        if name_node.value in hidden_types:
+            continue
+        changes: dict[str, object] = {"directives": kept_directives(definition)}
+        if getattr(definition, "fields", None) is not None:
+            fields = []
+            for field_node in definition.fields:
+                if is_inaccessible(field_node) or type_hidden(field_node.type):
+                    continue
+                field_changes: dict[str, object] = {"directives": kept_directives(field_node)}
+                if getattr(field_node, "arguments", None) is not None:
+                    field_changes["arguments"] = tuple(
+                        _copy(arg, directives=kept_directives(arg))
+                        for arg in field_node.arguments
+                        if not is_inaccessible(arg) and not type_hidden(arg.type)
+                    )
+                fields.append(_copy(field_node, **field_changes))
+            changes["fields"] = tuple(fields)
+        if getattr(definition, "interfaces", None) is not None:
+            changes["interfaces"] = tuple(i for i in definition.interfaces if i.name.value not in hidden_types)
+        if isinstance(definition, UnionTypeDefinitionNode):
+            changes["types"] = tuple(t for t in definition.types or () if t.name.value not in hidden_types)
+        if isinstance(definition, (EnumTypeDefinitionNode, EnumTypeExtensionNode)):
+            changes["values"] = tuple(
+                _copy(v, directives=kept_directives(v)) for v in definition.values or () if not is_inaccessible(v)
+            )
+        definitions.append(_copy(definition, **changes))
+    api_document = DocumentNode(definitions=tuple(definitions))
+    try:
+        return build_ast_schema(api_document, assume_valid_sdl=True)
+    except Exception as exc:
+        raise SupergraphError(f"the API schema derived from the supergraph is invalid: {exc}") from exc
+
+
+def _copy(node, **changes):
+    kwargs = {key: getattr(node, key) for key in node.keys if key != "loc"}
+    kwargs.update(changes)
+    return node.__class__(**kwargs)
+
+
+__all__ = ["FieldInSubgraph", "load_supergraph"]
