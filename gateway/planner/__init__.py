@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from cachetools import LRUCache
 from graphql import (
     DocumentNode,
+    FieldNode,
     FragmentDefinitionNode,
+    FragmentSpreadNode,
     GraphQLError,
     OperationDefinitionNode,
     parse,
@@ -79,7 +81,26 @@ class PreparedOperation:
         return self.operation.name.value if self.operation.name else None
 
 
+def _depth(selection_set, fragments: dict[str, FragmentDefinitionNode], seen: frozenset[str] = frozenset()) -> int:
+    deepest = 0
+    for selection in selection_set.selections:
+        if isinstance(selection, FieldNode):
+            if selection.selection_set is not None:
+                deepest = max(deepest, 1 + _depth(selection.selection_set, fragments, seen))
+        elif isinstance(selection, FragmentSpreadNode):
+            fragment = fragments.get(selection.name.value)
+            if fragment is not None and selection.name.value not in seen:
+                deepest = max(deepest, _depth(fragment.selection_set, fragments, seen | {selection.name.value}))
+        else:
+            deepest = max(deepest, _depth(selection.selection_set, fragments, seen))
+    return deepest
+
+
 class Planner:
+    # Limits that keep a hostile document from costing more than a normal one.
+    max_tokens = 50_000
+    max_depth = 64
+
     def __init__(self, model: SupergraphModel, cache_size: int = 2048) -> None:
         self.model = model
         self._documents: LRUCache = LRUCache(maxsize=cache_size)
@@ -113,12 +134,21 @@ class Planner:
 
     def _parse_and_validate(self, text: str) -> DocumentNode:
         try:
-            document = parse(text)
+            document = parse(text, max_tokens=self.max_tokens)
         except GraphQLError as error:
             raise DocumentError("GRAPHQL_PARSE_FAILED", [error]) from None
-        errors = validate(self.model.api_schema, document)
+        except RecursionError:
+            raise DocumentError("GRAPHQL_PARSE_FAILED", ["the document is nested too deeply"]) from None
+        try:
+            errors = validate(self.model.api_schema, document)
+        except RecursionError:
+            raise DocumentError("GRAPHQL_VALIDATION_FAILED", ["the document is nested too deeply"]) from None
         if errors:
             raise DocumentError("GRAPHQL_VALIDATION_FAILED", errors)
+        fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+        for definition in document.definitions:
+            if isinstance(definition, OperationDefinitionNode) and _depth(definition.selection_set, fragments) > self.max_depth:
+                raise DocumentError("MAX_DEPTH_EXCEEDED", [f"the operation is nested deeper than {self.max_depth} levels"])
         return document
 
     def plan(self, prepared: PreparedOperation, variables: dict[str, object] | None = None) -> QueryPlan:

@@ -211,3 +211,16 @@ def test_same_response_key_with_different_subgraph_types_gets_an_alias():
     document = query_plan.nodes[0].document
     assert "_id_1: id" in document
     assert query_plan.nodes[0].selection_to_undo_aliases is not None
+
+
+def test_hostile_documents_are_refused_with_codes(planner):
+    deep = "{ residents { " + "jobsPosted { postedBy { " * 40 + "id" + " } }" * 40 + " } }"
+    with pytest.raises(DocumentError) as too_deep:
+        planner.prepare(deep, None)
+    assert too_deep.value.code == "MAX_DEPTH_EXCEEDED"
+    with pytest.raises(DocumentError) as too_long:
+        planner.prepare("{ " + "residents { id } " * 20_000 + "}", None)
+    assert too_long.value.code == "GRAPHQL_PARSE_FAILED"
+    with pytest.raises(DocumentError) as nested:
+        planner.prepare("{ residents(" + "[" * 3000 + "]" * 3000 + ") { id } }", None)
+    assert nested.value.code in ("GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED")
