@@ -86,6 +86,33 @@ def plan(
 
 
 @app.command()
+def compose(
+    config: Annotated[Path, typer.Argument(help="YAML listing the subgraphs (rover's supergraph.yaml format).")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the supergraph here (default: stdout).")] = None,
+) -> None:
+    """Compose subgraphs (files or URLs) into a supergraph in Apollo's format."""
+    from .composition import compose as compose_subgraphs
+    from .composition.config import ConfigError, read_compose_config
+
+    try:
+        sources = read_compose_config(config)
+    except ConfigError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+    result = compose_subgraphs(sources)
+    if not result.ok:
+        console.print(f"[red]composition failed with {len(result.errors)} error(s):[/red]")
+        for error in result.errors:
+            console.print(f"  {error}", highlight=False, markup=False)
+        raise typer.Exit(1)
+    if output is None:
+        typer.echo(result.supergraph, nl=False)
+    else:
+        output.write_text(result.supergraph or "", encoding="utf-8")
+        console.print(f"supergraph of {len(sources)} subgraphs written to {output}")
+
+
+@app.command()
 def demo(
     connectors: Annotated[Path, typer.Option(help="The folder of demo connectors.")] = Path("connectors"),
     host: Annotated[str, typer.Option(help="Interface to listen on (loopback by default).")] = "127.0.0.1",

@@ -1,0 +1,127 @@
+"""The composition stage: subgraph SDLs in, a supergraph in Apollo's format out.
+
+`compose()` reads every subgraph, checks its field sets, merges them, prints the supergraph,
+loads it back with the engine's own loader and checks satisfiability. It never raises for a
+bad input: every problem comes back as a CompositionError with a code, the subgraph and the
+location in that subgraph's SDL.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from graphql import print_ast
+
+from ..supergraph import SupergraphError, load_supergraph
+from ._errors import CompositionError
+from ._fieldsets import check_field_sets, externals
+from ._merge import Merger
+from ._print import print_supergraph
+from ._satisfiability import check_satisfiability
+from ._subgraph import Subgraph, read_subgraph
+
+__all__ = ["CompositionError", "CompositionResult", "SubgraphSource", "compose"]
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class SubgraphSource:
+    name: str
+    sdl: str
+    url: str = ""
+
+
+@dataclass(slots=True)
+class CompositionResult:
+    supergraph: str | None
+    errors: list[CompositionError] = field(default_factory=list)
+    subgraphs: list[Subgraph] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.supergraph is not None and not self.errors
+
+
+def compose(sources: Iterable[SubgraphSource]) -> CompositionResult:
+    sources = list(sources)
+    errors: list[CompositionError] = []
+    seen: set[str] = set()
+    for source in sources:
+        if not _NAME.match(source.name) or source.name.lower() == "_":
+            errors.append(CompositionError("INVALID_SUBGRAPH_NAME", f"{source.name!r} is not a valid subgraph name", source.name))
+        if source.name in seen:
+            errors.append(CompositionError("DUPLICATE_SUBGRAPH_NAME", f"two subgraphs are named {source.name!r}", source.name))
+        seen.add(source.name)
+    if not sources:
+        errors.append(CompositionError("NO_QUERIES", "there is no subgraph to compose"))
+    subgraphs: list[Subgraph] = []
+    used: dict[str, set[tuple[str, str]]] = {}
+    for source in sources:
+        subgraph, read_errors = read_subgraph(source.name, source.sdl, source.url)
+        errors += read_errors
+        if subgraph is None:
+            continue
+        set_errors, used_fields = check_field_sets(subgraph)
+        errors += set_errors
+        used[subgraph.name] = used_fields
+        errors += _unused_externals(subgraph, used_fields)
+        subgraphs.append(subgraph)
+    if errors:
+        return CompositionResult(None, errors, subgraphs)
+    merger = Merger(subgraphs, used)
+    merged = merger.merge()
+    if merger.errors:
+        return CompositionResult(None, merger.errors, subgraphs)
+    composed_links, composed = _composed_directives(subgraphs)
+    supergraph = print_supergraph(merged, composed_links, composed)
+    try:
+        model = load_supergraph(supergraph)
+    except SupergraphError as error:
+        return CompositionResult(None, [CompositionError("INTERNAL", f"the composed supergraph does not load: {error}")], subgraphs)
+    errors = check_satisfiability(model)
+    if errors:
+        return CompositionResult(None, errors, subgraphs)
+    return CompositionResult(supergraph, [], subgraphs)
+
+
+def _unused_externals(subgraph: Subgraph, used: set[tuple[str, str]]) -> list[CompositionError]:
+    if subgraph.is_fed1:
+        return []
+    errors = []
+    for type_def, field_def in externals(subgraph):
+        if (type_def.name, field_def.name) in used:
+            continue
+        # an external field may be there to satisfy an interface the type implements
+        if any(field_def.name in subgraph.types[i].fields for i in type_def.interfaces if i in subgraph.types):
+            continue
+        from ._errors import location_of
+
+        errors.append(
+            CompositionError(
+                "EXTERNAL_UNUSED",
+                f'field "{type_def.name}.{field_def.name}" is marked @external but no @key, @requires or @provides uses it',
+                subgraph.name,
+                location_of(field_def.node),
+            )
+        )
+    return errors
+
+
+def _composed_directives(subgraphs: list[Subgraph]) -> tuple[list[tuple[str, list[str]]], dict[str, str]]:
+    """Directives kept in the supergraph through @composeDirective, with their spec links."""
+    links: dict[str, list[str]] = {}
+    definitions: dict[str, str] = {}
+    for subgraph in subgraphs:
+        for name in subgraph.composed_directives:
+            definition = subgraph.directive_definitions.get(name)
+            if definition is not None and name not in definitions:
+                definitions[name] = print_ast(definition)
+            for spec in subgraph.linked_specs:
+                if name in spec.imports:
+                    imports = links.setdefault(spec.url, [])
+                    if name not in imports:
+                        imports.append(name)
+    return list(links.items()), definitions

@@ -1,0 +1,551 @@
+"""Merging subgraphs into one supergraph: types, fields, arguments, join facts.
+
+Follows Apollo Federation 2's merge rules: output field types take the most general type of
+their definitions and input types the most restrictive; arguments and input fields are
+intersected; enums are merged by how they are used; non-key fields resolved by several
+subgraphs must be @shareable; @override moves a field and keeps the overridden definition only
+where that subgraph still uses it. Errors are collected, never raised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ._errors import CompositionError, location_of
+from ._fieldsets import named_type
+from ._subgraph import AppliedDirective, Field, Subgraph, TypeDef
+
+
+@dataclass(slots=True)
+class JoinType:
+    subgraph: str
+    key: str | None = None
+    extension: bool = False
+    resolvable: bool = True
+    interface_object: bool = False
+
+
+@dataclass(slots=True)
+class JoinField:
+    subgraph: str | None
+    type: str | None = None
+    requires: str | None = None
+    provides: str | None = None
+    external: bool = False
+    override: str | None = None
+    override_label: str | None = None
+    used_overridden: bool = False
+
+
+@dataclass(slots=True)
+class MergedArgument:
+    name: str
+    type: str
+    default: str | None
+    description: str | None
+    inaccessible: bool = False
+    deprecated: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class MergedField:
+    name: str
+    type: str
+    description: str | None = None
+    arguments: dict[str, MergedArgument] = field(default_factory=dict)
+    default: str | None = None
+    joins: list[JoinField] = field(default_factory=list)  # empty: in every subgraph of its type
+    inaccessible: bool = False
+    deprecated: str | None = None
+    tags: list[str] = field(default_factory=list)
+    applied: list[AppliedDirective] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class MergedEnumValue:
+    name: str
+    description: str | None
+    subgraphs: list[str]
+    inaccessible: bool = False
+    deprecated: str | None = None
+    tags: list[str] = field(default_factory=list)
+    applied: list[AppliedDirective] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class MergedType:
+    name: str
+    kind: str
+    description: str | None = None
+    join_types: list[JoinType] = field(default_factory=list)
+    fields: dict[str, MergedField] = field(default_factory=dict)
+    interfaces: list[str] = field(default_factory=list)
+    implements: list[tuple[str, str]] = field(default_factory=list)  # (subgraph, interface)
+    members: list[str] = field(default_factory=list)
+    union_members: list[tuple[str, str]] = field(default_factory=list)  # (subgraph, member)
+    values: dict[str, MergedEnumValue] = field(default_factory=dict)
+    inaccessible: bool = False
+    tags: list[str] = field(default_factory=list)
+    applied: list[AppliedDirective] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class MergedSupergraph:
+    subgraphs: list[Subgraph]
+    types: dict[str, MergedType]
+
+    def uses(self, directive: str) -> bool:
+        for type_def in self.types.values():
+            if directive == "inaccessible":
+                if type_def.inaccessible or any(f.inaccessible or any(a.inaccessible for a in f.arguments.values()) for f in type_def.fields.values()):
+                    return True
+                if any(v.inaccessible for v in type_def.values.values()):
+                    return True
+            if directive == "tag":
+                if type_def.tags or any(f.tags or any(a.tags for a in f.arguments.values()) for f in type_def.fields.values()):
+                    return True
+                if any(v.tags for v in type_def.values.values()):
+                    return True
+        return False
+
+
+def _kind(type_def: TypeDef) -> str:
+    return "INTERFACE" if type_def.interface_object else type_def.kind
+
+
+def _levels(type_string: str) -> list[bool]:
+    """Nullability per level, outermost first, e.g. "[A!]" -> [False, True]."""
+    levels: list[bool] = []
+    rest = type_string
+    while True:
+        non_null = rest.endswith("!")
+        if non_null:
+            rest = rest[:-1]
+        levels.append(non_null)
+        if rest.startswith("["):
+            rest = rest[1:-1]
+        else:
+            return levels
+
+
+def _with_levels(named: str, levels: list[bool]) -> str:
+    result = named + ("!" if levels[-1] else "")
+    for non_null in reversed(levels[:-1]):
+        result = "[" + result + "]" + ("!" if non_null else "")
+    return result
+
+
+class Merger:
+    def __init__(self, subgraphs: list[Subgraph], used: dict[str, set[tuple[str, str]]]) -> None:
+        self.subgraphs = sorted(subgraphs, key=lambda s: s.name)
+        self.by_name = {s.name: s for s in self.subgraphs}
+        self.used = used  # subgraph -> (type, field) pairs its field sets use
+        self.errors: list[CompositionError] = []
+
+    def error(self, code: str, message: str, subgraph: str | None = None, node=None) -> None:
+        self.errors.append(CompositionError(code, message, subgraph, location_of(node) if node is not None else ()))
+
+    # -- types ----------------------------------------------------------------------------------
+
+    def merge(self) -> MergedSupergraph:
+        definitions: dict[str, list[tuple[Subgraph, TypeDef]]] = {}
+        for subgraph in self.subgraphs:
+            for type_def in subgraph.types.values():
+                definitions.setdefault(type_def.name, []).append((subgraph, type_def))
+        types: dict[str, MergedType] = {}
+        for name in sorted(definitions):
+            defs = definitions[name]
+            kinds = {_kind(t) for _, t in defs}
+            if len(kinds) > 1:
+                detail = ", ".join(f"{_kind(t).lower()} in {s.name}" for s, t in defs)
+                self.error("TYPE_KIND_MISMATCH", f'type "{name}" has different kinds across subgraphs: {detail}', defs[0][0].name, defs[0][1].nodes[0])
+                continue
+            kind = kinds.pop()
+            merged = MergedType(name=name, kind=kind)
+            merged.description = next((t.description for _, t in defs if t.description), None)
+            merged.inaccessible = any(t.inaccessible for _, t in defs)
+            merged.tags = _unique(tag for _, t in defs for tag in t.tags)
+            merged.applied = [a for _, t in defs for a in t.applied]
+            for subgraph, type_def in defs:
+                self._join_types(merged, subgraph, type_def)
+            if name == "Query":
+                # every subgraph answers queries (at least _service and _entities)
+                present = {j.subgraph for j in merged.join_types}
+                merged.join_types += [JoinType(s.name) for s in self.subgraphs if s.name not in present]
+                merged.join_types.sort(key=lambda j: j.subgraph)
+            if kind in ("OBJECT", "INTERFACE"):
+                self._merge_composite(merged, defs)
+            elif kind == "INPUT_OBJECT":
+                self._merge_input(merged, defs)
+            elif kind == "UNION":
+                for subgraph, type_def in defs:
+                    for member in type_def.members:
+                        merged.union_members.append((subgraph.name, member))
+                        if member not in merged.members:
+                            merged.members.append(member)
+            elif kind == "ENUM":
+                self._collect_enum(merged, defs)
+            types[name] = merged
+        supergraph = MergedSupergraph(self.subgraphs, types)
+        self._interface_objects(supergraph, definitions)
+        self._finish_enums(supergraph, definitions)
+        if not self.errors and ("Query" not in types or not types["Query"].fields):
+            self.error("NO_QUERIES", "no subgraph defines a field on the Query type")
+        return supergraph
+
+    def _join_types(self, merged: MergedType, subgraph: Subgraph, type_def: TypeDef) -> None:
+        if type_def.keys:
+            for key in type_def.keys:
+                merged.join_types.append(
+                    JoinType(subgraph.name, key.fields, type_def.extends or (type_def.extension and not subgraph.is_fed1), key.resolvable, type_def.interface_object)
+                )
+        else:
+            merged.join_types.append(JoinType(subgraph.name, None, False, True, type_def.interface_object))
+
+    # -- object and interface fields --------------------------------------------------------------
+
+    def _merge_composite(self, merged: MergedType, defs: list[tuple[Subgraph, TypeDef]]) -> None:
+        for subgraph, type_def in defs:
+            for interface in type_def.interfaces:
+                merged.implements.append((subgraph.name, interface))
+                if interface not in merged.interfaces:
+                    merged.interfaces.append(interface)
+        names: list[str] = []
+        for _, type_def in defs:
+            names += [n for n in type_def.fields if n not in names]
+        type_subgraphs = sorted({j.subgraph for j in merged.join_types})
+        for name in names:
+            field_defs = [(s, t, t.fields[name]) for s, t in defs if name in t.fields]
+            merged_field = self._merge_field(merged, field_defs, type_subgraphs)
+            if merged_field is not None:
+                merged.fields[name] = merged_field
+
+    def _merge_field(self, merged: MergedType, field_defs, type_subgraphs: list[str]) -> MergedField | None:
+        type_name = merged.name
+        name = field_defs[0][2].name
+        coordinate = f"{type_name}.{name}"
+        overridden: dict[str, bool] = {}  # subgraph -> still used there
+        for subgraph, _type_def, field_def in field_defs:
+            if field_def.override is None:
+                continue
+            source = field_def.override
+            node = field_def.node
+            if source == subgraph.name:
+                self.error("OVERRIDE_FROM_SELF_ERROR", f'"{coordinate}" in "{subgraph.name}" overrides itself', subgraph.name, node)
+                continue
+            if field_def.external:
+                self.error("OVERRIDE_COLLISION_WITH_ANOTHER_DIRECTIVE", f'"{coordinate}" in "{subgraph.name}" is both @override and @external', subgraph.name, node)
+                continue
+            if source not in self.by_name:
+                field_def.override = None  # no such subgraph: nothing to take over (Apollo hints)
+                field_def.shareable = True
+                continue
+            source_def = next((f for s, _, f in field_defs if s.name == source), None)
+            if source_def is None or source_def.external:
+                continue  # the source does not resolve the field: nothing moves
+            if source_def.override is not None:
+                self.error(
+                    "OVERRIDE_SOURCE_HAS_OVERRIDE",
+                    f'"{coordinate}" is overridden from "{source}" in "{subgraph.name}", but "{source}" overrides it too',
+                    subgraph.name,
+                    node,
+                )
+                continue
+            overridden[source] = self._still_used(source, type_name, name)
+        if merged.kind == "OBJECT":
+            self._check_sharing(coordinate, field_defs, overridden)
+        non_external = [(s, t, f) for s, t, f in field_defs if not f.external]
+        if not non_external and not any(t.interface_object for _, t, _ in field_defs):
+            subgraph, _, field_def = field_defs[0]
+            self.error(
+                "EXTERNAL_MISSING_ON_BASE",
+                f'"{coordinate}" is marked @external in {", ".join(s.name for s, _, _ in field_defs)} but no subgraph defines it',
+                subgraph.name,
+                field_def.node,
+            )
+            return None
+        base = non_external or field_defs
+        field_type = self._merge_output_types(coordinate, base)
+        if field_type is None:
+            return None
+        for subgraph, _, field_def in field_defs:
+            if field_def.external and named_type(field_def.type) != named_type(field_type):
+                self.error(
+                    "EXTERNAL_TYPE_MISMATCH",
+                    f'"{coordinate}" is @external in "{subgraph.name}" with type {field_def.type}, incompatible with {field_type}',
+                    subgraph.name,
+                    field_def.node,
+                )
+        result = MergedField(name=name, type=field_type)
+        result.description = next((f.description for _, _, f in field_defs if f.description), None)
+        result.inaccessible = any(f.inaccessible for _, _, f in field_defs)
+        result.deprecated = next((f.deprecated for _, _, f in field_defs if f.deprecated), None)
+        result.tags = _unique(tag for _, _, f in field_defs for tag in f.tags)
+        result.applied = [a for _, _, f in field_defs for a in f.applied]
+        result.arguments = self._merge_arguments(coordinate, [(s, f) for s, _, f in base])
+        kept = [(s, t, f) for s, t, f in field_defs if s.name not in overridden or overridden[s.name]]
+        types_differ = len({f.type for _, _, f in kept}) > 1 or any(f.type != field_type for _, _, f in kept)
+        special = any(
+            f.external or f.requires or f.provides or f.override or s.name in overridden for s, _, f in field_defs
+        )
+        if special or types_differ or sorted({s.name for s, _, _ in field_defs}) != sorted(set(type_subgraphs)):
+            for subgraph, _, field_def in kept:
+                result.joins.append(
+                    JoinField(
+                        subgraph=subgraph.name,
+                        type=field_def.type if types_differ else None,
+                        requires=field_def.requires,
+                        provides=field_def.provides,
+                        external=field_def.external,
+                        override=field_def.override,
+                        override_label=field_def.override_label,
+                        used_overridden=subgraph.name in overridden,
+                    )
+                )
+        return result
+
+    def _still_used(self, subgraph_name: str, type_name: str, field_name: str) -> bool:
+        if (type_name, field_name) in self.used.get(subgraph_name, set()):
+            return True
+        subgraph = self.by_name[subgraph_name]
+        type_def = subgraph.types.get(type_name)
+        if type_def is None:
+            return False
+        for interface in type_def.interfaces:
+            interface_def = subgraph.types.get(interface)
+            if interface_def is not None and field_name in interface_def.fields:
+                return True
+        return False
+
+    def _check_sharing(self, coordinate: str, field_defs, overridden: dict[str, bool]) -> None:
+        resolving = [(s, f) for s, t, f in field_defs if not f.external and s.name not in overridden]
+        if len(resolving) < 2:
+            return
+        unshared = [s.name for s, f in resolving if not f.shareable]
+        if unshared:
+            subgraph, field_def = next((s, f) for s, f in resolving if not f.shareable)
+            self.error(
+                "INVALID_FIELD_SHARING",
+                f'non-shareable field "{coordinate}" is resolved from several subgraphs: '
+                f'{", ".join(s.name for s, _ in resolving)} (not @shareable in {", ".join(unshared)})',
+                subgraph.name,
+                field_def.node,
+            )
+
+    def _merge_output_types(self, coordinate: str, field_defs) -> str | None:
+        types = [(s, f.type) for s, _, f in field_defs]
+        shapes = {(named_type(t), len(_levels(t))) for _, t in types}
+        names = {n for n, _ in shapes}
+        depths = {d for _, d in shapes}
+        if len(depths) > 1:
+            self._type_mismatch(coordinate, types)
+            return None
+        named = next(iter(names))
+        if len(names) > 1:
+            named = self._common_supertype(names, field_defs)
+            if named is None:
+                self._type_mismatch(coordinate, types)
+                return None
+        depth = depths.pop()
+        levels = [all(_levels(t)[i] for _, t in types) for i in range(depth)]
+        return _with_levels(named, levels)
+
+    def _common_supertype(self, names: set[str], field_defs) -> str | None:
+        """Output types may differ by subtyping (an interface and its implementation)."""
+        for candidate in names:
+            others = names - {candidate}
+            if all(self._is_subtype(candidate, other) for other in others):
+                return candidate
+        return None
+
+    def _is_subtype(self, abstract: str, concrete: str) -> bool:
+        for subgraph in self.subgraphs:
+            concrete_def = subgraph.types.get(concrete)
+            abstract_def = subgraph.types.get(abstract)
+            if concrete_def is not None and abstract in concrete_def.interfaces:
+                return True
+            if abstract_def is not None and concrete in abstract_def.members:
+                return True
+        return False
+
+    def _type_mismatch(self, coordinate: str, types) -> None:
+        detail = ", ".join(f"{t} in {s.name}" for s, t in types)
+        subgraph = types[0][0]
+        self.error("FIELD_TYPE_MISMATCH", f'type of field "{coordinate}" is incompatible across subgraphs: {detail}', subgraph.name)
+
+    def _merge_input_types(self, coordinate: str, types: list[tuple[Subgraph, str]], code: str) -> str | None:
+        shapes = {(named_type(t), len(_levels(t))) for _, t in types}
+        if len(shapes) > 1:
+            detail = ", ".join(f"{t} in {s.name}" for s, t in types)
+            self.error(code, f'type of "{coordinate}" is incompatible across subgraphs: {detail}', types[0][0].name)
+            return None
+        named, depth = shapes.pop()
+        levels = [any(_levels(t)[i] for _, t in types) for i in range(depth)]
+        return _with_levels(named, levels)
+
+    def _merge_arguments(self, coordinate: str, definitions: list[tuple[Subgraph, Field]]) -> dict[str, MergedArgument]:
+        names: list[str] = []
+        for _, field_def in definitions:
+            names += [n for n in field_def.arguments if n not in names]
+        merged: dict[str, MergedArgument] = {}
+        for name in names:
+            present = [(s, f.arguments[name]) for s, f in definitions if name in f.arguments]
+            if len(present) < len(definitions):
+                missing = [s.name for s, f in definitions if name not in f.arguments]
+                if any(a.type.endswith("!") and a.default is None for _, a in present):
+                    self.error(
+                        "REQUIRED_ARGUMENT_MISSING_IN_SOME_SUBGRAPH",
+                        f'argument "{coordinate}({name}:)" is required in {", ".join(s.name for s, _ in present)} but missing in {", ".join(missing)}',
+                        present[0][0].name,
+                        present[0][1].node,
+                    )
+                continue
+            argument_type = self._merge_input_types(f"{coordinate}({name}:)", [(s, a.type) for s, a in present], "FIELD_ARGUMENT_TYPE_MISMATCH")
+            if argument_type is None:
+                continue
+            defaults = {a.default for _, a in present}
+            if len(defaults) > 1:
+                self.error(
+                    "FIELD_ARGUMENT_DEFAULT_MISMATCH",
+                    f'argument "{coordinate}({name}:)" has different default values across subgraphs: {", ".join(str(d) for d in defaults)}',
+                    present[0][0].name,
+                    present[0][1].node,
+                )
+                continue
+            merged[name] = MergedArgument(
+                name=name,
+                type=argument_type,
+                default=defaults.pop(),
+                description=next((a.description for _, a in present if a.description), None),
+                inaccessible=any(a.inaccessible for _, a in present),
+                deprecated=next((a.deprecated for _, a in present if a.deprecated), None),
+                tags=_unique(tag for _, a in present for tag in a.tags),
+            )
+        return merged
+
+    # -- input objects, enums ---------------------------------------------------------------------
+
+    def _merge_input(self, merged: MergedType, defs: list[tuple[Subgraph, TypeDef]]) -> None:
+        names: list[str] = []
+        for _, type_def in defs:
+            names += [n for n in type_def.fields if n not in names]
+        for name in names:
+            present = [(s, t.fields[name]) for s, t in defs if name in t.fields]
+            coordinate = f"{merged.name}.{name}"
+            if len(present) < len(defs):
+                if any(f.type.endswith("!") and f.default is None for _, f in present):
+                    missing = [s.name for s, t in defs if name not in t.fields]
+                    self.error(
+                        "REQUIRED_INPUT_FIELD_MISSING_IN_SOME_SUBGRAPH",
+                        f'input field "{coordinate}" is required in {", ".join(s.name for s, _ in present)} but missing in {", ".join(missing)}',
+                        present[0][0].name,
+                        present[0][1].node,
+                    )
+                continue
+            field_type = self._merge_input_types(coordinate, [(s, f.type) for s, f in present], "FIELD_TYPE_MISMATCH")
+            if field_type is None:
+                continue
+            merged.fields[name] = MergedField(
+                name=name,
+                type=field_type,
+                description=next((f.description for _, f in present if f.description), None),
+                default=next((f.default for _, f in present if f.default is not None), None),
+                inaccessible=any(f.inaccessible for _, f in present),
+                deprecated=next((f.deprecated for _, f in present if f.deprecated), None),
+                tags=_unique(tag for _, f in present for tag in f.tags),
+            )
+        if not merged.fields:
+            self.error("EMPTY_MERGED_INPUT_TYPE", f'input type "{merged.name}" has no field common to every subgraph that defines it', defs[0][0].name, defs[0][1].nodes[0])
+
+    def _collect_enum(self, merged: MergedType, defs: list[tuple[Subgraph, TypeDef]]) -> None:
+        for subgraph, type_def in defs:
+            for value in type_def.values.values():
+                existing = merged.values.get(value.name)
+                if existing is None:
+                    merged.values[value.name] = MergedEnumValue(
+                        value.name, value.description, [subgraph.name], value.inaccessible, value.deprecated, list(value.tags), list(value.applied)
+                    )
+                else:
+                    existing.subgraphs.append(subgraph.name)
+                    existing.inaccessible = existing.inaccessible or value.inaccessible
+                    existing.tags = _unique(existing.tags + value.tags)
+
+    def _finish_enums(self, supergraph: MergedSupergraph, definitions) -> None:
+        as_input: set[str] = set()
+        as_output: set[str] = set()
+        for merged in supergraph.types.values():
+            for merged_field in merged.fields.values():
+                target = as_input if merged.kind == "INPUT_OBJECT" else as_output
+                target.add(named_type(merged_field.type))
+                for argument in merged_field.arguments.values():
+                    as_input.add(named_type(argument.type))
+        for merged in supergraph.types.values():
+            if merged.kind != "ENUM":
+                continue
+            defs = definitions[merged.name]
+            everywhere = len(defs)
+            # a value some subgraphs lack is fine when the API hides it (@inaccessible)
+            partial = [v for v in merged.values.values() if len(v.subgraphs) < everywhere and not v.inaccessible]
+            if merged.name in as_input and merged.name in as_output and partial:
+                value = partial[0]
+                self.error(
+                    "ENUM_VALUE_MISMATCH",
+                    f'enum "{merged.name}" is used as input and output, so every subgraph must define the same values; "{value.name}" is only in {", ".join(value.subgraphs)}',
+                    defs[0][0].name,
+                    defs[0][1].nodes[0],
+                )
+            elif merged.name in as_input and merged.name not in as_output:
+                for value in partial:
+                    del merged.values[value.name]
+            if not merged.values:
+                self.error("EMPTY_MERGED_ENUM_TYPE", f'enum "{merged.name}" has no value common to every subgraph', defs[0][0].name, defs[0][1].nodes[0])
+
+    # -- @interfaceObject -------------------------------------------------------------------------
+
+    def _interface_objects(self, supergraph: MergedSupergraph, definitions) -> None:
+        for interface in supergraph.types.values():
+            io_defs = [(s, t) for s, t in definitions.get(interface.name, []) if t.interface_object]
+            if not io_defs:
+                continue
+            for subgraph, type_def in io_defs:
+                if not type_def.keys:
+                    self.error("INTERFACE_OBJECT_USAGE_ERROR", f'"{interface.name}" is an @interfaceObject in "{subgraph.name}" but has no @key', subgraph.name, type_def.nodes[0])
+                if subgraph.federation is not None and subgraph.federation < (2, 3):
+                    self.error("INTERFACE_OBJECT_USAGE_ERROR", f'@interfaceObject needs federation v2.3 or later in "{subgraph.name}"', subgraph.name, type_def.nodes[0])
+            real = [(s, t) for s, t in definitions.get(interface.name, []) if not t.interface_object]
+            if not real:
+                self.error(
+                    "INTERFACE_OBJECT_USAGE_ERROR",
+                    f'"{interface.name}" is an @interfaceObject but no subgraph defines the interface itself',
+                    io_defs[0][0].name,
+                    io_defs[0][1].nodes[0],
+                )
+                continue
+            contributed = {name for _, t in io_defs for name, f in t.fields.items() if not f.external}
+            for implementation in supergraph.types.values():
+                if interface.name not in implementation.interfaces:
+                    continue
+                for name in contributed:
+                    if name in implementation.fields:
+                        continue
+                    source = interface.fields.get(name)
+                    if source is None:
+                        continue
+                    implementation.fields[name] = MergedField(
+                        name=name,
+                        type=source.type,
+                        description=source.description,
+                        arguments=dict(source.arguments),
+                        joins=[JoinField(subgraph=None)],
+                        inaccessible=source.inaccessible,
+                        deprecated=source.deprecated,
+                    )
+
+
+def _unique(items) -> list:
+    result: list = []
+    for item in items:
+        if item not in result:
+            result.append(item)
+    return result
