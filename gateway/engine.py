@@ -14,8 +14,7 @@ from typing import Any
 from graphql import GraphQLError
 from graphql.execution.values import get_variable_values
 
-from .executor import Executor, HttpTransport, SubgraphTransport
-from .executor._transport import SubgraphEndpoint
+from .executor import Executor, Subgraphs, SubgraphTransport
 from .planner import DocumentError, Planner, PlanningError
 from .supergraph import SupergraphModel, load_supergraph
 
@@ -67,24 +66,11 @@ class Engine:
         self.transport = transport
 
     @classmethod
-    def from_sdl(
-        cls,
-        sdl: str,
-        transport: SubgraphTransport | None = None,
-        timeouts: Mapping[str, float] | None = None,
-        headers: Mapping[str, Mapping[str, str]] | None = None,
-    ) -> Engine:
+    def from_sdl(cls, sdl: str, transport: SubgraphTransport | None = None) -> Engine:
+        """An Engine for a supergraph, reaching its subgraphs at their join__graph URLs."""
         model = load_supergraph(sdl)
         if transport is None:
-            endpoints = {
-                name: SubgraphEndpoint(
-                    url=subgraph.url,
-                    timeout=(timeouts or {}).get(name, 30.0),
-                    headers=dict((headers or {}).get(name, {})),
-                )
-                for name, subgraph in model.subgraphs.items()
-            }
-            transport = HttpTransport(endpoints)
+            transport = Subgraphs.over_http({name: s.url for name, s in model.subgraphs.items()})
         return cls(model, transport)
 
     def coerce_variables(self, prepared, variables: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -26,9 +26,18 @@ from ..planner import INTROSPECTION_ROOT_FIELDS, PreparedOperation, QueryPlan
 from ..supergraph import SupergraphModel
 from ._fetch import Execution, FetchRunner, SubgraphTransport, SubgraphUnavailable
 from ._shape import Shaper
-from ._transport import HttpTransport
+from ._transport import HttpSubgraph, InProcessSubgraph, Subgraphs, new_http_client
 
-__all__ = ["ExecutionResult", "Executor", "HttpTransport", "SubgraphTransport", "SubgraphUnavailable"]
+__all__ = [
+    "ExecutionResult",
+    "Executor",
+    "HttpSubgraph",
+    "InProcessSubgraph",
+    "SubgraphTransport",
+    "SubgraphUnavailable",
+    "Subgraphs",
+    "new_http_client",
+]
 
 
 @dataclass(slots=True)

@@ -22,7 +22,9 @@ class SubgraphUnavailable(Exception):
 
 
 class SubgraphTransport(Protocol):
-    async def send(self, subgraph: str, body: bytes) -> bytes: ...
+    """Sends one operation to one subgraph: JSON bytes back, or an already parsed answer."""
+
+    async def send(self, subgraph: str, query: str, variables: dict[str, Any] | None) -> bytes | dict: ...
 
 
 @dataclass(slots=True)
@@ -114,11 +116,10 @@ class FetchRunner:
         self._add_errors(node, result.get("errors"), execution, targets)
 
     async def _send(self, node: FetchNode, variables: dict, execution: Execution) -> dict | None:
-        body = {"query": node.document, "variables": variables} if variables else {"query": node.document}
         execution.subgraph_requests += 1
         try:
-            raw = await self.transport.send(node.subgraph, orjson.dumps(body))
-            result = orjson.loads(raw)
+            raw = await self.transport.send(node.subgraph, node.document, variables or None)
+            result = raw if isinstance(raw, dict) else orjson.loads(raw)
             if not isinstance(result, dict) or ("data" not in result and "errors" not in result):
                 raise SubgraphUnavailable("the answer is not a GraphQL response")
         except SubgraphUnavailable as error:
