@@ -24,28 +24,66 @@ def _read(path: Path) -> str:
         raise typer.Exit(2) from None
 
 
+def _operator_key() -> str:
+    import os
+
+    from .registry import new_key
+
+    key = os.environ.get("CITYGATE_OPERATOR_KEY")
+    if key:
+        return key
+    key = new_key("cgo")
+    console.print(f"[yellow]CITYGATE_OPERATOR_KEY is not set: this run's operator key is[/yellow] {key}", highlight=False)
+    return key
+
+
+def _policy(path: Path | None):
+    from .policy import PolicyError, load_policy
+
+    try:
+        return load_policy(path)
+    except PolicyError as error:
+        console.print("[red]the policy file is invalid:[/red]")
+        for problem in error.problems:
+            console.print(f"  - {problem}", highlight=False, markup=False)
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def serve(
-    supergraph: Annotated[Path, typer.Option(help="A composed supergraph in Apollo's format.")],
+    supergraph: Annotated[Path | None, typer.Option(help="A composed supergraph in Apollo's format.")] = None,
+    connectors: Annotated[Path | None, typer.Option(help="Compose the connectors of this folder (and the registered ones).")] = None,
+    store: Annotated[str, typer.Option(help="Store URL (sqlite:///file.db or postgresql://...), with --connectors.")] = "sqlite:///citygate.db",
+    policy: Annotated[Path | None, typer.Option(help="The operator's policy file (YAML).")] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 4000,
     dev: Annotated[bool, typer.Option("--dev", help="Development mode: query plans on request.")] = False,
     log_level: Annotated[str, typer.Option(help="Log level.")] = "warning",
 ) -> None:
-    """Serve a supergraph at /graphql."""
+    """Serve a supergraph at /graphql: a composed file, or connectors with the admin API."""
     import uvicorn
 
     from .engine import Engine
     from .http import GatewayState, create_app
 
     logging.basicConfig(level=log_level.upper())
-    try:
-        engine = Engine.from_sdl(_read(supergraph))
-    except SupergraphError as error:
-        console.print(f"[red]the supergraph cannot be served: {error}[/red]")
-        raise typer.Exit(1) from None
-    application = create_app(GatewayState(engine, development=dev))
-    console.print(f"Citygate serving {len(engine.model.subgraphs)} subgraphs at http://{host}:{port}/graphql")
+    if supergraph is not None and connectors is not None:
+        console.print("[red]give either --supergraph FILE or --connectors DIR, not both[/red]")
+        raise typer.Exit(2)
+    if supergraph is not None:
+        try:
+            engine = Engine.from_sdl(_read(supergraph))
+        except SupergraphError as error:
+            console.print(f"[red]the supergraph cannot be served: {error}[/red]")
+            raise typer.Exit(1) from None
+        application = create_app(GatewayState(engine, development=dev))
+        console.print(f"Citygate serving {len(engine.model.subgraphs)} subgraphs at http://{host}:{port}/graphql")
+    else:
+        from .app import registry_app
+
+        gateway = registry_app(folder=connectors, store_url=store, policy=_policy(policy), operator_key=_operator_key(), development=dev)
+        application = gateway.app
+        console.print(f"Citygate serving the registry at http://{host}:{port}/graphql (admin API under /admin)")
     uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)
 
 
@@ -121,20 +159,106 @@ def demo(
     """Run the demo: every connector under CONNECTORS behind the gateway, in one process."""
     import uvicorn
 
-    from .demo import demo_app
+    from .demo import demo_gateway
 
-    application, engine = demo_app(connectors, host, port)
-    url = f"http://{host}:{port}/graphql"
-    console.print(f"[bold]Citygate demo[/bold]: {len(engine.model.subgraphs)} connectors ({', '.join(sorted(engine.model.subgraphs))})")
-    console.print(f"GraphiQL: {url}")
-    console.print("Try it:")
-    console.print(
-        f"  curl -s {url} -H 'content-type: application/json' "
-        "-d '{\"query\": \"{ district(code: \\\"75118\\\") { name freeSpots openJobs { title reward } } }\"}'",
-        highlight=False,
-        soft_wrap=True,
-    )
-    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+    gateway = demo_gateway(connectors, host, port, console)
+    uvicorn.run(gateway.app, host=host, port=port, log_level="warning", access_log=False)
+
+
+connector_app = typer.Typer(help="Validate, register, list and remove connectors through the admin API.", no_args_is_help=True)
+partner_app = typer.Typer(help="Manage partners (operator only).", no_args_is_help=True)
+app.add_typer(connector_app, name="connector")
+app.add_typer(partner_app, name="partner")
+
+GatewayOption = Annotated[str, typer.Option(envvar="CITYGATE_URL", help="The gateway's base URL.")]
+KeyOption = Annotated[str, typer.Option(envvar="CITYGATE_KEY", help="Your partner (or the operator) key.")]
+
+
+def _manifest_payload(path: Path) -> dict:
+    import yaml
+
+    manifest_path = path / "manifest.yaml" if path.is_dir() else path
+    try:
+        data = yaml.safe_load(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        console.print(f"[red]cannot read {manifest_path}: {error}[/red]")
+        raise typer.Exit(2) from None
+    if not isinstance(data, dict):
+        console.print(f"[red]{manifest_path} is not a manifest[/red]")
+        raise typer.Exit(2)
+    sdl_file = data.pop("sdl_file", None)
+    if sdl_file is not None:
+        data["sdl"] = (manifest_path.parent / str(sdl_file)).read_text(encoding="utf-8")
+    return data
+
+
+def _admin(method: str, gateway: str, key: str, path: str, payload=None):
+    import httpx
+
+    try:
+        response = httpx.request(method, gateway.rstrip("/") + path, json=payload, headers={"authorization": f"Bearer {key}"}, timeout=60)
+    except httpx.HTTPError as error:
+        console.print(f"[red]cannot reach {gateway}: {error}[/red]")
+        raise typer.Exit(2) from None
+    try:
+        return response.status_code, response.json()
+    except ValueError:
+        return response.status_code, {"ok": False, "errors": [{"code": "HTTP", "message": response.text[:200]}]}
+
+
+def _report(status: int, body: dict) -> None:
+    for error in body.get("errors", []):
+        where = f" [{error['subgraph']}]" if error.get("subgraph") else ""
+        at = "".join(f" at {loc['line']}:{loc['column']}" for loc in error.get("locations", []))
+        console.print(f"[red]error[/red] {error.get('code')}{where}: {error.get('message')}{at}", highlight=False)
+    for warning in body.get("warnings", []):
+        console.print(f"[yellow]warning[/yellow] {warning.get('code')}: {warning.get('message')}", highlight=False)
+    if status >= 300 or not body.get("ok", True):
+        raise typer.Exit(1)
+
+
+@connector_app.command("validate")
+def connector_validate(path: Path, gateway: GatewayOption = "http://127.0.0.1:4000", key: KeyOption = "") -> None:
+    """Check a connector against everything registered, changing nothing."""
+    status, body = _admin("POST", gateway, key, "/admin/connectors/validate", _manifest_payload(path))
+    _report(status, body)
+    console.print("[green]valid[/green]: it composes with every registered connector")
+
+
+@connector_app.command("register")
+def connector_register(path: Path, gateway: GatewayOption = "http://127.0.0.1:4000", key: KeyOption = "") -> None:
+    """Register (or update) a connector: validated first, then served without dropping a request."""
+    payload = _manifest_payload(path)
+    status, body = _admin("PUT", gateway, key, f"/admin/connectors/{payload.get('name', '')}", payload)
+    _report(status, body)
+    console.print(f"[green]registered[/green] {payload.get('name')} (version {body.get('version')})")
+
+
+@connector_app.command("list")
+def connector_list(gateway: GatewayOption = "http://127.0.0.1:4000", key: KeyOption = "") -> None:
+    """The connectors you manage."""
+    status, body = _admin("GET", gateway, key, "/admin/connectors")
+    if status != 200:
+        _report(status, body)
+    for connector in body.get("connectors", []):
+        target = connector.get("url") or connector.get("schema") or ""
+        typer.echo(f"{connector['name']}\t{connector['owner']}\t{connector['kind']}\tv{connector['version']}\t{connector['source']}\t{target}")
+
+
+@connector_app.command("remove")
+def connector_remove(name: str, gateway: GatewayOption = "http://127.0.0.1:4000", key: KeyOption = "") -> None:
+    """Remove a connector, if what remains still composes."""
+    status, body = _admin("DELETE", gateway, key, f"/admin/connectors/{name}")
+    _report(status, body)
+    console.print(f"[green]removed[/green] {name}")
+
+
+@partner_app.command("add")
+def partner_add(name: str, gateway: GatewayOption = "http://127.0.0.1:4000", key: KeyOption = "") -> None:
+    """Create a partner and print its key (shown once)."""
+    status, body = _admin("POST", gateway, key, "/admin/partners", {"name": name})
+    _report(status, body)
+    typer.echo(body["key"])
 
 
 def main() -> None:

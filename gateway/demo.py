@@ -1,59 +1,58 @@
-"""The demo: the connectors under `connectors/` served on loopback behind the gateway.
+"""The demo: every connector of `connectors/` composed and served, in one process.
 
-One process, one port: the gateway at `/graphql`, each demo connector's Strawberry subgraph at
-`/subgraphs/<name>`. The supergraph comes from `connectors/supergraph.graphql` until Citygate
-composes connectors itself. For demos only: never exposed beyond loopback by default.
+Python connectors run in-process; the store is a fresh SQLite file under `.citygate/`; the
+operator key and one key per partner are generated at start and printed, never stored in clear
+and never committed. For demos only: it listens on loopback unless told otherwise.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-from starlette.applications import Starlette
-from starlette.routing import Mount, Route
-from strawberry.asgi import GraphQL
+from rich.console import Console
 
-from .engine import Engine
-from .http import GatewayState, create_app
+from .app import RegistryGateway, registry_app
+from .policy import parse_policy
+from .registry import new_key
 
-SUPERGRAPH_BASE = "http://127.0.0.1:4000"
-
-
-@dataclass(frozen=True)
-class DemoConnector:
-    name: str
-    folder: Path
-    schema: object  # a strawberry.federation.Schema
+# The demo's connectors live on this machine: the policy allows loopback upstreams.
+DEMO_POLICY = {"registry": {"allow_upstreams": ["127.0.0.0/8", "::1/128"]}}
 
 
-def load_connectors(directory: Path) -> list[DemoConnector]:
-    connectors = []
-    for manifest_path in sorted(directory.glob("*/manifest.yaml")):
-        manifest = yaml.safe_load(manifest_path.read_text(encoding="utf-8")) or {}
-        if manifest.get("kind") != "python":
-            continue
-        file_name, _, attribute = str(manifest["schema"]).partition(":")
-        module_name = f"citygate_connector_{manifest['name']}"
-        spec = importlib.util.spec_from_file_location(module_name, manifest_path.parent / file_name)
-        if spec is None or spec.loader is None:
-            raise RuntimeError(f"cannot load {manifest_path.parent / file_name}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module  # Strawberry resolves annotations through the module
-        spec.loader.exec_module(module)
-        connectors.append(DemoConnector(manifest["name"], manifest_path.parent, getattr(module, attribute or "schema")))
-    return connectors
+def demo_gateway(folder: Path, host: str, port: int, console: Console, state_dir: Path = Path(".citygate")) -> RegistryGateway:
+    state_dir.mkdir(exist_ok=True)
+    database = state_dir / "demo.db"
+    database.unlink(missing_ok=True)
+    operator_key = new_key("cgo")
+    url = f"http://{host}:{port}"
 
+    async def announce(gateway: RegistryGateway) -> None:
+        owners = sorted({c.manifest.owner for c in gateway.registry.connectors.values()})
+        partner_keys = {}
+        for owner in owners:
+            partner_keys[owner] = new_key("cgp")
+            await gateway.store.add_partner(owner, partner_keys[owner])
+        names = ", ".join(sorted(gateway.registry.connectors))
+        console.print(f"[bold]Citygate demo[/bold]: {len(gateway.registry.connectors)} connectors ({names})")
+        console.print(f"GraphiQL: {url}/graphql")
+        console.print("Demo keys (generated for this run only):", highlight=False)
+        console.print(f"  operator: {operator_key}", highlight=False)
+        for owner, key in partner_keys.items():
+            console.print(f"  partner {owner}: {key}", highlight=False)
+        console.print("Try it:")
+        console.print(
+            f"  curl -s {url}/graphql -H 'content-type: application/json' "
+            "-d '{\"query\": \"{ district(code: \\\"75118\\\") { name freeSpots openJobs { title reward } } }\"}'",
+            highlight=False,
+            soft_wrap=True,
+        )
+        console.print(f"  curl -s {url}/admin/connectors -H 'authorization: Bearer {operator_key}'", highlight=False, soft_wrap=True)
 
-def demo_app(directory: Path, host: str, port: int) -> tuple[Starlette, Engine]:
-    connectors = load_connectors(directory)
-    base = f"http://{host}:{port}"
-    supergraph = (directory / "supergraph.graphql").read_text(encoding="utf-8").replace(SUPERGRAPH_BASE, base)
-    engine = Engine.from_sdl(supergraph)
-    gateway = create_app(GatewayState(engine, development=True))
-    routes = [Route(f"/subgraphs/{c.name}", GraphQL(c.schema), methods=["GET", "POST"]) for c in connectors]
-    routes.append(Mount("/", app=gateway))
-    return Starlette(routes=routes), engine
+    return registry_app(
+        folder=folder,
+        store_url=f"sqlite:///{database}",
+        policy=parse_policy(DEMO_POLICY),
+        operator_key=operator_key,
+        development=True,
+        on_start=announce,
+    )

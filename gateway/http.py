@@ -71,7 +71,11 @@ def _request_error(message: str, code: str, status: int, media: str, headers: di
     return _json({"errors": [{"message": message, "extensions": {"code": code}}]}, status, media, headers)
 
 
-def create_app(state: GatewayState, graphiql_html: Callable[[], str] | None = None) -> Starlette:
+def create_app(
+    state: GatewayState,
+    graphiql_html: Callable[[], str] | None = None,
+    extra_routes: list | None = None,
+) -> Starlette:
     async def graphql(request: Request) -> Response:
         accept = request.headers.get("accept")
         media = _negotiate(accept)
@@ -127,6 +131,7 @@ def create_app(state: GatewayState, graphiql_html: Callable[[], str] | None = No
             Route("/healthz", healthz, methods=["GET"]),
             Route("/health", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            *(extra_routes or []),
         ]
     )
 

@@ -74,31 +74,38 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class WorldServer:
-    """Runs every subgraph in one uvicorn server, on a path each, in a background thread."""
+class AppServer:
+    """Runs an ASGI app with uvicorn on a free loopback port, in a background thread."""
 
-    def __init__(self) -> None:
-        self.traffic = Traffic()
+    def __init__(self, app, lifespan: str = "off") -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        routes = [Route(f"/{name}", GraphQL(schema), methods=["GET", "POST"]) for name, schema in SUBGRAPHS.items()]
-        app = _Counting(Starlette(routes=routes), self.traffic)
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan=lifespan)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
-    def start(self) -> WorldServer:
+    def start(self):
         self.thread.start()
         deadline = time.monotonic() + 10
         while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the world's subgraphs did not start")
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the server did not start")
             time.sleep(0.02)
         return self
 
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=5)
+
+
+class WorldServer(AppServer):
+    """Every subgraph of `schemas` in one server, on a path each, counting what each receives."""
+
+    def __init__(self, schemas: dict | None = None) -> None:
+        self.traffic = Traffic()
+        schemas = SUBGRAPHS if schemas is None else schemas
+        routes = [Route(f"/{name}", GraphQL(schema), methods=["GET", "POST"]) for name, schema in schemas.items()]
+        super().__init__(_Counting(Starlette(routes=routes), self.traffic))
 
     def url(self, name: str) -> str:
         return f"{self.base_url}/{name}"

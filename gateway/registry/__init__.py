@@ -1,0 +1,26 @@
+"""The registry stage: connectors in, a served supergraph out (see _registry.py)."""
+
+from ._admin import Keys, admin_routes, new_key
+from ._manifest import Manifest, ManifestError, parse_manifest, read_manifest_folder
+from ._registry import OPERATOR, Actor, Connector, Registry, RegistryError, Report
+from ._rules import Problem, check_ownership, check_upstream_url, privacy_lint
+
+__all__ = [
+    "OPERATOR",
+    "Actor",
+    "Connector",
+    "Keys",
+    "Manifest",
+    "ManifestError",
+    "Problem",
+    "Registry",
+    "RegistryError",
+    "Report",
+    "admin_routes",
+    "check_ownership",
+    "check_upstream_url",
+    "new_key",
+    "parse_manifest",
+    "privacy_lint",
+    "read_manifest_folder",
+]

@@ -1,0 +1,149 @@
+"""The admin HTTP API under /admin: partners manage their connectors, the operator everything.
+
+Authentication: `Authorization: Bearer <key>`. The operator's key is compared in constant time
+with its hash; partner keys are looked up by hash in the store. Keys are never stored or logged
+in clear. Answers are JSON; every refusal has a stable `code`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..store import Store, key_hash
+from ._manifest import NAME
+from ._registry import OPERATOR, Actor, Registry
+
+MAX_BODY = 1024 * 1024
+
+
+def new_key(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_urlsafe(32)}"
+
+
+class Keys:
+    def __init__(self, operator_key: str, store: Store | None) -> None:
+        self._operator_hash = key_hash(operator_key)
+        self.store = store
+
+    async def actor(self, request: Request) -> Actor | None:
+        header = request.headers.get("authorization", "")
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            return None
+        key = key.strip()
+        if hmac.compare_digest(key_hash(key), self._operator_hash):
+            return OPERATOR
+        if self.store is not None:
+            partner = await self.store.partner_for_key(key)
+            if partner is not None:
+                return Actor(partner)
+        return None
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def _refusal(code: str, message: str, status: int) -> Response:
+    return _json({"ok": False, "errors": [{"code": code, "message": message}]}, status)
+
+
+async def _body(request: Request) -> tuple[Any, Response | None]:
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        return None, _refusal("PAYLOAD_TOO_LARGE", "the body is larger than 1 MiB", 413)
+    try:
+        return orjson.loads(raw), None
+    except orjson.JSONDecodeError:
+        return None, _refusal("BAD_REQUEST", "the body is not valid JSON", 400)
+
+
+def admin_routes(registry: Registry, keys: Keys) -> list[Route]:
+    async def authenticated(request: Request) -> tuple[Actor | None, Response | None]:
+        actor = await keys.actor(request)
+        if actor is None:
+            return None, _refusal("UNAUTHENTICATED", "send a partner or operator key as 'Authorization: Bearer <key>'", 401)
+        return actor, None
+
+    async def list_connectors(request: Request) -> Response:
+        actor, refused = await authenticated(request)
+        if refused:
+            return refused
+        return _json({"connectors": registry.list(actor)})  # type: ignore[arg-type]
+
+    async def validate(request: Request) -> Response:
+        actor, refused = await authenticated(request)
+        if refused:
+            return refused
+        data, bad = await _body(request)
+        if bad:
+            return bad
+        report = await registry.validate(data, actor)  # type: ignore[arg-type]
+        return _json(report.to_dict(), 200 if report.ok else 422)
+
+    async def put_connector(request: Request) -> Response:
+        actor, refused = await authenticated(request)
+        if refused:
+            return refused
+        data, bad = await _body(request)
+        if bad:
+            return bad
+        name = request.path_params["name"]
+        if not isinstance(data, dict):
+            return _refusal("INVALID_MANIFEST", "the body must be a manifest object", 400)
+        if data.setdefault("name", name) != name:
+            return _refusal("INVALID_MANIFEST", "the manifest's name differs from the URL's", 400)
+        report = await registry.register(data, actor)  # type: ignore[arg-type]
+        status = 200 if report.ok else (403 if any(e["code"] in ("FORBIDDEN", "CONNECTOR_OWNED_BY_ANOTHER_PARTNER") for e in report.errors) else 422)
+        return _json(report.to_dict(), status)
+
+    async def delete_connector(request: Request) -> Response:
+        actor, refused = await authenticated(request)
+        if refused:
+            return refused
+        status, report = await registry.remove(request.path_params["name"], actor)  # type: ignore[arg-type]
+        return _json(report.to_dict(), status)
+
+    async def add_partner(request: Request) -> Response:
+        actor, refused = await authenticated(request)
+        if refused:
+            return refused
+        if not actor.is_operator:  # type: ignore[union-attr]
+            return _refusal("FORBIDDEN", "only the operator creates partners", 403)
+        if keys.store is None:
+            return _refusal("NO_STORE", "partners need a store", 409)
+        data, bad = await _body(request)
+        if bad:
+            return bad
+        name = data.get("name") if isinstance(data, dict) else None
+        if not isinstance(name, str) or not NAME.match(name):
+            return _refusal("BAD_REQUEST", "name must be lowercase letters, digits and dashes", 400)
+        if name in await keys.store.partner_names():
+            return _refusal("PARTNER_EXISTS", f"partner {name!r} exists already", 409)
+        key = new_key("cgp")
+        await keys.store.add_partner(name, key)
+        return _json({"name": name, "key": key}, 201)
+
+    async def supergraph(request: Request) -> Response:
+        actor, refused = await authenticated(request)
+        if refused:
+            return refused
+        if not actor.is_operator:  # type: ignore[union-attr]
+            return _refusal("FORBIDDEN", "only the operator reads the whole supergraph", 403)
+        return Response(registry.supergraph or "", media_type="text/plain; charset=utf-8")
+
+    return [
+        Route("/admin/connectors", list_connectors, methods=["GET"]),
+        Route("/admin/connectors/validate", validate, methods=["POST"]),
+        Route("/admin/connectors/{name}", put_connector, methods=["PUT"]),
+        Route("/admin/connectors/{name}", delete_connector, methods=["DELETE"]),
+        Route("/admin/partners", add_partner, methods=["POST"]),
+        Route("/admin/supergraph", supergraph, methods=["GET"]),
+    ]

@@ -1,0 +1,281 @@
+"""The registry: which connectors make up the supergraph, and the only way to change that.
+
+Every change is validated first (manifest, upstream URL, SDL, composition with everything else,
+ownership, privacy lint), then stored, then served: a new Engine is built and swapped in with one
+reference assignment, so requests in flight finish on the old one and none fails. A change that
+fails validation leaves the running supergraph untouched and returns every problem.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ..composition import SubgraphSource, compose
+from ..engine import Engine
+from ..executor import HttpSubgraph, InProcessSubgraph, Subgraphs
+from ..executor._transport import SubgraphClient
+from ..policy import RegistryPolicy
+from ..store import Store
+from ..supergraph import load_supergraph
+from ._manifest import (
+    Manifest,
+    ManifestError,
+    load_python_schema,
+    parse_manifest,
+    python_schema_sdl,
+    read_manifest_folder,
+)
+from ._rules import Problem, Registered, check_ownership, check_upstream_url, privacy_lint
+
+logger = logging.getLogger("citygate.registry")
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who asks: the operator, or one partner."""
+
+    partner: str | None  # None: the operator
+
+    @property
+    def is_operator(self) -> bool:
+        return self.partner is None
+
+    def may_manage(self, owner: str) -> bool:
+        return self.is_operator or self.partner == owner
+
+
+OPERATOR = Actor(None)
+
+
+@dataclass(slots=True)
+class Connector:
+    manifest: Manifest
+    sdl: str
+    client: SubgraphClient
+    from_folder: bool = False
+    version: int = 0
+
+
+@dataclass(slots=True)
+class Report:
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    version: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def add(self, problem: Problem | dict, *, warning: bool = False) -> None:
+        (self.warnings if warning else self.errors).append(problem.to_dict() if isinstance(problem, Problem) else problem)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"ok": self.ok, "errors": self.errors, "warnings": self.warnings}
+        if self.version is not None:
+            data["version"] = self.version
+        return data
+
+
+class RegistryError(Exception):
+    pass
+
+
+class Registry:
+    def __init__(
+        self,
+        state,
+        *,
+        store: Store | None,
+        policy: RegistryPolicy,
+        http_client: httpx.AsyncClient,
+        folder: Path | None = None,
+    ) -> None:
+        self.state = state  # gateway.http.GatewayState: holds the Engine being served
+        self.store = store
+        self.policy = policy
+        self.http_client = http_client
+        self.folder = folder
+        self.connectors: dict[str, Connector] = {}
+        self.lock = asyncio.Lock()
+        self.supergraph: str | None = None
+
+    # -- start ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the folder's and the store's connectors and serve their composition."""
+        if self.folder is not None:
+            for manifest_path in sorted(self.folder.glob("*/manifest.yaml")):
+                try:
+                    manifest = read_manifest_folder(manifest_path.parent, allow_python=True)
+                    self.connectors[manifest.name] = await self._from_folder(manifest)
+                except ManifestError as error:
+                    raise RegistryError(f"connector {manifest_path.parent.name}: {error}") from None
+        if self.store is not None:
+            for row in await self.store.connectors():
+                if row.name in self.connectors:
+                    raise RegistryError(f"connector {row.name} is both in the folder and in the store")
+                manifest = parse_manifest(row.manifest)
+                manifest = Manifest(**{**manifest.__dict__, "sdl": row.sdl})
+                self.connectors[row.name] = Connector(manifest, row.sdl, self._http_client(manifest), version=row.version)
+        if not self.connectors:
+            logger.warning("no connector yet: /graphql answers 503 until the first registration")
+            return
+        result = compose(self._sources(self.connectors.values()))
+        if not result.ok:
+            raise RegistryError("the registered connectors do not compose:\n" + "\n".join(f"  {e}" for e in result.errors))
+        self._serve(result.supergraph, self.connectors)  # type: ignore[arg-type]
+
+    async def _from_folder(self, manifest: Manifest) -> Connector:
+        if manifest.kind == "python":
+            schema = load_python_schema(manifest)
+            sdl = manifest.sdl or python_schema_sdl(schema)
+            return Connector(manifest, sdl, InProcessSubgraph(schema), from_folder=True)
+        sdl = manifest.sdl or await self._fetch_sdl(manifest)
+        return Connector(manifest, sdl, self._http_client(manifest), from_folder=True)
+
+    def _http_client(self, manifest: Manifest) -> HttpSubgraph:
+        return HttpSubgraph(self.http_client, manifest.url or "", manifest.timeout, manifest.resolved_headers())
+
+    async def _fetch_sdl(self, manifest: Manifest) -> str:
+        try:
+            response = await self.http_client.post(
+                manifest.url or "",
+                json={"query": "{ _service { sdl } }"},
+                headers=manifest.resolved_headers(),
+                timeout=manifest.timeout,
+            )
+            sdl = response.json()["data"]["_service"]["sdl"]
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            raise ManifestError([f"cannot read the SDL at {manifest.url} through _service {{ sdl }}"]) from None
+        if not isinstance(sdl, str) or not sdl.strip():
+            raise ManifestError([f"{manifest.url} answered _service {{ sdl }} without SDL"])
+        return sdl
+
+    # -- serving ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _sources(connectors) -> list[SubgraphSource]:
+        return [
+            SubgraphSource(c.manifest.name, c.sdl, c.manifest.url or f"inprocess://{c.manifest.name}")
+            for c in sorted(connectors, key=lambda c: c.manifest.name)
+        ]
+
+    def _serve(self, supergraph: str, connectors: dict[str, Connector]) -> None:
+        model = load_supergraph(supergraph)
+        transport = Subgraphs({name: c.client for name, c in connectors.items()}, self.http_client)
+        engine = Engine(model, transport)
+        self.supergraph = supergraph
+        self.state.engine = engine  # the swap: one assignment; requests in flight keep the old engine
+        logger.info("serving %d connectors", len(connectors))
+
+    # -- changes -----------------------------------------------------------------------------------
+
+    def list(self, actor: Actor) -> list[dict[str, Any]]:
+        return [
+            {**c.manifest.to_dict(), "version": c.version, "source": "folder" if c.from_folder else "registry"}
+            for name, c in sorted(self.connectors.items())
+            if actor.may_manage(c.manifest.owner)
+        ]
+
+    async def validate(self, data: Any, actor: Actor) -> Report:
+        report, _, _ = await self._check(data, actor)
+        return report
+
+    async def register(self, data: Any, actor: Actor) -> Report:
+        async with self.lock:
+            report, connector, supergraph = await self._check(data, actor)
+            if not report.ok or connector is None or supergraph is None:
+                return report
+            if self.store is not None:
+                connector.version = await self.store.put_connector(
+                    connector.manifest.name, connector.manifest.owner, connector.manifest.to_dict(), connector.sdl
+                )
+            else:
+                previous = self.connectors.get(connector.manifest.name)
+                connector.version = (previous.version if previous else 0) + 1
+            connectors = {**self.connectors, connector.manifest.name: connector}
+            self._serve(supergraph, connectors)
+            self.connectors = connectors
+            report.version = connector.version
+            return report
+
+    async def remove(self, name: str, actor: Actor) -> tuple[int, Report]:
+        async with self.lock:
+            report = Report()
+            existing = self.connectors.get(name)
+            if existing is None or not actor.may_manage(existing.manifest.owner):
+                report.add(Problem("CONNECTOR_NOT_FOUND", f"no connector named {name!r} that you manage"))
+                return 404, report
+            if existing.from_folder:
+                report.add(Problem("CONNECTOR_IN_FOLDER", f"{name!r} comes from the operator's connectors folder: remove it there"))
+                return 409, report
+            remaining = {n: c for n, c in self.connectors.items() if n != name}
+            if not remaining:
+                report.add(Problem("LAST_CONNECTOR", "the last connector cannot be removed: nothing would be served"))
+                return 409, report
+            result = compose(self._sources(remaining.values()))
+            if not result.ok:
+                for error in result.errors:
+                    report.add(error.to_dict())
+                return 409, report
+            if self.store is not None:
+                await self.store.delete_connector(name)
+            self._serve(result.supergraph, remaining)  # type: ignore[arg-type]
+            self.connectors = remaining
+            return 200, report
+
+    async def _check(self, data: Any, actor: Actor) -> tuple[Report, Connector | None, str | None]:
+        report = Report()
+        try:
+            manifest = parse_manifest(data)
+        except ManifestError as error:
+            for problem in error.problems:
+                report.add(Problem("INVALID_MANIFEST", problem))
+            return report, None, None
+        if not actor.may_manage(manifest.owner):
+            report.add(Problem("FORBIDDEN", f"you may only register connectors owned by {actor.partner}"))
+            return report, None, None
+        existing = self.connectors.get(manifest.name)
+        if existing is not None and existing.from_folder:
+            report.add(Problem("CONNECTOR_IN_FOLDER", f"{manifest.name!r} comes from the operator's connectors folder"))
+            return report, None, None
+        if existing is not None and not actor.may_manage(existing.manifest.owner):
+            report.add(Problem("CONNECTOR_OWNED_BY_ANOTHER_PARTNER", f"{manifest.name!r} belongs to another partner"))
+            return report, None, None
+        for problem in await check_upstream_url(manifest.url or "", self.policy):
+            report.add(problem)
+        try:
+            headers = manifest.resolved_headers()
+        except ManifestError as error:
+            for problem in error.problems:
+                report.add(Problem("INVALID_MANIFEST", problem))
+            headers = {}
+        if not report.ok:
+            return report, None, None
+        try:
+            sdl = manifest.sdl or await self._fetch_sdl(manifest)
+        except ManifestError as error:
+            for problem in error.problems:
+                report.add(Problem("SUBGRAPH_SDL_UNAVAILABLE", problem))
+            return report, None, None
+        connector = Connector(Manifest(**{**manifest.__dict__, "sdl": sdl}), sdl, HttpSubgraph(self.http_client, manifest.url or "", manifest.timeout, headers))
+        candidates = {**self.connectors, manifest.name: connector}
+        result = compose(self._sources(candidates.values()))
+        for error in result.errors:
+            report.add(error.to_dict())
+        subgraphs = {s.name: s for s in result.subgraphs}
+        if manifest.name in subgraphs:
+            others = [Registered(n, c.manifest.owner, subgraphs[n]) for n, c in self.connectors.items() if n in subgraphs and n != manifest.name]
+            for problem in check_ownership(Registered(manifest.name, manifest.owner, subgraphs[manifest.name]), others, self.policy):
+                report.add(problem)
+            for warning in privacy_lint(subgraphs[manifest.name]):
+                report.add(warning, warning=True)
+        if not report.ok:
+            return report, None, None
+        return report, connector, result.supergraph
