@@ -1,34 +1,170 @@
-"""Assembling a gateway: HTTP front, store, registry and the Engine they serve.
+"""Assembling a gateway: HTTP front, identity, store, privacy, registry and the Engine they serve.
 
-`registry_app` is what `citygate serve --connectors` and `citygate demo` run: the connectors
-folder and the store's registered connectors, composed at start-up, the admin API under
-/admin, and hot swaps on every accepted registration.
+Two shapes, both with the privacy model wired in:
+
+- `static_app`: one composed supergraph file (`citygate serve --supergraph`);
+- `registry_app`: the connectors folder plus registered connectors and the built-in control
+  plane, composed at start-up, the admin API under /admin, hot swaps on every accepted change.
+
+The policy can be reloaded without a restart (SIGHUP, or POST /admin/policy/reload): a policy
+that does not validate, or does not fit the supergraph, is refused and the running one stays.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import os
+import secrets
+import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
-from .executor import new_http_client
+from .consent import CONTROL_PLANE, AuditLog, Ledger, control_plane_schema
+from .engine import Engine
+from .executor import InProcessSubgraph, Subgraphs, new_http_client
 from .http import GatewayState, create_app
-from .policy import Policy
-from .registry import Keys, Registry, admin_routes
+from .identity import Authenticator
+from .policy import Policy, PolicyError, load_policy
+from .privacy import PrivacyGuard
+from .registry import Connector, Keys, Manifest, Registry, admin_routes
 from .store import Store
+from .supergraph import SupergraphError
 
 logger = logging.getLogger("citygate.app")
 
 
 @dataclass
-class RegistryGateway:
+class PrivacyRuntime:
+    """Everything the privacy model needs at run time, for one policy."""
+
+    policy: Policy
+    ledger: Ledger
+    audit: AuditLog
+    guard: PrivacyGuard
+    authenticator: Authenticator
+
+    def build_engine(self, sdl: str, transport: Subgraphs) -> Engine:
+        return Engine.from_sdl(sdl, transport, guard=self.guard, privacy_overrides=self.policy.privacy)
+
+
+async def privacy_runtime(policy: Policy, store: Store, http_client: httpx.AsyncClient) -> PrivacyRuntime:
+    master = os.environ.get("CITYGATE_PSEUDONYM_KEY") or await store.setting("pseudonym_key", lambda: secrets.token_hex(32))
+    ledger = Ledger(store, policy)
+    audit = AuditLog(store)
+    return PrivacyRuntime(policy, ledger, audit, PrivacyGuard(policy, ledger, audit, master.encode()), Authenticator(policy, http_client))
+
+
+@dataclass
+class Gateway:
     app: Starlette
     state: GatewayState
-    registry: Registry
     store: Store
+    http_client: httpx.AsyncClient
+    registry: Registry | None = None
+    runtime: PrivacyRuntime | None = None
+
+
+def _policy_routes(reload: Callable[[], Awaitable[list[str]]], keys: Keys) -> list[Route]:
+    async def reload_policy(request: Request) -> JSONResponse:
+        actor = await keys.actor(request)
+        if actor is None or not actor.is_operator:
+            return JSONResponse({"ok": False, "errors": [{"code": "FORBIDDEN", "message": "only the operator reloads the policy"}]}, 403)
+        problems = await reload()
+        if problems:
+            return JSONResponse({"ok": False, "errors": [{"code": "INVALID_POLICY", "message": p} for p in problems]}, 422)
+        return JSONResponse({"ok": True, "errors": []})
+
+    return [Route("/admin/policy/reload", reload_policy, methods=["POST"])]
+
+
+def _gateway(
+    *,
+    store_url: str,
+    policy: Policy,
+    policy_path: Path | None,
+    development: bool,
+    start: Callable[[Gateway, PrivacyRuntime], Awaitable[None]],
+    rebuild: Callable[[Gateway, PrivacyRuntime], Awaitable[None]],
+    operator_key: str | None,
+    extra_routes: Callable[[Gateway, Keys], list[Route]] | None = None,
+    on_start: Callable[[Gateway], Awaitable[None]] | None = None,
+) -> Gateway:
+    state = GatewayState(None, development=development)
+    store = Store(store_url)
+    http_client = new_http_client()
+    keys = Keys(operator_key or secrets.token_urlsafe(32), store)
+    routes: list[Route] = []
+    gateway = Gateway(app=None, state=state, store=store, http_client=http_client)  # type: ignore[arg-type]
+
+    async def reload() -> list[str]:
+        try:
+            new_policy = load_policy(policy_path) if policy_path is not None else policy
+        except PolicyError as error:
+            return error.problems
+        runtime = await privacy_runtime(new_policy, store, http_client)
+        try:
+            await rebuild(gateway, runtime)
+        except SupergraphError as error:
+            return [f"the policy does not fit the supergraph: {error}"]
+        gateway.runtime = runtime
+        state.authenticator = runtime.authenticator
+        logger.warning("policy reloaded (version %s)", new_policy.version)
+        return []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        await store.create()
+        runtime = await privacy_runtime(policy, store, http_client)
+        gateway.runtime = runtime
+        state.authenticator = runtime.authenticator
+        await start(gateway, runtime)
+        if on_start is not None:
+            await on_start(gateway)
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(_log_reload(reload)))
+        try:
+            yield
+        finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(signal.SIGHUP)
+            await http_client.aclose()
+            await store.close()
+
+    if operator_key is not None:
+        routes += _policy_routes(reload, keys)
+    if extra_routes is not None:
+        routes += extra_routes(gateway, keys)
+    app = create_app(state, extra_routes=routes)
+    app.router.lifespan_context = lifespan
+    gateway.app = app
+    return gateway
+
+
+async def _log_reload(reload: Callable[[], Awaitable[list[str]]]) -> None:
+    problems = await reload()
+    for problem in problems:
+        logger.error("policy not reloaded: %s", problem)
+
+
+def static_app(*, supergraph: str, store_url: str, policy: Policy, policy_path: Path | None = None, development: bool = False) -> Gateway:
+    async def start(gateway: Gateway, runtime: PrivacyRuntime) -> None:
+        gateway.state.engine = Engine.from_sdl(supergraph, guard=runtime.guard, privacy_overrides=runtime.policy.privacy)
+
+    async def rebuild(gateway: Gateway, runtime: PrivacyRuntime) -> None:
+        old = gateway.state.engine
+        gateway.state.engine = Engine.from_sdl(supergraph, old.transport if old else None, guard=runtime.guard, privacy_overrides=runtime.policy.privacy)
+
+    return _gateway(store_url=store_url, policy=policy, policy_path=policy_path, development=development, start=start, rebuild=rebuild, operator_key=None)
 
 
 def registry_app(
@@ -37,28 +173,53 @@ def registry_app(
     store_url: str,
     policy: Policy,
     operator_key: str,
+    policy_path: Path | None = None,
     development: bool = False,
-    on_start=None,
-) -> RegistryGateway:
-    state = GatewayState(None, development=development)
-    store = Store(store_url)
-    http_client = new_http_client()
-    registry = Registry(state, store=store, policy=policy.registry, http_client=http_client, folder=folder)
-    keys = Keys(operator_key, store)
+    on_start: Callable[[Gateway], Awaitable[None]] | None = None,
+) -> Gateway:
+    holder: dict[str, Registry] = {}
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_app):
-        await store.create()
+    def routes(gateway: Gateway, keys: Keys) -> list[Route]:
+        registry = Registry(gateway.state, store=gateway.store, policy=policy.registry, http_client=gateway.http_client, folder=folder)
+        gateway.registry = holder["registry"] = registry
+        return admin_routes(registry, keys)
+
+    async def start(gateway: Gateway, runtime: PrivacyRuntime) -> None:
+        registry = holder["registry"]
+        registry.build_engine = runtime.build_engine
+        schema = control_plane_schema(runtime.ledger, runtime.audit, runtime.policy)
+        manifest = Manifest(name=CONTROL_PLANE, owner="operator", kind="python")
+        registry.connectors[CONTROL_PLANE] = Connector(manifest, _sdl_of(schema), InProcessSubgraph(schema), source="builtin")
         await registry.start()
-        if on_start is not None:
-            await on_start(gateway)
-        try:
-            yield
-        finally:
-            await http_client.aclose()
-            await store.close()
 
-    app = create_app(state, extra_routes=admin_routes(registry, keys))
-    app.router.lifespan_context = lifespan
-    gateway = RegistryGateway(app, state, registry, store)
-    return gateway
+    async def rebuild(gateway: Gateway, runtime: PrivacyRuntime) -> None:
+        registry = holder["registry"]
+        schema = control_plane_schema(runtime.ledger, runtime.audit, runtime.policy)
+        manifest = Manifest(name=CONTROL_PLANE, owner="operator", kind="python")
+        previous_factory = registry.build_engine
+        previous_control_plane = registry.connectors[CONTROL_PLANE]
+        registry.build_engine = runtime.build_engine
+        registry.connectors[CONTROL_PLANE] = Connector(manifest, _sdl_of(schema), InProcessSubgraph(schema), source="builtin")
+        registry.policy = runtime.policy.registry
+        try:
+            await registry.rebuild()
+        except SupergraphError:
+            registry.build_engine = previous_factory
+            registry.connectors[CONTROL_PLANE] = previous_control_plane
+            raise
+
+    return _gateway(
+        store_url=store_url,
+        policy=policy,
+        policy_path=policy_path,
+        development=development,
+        start=start,
+        rebuild=rebuild,
+        operator_key=operator_key,
+        extra_routes=routes,
+        on_start=on_start,
+    )
+
+
+def _sdl_of(schema) -> str:
+    return schema.execute_sync("{ _service { sdl } }").data["_service"]["sdl"]

@@ -63,25 +63,29 @@ def serve(
     """Serve a supergraph at /graphql: a composed file, or connectors with the admin API."""
     import uvicorn
 
-    from .engine import Engine
-    from .http import GatewayState, create_app
-
     logging.basicConfig(level=log_level.upper())
     if supergraph is not None and connectors is not None:
         console.print("[red]give either --supergraph FILE or --connectors DIR, not both[/red]")
         raise typer.Exit(2)
+    loaded_policy = _policy(policy)
     if supergraph is not None:
+        from .app import static_app
+        from .supergraph import load_supergraph
+
+        sdl = _read(supergraph)
         try:
-            engine = Engine.from_sdl(_read(supergraph))
+            load_supergraph(sdl, loaded_policy.privacy)
         except SupergraphError as error:
             console.print(f"[red]the supergraph cannot be served: {error}[/red]")
             raise typer.Exit(1) from None
-        application = create_app(GatewayState(engine, development=dev))
-        console.print(f"Citygate serving {len(engine.model.subgraphs)} subgraphs at http://{host}:{port}/graphql")
+        application = static_app(supergraph=sdl, store_url=store, policy=loaded_policy, policy_path=policy, development=dev).app
+        console.print(f"Citygate serving {supergraph} at http://{host}:{port}/graphql")
     else:
         from .app import registry_app
 
-        gateway = registry_app(folder=connectors, store_url=store, policy=_policy(policy), operator_key=_operator_key(), development=dev)
+        gateway = registry_app(
+            folder=connectors, store_url=store, policy=loaded_policy, policy_path=policy, operator_key=_operator_key(), development=dev
+        )
         application = gateway.app
         console.print(f"Citygate serving the registry at http://{host}:{port}/graphql (admin API under /admin)")
     uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from .app import RegistryGateway, registry_app
+from .app import Gateway, registry_app
 from .policy import parse_policy
 from .registry import new_key
 
@@ -19,14 +19,14 @@ from .registry import new_key
 DEMO_POLICY = {"registry": {"allow_upstreams": ["127.0.0.0/8", "::1/128"]}}
 
 
-def demo_gateway(folder: Path, host: str, port: int, console: Console, state_dir: Path = Path(".citygate")) -> RegistryGateway:
+def demo_gateway(folder: Path, host: str, port: int, console: Console, state_dir: Path = Path(".citygate")) -> Gateway:
     state_dir.mkdir(exist_ok=True)
     database = state_dir / "demo.db"
     database.unlink(missing_ok=True)
     operator_key = new_key("cgo")
     url = f"http://{host}:{port}"
 
-    async def announce(gateway: RegistryGateway) -> None:
+    async def announce(gateway: Gateway) -> None:
         owners = sorted({c.manifest.owner for c in gateway.registry.connectors.values()})
         partner_keys = {}
         for owner in owners:

@@ -7,16 +7,20 @@ swapping the reference; requests in flight keep the Engine they started with.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from graphql import GraphQLError
 from graphql.execution.values import get_variable_values
 
 from .executor import Executor, Subgraphs, SubgraphTransport
+from .identity import PUBLIC, Requester
 from .planner import DocumentError, Planner, PlanningError
-from .supergraph import SupergraphModel, load_supergraph
+from .privacy import CONTRIBUTORS_PREFIX, SUBJECT_KEY, PrivacyGuard, PrivacySchema, inject_privacy_fields
+from .supergraph import PrivacyAnnotations, SupergraphError, SupergraphModel, load_supergraph
 
 logger = logging.getLogger("citygate.engine")
 
@@ -59,19 +63,53 @@ class GraphQLResponse:
 
 
 class Engine:
-    def __init__(self, model: SupergraphModel, transport: SubgraphTransport) -> None:
+    """Plans, executes and guards operations on one supergraph.
+
+    A supergraph that carries privacy annotations is only served with a PrivacyGuard: without
+    one the Engine refuses to exist (fail closed).
+    """
+
+    def __init__(self, model: SupergraphModel, transport: SubgraphTransport, guard: PrivacyGuard | None = None) -> None:
         self.model = model
-        self.planner = Planner(model)
-        self.executor = Executor(model, transport)
         self.transport = transport
+        self.guard = guard
+        self.privacy = PrivacySchema(model) if model.privacy else None
+        if self.privacy is not None:
+            if guard is None:
+                raise SupergraphError("the supergraph carries privacy annotations: it is only served with a policy and a store")
+            problems = self.privacy.check()
+            if problems:
+                raise SupergraphError("; ".join(f"{p.code}: {p.message}" for p in problems))
+            self.planner = Planner(model, augment=partial(inject_privacy_fields, self.privacy))
+            self.executor = Executor(model, transport, guarded=self._guarded)
+        else:
+            self.planner = Planner(model)
+            self.executor = Executor(model, transport)
+
+    def _guarded(self, type_name: str, field_name: str) -> tuple | None:
+        assert self.privacy is not None
+        personal = self.privacy.personal(type_name, field_name)
+        if personal is not None:
+            return ("personal", personal, SUBJECT_KEY)
+        aggregate = self.privacy.aggregate(type_name, field_name)
+        if aggregate is not None:
+            return ("aggregate", aggregate, CONTRIBUTORS_PREFIX + field_name)
+        return None
 
     @classmethod
-    def from_sdl(cls, sdl: str, transport: SubgraphTransport | None = None) -> Engine:
+    def from_sdl(
+        cls,
+        sdl: str,
+        transport: SubgraphTransport | None = None,
+        *,
+        guard: PrivacyGuard | None = None,
+        privacy_overrides: PrivacyAnnotations | None = None,
+    ) -> Engine:
         """An Engine for a supergraph, reaching its subgraphs at their join__graph URLs."""
-        model = load_supergraph(sdl)
+        model = load_supergraph(sdl, privacy_overrides)
         if transport is None:
             transport = Subgraphs.over_http({name: s.url for name, s in model.subgraphs.items()})
-        return cls(model, transport)
+        return cls(model, transport, guard)
 
     def coerce_variables(self, prepared, variables: Mapping[str, Any] | None) -> dict[str, Any]:
         definitions = prepared.operation.variable_definitions
@@ -97,6 +135,8 @@ class Engine:
         *,
         allowed_kinds: tuple[str, ...] = ("query", "mutation"),
         include_plan: bool = False,
+        requester: Requester = PUBLIC,
+        request_id: str | None = None,
     ) -> GraphQLResponse:
         try:
             prepared = self.planner.prepare(query, operation_name)
@@ -116,8 +156,13 @@ class Engine:
             plan = self.planner.plan(prepared, coerced)
         except PlanningError as error:
             raise RequestError("QUERY_PLANNING_FAILED", [str(error)], executed=True) from None
-        result = await self.executor.execute(prepared, plan, coerced)
+        result = await self.executor.execute(prepared, plan, coerced, context=requester)
         response = GraphQLResponse(result.data, result.errors, subgraph_requests=result.subgraph_requests)
+        if result.pending:
+            assert self.guard is not None
+            decided = await self.guard.enforce(requester, result.pending, request_id or uuid.uuid4().hex)
+            if decided is not None:
+                response.extensions["privacy"] = decided
         if include_plan:
             response.extensions["queryPlan"] = plan.describe()
         return response

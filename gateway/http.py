@@ -9,6 +9,7 @@ stable `extensions.code`.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from .engine import Engine, RequestError
+from .identity import PUBLIC, Authenticator, IdentityError
 
 logger = logging.getLogger("citygate.http")
 
@@ -28,11 +30,12 @@ MAX_BODY_BYTES = 2 * 1024 * 1024
 
 
 class GatewayState:
-    """The Engine currently served. Swapping it is one reference assignment."""
+    """The Engine and Authenticator currently served. Swapping either is one assignment."""
 
-    def __init__(self, engine: Engine | None = None, *, development: bool = False) -> None:
+    def __init__(self, engine: Engine | None = None, *, development: bool = False, authenticator: Authenticator | None = None) -> None:
         self.engine = engine
         self.development = development
+        self.authenticator = authenticator
 
 
 def _negotiate(accept: str | None) -> str | None:
@@ -96,6 +99,13 @@ def create_app(
             return _request_error(error[0], "BAD_REQUEST", error[1], media)
         assert params is not None
         include_plan = state.development and request.headers.get("x-citygate-query-plan", "").lower() in ("1", "true")
+        authenticator = state.authenticator
+        try:
+            requester = await authenticator.identify(request.headers) if authenticator is not None else PUBLIC
+        except IdentityError as refusal:
+            headers = {"www-authenticate": 'Bearer realm="citygate"'} if refusal.status == 401 else None
+            return _request_error(refusal.message, refusal.code, refusal.status, media, headers)
+        request_id = uuid.uuid4().hex
         try:
             response = await engine.run(
                 params["query"],
@@ -103,6 +113,8 @@ def create_app(
                 params.get("variables"),
                 allowed_kinds=allowed,
                 include_plan=include_plan,
+                requester=requester,
+                request_id=request_id,
             )
         except RequestError as failure:
             body: dict[str, Any] = {"errors": failure.errors()}
@@ -115,7 +127,7 @@ def create_app(
         except Exception:  # a fault of ours: say so without details, log them
             logger.exception("request failed")
             return _request_error("internal error while serving the request", "INTERNAL_SERVER_ERROR", 500, media)
-        return _json(response.to_dict(), 200, media)
+        return _json(response.to_dict(), 200, media, {"x-request-id": request_id})
 
     async def healthz(_request: Request) -> Response:
         return PlainTextResponse("ok")

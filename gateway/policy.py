@@ -1,24 +1,64 @@
 """The operator's policy file (YAML): read, validated with clear errors, never half-applied.
 
-Sections so far:
+It reads like the rules it states. Every section is optional; what is absent is closed (no
+client, no legal basis, every personal value masked with null). See docs/policy.md.
 
+    version: "2026-11"                      # recorded with every consent (notice version)
+    controller: {name: Ville de Paris, jurisdiction: FR, policy_url: https://...}
+    purposes:
+      street-maintenance: {description: Handle the street issues residents report}
+    clients:
+      technician-console:
+        name: Technician console
+        api_key_sha256: 5e88...            # or api_key_env: TECH_CONSOLE_KEY
+        purposes: [street-maintenance]
+        roles: [technician]
+        collects_consent: false             # may record residents' consents (grantConsent)
+    legal_bases:
+      - name: public-task-street-issues
+        basis: public_task
+        roles: [technician]
+        purposes: [street-maintenance]
+        categories: [user.contact, user.location]
+    masking:
+      default: null
+      categories: {user.contact.email: partial, user.location.precise: coarsen}
+    aggregates: {k: 10}
+    audit: {enabled: true}
+    identity:
+      issuers:
+        - issuer: https://id.paris.example
+          audience: citygate
+          jwks_file: jwks.json              # or jwks_url: https://id.paris.example/jwks
+          client_claim: azp
+          roles_claim: roles                # optional: roles the token may carry
+    privacy:                                # annotations by schema coordinate (add or override)
+      fields: {Resident.email: {category: user.contact.email, strategy: partial}}
+      subjects: {Resident: id}
+      aggregates: {District.population: {contributors: residentCount, min_contributors: 20}}
     registry:
-      allow_upstreams: ["127.0.0.0/8"]    # private ranges connectors may use (default: none)
-      agreements:                         # who may take over, share or provide whose fields
-        - owner: city
-          grants: parking
-          fields: ["District.name", "Spot.*"]
+      allow_upstreams: ["10.20.0.0/16"]
+      agreements: [{owner: city, grants: parking, fields: ["District.name"]}]
 """
 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import ipaddress
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from .supergraph import AggregateField, PersonalField, PrivacyAnnotations
+
+_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+_STRATEGIES = ("null", "partial", "coarsen", "pseudonymise")
+_BASES = ("public_task", "legal_obligation", "vital_interests", "contract", "legitimate_interests")
 
 
 class PolicyError(Exception):
@@ -47,53 +87,282 @@ class RegistryPolicy:
 
 
 @dataclass(frozen=True)
+class Client:
+    id: str
+    name: str
+    description: str
+    purposes: tuple[str, ...]
+    roles: tuple[str, ...]
+    api_key_sha256: str | None
+    collects_consent: bool
+
+
+@dataclass(frozen=True)
+class LegalBasis:
+    name: str
+    basis: str
+    roles: tuple[str, ...]
+    purposes: tuple[str, ...]
+    categories: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Issuer:
+    issuer: str
+    audience: str
+    jwks_file: str | None
+    jwks_url: str | None
+    client_claim: str
+    roles_claim: str | None
+
+
+@dataclass(frozen=True)
+class Controller:
+    name: str = "the city"
+    jurisdiction: str = "FR"
+    policy_url: str = ""
+
+
+@dataclass(frozen=True)
 class Policy:
+    version: str = "unversioned"
+    controller: Controller = field(default_factory=Controller)
+    purposes: dict[str, str] = field(default_factory=dict)  # id -> description
+    clients: dict[str, Client] = field(default_factory=dict)
+    legal_bases: tuple[LegalBasis, ...] = ()
+    masking_default: str = "null"
+    masking: dict[str, str] = field(default_factory=dict)  # category -> strategy
+    k: int = 10
+    audit_enabled: bool = True
+    issuers: tuple[Issuer, ...] = ()
+    privacy: PrivacyAnnotations = field(default_factory=PrivacyAnnotations)
     registry: RegistryPolicy = field(default_factory=RegistryPolicy)
 
+    def strategy_for(self, category: str, declared: str | None) -> str:
+        """The field's own strategy, else the most specific category rule, else the default."""
+        if declared:
+            return declared
+        best = None
+        for prefix, strategy in self.masking.items():
+            if (category == prefix or category.startswith(prefix + ".")) and (best is None or len(prefix) > len(best[0])):
+                best = (prefix, strategy)
+        return best[1] if best else self.masking_default
 
-def parse_policy(data: Any) -> Policy:
-    problems: list[str] = []
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise PolicyError(["the policy must be a mapping"])
-    for unknown in sorted(set(data) - {"registry"}):
-        problems.append(f"unknown section {unknown!r}")
-    registry = data.get("registry") or {}
-    if not isinstance(registry, dict):
-        raise PolicyError(problems + ["registry must be a mapping"])
+    def client_for_key(self, key: str) -> Client | None:
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        return next((c for c in self.clients.values() if c.api_key_sha256 is not None and c.api_key_sha256 == digest), None)
+
+
+class _Reader:
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def problem(self, message: str) -> None:
+        self.problems.append(message)
+
+    def mapping(self, value: Any, where: str) -> dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.problem(f"{where} must be a mapping")
+            return {}
+        return value
+
+    def strings(self, value: Any, where: str) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.problem(f"{where} must be a list of strings")
+            return ()
+        return tuple(value)
+
+    def known_keys(self, data: dict, allowed: set[str], where: str) -> None:
+        for unknown in sorted(set(data) - allowed):
+            self.problem(f"{where}: unknown key {unknown!r}")
+
+
+def parse_policy(data: Any, base: Path | None = None) -> Policy:
+    from .taxonomy import fides_categories
+
+    reader = _Reader()
+    top = reader.mapping(data, "the policy")
+    reader.known_keys(
+        top,
+        {"version", "controller", "purposes", "clients", "legal_bases", "masking", "aggregates", "audit", "identity", "privacy", "registry"},
+        "the policy",
+    )
+    categories = fides_categories()
+
+    def category(value: str, where: str) -> None:
+        if value not in categories:
+            reader.problem(f'{where}: "{value}" is not a data category of the Fides taxonomy')
+
+    controller_data = reader.mapping(top.get("controller"), "controller")
+    controller = Controller(
+        name=str(controller_data.get("name", "the city")),
+        jurisdiction=str(controller_data.get("jurisdiction", "FR")),
+        policy_url=str(controller_data.get("policy_url", "")),
+    )
+
+    purposes: dict[str, str] = {}
+    for purpose, details in reader.mapping(top.get("purposes"), "purposes").items():
+        if not isinstance(purpose, str) or not _NAME.match(purpose):
+            reader.problem(f"purposes: {purpose!r} must be lowercase letters, digits and dashes")
+            continue
+        purposes[purpose] = str(reader.mapping(details, f"purposes.{purpose}").get("description", ""))
+
+    clients: dict[str, Client] = {}
+    for client_id, details in reader.mapping(top.get("clients"), "clients").items():
+        where = f"clients.{client_id}"
+        if not isinstance(client_id, str) or not _NAME.match(client_id):
+            reader.problem(f"{where}: the id must be lowercase letters, digits and dashes")
+            continue
+        details = reader.mapping(details, where)
+        reader.known_keys(details, {"name", "description", "purposes", "roles", "api_key_sha256", "api_key_env", "collects_consent"}, where)
+        client_purposes = reader.strings(details.get("purposes"), f"{where}.purposes")
+        for purpose in client_purposes:
+            if purpose not in purposes:
+                reader.problem(f"{where}.purposes: {purpose!r} is not declared under purposes")
+        key_hash = details.get("api_key_sha256")
+        if key_hash is not None and (not isinstance(key_hash, str) or not re.fullmatch(r"[0-9a-f]{64}", key_hash)):
+            reader.problem(f"{where}.api_key_sha256 must be 64 lowercase hex digits")
+            key_hash = None
+        if details.get("api_key_env") is not None:
+            value = os.environ.get(str(details["api_key_env"]))
+            if value is None:
+                reader.problem(f"{where}.api_key_env: environment variable {details['api_key_env']} is not set")
+            else:
+                key_hash = hashlib.sha256(value.encode()).hexdigest()
+        clients[client_id] = Client(
+            id=client_id,
+            name=str(details.get("name", client_id)),
+            description=str(details.get("description", "")),
+            purposes=client_purposes,
+            roles=reader.strings(details.get("roles"), f"{where}.roles"),
+            api_key_sha256=key_hash,
+            collects_consent=details.get("collects_consent") is True,
+        )
+
+    legal_bases = []
+    for index, rule in enumerate(top.get("legal_bases") or []):
+        where = f"legal_bases[{index}]"
+        rule = reader.mapping(rule, where)
+        reader.known_keys(rule, {"name", "basis", "roles", "purposes", "categories"}, where)
+        if rule.get("basis") not in _BASES:
+            reader.problem(f"{where}.basis must be one of {', '.join(_BASES)} (consent is the ledger's business)")
+        rule_categories = reader.strings(rule.get("categories"), f"{where}.categories")
+        for value in rule_categories:
+            category(value, f"{where}.categories")
+        rule_purposes = reader.strings(rule.get("purposes"), f"{where}.purposes")
+        for purpose in rule_purposes:
+            if purpose not in purposes:
+                reader.problem(f"{where}.purposes: {purpose!r} is not declared under purposes")
+        roles = reader.strings(rule.get("roles"), f"{where}.roles")
+        if not roles or not rule_purposes or not rule_categories:
+            reader.problem(f"{where} needs roles, purposes and categories: a rule for everything is not a rule")
+        legal_bases.append(LegalBasis(str(rule.get("name", f"rule-{index}")), str(rule.get("basis")), roles, rule_purposes, rule_categories))
+
+    masking_data = reader.mapping(top.get("masking"), "masking")
+    default = masking_data.get("default") or "null"
+    if default not in _STRATEGIES:
+        reader.problem(f"masking.default must be one of {', '.join(_STRATEGIES)}")
+    masking = {}
+    for key, strategy in reader.mapping(masking_data.get("categories"), "masking.categories").items():
+        category(str(key), "masking.categories")
+        if strategy not in _STRATEGIES:
+            reader.problem(f"masking.categories.{key}: {strategy!r} is not one of {', '.join(_STRATEGIES)}")
+        masking[str(key)] = str(strategy)
+
+    k = reader.mapping(top.get("aggregates"), "aggregates").get("k", 10)
+    if not isinstance(k, int) or isinstance(k, bool) or k < 2:
+        reader.problem("aggregates.k must be a whole number of at least 2")
+        k = 10
+    audit = reader.mapping(top.get("audit"), "audit")
+
+    issuers = []
+    for index, entry in enumerate(reader.mapping(top.get("identity"), "identity").get("issuers") or []):
+        where = f"identity.issuers[{index}]"
+        entry = reader.mapping(entry, where)
+        if not entry.get("issuer") or not entry.get("audience"):
+            reader.problem(f"{where} needs issuer and audience")
+            continue
+        if bool(entry.get("jwks_file")) == bool(entry.get("jwks_url")):
+            reader.problem(f"{where} needs exactly one of jwks_file and jwks_url")
+            continue
+        jwks_file = entry.get("jwks_file")
+        if jwks_file and base is not None and not Path(jwks_file).is_absolute():
+            jwks_file = str(base / jwks_file)
+        issuers.append(
+            Issuer(str(entry["issuer"]), str(entry["audience"]), jwks_file, entry.get("jwks_url"), str(entry.get("client_claim", "azp")), entry.get("roles_claim"))
+        )
+
+    privacy = PrivacyAnnotations()
+    privacy_data = reader.mapping(top.get("privacy"), "privacy")
+    for coordinate, details in reader.mapping(privacy_data.get("fields"), "privacy.fields").items():
+        details = reader.mapping(details, f"privacy.fields.{coordinate}")
+        if "." not in str(coordinate) or not isinstance(details.get("category"), str):
+            reader.problem(f"privacy.fields.{coordinate}: needs Type.field and a category")
+            continue
+        category(details["category"], f"privacy.fields.{coordinate}")
+        type_name, field_name = str(coordinate).split(".", 1)
+        privacy.personal[(type_name, field_name)] = PersonalField(details["category"], details.get("strategy"))
+    for type_name, subject in reader.mapping(privacy_data.get("subjects"), "privacy.subjects").items():
+        privacy.subjects[str(type_name)] = str(subject)
+    for coordinate, details in reader.mapping(privacy_data.get("aggregates"), "privacy.aggregates").items():
+        details = reader.mapping(details, f"privacy.aggregates.{coordinate}")
+        if "." not in str(coordinate) or not isinstance(details.get("contributors"), str):
+            reader.problem(f"privacy.aggregates.{coordinate}: needs Type.field and contributors")
+            continue
+        type_name, field_name = str(coordinate).split(".", 1)
+        privacy.aggregates[(type_name, field_name)] = AggregateField(details["contributors"], details.get("min_contributors"))
+
+    registry_data = reader.mapping(top.get("registry"), "registry")
     networks = []
-    for index, value in enumerate(registry.get("allow_upstreams") or []):
+    for index, value in enumerate(registry_data.get("allow_upstreams") or []):
         try:
             networks.append(ipaddress.ip_network(str(value), strict=False))
         except ValueError:
-            problems.append(f"registry.allow_upstreams[{index}]: {value!r} is not an IP network")
+            reader.problem(f"registry.allow_upstreams[{index}]: {value!r} is not an IP network")
     agreements = []
-    for index, entry in enumerate(registry.get("agreements") or []):
+    for index, entry in enumerate(registry_data.get("agreements") or []):
         where = f"registry.agreements[{index}]"
         if not isinstance(entry, dict):
-            problems.append(f"{where}: must be a mapping")
+            reader.problem(f"{where}: must be a mapping")
             continue
         owner, grants, fields = entry.get("owner"), entry.get("grants"), entry.get("fields")
         if not isinstance(owner, str) or not isinstance(grants, str):
-            problems.append(f"{where}: needs owner and grants (partner names)")
+            reader.problem(f"{where}: needs owner and grants (partner names)")
             continue
         if not isinstance(fields, list) or not fields or not all(isinstance(f, str) and "." in f for f in fields):
-            problems.append(f"{where}: fields must list coordinates such as Type.field or Type.*")
+            reader.problem(f"{where}: fields must list coordinates such as Type.field or Type.*")
             continue
         agreements.append(Agreement(owner, grants, tuple(fields)))
-    if problems:
-        raise PolicyError(problems)
-    return Policy(registry=RegistryPolicy(tuple(networks), tuple(agreements)))
+
+    if reader.problems:
+        raise PolicyError(reader.problems)
+    return Policy(
+        version=str(top.get("version", "unversioned")),
+        controller=controller,
+        purposes=purposes,
+        clients=clients,
+        legal_bases=tuple(legal_bases),
+        masking_default=str(default),
+        masking=masking,
+        k=k,
+        audit_enabled=audit.get("enabled", True) is not False,
+        issuers=tuple(issuers),
+        privacy=privacy,
+        registry=RegistryPolicy(tuple(networks), tuple(agreements)),
+    )
 
 
 def load_policy(path: Path | None) -> Policy:
     if path is None:
-        return Policy()
+        return parse_policy({})
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise PolicyError([f"cannot read {path}: {error.strerror}"]) from None
     except yaml.YAMLError as error:
         raise PolicyError([f"{path} is not valid YAML: {error}"]) from None
-    return parse_policy(data)
+    return parse_policy(data, path.parent)

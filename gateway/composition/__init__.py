@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 from graphql import print_ast
 
-from ..supergraph import SupergraphError, load_supergraph
+from ..privacy._annotations import PrivacySchema
+from ..supergraph import PRIVACY_SPEC, SupergraphError, load_supergraph
 from ._errors import CompositionError
 from ._fieldsets import check_field_sets, externals
 from ._merge import Merger
@@ -68,6 +69,7 @@ def compose(sources: Iterable[SubgraphSource]) -> CompositionResult:
         errors += set_errors
         used[subgraph.name] = used_fields
         errors += _unused_externals(subgraph, used_fields)
+        errors += _uncomposed_privacy(subgraph)
         subgraphs.append(subgraph)
     if errors:
         return CompositionResult(None, errors, subgraphs)
@@ -82,6 +84,7 @@ def compose(sources: Iterable[SubgraphSource]) -> CompositionResult:
     except SupergraphError as error:
         return CompositionResult(None, [CompositionError("INTERNAL", f"the composed supergraph does not load: {error}")], subgraphs)
     errors = check_satisfiability(model)
+    errors += [CompositionError(p.code, p.message) for p in PrivacySchema(model).check()]
     if errors:
         return CompositionResult(None, errors, subgraphs)
     return CompositionResult(supergraph, [], subgraphs)
@@ -108,6 +111,23 @@ def _unused_externals(subgraph: Subgraph, used: set[tuple[str, str]]) -> list[Co
             )
         )
     return errors
+
+
+def _uncomposed_privacy(subgraph: Subgraph) -> list[CompositionError]:
+    """Privacy directives that would silently vanish from the supergraph (fail closed)."""
+    privacy_names = {name for spec in subgraph.linked_specs if PRIVACY_SPEC.match(spec.url) for name in spec.imports}
+    missing = sorted(privacy_names - set(subgraph.composed_directives))
+    used = {a.name for t in subgraph.types.values() for a in t.applied}
+    used |= {a.name for t in subgraph.types.values() for f in t.fields.values() for a in f.applied}
+    return [
+        CompositionError(
+            "PRIVACY_DIRECTIVE_NOT_COMPOSED",
+            f'@{name} is used but not kept in the supergraph: add @composeDirective(name: "@{name}")',
+            subgraph.name,
+        )
+        for name in missing
+        if name in used
+    ]
 
 
 def _composed_directives(subgraphs: list[Subgraph]) -> tuple[list[tuple[str, list[str]]], dict[str, str]]:

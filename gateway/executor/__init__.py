@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -25,7 +25,7 @@ from graphql import (
 from ..planner import INTROSPECTION_ROOT_FIELDS, PreparedOperation, QueryPlan
 from ..supergraph import SupergraphModel
 from ._fetch import Execution, FetchRunner, SubgraphTransport, SubgraphUnavailable
-from ._shape import Shaper
+from ._shape import GuardLookup, Shaper
 from ._transport import HttpSubgraph, InProcessSubgraph, Subgraphs, new_http_client
 
 __all__ = [
@@ -45,24 +45,25 @@ class ExecutionResult:
     data: dict[str, Any] | None
     errors: list[dict[str, Any]]
     subgraph_requests: int = 0
+    pending: list = field(default_factory=list)  # personal and aggregate values set aside
 
 
 class Executor:
-    def __init__(self, model: SupergraphModel, transport: SubgraphTransport) -> None:
+    def __init__(self, model: SupergraphModel, transport: SubgraphTransport, guarded: GuardLookup | None = None) -> None:
         self.model = model
         self.runner = FetchRunner(model, transport)
-        self.shaper = Shaper(model.api_schema)
+        self.shaper = Shaper(model.api_schema, guarded)
         self._introspection: LRUCache = LRUCache(maxsize=256)
 
     async def execute(
-        self, prepared: PreparedOperation, plan: QueryPlan, variables: Mapping[str, Any]
+        self, prepared: PreparedOperation, plan: QueryPlan, variables: Mapping[str, Any], context: Any = None
     ) -> ExecutionResult:
-        execution = Execution(variables=variables)
+        execution = Execution(variables=variables, context=context)
         if plan.has_introspection:
             execution.data.update(self._run_introspection(prepared, variables, execution.errors))
         await self.runner.run(plan, execution)
-        data = self.shaper.shape(plan, execution.data, execution.errors)
-        return ExecutionResult(data, execution.errors, execution.subgraph_requests)
+        data, pending = self.shaper.shape(plan, execution.data, execution.errors)
+        return ExecutionResult(data, execution.errors, execution.subgraph_requests, pending)
 
     def _run_introspection(self, prepared: PreparedOperation, variables: Mapping[str, Any], errors: list) -> dict:
         cache_key = (prepared.text, prepared.name, orjson.dumps(dict(variables), option=orjson.OPT_SORT_KEYS))

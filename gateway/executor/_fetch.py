@@ -24,7 +24,7 @@ class SubgraphUnavailable(Exception):
 class SubgraphTransport(Protocol):
     """Sends one operation to one subgraph: JSON bytes back, or an already parsed answer."""
 
-    async def send(self, subgraph: str, query: str, variables: dict[str, Any] | None) -> bytes | dict: ...
+    async def send(self, subgraph: str, query: str, variables: dict[str, Any] | None, context: Any = None) -> bytes | dict: ...
 
 
 @dataclass(slots=True)
@@ -32,6 +32,7 @@ class Execution:
     """The mutable state of one operation's execution."""
 
     variables: Mapping[str, Any]
+    context: Any = None  # handed to in-process subgraphs (the requester)
     data: dict[str, Any] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
     subgraph_requests: int = 0
@@ -118,7 +119,7 @@ class FetchRunner:
     async def _send(self, node: FetchNode, variables: dict, execution: Execution) -> dict | None:
         execution.subgraph_requests += 1
         try:
-            raw = await self.transport.send(node.subgraph, node.document, variables or None)
+            raw = await self.transport.send(node.subgraph, node.document, variables or None, execution.context)
             result = raw if isinstance(raw, dict) else orjson.loads(raw)
             if not isinstance(result, dict) or ("data" not in result and "errors" not in result):
                 raise SubgraphUnavailable("the answer is not a GraphQL response")

@@ -7,6 +7,7 @@ per the GraphQL spec. Fields the planner added (keys, @requires) never reach the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from graphql import (
@@ -27,9 +28,9 @@ _SCALAR, _ENUM, _OBJECT, _TYPENAME, _INTROSPECTION = range(5)
 
 
 class _FieldShape:
-    __slots__ = ("child", "enum_values", "key", "kind", "name", "parent", "wrappers")
+    __slots__ = ("child", "enum_values", "guard", "key", "kind", "name", "parent", "wrappers")
 
-    def __init__(self, key, name, parent, wrappers, kind, enum_values, child) -> None:
+    def __init__(self, key, name, parent, wrappers, kind, enum_values, child, guard=None) -> None:
         self.key = key
         self.name = name
         self.parent = parent
@@ -37,6 +38,12 @@ class _FieldShape:
         self.kind = kind
         self.enum_values = enum_values
         self.child = child
+        # set for personal and aggregate fields: (kind, annotation, key of the subject/count)
+        self.guard = guard
+
+
+# (type name, field name) -> ("personal" | "aggregate", annotation, data key) or None
+GuardLookup = Callable[[str, str], tuple | None]
 
 
 class _ObjectShape:
@@ -58,8 +65,9 @@ class _ObjectShape:
 
 
 class Shaper:
-    def __init__(self, api_schema: GraphQLSchema) -> None:
+    def __init__(self, api_schema: GraphQLSchema, guarded: GuardLookup | None = None) -> None:
         self.schema = api_schema
+        self.guarded = guarded
         self.concrete_types = frozenset(
             name for name, t in api_schema.type_map.items() if isinstance(t, GraphQLObjectType) and not name.startswith("__")
         )
@@ -105,29 +113,32 @@ class Shaper:
             while isinstance(gql_type, (GraphQLNonNull, GraphQLList)):
                 wrappers.append("N" if isinstance(gql_type, GraphQLNonNull) else "L")
                 gql_type = gql_type.of_type
+            guard = self.guarded(typename, name) if self.guarded is not None else None
             if isinstance(gql_type, GraphQLEnumType):
-                result.append(_FieldShape(key, name, typename, tuple(wrappers), _ENUM, frozenset(gql_type.values), None))
+                result.append(_FieldShape(key, name, typename, tuple(wrappers), _ENUM, frozenset(gql_type.values), None, guard))
             elif is_leaf_type(gql_type):
-                result.append(_FieldShape(key, name, typename, tuple(wrappers), _SCALAR, None, None))
+                result.append(_FieldShape(key, name, typename, tuple(wrappers), _SCALAR, None, None, guard))
             else:
                 child = _ObjectShape(self, gql_type.name, item.field.selections or ())
-                result.append(_FieldShape(key, name, typename, tuple(wrappers), _OBJECT, None, child))
+                result.append(_FieldShape(key, name, typename, tuple(wrappers), _OBJECT, None, child, guard))
         return result
 
-    def shape(self, plan: QueryPlan, data: dict[str, Any], errors: list[dict[str, Any]]) -> dict[str, Any] | None:
+    def shape(self, plan: QueryPlan, data: dict[str, Any], errors: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, list]:
+        """The client's response, and the personal and aggregate values set aside (slots: null)."""
         walk = _Walk(self, errors)
         result = walk.object(data, self._root_shape(plan))
-        return None if result is _BUBBLE or result is None else result
+        return (None if result is _BUBBLE or result is None else result), walk.pending
 
 
 class _Walk:
-    __slots__ = ("_error_paths", "errors", "path", "shaper")
+    __slots__ = ("_error_paths", "errors", "path", "pending", "shaper")
 
     def __init__(self, shaper: Shaper, errors: list[dict[str, Any]]) -> None:
         self.shaper = shaper
         self.errors = errors
         self.path: list[str | int] = []
         self._error_paths: list[tuple] | None = None
+        self.pending: list[tuple] = []
 
     def object(self, obj: dict[str, Any], shape: _ObjectShape) -> Any:
         typename = obj.get("__typename")
@@ -147,10 +158,19 @@ class _Walk:
                 continue
             path.append(field_shape.key)
             value = self.value(obj.get(field_shape.key), field_shape, 0)
-            path.pop()
             if value is _BUBBLE:
+                path.pop()
                 return _BUBBLE
-            out[field_shape.key] = value
+            guard = field_shape.guard
+            if guard is not None:
+                # never placed here: the privacy stage decides, and fills the slot or masks it
+                out[field_shape.key] = None
+                self.pending.append(
+                    (guard[0], out, field_shape.key, value, typename, field_shape.name, guard[1], obj.get(guard[2]), tuple(path))
+                )
+            else:
+                out[field_shape.key] = value
+            path.pop()
         return out
 
     def value(self, value: Any, field_shape: _FieldShape, depth: int) -> Any:

@@ -27,7 +27,7 @@ def new_http_client(max_connections: int = 512) -> httpx.AsyncClient:
 
 
 class SubgraphClient(Protocol):
-    async def send(self, query: str, variables: dict[str, Any] | None) -> bytes | dict: ...
+    async def send(self, query: str, variables: dict[str, Any] | None, context: Any = None) -> bytes | dict: ...
 
 
 class HttpSubgraph:
@@ -37,7 +37,7 @@ class HttpSubgraph:
         self.timeout = httpx.Timeout(timeout)
         self.headers = {**_BASE_HEADERS, **(headers or {})}
 
-    async def send(self, query: str, variables: dict[str, Any] | None) -> bytes:
+    async def send(self, query: str, variables: dict[str, Any] | None, context: Any = None) -> bytes:
         body = orjson.dumps({"query": query, "variables": variables} if variables else {"query": query})
         try:
             response = await self.client.post(self.url, content=body, headers=self.headers, timeout=self.timeout)
@@ -56,9 +56,9 @@ class InProcessSubgraph:
     def __init__(self, schema: Any) -> None:
         self.schema = schema
 
-    async def send(self, query: str, variables: dict[str, Any] | None) -> dict:
+    async def send(self, query: str, variables: dict[str, Any] | None, context: Any = None) -> dict:
         try:
-            result = await self.schema.execute(query, variable_values=variables)
+            result = await self.schema.execute(query, variable_values=variables, context_value=context)
         except Exception:  # a connector's own fault: reported like an unreachable subgraph
             raise SubgraphUnavailable("the in-process connector failed") from None
         payload: dict[str, Any] = {"data": result.data}
@@ -92,11 +92,11 @@ class Subgraphs:
         }
         return cls(clients, client, owns)
 
-    async def send(self, subgraph: str, query: str, variables: dict[str, Any] | None) -> bytes | dict:
+    async def send(self, subgraph: str, query: str, variables: dict[str, Any] | None, context: Any = None) -> bytes | dict:
         client = self.clients.get(subgraph)
         if client is None:
             raise SubgraphUnavailable("no endpoint is configured")
-        return await client.send(query, variables)
+        return await client.send(query, variables, context)
 
     async def close(self) -> None:
         if self.owns_http_client and self.http_client is not None:

@@ -6,7 +6,7 @@ a plan once per (document, operation, values of the `@skip`/`@include` variables
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cachetools import LRUCache
 from graphql import (
@@ -16,8 +16,10 @@ from graphql import (
     FragmentSpreadNode,
     GraphQLError,
     OperationDefinitionNode,
+    Visitor,
     parse,
     validate,
+    visit,
 )
 
 from ..supergraph import SupergraphModel
@@ -81,6 +83,21 @@ class PreparedOperation:
         return self.operation.name.value if self.operation.name else None
 
 
+RESERVED_ALIAS = "_cg_"
+
+
+def _aliases(document: DocumentNode) -> list[str]:
+    found: list[str] = []
+
+    class _Finder(Visitor):
+        def enter_field(self, node: FieldNode, *_args) -> None:
+            if node.alias is not None:
+                found.append(node.alias.value)
+
+    visit(document, _Finder())
+    return found
+
+
 def _depth(selection_set, fragments: dict[str, FragmentDefinitionNode], seen: frozenset[str] = frozenset()) -> int:
     deepest = 0
     for selection in selection_set.selections:
@@ -101,8 +118,10 @@ class Planner:
     max_tokens = 50_000
     max_depth = 64
 
-    def __init__(self, model: SupergraphModel, cache_size: int = 2048) -> None:
+    def __init__(self, model: SupergraphModel, cache_size: int = 2048, augment=None) -> None:
+        """`augment(selections, root_type)` may add fields to what is planned (never shaped)."""
         self.model = model
+        self.augment = augment
         self._documents: LRUCache = LRUCache(maxsize=cache_size)
         self._plans: LRUCache = LRUCache(maxsize=cache_size)
 
@@ -145,6 +164,10 @@ class Planner:
             raise DocumentError("GRAPHQL_VALIDATION_FAILED", ["the document is nested too deeply"]) from None
         if errors:
             raise DocumentError("GRAPHQL_VALIDATION_FAILED", errors)
+        if RESERVED_ALIAS in text:
+            for node in _aliases(document):
+                if node.startswith(RESERVED_ALIAS):
+                    raise DocumentError("GRAPHQL_VALIDATION_FAILED", [f"aliases starting with {RESERVED_ALIAS} are reserved for the gateway"])
         fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
         for definition in document.definitions:
             if isinstance(definition, OperationDefinitionNode) and _depth(definition.selection_set, fragments) > self.max_depth:
@@ -158,13 +181,18 @@ class Planner:
         plan = self._plans.get(cache_key)
         if plan is None:
             selections = normalize_selections(prepared.operation.selection_set.selections, prepared.fragments, variables)
+            planned = selections
+            if self.augment is not None:
+                planned = self.augment(selections, self.model.root_types.get(prepared.kind, ""))
             builder = QueryPlanner(
                 self.model,
                 prepared.kind,
-                selections,
+                planned,
                 tuple(prepared.operation.variable_definitions or ()),
                 prepared.name,
             )
             plan = builder.plan()
+            if planned is not selections:
+                plan = replace(plan, selections=selections)  # shaping follows the client's selection
             self._plans[cache_key] = plan
         return plan

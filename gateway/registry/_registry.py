@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from ..executor import HttpSubgraph, InProcessSubgraph, Subgraphs
 from ..executor._transport import SubgraphClient
 from ..policy import RegistryPolicy
 from ..store import Store
-from ..supergraph import load_supergraph
+from ..supergraph import SupergraphError, load_supergraph
 from ._manifest import (
     Manifest,
     ManifestError,
@@ -58,8 +59,13 @@ class Connector:
     manifest: Manifest
     sdl: str
     client: SubgraphClient
-    from_folder: bool = False
+    source: str = "registry"  # "registry", "folder" (the operator's files) or "builtin"
     version: int = 0
+
+    @property
+    def from_folder(self) -> bool:
+        """Folder and built-in connectors change only with the operator's files, never over the API."""
+        return self.source != "registry"
 
 
 @dataclass(slots=True)
@@ -95,13 +101,16 @@ class Registry:
         policy: RegistryPolicy,
         http_client: httpx.AsyncClient,
         folder: Path | None = None,
+        build_engine: Callable[[str, Subgraphs], Engine] | None = None,
+        builtins: dict[str, Connector] | None = None,
     ) -> None:
         self.state = state  # gateway.http.GatewayState: holds the Engine being served
         self.store = store
         self.policy = policy
         self.http_client = http_client
         self.folder = folder
-        self.connectors: dict[str, Connector] = {}
+        self.build_engine = build_engine or (lambda sdl, transport: Engine(load_supergraph(sdl), transport))
+        self.connectors: dict[str, Connector] = dict(builtins or {})
         self.lock = asyncio.Lock()
         self.supergraph: str | None = None
 
@@ -129,15 +138,25 @@ class Registry:
         result = compose(self._sources(self.connectors.values()))
         if not result.ok:
             raise RegistryError("the registered connectors do not compose:\n" + "\n".join(f"  {e}" for e in result.errors))
-        self._serve(result.supergraph, self.connectors)  # type: ignore[arg-type]
+        try:
+            engine = self._build(result.supergraph, self.connectors)  # type: ignore[arg-type]
+        except SupergraphError as error:
+            raise RegistryError(f"the composed supergraph cannot be served: {error}") from None
+        self._swap(engine, result.supergraph, self.connectors)  # type: ignore[arg-type]
+
+    async def rebuild(self) -> None:
+        """Serve the current supergraph again (after a policy change); raises SupergraphError."""
+        async with self.lock:
+            if self.supergraph is not None:
+                self._swap(self._build(self.supergraph, self.connectors), self.supergraph, self.connectors)
 
     async def _from_folder(self, manifest: Manifest) -> Connector:
         if manifest.kind == "python":
             schema = load_python_schema(manifest)
             sdl = manifest.sdl or python_schema_sdl(schema)
-            return Connector(manifest, sdl, InProcessSubgraph(schema), from_folder=True)
+            return Connector(manifest, sdl, InProcessSubgraph(schema), source="folder")
         sdl = manifest.sdl or await self._fetch_sdl(manifest)
-        return Connector(manifest, sdl, self._http_client(manifest), from_folder=True)
+        return Connector(manifest, sdl, self._http_client(manifest), source="folder")
 
     def _http_client(self, manifest: Manifest) -> HttpSubgraph:
         return HttpSubgraph(self.http_client, manifest.url or "", manifest.timeout, manifest.resolved_headers())
@@ -166,11 +185,13 @@ class Registry:
             for c in sorted(connectors, key=lambda c: c.manifest.name)
         ]
 
-    def _serve(self, supergraph: str, connectors: dict[str, Connector]) -> None:
-        model = load_supergraph(supergraph)
+    def _build(self, supergraph: str, connectors: dict[str, Connector]) -> Engine:
         transport = Subgraphs({name: c.client for name, c in connectors.items()}, self.http_client)
-        engine = Engine(model, transport)
+        return self.build_engine(supergraph, transport)
+
+    def _swap(self, engine: Engine, supergraph: str, connectors: dict[str, Connector]) -> None:
         self.supergraph = supergraph
+        self.connectors = connectors
         self.state.engine = engine  # the swap: one assignment; requests in flight keep the old engine
         logger.info("serving %d connectors", len(connectors))
 
@@ -178,7 +199,7 @@ class Registry:
 
     def list(self, actor: Actor) -> list[dict[str, Any]]:
         return [
-            {**c.manifest.to_dict(), "version": c.version, "source": "folder" if c.from_folder else "registry"}
+            {**c.manifest.to_dict(), "version": c.version, "source": c.source}
             for name, c in sorted(self.connectors.items())
             if actor.may_manage(c.manifest.owner)
         ]
@@ -192,6 +213,12 @@ class Registry:
             report, connector, supergraph = await self._check(data, actor)
             if not report.ok or connector is None or supergraph is None:
                 return report
+            connectors = {**self.connectors, connector.manifest.name: connector}
+            try:
+                engine = self._build(supergraph, connectors)
+            except SupergraphError as error:
+                report.add(Problem("NOT_SERVABLE", str(error)))
+                return report
             if self.store is not None:
                 connector.version = await self.store.put_connector(
                     connector.manifest.name, connector.manifest.owner, connector.manifest.to_dict(), connector.sdl
@@ -199,9 +226,7 @@ class Registry:
             else:
                 previous = self.connectors.get(connector.manifest.name)
                 connector.version = (previous.version if previous else 0) + 1
-            connectors = {**self.connectors, connector.manifest.name: connector}
-            self._serve(supergraph, connectors)
-            self.connectors = connectors
+            self._swap(engine, supergraph, connectors)
             report.version = connector.version
             return report
 
@@ -224,10 +249,14 @@ class Registry:
                 for error in result.errors:
                     report.add(error.to_dict())
                 return 409, report
+            try:
+                engine = self._build(result.supergraph, remaining)  # type: ignore[arg-type]
+            except SupergraphError as error:
+                report.add(Problem("NOT_SERVABLE", str(error)))
+                return 409, report
             if self.store is not None:
                 await self.store.delete_connector(name)
-            self._serve(result.supergraph, remaining)  # type: ignore[arg-type]
-            self.connectors = remaining
+            self._swap(engine, result.supergraph, remaining)  # type: ignore[arg-type]
             return 200, report
 
     async def _check(self, data: Any, actor: Actor) -> tuple[Report, Connector | None, str | None]:

@@ -2,7 +2,9 @@
 
 SQLite (a file on disk) by default, PostgreSQL when configured, through SQLAlchemy 2 async.
 This module only reads and writes rows; it decides nothing. Tables: partners and their key
-hashes, registered connectors. (The consent ledger and the audit log join them later.)
+hashes, registered connectors, the consent ledger's events, the audit log and its chain head,
+and a few settings (the pseudonymisation key). The ledger and the audit log are append-only:
+triggers refuse UPDATE and DELETE on both databases.
 """
 
 from __future__ import annotations
@@ -13,7 +15,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, delete, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 metadata = MetaData()
@@ -36,6 +52,60 @@ connectors = Table(
     Column("version", Integer, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+
+consent_events = Table(
+    "consent_events",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("consent_id", String(36), nullable=False, index=True),
+    Column("kind", String(10), nullable=False),  # grant | withdraw
+    Column("subject", String(200), nullable=False, index=True),
+    Column("recipient", String(100), nullable=False),
+    Column("purpose", String(100), nullable=False),
+    Column("categories", Text, nullable=False),  # JSON list
+    Column("legal_basis", String(30), nullable=False),
+    Column("granted_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("withdrawn_at", DateTime(timezone=True)),
+    Column("collection_method", String(100), nullable=False),
+    Column("notice_version", String(100), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("at", String(40), nullable=False),  # ISO 8601, as hashed
+    Column("request_id", String(64), nullable=False),
+    Column("recipient", String(100), nullable=False),
+    Column("purpose", String(100), nullable=False),
+    Column("subject", String(200), nullable=False, index=True),
+    Column("fields", Text, nullable=False),  # JSON list of coordinates
+    Column("basis", Text, nullable=False),  # JSON list: "consent:<id>" or "policy:<rule>"
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+settings = Table(
+    "settings",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+GENESIS_HASH = "0" * 64
+_APPEND_ONLY = ("consent_events", "audit_log")
 
 
 def database_url(url: str) -> str:
@@ -73,6 +143,30 @@ class Store:
     async def create(self) -> None:
         async with self.engine.begin() as connection:
             await connection.run_sync(metadata.create_all)
+            for table in _APPEND_ONLY:
+                for statement in self._append_only_ddl(table):
+                    await connection.execute(text(statement))
+            head = (await connection.execute(select(audit_head.c.seq).where(audit_head.c.id == 1))).first()
+            if head is None:
+                await connection.execute(insert(audit_head).values(id=1, seq=0, hash=GENESIS_HASH))
+
+    def _append_only_ddl(self, table: str) -> list[str]:
+        if self.kind == "sqlite":
+            return [
+                f"CREATE TRIGGER IF NOT EXISTS {table}_no_update BEFORE UPDATE ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END",
+                f"CREATE TRIGGER IF NOT EXISTS {table}_no_delete BEFORE DELETE ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END",
+            ]
+        if self.kind == "postgresql":
+            return [
+                "CREATE OR REPLACE FUNCTION citygate_append_only() RETURNS trigger AS $$ "
+                "BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END; $$ LANGUAGE plpgsql",
+                f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}",
+                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION citygate_append_only()",
+            ]
+        return []
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -123,3 +217,65 @@ class Store:
         async with self.engine.begin() as connection:
             result = await connection.execute(delete(connectors).where(connectors.c.name == name))
         return bool(result.rowcount)
+
+    # -- settings ------------------------------------------------------------------------------------
+
+    async def setting(self, name: str, default_factory) -> str:
+        """A stored setting, created once with `default_factory()` (first writer wins)."""
+        async with self.engine.begin() as connection:
+            row = (await connection.execute(select(settings.c.value).where(settings.c.name == name))).first()
+            if row is not None:
+                return row[0]
+            value = default_factory()
+            await connection.execute(insert(settings).values(name=name, value=value))
+            return value
+
+    # -- the consent ledger -----------------------------------------------------------------------
+
+    async def append_consent_event(self, event: dict[str, Any]) -> None:
+        row = {**event, "categories": orjson.dumps(list(event["categories"])).decode()}
+        async with self.engine.begin() as connection:
+            await connection.execute(insert(consent_events).values(**row))
+
+    async def consent_events_for(self, subjects: list[str], recipient: str | None, purpose: str | None) -> list[dict[str, Any]]:
+        """Events for these subjects (and recipient and purpose when given), oldest first."""
+        query = select(consent_events).where(consent_events.c.subject.in_(subjects)).order_by(consent_events.c.seq)
+        if recipient is not None:
+            query = query.where(consent_events.c.recipient == recipient)
+        if purpose is not None:
+            query = query.where(consent_events.c.purpose == purpose)
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(query)).mappings().all()
+        return [{**row, "categories": orjson.loads(row["categories"])} for row in rows]
+
+    # -- the audit log ----------------------------------------------------------------------------
+
+    async def append_audit(self, entries: list[dict[str, Any]], chain) -> None:
+        """Append entries after the chain head, in one transaction; `chain(prev, entry)` hashes."""
+        async with self.engine.begin() as connection:
+            query = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+            if self.kind == "postgresql":
+                query = query.with_for_update()  # replicas append one after the other
+            seq, previous = (await connection.execute(query)).one()
+            rows = []
+            for entry in entries:
+                seq += 1
+                row = {**entry, "seq": seq, "prev_hash": previous}
+                row["hash"] = previous = chain(row)
+                rows.append(row)
+            await connection.execute(insert(audit_log), rows)
+            await connection.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=previous))
+
+    async def audit_entries(self, subject: str | None = None, limit: int | None = None, newest_first: bool = False):
+        query = select(audit_log).order_by(audit_log.c.seq.desc() if newest_first else audit_log.c.seq)
+        if subject is not None:
+            query = query.where(audit_log.c.subject == subject)
+        if limit is not None:
+            query = query.limit(limit)
+        async with self.engine.connect() as connection:
+            return [dict(row) for row in (await connection.execute(query)).mappings().all()]
+
+    async def audit_chain_head(self) -> tuple[int, str]:
+        async with self.engine.connect() as connection:
+            seq, head = (await connection.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1))).one()
+        return seq, head

@@ -1,10 +1,13 @@
 """The supergraph stage: load a composed supergraph and answer questions about it."""
 
-from ._load import load_supergraph
+from ._load import PRIVACY_SPEC, load_supergraph
 from ._model import (
+    AggregateField,
     EntityKey,
     FieldFacts,
     FieldInSubgraph,
+    PersonalField,
+    PrivacyAnnotations,
     Subgraph,
     SupergraphError,
     SupergraphModel,
@@ -14,9 +17,13 @@ from ._model import (
 )
 
 __all__ = [
+    "PRIVACY_SPEC",
+    "AggregateField",
     "EntityKey",
     "FieldFacts",
     "FieldInSubgraph",
+    "PersonalField",
+    "PrivacyAnnotations",
     "Subgraph",
     "SupergraphError",
     "SupergraphModel",

@@ -23,6 +23,7 @@ from graphql import (
     InterfaceTypeDefinitionNode,
     ListValueNode,
     NamedTypeNode,
+    NonNullTypeNode,
     ObjectTypeDefinitionNode,
     ScalarTypeDefinitionNode,
     SchemaDefinitionNode,
@@ -35,9 +36,12 @@ from graphql import (
 )
 
 from ._model import (
+    AggregateField,
     EntityKey,
     FieldFacts,
     FieldInSubgraph,
+    PersonalField,
+    PrivacyAnnotations,
     Subgraph,
     SupergraphError,
     SupergraphModel,
@@ -52,6 +56,7 @@ _KNOWN_FEATURES = {"link", "core", "join", "inaccessible", "tag"}
 # Directives the API schema keeps when applied to elements.
 _KEPT_DIRECTIVES = {"deprecated", "specifiedBy", "oneOf"}
 _SPEC_URL = re.compile(r"^https?://specs\.apollo\.dev/(?P<name>[A-Za-z0-9_-]+)/v(?P<version>[0-9.]+)")
+PRIVACY_SPEC = re.compile(r"^https://citygate\.dev/privacy/v0\.\d+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +67,18 @@ class _Feature:
     purpose: str | None
 
 
-def load_supergraph(sdl: str) -> SupergraphModel:
+def load_supergraph(sdl: str, privacy_overrides: PrivacyAnnotations | None = None) -> SupergraphModel:
+    """Read a supergraph; `privacy_overrides` (from the policy) add to or replace annotations."""
     try:
         document = parse(sdl)
     except Exception as exc:
         raise SupergraphError(f"the supergraph is not valid GraphQL SDL: {exc}") from exc
     features = _read_features(document)
+    privacy = _read_privacy(document)
+    if privacy_overrides is not None:
+        privacy.personal.update(privacy_overrides.personal)
+        privacy.subjects.update(privacy_overrides.subjects)
+        privacy.aggregates.update(privacy_overrides.aggregates)
     join = features.get("join")
     if join is None:
         raise SupergraphError("the document links no join spec: it is not a composed supergraph")
@@ -81,7 +92,7 @@ def load_supergraph(sdl: str) -> SupergraphModel:
     subgraphs = _read_subgraphs(document, join.prefix)
     by_enum = {sg.enum_value: sg.name for sg in subgraphs.values()}
     types = _read_types(document, join.prefix, by_enum)
-    api_schema = _build_api_schema(document, features, inaccessible)
+    api_schema = _build_api_schema(document, features, inaccessible, {coordinate for coordinate in privacy.personal})
     root_types = {}
     for kind, root in (
         ("query", schema.query_type),
@@ -97,6 +108,7 @@ def load_supergraph(sdl: str) -> SupergraphModel:
         subgraphs=subgraphs,
         types=types,
         root_types=root_types,
+        privacy=privacy,
     )
 
 
@@ -151,6 +163,45 @@ def _arguments(directive: DirectiveNode) -> dict[str, object]:
 
 def _directives(node, name: str) -> list[dict[str, object]]:
     return [_arguments(d) for d in node.directives or () if d.name.value == name]
+
+
+# -- privacy annotations --------------------------------------------------------------------------
+
+
+def _read_privacy(document: DocumentNode) -> PrivacyAnnotations:
+    names: dict[str, str] = {}  # directive name used in the supergraph -> name in the spec
+    for definition in document.definitions:
+        if not isinstance(definition, SchemaDefinitionNode) and type(definition).__name__ != "SchemaExtensionNode":
+            continue
+        for directive in definition.directives or ():
+            args = _arguments(directive) if directive.name.value == "link" else {}
+            if not PRIVACY_SPEC.match(str(args.get("url") or "")):
+                continue
+            for item in args.get("import") or []:  # type: ignore[union-attr]
+                if isinstance(item, str) and item.startswith("@"):
+                    names[item[1:]] = item[1:]
+    annotations = PrivacyAnnotations()
+    if not names:
+        return annotations
+    for definition in document.definitions:
+        if not isinstance(definition, (ObjectTypeDefinitionNode, InterfaceTypeDefinitionNode)):
+            continue
+        type_name = definition.name.value
+        for args in _directives(definition, _name(names, "subject")):
+            annotations.subjects[type_name] = str(args.get("field"))
+        for field_node in definition.fields or ():
+            coordinate = (type_name, field_node.name.value)
+            for args in _directives(field_node, _name(names, "personal")):
+                strategy = args.get("strategy")
+                annotations.personal[coordinate] = PersonalField(str(args.get("category")), str(strategy) if strategy else None)
+            for args in _directives(field_node, _name(names, "aggregate")):
+                minimum = args.get("minContributors")
+                annotations.aggregates[coordinate] = AggregateField(str(args.get("contributors")), int(minimum) if minimum is not None else None)
+    return annotations
+
+
+def _name(names: dict[str, str], spec_name: str) -> str:
+    return next((used for used, original in names.items() if original == spec_name), spec_name)
 
 
 # -- subgraphs and join facts -------------------------------------------------------------------
@@ -262,7 +313,9 @@ def _is_machinery(name: str, join: str) -> bool:
 # -- API schema ---------------------------------------------------------------------------------
 
 
-def _build_api_schema(document: DocumentNode, features: dict[str, _Feature], inaccessible: str) -> GraphQLSchema:
+def _build_api_schema(
+    document: DocumentNode, features: dict[str, _Feature], inaccessible: str, personal: set[tuple[str, str]]
+) -> GraphQLSchema:
     prefixes = {f.prefix for f in features.values()} | {"link", "join", "core"}
     feature_directives = set(prefixes)
     hidden_types: set[str] = set()
@@ -316,6 +369,9 @@ def _build_api_schema(document: DocumentNode, features: dict[str, _Feature], ina
                 if is_inaccessible(field_node) or type_hidden(field_node.type):
                     continue
                 field_changes: dict[str, object] = {"directives": kept_directives(field_node)}
+                if (name_node.value, field_node.name.value) in personal and isinstance(field_node.type, NonNullTypeNode):
+                    # withholding a personal value must never erase its parent: nullable in the API
+                    field_changes["type"] = field_node.type.type
                 if getattr(field_node, "arguments", None) is not None:
                     field_changes["arguments"] = tuple(
                         _copy(arg, directives=kept_directives(arg))

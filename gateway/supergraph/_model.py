@@ -107,6 +107,30 @@ def field_set_names(selections: tuple[SelectionNode, ...]) -> set[str]:
     return names
 
 
+@dataclass(frozen=True, slots=True)
+class PersonalField:
+    category: str
+    strategy: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateField:
+    contributors: str
+    min_contributors: int | None = None
+
+
+@dataclass(slots=True)
+class PrivacyAnnotations:
+    """What the privacy directives (and the policy's overrides) say, by schema coordinate."""
+
+    personal: dict[tuple[str, str], PersonalField] = field(default_factory=dict)
+    subjects: dict[str, str] = field(default_factory=dict)  # type -> field naming the subject
+    aggregates: dict[tuple[str, str], AggregateField] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.personal or self.aggregates)
+
+
 @dataclass(slots=True)
 class SupergraphModel:
     """Everything the planner needs to know about a supergraph."""
@@ -117,6 +141,7 @@ class SupergraphModel:
     subgraphs: dict[str, Subgraph]
     types: dict[str, TypeFacts]
     root_types: dict[str, str]  # operation kind ("query", ...) -> type name
+    privacy: PrivacyAnnotations = field(default_factory=PrivacyAnnotations)
 
     # -- questions the planner asks ---------------------------------------------------------
 

@@ -73,7 +73,7 @@ def test_partners_register_list_and_remove_connectors_with_the_cli(gateway, weat
     listed = citygate("connector", "list", key=meteo_key, url=gateway)
     assert listed.stdout.split("\t")[:5] == ["weather", "meteo", "subgraph", "v1", "registry"]
     everything = citygate("connector", "list", key=OPERATOR_KEY, url=gateway)
-    assert [line.split("\t")[0] for line in everything.stdout.splitlines()] == ["city", "neighbourhood", "parking", "weather"]
+    assert [line.split("\t")[0] for line in everything.stdout.splitlines()] == ["city", "citygate", "neighbourhood", "parking", "weather"]
 
     removed = citygate("connector", "remove", "weather", key=meteo_key, url=gateway)
     assert removed.returncode == 0, removed.stderr

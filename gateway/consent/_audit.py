@@ -1,0 +1,94 @@
+"""The audit log: every allowed disclosure to anyone but the subject, hash-chained.
+
+One entry per (request, subject, recipient), with the fields disclosed and the basis of each
+(consent id or policy rule). Each entry's hash covers its content and the previous entry's hash;
+the chain head is stored apart. `verify` recomputes the chain and names the first entry edited,
+inserted or deleted, and a head that does not match the last entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import orjson
+
+from ..store import GENESIS_HASH, Store
+
+_HASHED = ("seq", "at", "request_id", "recipient", "purpose", "subject", "fields", "basis", "prev_hash")
+
+
+def entry_hash(row: dict) -> str:
+    canonical = {name: row[name] for name in _HASHED}
+    return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+@dataclass(slots=True)
+class Disclosure:
+    """What one request disclosed about one subject."""
+
+    subject: str
+    fields: set[str] = field(default_factory=set)
+    basis: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class Verification:
+    entries: int
+    problems: list[str]
+
+    @property
+    def intact(self) -> bool:
+        return not self.problems
+
+
+class AuditLog:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def record(self, request_id: str, recipient: str, purpose: str, disclosures: list[Disclosure]) -> None:
+        """Write before the response leaves; raises when the store refuses (the caller withholds)."""
+        if not disclosures:
+            return
+        at = datetime.now(UTC).isoformat()
+        entries = [
+            {
+                "at": at,
+                "request_id": request_id,
+                "recipient": recipient,
+                "purpose": purpose,
+                "subject": disclosure.subject,
+                "fields": orjson.dumps(sorted(disclosure.fields)).decode(),
+                "basis": orjson.dumps(sorted(disclosure.basis)).decode(),
+            }
+            for disclosure in sorted(disclosures, key=lambda d: d.subject)
+        ]
+        await self.store.append_audit(entries, entry_hash)
+
+    async def entries_for(self, subject: str, limit: int = 50) -> list[dict]:
+        rows = await self.store.audit_entries(subject=subject, limit=limit, newest_first=True)
+        for row in rows:
+            row["fields"] = orjson.loads(row["fields"])
+            row["basis"] = orjson.loads(row["basis"])
+        return rows
+
+    async def verify(self) -> Verification:
+        rows = await self.store.audit_entries()
+        problems: list[str] = []
+        previous = GENESIS_HASH
+        expected_seq = 1
+        for row in rows:
+            if row["seq"] != expected_seq:
+                problems.append(f"entry {row['seq']}: expected entry {expected_seq} here (an entry was deleted or inserted)")
+            if row["prev_hash"] != previous:
+                problems.append(f"entry {row['seq']}: does not follow the entry before it (deleted, inserted or reordered)")
+            if entry_hash(row) != row["hash"]:
+                problems.append(f"entry {row['seq']}: its content does not match its hash (edited)")
+            previous = row["hash"]
+            expected_seq = row["seq"] + 1
+        head_seq, head_hash = await self.store.audit_chain_head()
+        last_seq = rows[-1]["seq"] if rows else 0
+        if head_seq != last_seq or head_hash != previous:
+            problems.append(f"the chain head says entry {head_seq}, the log ends at entry {last_seq} (entries removed at the end or head edited)")
+        return Verification(len(rows), problems)

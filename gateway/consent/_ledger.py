@@ -1,0 +1,233 @@
+"""The consent ledger: append-only grant and withdraw events, folded into consent records.
+
+A record carries what ISO/IEC TS 27560 and the Kantara consent receipt ask for: id, subject,
+recipient, purpose, categories, legal basis, time granted, expiry, time withdrawn, how it was
+collected, and the policy (notice) version. Granting returns a receipt. Active consents are
+cached per (subject, recipient, purpose); every change through this ledger drops the subject's
+entries, so a withdrawal takes effect on the very next request.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cachetools import LRUCache
+
+from ..policy import Policy
+from ..store import Store
+from ..taxonomy import category_covers, fides_categories
+
+
+class LedgerUnavailable(Exception):
+    """The ledger could not be read: every personal value is withheld (fail closed)."""
+
+
+class ConsentError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentRecord:
+    id: str
+    subject: str
+    recipient: str
+    purpose: str
+    categories: tuple[str, ...]
+    legal_basis: str
+    granted_at: datetime
+    expires_at: datetime | None
+    withdrawn_at: datetime | None
+    collection_method: str
+    notice_version: str
+
+    def active(self, at: datetime | None = None) -> bool:
+        at = at or datetime.now(UTC)
+        return self.withdrawn_at is None and (self.expires_at is None or _aware(self.expires_at) > at)
+
+    def covers(self, category: str) -> bool:
+        return any(category_covers(granted, category) for granted in self.categories)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _fold(events: list[dict[str, Any]]) -> list[ConsentRecord]:
+    records: dict[str, ConsentRecord] = {}
+    for event in events:
+        if event["kind"] == "grant":
+            records[event["consent_id"]] = ConsentRecord(
+                id=event["consent_id"],
+                subject=event["subject"],
+                recipient=event["recipient"],
+                purpose=event["purpose"],
+                categories=tuple(event["categories"]),
+                legal_basis=event["legal_basis"],
+                granted_at=_aware(event["granted_at"]),
+                expires_at=_aware(event["expires_at"]) if event["expires_at"] else None,
+                withdrawn_at=None,
+                collection_method=event["collection_method"],
+                notice_version=event["notice_version"],
+            )
+        elif event["kind"] == "withdraw" and event["consent_id"] in records:
+            record = records[event["consent_id"]]
+            records[event["consent_id"]] = ConsentRecord(
+                **{**record.__dict__, "withdrawn_at": _aware(event["withdrawn_at"] or event["recorded_at"])}
+            )
+    return list(records.values())
+
+
+class Ledger:
+    def __init__(self, store: Store, policy: Policy, cache_size: int = 100_000) -> None:
+        self.store = store
+        self.policy = policy
+        self._active: LRUCache = LRUCache(maxsize=cache_size)
+
+    def invalidate(self, subject: str) -> None:
+        for key in [k for k in list(self._active.keys()) if k[0] == subject]:
+            self._active.pop(key, None)
+
+    def invalidate_all(self) -> None:
+        self._active.clear()
+
+    async def active_for(self, subjects: set[str], recipient: str, purpose: str) -> dict[str, list[ConsentRecord]]:
+        """Active consents per subject for (recipient, purpose): one store query for the misses."""
+        result: dict[str, list[ConsentRecord]] = {}
+        missing = []
+        for subject in subjects:
+            cached = self._active.get((subject, recipient, purpose))
+            if cached is None:
+                missing.append(subject)
+            else:
+                result[subject] = cached
+        if missing:
+            try:
+                events = await self.store.consent_events_for(missing, recipient, purpose)
+            except Exception as error:  # any store failure: nothing can be disclosed on consent
+                raise LedgerUnavailable(str(error)) from None
+            by_subject: dict[str, list[dict]] = {s: [] for s in missing}
+            for event in events:
+                by_subject[event["subject"]].append(event)
+            for subject, subject_events in by_subject.items():
+                records = _fold(subject_events)
+                self._active[(subject, recipient, purpose)] = records
+                result[subject] = records
+        now = datetime.now(UTC)
+        return {s: [r for r in records if r.active(now)] for s, records in result.items()}
+
+    async def consents(self, subject: str) -> list[ConsentRecord]:
+        return _fold(await self.store.consent_events_for([subject], None, None))
+
+    async def grant(
+        self,
+        *,
+        subject: str,
+        recipient: str,
+        purpose: str,
+        categories: list[str],
+        expires_in_days: int | None,
+        collection_method: str,
+    ) -> tuple[ConsentRecord, dict[str, Any]]:
+        client = self.policy.clients.get(recipient)
+        if client is None:
+            raise ConsentError("UNKNOWN_RECIPIENT", f"{recipient!r} is not a registered client")
+        if purpose not in client.purposes:
+            raise ConsentError("PURPOSE_NOT_ALLOWED", f"{recipient} does not ask for the purpose {purpose!r}")
+        known = fides_categories()
+        unknown = [c for c in categories if c not in known]
+        if not categories or unknown:
+            raise ConsentError("UNKNOWN_CATEGORY", f"categories must be Fides data categories; unknown: {', '.join(unknown) or '(none given)'}")
+        if expires_in_days is not None and not 1 <= expires_in_days <= 3650:
+            raise ConsentError("BAD_USER_INPUT", "expiresInDays must be between 1 and 3650")
+        now = datetime.now(UTC)
+        consent_id = str(uuid.uuid4())
+        event = {
+            "event_id": str(uuid.uuid4()),
+            "consent_id": consent_id,
+            "kind": "grant",
+            "subject": subject,
+            "recipient": recipient,
+            "purpose": purpose,
+            "categories": sorted(set(categories)),
+            "legal_basis": "consent",
+            "granted_at": now,
+            "expires_at": now + timedelta(days=expires_in_days) if expires_in_days else None,
+            "withdrawn_at": None,
+            "collection_method": collection_method,
+            "notice_version": self.policy.version,
+            "recorded_at": now,
+        }
+        await self.store.append_consent_event(event)
+        self.invalidate(subject)
+        record = _fold([event])[0]
+        return record, self.receipt(record)
+
+    async def withdraw(self, *, subject: str, consent_id: str) -> ConsentRecord:
+        records = {r.id: r for r in await self.consents(subject)}
+        record = records.get(consent_id)
+        if record is None:
+            raise ConsentError("CONSENT_NOT_FOUND", "no consent with this id is yours")
+        if record.withdrawn_at is not None:
+            return record
+        now = datetime.now(UTC)
+        await self.store.append_consent_event(
+            {
+                "event_id": str(uuid.uuid4()),
+                "consent_id": consent_id,
+                "kind": "withdraw",
+                "subject": subject,
+                "recipient": record.recipient,
+                "purpose": record.purpose,
+                "categories": list(record.categories),
+                "legal_basis": record.legal_basis,
+                "granted_at": record.granted_at,
+                "expires_at": record.expires_at,
+                "withdrawn_at": now,
+                "collection_method": record.collection_method,
+                "notice_version": self.policy.version,
+                "recorded_at": now,
+            }
+        )
+        self.invalidate(subject)
+        return ConsentRecord(**{**record.__dict__, "withdrawn_at": now})
+
+    def receipt(self, record: ConsentRecord) -> dict[str, Any]:
+        """A Kantara consent receipt (v1.1 fields) for a granted consent."""
+        client = self.policy.clients.get(record.recipient)
+        controller = self.policy.controller
+        return {
+            "version": "KI-CR-v1.1.0",
+            "jurisdiction": controller.jurisdiction,
+            "consentTimestamp": int(record.granted_at.timestamp()),
+            "collectionMethod": record.collection_method,
+            "consentReceiptID": record.id,
+            "language": "fr",
+            "piiPrincipalId": record.subject,
+            "piiControllers": [{"piiController": controller.name, "onBehalf": False}],
+            "policyUrl": controller.policy_url,
+            "noticeVersion": record.notice_version,
+            "services": [
+                {
+                    "service": client.name if client else record.recipient,
+                    "purposes": [
+                        {
+                            "purpose": record.purpose,
+                            "purposeCategory": [self.policy.purposes.get(record.purpose, "")],
+                            "consentType": "EXPLICIT",
+                            "piiCategory": list(record.categories),
+                            "primaryPurpose": True,
+                            "termination": record.expires_at.isoformat() if record.expires_at else "until withdrawn",
+                            "thirdPartyDisclosure": True,
+                            "thirdPartyName": record.recipient,
+                        }
+                    ],
+                }
+            ],
+            "sensitive": False,
+        }

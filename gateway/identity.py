@@ -1,0 +1,178 @@
+"""The identity stage: who asks, for whom, and why.
+
+A Requester is a client (or the public), the purpose it declares, its roles, and the resident
+signed in through it, if any. Credentials:
+
+- `x-api-key: <key>`: a client's API key (the policy holds its SHA-256);
+- `Authorization: Bearer <JWT>`: an OAuth2 client-credentials token (its subject is the client)
+  or a resident's OIDC token (its subject is the resident, its `azp`/client claim the client),
+  checked against the issuer's JWKS: RS256 or ES256 only, the algorithm must match the key,
+  `iss`, `aud`, `exp` and `sub` required; `alg: none` and HMAC algorithms are refused;
+- `x-citygate-purpose: <purpose>`: one of the client's registered purposes (a client with a
+  single purpose may omit it).
+
+No credentials at all: the public requester. Bad credentials are never downgraded to public:
+they are refused with a stable code.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import jwt
+
+from .policy import Client, Issuer, Policy
+
+_ALGORITHMS_BY_KEY = {"RSA": "RS256", "EC": "ES256"}
+PURPOSE_HEADER = "x-citygate-purpose"
+
+
+@dataclass(frozen=True, slots=True)
+class Requester:
+    client: Client | None
+    purpose: str | None
+    roles: frozenset[str]
+    resident: str | None = None
+
+    @property
+    def recipient(self) -> str:
+        return self.client.id if self.client is not None else "public"
+
+    @property
+    def is_public(self) -> bool:
+        return self.client is None
+
+
+PUBLIC = Requester(None, None, frozenset(), None)
+
+
+class IdentityError(Exception):
+    def __init__(self, code: str, message: str, status: int) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+def _unauthenticated(message: str) -> IdentityError:
+    return IdentityError("UNAUTHENTICATED", message, 401)
+
+
+class _Keys:
+    """One issuer's JWKS, from a file or a URL (refreshed at most every 30 s on an unknown kid)."""
+
+    def __init__(self, issuer: Issuer, http_client: httpx.AsyncClient | None) -> None:
+        self.issuer = issuer
+        self.http_client = http_client
+        self.keys: dict[str | None, jwt.PyJWK] = {}
+        self.fetched_at = 0.0
+
+    def _load(self, document: dict) -> None:
+        keys = {}
+        for entry in document.get("keys", []):
+            if entry.get("kty") not in _ALGORITHMS_BY_KEY or entry.get("use", "sig") != "sig":
+                continue  # symmetric and encryption keys are never used to verify
+            try:
+                keys[entry.get("kid")] = jwt.PyJWK(entry)
+            except jwt.PyJWKError:
+                continue
+        self.keys = keys
+
+    async def key(self, kid: str | None) -> jwt.PyJWK | None:
+        now = time.monotonic()
+        if kid not in self.keys and now - self.fetched_at > 30:
+            self.fetched_at = now
+            try:
+                if self.issuer.jwks_file:
+                    self._load(json.loads(Path(self.issuer.jwks_file).read_text(encoding="utf-8")))
+                elif self.issuer.jwks_url and self.http_client is not None:
+                    response = await self.http_client.get(self.issuer.jwks_url, timeout=5)
+                    self._load(response.json())
+            except (OSError, ValueError, httpx.HTTPError):
+                return None
+        if kid is None and len(self.keys) == 1:
+            return next(iter(self.keys.values()))
+        return self.keys.get(kid)
+
+
+class Authenticator:
+    def __init__(self, policy: Policy, http_client: httpx.AsyncClient | None = None) -> None:
+        self.policy = policy
+        self._keys = {issuer.issuer: _Keys(issuer, http_client) for issuer in policy.issuers}
+
+    async def identify(self, headers: Mapping[str, str]) -> Requester:
+        api_key = headers.get("x-api-key")
+        authorization = headers.get("authorization")
+        if not api_key and not authorization:
+            return PUBLIC
+        client: Client | None = None
+        if api_key:
+            client = self.policy.client_for_key(api_key)
+            if client is None:
+                raise _unauthenticated("the API key is not a registered client's")
+        resident = None
+        roles: set[str] = set()
+        if authorization:
+            scheme, _, token = authorization.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise _unauthenticated("use 'Authorization: Bearer <token>'")
+            claims, issuer = await self._verify(token.strip())
+            token_client_id = claims.get(issuer.client_claim) or claims.get("client_id")
+            token_client = self.policy.clients.get(str(token_client_id)) if token_client_id else None
+            if token_client is None:
+                raise _unauthenticated("the token was issued to no registered client")
+            if client is not None and client.id != token_client.id:
+                raise _unauthenticated("the token was issued to another client than the API key's")
+            client = token_client
+            if str(claims["sub"]) != token_client.id:
+                resident = str(claims["sub"])
+            if issuer.roles_claim and isinstance(claims.get(issuer.roles_claim), list):
+                roles |= {str(r) for r in claims[issuer.roles_claim]}
+        assert client is not None
+        purpose = headers.get(PURPOSE_HEADER)
+        if purpose is None:
+            if len(client.purposes) != 1:
+                raise IdentityError("PURPOSE_REQUIRED", f"declare one of {', '.join(client.purposes) or '(none)'} in {PURPOSE_HEADER}", 400)
+            purpose = client.purposes[0]
+        elif purpose not in client.purposes:
+            raise IdentityError("PURPOSE_NOT_ALLOWED", f"{client.id} is not registered for the purpose {purpose!r}", 403)
+        return Requester(client, purpose, frozenset(client.roles) | roles, resident)
+
+    async def _verify(self, token: str) -> tuple[dict, Issuer]:
+        try:
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            raise _unauthenticated("the token is not a JWT") from None
+        algorithm = header.get("alg")
+        if algorithm not in _ALGORITHMS_BY_KEY.values():
+            raise _unauthenticated(f"tokens signed with {algorithm!r} are refused: RS256 or ES256 only")
+        issuer_name = unverified.get("iss")
+        keys = self._keys.get(str(issuer_name))
+        if keys is None:
+            raise _unauthenticated("the token's issuer is not trusted")
+        key = await keys.key(header.get("kid"))
+        if key is None:
+            raise _unauthenticated("the token's key is not in the issuer's JWKS")
+        if _ALGORITHMS_BY_KEY.get(key.key_type) != algorithm:
+            raise _unauthenticated("the token's algorithm does not match its key")
+        try:
+            claims = jwt.decode(
+                token,
+                key.key,
+                algorithms=[algorithm],
+                audience=keys.issuer.audience,
+                issuer=keys.issuer.issuer,
+                options={"require": ["exp", "iss", "aud", "sub"]},
+                leeway=30,
+            )
+        except jwt.ExpiredSignatureError:
+            raise _unauthenticated("the token has expired") from None
+        except jwt.PyJWTError as error:
+            raise _unauthenticated(f"the token is invalid: {error}") from None
+        return claims, keys.issuer

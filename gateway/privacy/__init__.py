@@ -1,0 +1,19 @@
+"""The privacy stage: annotations, decisions, masking (see _guard.py for the rules)."""
+
+from ._annotations import STRATEGIES, AnnotationProblem, PrivacySchema, category_covers, fides_categories
+from ._guard import PrivacyGuard
+from ._inject import CONTRIBUTORS_PREFIX, SUBJECT_KEY, inject_privacy_fields
+from ._masking import mask
+
+__all__ = [
+    "CONTRIBUTORS_PREFIX",
+    "STRATEGIES",
+    "SUBJECT_KEY",
+    "AnnotationProblem",
+    "PrivacyGuard",
+    "PrivacySchema",
+    "category_covers",
+    "fides_categories",
+    "inject_privacy_fields",
+    "mask",
+]

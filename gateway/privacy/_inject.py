@@ -1,0 +1,71 @@
+"""Adding what privacy decisions need to an operation before it is planned.
+
+Wherever a query selects a personal field, the subject field of that type is selected too (as
+`_cg_subject`); wherever it selects an aggregate, the aggregate's contributor count (as
+`_cg_count_<field>`). The client never sees them: shaping follows the client's own selection.
+"""
+
+from __future__ import annotations
+
+from ..planner import NField, NFragment, NSelection, collect_fields
+from ._annotations import PrivacySchema
+
+SUBJECT_KEY = "_cg_subject"
+CONTRIBUTORS_PREFIX = "_cg_count_"
+
+
+def _named(type_string: str) -> str:
+    return type_string.replace("[", "").replace("]", "").replace("!", "")
+
+
+def inject_privacy_fields(schema: PrivacySchema, selections: tuple[NSelection, ...], root_type: str) -> tuple[NSelection, ...]:
+    return _rewrite(schema, selections, root_type)
+
+
+def _field_type(schema: PrivacySchema, parent: str, name: str) -> str | None:
+    facts = schema.model.types.get(parent)
+    if facts is None:
+        return None
+    field_facts = facts.fields.get(name)
+    return _named(field_facts.api_type) if field_facts is not None else None
+
+
+def _rewrite(schema: PrivacySchema, selections: tuple[NSelection, ...], parent: str) -> tuple[NSelection, ...]:
+    result: list[NSelection] = []
+    for selection in selections:
+        if isinstance(selection, NFragment):
+            result.append(NFragment(selection.type_condition, _rewrite(schema, selection.selections, selection.type_condition or parent)))
+            continue
+        if selection.selections is None:
+            result.append(selection)
+            continue
+        child = _field_type(schema, parent, selection.name)
+        if child is None:
+            # a field of a fragment's type, reached through an abstract parent
+            result.append(selection)
+            continue
+        rewritten = _rewrite(schema, selection.selections, child)
+        result.append(selection.with_selections(rewritten + _additions(schema, selection.selections, child)))
+    return tuple(result)
+
+
+def _additions(schema: PrivacySchema, selections: tuple[NSelection, ...], type_name: str) -> tuple[NSelection, ...]:
+    model = schema.model
+    additions: list[NSelection] = []
+    for concrete in sorted(model.api_possible_types(type_name)) or [type_name]:
+        def applies(condition: str, concrete: str = concrete) -> bool:
+            return condition == concrete or concrete in model.api_possible_types(condition)
+
+        fields = collect_fields(selections, applies, lambda name: name in model.types and model.types[name].kind == "OBJECT")
+        wanted: list[NSelection] = []
+        if any(schema.personal(concrete, c.field.name) for c in fields.values()):
+            subject = schema.subject_field(concrete)
+            if subject is not None:
+                wanted.append(NField(SUBJECT_KEY, subject, "", frozenset(), None))
+        for collected in fields.values():
+            aggregate = schema.aggregate(concrete, collected.field.name)
+            if aggregate is not None:
+                wanted.append(NField(CONTRIBUTORS_PREFIX + collected.field.name, aggregate.contributors, "", frozenset(), None))
+        if wanted:
+            additions.append(NFragment(concrete, tuple(wanted)))
+    return tuple(additions)

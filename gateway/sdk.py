@@ -1,0 +1,45 @@
+"""The partner SDK: Citygate's privacy annotations as Strawberry schema directives.
+
+    from gateway.sdk import privacy
+
+    @strawberry.federation.type(keys=["id"], directives=[privacy.Subject(field="id")])
+    class Resident:
+        id: strawberry.ID
+        email: str | None = strawberry.federation.field(
+            directives=[privacy.Personal(category="user.contact.email")]
+        )
+
+Strawberry adds the `@link` to the privacy spec and the `@composeDirective`s by itself. This
+module is small on purpose: what partners import stays stable.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import strawberry
+from strawberry.federation.schema_directive import Location, schema_directive
+
+PRIVACY_SPEC_URL = "https://citygate.dev/privacy/v0.1"
+
+
+@schema_directive(locations=[Location.FIELD_DEFINITION], name="personal", compose=True, import_url=PRIVACY_SPEC_URL)
+class Personal:
+    category: str
+    strategy: str | None = None
+
+
+@schema_directive(locations=[Location.OBJECT, Location.INTERFACE], name="subject", compose=True, import_url=PRIVACY_SPEC_URL)
+class Subject:
+    field: str
+
+
+@schema_directive(locations=[Location.FIELD_DEFINITION], name="aggregate", compose=True, import_url=PRIVACY_SPEC_URL)
+class Aggregate:
+    contributors: str
+    min_contributors: int | None = strawberry.UNSET  # type: ignore[assignment]
+
+
+privacy = SimpleNamespace(Personal=Personal, Subject=Subject, Aggregate=Aggregate, SPEC_URL=PRIVACY_SPEC_URL)
+
+__all__ = ["PRIVACY_SPEC_URL", "Aggregate", "Personal", "Subject", "privacy"]
