@@ -265,6 +265,41 @@ def partner_add(name: str, gateway: GatewayOption = "http://127.0.0.1:4000", key
     typer.echo(body["key"])
 
 
+audit_app = typer.Typer(help="The audit log of disclosures.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    store: Annotated[str, typer.Option(help="Store URL (sqlite:///file.db or postgresql://...).")] = "sqlite:///citygate.db",
+) -> None:
+    """Recompute the audit log's hash chain: any record edited, inserted or deleted is named."""
+    import asyncio
+
+    from .consent import AuditLog
+    from .store import Store
+
+    async def verify():
+        database = Store(store)
+        try:
+            return await AuditLog(database).verify()
+        finally:
+            await database.close()
+
+    try:
+        result = asyncio.run(verify())
+    except Exception as error:  # the store cannot be read: say so, never "intact"
+        console.print(f"[red]cannot read the audit log: {type(error).__name__}: {error}[/red]")
+        raise typer.Exit(2) from None
+    if result.intact:
+        console.print(f"[green]intact[/green]: {result.entries} entries, the chain and its head agree")
+        return
+    console.print(f"[red]tampered[/red]: {len(result.problems)} problem(s) in {result.entries} entries")
+    for problem in result.problems:
+        console.print(f"  - {problem}", highlight=False, markup=False)
+    raise typer.Exit(1)
+
+
 def main() -> None:
     app()
 

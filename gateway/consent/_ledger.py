@@ -10,7 +10,7 @@ entries, so a withdrawal takes effect on the very next request.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -76,9 +76,8 @@ def _fold(events: list[dict[str, Any]]) -> list[ConsentRecord]:
                 notice_version=event["notice_version"],
             )
         elif event["kind"] == "withdraw" and event["consent_id"] in records:
-            record = records[event["consent_id"]]
-            records[event["consent_id"]] = ConsentRecord(
-                **{**record.__dict__, "withdrawn_at": _aware(event["withdrawn_at"] or event["recorded_at"])}
+            records[event["consent_id"]] = replace(
+                records[event["consent_id"]], withdrawn_at=_aware(event["withdrawn_at"] or event["recorded_at"])
             )
     return list(records.values())
 
@@ -195,7 +194,7 @@ class Ledger:
             }
         )
         self.invalidate(subject)
-        return ConsentRecord(**{**record.__dict__, "withdrawn_at": now})
+        return replace(record, withdrawn_at=now)
 
     def receipt(self, record: ConsentRecord) -> dict[str, Any]:
         """A Kantara consent receipt (v1.1 fields) for a granted consent."""

@@ -112,7 +112,8 @@ class PrivacyGuard:
 
         disclosures: dict[str, Disclosure] = {}
         for item, decision in zip(pending, decisions, strict=True):
-            if item[0] == "personal" and decision.allowed and decision.basis != "self":
+            # a null discloses nothing: no audit record, as no withheld entry either
+            if item[0] == "personal" and decision.allowed and decision.basis != "self" and item[3] is not None:
                 disclosure = disclosures.setdefault(str(item[7]), Disclosure(str(item[7])))
                 disclosure.fields.add(f"{item[4]}.{item[5]}")
                 disclosure.basis.add(decision.basis)  # type: ignore[arg-type]

@@ -22,7 +22,9 @@ async def reset_postgres() -> None:
 
     engine = create_async_engine("postgresql+asyncpg://postgres@127.0.0.1:5432/test")
     async with engine.begin() as connection:
-        await connection.execute(sqlalchemy.text("DROP TABLE IF EXISTS connectors, partners"))
+        # a fresh schema: tests rename and drop tables to break the store on purpose
+        await connection.execute(sqlalchemy.text("DROP SCHEMA IF EXISTS public CASCADE"))
+        await connection.execute(sqlalchemy.text("CREATE SCHEMA public"))
     await engine.dispose()
 
 

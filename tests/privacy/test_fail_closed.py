@@ -1,0 +1,45 @@
+"""Fail closed: a ledger or an audit log that cannot be used discloses nothing."""
+
+from __future__ import annotations
+
+import sqlalchemy
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from gateway.store import database_url
+
+
+async def _rename(store_url: str, table: str, to: str) -> None:
+    engine = create_async_engine(database_url(store_url))
+    async with engine.begin() as connection:
+        await connection.execute(sqlalchemy.text(f"ALTER TABLE {table} RENAME TO {to}"))
+    await engine.dispose()
+
+
+async def test_an_unreadable_ledger_withholds_every_personal_value(city):
+    await city.grant("r2", "parking-app", "booking", ["user.contact"])
+    await _rename(city.store_url, "consent_events", "consent_events_gone")
+    city.gateway.runtime.ledger.invalidate_all()  # nothing cached: the next request must read the ledger
+    answer = await city.ask('{ residents { id email } }', client="parking-app", purpose="booking", resident=None)
+    emails = [r["email"] for r in answer["data"]["residents"]]
+    assert "jean@example.org" not in emails
+    assert {w["reason"] for w in answer["extensions"]["privacy"]["withheld"]} == {"ledger-unavailable"}
+
+
+async def test_even_the_subjects_own_values_are_withheld_when_the_ledger_fails_in_their_request(city):
+    await _rename(city.store_url, "consent_events", "consent_events_gone")
+    city.gateway.runtime.ledger.invalidate_all()
+    answer = await city.ask('{ residents { id email } }', resident="r1")  # r1's own e-mail, and others' needing the ledger
+    assert answer["data"]["residents"][0]["email"] != "amelie@example.org"
+    assert {w["reason"] for w in answer["extensions"]["privacy"]["withheld"]} == {"ledger-unavailable"}
+    # when no value depends on the ledger, the subject still reads their own data
+    own = await city.ask('{ resident(id: "r1") { email } }', resident="r1")
+    assert own["data"]["resident"]["email"] == "amelie@example.org"
+
+
+async def test_an_audit_log_that_refuses_writes_withholds_the_disclosures(city):
+    await _rename(city.store_url, "audit_head", "audit_head_gone")
+    answer = await city.ask("{ incidents { reporter { email } } }", client="technician-console")
+    assert all(i["reporter"]["email"] != "amelie@example.org" for i in answer["data"]["incidents"])
+    assert {w["reason"] for w in answer["extensions"]["privacy"]["withheld"]} == {"audit-unavailable"}
+    own = await city.ask('{ resident(id: "r1") { email } }', resident="r1")  # no audit needed for oneself
+    assert own["data"]["resident"]["email"] == "amelie@example.org"
