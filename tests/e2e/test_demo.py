@@ -14,12 +14,13 @@ from tests.world.server import free_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_demo_serves_the_connectors_behind_the_gateway():
+def test_demo_serves_the_connectors_behind_the_gateway(tmp_path):
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "demo", "--port", str(port), "--connectors", str(ROOT / "connectors")],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        cwd=tmp_path,  # the demo keeps its store under ./.citygate
     )
     try:
         wait_until_ready(f"http://127.0.0.1:{port}/readyz", process)

@@ -39,7 +39,7 @@ def wait_until_ready(url: str, process: subprocess.Popen, seconds: float = 20) -
 def test_serve_answers_over_http(supergraph_file, world):
     port = free_port()
     process = subprocess.Popen(
-        [*CITYGATE, "serve", "--supergraph", str(supergraph_file), "--port", str(port)],
+        [*CITYGATE, "serve", "--supergraph", str(supergraph_file), "--port", str(port), "--store", f"sqlite:///{supergraph_file.parent / 'g.db'}"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
