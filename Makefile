@@ -2,8 +2,11 @@
 PYTHON ?= python3
 VENV := .venv
 INSTALLED := $(VENV)/.installed
+GRAPHIQL := .citygate/graphiql
+GRAPHIQL_VERSION := 3.8.3
+REACT_VERSION := 18.3.1
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint clean browser
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Citygate needs Python 3.11 or newer ($(PYTHON) is older)"; exit 1; }
@@ -12,10 +15,27 @@ $(INSTALLED): pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
 	touch $(INSTALLED)
 
-demo: $(INSTALLED)
+# GraphiQL's files, so that the demo's GraphiQL works offline (fetched once from the npm registry).
+$(GRAPHIQL)/graphiql.min.js:
+	@command -v npm >/dev/null || { echo "npm is needed once to fetch GraphiQL's files"; exit 1; }
+	mkdir -p $(GRAPHIQL) .citygate/npm
+	cd .citygate/npm && npm pack --silent graphiql@$(GRAPHIQL_VERSION) react@$(REACT_VERSION) react-dom@$(REACT_VERSION) >/dev/null
+	tar -xzf .citygate/npm/react-$(REACT_VERSION).tgz -O package/umd/react.production.min.js > $(GRAPHIQL)/react.production.min.js
+	tar -xzf .citygate/npm/react-dom-$(REACT_VERSION).tgz -O package/umd/react-dom.production.min.js > $(GRAPHIQL)/react-dom.production.min.js
+	tar -xzf .citygate/npm/graphiql-$(GRAPHIQL_VERSION).tgz -O package/graphiql.min.css > $(GRAPHIQL)/graphiql.min.css
+	tar -xzf .citygate/npm/graphiql-$(GRAPHIQL_VERSION).tgz -O package/graphiql.min.js > $(GRAPHIQL)/graphiql.min.js.part
+	mv $(GRAPHIQL)/graphiql.min.js.part $(GRAPHIQL)/graphiql.min.js
+
+# The browser test drives Debian's Chromium (installed when missing and we may).
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		(apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)); } || \
+		{ echo "the browser test needs Debian's chromium: apt-get install chromium"; exit 1; }
+
+demo: $(INSTALLED) $(GRAPHIQL)/graphiql.min.js
 	$(VENV)/bin/citygate demo
 
-test: $(INSTALLED)
+test: $(INSTALLED) $(GRAPHIQL)/graphiql.min.js browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest -q
 
@@ -24,4 +44,4 @@ lint: $(INSTALLED)
 	$(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info .citygate

@@ -31,7 +31,7 @@ from starlette.routing import Route
 from .consent import CONTROL_PLANE, AuditLog, Ledger, control_plane_schema
 from .engine import Engine
 from .executor import InProcessSubgraph, Subgraphs, new_http_client
-from .http import GatewayState, create_app
+from .http import GatewayState, GraphiQL, create_app
 from .identity import Authenticator
 from .policy import Policy, PolicyError, load_policy
 from .privacy import PrivacyGuard
@@ -97,6 +97,7 @@ def _gateway(
     operator_key: str | None,
     extra_routes: Callable[[Gateway, Keys], list[Route]] | None = None,
     on_start: Callable[[Gateway], Awaitable[None]] | None = None,
+    graphiql: GraphiQL | None = None,
 ) -> Gateway:
     state = GatewayState(None, development=development)
     store = Store(store_url)
@@ -144,7 +145,7 @@ def _gateway(
         routes += _policy_routes(reload, keys)
     if extra_routes is not None:
         routes += extra_routes(gateway, keys)
-    app = create_app(state, extra_routes=routes)
+    app = create_app(state, graphiql, extra_routes=routes)
     app.router.lifespan_context = lifespan
     gateway.app = app
     return gateway
@@ -156,7 +157,15 @@ async def _log_reload(reload: Callable[[], Awaitable[list[str]]]) -> None:
         logger.error("policy not reloaded: %s", problem)
 
 
-def static_app(*, supergraph: str, store_url: str, policy: Policy, policy_path: Path | None = None, development: bool = False) -> Gateway:
+def static_app(
+    *,
+    supergraph: str,
+    store_url: str,
+    policy: Policy,
+    policy_path: Path | None = None,
+    development: bool = False,
+    graphiql: GraphiQL | None = None,
+) -> Gateway:
     async def start(gateway: Gateway, runtime: PrivacyRuntime) -> None:
         gateway.state.engine = Engine.from_sdl(supergraph, guard=runtime.guard, privacy_overrides=runtime.policy.privacy)
 
@@ -164,7 +173,10 @@ def static_app(*, supergraph: str, store_url: str, policy: Policy, policy_path: 
         old = gateway.state.engine
         gateway.state.engine = Engine.from_sdl(supergraph, old.transport if old else None, guard=runtime.guard, privacy_overrides=runtime.policy.privacy)
 
-    return _gateway(store_url=store_url, policy=policy, policy_path=policy_path, development=development, start=start, rebuild=rebuild, operator_key=None)
+    return _gateway(
+        store_url=store_url, policy=policy, policy_path=policy_path, development=development, start=start, rebuild=rebuild,
+        operator_key=None, graphiql=graphiql,
+    )
 
 
 def registry_app(
@@ -176,6 +188,7 @@ def registry_app(
     policy_path: Path | None = None,
     development: bool = False,
     on_start: Callable[[Gateway], Awaitable[None]] | None = None,
+    graphiql: GraphiQL | None = None,
 ) -> Gateway:
     holder: dict[str, Registry] = {}
 
@@ -218,6 +231,7 @@ def registry_app(
         operator_key=operator_key,
         extra_routes=routes,
         on_start=on_start,
+        graphiql=graphiql,
     )
 
 

@@ -58,9 +58,13 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 4000,
     dev: Annotated[bool, typer.Option("--dev", help="Development mode: query plans on request.")] = False,
+    graphiql_assets: Annotated[Path, typer.Option(help="GraphiQL's files (else it loads them from a CDN).")] = Path(".citygate/graphiql"),
     log_level: Annotated[str, typer.Option(help="Log level.")] = "warning",
 ) -> None:
     """Serve a supergraph at /graphql: a composed file, or connectors with the admin API."""
+    from .http import GraphiQL
+
+    graphiql = GraphiQL(assets=graphiql_assets)
     import uvicorn
 
     logging.basicConfig(level=log_level.upper())
@@ -78,13 +82,14 @@ def serve(
         except SupergraphError as error:
             console.print(f"[red]the supergraph cannot be served: {error}[/red]")
             raise typer.Exit(1) from None
-        application = static_app(supergraph=sdl, store_url=store, policy=loaded_policy, policy_path=policy, development=dev).app
+        application = static_app(supergraph=sdl, store_url=store, policy=loaded_policy, policy_path=policy, development=dev, graphiql=graphiql).app
         console.print(f"Citygate serving {supergraph} at http://{host}:{port}/graphql")
     else:
         from .app import registry_app
 
         gateway = registry_app(
-            folder=connectors, store_url=store, policy=loaded_policy, policy_path=policy, operator_key=_operator_key(), development=dev
+            folder=connectors, store_url=store, policy=loaded_policy, policy_path=policy, operator_key=_operator_key(), development=dev,
+            graphiql=graphiql,
         )
         application = gateway.app
         console.print(f"Citygate serving the registry at http://{host}:{port}/graphql (admin API under /admin)")

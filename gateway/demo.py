@@ -1,58 +1,242 @@
-"""The demo: every connector of `connectors/` composed and served, in one process.
+"""The demo city: every connector of `connectors/`, the gateway in front, in one command.
 
-Python connectors run in-process; the store is a fresh SQLite file under `.citygate/`; the
-operator key and one key per partner are generated at start and printed, never stored in clear
-and never committed. For demos only: it listens on loopback unless told otherwise.
+The city's services run in-process; the partners' subgraphs (schema.py in their folders) are
+served by a second server on loopback and reached over HTTP, as real partners would be. The
+store is a fresh SQLite file under `.citygate/`. Every secret — the operator key, the clients'
+API keys, the identity provider's signing key and the residents' tokens — is generated at start,
+printed once and written to `.citygate/demo-credentials.json` for scripts; none is committed.
+Demo consents are recorded for some residents. For demos only: it listens on loopback.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import random
+import secrets
+import socket
+import time
 from pathlib import Path
 
+import jwt
+import uvicorn
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
 from rich.console import Console
+from starlette.applications import Starlette
+from starlette.routing import Route
+from strawberry.asgi import GraphQL
 
 from .app import Gateway, registry_app
+from .http import GraphiQL
 from .policy import parse_policy
-from .registry import new_key
+from .registry import new_key, read_manifest_folder
+from .registry._manifest import load_python_schema
 
-# The demo's connectors live on this machine: the policy allows loopback upstreams.
-DEMO_POLICY = {"registry": {"allow_upstreams": ["127.0.0.0/8", "::1/128"]}}
+ISSUER = "https://id.demo.citygate.local"
+CLIENTS = {
+    "city-app": {"name": "Paris, the city's app", "purposes": ["service-delivery"], "roles": ["city"], "collects_consent": True},
+    "parkr-app": {"name": "Parkr", "purposes": ["booking", "marketing"], "roles": ["parkr"]},
+    "voisinage-app": {"name": "Voisinage", "purposes": ["neighbourhood-help"], "roles": ["voisinage"]},
+    "tablehote-app": {"name": "Table d'hôte", "purposes": ["dining"], "roles": ["tablehote"]},
+    "technician-console": {"name": "Technicians' console", "purposes": ["street-maintenance"], "roles": ["technician"]},
+    "open-data-portal": {"name": "Open data portal", "purposes": ["statistics"], "roles": []},
+}
+DEMO_RESIDENTS = ("r0001", "r0002", "r0003")
+
+
+def demo_policy(client_keys: dict[str, str], jwks_file: Path) -> dict:
+    clients = {
+        client_id: {**details, "api_key_sha256": hashlib.sha256(client_keys[client_id].encode()).hexdigest()}
+        for client_id, details in CLIENTS.items()
+    }
+    return {
+        "version": "demo-2026-11",
+        "controller": {"name": "Ville de Paris (demo)", "jurisdiction": "FR", "policy_url": "https://citygate.dev/demo/privacy"},
+        "purposes": {
+            "service-delivery": {"description": "The city's services to residents"},
+            "street-maintenance": {"description": "Handle the street issues residents report"},
+            "booking": {"description": "Book and pay parking spots"},
+            "marketing": {"description": "Offers from Parkr"},
+            "neighbourhood-help": {"description": "Post and take small jobs between neighbours"},
+            "dining": {"description": "Host and book home dinners"},
+            "statistics": {"description": "Open data, aggregated per district"},
+        },
+        "clients": clients,
+        "legal_bases": [
+            {
+                "name": "street-issues-public-task",
+                "basis": "public_task",
+                "roles": ["technician"],
+                "purposes": ["street-maintenance"],
+                "categories": ["user.contact", "user.location", "user.name", "user.unique_id"],
+            },
+            {
+                "name": "parkr-bookings-contract",
+                "basis": "contract",
+                "roles": ["parkr"],
+                "purposes": ["booking"],
+                "categories": ["user.financial", "user.behavior", "user.location.imprecise"],
+            },
+        ],
+        "masking": {
+            "default": "null",
+            "categories": {
+                "user.contact.email": "partial",
+                "user.contact.phone_number": "partial",
+                "user.contact.address": "coarsen",
+                "user.location.precise": "coarsen",
+                "user.demographic.date_of_birth": "coarsen",
+                "user.government_id.vehicle_registration": "pseudonymise",
+            },
+        },
+        "aggregates": {"k": 10},
+        "identity": {"issuers": [{"issuer": ISSUER, "audience": "citygate", "jwks_file": str(jwks_file), "client_claim": "azp"}]},
+        "registry": {"allow_upstreams": ["127.0.0.0/8", "::1/128"]},
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class PartnerServer:
+    """The partners' subgraphs on their own loopback server, in a background thread."""
+
+    def __init__(self, folder: Path) -> None:
+        routes = []
+        for manifest_path in sorted(folder.glob("*/manifest.yaml")):
+            schema_file = manifest_path.parent / "schema.py"
+            if not schema_file.is_file():
+                continue
+            manifest = read_manifest_folder(manifest_path.parent, allow_python=True)
+            if manifest.kind != "subgraph":
+                continue
+            schema = load_python_schema(manifest.__class__(**{**manifest.__dict__, "schema": "schema.py:schema"}))
+            routes.append(Route(f"/subgraphs/{manifest.name}", GraphQL(schema), methods=["GET", "POST"]))
+        self.names = [route.path.rsplit("/", 1)[-1] for route in routes]
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(Starlette(routes=routes), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
+
+    def start(self) -> PartnerServer:
+        import threading
+
+        threading.Thread(target=self.server.run, daemon=True).start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the partners' subgraphs did not start")
+            time.sleep(0.05)
+        return self
+
+
+def _examples(url: str, keys: dict[str, str], tokens: dict[str, str]) -> tuple[dict, ...]:
+    """GraphiQL's tabs: the README's example operations, with the demo's credentials."""
+    district = (
+        'query DistrictOpenData {\n  district(code: "75118") {\n    name population averageAge\n    waterQuality { nitratesMgPerL compliant }\n'
+        "    wasteCollection { kind weekdays }\n    freeSpots parkingOccupancy\n    openJobs { title reward }\n    dinners { title pricePerSeat seatsLeft }\n"
+        "    openIssues { kind status }\n  }\n}"
+    )
+    me = (
+        "query MyCity {\n  me { residentId consents { recipient purpose categories active } disclosures { at recipient fields basis } }\n"
+        '  resident(id: "r0001") {\n    name email phone address\n    parkingBookings { startsAt amountPaid spot { street } }\n'
+        "    jobsPosted { title status }\n    dinnerReservations { seats dinner { title date } }\n  }\n}"
+    )
+    parkr = 'query ParkrCustomers {\n  consenting: resident(id: "r0001") { email phone vehicles { plate model } }\n  other: resident(id: "r0003") { email phone vehicles { plate model } }\n}'
+    technician = "query OpenIssues {\n  streetIssues(status: OPEN, first: 5) {\n    kind description location { latitude longitude }\n    reporter { name phone }\n  }\n}"
+    grant = (
+        'mutation GrantParkrMyContact {\n  grantConsent(recipient: "parkr-app", purpose: "booking", categories: ["user.contact"], expiresInDays: 30) {\n'
+        "    consent { id active }\n    receipt\n  }\n}"
+    )
+    bearer = {"Authorization": f"Bearer {tokens['r0001']}"}
+    return (
+        {"query": district, "headers": "{}"},
+        {"query": me, "headers": json.dumps(bearer, indent=2)},
+        {"query": parkr, "headers": json.dumps({"x-api-key": keys["parkr-app"], "x-citygate-purpose": "booking"}, indent=2)},
+        {"query": technician, "headers": json.dumps({"x-api-key": keys["technician-console"]}, indent=2)},
+        {"query": grant, "headers": json.dumps({"Authorization": f"Bearer {tokens['r0003']}"}, indent=2)},
+    )
 
 
 def demo_gateway(folder: Path, host: str, port: int, console: Console, state_dir: Path = Path(".citygate")) -> Gateway:
     state_dir.mkdir(exist_ok=True)
     database = state_dir / "demo.db"
     database.unlink(missing_ok=True)
-    operator_key = new_key("cgo")
     url = f"http://{host}:{port}"
 
-    async def announce(gateway: Gateway) -> None:
-        owners = sorted({c.manifest.owner for c in gateway.registry.connectors.values()})
+    # Secrets of this run only.
+    operator_key = new_key("cgo")
+    client_keys = {client_id: new_key("cgc") for client_id in CLIENTS}
+    signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(RSAAlgorithm.to_jwk(signing_key.public_key()))
+    jwk.update(kid=secrets.token_hex(4), use="sig", alg="RS256")
+    jwks_file = state_dir / "demo-jwks.json"
+    jwks_file.write_text(json.dumps({"keys": [jwk]}))
+    now = int(time.time())
+
+    def token(subject: str, client: str) -> str:
+        claims = {"iss": ISSUER, "aud": "citygate", "sub": subject, "azp": client, "iat": now, "exp": now + 12 * 3600}
+        return jwt.encode(claims, signing_key, algorithm="RS256", headers={"kid": jwk["kid"]})
+
+    tokens = {resident: token(resident, "city-app") for resident in DEMO_RESIDENTS}
+
+    partners = PartnerServer(folder).start()
+    os.environ["CITYGATE_DEMO_URL"] = partners.url
+
+    async def seed(gateway: Gateway) -> None:
+        registry, runtime = gateway.registry, gateway.runtime
+        assert registry is not None and runtime is not None
         partner_keys = {}
-        for owner in owners:
+        for owner in sorted({c.manifest.owner for c in registry.connectors.values() if c.source == "folder"}):
             partner_keys[owner] = new_key("cgp")
             await gateway.store.add_partner(owner, partner_keys[owner])
-        names = ", ".join(sorted(gateway.registry.connectors))
-        console.print(f"[bold]Citygate demo[/bold]: {len(gateway.registry.connectors)} connectors ({names})")
-        console.print(f"GraphiQL: {url}/graphql")
-        console.print("Demo keys (generated for this run only):", highlight=False)
-        console.print(f"  operator: {operator_key}", highlight=False)
-        for owner, key in partner_keys.items():
-            console.print(f"  partner {owner}: {key}", highlight=False)
-        console.print("Try it:")
-        console.print(
-            f"  curl -s {url}/graphql -H 'content-type: application/json' "
-            "-d '{\"query\": \"{ district(code: \\\"75118\\\") { name freeSpots openJobs { title reward } } }\"}'",
-            highlight=False,
-            soft_wrap=True,
+        ledger = runtime.ledger
+        await ledger.grant(
+            subject="r0001", recipient="parkr-app", purpose="booking",
+            categories=["user.contact", "user.government_id.vehicle_registration"], expires_in_days=365, collection_method="demo seed",
         )
-        console.print(f"  curl -s {url}/admin/connectors -H 'authorization: Bearer {operator_key}'", highlight=False, soft_wrap=True)
+        await ledger.grant(subject="r0002", recipient="tablehote-app", purpose="dining", categories=["user.contact.phone_number"], expires_in_days=365, collection_method="demo seed")
+        rng = random.Random(2026)
+        for index in rng.sample(range(4, 2001), 150):
+            client = rng.choice(["parkr-app", "voisinage-app", "tablehote-app"])
+            purpose = CLIENTS[client]["purposes"][0]
+            categories = rng.sample(["user.contact", "user.name", "user.contact.email", "user.unique_id", "user.social"], rng.randint(1, 2))
+            await ledger.grant(subject=f"r{index:04d}", recipient=client, purpose=purpose, categories=categories, expires_in_days=365, collection_method="demo seed")
+        credentials = {"url": url, "operator_key": operator_key, "clients": client_keys, "partners": partner_keys, "residents": tokens}
+        (state_dir / "demo-credentials.json").write_text(json.dumps(credentials, indent=2))
+        names = ", ".join(f"{n} ({c.source if c.source != 'folder' else ('in-process' if c.manifest.kind == 'python' else 'HTTP')})" for n, c in sorted(registry.connectors.items()))
+        console.print(f"[bold]Citygate demo city[/bold]: {names}")
+        console.print(f"GraphiQL, with example operations ready: [bold]{url}/graphql[/bold]")
+        console.print("Credentials of this run (also in .citygate/demo-credentials.json), ready to paste:", highlight=False)
+        console.print(f"  export CITYGATE={url}/graphql", highlight=False, soft_wrap=True)
+        console.print(f"  export RESIDENT_TOKEN={tokens['r0001']}", highlight=False, soft_wrap=True)
+        console.print(f"  export OTHER_RESIDENT_TOKEN={tokens['r0003']}", highlight=False, soft_wrap=True)
+        for client_id, key in client_keys.items():
+            console.print(f"  export {client_id.upper().replace('-', '_')}_KEY={key}", highlight=False, soft_wrap=True)
+        console.print(f"  export CITYGATE_OPERATOR_KEY={operator_key}", highlight=False, soft_wrap=True)
+        console.print("Then, for instance (the README has more):", highlight=False)
+        console.print(
+            "  curl -s $CITYGATE -H 'content-type: application/json' "
+            "-d '{\"query\": \"{ district(code: \\\"75118\\\") { name averageAge freeSpots openJobs { title } } }\"}'",
+            highlight=False, soft_wrap=True,
+        )
+        console.print(
+            "  curl -s $CITYGATE -H 'content-type: application/json' -H \"authorization: Bearer $RESIDENT_TOKEN\" "
+            "-d '{\"query\": \"{ me { residentId consents { recipient purpose } } }\"}'",
+            highlight=False, soft_wrap=True,
+        )
 
     return registry_app(
         folder=folder,
         store_url=f"sqlite:///{database}",
-        policy=parse_policy(DEMO_POLICY),
+        policy=parse_policy(demo_policy(client_keys, jwks_file)),
         operator_key=operator_key,
         development=True,
-        on_start=announce,
+        on_start=seed,
+        graphiql=GraphiQL(assets=state_dir / "graphiql", tabs=_examples(url, client_keys, tokens)),
     )

@@ -8,16 +8,19 @@ stable `extensions.code`.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
-from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from .engine import Engine, RequestError
 from .identity import PUBLIC, Authenticator, IdentityError
@@ -74,16 +77,13 @@ def _request_error(message: str, code: str, status: int, media: str, headers: di
     return _json({"errors": [{"message": message, "extensions": {"code": code}}]}, status, media, headers)
 
 
-def create_app(
-    state: GatewayState,
-    graphiql_html: Callable[[], str] | None = None,
-    extra_routes: list | None = None,
-) -> Starlette:
+def create_app(state: GatewayState, graphiql: GraphiQL | None = None, extra_routes: list | None = None) -> Starlette:
+    graphiql = graphiql or GraphiQL()
     async def graphql(request: Request) -> Response:
         accept = request.headers.get("accept")
         media = _negotiate(accept)
-        if request.method == "GET" and media is None and "text/html" in (accept or ""):
-            return HTMLResponse((graphiql_html or default_graphiql_html)())
+        if request.method == "GET" and "text/html" in (accept or "") and "query" not in request.query_params:
+            return HTMLResponse(graphiql.html())  # a browser opening the endpoint
         if media is None:
             return _request_error("the Accept header allows no media type this endpoint answers with", "NOT_ACCEPTABLE", 406, JSON)
         engine = state.engine
@@ -143,6 +143,7 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
             Route("/health", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            *([Mount("/graphiql-assets", app=StaticFiles(directory=str(graphiql.assets)))] if graphiql.local else []),
             *(extra_routes or []),
         ]
     )
@@ -195,8 +196,34 @@ async def _params_from_body(request: Request) -> tuple[dict[str, Any] | None, tu
     return {"query": query, "operationName": operation_name, "variables": variables}, None
 
 
-def default_graphiql_html() -> str:
-    return _GRAPHIQL_PAGE
+GRAPHIQL_FILES = ("graphiql.min.css", "react.production.min.js", "react-dom.production.min.js", "graphiql.min.js")
+_CDN = {
+    "graphiql.min.css": "https://unpkg.com/graphiql@3.8.3/graphiql.min.css",
+    "react.production.min.js": "https://unpkg.com/react@18.3.1/umd/react.production.min.js",
+    "react-dom.production.min.js": "https://unpkg.com/react-dom@18.3.1/umd/react-dom.production.min.js",
+    "graphiql.min.js": "https://unpkg.com/graphiql@3.8.3/graphiql.min.js",
+}
+
+
+@dataclass(frozen=True)
+class GraphiQL:
+    """The GraphiQL page: local assets when the folder has them (offline), else a CDN."""
+
+    assets: Path | None = None
+    tabs: tuple[dict[str, Any], ...] = ()  # {"query": ..., "variables": ..., "headers": ...}
+
+    @property
+    def local(self) -> bool:
+        return self.assets is not None and all((self.assets / name).is_file() for name in GRAPHIQL_FILES)
+
+    def html(self) -> str:
+        source = {name: (f"/graphiql-assets/{name}" if self.local else url) for name, url in _CDN.items()}
+        props = {"defaultEditorToolsVisibility": "headers" if any(t.get("headers") for t in self.tabs) else True}
+        if self.tabs:
+            props["defaultTabs"] = list(self.tabs)
+        embedded = json.dumps(props).replace("</", "<\\/")
+        return _GRAPHIQL_PAGE.format(css=source["graphiql.min.css"], react=source["react.production.min.js"],
+                                     react_dom=source["react-dom.production.min.js"], graphiql=source["graphiql.min.js"], props=embedded)
 
 
 _GRAPHIQL_PAGE = """<!doctype html>
@@ -204,18 +231,19 @@ _GRAPHIQL_PAGE = """<!doctype html>
 <head>
   <meta charset="utf-8">
   <title>Citygate GraphiQL</title>
-  <style>body { margin: 0; height: 100vh; } #graphiql { height: 100vh; }</style>
-  <link rel="stylesheet" href="https://unpkg.com/graphiql@3/graphiql.min.css">
+  <style>body {{ margin: 0; height: 100vh; }} #graphiql {{ height: 100vh; }}</style>
+  <link rel="stylesheet" href="{css}">
 </head>
 <body>
   <div id="graphiql">Loading GraphiQL…</div>
-  <script crossorigin src="https://unpkg.com/react@18/umd/react.production.min.js"></script>
-  <script crossorigin src="https://unpkg.com/react-dom@18/umd/react-dom.production.min.js"></script>
-  <script crossorigin src="https://unpkg.com/graphiql@3/graphiql.min.js"></script>
+  <script src="{react}"></script>
+  <script src="{react_dom}"></script>
+  <script src="{graphiql}"></script>
   <script>
-    const fetcher = GraphiQL.createFetcher({ url: window.location.pathname });
+    const fetcher = GraphiQL.createFetcher({{ url: window.location.pathname }});
+    const props = {props};
     ReactDOM.createRoot(document.getElementById('graphiql'))
-      .render(React.createElement(GraphiQL, { fetcher }));
+      .render(React.createElement(GraphiQL, Object.assign({{ fetcher, isHeadersEditorEnabled: true }}, props)));
   </script>
 </body>
 </html>

@@ -1,31 +1,73 @@
-"""A shared-parking operator: spots per district."""
+"""Parkr, a shared-parking operator: spots in every district, residents' vehicles and bookings."""
 
 from __future__ import annotations
 
+import random
+import string
+from enum import Enum
+
 import strawberry
 
-SPOTS = [
-    {"id": f"spot-{n}", "district": f"751{(n % 20) + 1:02d}", "street": street, "pricePerHour": 1.5 + (n % 4) * 0.5, "free": n % 3 != 0}
-    for n, street in enumerate(
-        ["Rue de Rivoli", "Rue Montorgueil", "Rue de Bretagne", "Rue Vieille-du-Temple", "Rue Mouffetard",
-         "Rue de Vaugirard", "Rue de Grenelle", "Rue du Faubourg-Saint-Honoré", "Rue La Fayette", "Rue du Faubourg-Saint-Denis",
-         "Rue Oberkampf", "Rue de Charenton", "Avenue d'Italie", "Rue Daguerre", "Rue de la Convention",
-         "Rue de Passy", "Rue des Dames", "Rue Lepic", "Rue de Belleville", "Rue des Pyrénées"]
-    )
-]
+from gateway.sdk import privacy
+
+RESIDENTS = 2000
+
+
+@strawberry.enum
+class SpotKind(Enum):
+    STANDARD = "STANDARD"
+    ELECTRIC = "ELECTRIC"
+    ACCESSIBLE = "ACCESSIBLE"
+
+
+def _generate() -> dict:
+    rng = random.Random(7)
+    streets = ["rue de Rivoli", "rue Montorgueil", "rue de Bretagne", "rue Mouffetard", "rue de Vaugirard", "rue Oberkampf", "avenue d'Italie",
+               "rue Daguerre", "rue de la Convention", "rue de Passy", "rue des Dames", "rue Lepic", "rue de Belleville", "rue des Pyrénées"]
+    spots = {}
+    for index in range(1, 601):
+        number = (index % 20) + 1
+        spots[f"s{index:04d}"] = {
+            "street": f"{rng.randint(1, 180)} {rng.choice(streets)}", "district": f"751{number:02d}",
+            "kind": rng.choices(["STANDARD", "ELECTRIC", "ACCESSIBLE"], weights=[7, 2, 1])[0],
+            "price": rng.choice([1.5, 2.0, 2.5, 3.0, 3.5]), "free": rng.random() < 0.4,
+        }
+    vehicles = {}
+    for index in range(1, 501):
+        plate = "".join(rng.choices(string.ascii_uppercase, k=2)) + "-" + "".join(rng.choices(string.digits, k=3)) + "-" + "".join(rng.choices(string.ascii_uppercase, k=2))
+        vehicles[f"v{index:04d}"] = {"owner": f"r{rng.randint(1, RESIDENTS):04d}", "plate": plate, "model": rng.choice(["Zoé", "Clio", "208", "C3", "Twingo", "Model 3", "Kangoo"]), "electric": rng.random() < 0.3}
+    # resident 1 always has a car, for the demo's examples
+    vehicles["v0001"]["owner"] = "r0001"
+    bookings = {}
+    vehicle_ids = list(vehicles)
+    for index in range(1, 801):
+        vehicle = rng.choice(vehicle_ids)
+        bookings[f"b{index:04d}"] = {
+            "resident": vehicles[vehicle]["owner"], "vehicle": vehicle, "spot": f"s{rng.randint(1, 600):04d}",
+            "start": f"2026-11-{rng.randint(1, 24):02d}T{rng.randint(7, 21):02d}:{rng.choice(['00', '15', '30', '45'])}", "hours": rng.randint(1, 6),
+        }
+    return {"spots": spots, "vehicles": vehicles, "bookings": bookings}
+
+
+DATA = _generate()
 
 
 @strawberry.federation.type(keys=["code"])
 class District:
     code: str
 
-    @strawberry.field
-    def parking_spots(self) -> list[Spot]:
-        return [Spot.from_row(row) for row in SPOTS if row["district"] == self.code]
+    @strawberry.field(description="Parkr's spots in the district.")
+    def parking_spots(self, free_only: bool = False) -> list[Spot]:
+        return [Spot.of(i) for i, s in DATA["spots"].items() if s["district"] == self.code and (s["free"] or not free_only)]
 
-    @strawberry.field(description="How many of the district's spots are free right now.")
+    @strawberry.field(description="How many of Parkr's spots in the district are free right now.")
     def free_spots(self) -> int:
-        return sum(1 for row in SPOTS if row["district"] == self.code and row["free"])
+        return sum(1 for s in DATA["spots"].values() if s["district"] == self.code and s["free"])
+
+    @strawberry.field(description="Share of Parkr's spots in use right now (0 to 1).")
+    def parking_occupancy(self) -> float:
+        spots = [s for s in DATA["spots"].values() if s["district"] == self.code]
+        return round(1 - sum(1 for s in spots if s["free"]) / len(spots), 2) if spots else 0.0
 
     @classmethod
     def resolve_reference(cls, code: str) -> District:
@@ -36,6 +78,7 @@ class District:
 class Spot:
     id: strawberry.ID
     street: str
+    kind: SpotKind
     price_per_hour: float
     free: bool
     district_code: strawberry.Private[str]
@@ -45,19 +88,88 @@ class Spot:
         return District(code=self.district_code)
 
     @classmethod
-    def from_row(cls, row: dict) -> Spot:
-        return cls(id=strawberry.ID(row["id"]), street=row["street"], price_per_hour=row["pricePerHour"], free=row["free"], district_code=row["district"])
+    def of(cls, spot_id: str) -> Spot:
+        s = DATA["spots"][spot_id]
+        return cls(id=strawberry.ID(spot_id), street=s["street"], kind=SpotKind(s["kind"]), price_per_hour=s["price"], free=s["free"], district_code=s["district"])
 
     @classmethod
     def resolve_reference(cls, id: strawberry.ID) -> Spot | None:
-        return next((cls.from_row(row) for row in SPOTS if row["id"] == id), None)
+        return cls.of(id) if id in DATA["spots"] else None
+
+
+@strawberry.federation.type(keys=["id"], directives=[privacy.Subject(field="ownerId")])
+class Vehicle:
+    id: strawberry.ID
+    owner_id: strawberry.ID
+    model: str
+    electric: bool
+    plate: str | None = strawberry.federation.field(directives=[privacy.Personal(category="user.government_id.vehicle_registration")])
+
+    @classmethod
+    def of(cls, vehicle_id: str) -> Vehicle:
+        v = DATA["vehicles"][vehicle_id]
+        return cls(id=strawberry.ID(vehicle_id), owner_id=strawberry.ID(v["owner"]), model=v["model"], electric=v["electric"], plate=v["plate"])
+
+    @classmethod
+    def resolve_reference(cls, id: strawberry.ID) -> Vehicle | None:
+        return cls.of(id) if id in DATA["vehicles"] else None
+
+
+@strawberry.federation.type(keys=["id"], directives=[privacy.Subject(field="residentId")])
+class Booking:
+    id: strawberry.ID
+    resident_id: strawberry.ID
+    hours: int
+    spot_id: strawberry.Private[str]
+    vehicle_id: strawberry.Private[str]
+    starts_at: str | None = strawberry.federation.field(description="When the resident parks.", directives=[privacy.Personal(category="user.behavior")])
+    amount_paid: float | None = strawberry.federation.field(directives=[privacy.Personal(category="user.financial")])
+
+    @strawberry.federation.field(description="Where the resident parks.", directives=[privacy.Personal(category="user.location.imprecise")])
+    def spot(self) -> Spot | None:
+        return Spot.of(self.spot_id)
+
+    @strawberry.field
+    def vehicle(self) -> Vehicle:
+        return Vehicle.of(self.vehicle_id)
+
+    @classmethod
+    def of(cls, booking_id: str) -> Booking:
+        b = DATA["bookings"][booking_id]
+        price = DATA["spots"][b["spot"]]["price"]
+        return cls(
+            id=strawberry.ID(booking_id), resident_id=strawberry.ID(b["resident"]), hours=b["hours"], spot_id=b["spot"], vehicle_id=b["vehicle"],
+            starts_at=b["start"], amount_paid=round(price * b["hours"], 2),
+        )
+
+    @classmethod
+    def resolve_reference(cls, id: strawberry.ID) -> Booking | None:
+        return cls.of(id) if id in DATA["bookings"] else None
+
+
+@strawberry.federation.type(keys=["id"])
+class Resident:
+    id: strawberry.ID
+
+    @strawberry.field(description="The resident's bookings with Parkr.")
+    def parking_bookings(self) -> list[Booking]:
+        return [Booking.of(i) for i, b in DATA["bookings"].items() if b["resident"] == self.id]
+
+    @strawberry.field(description="The resident's vehicles registered with Parkr.")
+    def vehicles(self) -> list[Vehicle]:
+        return [Vehicle.of(i) for i, v in DATA["vehicles"].items() if v["owner"] == self.id]
+
+    @classmethod
+    def resolve_reference(cls, id: strawberry.ID) -> Resident:
+        return cls(id=id)
 
 
 @strawberry.type
 class Query:
-    @strawberry.field
-    def spots(self, free_only: bool = False) -> list[Spot]:
-        return [Spot.from_row(row) for row in SPOTS if row["free"] or not free_only]
+    @strawberry.field(description="Parkr's spots, optionally only the free ones of one district.")
+    def spots(self, district: str | None = None, free_only: bool = False, first: int = 50) -> list[Spot]:
+        ids = [i for i, s in DATA["spots"].items() if (district is None or s["district"] == district) and (s["free"] or not free_only)]
+        return [Spot.of(i) for i in ids[: max(0, min(first, 200))]]
 
 
-schema = strawberry.federation.Schema(query=Query, types=[District], federation_version="2.5")
+schema = strawberry.federation.Schema(query=Query, types=[District, Resident, Booking, Vehicle], federation_version="2.5")

@@ -53,6 +53,10 @@ class Manifest:
             data["schema"] = self.schema
         return data
 
+    def resolved_url(self) -> str:
+        """The URL with `${NAME}` taken from the environment (e.g. a deployment's host)."""
+        return _substitute(self.url or "", "the url")
+
     def resolved_headers(self) -> dict[str, str]:
         """Header values with `${NAME}` taken from the environment; missing ones raise."""
         resolved = {}
@@ -70,6 +74,13 @@ class Manifest:
         if missing:
             raise ManifestError([f"environment variable {name} is not set (used in a header)" for name in missing])
         return resolved
+
+
+def _substitute(template: str, where: str) -> str:
+    missing = [name for name in _ENV.findall(template) if name not in os.environ]
+    if missing:
+        raise ManifestError([f"environment variable {name} is not set (used in {where})" for name in missing])
+    return _ENV.sub(lambda match: os.environ[match[1]], template)
 
 
 def parse_manifest(data: Any, folder: Path | None = None, *, allow_python: bool = False) -> Manifest:

@@ -159,12 +159,12 @@ class Registry:
         return Connector(manifest, sdl, self._http_client(manifest), source="folder")
 
     def _http_client(self, manifest: Manifest) -> HttpSubgraph:
-        return HttpSubgraph(self.http_client, manifest.url or "", manifest.timeout, manifest.resolved_headers())
+        return HttpSubgraph(self.http_client, manifest.resolved_url(), manifest.timeout, manifest.resolved_headers())
 
     async def _fetch_sdl(self, manifest: Manifest) -> str:
         try:
             response = await self.http_client.post(
-                manifest.url or "",
+                manifest.resolved_url(),
                 json={"query": "{ _service { sdl } }"},
                 headers=manifest.resolved_headers(),
                 timeout=manifest.timeout,
@@ -181,7 +181,7 @@ class Registry:
     @staticmethod
     def _sources(connectors) -> list[SubgraphSource]:
         return [
-            SubgraphSource(c.manifest.name, c.sdl, c.manifest.url or f"inprocess://{c.manifest.name}")
+            SubgraphSource(c.manifest.name, c.sdl, c.manifest.resolved_url() if c.manifest.url else f"inprocess://{c.manifest.name}")
             for c in sorted(connectors, key=lambda c: c.manifest.name)
         ]
 
@@ -277,7 +277,13 @@ class Registry:
         if existing is not None and not actor.may_manage(existing.manifest.owner):
             report.add(Problem("CONNECTOR_OWNED_BY_ANOTHER_PARTNER", f"{manifest.name!r} belongs to another partner"))
             return report, None, None
-        for problem in await check_upstream_url(manifest.url or "", self.policy):
+        try:
+            url = manifest.resolved_url()
+        except ManifestError as error:
+            for problem in error.problems:
+                report.add(Problem("INVALID_MANIFEST", problem))
+            return report, None, None
+        for problem in await check_upstream_url(url, self.policy):
             report.add(problem)
         try:
             headers = manifest.resolved_headers()
@@ -293,7 +299,7 @@ class Registry:
             for problem in error.problems:
                 report.add(Problem("SUBGRAPH_SDL_UNAVAILABLE", problem))
             return report, None, None
-        connector = Connector(Manifest(**{**manifest.__dict__, "sdl": sdl}), sdl, HttpSubgraph(self.http_client, manifest.url or "", manifest.timeout, headers))
+        connector = Connector(Manifest(**{**manifest.__dict__, "sdl": sdl}), sdl, HttpSubgraph(self.http_client, url, manifest.timeout, headers))
         candidates = {**self.connectors, manifest.name: connector}
         result = compose(self._sources(candidates.values()))
         for error in result.errors:

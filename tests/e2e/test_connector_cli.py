@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,11 +35,13 @@ def weather():
 
 @pytest.fixture
 def gateway(tmp_path):
+    connectors = tmp_path / "connectors"
+    shutil.copytree(ROOT / "connectors" / "city", connectors / "city")  # one in-process connector to start with
     policy = tmp_path / "policy.yaml"
     policy.write_text("registry:\n  allow_upstreams: ['127.0.0.0/8']\n")
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve", "--connectors", str(ROOT / "connectors"), "--store", f"sqlite:///{tmp_path / 'g.db'}", "--policy", str(policy), "--port", str(port)],
+        [sys.executable, "-m", "gateway.cli", "serve", "--connectors", str(connectors), "--store", f"sqlite:///{tmp_path / 'g.db'}", "--policy", str(policy), "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, "CITYGATE_OPERATOR_KEY": OPERATOR_KEY},
@@ -67,13 +70,13 @@ def test_partners_register_list_and_remove_connectors_with_the_cli(gateway, weat
 
     registered = citygate("connector", "register", str(folder), key=meteo_key, url=gateway)
     assert registered.returncode == 0, registered.stderr
-    answer = httpx.post(f"{gateway}/graphql", json={"query": '{ district(code: "75105") { name temperature freeSpots } }'}).json()
-    assert answer == {"data": {"district": {"name": "Panthéon", "temperature": 14.5, "freeSpots": 1}}}
+    answer = httpx.post(f"{gateway}/graphql", json={"query": '{ district(code: "75105") { name temperature population } }'}).json()
+    assert answer == {"data": {"district": {"name": "Panthéon", "temperature": 14.5, "population": 56841}}}
 
     listed = citygate("connector", "list", key=meteo_key, url=gateway)
     assert listed.stdout.split("\t")[:5] == ["weather", "meteo", "subgraph", "v1", "registry"]
     everything = citygate("connector", "list", key=OPERATOR_KEY, url=gateway)
-    assert [line.split("\t")[0] for line in everything.stdout.splitlines()] == ["city", "citygate", "neighbourhood", "parking", "weather"]
+    assert [line.split("\t")[0] for line in everything.stdout.splitlines()] == ["city", "citygate", "weather"]
 
     removed = citygate("connector", "remove", "weather", key=meteo_key, url=gateway)
     assert removed.returncode == 0, removed.stderr

@@ -1,40 +1,103 @@
-"""`citygate demo`, the command behind `make demo`, as a real process."""
+"""`citygate demo`, the command behind `make demo`, as a real process: the README's examples."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
+from tests.e2e.readme import examples, headers
 from tests.e2e.test_serve import wait_until_ready
 from tests.world.server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_demo_serves_the_connectors_behind_the_gateway(tmp_path):
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("demo")
+    assets = ROOT / ".citygate" / "graphiql"
+    if assets.is_dir():  # GraphiQL's files, fetched by make (the browser test needs them)
+        (directory / ".citygate").mkdir()
+        (directory / ".citygate" / "graphiql").symlink_to(assets)
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "demo", "--port", str(port), "--connectors", str(ROOT / "connectors")],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        cwd=tmp_path,  # the demo keeps its store under ./.citygate
+        cwd=directory,  # the demo keeps its store and credentials under ./.citygate
     )
     try:
-        wait_until_ready(f"http://127.0.0.1:{port}/readyz", process)
-        response = httpx.post(
-            f"http://127.0.0.1:{port}/graphql",
-            json={"query": '{ district(code: "75118") { name freeSpots openJobs { title } parkingSpots { street } } }'},
-        )
-        district = response.json()["data"]["district"]
-        assert district["name"] == "Buttes-Montmartre"
-        assert district["parkingSpots"] == [{"street": "Rue Lepic"}]
-        assert [job["title"] for job in district["openJobs"]] == ["Water the balcony plants", "Bring groceries upstairs"]
-        assert district["freeSpots"] == 1
-        page = httpx.get(f"http://127.0.0.1:{port}/graphql", headers={"accept": "text/html"})
-        assert "GraphiQL" in page.text
+        wait_until_ready(f"http://127.0.0.1:{port}/readyz", process, seconds=60)
+        credentials = json.loads((directory / ".citygate" / "demo-credentials.json").read_text())
+        yield f"http://127.0.0.1:{port}", credentials, process
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def run(demo, name: str, variables: dict | None = None) -> dict:
+    url, credentials, _ = demo
+    example = examples()[name]
+    response = httpx.post(f"{url}/graphql", json={"query": example.query, "variables": variables or {}}, headers=headers(example, credentials), timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_the_readme_examples_run_against_the_demo(demo):
+    district = run(demo, "district")["data"]["district"]
+    assert district["name"] == "Buttes-Montmartre" and district["population"] == 185825
+    assert district["averageAge"] > 18  # 160 residents: above k
+    assert district["waterQuality"]["compliant"] is True
+    assert district["openJobs"] and district["dinners"] and 0 <= district["parkingOccupancy"] <= 1
+
+    me = run(demo, "me")
+    assert me["data"]["me"]["residentId"] == "r0001"
+    assert me["data"]["me"]["consents"][0]["recipient"] == "parkr-app"
+    resident = me["data"]["resident"]
+    assert "@" in resident["email"] and "*" not in resident["email"]  # their own data, unmasked
+    assert resident["parkingBookings"] and resident["jobsPosted"] and resident["dinnerReservations"]
+    assert "extensions" not in me
+
+    technician = run(demo, "technician")["data"]["streetIssues"]
+    assert len(technician) == 3 and all(issue["reporter"]["name"] for issue in technician)
+
+
+def test_consent_granted_disclosed_withdrawn_withheld(demo):
+    before = run(demo, "parkr-before")
+    email_masked = before["data"]["resident"]["email"]
+    assert "***@" in email_masked
+    assert {w["reason"] for w in before["extensions"]["privacy"]["withheld"]} == {"no-consent"}
+
+    granted = run(demo, "grant")["data"]["grantConsent"]
+    assert granted["consent"]["active"] is True
+    assert granted["receipt"]["piiPrincipalId"] == "r0003" and granted["receipt"]["services"][0]["purposes"][0]["purpose"] == "booking"
+
+    after = run(demo, "parkr-after")
+    email = after["data"]["resident"]["email"]
+    assert "*" not in email and email.split("@")[1] == email_masked.split("@")[1]
+    assert "extensions" not in after
+
+    withdrawn = run(demo, "withdraw", {"id": granted["consent"]["id"]})["data"]["withdrawConsent"]
+    assert withdrawn["active"] is False and withdrawn["withdrawnAt"]
+
+    again = run(demo, "parkr-withdrawn")
+    assert again["data"]["resident"]["email"] == email_masked
+    assert {w["reason"] for w in again["extensions"]["privacy"]["withheld"]} == {"no-consent"}
+
+
+def test_the_demo_has_two_thousand_residents_and_no_secret_on_disk_in_the_repository(demo):
+    url, credentials, _ = demo
+    answer = httpx.post(
+        f"{url}/graphql",
+        json={"query": '{ a: resident(id: "r2000") { id } b: resident(id: "r2001") { id } }'},
+        timeout=30,
+    ).json()
+    assert answer["data"] == {"a": {"id": "r2000"}, "b": None}
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout
+    assert "demo-credentials" not in tracked and "demo-jwks" not in tracked
+    assert credentials["operator_key"] not in (ROOT / "README.md").read_text()
