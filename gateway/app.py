@@ -30,14 +30,14 @@ from starlette.routing import Route
 
 from .consent import CONTROL_PLANE, AuditLog, Ledger, control_plane_schema
 from .engine import Engine
-from .executor import InProcessSubgraph, Subgraphs, new_http_client
+from .executor import HttpPool, InProcessSubgraph, Subgraphs
 from .http import GatewayState, GraphiQL, create_app
 from .identity import Authenticator
 from .policy import Policy, PolicyError, load_policy
 from .privacy import PrivacyGuard
 from .registry import Connector, Keys, Manifest, Registry, admin_routes
 from .store import Store
-from .supergraph import SupergraphError
+from .supergraph import SupergraphError, load_supergraph
 
 logger = logging.getLogger("citygate.app")
 
@@ -68,7 +68,8 @@ class Gateway:
     app: Starlette
     state: GatewayState
     store: Store
-    http_client: httpx.AsyncClient
+    http_client: httpx.AsyncClient  # control traffic (SDLs, JWKS)
+    pool: HttpPool  # subgraph traffic
     registry: Registry | None = None
     runtime: PrivacyRuntime | None = None
 
@@ -101,10 +102,11 @@ def _gateway(
 ) -> Gateway:
     state = GatewayState(None, development=development)
     store = Store(store_url)
-    http_client = new_http_client()
+    http_client = httpx.AsyncClient(timeout=10, trust_env=False)
+    pool = HttpPool()
     keys = Keys(operator_key or secrets.token_urlsafe(32), store)
     routes: list[Route] = []
-    gateway = Gateway(app=None, state=state, store=store, http_client=http_client)  # type: ignore[arg-type]
+    gateway = Gateway(app=None, state=state, store=store, http_client=http_client, pool=pool)  # type: ignore[arg-type]
 
     async def reload() -> list[str]:
         try:
@@ -139,6 +141,7 @@ def _gateway(
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(signal.SIGHUP)
             await http_client.aclose()
+            await pool.close()
             await store.close()
 
     if operator_key is not None:
@@ -167,7 +170,9 @@ def static_app(
     graphiql: GraphiQL | None = None,
 ) -> Gateway:
     async def start(gateway: Gateway, runtime: PrivacyRuntime) -> None:
-        gateway.state.engine = Engine.from_sdl(supergraph, guard=runtime.guard, privacy_overrides=runtime.policy.privacy)
+        model_urls = {name: s.url for name, s in load_supergraph(supergraph).subgraphs.items()}
+        transport = Subgraphs.over_http(model_urls, http_pool=gateway.pool)
+        gateway.state.engine = Engine.from_sdl(supergraph, transport, guard=runtime.guard, privacy_overrides=runtime.policy.privacy)
 
     async def rebuild(gateway: Gateway, runtime: PrivacyRuntime) -> None:
         old = gateway.state.engine
@@ -193,7 +198,9 @@ def registry_app(
     holder: dict[str, Registry] = {}
 
     def routes(gateway: Gateway, keys: Keys) -> list[Route]:
-        registry = Registry(gateway.state, store=gateway.store, policy=policy.registry, http_client=gateway.http_client, folder=folder)
+        registry = Registry(
+            gateway.state, store=gateway.store, policy=policy.registry, http_client=gateway.http_client, pool=gateway.pool, folder=folder
+        )
         gateway.registry = holder["registry"] = registry
         return admin_routes(registry, keys)
 

@@ -25,18 +25,19 @@ from graphql import (
 from ..planner import INTROSPECTION_ROOT_FIELDS, PreparedOperation, QueryPlan
 from ..supergraph import SupergraphModel
 from ._fetch import Execution, FetchRunner, SubgraphTransport, SubgraphUnavailable
-from ._shape import GuardLookup, Shaper
-from ._transport import HttpSubgraph, InProcessSubgraph, Subgraphs, new_http_client
+from ._shape import GuardLookup, Shaper, path_of
+from ._transport import HttpPool, HttpSubgraph, InProcessSubgraph, Subgraphs
 
 __all__ = [
     "ExecutionResult",
     "Executor",
+    "HttpPool",
     "HttpSubgraph",
     "InProcessSubgraph",
     "SubgraphTransport",
     "SubgraphUnavailable",
     "Subgraphs",
-    "new_http_client",
+    "path_of",
 ]
 
 

@@ -28,7 +28,7 @@ _SCALAR, _ENUM, _OBJECT, _TYPENAME, _INTROSPECTION = range(5)
 
 
 class _FieldShape:
-    __slots__ = ("child", "enum_values", "guard", "key", "kind", "name", "parent", "wrappers")
+    __slots__ = ("child", "enum_values", "guard", "key", "kind", "leaf", "name", "non_null", "parent", "wrappers")
 
     def __init__(self, key, name, parent, wrappers, kind, enum_values, child, guard=None) -> None:
         self.key = key
@@ -40,6 +40,9 @@ class _FieldShape:
         self.child = child
         # set for personal and aggregate fields: (kind, annotation, key of the subject/count)
         self.guard = guard
+        # the common case, completed inline: a scalar or enum that is not a list
+        self.leaf = kind in (_SCALAR, _ENUM) and "L" not in wrappers
+        self.non_null = wrappers == ("N",)
 
 
 # (type name, field name) -> ("personal" | "aggregate", annotation, data key) or None
@@ -130,69 +133,82 @@ class Shaper:
         return (None if result is _BUBBLE or result is None else result), walk.pending
 
 
+def path_of(node: tuple | None) -> list:
+    """A response path from its linked form: (parent node, key) pairs, built only when needed."""
+    parts: list = []
+    while node is not None:
+        node, key = node
+        parts.append(key)
+    parts.reverse()
+    return parts
+
+
 class _Walk:
-    __slots__ = ("_error_paths", "errors", "path", "pending", "shaper")
+    __slots__ = ("_error_paths", "errors", "pending", "shaper")
 
     def __init__(self, shaper: Shaper, errors: list[dict[str, Any]]) -> None:
         self.shaper = shaper
         self.errors = errors
-        self.path: list[str | int] = []
         self._error_paths: list[tuple] | None = None
         self.pending: list[tuple] = []
 
-    def object(self, obj: dict[str, Any], shape: _ObjectShape) -> Any:
+    def object(self, obj: dict[str, Any], shape: _ObjectShape, node: tuple | None = None) -> Any:
         typename = obj.get("__typename")
         if typename not in self.shaper.concrete_types:
             if typename is not None and typename not in self.shaper.schema.type_map:
                 return None  # a type the API does not expose (@inaccessible): the client sees null
             typename = shape.static_type if typename is None or shape.static_type in self.shaper.concrete_types else typename
         out: dict[str, Any] = {}
-        path = self.path
         for field_shape in shape.fields_for(typename):
-            kind = field_shape.kind
-            if kind == _TYPENAME:
-                out[field_shape.key] = typename
-                continue
-            if kind == _INTROSPECTION:
-                out[field_shape.key] = obj.get(field_shape.key)
-                continue
-            path.append(field_shape.key)
-            value = self.value(obj.get(field_shape.key), field_shape, 0)
-            if value is _BUBBLE:
-                path.pop()
-                return _BUBBLE
-            guard = field_shape.guard
-            if guard is not None:
-                # never placed here: the privacy stage decides, and fills the slot or masks it
-                out[field_shape.key] = None
-                self.pending.append(
-                    (guard[0], out, field_shape.key, value, typename, field_shape.name, guard[1], obj.get(guard[2]), tuple(path))
-                )
+            key = field_shape.key
+            if field_shape.leaf:
+                value = obj.get(key)
+                if value is None:
+                    if field_shape.non_null:
+                        self._null_violation(field_shape, (node, key))
+                        return _BUBBLE
+                elif field_shape.kind == _ENUM and value not in field_shape.enum_values:
+                    self._error(f"{field_shape.parent}.{field_shape.name} got an enum value the API does not expose", (node, key))
+                    if field_shape.non_null:
+                        return _BUBBLE
+                    value = None
             else:
-                out[field_shape.key] = value
-            path.pop()
+                kind = field_shape.kind
+                if kind == _TYPENAME:
+                    out[key] = typename
+                    continue
+                if kind == _INTROSPECTION:
+                    out[key] = obj.get(key)
+                    continue
+                value = self.value(obj.get(key), field_shape, 0, (node, key))
+                if value is _BUBBLE:
+                    return _BUBBLE
+            guard = field_shape.guard
+            if guard is None:
+                out[key] = value
+            else:
+                # never placed here: the privacy stage decides, and fills the slot or masks it
+                out[key] = None
+                self.pending.append((guard[0], out, key, value, typename, field_shape.name, guard[1], obj.get(guard[2]), (node, key)))
         return out
 
-    def value(self, value: Any, field_shape: _FieldShape, depth: int) -> Any:
+    def value(self, value: Any, field_shape: _FieldShape, depth: int, node: tuple) -> Any:
         wrappers = field_shape.wrappers
         if depth < len(wrappers):
             if wrappers[depth] == "N":
-                result = self.value(value, field_shape, depth + 1)
+                result = self.value(value, field_shape, depth + 1, node)
                 if result is None:
-                    self._null_violation(field_shape)
+                    self._null_violation(field_shape, node)
                     return _BUBBLE
                 return result
             if value is None:
                 return None
             if not isinstance(value, list):
-                self._error(f"{field_shape.parent}.{field_shape.name} expected a list from its subgraph")
+                self._error(f"{field_shape.parent}.{field_shape.name} expected a list from its subgraph", node)
                 return None
             items = []
-            path = self.path
             for index, item in enumerate(value):
-                path.append(index)
-                completed = self.value(item, field_shape, depth + 1)
-                path.pop()
+                completed = self.value(item, field_shape, depth + 1, (node, index))
                 if completed is _BUBBLE:
                     return None
                 items.append(completed)
@@ -205,29 +221,25 @@ class _Walk:
         if kind == _ENUM:
             if value in field_shape.enum_values:
                 return value
-            self._error(f"{field_shape.parent}.{field_shape.name} got an enum value the API does not expose")
+            self._error(f"{field_shape.parent}.{field_shape.name} got an enum value the API does not expose", node)
             return None
         if not isinstance(value, dict):
-            self._error(f"{field_shape.parent}.{field_shape.name} expected an object from its subgraph")
+            self._error(f"{field_shape.parent}.{field_shape.name} expected an object from its subgraph", node)
             return None
-        result = self.object(value, field_shape.child)
+        result = self.object(value, field_shape.child, node)
         return None if result is _BUBBLE else result  # None: hidden type, null in its place
 
-    def _error(self, message: str) -> None:
-        self.errors.append({"message": message, "path": list(self.path), "extensions": {"code": "INVALID_SUBGRAPH_RESULT"}})
+    def _error(self, message: str, node: tuple) -> None:
+        self.errors.append({"message": message, "path": path_of(node), "extensions": {"code": "INVALID_SUBGRAPH_RESULT"}})
 
-    def _null_violation(self, field_shape: _FieldShape) -> None:
+    def _null_violation(self, field_shape: _FieldShape, node: tuple) -> None:
         if self._error_paths is None:
             self._error_paths = [tuple(e["path"]) for e in self.errors if e.get("path")]
-        here = tuple(self.path)
+        path = path_of(node)
+        here = tuple(path)
         for other in self._error_paths:
             size = min(len(other), len(here))
             if other[:size] == here[:size]:
                 return  # an error already explains this null
         self._error_paths.append(here)
-        self.errors.append(
-            {
-                "message": f"Cannot return null for non-nullable field {field_shape.parent}.{field_shape.name}.",
-                "path": list(self.path),
-            }
-        )
+        self.errors.append({"message": f"Cannot return null for non-nullable field {field_shape.parent}.{field_shape.name}.", "path": path})

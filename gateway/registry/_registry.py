@@ -19,7 +19,7 @@ import httpx
 
 from ..composition import SubgraphSource, compose
 from ..engine import Engine
-from ..executor import HttpSubgraph, InProcessSubgraph, Subgraphs
+from ..executor import HttpPool, HttpSubgraph, InProcessSubgraph, Subgraphs
 from ..executor._transport import SubgraphClient
 from ..policy import RegistryPolicy
 from ..store import Store
@@ -100,6 +100,7 @@ class Registry:
         store: Store | None,
         policy: RegistryPolicy,
         http_client: httpx.AsyncClient,
+        pool: HttpPool | None = None,
         folder: Path | None = None,
         build_engine: Callable[[str, Subgraphs], Engine] | None = None,
         builtins: dict[str, Connector] | None = None,
@@ -107,7 +108,8 @@ class Registry:
         self.state = state  # gateway.http.GatewayState: holds the Engine being served
         self.store = store
         self.policy = policy
-        self.http_client = http_client
+        self.http_client = http_client  # control traffic: reading SDLs
+        self.pool = pool or HttpPool()  # subgraph traffic
         self.folder = folder
         self.build_engine = build_engine or (lambda sdl, transport: Engine(load_supergraph(sdl), transport))
         self.connectors: dict[str, Connector] = dict(builtins or {})
@@ -159,7 +161,7 @@ class Registry:
         return Connector(manifest, sdl, self._http_client(manifest), source="folder")
 
     def _http_client(self, manifest: Manifest) -> HttpSubgraph:
-        return HttpSubgraph(self.http_client, manifest.resolved_url(), manifest.timeout, manifest.resolved_headers())
+        return HttpSubgraph(self.pool, manifest.resolved_url(), manifest.timeout, manifest.resolved_headers())
 
     async def _fetch_sdl(self, manifest: Manifest) -> str:
         try:
@@ -186,7 +188,7 @@ class Registry:
         ]
 
     def _build(self, supergraph: str, connectors: dict[str, Connector]) -> Engine:
-        transport = Subgraphs({name: c.client for name, c in connectors.items()}, self.http_client)
+        transport = Subgraphs({name: c.client for name, c in connectors.items()}, self.pool)
         return self.build_engine(supergraph, transport)
 
     def _swap(self, engine: Engine, supergraph: str, connectors: dict[str, Connector]) -> None:
@@ -299,7 +301,7 @@ class Registry:
             for problem in error.problems:
                 report.add(Problem("SUBGRAPH_SDL_UNAVAILABLE", problem))
             return report, None, None
-        connector = Connector(Manifest(**{**manifest.__dict__, "sdl": sdl}), sdl, HttpSubgraph(self.http_client, url, manifest.timeout, headers))
+        connector = Connector(Manifest(**{**manifest.__dict__, "sdl": sdl}), sdl, HttpSubgraph(self.pool, url, manifest.timeout, headers))
         candidates = {**self.connectors, manifest.name: connector}
         result = compose(self._sources(candidates.values()))
         for error in result.errors:
