@@ -8,6 +8,7 @@ inserted or deleted, and a head that does not match the last entry.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,13 +45,42 @@ class Verification:
 
 
 class AuditLog:
+    """Appends disclosures with group commit: requests arriving while a transaction commits are
+    written together by the next one, and each waits until its own entries are committed."""
+
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._queue: list[tuple[list[dict], asyncio.Future]] = []
+        self._writer: asyncio.Task | None = None
 
     async def record(self, request_id: str, recipient: str, purpose: str, disclosures: list[Disclosure]) -> None:
         """Write before the response leaves; raises when the store refuses (the caller withholds)."""
         if not disclosures:
             return
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._queue.append((self._entries(request_id, recipient, purpose, disclosures), future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._drain())
+        await future
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            entries = [entry for batch_entries, _ in batch for entry in batch_entries]
+            try:
+                await self.store.append_audit(entries, entry_hash)
+            except Exception as error:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                        future.exception()
+            else:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(None)
+
+    @staticmethod
+    def _entries(request_id: str, recipient: str, purpose: str, disclosures: list[Disclosure]) -> list[dict]:
         at = datetime.now(UTC).isoformat()
         entries = [
             {
@@ -64,7 +94,7 @@ class AuditLog:
             }
             for disclosure in sorted(disclosures, key=lambda d: d.subject)
         ]
-        await self.store.append_audit(entries, entry_hash)
+        return entries
 
     async def entries_for(self, subject: str, limit: int = 50) -> list[dict]:
         rows = await self.store.audit_entries(subject=subject, limit=limit, newest_first=True)

@@ -141,6 +141,10 @@ class Store:
         return self.engine.dialect.name
 
     async def create(self) -> None:
+        if self.kind == "sqlite":
+            # WAL: readers never wait for the audit log's writer; every commit is still synced
+            async with self.engine.connect() as connection:
+                await connection.exec_driver_sql("PRAGMA journal_mode=WAL")
         async with self.engine.begin() as connection:
             await connection.run_sync(metadata.create_all)
             for table in _APPEND_ONLY:
