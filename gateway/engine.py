@@ -6,6 +6,7 @@ swapping the reference; requests in flight keep the Engine they started with.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Mapping
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import orjson
 from graphql import GraphQLError
 from graphql.execution.values import get_variable_values
 
@@ -51,6 +53,8 @@ class GraphQLResponse:
     errors: list[dict[str, Any]]
     extensions: dict[str, Any] = field(default_factory=dict)
     subgraph_requests: int = 0
+    disclosures: list = field(default_factory=list)  # audited disclosures to someone but the subject
+    shared: bool = False  # answered from another request's execution
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {}
@@ -73,6 +77,8 @@ class Engine:
         self.model = model
         self.transport = transport
         self.guard = guard
+        # identical queries of one requester in flight at once share one execution
+        self._in_flight: dict[tuple, asyncio.Future] = {}
         self.privacy = PrivacySchema(model) if model.privacy else None
         if self.privacy is not None:
             if guard is None:
@@ -152,6 +158,37 @@ class Engine:
                 raise RequestError("OPERATION_NOT_SUPPORTED", ["subscriptions are not supported over this transport"])
             raise RequestError("METHOD_NOT_ALLOWED", [f"a {prepared.kind} cannot be sent with this HTTP method"])
         coerced = self.coerce_variables(prepared, variables)
+        request_id = request_id or uuid.uuid4().hex
+        if prepared.kind != "query" or include_plan:
+            return await self._execute(prepared, coerced, requester, request_id, include_plan)
+        # Identical bytes from an identical requester (client, resident, purpose, roles) get the
+        # identical answer: share one execution. Each request still has its own audit records.
+        # The variables as sent, unused ones included: requests differing in anything share nothing.
+        key = (query, operation_name, orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS), _requester_key(requester))
+        shared = self._in_flight.get(key)
+        if shared is not None:
+            response = await asyncio.shield(shared)
+            if response.disclosures and self.guard is not None:
+                try:
+                    await self.guard.record_shared(requester, response.disclosures, request_id)
+                except Exception:  # its own audit record could not be written: answer on its own
+                    return await self._execute(prepared, coerced, requester, request_id, include_plan)
+            return GraphQLResponse(response.data, response.errors, response.extensions, 0, response.disclosures, shared=True)
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = future
+        try:
+            response = await self._execute(prepared, coerced, requester, request_id, include_plan)
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()
+            raise
+        else:
+            future.set_result(response)
+            return response
+        finally:
+            del self._in_flight[key]
+
+    async def _execute(self, prepared, coerced: dict[str, Any], requester: Requester, request_id: str, include_plan: bool) -> GraphQLResponse:
         try:
             plan = self.planner.plan(prepared, coerced)
         except PlanningError as error:
@@ -160,7 +197,7 @@ class Engine:
         response = GraphQLResponse(result.data, result.errors, subgraph_requests=result.subgraph_requests)
         if result.pending:
             assert self.guard is not None
-            decided = await self.guard.enforce(requester, result.pending, request_id or uuid.uuid4().hex)
+            decided, response.disclosures = await self.guard.enforce(requester, result.pending, request_id)
             if decided is not None:
                 response.extensions["privacy"] = decided
         if include_plan:
@@ -171,6 +208,11 @@ class Engine:
         close = getattr(self.transport, "close", None)
         if close is not None:
             await close()
+
+
+def _requester_key(requester: Requester) -> tuple:
+    client = requester.client.id if requester.client is not None else None
+    return (client, requester.resident, requester.purpose, tuple(sorted(requester.roles)))
 
 
 def _plain(value: Any) -> Any:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..consent import AuditLog, Disclosure, Ledger, LedgerUnavailable
+from ..executor import path_of
 from ..identity import Requester
 from ..policy import Policy
 from ..taxonomy import category_covers
@@ -29,8 +30,8 @@ from ._masking import mask, recipient_key
 logger = logging.getLogger("citygate.privacy")
 
 # What the shaper sets aside, one tuple per value (kept as tuples: there may be thousands):
-# ("personal", slot, key, value, type_name, field_name, PersonalField, subject, path)
-# ("aggregate", slot, key, value, type_name, field_name, AggregateField, contributors, path)
+# ("personal", slot, key, value, type_name, field_name, PersonalField, subject, path node)
+# ("aggregate", slot, key, value, type_name, field_name, AggregateField, contributors, path node)
 Pending = tuple
 
 
@@ -39,6 +40,14 @@ class _Decision:
     allowed: bool
     basis: str | None  # "self", "policy:<rule>", "consent:<id>"
     reason: str | None
+
+
+_SELF = _Decision(True, "self", None)
+_UNKNOWN_SUBJECT = _Decision(False, None, "subject-unknown")
+_PUBLIC = _Decision(False, None, "public-requester")
+_NO_CONSENT = _Decision(False, None, "no-consent")
+_LEDGER_DOWN = _Decision(False, None, "ledger-unavailable")
+_AUDIT_DOWN = _Decision(False, None, "audit-unavailable")
 
 
 class PrivacyGuard:
@@ -67,68 +76,85 @@ class PrivacyGuard:
                 return rule.name
         return None
 
-    async def enforce(self, requester: Requester, pending: list[Pending], request_id: str) -> dict[str, Any] | None:
-        """Fill every set-aside slot; return `extensions.privacy` (None when nothing was withheld)."""
-        decisions: list[_Decision] = []
+    async def record_shared(self, requester: Requester, disclosures: list[Disclosure], request_id: str) -> None:
+        """Audit another request's disclosures again, for a request that shares its answer."""
+        if self.audit is not None:
+            await self.audit.record(request_id, requester.recipient, requester.purpose or "", disclosures)
+
+    async def enforce(self, requester: Requester, pending: list[Pending], request_id: str) -> tuple[dict[str, Any] | None, list[Disclosure]]:
+        """Fill every set-aside slot; return `extensions.privacy` (None when nothing was withheld)
+        and the disclosures audited."""
+        # Decide once per (subject, category): a response repeats them across many values.
+        decided: dict[tuple, _Decision] = {}
         needs_ledger: set[str] = set()
         for item in pending:
             if item[0] != "personal":
-                decisions.append(_Decision(False, None, None))
                 continue
-            personal, subject = item[6], item[7]
+            subject, category = item[7], item[6].category
+            if not isinstance(subject, (str, int)) or isinstance(subject, bool):
+                subject = None
+            key = (subject, category)
+            if key in decided:
+                continue
             if subject is None:
-                decision = _Decision(False, None, "subject-unknown")
+                decision = _UNKNOWN_SUBJECT
             elif requester.resident is not None and str(subject) == requester.resident:
-                decision = _Decision(True, "self", None)
+                decision = _SELF
             elif requester.is_public:
-                decision = _Decision(False, None, "public-requester")
+                decision = _PUBLIC
             else:
-                rule = self._policy_rule(requester, personal.category)
+                rule = self._policy_rule(requester, category)
                 if rule is not None:
                     decision = _Decision(True, f"policy:{rule}", None)
                 else:
-                    decision = _Decision(False, None, "no-consent")
+                    decision = _NO_CONSENT
                     needs_ledger.add(str(subject))
-            decisions.append(decision)
+            decided[key] = decision
 
-        consents: dict[str, list] = {}
-        ledger_down = False
         if needs_ledger:
             try:
                 consents = await self.ledger.active_for(needs_ledger, requester.recipient, requester.purpose or "")
             except LedgerUnavailable:
                 logger.error("the consent ledger cannot be read: every personal value is withheld")
-                ledger_down = True
-        for index, item in enumerate(pending):
-            decision = decisions[index]
-            if item[0] != "personal" or decision.reason != "no-consent" or ledger_down:
-                continue
-            category = item[6].category
-            consent = next((c for c in consents.get(str(item[7]), ()) if c.covers(category)), None)
-            if consent is not None:
-                decisions[index] = _Decision(True, f"consent:{consent.id}", None)
-        if ledger_down:
-            decisions = [_Decision(False, None, "ledger-unavailable") if item[0] == "personal" else d for item, d in zip(pending, decisions, strict=True)]
+                decided = dict.fromkeys(decided, _LEDGER_DOWN)
+            else:
+                for (subject, category), decision in decided.items():
+                    if decision is _NO_CONSENT:
+                        consent = next((c for c in consents.get(str(subject), ()) if c.covers(category)), None)
+                        if consent is not None:
+                            decided[(subject, category)] = _Decision(True, f"consent:{consent.id}", None)
+
+        def decision_for(item: Pending) -> _Decision:
+            subject = item[7]
+            if not isinstance(subject, (str, int)) or isinstance(subject, bool):
+                subject = None
+            return decided[(subject, item[6].category)]
 
         disclosures: dict[str, Disclosure] = {}
-        for item, decision in zip(pending, decisions, strict=True):
+        for item in pending:
             # a null discloses nothing: no audit record, as no withheld entry either
-            if item[0] == "personal" and decision.allowed and decision.basis != "self" and item[3] is not None:
-                disclosure = disclosures.setdefault(str(item[7]), Disclosure(str(item[7])))
+            if item[0] != "personal" or item[3] is None:
+                continue
+            decision = decision_for(item)
+            if decision.allowed and decision.basis != "self":
+                subject = str(item[7])
+                disclosure = disclosures.get(subject)
+                if disclosure is None:
+                    disclosure = disclosures[subject] = Disclosure(subject)
                 disclosure.fields.add(f"{item[4]}.{item[5]}")
                 disclosure.basis.add(decision.basis)  # type: ignore[arg-type]
-        if disclosures and self.audit is not None:
+        audited = list(disclosures.values())
+        if audited and self.audit is not None:
             try:
-                await self.audit.record(request_id, requester.recipient, requester.purpose or "", list(disclosures.values()))
+                await self.audit.record(request_id, requester.recipient, requester.purpose or "", audited)
             except Exception:
                 logger.exception("the audit log refused the disclosures: they are withheld")
-                decisions = [
-                    _Decision(False, None, "audit-unavailable") if d.allowed and d.basis != "self" else d for d in decisions
-                ]
+                audited = []
+                decided = {k: (_AUDIT_DOWN if d.allowed and d.basis != "self" else d) for k, d in decided.items()}
 
         withheld: list[dict[str, Any]] = []
         key = self._key(requester.recipient)
-        for item, decision in zip(pending, decisions, strict=True):
+        for item in pending:
             kind, slot, response_key, value = item[0], item[1], item[2], item[3]
             if kind == "aggregate":
                 aggregate, contributors = item[6], item[7]
@@ -136,8 +162,9 @@ class PrivacyGuard:
                 if isinstance(contributors, int) and not isinstance(contributors, bool) and contributors >= minimum:
                     slot[response_key] = value
                 else:
-                    withheld.append({"path": list(item[8]), "category": "aggregate", "reason": "below-k", "strategy": "null"})
+                    withheld.append({"path": path_of(item[8]), "category": "aggregate", "reason": "below-k", "strategy": "null"})
                 continue
+            decision = decision_for(item)
             if decision.allowed:
                 slot[response_key] = value
                 continue
@@ -145,5 +172,5 @@ class PrivacyGuard:
             strategy = self.policy.strategy_for(personal.category, personal.strategy)
             slot[response_key] = mask(value, strategy, personal.category, key)
             if value is not None:
-                withheld.append({"path": list(item[8]), "category": personal.category, "reason": decision.reason, "strategy": strategy})
-        return {"withheld": withheld} if withheld else None
+                withheld.append({"path": path_of(item[8]), "category": personal.category, "reason": decision.reason, "strategy": strategy})
+        return ({"withheld": withheld} if withheld else None), audited
