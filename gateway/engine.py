@@ -164,7 +164,9 @@ class Engine:
         # Identical bytes from an identical requester (client, resident, purpose, roles) get the
         # identical answer: share one execution. Each request still has its own audit records.
         # The variables as sent, unused ones included: requests differing in anything share nothing.
-        key = (query, operation_name, orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS), _requester_key(requester))
+        # A consent change in between makes the keys differ: a later request never joins an earlier one.
+        generation = self.guard.ledger.generation if self.guard is not None else 0
+        key = (query, operation_name, orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS), _requester_key(requester), generation)
         shared = self._in_flight.get(key)
         if shared is not None:
             response = await asyncio.shield(shared)

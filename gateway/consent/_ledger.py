@@ -87,12 +87,17 @@ class Ledger:
         self.store = store
         self.policy = policy
         self._active: LRUCache = LRUCache(maxsize=cache_size)
+        # bumped by every change: a request that arrives after a change never shares the
+        # execution of one that arrived before it (Engine's in-flight sharing keys on it)
+        self.generation = 0
 
     def invalidate(self, subject: str) -> None:
+        self.generation += 1
         for key in [k for k in list(self._active.keys()) if k[0] == subject]:
             self._active.pop(key, None)
 
     def invalidate_all(self) -> None:
+        self.generation += 1
         self._active.clear()
 
     async def active_for(self, subjects: set[str], recipient: str, purpose: str) -> dict[str, list[ConsentRecord]]:
