@@ -195,13 +195,16 @@ class Engine:
             plan = self.planner.plan(prepared, coerced)
         except PlanningError as error:
             raise RequestError("QUERY_PLANNING_FAILED", [str(error)], executed=True) from None
-        result = await self.executor.execute(prepared, plan, coerced, context=requester)
-        response = GraphQLResponse(result.data, result.errors, subgraph_requests=result.subgraph_requests)
-        if result.pending:
+        decisions = self.guard.decisions(requester) if self.privacy is not None and self.guard is not None else None
+        result = await self.executor.execute(prepared, plan, coerced, context=requester, privacy=decisions)
+        disclosures: list = []
+        withheld = None
+        if decisions is not None:
             assert self.guard is not None
-            decided, response.disclosures = await self.guard.enforce(requester, result.pending, request_id)
-            if decided is not None:
-                response.extensions["privacy"] = decided
+            withheld, disclosures = await self.guard.settle(requester, decisions, result, request_id)
+        response = GraphQLResponse(result.data, result.errors, subgraph_requests=result.subgraph_requests, disclosures=disclosures)
+        if withheld is not None:
+            response.extensions["privacy"] = withheld
         if include_plan:
             response.extensions["queryPlan"] = plan.describe()
         return response

@@ -50,6 +50,10 @@ class ConsentRecord:
         at = at or datetime.now(UTC)
         return self.withdrawn_at is None and (self.expires_at is None or _aware(self.expires_at) > at)
 
+    def valid_until(self) -> float | None:
+        """When it expires (POSIX time), None if it does not."""
+        return _aware(self.expires_at).timestamp() if self.expires_at is not None else None
+
     def covers(self, category: str) -> bool:
         return any(category_covers(granted, category) for granted in self.categories)
 
@@ -100,6 +104,14 @@ class Ledger:
         self.generation += 1
         self._active.clear()
 
+    def cached_active(self, subject: str, recipient: str, purpose: str) -> list[ConsentRecord] | None:
+        """The subject's active consents for (recipient, purpose) if cached; None means: ask `active_for`."""
+        records = self._active.get((subject, recipient, purpose))
+        if records is None:
+            return None
+        now = datetime.now(UTC)
+        return [r for r in records if r.active(now)]
+
     async def active_for(self, subjects: set[str], recipient: str, purpose: str) -> dict[str, list[ConsentRecord]]:
         """Active consents per subject for (recipient, purpose): one store query for the misses."""
         result: dict[str, list[ConsentRecord]] = {}
@@ -111,6 +123,7 @@ class Ledger:
             else:
                 result[subject] = cached
         if missing:
+            generation = self.generation
             try:
                 events = await self.store.consent_events_for(missing, recipient, purpose)
             except Exception as error:  # any store failure: nothing can be disclosed on consent
@@ -120,7 +133,10 @@ class Ledger:
                 by_subject[event["subject"]].append(event)
             for subject, subject_events in by_subject.items():
                 records = _fold(subject_events)
-                self._active[(subject, recipient, purpose)] = records
+                # a change while the store was read may not be in what was read: answer this
+                # request with it, but do not keep it for the next ones
+                if self.generation == generation:
+                    self._active[(subject, recipient, purpose)] = records
                 result[subject] = records
         now = datetime.now(UTC)
         return {s: [r for r in records if r.active(now)] for s, records in result.items()}

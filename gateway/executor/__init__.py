@@ -6,8 +6,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -25,15 +25,17 @@ from graphql import (
 from ..planner import INTROSPECTION_ROOT_FIELDS, PreparedOperation, QueryPlan
 from ..supergraph import SupergraphModel
 from ._fetch import Execution, FetchRunner, SubgraphTransport, SubgraphUnavailable
-from ._shape import GuardLookup, Shaper, path_of
+from ._shape import PLACE, GuardLookup, PrivacyDecisions, Shaper, path_of
 from ._transport import HttpPool, HttpSubgraph, InProcessSubgraph, Subgraphs
 
 __all__ = [
+    "PLACE",
     "ExecutionResult",
     "Executor",
     "HttpPool",
     "HttpSubgraph",
     "InProcessSubgraph",
+    "PrivacyDecisions",
     "SubgraphTransport",
     "SubgraphUnavailable",
     "Subgraphs",
@@ -46,7 +48,8 @@ class ExecutionResult:
     data: dict[str, Any] | None
     errors: list[dict[str, Any]]
     subgraph_requests: int = 0
-    pending: list = field(default_factory=list)  # personal and aggregate values set aside
+    # the same fetched data shaped with other privacy decisions: (data, errors)
+    reshape: Callable[[PrivacyDecisions], tuple[dict[str, Any] | None, list[dict[str, Any]]]] | None = None
 
 
 class Executor:
@@ -57,14 +60,26 @@ class Executor:
         self._introspection: LRUCache = LRUCache(maxsize=256)
 
     async def execute(
-        self, prepared: PreparedOperation, plan: QueryPlan, variables: Mapping[str, Any], context: Any = None
+        self,
+        prepared: PreparedOperation,
+        plan: QueryPlan,
+        variables: Mapping[str, Any],
+        context: Any = None,
+        privacy: PrivacyDecisions | None = None,
     ) -> ExecutionResult:
         execution = Execution(variables=variables, context=context)
         if plan.has_introspection:
             execution.data.update(self._run_introspection(prepared, variables, execution.errors))
         await self.runner.run(plan, execution)
-        data, pending = self.shaper.shape(plan, execution.data, execution.errors)
-        return ExecutionResult(data, execution.errors, execution.subgraph_requests, pending)
+        fetch_errors, fetched = execution.errors, execution.data
+
+        def shape(decisions: PrivacyDecisions | None) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+            # pure over the fetched data, so a response can be shaped again with other decisions
+            errors = list(fetch_errors)
+            return self.shaper.shape(plan, fetched, errors, decisions), errors
+
+        data, errors = shape(privacy)
+        return ExecutionResult(data, errors, execution.subgraph_requests, shape)
 
     def _run_introspection(self, prepared: PreparedOperation, variables: Mapping[str, Any], errors: list) -> dict:
         cache_key = (prepared.text, prepared.name, orjson.dumps(dict(variables), option=orjson.OPT_SORT_KEYS))

@@ -8,7 +8,7 @@ per the GraphQL spec. Fields the planner added (keys, @requires) never reach the
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from graphql import (
     GraphQLEnumType,
@@ -47,6 +47,26 @@ class _FieldShape:
 
 # (type name, field name) -> ("personal" | "aggregate", annotation, data key) or None
 GuardLookup = Callable[[str, str], tuple | None]
+
+
+
+class PrivacyDecisions(Protocol):
+    """Decides each personal or aggregate value while the response is shaped (gateway.privacy).
+
+    `place` gets the field's shape (`.guard`: what GuardLookup returned, `.parent`: type name,
+    `.name`: field name), the object's subject (or contributor count; None when unusable), the
+    value, and where it sits (parent path node, response key); it returns what goes in the
+    response: the value, a masked value or null.
+    """
+
+    # (field shape, subject) -> verdict; a verdict whose first item is PLACE means "the value goes in
+    # as it is", so the shaper places it without a call (the common case: thousands of values)
+    verdicts: dict[tuple, list]
+
+    def place(self, field_shape: Any, subject: Any, value: Any, node: tuple | None, key: str) -> Any: ...
+
+
+PLACE = 0
 
 
 class _ObjectShape:
@@ -126,11 +146,13 @@ class Shaper:
                 result.append(_FieldShape(key, name, typename, tuple(wrappers), _OBJECT, None, child, guard))
         return result
 
-    def shape(self, plan: QueryPlan, data: dict[str, Any], errors: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, list]:
-        """The client's response, and the personal and aggregate values set aside (slots: null)."""
-        walk = _Walk(self, errors)
+    def shape(
+        self, plan: QueryPlan, data: dict[str, Any], errors: list[dict[str, Any]], privacy: PrivacyDecisions | None = None
+    ) -> dict[str, Any] | None:
+        """The client's response; personal and aggregate values as `privacy` decides (else null)."""
+        walk = _Walk(self, errors, privacy)
         result = walk.object(data, self._root_shape(plan))
-        return (None if result is _BUBBLE or result is None else result), walk.pending
+        return None if result is _BUBBLE or result is None else result
 
 
 def path_of(node: tuple | None) -> list:
@@ -144,13 +166,13 @@ def path_of(node: tuple | None) -> list:
 
 
 class _Walk:
-    __slots__ = ("_error_paths", "errors", "pending", "shaper")
+    __slots__ = ("_error_paths", "errors", "privacy", "shaper")
 
-    def __init__(self, shaper: Shaper, errors: list[dict[str, Any]]) -> None:
+    def __init__(self, shaper: Shaper, errors: list[dict[str, Any]], privacy: PrivacyDecisions | None) -> None:
         self.shaper = shaper
         self.errors = errors
         self._error_paths: list[tuple] | None = None
-        self.pending: list[tuple] = []
+        self.privacy = privacy
 
     def object(self, obj: dict[str, Any], shape: _ObjectShape, node: tuple | None = None) -> Any:
         typename = obj.get("__typename")
@@ -187,9 +209,17 @@ class _Walk:
             if guard is None:
                 out[key] = value
             else:
-                # never placed here: the privacy stage decides, and fills the slot or masks it
-                out[key] = None
-                self.pending.append((guard[0], out, key, value, typename, field_shape.name, guard[1], obj.get(guard[2]), (node, key)))
+                # the privacy stage decides on every value, here as it is placed (fail closed: no
+                # decider, no value)
+                subject = obj.get(guard[2])
+                if subject.__class__ is not str and subject.__class__ is not int:
+                    subject = None  # no usable subject (or contributor count): decided as unknown
+                privacy = self.privacy
+                if privacy is None:
+                    out[key] = None
+                    continue
+                verdict = privacy.verdicts.get((field_shape, subject))
+                out[key] = value if verdict is not None and verdict[0] == PLACE else privacy.place(field_shape, subject, value, node, key)
         return out
 
     def value(self, value: Any, field_shape: _FieldShape, depth: int, node: tuple) -> Any:

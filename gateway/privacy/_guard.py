@@ -1,15 +1,18 @@
 """Deciding on every personal value of a response, in SPEC.md's order, and applying it.
 
-For each personal value the shaper set aside (its slot in the response is null until decided):
+The shaper asks a request's `RequestDecisions` about each personal or aggregate value as it places
+it; one decision per (subject, category) serves every value of the response. For each value:
 
 1. allowed when the requester acts for the subject themself;
 2. allowed when a legal-basis rule of the policy matches (role, purpose, category);
 3. allowed when the ledger holds an active consent of the subject for (recipient, purpose,
-   category) — looked up once per request for every subject at once;
+   category). The ledger's cache answers while shaping; subjects it does not hold are loaded
+   in one query, and the response is shaped again with them (until then their values are null);
 4. otherwise withheld: masked with the field's or the category's strategy.
 
-Allowed disclosures to anyone but the subject are written to the audit log before any of them is
-placed in the response; if the ledger or the audit log cannot be used, everything is withheld.
+Allowed disclosures to anyone but the subject are written to the audit log before the response
+leaves; if the audit log refuses them, the response is shaped again with all of them withheld. If
+the ledger cannot be read, every personal value is withheld.
 Aggregates below k contributors are withheld too. Withheld values are listed (path, category,
 reason, strategy), never their value. This stage never returns a value it has not decided on.
 """
@@ -17,23 +20,20 @@ reason, strategy), never their value. This stage never returns a value it has no
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
+from cachetools import LRUCache
+
 from ..consent import AuditLog, Disclosure, Ledger, LedgerUnavailable
-from ..executor import path_of
+from ..executor import PLACE, ExecutionResult, path_of
 from ..identity import Requester
 from ..policy import Policy
 from ..taxonomy import category_covers
 from ._masking import mask, recipient_key
 
 logger = logging.getLogger("citygate.privacy")
-
-# What the shaper sets aside, one tuple per value (kept as tuples: there may be thousands):
-# ("personal", slot, key, value, type_name, field_name, PersonalField, subject, path node)
-# ("aggregate", slot, key, value, type_name, field_name, AggregateField, contributors, path node)
-Pending = tuple
-
 
 @dataclass(frozen=True, slots=True)
 class _Decision:
@@ -57,6 +57,9 @@ class PrivacyGuard:
         self.audit = audit if policy.audit_enabled else None
         self.pseudonym_master = pseudonym_master
         self._recipient_keys: dict[str, bytes] = {}
+        # (recipient, purpose, subject, category) -> (decision, ledger generation, valid until):
+        # consent decisions outlive a request until the ledger changes or the consent expires
+        self.consent_decisions: LRUCache = LRUCache(maxsize=200_000)
 
     def _key(self, recipient: str) -> bytes:
         key = self._recipient_keys.get(recipient)
@@ -81,96 +84,156 @@ class PrivacyGuard:
         if self.audit is not None:
             await self.audit.record(request_id, requester.recipient, requester.purpose or "", disclosures)
 
-    async def enforce(self, requester: Requester, pending: list[Pending], request_id: str) -> tuple[dict[str, Any] | None, list[Disclosure]]:
-        """Fill every set-aside slot; return `extensions.privacy` (None when nothing was withheld)
-        and the disclosures audited."""
-        # Decide once per (subject, category): a response repeats them across many values.
-        decided: dict[tuple, _Decision] = {}
-        needs_ledger: set[str] = set()
-        for item in pending:
-            if item[0] != "personal":
-                continue
-            subject, category = item[7], item[6].category
-            if not isinstance(subject, (str, int)) or isinstance(subject, bool):
-                subject = None
-            key = (subject, category)
-            if key in decided:
-                continue
-            if subject is None:
-                decision = _UNKNOWN_SUBJECT
-            elif requester.resident is not None and str(subject) == requester.resident:
-                decision = _SELF
-            elif requester.is_public:
-                decision = _PUBLIC
-            else:
-                rule = self._policy_rule(requester, category)
-                if rule is not None:
-                    decision = _Decision(True, f"policy:{rule}", None)
-                else:
-                    decision = _NO_CONSENT
-                    needs_ledger.add(str(subject))
-            decided[key] = decision
+    def decisions(self, requester: Requester) -> RequestDecisions:
+        """A request's decisions, for the shaper to consult as it places values."""
+        return RequestDecisions(self, requester)
 
-        if needs_ledger:
+    async def settle(
+        self, requester: Requester, decisions: RequestDecisions, result: ExecutionResult, request_id: str
+    ) -> tuple[dict[str, Any] | None, list[Disclosure]]:
+        """Complete what shaping could not decide, audit the disclosures; return
+        `extensions.privacy` (None when nothing was withheld) and the disclosures audited."""
+        if decisions.missing:
             try:
-                consents = await self.ledger.active_for(needs_ledger, requester.recipient, requester.purpose or "")
+                loaded = await self.ledger.active_for(decisions.missing, requester.recipient, requester.purpose or "")
             except LedgerUnavailable:
                 logger.error("the consent ledger cannot be read: every personal value is withheld")
-                decided = dict.fromkeys(decided, _LEDGER_DOWN)
+                decisions = RequestDecisions(self, requester, mode=_LEDGER_DOWN)
             else:
-                for (subject, category), decision in decided.items():
-                    if decision is _NO_CONSENT:
-                        consent = next((c for c in consents.get(str(subject), ()) if c.covers(category)), None)
-                        if consent is not None:
-                            decided[(subject, category)] = _Decision(True, f"consent:{consent.id}", None)
-
-        def decision_for(item: Pending) -> _Decision:
-            subject = item[7]
-            if not isinstance(subject, (str, int)) or isinstance(subject, bool):
-                subject = None
-            return decided[(subject, item[6].category)]
-
-        disclosures: dict[str, Disclosure] = {}
-        for item in pending:
-            # a null discloses nothing: no audit record, as no withheld entry either
-            if item[0] != "personal" or item[3] is None:
-                continue
-            decision = decision_for(item)
-            if decision.allowed and decision.basis != "self":
-                subject = str(item[7])
-                disclosure = disclosures.get(subject)
-                if disclosure is None:
-                    disclosure = disclosures[subject] = Disclosure(subject)
-                disclosure.fields.add(f"{item[4]}.{item[5]}")
-                disclosure.basis.add(decision.basis)  # type: ignore[arg-type]
-        audited = list(disclosures.values())
+                decisions = RequestDecisions(self, requester, consents={**decisions.consents, **loaded}, final=True)
+            assert result.reshape is not None
+            result.data, result.errors = result.reshape(decisions)
+        audited = list(decisions.disclosures.values())
         if audited and self.audit is not None:
             try:
                 await self.audit.record(request_id, requester.recipient, requester.purpose or "", audited)
             except Exception:
                 logger.exception("the audit log refused the disclosures: they are withheld")
                 audited = []
-                decided = {k: (_AUDIT_DOWN if d.allowed and d.basis != "self" else d) for k, d in decided.items()}
+                decisions = RequestDecisions(self, requester, consents=decisions.consents, mode=_AUDIT_DOWN, final=True)
+                assert result.reshape is not None
+                result.data, result.errors = result.reshape(decisions)
+        return ({"withheld": decisions.withheld} if decisions.withheld else None), audited
 
-        withheld: list[dict[str, Any]] = []
-        key = self._key(requester.recipient)
-        for item in pending:
-            kind, slot, response_key, value = item[0], item[1], item[2], item[3]
-            if kind == "aggregate":
-                aggregate, contributors = item[6], item[7]
-                minimum = max(self.policy.k, aggregate.min_contributors or 0)
-                if isinstance(contributors, int) and not isinstance(contributors, bool) and contributors >= minimum:
-                    slot[response_key] = value
-                else:
-                    withheld.append({"path": path_of(item[8]), "category": "aggregate", "reason": "below-k", "strategy": "null"})
-                continue
-            decision = decision_for(item)
-            if decision.allowed:
-                slot[response_key] = value
-                continue
-            personal = item[6]
-            strategy = self.policy.strategy_for(personal.category, personal.strategy)
-            slot[response_key] = mask(value, strategy, personal.category, key)
-            if value is not None:
-                withheld.append({"path": path_of(item[8]), "category": personal.category, "reason": decision.reason, "strategy": strategy})
-        return ({"withheld": withheld} if withheld else None), audited
+
+# What a (field, subject) pair gets, decided once per request: verdict[0] is one of these.
+_PLACE = PLACE  # as it is (the shaper does this one itself)
+_PLACE_AUDITED, _MASK, _BELOW_K, _UNDECIDED = range(1, 5)
+
+
+class RequestDecisions:
+    """One request's decisions, made while the shaper walks the response (no I/O: see settle)."""
+
+    __slots__ = (
+        "consents", "decided", "disclosures", "final", "generation", "guard", "missing", "mode", "requester", "verdicts", "withheld"
+    )
+
+    def __init__(
+        self,
+        guard: PrivacyGuard,
+        requester: Requester,
+        *,
+        consents: dict[str, list] | None = None,
+        mode: _Decision | None = None,
+        final: bool = False,
+    ) -> None:
+        self.guard = guard
+        self.requester = requester
+        self.generation = guard.ledger.generation  # before anything is read: a later change makes it stale
+        # subject -> the active consents this request decided on (one view for the whole response)
+        self.consents: dict[str, list] = consents if consents is not None else {}
+        self.mode = mode  # _LEDGER_DOWN: everything withheld; _AUDIT_DOWN: audited disclosures withheld
+        self.final = final  # no second chance: a subject still unknown to the ledger is withheld
+        self.decided: dict[tuple, _Decision | None] = {}  # (subject, category) -> decision
+        self.verdicts: dict[tuple, list] = {}  # (field shape, subject) -> [action, ...]
+        self.withheld: list[dict[str, Any]] = []
+        self.disclosures: dict[str, Disclosure] = {}
+        self.missing: set[str] = set()
+
+    def place(self, field_shape: Any, subject: Any, value: Any, node: tuple | None, key: str) -> Any:
+        entry = self.verdicts.get((field_shape, subject))
+        if entry is None:
+            entry = self.verdicts[(field_shape, subject)] = self._entry(field_shape, subject)
+        action = entry[0]
+        if action == _PLACE:
+            return value
+        if action == _PLACE_AUDITED:
+            if value is not None:  # a null discloses nothing
+                entry[0] = _PLACE  # disclosed once: the field's other values of this subject go in as they are
+                disclosure = self.disclosures.get(entry[1])
+                if disclosure is None:
+                    disclosure = self.disclosures[entry[1]] = Disclosure(entry[1])
+                disclosure.fields.add(entry[2])
+                disclosure.basis.add(entry[3])
+            return value
+        if action == _MASK:
+            if value is None:
+                return None  # nothing to withhold, nothing listed
+            self.withheld.append({"path": path_of((node, key)), "category": entry[1], "reason": entry[2], "strategy": entry[3]})
+            return mask(value, entry[3], entry[1], self.guard._key(self.requester.recipient))
+        if action == _BELOW_K:
+            self.withheld.append({"path": path_of((node, key)), "category": "aggregate", "reason": "below-k", "strategy": "null"})
+            return None
+        self.missing.add(entry[1])  # _UNDECIDED: settled after the ledger is read
+        return None
+
+    def _entry(self, field_shape: Any, subject: Any) -> list:
+        kind, annotation = field_shape.guard[0], field_shape.guard[1]
+        if kind == "aggregate":
+            minimum = max(self.guard.policy.k, annotation.min_contributors or 0)
+            return [_PLACE] if isinstance(subject, int) and subject >= minimum else [_BELOW_K]
+        category = annotation.category
+        decision = self._decision(subject, category)
+        if decision is None:
+            return [_UNDECIDED, str(subject)]
+        if decision.allowed:
+            if decision.basis == "self":
+                return [_PLACE]
+            if self.mode is not _AUDIT_DOWN:
+                # [action, subject, "Type.field", basis]
+                return [_PLACE_AUDITED, str(subject), f"{field_shape.parent}.{field_shape.name}", decision.basis]
+            decision = _AUDIT_DOWN
+        return [_MASK, category, decision.reason, self.guard.policy.strategy_for(category, annotation.strategy)]
+
+    def _decision(self, subject: Any, category: str) -> _Decision | None:
+        key = (subject, category)
+        if key in self.decided:
+            return self.decided[key]
+        requester = self.requester
+        if self.mode is _LEDGER_DOWN:
+            decision: _Decision | None = _LEDGER_DOWN
+        elif subject is None:
+            decision = _UNKNOWN_SUBJECT
+        elif requester.resident is not None and str(subject) == requester.resident:
+            decision = _SELF
+        elif requester.is_public:
+            decision = _PUBLIC
+        else:
+            rule = self.guard._policy_rule(requester, category)
+            if rule is not None:
+                decision = _Decision(True, f"policy:{rule}", None)
+            else:
+                decision = self._by_consent(str(subject), category)
+        self.decided[key] = decision
+        return decision
+
+    def _by_consent(self, subject: str, category: str) -> _Decision | None:
+        requester = self.requester
+        shared_key = (requester.recipient, requester.purpose, subject, category)
+        shared = self.guard.consent_decisions.get(shared_key)
+        if shared is not None and shared[1] == self.generation and (shared[2] is None or shared[2] > time.time()):
+            return shared[0]
+        records = self.consents.get(subject)
+        if records is None:
+            records = self.guard.ledger.cached_active(subject, requester.recipient, requester.purpose or "")
+            if records is None:
+                return _LEDGER_DOWN if self.final else None
+            self.consents[subject] = records  # the same view if this response is shaped again
+        consent = next((c for c in records if c.covers(category)), None)
+        if consent is None:
+            decision, valid_until = _NO_CONSENT, None
+        else:
+            decision = _Decision(True, f"consent:{consent.id}", None)
+            valid_until = consent.valid_until()
+        self.guard.consent_decisions[shared_key] = (decision, self.generation, valid_until)
+        return decision

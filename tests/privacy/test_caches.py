@@ -1,0 +1,65 @@
+"""What the consent caches may keep: never a read that overlapped a change, never past an expiry."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import gateway.consent._ledger as ledger_module
+import gateway.privacy._guard as guard_module
+from gateway.consent import Ledger
+from gateway.policy import parse_policy
+from gateway.store import Store
+from tests.privacy.conftest import policy_document
+
+QUERY = '{ resident(id: "r1") { id email } }'
+
+
+async def test_a_read_that_overlaps_a_withdrawal_is_not_kept(tmp_path, signer):
+    store = Store(f"sqlite:///{tmp_path / 'ledger.db'}")
+    await store.create()
+    ledger = Ledger(store, parse_policy(policy_document(signer.jwks_file)))
+    record, _receipt = await ledger.grant(
+        subject="r1", recipient="parking-app", purpose="booking", categories=["user.contact"], expires_in_days=None, collection_method="test"
+    )
+    read_done, release = asyncio.Event(), asyncio.Event()
+    real_read = store.consent_events_for
+
+    async def slow_read(*args, **kwargs):
+        events = await real_read(*args, **kwargs)  # read before the withdrawal is written...
+        read_done.set()
+        await release.wait()  # ...and returned after it
+        return events
+
+    store.consent_events_for = slow_read  # type: ignore[method-assign]
+    reading = asyncio.create_task(ledger.active_for({"r1"}, "parking-app", "booking"))
+    await read_done.wait()
+    store.consent_events_for = real_read  # type: ignore[method-assign]
+    await ledger.withdraw(subject="r1", consent_id=record.id)
+    release.set()
+    overlapping = await reading
+    assert [c.id for c in overlapping["r1"]] == [record.id]  # what it read, for the request that read it
+    assert ledger.cached_active("r1", "parking-app", "booking") is None  # but not kept
+    assert (await ledger.active_for({"r1"}, "parking-app", "booking")) == {"r1": []}
+    await store.close()
+
+
+async def test_a_cached_decision_ends_when_its_consent_expires(sqlite_city, monkeypatch):
+    await sqlite_city.grant("r1", "parking-app", "booking", ["user.contact"], expires_in_days=1)
+    before = await sqlite_city.ask(QUERY, client="parking-app", purpose="booking")
+    assert before["data"]["resident"]["email"] == "amelie@example.org"
+    again = await sqlite_city.ask(QUERY, client="parking-app", purpose="booking")  # from the caches now
+    assert again["data"]["resident"]["email"] == "amelie@example.org"
+
+    later = datetime.now(UTC) + timedelta(days=1, minutes=1)
+
+    class Later(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return later if tz is not None else later.replace(tzinfo=None)
+
+    monkeypatch.setattr(ledger_module, "datetime", Later)
+    monkeypatch.setattr(guard_module.time, "time", lambda: later.timestamp())
+    expired = await sqlite_city.ask(QUERY, client="parking-app", purpose="booking")
+    assert expired["data"]["resident"]["email"] == "a***@example.org"
+    assert [w["reason"] for w in expired["extensions"]["privacy"]["withheld"]] == ["no-consent"]
