@@ -27,8 +27,10 @@ _BASE_HEADERS = {"content-type": "application/json", "accept": "application/grap
 class HttpPool:
     """One pooled aiohttp session for every HTTP subgraph, created on first use (in the loop)."""
 
-    def __init__(self, max_connections: int = 512) -> None:
+    def __init__(self, max_connections: int = 512, share_identical: bool = True) -> None:
         self.max_connections = max_connections
+        # identical subgraph requests in flight share one call (`serve --no-subgraph-sharing` turns it off)
+        self.share_identical = share_identical
         self._session: aiohttp.ClientSession | None = None
 
     def session(self) -> aiohttp.ClientSession:
@@ -56,6 +58,8 @@ class HttpSubgraph:
 
     async def send(self, query: str, variables: dict[str, Any] | None, context: Any = None) -> bytes:
         body = orjson.dumps({"query": query, "variables": variables} if variables else {"query": query})
+        if not self.pool.share_identical:
+            return await self._post(body)
         shared = self._in_flight.get(body)
         if shared is not None:
             return await asyncio.shield(shared)

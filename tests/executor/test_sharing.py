@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 
 from gateway.engine import Engine
-from gateway.executor import Subgraphs
+from gateway.executor import HttpPool, Subgraphs
 from gateway.identity import PUBLIC, Requester
 from gateway.policy import Client
+from gateway.supergraph import load_supergraph
 
 QUERY = '{ resident(id: "r1") { name district { name } } }'
 
@@ -113,3 +114,19 @@ async def test_identical_subgraph_calls_in_flight_share_one_http_request(world):
         assert len(set(bodies)) == 1
     finally:
         await engine.close()
+
+
+async def test_subgraph_call_sharing_can_be_turned_off(world):
+    pool = HttpPool(share_identical=False)
+    engine = Engine.from_sdl(world.supergraph(), Subgraphs.over_http(_urls(world), http_pool=pool))
+    try:
+        responses = await asyncio.gather(*(engine.run(QUERY, variables={"tag": n}) for n in range(20)))
+        assert all(r.errors == [] and r.data == responses[0].data for r in responses)
+        assert world.traffic.counts["residents"] == 20
+    finally:
+        await engine.close()
+        await pool.close()
+
+
+def _urls(world) -> dict[str, str]:
+    return {name: subgraph.url for name, subgraph in load_supergraph(world.supergraph()).subgraphs.items()}
