@@ -6,7 +6,7 @@ GRAPHIQL := .citygate/graphiql
 GRAPHIQL_VERSION := 3.8.3
 REACT_VERSION := 18.3.1
 
-.PHONY: demo test lint clean browser
+.PHONY: demo test lint clean browser bench
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Citygate needs Python 3.11 or newer ($(PYTHON) is older)"; exit 1; }
@@ -38,6 +38,13 @@ demo: $(INSTALLED) $(GRAPHIQL)/graphiql.min.js
 test: $(INSTALLED) $(GRAPHIQL)/graphiql.min.js browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest -q
+
+# Citygate against Hive Gateway and Apollo Gateway (bench/README.md). Needs wrk, taskset and npm.
+bench: $(INSTALLED)
+	@command -v wrk >/dev/null || { echo "the benchmark drives load with wrk: apt-get install wrk"; exit 1; }
+	$(VENV)/bin/python -m pip install --quiet -e '.[dev,bench]'
+	cd bench && npm install --silent --no-audit --no-fund
+	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,1 @@
+"""Benchmarks: Citygate against the Node.js federation gateways (see bench/README.md)."""

@@ -1,0 +1,36 @@
+"""The privacy scenario's policy and store: one client, and its consent from every subject."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+
+import yaml
+
+from gateway.consent import Ledger
+from gateway.policy import parse_policy
+from gateway.store import Store
+
+BENCH_KEY = "cgc_benchmark-client-key-not-a-secret"
+SUBJECTS = [str(n) for n in range(1, 12)]  # users 1-6, products 1-9, reviews 1-11 share these ids
+
+
+def prepare_store(store_path: Path, policy_path: Path) -> tuple[Path, str]:
+    document = {
+        "purposes": {"benchmark": {"description": "measuring"}},
+        "clients": {"bench-client": {"purposes": ["benchmark"], "api_key_sha256": hashlib.sha256(BENCH_KEY.encode()).hexdigest()}},
+    }
+    policy_path.write_text(yaml.safe_dump(document))
+    store_path.unlink(missing_ok=True)
+
+    async def seed() -> None:
+        store = Store(f"sqlite:///{store_path}")
+        await store.create()
+        ledger = Ledger(store, parse_policy(document))
+        for subject in SUBJECTS:
+            await ledger.grant(subject=subject, recipient="bench-client", purpose="benchmark", categories=["user"], expires_in_days=30, collection_method="bench")
+        await store.close()
+
+    asyncio.run(seed())
+    return policy_path, BENCH_KEY
