@@ -32,6 +32,7 @@ class HttpPool:
         # identical subgraph requests in flight share one call (`serve --no-subgraph-sharing` turns it off)
         self.share_identical = share_identical
         self._session: aiohttp.ClientSession | None = None
+        self._fresh: aiohttp.ClientSession | None = None
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -39,9 +40,17 @@ class HttpPool:
             self._session = aiohttp.ClientSession(connector=connector, trust_env=False, auto_decompress=True)
         return self._session
 
+    def fresh_session(self) -> aiohttp.ClientSession:
+        """A session that never reuses a connection: for a request sent again after a pooled one failed."""
+        if self._fresh is None or self._fresh.closed:
+            connector = aiohttp.TCPConnector(force_close=True, limit=self.max_connections, ttl_dns_cache=60)
+            self._fresh = aiohttp.ClientSession(connector=connector, trust_env=False, auto_decompress=True)
+        return self._fresh
+
     async def close(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
+        for session in (self._session, self._fresh):
+            if session is not None and not session.closed:
+                await session.close()
 
 
 class SubgraphClient(Protocol):
@@ -58,15 +67,17 @@ class HttpSubgraph:
 
     async def send(self, query: str, variables: dict[str, Any] | None, context: Any = None) -> bytes:
         body = orjson.dumps({"query": query, "variables": variables} if variables else {"query": query})
+        # our planner's documents start with their kind: a query may be sent again, a mutation never
+        resend = not query.startswith("mutation")
         if not self.pool.share_identical:
-            return await self._post(body)
+            return await self._post(body, resend)
         shared = self._in_flight.get(body)
         if shared is not None:
             return await asyncio.shield(shared)
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._in_flight[body] = future
         try:
-            answer = await self._post(body)
+            answer = await self._post(body, resend)
         except BaseException as error:
             future.set_exception(error)
             future.exception()  # followers re-raise it; the leader's own raise is enough
@@ -77,17 +88,26 @@ class HttpSubgraph:
         finally:
             del self._in_flight[body]
 
-    async def _post(self, body: bytes) -> bytes:
-        try:
-            async with self.pool.session().post(self.url, data=body, headers=self.headers, timeout=self.timeout, allow_redirects=False) as response:
-                content = await response.read()
-                if response.status >= 300 and "json" not in response.headers.get("content-type", ""):
-                    raise SubgraphUnavailable(f"HTTP {response.status}")
-                return content
-        except TimeoutError:
-            raise SubgraphUnavailable("timed out") from None
-        except aiohttp.ClientError as error:
-            raise SubgraphUnavailable(f"unreachable ({type(error).__name__})") from None
+    async def _post(self, body: bytes, resend: bool) -> bytes:
+        session = self.pool.session()
+        while True:
+            try:
+                async with session.post(self.url, data=body, headers=self.headers, timeout=self.timeout, allow_redirects=False) as response:
+                    content = await response.read()
+                    if response.status >= 300 and "json" not in response.headers.get("content-type", ""):
+                        raise SubgraphUnavailable(f"HTTP {response.status}")
+                    return content
+            except TimeoutError:
+                raise SubgraphUnavailable("timed out") from None
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as error:
+                # A pooled keep-alive connection the subgraph closed just as it was reused (idle
+                # timeouts race with reuse): a query goes once more, on a new connection. A
+                # mutation does not: the subgraph may have applied it before the connection dropped.
+                if not resend or session is not self.pool.session():
+                    raise SubgraphUnavailable(f"unreachable ({type(error).__name__})") from None
+                session = self.pool.fresh_session()
+            except aiohttp.ClientError as error:
+                raise SubgraphUnavailable(f"unreachable ({type(error).__name__})") from None
 
 
 class InProcessSubgraph:
