@@ -63,3 +63,25 @@ async def test_a_cached_decision_ends_when_its_consent_expires(sqlite_city, monk
     expired = await sqlite_city.ask(QUERY, client="parking-app", purpose="booking")
     assert expired["data"]["resident"]["email"] == "a***@example.org"
     assert [w["reason"] for w in expired["extensions"]["privacy"]["withheld"]] == ["no-consent"]
+
+
+async def test_a_subject_met_again_is_decided_the_same_and_audited_once(sqlite_city):
+    # r2 has two bookings: the second is placed whole once every field of the first was allowed,
+    # and withheld field by field again while any of them is not
+    query = '{ resident(id: "r2") { bookings { plate amount } } }'
+    await sqlite_city.grant("r2", "parking-app", "booking", ["user.unique_id"])
+    partly = await sqlite_city.ask(query, client="parking-app", purpose="booking")
+    assert [b["plate"] for b in partly["data"]["resident"]["bookings"]] == ["EF-456-GH", "EF-456-GH"]
+    assert [b["amount"] for b in partly["data"]["resident"]["bookings"]] == [None, None]
+    withheld = [tuple(w["path"]) for w in partly["extensions"]["privacy"]["withheld"]]
+    assert withheld == [("resident", "bookings", 0, "amount"), ("resident", "bookings", 1, "amount")]
+
+    await sqlite_city.grant("r2", "parking-app", "booking", ["user.financial"])
+    whole = await sqlite_city.ask(query, client="parking-app", purpose="booking")
+    assert whole["data"]["resident"]["bookings"] == [{"plate": "EF-456-GH", "amount": 2.0}, {"plate": "EF-456-GH", "amount": 3.5}]
+    assert "extensions" not in whole
+    mine = await sqlite_city.ask("{ me { disclosures { recipient fields } } }", resident="r2")
+    assert mine["data"]["me"]["disclosures"] == [
+        {"recipient": "parking-app", "fields": ["Booking.amount", "Booking.plate"]},  # newest first: one entry per request
+        {"recipient": "parking-app", "fields": ["Booking.plate"]},
+    ]
