@@ -112,6 +112,7 @@ class Run:
     requests: int
     subgraph_requests_per_request: float
     peak_rss_mb: float
+    error_detail: str = ""  # e.g. "graphql 2, timeout 3"; the raw wrk output is in results/wrk/
 
 
 @dataclass
@@ -133,21 +134,32 @@ def parse_wrk(output: str) -> tuple[float, float, float, int, int]:
         return value * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1])
-    p50 = milliseconds(re.search(r"50%\s+(\S+)", output)[1])
-    p99 = milliseconds(re.search(r"99%\s+(\S+)", output)[1])
+    # anchored: a standard deviation such as "74.50%" must not pass for the 50th percentile
+    p50 = milliseconds(re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE)[1])
+    p99 = milliseconds(re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE)[1])
     requests = int(re.search(r"(\d+) requests in", output)[1])
-    errors = 0
-    for pattern in (r"GraphQL failures: (\d+)", r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)"):
-        match = re.search(pattern, output)
-        if match:
-            errors += sum(int(g) for g in match.groups())
-    return rps, p50, p99, requests, errors
+    return rps, p50, p99, requests, sum(error_counts(output).values())
+
+
+def error_counts(output: str) -> dict[str, int]:
+    """Failed requests by kind: answers with GraphQL errors or not 200, and wrk's socket errors."""
+    counts: dict[str, int] = {}
+    graphql = re.search(r"GraphQL failures: (\d+)", output)
+    if graphql and int(graphql[1]):
+        counts["graphql"] = int(graphql[1])
+    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    if sockets:
+        for kind, count in zip(("connect", "read", "write", "timeout"), sockets.groups(), strict=True):
+            if int(count):
+                counts[kind] = int(count)
+    return counts
 
 
 def wrk(url: str, body_file: Path, *, distinct: bool, duration: int, connections: int, threads: int = 2, extra_headers: str = "") -> str:
     env = {**os.environ, "BODY_FILE": str(body_file), "DISTINCT": "1" if distinct else "0", "EXTRA_HEADERS": extra_headers}
     command = ["taskset", "-c", DRIVER_CORE, "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(BENCH / "wrk" / "post.lua"), url]
-    return subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    return done.stdout + done.stderr  # stderr: samples of failed answers, if any
 
 
 class Subgraphs:
@@ -178,8 +190,8 @@ class Subgraphs:
         return path
 
 
-def start_gateway(name: str, supergraph: Path, port: int, policy: Path | None = None, store: Path | None = None) -> Process:
-    log = RESULTS / f"{name}.log"
+def start_gateway(name: str, supergraph: Path, port: int, policy: Path | None = None, store: Path | None = None, log_name: str = "") -> Process:
+    log = RESULTS / f"{log_name or name}.log"
     if name.startswith("citygate"):
         command = [str(VENV_BIN / "citygate"), "serve", "--supergraph", str(supergraph), "--port", str(port), "--log-level", "error"]
         if name.endswith("unshared"):  # every request does all its own subgraph calls
@@ -203,7 +215,7 @@ def ensure_peers() -> None:
         subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=BENCH, check=True)
 
 
-def measure(name: str, process: Process, url: str, subgraphs: Subgraphs, body_file: Path, *, distinct: bool, args, headers: str = "") -> Run:
+def measure(name: str, process: Process, url: str, subgraphs: Subgraphs, body_file: Path, *, distinct: bool, args, headers: str = "", label: str = "") -> Run:
     peak = 0.0
     running = True
 
@@ -219,9 +231,22 @@ def measure(name: str, process: Process, url: str, subgraphs: Subgraphs, body_fi
     output = wrk(url, body_file, distinct=distinct, duration=args.duration, connections=args.connections, extra_headers=headers)
     running = False
     sampler.join()
+    shape = "distinct" if distinct else "identical"
+    outputs = RESULTS / "wrk"
+    outputs.mkdir(exist_ok=True)
+    (outputs / f"{label or name}-{shape}-{time.strftime('%H%M%S')}.txt").write_text(output)
     rps, p50, p99, requests, errors = parse_wrk(output)
     per_request = subgraphs.count() / requests if requests else 0.0
-    return Run(name, "distinct" if distinct else "identical", rps, p50, p99, errors, requests, round(per_request, 2), round(peak, 1))
+    detail = ", ".join(f"{kind} {count}" for kind, count in error_counts(output).items())
+    return Run(name, shape, rps, p50, p99, errors, requests, round(per_request, 2), round(peak, 1), detail)
+
+
+def small_p50(name: str, output: str) -> float:
+    """The small query's p50; a run with any failed request is no measurement."""
+    _rps, p50, _p99, _requests, errors = parse_wrk(output)
+    if errors:
+        raise RuntimeError(f"{name}: {errors} failed requests on the small query:\n{output}")
+    return p50
 
 
 def answer(url: str, query: str, headers: dict | None = None) -> dict:
@@ -279,21 +304,19 @@ def main() -> None:
                         run = measure(name, process, url, subgraphs, body_heavy, distinct=distinct, args=args)
                         report.runs.append(run)
                         print(f"  round {round_index + 1} {run.shape:9s} {run.rps:8.1f} rps  p50 {run.p50_ms:7.2f} ms  p99 {run.p99_ms:7.2f} ms  "
-                              f"errors {run.errors}  subgraph req/req {run.subgraph_requests_per_request}  peak {run.peak_rss_mb} MB", flush=True)
+                              f"errors {run.errors} {run.error_detail}  subgraph req/req {run.subgraph_requests_per_request}  peak {run.peak_rss_mb} MB", flush=True)
                 if "small" not in skip:
                     small = wrk(url, body_small, distinct=True, duration=max(5, args.duration // 2), connections=1, threads=1)
-                    report.small_query[name] = parse_wrk(small)[1]
+                    report.small_query[name] = small_p50(name, small)
             finally:
                 process.stop()
         if "small" not in skip:
             direct_file = RESULTS / "small-direct.json"
             direct_file.write_text(json.dumps(SMALL_DIRECT))
-            direct = subprocess.run(
-                ["taskset", "-c", DRIVER_CORE, "wrk", "-t1", "-c1", f"-d{max(5, args.duration // 2)}s", "--latency", "-s", str(BENCH / "wrk" / "post.lua"),
-                 f"{subgraphs.url}/accounts"],
-                env={**os.environ, "BODY_FILE": str(direct_file), "DISTINCT": "1"}, capture_output=True, text=True, check=True,
-            ).stdout
-            report.small_query["direct"] = parse_wrk(direct)[1]
+            # the same bytes every time: what a gateway sends the subgraph (the client's unused nonce
+            # is not forwarded), so the subgraph answers both from its memo
+            direct = wrk(f"{subgraphs.url}/accounts", direct_file, distinct=False, duration=max(5, args.duration // 2), connections=1, threads=1)
+            report.small_query["direct"] = small_p50("direct", direct)
     finally:
         subgraphs.process.stop()
 
@@ -324,7 +347,7 @@ def privacy_scenario(args) -> dict:
             port = free_port()
             url = f"http://127.0.0.1:{port}/graphql"
             # no sharing of subgraph calls: how much the two share depends on timing, not on privacy
-            process = start_gateway("citygate-privacy-unshared", supergraph, port, policy=policy, store=store)
+            process = start_gateway("citygate-privacy-unshared", supergraph, port, policy=policy, store=store, log_name=f"privacy-{label.split()[-1]}")
             processes.append(process)
             wait_for(url, {"query": "{ __typename }"}, headers={"accept": "application/json", **headers})
             got = answer(url, HEAVY, headers)
@@ -337,9 +360,10 @@ def privacy_scenario(args) -> dict:
             wrk(url, RESULTS / "heavy.json", distinct=True, duration=5, connections=args.connections, extra_headers=f"x-api-key={key}")
         for _ in range(args.rounds):
             for label, (process, url, subgraphs, _got) in setups.items():
-                run = measure(label, process, url, subgraphs, RESULTS / "heavy.json", distinct=True, args=args, headers=f"x-api-key={key}")
+                run = measure(label, process, url, subgraphs, RESULTS / "heavy.json", distinct=True, args=args, headers=f"x-api-key={key}",
+                              label=f"privacy-{label.split()[-1]}")
                 results[label].append(run)
-                print(f"  privacy {label:16s} {run.rps:8.1f} rps  p50 {run.p50_ms:7.2f} ms  errors {run.errors}  "
+                print(f"  privacy {label:16s} {run.rps:8.1f} rps  p50 {run.p50_ms:7.2f} ms  errors {run.errors} {run.error_detail}  "
                       f"subgraph req/req {run.subgraph_requests_per_request}", flush=True)
     finally:
         for process in processes:

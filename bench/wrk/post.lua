@@ -22,7 +22,7 @@ function request()
   else
     body = '{"query":' .. query .. '}'
   end
-  return wrk.format("POST", "/graphql", headers, body)
+  return wrk.format("POST", nil, headers, body)  -- nil: the path of the URL wrk was given
 end
 
 -- An answer with GraphQL errors, or not 200, is a failed request: wrk alone only sees HTTP.
@@ -30,6 +30,9 @@ failures = 0
 function response(status, headers, body)
   if status ~= 200 or string.find(body, '"errors"', 1, true) then
     failures = failures + 1
+    if failures <= 3 then  -- a few samples, for results/wrk/ (stderr)
+      io.stderr:write("failed: " .. status .. " " .. string.sub(body, 1, 500) .. "\n")
+    end
   end
 end
 
