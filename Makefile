@@ -41,7 +41,9 @@ test: $(INSTALLED) $(GRAPHIQL)/graphiql.min.js browser
 
 # Citygate against Hive Gateway and Apollo Gateway (bench/README.md). Needs wrk, taskset and npm.
 bench: $(INSTALLED)
-	@command -v wrk >/dev/null || { echo "the benchmark drives load with wrk: apt-get install wrk"; exit 1; }
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		(apt-get install -y -q wrk >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null)); } || \
+		{ echo "the benchmark drives load with wrk: apt-get install wrk"; exit 1; }
 	$(VENV)/bin/python -m pip install --quiet -e '.[dev,bench]'
 	cd bench && npm install --silent --no-audit --no-fund
 	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
