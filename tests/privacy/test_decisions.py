@@ -105,3 +105,19 @@ async def test_aggregates_below_k_are_withheld(city):
     assert by_name["Panthéon"] == (1969 + 2001) / 2  # two contributors: k is 2
     assert by_name["Popincourt"] is None and by_name["Buttes-Montmartre"] is None
     assert {w["reason"] for w in answer["extensions"]["privacy"]["withheld"]} == {"below-k"}
+
+
+async def test_the_subject_is_the_subject_field_however_the_query_names_things(city):
+    # The subject is read from the client's own `id` when it selects it as it is, else from a field
+    # the gateway adds; a field aliased `id`, or `id` under another key, never passes for it.
+    shapes = {
+        "as it is": "{ residents { id email } }",
+        "not selected": "{ residents { email } }",
+        "another field aliased id": "{ residents { id: name email } }",
+        "id under another key": "{ residents { who: id email } }",
+        "both": "{ residents { who: id id: phone email } }",
+    }
+    for label, query in shapes.items():
+        answer = await city.ask(query, resident="r2")
+        emails = [r["email"] for r in answer["data"]["residents"]]
+        assert emails == ["a***@example.org", "jean@example.org", "c***@example.org", None], label
