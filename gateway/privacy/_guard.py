@@ -100,7 +100,11 @@ class PrivacyGuard:
                 logger.error("the consent ledger cannot be read: every personal value is withheld")
                 decisions = RequestDecisions(self, requester, mode=_LEDGER_DOWN)
             else:
-                decisions = RequestDecisions(self, requester, consents={**decisions.consents, **loaded}, final=True)
+                # the ledger generation of before the read: decisions made on what was read are only
+                # kept for requests that arrive before any change the read may have missed
+                decisions = RequestDecisions(
+                    self, requester, consents={**decisions.consents, **loaded}, final=True, generation=decisions.generation
+                )
             assert result.reshape is not None
             result.data, result.errors = result.reshape(decisions)
         audited = list(decisions.disclosures.values())
@@ -110,7 +114,9 @@ class PrivacyGuard:
             except Exception:
                 logger.exception("the audit log refused the disclosures: they are withheld")
                 audited = []
-                decisions = RequestDecisions(self, requester, consents=decisions.consents, mode=_AUDIT_DOWN, final=True)
+                decisions = RequestDecisions(
+                    self, requester, consents=decisions.consents, mode=_AUDIT_DOWN, final=True, generation=decisions.generation
+                )
                 assert result.reshape is not None
                 result.data, result.errors = result.reshape(decisions)
         return ({"withheld": decisions.withheld} if decisions.withheld else None), audited
@@ -136,10 +142,12 @@ class RequestDecisions:
         consents: dict[str, list] | None = None,
         mode: _Decision | None = None,
         final: bool = False,
+        generation: int | None = None,
     ) -> None:
         self.guard = guard
         self.requester = requester
-        self.generation = guard.ledger.generation  # before anything is read: a later change makes it stale
+        # the ledger generation before anything this view holds was read: a later change makes it stale
+        self.generation = guard.ledger.generation if generation is None else generation
         # subject -> the active consents this request decided on (one view for the whole response)
         self.consents: dict[str, list] = consents if consents is not None else {}
         self.mode = mode  # _LEDGER_DOWN: everything withheld; _AUDIT_DOWN: audited disclosures withheld
