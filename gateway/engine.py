@@ -26,6 +26,8 @@ from .supergraph import PrivacyAnnotations, SupergraphError, SupergraphModel, lo
 
 logger = logging.getLogger("citygate.engine")
 
+UNKNOWN_CONCRETE_TYPE = "_cg_unknown_concrete_type"  # a data key no answer holds (see Engine._guarded)
+
 
 class RequestError(Exception):
     """The request cannot run: bad document, bad variables, no plan. Carries GraphQL errors."""
@@ -100,6 +102,13 @@ class Engine:
         aggregate = self.privacy.aggregate(type_name, field_name)
         if aggregate is not None:
             return ("aggregate", aggregate, CONTRIBUTORS_PREFIX + field_name)
+        # An object whose answer names no concrete type is shaped as the abstract type: where any
+        # type it may be guards the field, it is guarded with a subject (or count) that is never
+        # there, so the value is withheld (fail closed).
+        for concrete in self.privacy.concrete_types_with(type_name):
+            guard = self._guarded(concrete, field_name) if concrete != type_name else None
+            if guard is not None:
+                return (guard[0], guard[1], UNKNOWN_CONCRETE_TYPE)
         return None
 
     @classmethod

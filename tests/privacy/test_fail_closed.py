@@ -5,7 +5,16 @@ from __future__ import annotations
 import sqlalchemy
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from gateway.store import database_url
+from gateway.composition import SubgraphSource, compose
+from gateway.composition.config import fetch_sdl
+from gateway.consent import AuditLog, Ledger
+from gateway.engine import Engine
+from gateway.policy import parse_policy
+from gateway.privacy import PrivacyGuard
+from gateway.store import Store, database_url
+from gateway.supergraph import PersonalField, PrivacyAnnotations, load_supergraph
+from tests.privacy import world
+from tests.privacy.conftest import policy_document
 
 
 async def _rename(store_url: str, table: str, to: str) -> None:
@@ -43,3 +52,32 @@ async def test_an_audit_log_that_refuses_writes_withholds_the_disclosures(city):
     assert {w["reason"] for w in answer["extensions"]["privacy"]["withheld"]} == {"audit-unavailable"}
     own = await city.ask('{ resident(id: "r1") { email } }', resident="r1")  # no audit needed for oneself
     assert own["data"]["resident"]["email"] == "amelie@example.org"
+
+
+class _AnswersWithoutTypename:
+    """A reports subgraph that leaves out `__typename`: the gateway cannot tell a Pothole from a Graffiti."""
+
+    async def send(self, subgraph, query, variables, context=None):
+        return {"data": {"incidents": [{"id": "p1", "reporter": {"id": "r1"}}]}}
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_value_of_an_unknown_concrete_type_is_withheld_if_any_possible_type_guards_it(tmp_path, privacy_world, signer):
+    # Pothole.reporter is personal (a policy override on the concrete type only); Incident's is not.
+    sources = [SubgraphSource(name, fetch_sdl(privacy_world.url(name)), privacy_world.url(name)) for name in world.SUBGRAPHS]
+    composed = compose(sources)
+    assert composed.ok, composed.errors
+    overrides = PrivacyAnnotations(personal={("Pothole", "reporter"): PersonalField("user.unique_id")})
+    policy = parse_policy(policy_document(signer.jwks_file))
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    await store.create()
+    ledger = Ledger(store, policy)
+    guard = PrivacyGuard(policy, ledger, AuditLog(store), b"test-pseudonym-key")
+    engine = Engine(load_supergraph(composed.supergraph or "", overrides), _AnswersWithoutTypename(), guard)
+    response = await engine.run("{ incidents { id reporter { id } } }")
+    reporter = response.data["incidents"][0]["reporter"]
+    assert reporter != {"id": "r1"} and str(reporter).startswith("pse_")  # withheld: the category's strategy
+    assert [w["reason"] for w in response.extensions["privacy"]["withheld"]] == ["subject-unknown"]
+    await store.close()
