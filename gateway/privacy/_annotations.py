@@ -33,26 +33,22 @@ class PrivacySchema:
     def _lineage(self, type_name: str) -> list[str]:
         return [type_name, *self.model.interfaces_of(type_name)]
 
-    def personal(self, type_name: str, field_name: str) -> PersonalField | None:
+    def _inherited(self, annotations: dict, type_name: str, field_name: str | None = None):
+        """The annotation on the type, else on the first of its interfaces that has one."""
         for name in self._lineage(type_name):
-            found = self.annotations.personal.get((name, field_name))
+            found = annotations.get(name if field_name is None else (name, field_name))
             if found is not None:
                 return found
         return None
+
+    def personal(self, type_name: str, field_name: str) -> PersonalField | None:
+        return self._inherited(self.annotations.personal, type_name, field_name)
 
     def aggregate(self, type_name: str, field_name: str) -> AggregateField | None:
-        for name in self._lineage(type_name):
-            found = self.annotations.aggregates.get((name, field_name))
-            if found is not None:
-                return found
-        return None
+        return self._inherited(self.annotations.aggregates, type_name, field_name)
 
     def subject_field(self, type_name: str) -> str | None:
-        for name in self._lineage(type_name):
-            found = self.annotations.subjects.get(name)
-            if found is not None:
-                return found
-        return None
+        return self._inherited(self.annotations.subjects, type_name)
 
     def concrete_types_with(self, type_name: str) -> list[str]:
         """The object types a value of `type_name` may be, in the API schema."""
