@@ -35,7 +35,7 @@ from .http import GatewayState, GraphiQL, create_app
 from .identity import Authenticator
 from .policy import Policy, PolicyError, load_policy
 from .privacy import PrivacyGuard
-from .registry import Connector, Keys, Manifest, Registry, admin_routes
+from .registry import Connector, Keys, Manifest, Registry, admin_routes, python_schema_sdl
 from .store import Store
 from .supergraph import SupergraphError, load_supergraph
 
@@ -52,7 +52,7 @@ class PrivacyRuntime:
     guard: PrivacyGuard
     authenticator: Authenticator
 
-    def build_engine(self, sdl: str, transport: Subgraphs) -> Engine:
+    def build_engine(self, sdl: str, transport: Subgraphs | None) -> Engine:
         return Engine.from_sdl(sdl, transport, guard=self.guard, privacy_overrides=self.policy.privacy)
 
 
@@ -108,6 +108,10 @@ def _gateway(
     routes: list[Route] = []
     gateway = Gateway(app=None, state=state, store=store, http_client=http_client, pool=pool)  # type: ignore[arg-type]
 
+    def serve(runtime: PrivacyRuntime) -> None:
+        gateway.runtime = runtime
+        state.authenticator = runtime.authenticator
+
     async def reload() -> list[str]:
         try:
             new_policy = load_policy(policy_path) if policy_path is not None else policy
@@ -118,8 +122,7 @@ def _gateway(
             await rebuild(gateway, runtime)
         except SupergraphError as error:
             return [f"the policy does not fit the supergraph: {error}"]
-        gateway.runtime = runtime
-        state.authenticator = runtime.authenticator
+        serve(runtime)
         logger.warning("policy reloaded (version %s)", new_policy.version)
         return []
 
@@ -127,8 +130,7 @@ def _gateway(
     async def lifespan(_app):
         await store.create()
         runtime = await privacy_runtime(policy, store, http_client)
-        gateway.runtime = runtime
-        state.authenticator = runtime.authenticator
+        serve(runtime)
         await start(gateway, runtime)
         if on_start is not None:
             await on_start(gateway)
@@ -171,12 +173,11 @@ def static_app(
 ) -> Gateway:
     async def start(gateway: Gateway, runtime: PrivacyRuntime) -> None:
         model_urls = {name: s.url for name, s in load_supergraph(supergraph).subgraphs.items()}
-        transport = Subgraphs.over_http(model_urls, http_pool=gateway.pool)
-        gateway.state.engine = Engine.from_sdl(supergraph, transport, guard=runtime.guard, privacy_overrides=runtime.policy.privacy)
+        gateway.state.engine = runtime.build_engine(supergraph, Subgraphs.over_http(model_urls, http_pool=gateway.pool))
 
     async def rebuild(gateway: Gateway, runtime: PrivacyRuntime) -> None:
         old = gateway.state.engine
-        gateway.state.engine = Engine.from_sdl(supergraph, old.transport if old else None, guard=runtime.guard, privacy_overrides=runtime.policy.privacy)
+        gateway.state.engine = runtime.build_engine(supergraph, old.transport if old else None)
 
     return _gateway(
         store_url=store_url, policy=policy, policy_path=policy_path, development=development, start=start, rebuild=rebuild,
@@ -195,37 +196,31 @@ def registry_app(
     on_start: Callable[[Gateway], Awaitable[None]] | None = None,
     graphiql: GraphiQL | None = None,
 ) -> Gateway:
-    holder: dict[str, Registry] = {}
-
-    def routes(gateway: Gateway, keys: Keys) -> list[Route]:
+    def routes(gateway: Gateway, keys: Keys) -> list[Route]:  # runs before the lifespan: start finds the registry
         registry = Registry(
             gateway.state, store=gateway.store, policy=policy.registry, http_client=gateway.http_client, pool=gateway.pool, folder=folder
         )
-        gateway.registry = holder["registry"] = registry
+        gateway.registry = registry
         return admin_routes(registry, keys)
 
     async def start(gateway: Gateway, runtime: PrivacyRuntime) -> None:
-        registry = holder["registry"]
+        registry = gateway.registry
+        assert registry is not None
         registry.build_engine = runtime.build_engine
-        schema = control_plane_schema(runtime.ledger, runtime.audit, runtime.policy)
-        manifest = Manifest(name=CONTROL_PLANE, owner="operator", kind="python")
-        registry.connectors[CONTROL_PLANE] = Connector(manifest, _sdl_of(schema), InProcessSubgraph(schema), source="builtin")
+        registry.connectors[CONTROL_PLANE] = _control_plane(runtime)
         await registry.start()
 
     async def rebuild(gateway: Gateway, runtime: PrivacyRuntime) -> None:
-        registry = holder["registry"]
-        schema = control_plane_schema(runtime.ledger, runtime.audit, runtime.policy)
-        manifest = Manifest(name=CONTROL_PLANE, owner="operator", kind="python")
-        previous_factory = registry.build_engine
-        previous_control_plane = registry.connectors[CONTROL_PLANE]
+        registry = gateway.registry
+        assert registry is not None
+        previous = registry.build_engine, registry.connectors[CONTROL_PLANE], registry.policy
         registry.build_engine = runtime.build_engine
-        registry.connectors[CONTROL_PLANE] = Connector(manifest, _sdl_of(schema), InProcessSubgraph(schema), source="builtin")
+        registry.connectors[CONTROL_PLANE] = _control_plane(runtime)
         registry.policy = runtime.policy.registry
         try:
             await registry.rebuild()
-        except SupergraphError:
-            registry.build_engine = previous_factory
-            registry.connectors[CONTROL_PLANE] = previous_control_plane
+        except SupergraphError:  # refused: the running policy stays, its registry rules included
+            registry.build_engine, registry.connectors[CONTROL_PLANE], registry.policy = previous
             raise
 
     return _gateway(
@@ -242,5 +237,8 @@ def registry_app(
     )
 
 
-def _sdl_of(schema) -> str:
-    return schema.execute_sync("{ _service { sdl } }").data["_service"]["sdl"]
+def _control_plane(runtime: PrivacyRuntime) -> Connector:
+    """The built-in control-plane connector, serving this runtime's ledger, audit log and policy."""
+    schema = control_plane_schema(runtime.ledger, runtime.audit, runtime.policy)
+    manifest = Manifest(name=CONTROL_PLANE, owner="operator", kind="python")
+    return Connector(manifest, python_schema_sdl(schema), InProcessSubgraph(schema), source="builtin")

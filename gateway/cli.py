@@ -228,7 +228,7 @@ def _manifest_payload(path: Path) -> dict:
         raise typer.Exit(2)
     sdl_file = data.pop("sdl_file", None)
     if sdl_file is not None:
-        data["sdl"] = (manifest_path.parent / str(sdl_file)).read_text(encoding="utf-8")
+        data["sdl"] = _read(manifest_path.parent / str(sdl_file))
     return data
 
 

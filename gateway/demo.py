@@ -17,6 +17,7 @@ import random
 import secrets
 import socket
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import jwt
@@ -31,8 +32,7 @@ from strawberry.asgi import GraphQL
 from .app import Gateway, registry_app
 from .http import GraphiQL
 from .policy import parse_policy
-from .registry import new_key, read_manifest_folder
-from .registry._manifest import load_python_schema
+from .registry import load_python_schema, new_key, read_manifest_folder
 
 ISSUER = "https://id.demo.citygate.local"
 CLIENTS = {
@@ -115,9 +115,8 @@ class PartnerServer:
             manifest = read_manifest_folder(manifest_path.parent, allow_python=True)
             if manifest.kind != "subgraph":
                 continue
-            schema = load_python_schema(manifest.__class__(**{**manifest.__dict__, "schema": "schema.py:schema"}))
+            schema = load_python_schema(replace(manifest, schema="schema.py:schema"))
             routes.append(Route(f"/subgraphs/{manifest.name}", GraphQL(schema), methods=["GET", "POST"]))
-        self.names = [route.path.rsplit("/", 1)[-1] for route in routes]
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(Starlette(routes=routes), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
@@ -135,7 +134,7 @@ class PartnerServer:
         return self
 
 
-def _examples(url: str, keys: dict[str, str], tokens: dict[str, str]) -> tuple[dict, ...]:
+def _examples(keys: dict[str, str], tokens: dict[str, str]) -> tuple[dict, ...]:
     """GraphiQL's tabs: the README's example operations, with the demo's credentials."""
     district = (
         'query DistrictOpenData {\n  district(code: "75118") {\n    name population averageAge\n    waterQuality { nitratesMgPerL compliant }\n'
@@ -238,5 +237,5 @@ def demo_gateway(folder: Path, host: str, port: int, console: Console, state_dir
         operator_key=operator_key,
         development=True,
         on_start=seed,
-        graphiql=GraphiQL(assets=state_dir / "graphiql", tabs=_examples(url, client_keys, tokens)),
+        graphiql=GraphiQL(assets=state_dir / "graphiql", tabs=_examples(client_keys, tokens)),
     )

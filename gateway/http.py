@@ -79,11 +79,13 @@ def _request_error(message: str, code: str, status: int, media: str, headers: di
 
 def create_app(state: GatewayState, graphiql: GraphiQL | None = None, extra_routes: list | None = None) -> Starlette:
     graphiql = graphiql or GraphiQL()
+    graphiql_page = graphiql.html()  # built once: the page and the assets it names do not change
+
     async def graphql(request: Request) -> Response:
         accept = request.headers.get("accept")
         media = _negotiate(accept)
         if request.method == "GET" and "text/html" in (accept or "") and "query" not in request.query_params:
-            return HTMLResponse(graphiql.html())  # a browser opening the endpoint
+            return HTMLResponse(graphiql_page)  # a browser opening the endpoint
         if media is None:
             return _request_error("the Accept header allows no media type this endpoint answers with", "NOT_ACCEPTABLE", 406, JSON)
         engine = state.engine
@@ -100,13 +102,9 @@ def create_app(state: GatewayState, graphiql: GraphiQL | None = None, extra_rout
         assert params is not None
         include_plan = state.development and request.headers.get("x-citygate-query-plan", "").lower() in ("1", "true")
         authenticator = state.authenticator
-        try:
-            requester = await authenticator.identify(request.headers) if authenticator is not None else PUBLIC
-        except IdentityError as refusal:
-            headers = {"www-authenticate": 'Bearer realm="citygate"'} if refusal.status == 401 else None
-            return _request_error(refusal.message, refusal.code, refusal.status, media, headers)
         request_id = uuid.uuid4().hex
         try:
+            requester = await authenticator.identify(request.headers) if authenticator is not None else PUBLIC
             response = await engine.run(
                 params["query"],
                 params.get("operationName"),
@@ -116,6 +114,10 @@ def create_app(state: GatewayState, graphiql: GraphiQL | None = None, extra_rout
                 requester=requester,
                 request_id=request_id,
             )
+            return _json(response.to_dict(), 200, media, {"x-request-id": request_id})
+        except IdentityError as refusal:
+            headers = {"www-authenticate": 'Bearer realm="citygate"'} if refusal.status == 401 else None
+            return _request_error(refusal.message, refusal.code, refusal.status, media, headers)
         except RequestError as failure:
             body: dict[str, Any] = {"errors": failure.errors()}
             if failure.code == "METHOD_NOT_ALLOWED":
@@ -124,10 +126,9 @@ def create_app(state: GatewayState, graphiql: GraphiQL | None = None, extra_rout
                 body["data"] = None
                 return _json(body, 200, media)
             return _json(body, 400 if media == GRAPHQL_RESPONSE else 200, media)
-        except Exception:  # a fault of ours: say so without details, log them
+        except Exception:  # a fault of ours (identity, engine, serialisation): say so without details, log them
             logger.exception("request failed")
             return _request_error("internal error while serving the request", "INTERNAL_SERVER_ERROR", 500, media)
-        return _json(response.to_dict(), 200, media, {"x-request-id": request_id})
 
     async def healthz(_request: Request) -> Response:
         return PlainTextResponse("ok")
@@ -217,7 +218,8 @@ class GraphiQL:
         return self.assets is not None and all((self.assets / name).is_file() for name in GRAPHIQL_FILES)
 
     def html(self) -> str:
-        source = {name: (f"/graphiql-assets/{name}" if self.local else url) for name, url in _CDN.items()}
+        local = self.local
+        source = {name: (f"/graphiql-assets/{name}" if local else url) for name, url in _CDN.items()}
         props = {"defaultEditorToolsVisibility": "headers" if any(t.get("headers") for t in self.tabs) else True}
         if self.tabs:
             props["defaultTabs"] = list(self.tabs)

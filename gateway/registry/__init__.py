@@ -1,7 +1,14 @@
 """The registry stage: connectors in, a served supergraph out (see _registry.py)."""
 
 from ._admin import Keys, admin_routes, new_key
-from ._manifest import Manifest, ManifestError, parse_manifest, read_manifest_folder
+from ._manifest import (
+    Manifest,
+    ManifestError,
+    load_python_schema,
+    parse_manifest,
+    python_schema_sdl,
+    read_manifest_folder,
+)
 from ._registry import OPERATOR, Actor, Connector, Registry, RegistryError, Report
 from ._rules import Problem, check_ownership, check_upstream_url, privacy_lint
 
@@ -19,8 +26,10 @@ __all__ = [
     "admin_routes",
     "check_ownership",
     "check_upstream_url",
+    "load_python_schema",
     "new_key",
     "parse_manifest",
     "privacy_lint",
+    "python_schema_sdl",
     "read_manifest_folder",
 ]

@@ -8,7 +8,9 @@ in clear. Answers are JSON; every refusal has a stable `code`.
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -19,6 +21,8 @@ from starlette.routing import Route
 from ..store import Store, key_hash
 from ._manifest import NAME
 from ._registry import OPERATOR, Actor, Registry
+
+logger = logging.getLogger("citygate.admin")
 
 MAX_BODY = 1024 * 1024
 
@@ -55,73 +59,74 @@ def _refusal(code: str, message: str, status: int) -> Response:
     return _json({"ok": False, "errors": [{"code": code, "message": message}]}, status)
 
 
-async def _body(request: Request) -> tuple[Any, Response | None]:
+class _Refused(Exception):
+    """A refusal raised from inside a handler; the route answers with its response."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+async def _body(request: Request) -> Any:
     raw = await request.body()
     if len(raw) > MAX_BODY:
-        return None, _refusal("PAYLOAD_TOO_LARGE", "the body is larger than 1 MiB", 413)
+        raise _Refused(_refusal("PAYLOAD_TOO_LARGE", "the body is larger than 1 MiB", 413))
     try:
-        return orjson.loads(raw), None
+        return orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return None, _refusal("BAD_REQUEST", "the body is not valid JSON", 400)
+        raise _Refused(_refusal("BAD_REQUEST", "the body is not valid JSON", 400)) from None
+
+
+Handler = Callable[[Request, Actor], Awaitable[Response]]
 
 
 def admin_routes(registry: Registry, keys: Keys) -> list[Route]:
-    async def authenticated(request: Request) -> tuple[Actor | None, Response | None]:
-        actor = await keys.actor(request)
-        if actor is None:
-            return None, _refusal("UNAUTHENTICATED", "send a partner or operator key as 'Authorization: Bearer <key>'", 401)
-        return actor, None
+    def endpoint(handler: Handler, *, operator_only: str | None = None) -> Callable[[Request], Awaitable[Response]]:
+        """The handler behind authentication (and the operator check when `operator_only` says what only they do)."""
 
-    async def list_connectors(request: Request) -> Response:
-        actor, refused = await authenticated(request)
-        if refused:
-            return refused
-        return _json({"connectors": registry.list(actor)})  # type: ignore[arg-type]
+        async def guarded(request: Request) -> Response:
+            try:
+                actor = await keys.actor(request)
+                if actor is None:
+                    return _refusal("UNAUTHENTICATED", "send a partner or operator key as 'Authorization: Bearer <key>'", 401)
+                if operator_only is not None and not actor.is_operator:
+                    return _refusal("FORBIDDEN", f"only the operator {operator_only}", 403)
+                return await handler(request, actor)
+            except _Refused as refused:
+                return refused.response
+            except Exception:  # a fault of ours: a stable code, the details in the log only
+                logger.exception("admin request failed")
+                return _refusal("INTERNAL_ERROR", "internal error while handling the request", 500)
 
-    async def validate(request: Request) -> Response:
-        actor, refused = await authenticated(request)
-        if refused:
-            return refused
-        data, bad = await _body(request)
-        if bad:
-            return bad
-        report = await registry.validate(data, actor)  # type: ignore[arg-type]
+        return guarded
+
+    async def list_connectors(request: Request, actor: Actor) -> Response:
+        return _json({"connectors": registry.list(actor)})
+
+    async def validate(request: Request, actor: Actor) -> Response:
+        data = await _body(request)
+        report = await registry.validate(data, actor)
         return _json(report.to_dict(), 200 if report.ok else 422)
 
-    async def put_connector(request: Request) -> Response:
-        actor, refused = await authenticated(request)
-        if refused:
-            return refused
-        data, bad = await _body(request)
-        if bad:
-            return bad
+    async def put_connector(request: Request, actor: Actor) -> Response:
+        data = await _body(request)
         name = request.path_params["name"]
         if not isinstance(data, dict):
             return _refusal("INVALID_MANIFEST", "the body must be a manifest object", 400)
         if data.setdefault("name", name) != name:
             return _refusal("INVALID_MANIFEST", "the manifest's name differs from the URL's", 400)
-        report = await registry.register(data, actor)  # type: ignore[arg-type]
+        report = await registry.register(data, actor)
         status = 200 if report.ok else (403 if any(e["code"] in ("FORBIDDEN", "CONNECTOR_OWNED_BY_ANOTHER_PARTNER") for e in report.errors) else 422)
         return _json(report.to_dict(), status)
 
-    async def delete_connector(request: Request) -> Response:
-        actor, refused = await authenticated(request)
-        if refused:
-            return refused
-        status, report = await registry.remove(request.path_params["name"], actor)  # type: ignore[arg-type]
+    async def delete_connector(request: Request, actor: Actor) -> Response:
+        status, report = await registry.remove(request.path_params["name"], actor)
         return _json(report.to_dict(), status)
 
-    async def add_partner(request: Request) -> Response:
-        actor, refused = await authenticated(request)
-        if refused:
-            return refused
-        if not actor.is_operator:  # type: ignore[union-attr]
-            return _refusal("FORBIDDEN", "only the operator creates partners", 403)
+    async def add_partner(request: Request, actor: Actor) -> Response:
         if keys.store is None:
             return _refusal("NO_STORE", "partners need a store", 409)
-        data, bad = await _body(request)
-        if bad:
-            return bad
+        data = await _body(request)
         name = data.get("name") if isinstance(data, dict) else None
         if not isinstance(name, str) or not NAME.match(name):
             return _refusal("BAD_REQUEST", "name must be lowercase letters, digits and dashes", 400)
@@ -131,19 +136,14 @@ def admin_routes(registry: Registry, keys: Keys) -> list[Route]:
         await keys.store.add_partner(name, key)
         return _json({"name": name, "key": key}, 201)
 
-    async def supergraph(request: Request) -> Response:
-        actor, refused = await authenticated(request)
-        if refused:
-            return refused
-        if not actor.is_operator:  # type: ignore[union-attr]
-            return _refusal("FORBIDDEN", "only the operator reads the whole supergraph", 403)
+    async def supergraph(request: Request, actor: Actor) -> Response:
         return Response(registry.supergraph or "", media_type="text/plain; charset=utf-8")
 
     return [
-        Route("/admin/connectors", list_connectors, methods=["GET"]),
-        Route("/admin/connectors/validate", validate, methods=["POST"]),
-        Route("/admin/connectors/{name}", put_connector, methods=["PUT"]),
-        Route("/admin/connectors/{name}", delete_connector, methods=["DELETE"]),
-        Route("/admin/partners", add_partner, methods=["POST"]),
-        Route("/admin/supergraph", supergraph, methods=["GET"]),
+        Route("/admin/connectors", endpoint(list_connectors), methods=["GET"]),
+        Route("/admin/connectors/validate", endpoint(validate), methods=["POST"]),
+        Route("/admin/connectors/{name}", endpoint(put_connector), methods=["PUT"]),
+        Route("/admin/connectors/{name}", endpoint(delete_connector), methods=["DELETE"]),
+        Route("/admin/partners", endpoint(add_partner, operator_only="creates partners"), methods=["POST"]),
+        Route("/admin/supergraph", endpoint(supergraph, operator_only="reads the whole supergraph"), methods=["GET"]),
     ]

@@ -55,32 +55,19 @@ class Manifest:
 
     def resolved_url(self) -> str:
         """The URL with `${NAME}` taken from the environment (e.g. a deployment's host)."""
-        return _substitute(self.url or "", "the url")
+        return _substitute({"url": self.url or ""}, "the url")["url"]
 
     def resolved_headers(self) -> dict[str, str]:
         """Header values with `${NAME}` taken from the environment; missing ones raise."""
-        resolved = {}
-        missing = []
-        for header, template in self.headers.items():
-
-            def substitute(match: re.Match) -> str:
-                value = os.environ.get(match[1])
-                if value is None:
-                    missing.append(match[1])
-                    return ""
-                return value
-
-            resolved[header] = _ENV.sub(substitute, template)
-        if missing:
-            raise ManifestError([f"environment variable {name} is not set (used in a header)" for name in missing])
-        return resolved
+        return _substitute(self.headers, "a header")
 
 
-def _substitute(template: str, where: str) -> str:
-    missing = [name for name in _ENV.findall(template) if name not in os.environ]
+def _substitute(templates: dict[str, str], where: str) -> dict[str, str]:
+    """Every template with `${NAME}` taken from the environment; one problem per variable not set."""
+    missing = [name for template in templates.values() for name in _ENV.findall(template) if name not in os.environ]
     if missing:
         raise ManifestError([f"environment variable {name} is not set (used in {where})" for name in missing])
-    return _ENV.sub(lambda match: os.environ[match[1]], template)
+    return {key: _ENV.sub(lambda match: os.environ[match[1]], template) for key, template in templates.items()}
 
 
 def parse_manifest(data: Any, folder: Path | None = None, *, allow_python: bool = False) -> Manifest:

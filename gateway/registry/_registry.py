@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,10 @@ class Report:
     def add(self, problem: Problem | dict, *, warning: bool = False) -> None:
         (self.warnings if warning else self.errors).append(problem.to_dict() if isinstance(problem, Problem) else problem)
 
+    def add_all(self, code: str, messages: Iterable[str]) -> None:
+        for message in messages:
+            self.add(Problem(code, message))
+
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"ok": self.ok, "errors": self.errors, "warnings": self.warnings}
         if self.version is not None:
@@ -131,8 +135,7 @@ class Registry:
             for row in await self.store.connectors():
                 if row.name in self.connectors:
                     raise RegistryError(f"connector {row.name} is both in the folder and in the store")
-                manifest = parse_manifest(row.manifest)
-                manifest = Manifest(**{**manifest.__dict__, "sdl": row.sdl})
+                manifest = replace(parse_manifest(row.manifest), sdl=row.sdl)
                 self.connectors[row.name] = Connector(manifest, row.sdl, self._http_client(manifest), version=row.version)
         if not self.connectors:
             logger.warning("no connector yet: /graphql answers 503 until the first registration")
@@ -202,7 +205,7 @@ class Registry:
     def list(self, actor: Actor) -> list[dict[str, Any]]:
         return [
             {**c.manifest.to_dict(), "version": c.version, "source": c.source}
-            for name, c in sorted(self.connectors.items())
+            for _, c in sorted(self.connectors.items())
             if actor.may_manage(c.manifest.owner)
         ]
 
@@ -266,8 +269,7 @@ class Registry:
         try:
             manifest = parse_manifest(data)
         except ManifestError as error:
-            for problem in error.problems:
-                report.add(Problem("INVALID_MANIFEST", problem))
+            report.add_all("INVALID_MANIFEST", error.problems)
             return report, None, None
         if not actor.may_manage(manifest.owner):
             report.add(Problem("FORBIDDEN", f"you may only register connectors owned by {actor.partner}"))
@@ -282,26 +284,23 @@ class Registry:
         try:
             url = manifest.resolved_url()
         except ManifestError as error:
-            for problem in error.problems:
-                report.add(Problem("INVALID_MANIFEST", problem))
+            report.add_all("INVALID_MANIFEST", error.problems)
             return report, None, None
         for problem in await check_upstream_url(url, self.policy):
             report.add(problem)
         try:
             headers = manifest.resolved_headers()
         except ManifestError as error:
-            for problem in error.problems:
-                report.add(Problem("INVALID_MANIFEST", problem))
+            report.add_all("INVALID_MANIFEST", error.problems)
             headers = {}
         if not report.ok:
             return report, None, None
         try:
             sdl = manifest.sdl or await self._fetch_sdl(manifest)
         except ManifestError as error:
-            for problem in error.problems:
-                report.add(Problem("SUBGRAPH_SDL_UNAVAILABLE", problem))
+            report.add_all("SUBGRAPH_SDL_UNAVAILABLE", error.problems)
             return report, None, None
-        connector = Connector(Manifest(**{**manifest.__dict__, "sdl": sdl}), sdl, HttpSubgraph(self.pool, url, manifest.timeout, headers))
+        connector = Connector(replace(manifest, sdl=sdl), sdl, HttpSubgraph(self.pool, url, manifest.timeout, headers))
         candidates = {**self.connectors, manifest.name: connector}
         result = compose(self._sources(candidates.values()))
         for error in result.errors:

@@ -77,7 +77,7 @@ async def check_upstream_url(url: str, policy: RegistryPolicy) -> list[Problem]:
     except ValueError:
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(host, port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM)
-        except OSError:
+        except (OSError, UnicodeError):  # UnicodeError: a host name IDNA cannot encode ("a..b", a label over 63)
             return [Problem("UPSTREAM_URL_REFUSED", f"{host} does not resolve")]
         addresses = {ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}
     problems = []

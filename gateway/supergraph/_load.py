@@ -76,9 +76,7 @@ def load_supergraph(sdl: str, privacy_overrides: PrivacyAnnotations | None = Non
     features = _read_features(document)
     privacy = _read_privacy(document)
     if privacy_overrides is not None:
-        privacy.personal.update(privacy_overrides.personal)
-        privacy.subjects.update(privacy_overrides.subjects)
-        privacy.aggregates.update(privacy_overrides.aggregates)
+        privacy.update(privacy_overrides)
     join = features.get("join")
     if join is None:
         raise SupergraphError("the document links no join spec: it is not a composed supergraph")
@@ -92,7 +90,7 @@ def load_supergraph(sdl: str, privacy_overrides: PrivacyAnnotations | None = Non
     subgraphs = _read_subgraphs(document, join.prefix)
     by_enum = {sg.enum_value: sg.name for sg in subgraphs.values()}
     types = _read_types(document, join.prefix, by_enum)
-    api_schema = _build_api_schema(document, features, inaccessible, {coordinate for coordinate in privacy.personal})
+    api_schema = _build_api_schema(document, features, inaccessible, set(privacy.personal))
     root_types = {}
     for kind, root in (
         ("query", schema.query_type),
@@ -115,33 +113,37 @@ def load_supergraph(sdl: str, privacy_overrides: PrivacyAnnotations | None = Non
 # -- features ----------------------------------------------------------------------------------
 
 
+def _schema_directives(document: DocumentNode):
+    """The directives applied to the schema definition and its extensions: where features are linked."""
+    for definition in document.definitions:
+        if isinstance(definition, SchemaDefinitionNode) or type(definition).__name__ == "SchemaExtensionNode":
+            yield from definition.directives or ()
+
+
 def _read_features(document: DocumentNode) -> dict[str, _Feature]:
     features: dict[str, _Feature] = {}
-    for definition in document.definitions:
-        if not isinstance(definition, SchemaDefinitionNode) and type(definition).__name__ != "SchemaExtensionNode":
+    for directive in _schema_directives(document):
+        if directive.name.value not in ("link", "core"):
             continue
-        for directive in definition.directives or ():
-            if directive.name.value not in ("link", "core"):
-                continue
-            args = _arguments(directive)
-            url = args.get("url") or args.get("feature")
-            if not isinstance(url, str):
-                continue
-            match = _SPEC_URL.match(url)
-            if not match:
-                purpose = args.get("for")
-                if purpose in ("SECURITY", "EXECUTION"):
-                    raise SupergraphError(f"unsupported feature {url} linked for {purpose}")
-                continue
-            name = match["name"]
-            prefix = args.get("as") if isinstance(args.get("as"), str) else name
-            purpose = args.get("for") if isinstance(args.get("for"), str) else None
-            if name not in _KNOWN_FEATURES and purpose in ("SECURITY", "EXECUTION"):
-                raise SupergraphError(
-                    f"unsupported feature {url} linked for {purpose}: serving it while ignoring it "
-                    "would answer wrongly"
-                )
-            features[name] = _Feature(name, match["version"], str(prefix), purpose)
+        args = _arguments(directive)
+        url = args.get("url") or args.get("feature")
+        if not isinstance(url, str):
+            continue
+        match = _SPEC_URL.match(url)
+        if not match:
+            purpose = args.get("for")
+            if purpose in ("SECURITY", "EXECUTION"):
+                raise SupergraphError(f"unsupported feature {url} linked for {purpose}")
+            continue
+        name = match["name"]
+        prefix = args.get("as") if isinstance(args.get("as"), str) else name
+        purpose = args.get("for") if isinstance(args.get("for"), str) else None
+        if name not in _KNOWN_FEATURES and purpose in ("SECURITY", "EXECUTION"):
+            raise SupergraphError(
+                f"unsupported feature {url} linked for {purpose}: serving it while ignoring it "
+                "would answer wrongly"
+            )
+        features[name] = _Feature(name, match["version"], str(prefix), purpose)
     return features
 
 
@@ -168,40 +170,37 @@ def _directives(node, name: str) -> list[dict[str, object]]:
 # -- privacy annotations --------------------------------------------------------------------------
 
 
+def _imports_privacy(document: DocumentNode) -> bool:
+    """Whether the supergraph links the privacy spec and imports any of its directives."""
+    for directive in _schema_directives(document):
+        args = _arguments(directive) if directive.name.value == "link" else {}
+        if PRIVACY_SPEC.match(str(args.get("url") or "")) and any(
+            isinstance(item, str) and item.startswith("@") for item in args.get("import") or []  # type: ignore[union-attr]
+        ):
+            return True
+    return False
+
+
 def _read_privacy(document: DocumentNode) -> PrivacyAnnotations:
-    names: dict[str, str] = {}  # directive name used in the supergraph -> name in the spec
-    for definition in document.definitions:
-        if not isinstance(definition, SchemaDefinitionNode) and type(definition).__name__ != "SchemaExtensionNode":
-            continue
-        for directive in definition.directives or ():
-            args = _arguments(directive) if directive.name.value == "link" else {}
-            if not PRIVACY_SPEC.match(str(args.get("url") or "")):
-                continue
-            for item in args.get("import") or []:  # type: ignore[union-attr]
-                if isinstance(item, str) and item.startswith("@"):
-                    names[item[1:]] = item[1:]
+    """The privacy directives, by their names in the spec (imports are not renamed)."""
     annotations = PrivacyAnnotations()
-    if not names:
+    if not _imports_privacy(document):
         return annotations
     for definition in document.definitions:
         if not isinstance(definition, (ObjectTypeDefinitionNode, InterfaceTypeDefinitionNode)):
             continue
         type_name = definition.name.value
-        for args in _directives(definition, _name(names, "subject")):
+        for args in _directives(definition, "subject"):
             annotations.subjects[type_name] = str(args.get("field"))
         for field_node in definition.fields or ():
             coordinate = (type_name, field_node.name.value)
-            for args in _directives(field_node, _name(names, "personal")):
+            for args in _directives(field_node, "personal"):
                 strategy = args.get("strategy")
                 annotations.personal[coordinate] = PersonalField(str(args.get("category")), str(strategy) if strategy else None)
-            for args in _directives(field_node, _name(names, "aggregate")):
+            for args in _directives(field_node, "aggregate"):
                 minimum = args.get("minContributors")
                 annotations.aggregates[coordinate] = AggregateField(str(args.get("contributors")), int(minimum) if minimum is not None else None)
     return annotations
-
-
-def _name(names: dict[str, str], spec_name: str) -> str:
-    return next((used for used, original in names.items() if original == spec_name), spec_name)
 
 
 # -- subgraphs and join facts -------------------------------------------------------------------

@@ -130,6 +130,12 @@ class PrivacyAnnotations:
     def __bool__(self) -> bool:
         return bool(self.personal or self.aggregates)
 
+    def update(self, overrides: PrivacyAnnotations) -> None:
+        """Add `overrides`' annotations, replacing any at the same coordinate (the policy's say wins)."""
+        self.personal.update(overrides.personal)
+        self.subjects.update(overrides.subjects)
+        self.aggregates.update(overrides.aggregates)
+
 
 @dataclass(slots=True)
 class SupergraphModel:
