@@ -18,6 +18,8 @@ from graphql import (
     EnumTypeDefinitionNode,
     EnumTypeExtensionNode,
     EnumValueNode,
+    GraphQLInterfaceType,
+    GraphQLObjectType,
     GraphQLSchema,
     InputObjectTypeDefinitionNode,
     InterfaceTypeDefinitionNode,
@@ -90,7 +92,7 @@ def load_supergraph(sdl: str, privacy_overrides: PrivacyAnnotations | None = Non
     subgraphs = _read_subgraphs(document, join.prefix)
     by_enum = {sg.enum_value: sg.name for sg in subgraphs.values()}
     types = _read_types(document, join.prefix, by_enum)
-    api_schema = _build_api_schema(document, features, inaccessible, set(privacy.personal))
+    api_schema = _build_api_schema(document, features, inaccessible, _nullable_in_api(schema, set(privacy.personal)))
     root_types = {}
     for kind, root in (
         ("query", schema.query_type),
@@ -310,6 +312,23 @@ def _is_machinery(name: str, join: str) -> bool:
 
 
 # -- API schema ---------------------------------------------------------------------------------
+
+
+def _nullable_in_api(schema: GraphQLSchema, personal: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Personal fields, and the same field on the interfaces and implementations they are shared
+    with: a withheld value may be null wherever it can appear, and an interface's field type must
+    stay a supertype of its implementations'."""
+    nullable = set(personal)
+    for type_name, field_name in personal:
+        named = schema.get_type(type_name)
+        if not isinstance(named, GraphQLObjectType | GraphQLInterfaceType):
+            continue
+        related = list(named.interfaces)
+        if isinstance(named, GraphQLInterfaceType):
+            implementations = schema.get_implementations(named)
+            related += implementations.objects + implementations.interfaces
+        nullable.update((other.name, field_name) for other in related if field_name in other.fields)
+    return nullable
 
 
 def _build_api_schema(

@@ -64,18 +64,33 @@ class _AnswersWithoutTypename:
         pass
 
 
-async def test_a_value_of_an_unknown_concrete_type_is_withheld_if_any_possible_type_guards_it(tmp_path, privacy_world, signer):
-    # Pothole.reporter is personal (a policy override on the concrete type only); Incident's is not.
+def _composed_world(privacy_world) -> str:
     sources = [SubgraphSource(name, fetch_sdl(privacy_world.url(name)), privacy_world.url(name)) for name in world.SUBGRAPHS]
     composed = compose(sources)
     assert composed.ok, composed.errors
+    return composed.supergraph or ""
+
+
+def test_a_field_personal_on_one_implementation_is_nullable_on_its_interface_too(privacy_world):
+    # Pothole.description is String! in the subgraph and on the Incident interface; made personal on
+    # Pothole alone (a policy override), it must be nullable there and on Incident (else the API
+    # schema is invalid); Graffiti's stays as it is
+    overrides = PrivacyAnnotations(personal={("Pothole", "description"): PersonalField("user.content")})
+    api = load_supergraph(_composed_world(privacy_world), overrides).api_schema
+    assert str(api.get_type("Pothole").fields["description"].type) == "String"
+    assert str(api.get_type("Incident").fields["description"].type) == "String"
+    assert str(api.get_type("Graffiti").fields["description"].type) == "String!"
+
+
+async def test_a_value_of_an_unknown_concrete_type_is_withheld_if_any_possible_type_guards_it(tmp_path, privacy_world, signer):
+    # Pothole.reporter is personal (a policy override on the concrete type only); Incident's is not.
     overrides = PrivacyAnnotations(personal={("Pothole", "reporter"): PersonalField("user.unique_id")})
     policy = parse_policy(policy_document(signer.jwks_file))
     store = Store(f"sqlite:///{tmp_path / 'store.db'}")
     await store.create()
     ledger = Ledger(store, policy)
     guard = PrivacyGuard(policy, ledger, AuditLog(store), b"test-pseudonym-key")
-    engine = Engine(load_supergraph(composed.supergraph or "", overrides), _AnswersWithoutTypename(), guard)
+    engine = Engine(load_supergraph(_composed_world(privacy_world), overrides), _AnswersWithoutTypename(), guard)
     response = await engine.run("{ incidents { id reporter { id } } }")
     reporter = response.data["incidents"][0]["reporter"]
     assert reporter != {"id": "r1"} and str(reporter).startswith("pse_")  # withheld: the category's strategy
