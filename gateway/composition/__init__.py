@@ -16,7 +16,7 @@ from graphql import print_ast
 
 from ..privacy._annotations import PrivacySchema
 from ..supergraph import PRIVACY_SPEC, SupergraphError, load_supergraph
-from ._errors import CompositionError
+from ._errors import CompositionError, location_of
 from ._fieldsets import check_field_sets, externals
 from ._merge import Merger
 from ._print import print_supergraph
@@ -100,8 +100,6 @@ def _unused_externals(subgraph: Subgraph, used: set[tuple[str, str]]) -> list[Co
         # an external field may be there to satisfy an interface the type implements
         if any(field_def.name in subgraph.types[i].fields for i in type_def.interfaces if i in subgraph.types):
             continue
-        from ._errors import location_of
-
         errors.append(
             CompositionError(
                 "EXTERNAL_UNUSED",

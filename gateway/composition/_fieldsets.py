@@ -8,11 +8,7 @@ from dataclasses import dataclass
 from graphql import FieldNode, GraphQLError, InlineFragmentNode, parse
 
 from ._errors import CompositionError, location_of
-from ._subgraph import Field, Key, Subgraph, TypeDef
-
-
-def named_type(type_string: str) -> str:
-    return type_string.replace("[", "").replace("]", "").replace("!", "")
+from ._subgraph import Field, Key, Subgraph, TypeDef, named_type
 
 
 @dataclass(frozen=True, slots=True)

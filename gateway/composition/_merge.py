@@ -9,11 +9,11 @@ where that subgraph still uses it. Errors are collected, never raised.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ._errors import CompositionError, location_of
-from ._fieldsets import named_type
-from ._subgraph import AppliedDirective, Field, Subgraph, TypeDef
+from ._subgraph import AppliedDirective, Field, Subgraph, TypeDef, named_type
 
 
 @dataclass(slots=True)
@@ -80,14 +80,20 @@ class MergedType:
     description: str | None = None
     join_types: list[JoinType] = field(default_factory=list)
     fields: dict[str, MergedField] = field(default_factory=dict)
-    interfaces: list[str] = field(default_factory=list)
     implements: list[tuple[str, str]] = field(default_factory=list)  # (subgraph, interface)
-    members: list[str] = field(default_factory=list)
     union_members: list[tuple[str, str]] = field(default_factory=list)  # (subgraph, member)
     values: dict[str, MergedEnumValue] = field(default_factory=dict)
     inaccessible: bool = False
     tags: list[str] = field(default_factory=list)
     applied: list[AppliedDirective] = field(default_factory=list)
+
+    @property
+    def interfaces(self) -> list[str]:
+        return _unique(interface for _, interface in self.implements)
+
+    @property
+    def members(self) -> list[str]:
+        return _unique(member for _, member in self.union_members)
 
 
 @dataclass(slots=True)
@@ -95,19 +101,19 @@ class MergedSupergraph:
     subgraphs: list[Subgraph]
     types: dict[str, MergedType]
 
-    def uses(self, directive: str) -> bool:
+    def elements(self) -> Iterator[MergedType | MergedField | MergedArgument | MergedEnumValue]:
+        """Every type, field, argument and enum value: what @inaccessible and @tag apply to."""
         for type_def in self.types.values():
-            if directive == "inaccessible":
-                if type_def.inaccessible or any(f.inaccessible or any(a.inaccessible for a in f.arguments.values()) for f in type_def.fields.values()):
-                    return True
-                if any(v.inaccessible for v in type_def.values.values()):
-                    return True
-            if directive == "tag":
-                if type_def.tags or any(f.tags or any(a.tags for a in f.arguments.values()) for f in type_def.fields.values()):
-                    return True
-                if any(v.tags for v in type_def.values.values()):
-                    return True
-        return False
+            yield type_def
+            for merged_field in type_def.fields.values():
+                yield merged_field
+                yield from merged_field.arguments.values()
+            yield from type_def.values.values()
+
+    def uses(self, directive: str) -> bool:
+        """Whether "inaccessible" or "tag" is applied anywhere."""
+        attribute = {"inaccessible": "inaccessible", "tag": "tags"}[directive]
+        return any(getattr(element, attribute) for element in self.elements())
 
 
 def _kind(type_def: TypeDef) -> str:
@@ -144,7 +150,7 @@ class Merger:
         self.errors: list[CompositionError] = []
 
     def error(self, code: str, message: str, subgraph: str | None = None, node=None) -> None:
-        self.errors.append(CompositionError(code, message, subgraph, location_of(node) if node is not None else ()))
+        self.errors.append(CompositionError(code, message, subgraph, location_of(node)))
 
     # -- types ----------------------------------------------------------------------------------
 
@@ -163,7 +169,7 @@ class Merger:
                 continue
             kind = kinds.pop()
             merged = MergedType(name=name, kind=kind)
-            merged.description = next((t.description for _, t in defs if t.description), None)
+            merged.description = _first(t.description for _, t in defs)
             merged.inaccessible = any(t.inaccessible for _, t in defs)
             merged.tags = _unique(tag for _, t in defs for tag in t.tags)
             merged.applied = [a for _, t in defs for a in t.applied]
@@ -179,11 +185,7 @@ class Merger:
             elif kind == "INPUT_OBJECT":
                 self._merge_input(merged, defs)
             elif kind == "UNION":
-                for subgraph, type_def in defs:
-                    for member in type_def.members:
-                        merged.union_members.append((subgraph.name, member))
-                        if member not in merged.members:
-                            merged.members.append(member)
+                merged.union_members = [(s.name, member) for s, t in defs for member in t.members]
             elif kind == "ENUM":
                 self._collect_enum(merged, defs)
             types[name] = merged
@@ -206,22 +208,15 @@ class Merger:
     # -- object and interface fields --------------------------------------------------------------
 
     def _merge_composite(self, merged: MergedType, defs: list[tuple[Subgraph, TypeDef]]) -> None:
-        for subgraph, type_def in defs:
-            for interface in type_def.interfaces:
-                merged.implements.append((subgraph.name, interface))
-                if interface not in merged.interfaces:
-                    merged.interfaces.append(interface)
-        names: list[str] = []
-        for _, type_def in defs:
-            names += [n for n in type_def.fields if n not in names]
-        type_subgraphs = sorted({j.subgraph for j in merged.join_types})
-        for name in names:
+        merged.implements = [(s.name, interface) for s, t in defs for interface in t.interfaces]
+        type_subgraphs = {j.subgraph for j in merged.join_types}
+        for name in _unique(name for _, t in defs for name in t.fields):
             field_defs = [(s, t, t.fields[name]) for s, t in defs if name in t.fields]
             merged_field = self._merge_field(merged, field_defs, type_subgraphs)
             if merged_field is not None:
                 merged.fields[name] = merged_field
 
-    def _merge_field(self, merged: MergedType, field_defs, type_subgraphs: list[str]) -> MergedField | None:
+    def _merge_field(self, merged: MergedType, field_defs, type_subgraphs: set[str]) -> MergedField | None:
         type_name = merged.name
         name = field_defs[0][2].name
         coordinate = f"{type_name}.{name}"
@@ -278,9 +273,9 @@ class Merger:
                     field_def.node,
                 )
         result = MergedField(name=name, type=field_type)
-        result.description = next((f.description for _, _, f in field_defs if f.description), None)
+        result.description = _first(f.description for _, _, f in field_defs)
         result.inaccessible = any(f.inaccessible for _, _, f in field_defs)
-        result.deprecated = next((f.deprecated for _, _, f in field_defs if f.deprecated), None)
+        result.deprecated = _first(f.deprecated for _, _, f in field_defs)
         result.tags = _unique(tag for _, _, f in field_defs for tag in f.tags)
         result.applied = [a for _, _, f in field_defs for a in f.applied]
         result.arguments = self._merge_arguments(coordinate, [(s, f) for s, _, f in base])
@@ -289,7 +284,7 @@ class Merger:
         special = any(
             f.external or f.requires or f.provides or f.override or s.name in overridden for s, _, f in field_defs
         )
-        if special or types_differ or sorted({s.name for s, _, _ in field_defs}) != sorted(set(type_subgraphs)):
+        if special or types_differ or {s.name for s, _, _ in field_defs} != type_subgraphs:
             for subgraph, _, field_def in kept:
                 result.joins.append(
                     JoinField(
@@ -343,7 +338,7 @@ class Merger:
             return None
         named = next(iter(names))
         if len(names) > 1:
-            named = self._common_supertype(names, field_defs)
+            named = self._common_supertype(names)
             if named is None:
                 self._type_mismatch(coordinate, types)
                 return None
@@ -351,7 +346,7 @@ class Merger:
         levels = [all(_levels(t)[i] for _, t in types) for i in range(depth)]
         return _with_levels(named, levels)
 
-    def _common_supertype(self, names: set[str], field_defs) -> str | None:
+    def _common_supertype(self, names: set[str]) -> str | None:
         """Output types may differ by subtyping (an interface and its implementation)."""
         for candidate in names:
             others = names - {candidate}
@@ -385,11 +380,8 @@ class Merger:
         return _with_levels(named, levels)
 
     def _merge_arguments(self, coordinate: str, definitions: list[tuple[Subgraph, Field]]) -> dict[str, MergedArgument]:
-        names: list[str] = []
-        for _, field_def in definitions:
-            names += [n for n in field_def.arguments if n not in names]
         merged: dict[str, MergedArgument] = {}
-        for name in names:
+        for name in _unique(name for _, f in definitions for name in f.arguments):
             present = [(s, f.arguments[name]) for s, f in definitions if name in f.arguments]
             if len(present) < len(definitions):
                 missing = [s.name for s, f in definitions if name not in f.arguments]
@@ -404,7 +396,7 @@ class Merger:
             argument_type = self._merge_input_types(f"{coordinate}({name}:)", [(s, a.type) for s, a in present], "FIELD_ARGUMENT_TYPE_MISMATCH")
             if argument_type is None:
                 continue
-            defaults = {a.default for _, a in present}
+            defaults = _unique(a.default for _, a in present)  # first-seen order: a stable message
             if len(defaults) > 1:
                 self.error(
                     "FIELD_ARGUMENT_DEFAULT_MISMATCH",
@@ -416,10 +408,10 @@ class Merger:
             merged[name] = MergedArgument(
                 name=name,
                 type=argument_type,
-                default=defaults.pop(),
-                description=next((a.description for _, a in present if a.description), None),
+                default=defaults[0],
+                description=_first(a.description for _, a in present),
                 inaccessible=any(a.inaccessible for _, a in present),
-                deprecated=next((a.deprecated for _, a in present if a.deprecated), None),
+                deprecated=_first(a.deprecated for _, a in present),
                 tags=_unique(tag for _, a in present for tag in a.tags),
             )
         return merged
@@ -427,10 +419,7 @@ class Merger:
     # -- input objects, enums ---------------------------------------------------------------------
 
     def _merge_input(self, merged: MergedType, defs: list[tuple[Subgraph, TypeDef]]) -> None:
-        names: list[str] = []
-        for _, type_def in defs:
-            names += [n for n in type_def.fields if n not in names]
-        for name in names:
+        for name in _unique(name for _, t in defs for name in t.fields):
             present = [(s, t.fields[name]) for s, t in defs if name in t.fields]
             coordinate = f"{merged.name}.{name}"
             if len(present) < len(defs):
@@ -449,10 +438,10 @@ class Merger:
             merged.fields[name] = MergedField(
                 name=name,
                 type=field_type,
-                description=next((f.description for _, f in present if f.description), None),
+                description=_first(f.description for _, f in present),
                 default=next((f.default for _, f in present if f.default is not None), None),
                 inaccessible=any(f.inaccessible for _, f in present),
-                deprecated=next((f.deprecated for _, f in present if f.deprecated), None),
+                deprecated=_first(f.deprecated for _, f in present),
                 tags=_unique(tag for _, f in present for tag in f.tags),
             )
         if not merged.fields:
@@ -505,7 +494,8 @@ class Merger:
 
     def _interface_objects(self, supergraph: MergedSupergraph, definitions) -> None:
         for interface in supergraph.types.values():
-            io_defs = [(s, t) for s, t in definitions.get(interface.name, []) if t.interface_object]
+            defs = definitions.get(interface.name, [])
+            io_defs = [(s, t) for s, t in defs if t.interface_object]
             if not io_defs:
                 continue
             for subgraph, type_def in io_defs:
@@ -513,8 +503,7 @@ class Merger:
                     self.error("INTERFACE_OBJECT_USAGE_ERROR", f'"{interface.name}" is an @interfaceObject in "{subgraph.name}" but has no @key', subgraph.name, type_def.nodes[0])
                 if subgraph.federation is not None and subgraph.federation < (2, 3):
                     self.error("INTERFACE_OBJECT_USAGE_ERROR", f'@interfaceObject needs federation v2.3 or later in "{subgraph.name}"', subgraph.name, type_def.nodes[0])
-            real = [(s, t) for s, t in definitions.get(interface.name, []) if not t.interface_object]
-            if not real:
+            if all(t.interface_object for _, t in defs):  # no subgraph defines the interface itself
                 self.error(
                     "INTERFACE_OBJECT_USAGE_ERROR",
                     f'"{interface.name}" is an @interfaceObject but no subgraph defines the interface itself',
@@ -544,8 +533,10 @@ class Merger:
 
 
 def _unique(items) -> list:
-    result: list = []
-    for item in items:
-        if item not in result:
-            result.append(item)
-    return result
+    """The items in first-seen order, each once."""
+    return list(dict.fromkeys(items))
+
+
+def _first(values):
+    """The first value that is set (not None or empty), else None."""
+    return next((value for value in values if value), None)

@@ -46,10 +46,6 @@ def _description(text: str | None, indent: str) -> str:
     return f'{indent}"""{text}"""\n'
 
 
-def _graph(name: str | None, enums: dict[str, str]) -> str:
-    return enums[name] if name is not None else ""
-
-
 def _join_type(join: JoinType, enums: dict[str, str]) -> str:
     args = [f"graph: {enums[join.subgraph]}"]
     if join.key is not None:
@@ -124,7 +120,7 @@ def _field(field: MergedField, enums: dict[str, str], composed: set[str], is_inp
     return text
 
 
-def _type(merged: MergedType, enums: dict[str, str], composed: set[str], root_names: dict[str, str]) -> str:
+def _type(merged: MergedType, enums: dict[str, str], composed: set[str]) -> str:
     keyword = {"OBJECT": "type", "INTERFACE": "interface", "UNION": "union", "ENUM": "enum", "INPUT_OBJECT": "input", "SCALAR": "scalar"}[merged.kind]
     head = _description(merged.description, "") + f"{keyword} {merged.name}"
     if merged.interfaces:
@@ -176,7 +172,7 @@ def print_supergraph(supergraph: MergedSupergraph, composed_links: list[tuple[st
     parts.append("enum link__Purpose {\n  SECURITY\n  EXECUTION\n}")
     composed_names = set(composed)
     for name in sorted(supergraph.types):
-        parts.append(_type(supergraph.types[name], enums, composed_names, {}))
+        parts.append(_type(supergraph.types[name], enums, composed_names))
     return "\n\n".join(parts) + "\n"
 
 

@@ -13,12 +13,9 @@ from collections import deque
 
 from ..supergraph import SupergraphModel
 from ._errors import CompositionError
+from ._subgraph import named_type
 
 State = tuple[str, str]  # (type name in that subgraph, subgraph)
-
-
-def _named(type_string: str) -> str:
-    return type_string.replace("[", "").replace("]", "").replace("!", "")
 
 
 class _Checker:
@@ -43,7 +40,7 @@ class _Checker:
         if type_name in self.roots and facts is not None:
             return [(type_name, s) for s in facts.subgraphs]
         reached = [state]
-        available = set(self.local_fields(type_name, subgraph))
+        available = self.local_fields(type_name, subgraph)
         targets = [type_name] + [i for i in self.model.interfaces_of(type_name) if self.model.entity_interfaces_with_object(i)]
         changed = True
         while changed:
@@ -112,13 +109,13 @@ class _Checker:
                         reported.add((api_name, field_name))
                         errors.append(self._error(api_name, field_name, path, options))
                     continue
-                child = _named(str(field_def.type))
+                child = named_type(str(field_def.type))
                 if not self.model.is_abstract(child) and (self.model.types.get(child) is None or self.model.types[child].kind != "OBJECT"):
                     continue
                 child_options = set()
                 for owner_type, owner in owners:
                     join = self.model.field_join(owner_type, field_name, owner)
-                    child_options.add((_named(join.type) if join is not None and join.type else child, owner))
+                    child_options.add((named_type(join.type) if join is not None and join.type else child, owner))
                 queue.append((child, frozenset(child_options), path + (field_name,)))
         return errors
 

@@ -39,6 +39,8 @@ from graphql import (
     print_ast,
 )
 
+from ..supergraph import SupergraphError, parse_field_set
+from ..supergraph._model import field_set_names
 from ._errors import CompositionError, location_of
 
 FEDERATION_DIRECTIVES = frozenset(
@@ -137,7 +139,6 @@ class TypeDef:
     keys: list[Key] = field(default_factory=list)
     extension: bool = True  # until a plain definition is seen
     extends: bool = False
-    shareable: bool = False
     interface_object: bool = False
     inaccessible: bool = False
     tags: list[str] = field(default_factory=list)
@@ -179,22 +180,16 @@ class Subgraph:
         return self.federation is None
 
 
+def named_type(type_string: str) -> str:
+    """The named type of a type string: "[User!]!" -> "User"."""
+    return type_string.replace("[", "").replace("]", "").replace("!", "")
+
+
 def _top_level_names(field_set: str) -> set[str]:
     try:
-        document = parse("{" + field_set + "}", no_location=True)
-    except GraphQLError:
+        return field_set_names(parse_field_set(field_set))
+    except SupergraphError:
         return set()
-    names: set[str] = set()
-
-    def walk(selections) -> None:
-        for selection in selections:
-            if hasattr(selection, "alias"):
-                names.add(selection.name.value)
-            elif getattr(selection, "selection_set", None) is not None:
-                walk(selection.selection_set.selections)
-
-    walk(document.definitions[0].selection_set.selections)  # type: ignore[union-attr]
-    return names
 
 
 def _description(node) -> str | None:
@@ -203,14 +198,7 @@ def _description(node) -> str | None:
 
 
 def _argument_values(directive: DirectiveNode) -> dict[str, object]:
-    values: dict[str, object] = {}
-    for argument in directive.arguments or ():
-        value = argument.value
-        if hasattr(value, "values") and not hasattr(value, "fields"):
-            values[argument.name.value] = [_plain(v) for v in value.values]
-        else:
-            values[argument.name.value] = _plain(value)
-    return values
+    return {argument.name.value: _plain(argument.value) for argument in directive.arguments or ()}
 
 
 def _plain(value) -> object:
@@ -219,6 +207,23 @@ def _plain(value) -> object:
     if hasattr(value, "values"):
         return [_plain(v) for v in value.values]
     return getattr(value, "value", None)
+
+
+def _imported(item) -> tuple[object, object]:
+    """An `import:` entry of @link, "@name" or {name: "@name", as: "@alias"}, as (name, alias)."""
+    if isinstance(item, dict):
+        return item.get("name"), item.get("as") or item.get("name")
+    return item, item
+
+
+def _read_common(element, canonical: str, directive: DirectiveNode) -> None:
+    """@inaccessible, @tag and @deprecated, read the same way on every kind of element."""
+    if canonical == "inaccessible":
+        element.inaccessible = True
+    elif canonical == "tag":
+        element.tags.append(str(_argument_values(directive).get("name")))
+    elif canonical == "deprecated" and hasattr(element, "deprecated"):
+        element.deprecated = str(_argument_values(directive).get("reason") or "No longer supported")
 
 
 class _Reader:
@@ -232,7 +237,7 @@ class _Reader:
         self.custom_directives: set[str] = set()
 
     def error(self, code: str, message: str, node=None) -> None:
-        self.errors.append(CompositionError(code, message, self.name, location_of(node) if node is not None else ()))
+        self.errors.append(CompositionError(code, message, self.name, location_of(node)))
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -288,7 +293,7 @@ class _Reader:
                     for directive_name in FEDERATION_DIRECTIVES:
                         self.canonical[f"{namespace}__{directive_name}"] = directive_name
                     for item in imports:  # type: ignore[union-attr]
-                        original, alias = (item.get("name"), item.get("as") or item.get("name")) if isinstance(item, dict) else (item, item)
+                        original, alias = _imported(item)
                         if not isinstance(original, str) or not original.startswith("@"):
                             continue
                         if original[1:] not in FEDERATION_DIRECTIVES:
@@ -298,7 +303,7 @@ class _Reader:
                 elif not _LINK_URL.match(url):
                     mapping = {}
                     for item in imports:  # type: ignore[union-attr]
-                        original, alias = (item.get("name"), item.get("as") or item.get("name")) if isinstance(item, dict) else (item, item)
+                        original, alias = _imported(item)
                         if isinstance(original, str) and original.startswith("@"):
                             mapping[str(alias)[1:]] = original[1:]
                     segments = url.rstrip("/").split("/")
@@ -363,8 +368,8 @@ class _Reader:
         block_shareable = False
         block_external = False
         for canonical, directive in federation:
-            args = _argument_values(directive)
             if canonical == "key":
+                args = _argument_values(directive)
                 fields_arg = args.get("fields")
                 if not isinstance(fields_arg, str):
                     self.error("KEY_INVALID_FIELDS", f"@key on {name} needs a 'fields' string", directive)
@@ -374,15 +379,12 @@ class _Reader:
                 type_def.extends = True
             elif canonical == "shareable":
                 block_shareable = True
-                type_def.shareable = True
             elif canonical == "interfaceObject":
                 type_def.interface_object = True
-            elif canonical == "inaccessible":
-                type_def.inaccessible = True
-            elif canonical == "tag":
-                type_def.tags.append(str(args.get("name")))
             elif canonical == "external":
                 block_external = True  # @external on a type: every field of this block is external
+            else:
+                _read_common(type_def, canonical, directive)
         for interface in getattr(definition, "interfaces", None) or ():
             if interface.name.value not in type_def.interfaces:
                 type_def.interfaces.append(interface.name.value)
@@ -394,18 +396,13 @@ class _Reader:
             value_federation, value_applied = self._federation_directives(value)
             enum_value = EnumValue(value.name.value, _description(value), applied=value_applied)
             for canonical, directive in value_federation:
-                if canonical == "inaccessible":
-                    enum_value.inaccessible = True
-                elif canonical == "deprecated":
-                    enum_value.deprecated = str(_argument_values(directive).get("reason") or "No longer supported")
-                elif canonical == "tag":
-                    enum_value.tags.append(str(_argument_values(directive).get("name")))
+                _read_common(enum_value, canonical, directive)
             type_def.values[value.name.value] = enum_value
         for field_node in getattr(definition, "fields", None) or ():
             field_name = field_node.name.value
             if name == "Query" and field_name in ("_service", "_entities"):
                 continue
-            read = self._read_field(field_node, kind)
+            read = self._read_field(field_node)
             if block_shareable:
                 read.shareable = True
             if block_external:
@@ -414,7 +411,7 @@ class _Reader:
                 self.error("INVALID_GRAPHQL", f"{name}.{field_name} is declared twice", field_node)
             type_def.fields[field_name] = read
 
-    def _read_field(self, node, kind: str) -> Field:
+    def _read_field(self, node) -> Field:
         read = Field(
             name=node.name.value,
             type=self._type_string(node.type),
@@ -430,8 +427,6 @@ class _Reader:
                 read.external = True
             elif canonical == "shareable":
                 read.shareable = True
-            elif canonical == "inaccessible":
-                read.inaccessible = True
             elif canonical == "requires":
                 read.requires = str(args.get("fields") or "")
             elif canonical == "provides":
@@ -440,10 +435,8 @@ class _Reader:
                 read.override = str(args.get("from") or "")
                 label = args.get("label")
                 read.override_label = str(label) if label is not None else None
-            elif canonical == "deprecated":
-                read.deprecated = str(args.get("reason") or "No longer supported")
-            elif canonical == "tag":
-                read.tags.append(str(args.get("name")))
+            else:
+                _read_common(read, canonical, directive)
         for argument_node in getattr(node, "arguments", None) or ():
             argument = Argument(
                 name=argument_node.name.value,
@@ -454,12 +447,7 @@ class _Reader:
             )
             argument_federation, _ = self._federation_directives(argument_node)
             for canonical, directive in argument_federation:
-                if canonical == "inaccessible":
-                    argument.inaccessible = True
-                elif canonical == "tag":
-                    argument.tags.append(str(_argument_values(directive).get("name")))
-                elif canonical == "deprecated":
-                    argument.deprecated = str(_argument_values(directive).get("reason") or "No longer supported")
+                _read_common(argument, canonical, directive)
             read.arguments[argument.name] = argument
         return read
 
@@ -470,7 +458,7 @@ class _Reader:
             if type_def is not None and not type_def.fields:
                 del subgraph.types[root]
         for type_def in subgraph.types.values():
-            if type_def.kind != "OBJECT" and type_def.kind != "INTERFACE":
+            if type_def.kind not in ("OBJECT", "INTERFACE"):
                 continue
             key_fields = type_def.key_field_names()
             for field_def in type_def.fields.values():
@@ -498,7 +486,7 @@ class _Reader:
                     self.error("INVALID_GRAPHQL", f"{type_def.name} implements an unknown interface {interface}", type_def.nodes[0])
 
     def _known(self, type_string: str, known: set[str], where: str, node) -> None:
-        named = type_string.replace("[", "").replace("]", "").replace("!", "")
+        named = named_type(type_string)
         if named not in known:
             self.error("INVALID_GRAPHQL", f'unknown type "{named}" used by {where}', node)
 
