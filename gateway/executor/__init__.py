@@ -55,7 +55,7 @@ class ExecutionResult:
 class Executor:
     def __init__(self, model: SupergraphModel, transport: SubgraphTransport, guarded: GuardLookup | None = None) -> None:
         self.model = model
-        self.runner = FetchRunner(model, transport)
+        self.runner = FetchRunner(model, transport, redact_errors=guarded is not None)
         self.shaper = Shaper(model.api_schema, guarded)
         self._introspection: LRUCache = LRUCache(maxsize=256)
 

@@ -39,9 +39,12 @@ class Execution:
 
 
 class FetchRunner:
-    def __init__(self, model: SupergraphModel, transport: SubgraphTransport) -> None:
+    def __init__(self, model: SupergraphModel, transport: SubgraphTransport, redact_errors: bool = False) -> None:
         self.model = model
         self.transport = transport
+        # with privacy on, a subgraph error's own words never reach the client: they may carry a
+        # personal value no decision has seen (its code, path and subgraph still do)
+        self.redact_errors = redact_errors
         # names that a subgraph may return as __typename without being a concrete type
         self._interface_names = frozenset(t.name for t in model.types.values() if t.kind == "INTERFACE")
 
@@ -148,6 +151,8 @@ class FetchRunner:
             if not isinstance(error, dict):
                 continue
             message = error.get("message")
+            if self.redact_errors:
+                message = f"subgraph '{node.subgraph}' reported an error"
             out: dict[str, Any] = {"message": message if isinstance(message, str) else "subgraph error"}
             path = error.get("path")
             if isinstance(path, list) and path:
@@ -161,6 +166,8 @@ class FetchRunner:
                     out["path"] = path
             extensions = error.get("extensions")
             extensions = dict(extensions) if isinstance(extensions, dict) else {}
+            if self.redact_errors:
+                extensions = {"code": extensions["code"]} if isinstance(extensions.get("code"), str) else {}
             extensions["serviceName"] = node.subgraph
             out["extensions"] = extensions
             execution.errors.append(out)

@@ -96,3 +96,29 @@ async def test_a_value_of_an_unknown_concrete_type_is_withheld_if_any_possible_t
     assert reporter != {"id": "r1"} and str(reporter).startswith("pse_")  # withheld: the category's strategy
     assert [w["reason"] for w in response.extensions["privacy"]["withheld"]] == ["subject-unknown"]
     await store.close()
+
+
+class _FailingWithPersonalWords:
+    async def send(self, subgraph, query, variables, context=None):
+        return {
+            "data": {"incidents": None},
+            "errors": [{"message": "no incidents for amelie@example.org", "path": ["incidents"],
+                        "extensions": {"code": "NOT_FOUND", "email": "amelie@example.org"}}],
+        }
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_subgraph_error_keeps_its_code_and_path_but_not_its_words(tmp_path, privacy_world, signer):
+    policy = parse_policy(policy_document(signer.jwks_file))
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    await store.create()
+    guard = PrivacyGuard(policy, Ledger(store, policy), AuditLog(store), b"test-pseudonym-key")
+    engine = Engine(load_supergraph(_composed_world(privacy_world)), _FailingWithPersonalWords(), guard)
+    response = await engine.run("{ incidents { id } }")
+    assert response.errors == [
+        {"message": "subgraph 'reports' reported an error", "path": ["incidents"], "extensions": {"code": "NOT_FOUND", "serviceName": "reports"}}
+    ]
+    assert "amelie" not in str(response.to_dict())
+    await store.close()
