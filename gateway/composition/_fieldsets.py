@@ -114,7 +114,7 @@ def _check_key(subgraph: Subgraph, type_def: TypeDef, key: Key, fail, used: set)
 def _directive_node(field_def: Field, name: str):
     node = field_def.node
     for directive in getattr(node, "directives", None) or ():
-        if name in directive.name.value:
+        if directive.name.value == name or directive.name.value.endswith("__" + name):  # `@federation__requires` too; never `@requiresScopes`
             return directive
     return node
 
