@@ -98,17 +98,17 @@ class Engine:
         assert self.privacy is not None
         personal = self.privacy.personal(type_name, field_name)
         if personal is not None:
-            return ("personal", personal, SUBJECT_KEY)
+            return ("personal", personal, SUBJECT_KEY, self.privacy.subject_field(type_name))
         aggregate = self.privacy.aggregate(type_name, field_name)
         if aggregate is not None:
-            return ("aggregate", aggregate, CONTRIBUTORS_PREFIX + field_name)
+            return ("aggregate", aggregate, CONTRIBUTORS_PREFIX + field_name, None)
         # An object whose answer names no concrete type is shaped as the abstract type: where any
         # type it may be guards the field, it is guarded with a subject (or count) that is never
         # there, so the value is withheld (fail closed).
         for concrete in self.privacy.concrete_types_with(type_name):
             guard = self._guarded(concrete, field_name) if concrete != type_name else None
             if guard is not None:
-                return (guard[0], guard[1], UNKNOWN_CONCRETE_TYPE)
+                return (guard[0], guard[1], UNKNOWN_CONCRETE_TYPE, None)
         return None
 
     @classmethod

@@ -25,13 +25,14 @@ from graphql import (
 from ..planner import INTROSPECTION_ROOT_FIELDS, PreparedOperation, QueryPlan
 from ..supergraph import SupergraphModel
 from ._fetch import Execution, FetchRunner, SubgraphTransport, SubgraphUnavailable
-from ._shape import PLACE, GuardLookup, PrivacyDecisions, Shaper, path_of
+from ._shape import PLACE, FieldGuard, GuardLookup, PrivacyDecisions, Shaper, path_of
 from ._transport import HttpPool, HttpSubgraph, InProcessSubgraph, Subgraphs
 
 __all__ = [
     "PLACE",
     "ExecutionResult",
     "Executor",
+    "FieldGuard",
     "HttpPool",
     "HttpSubgraph",
     "InProcessSubgraph",

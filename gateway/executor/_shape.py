@@ -28,7 +28,7 @@ _SCALAR, _ENUM, _OBJECT, _TYPENAME, _INTROSPECTION = range(5)
 
 
 class _FieldShape:
-    __slots__ = ("child", "enum_values", "guard", "key", "kind", "leaf", "name", "non_null", "parent", "wrappers")
+    __slots__ = ("child", "data_key", "enum_values", "guard", "key", "kind", "leaf", "name", "non_null", "parent", "wrappers")
 
     def __init__(self, key, name, parent, wrappers, kind, enum_values, child, guard=None) -> None:
         self.key = key
@@ -38,35 +38,86 @@ class _FieldShape:
         self.kind = kind
         self.enum_values = enum_values
         self.child = child
-        # set for personal and aggregate fields: (kind, annotation, key of the subject/count)
-        self.guard = guard
+        self.guard = guard  # a FieldGuard for personal and aggregate fields
+        # where this position's object has the guard's subject (or count): see _TypeFields
+        self.data_key = guard.data_key if guard is not None else None
         # the common case, completed inline: a scalar or enum that is not a list
         self.leaf = kind in (_SCALAR, _ENUM) and "L" not in wrappers
         self.non_null = wrappers == ("N",)
 
 
-# (type name, field name) -> ("personal" | "aggregate", annotation, data key) or None
+# (type name, field name) -> ("personal" | "aggregate", annotation, data key, stand-in) or None;
+# the stand-in is a field whose value is the subject too (the type's subject field), or None
 GuardLookup = Callable[[str, str], tuple | None]
 
+
+class FieldGuard:
+    """What guards one field of one type, shared by every position of a plan that selects it, so
+    a request decides a (field, subject) pair once, wherever the field appears."""
+
+    __slots__ = ("annotation", "data_key", "kind", "name", "parent", "stand_in")
+
+    def __init__(self, kind: str, annotation: Any, data_key: str, parent: str, name: str, stand_in: str | None = None) -> None:
+        self.kind = kind  # "personal" | "aggregate"
+        self.annotation = annotation
+        self.data_key = data_key  # where the object's subject (or contributor count) is in the data
+        self.parent = parent
+        self.name = name
+        # the subject field itself: where the client selects it under its own name, without
+        # arguments, its value is the subject and nothing is added to the subgraph requests for it
+        # (gateway.privacy's injection applies the same rule)
+        self.stand_in = stand_in
 
 
 class PrivacyDecisions(Protocol):
     """Decides each personal or aggregate value while the response is shaped (gateway.privacy).
 
-    `place` gets the field's shape (`.guard`: what GuardLookup returned, `.parent`: type name,
-    `.name`: field name), the object's subject (or contributor count; None when unusable), the
-    value, and where it sits (parent path node, response key); it returns what goes in the
-    response: the value, a masked value or null.
+    `place` gets the field's FieldGuard, the object's subject (or contributor count; None when
+    unusable), the value, and where it sits (parent path node, response key); it returns what
+    goes in the response: the value, a masked value or null.
     """
 
-    # (field shape, subject) -> verdict; a verdict whose first item is PLACE means "the value goes in
-    # as it is", so the shaper places it without a call (the common case: thousands of values)
+    # (field guard, subject) -> verdict; a verdict whose first item is PLACE means "the value goes in
+    # as it is", so the shaper places it without a call
     verdicts: dict[tuple, list]
+    # (type fields, subject) pairs whose every guarded field goes in as it is, met in this response:
+    # objects of that subject at that position are shaped as if nothing were guarded (the common
+    # case: thousands of values, one look-up per object)
+    seen: dict[tuple, Any]
 
-    def place(self, field_shape: Any, subject: Any, value: Any, node: tuple | None, key: str) -> Any: ...
+    def place(self, field_guard: FieldGuard, subject: Any, value: Any, node: tuple | None, key: str) -> Any: ...
+
+    def known_object(self, object_key: tuple) -> bool:
+        """Whether earlier requests found every guarded field of (type fields, subject) placed as
+        it is (then it is in `seen` from now on)."""
+        ...
+
+    def object_placed(self, object_key: tuple, guards: tuple[FieldGuard, ...]) -> None:
+        """Called after an object whose fields went through `place`: remembers the pair when every
+        one of them went in as it is."""
+        ...
 
 
 PLACE = 0
+
+
+class _TypeFields:
+    """The fields one position selects on one runtime type."""
+
+    __slots__ = ("fields", "guarded", "guards", "subject_key")
+
+    def __init__(self, fields: list[_FieldShape], plain_keys: frozenset[str]) -> None:
+        self.fields = fields
+        for field_shape in fields:
+            guard = field_shape.guard
+            if guard is not None and guard.stand_in is not None and guard.stand_in in plain_keys:
+                field_shape.data_key = guard.stand_in
+        self.guards = tuple(f.guard for f in fields if f.guard is not None)
+        self.guarded = bool(self.guards)
+        # where every guarded field finds its subject, when they all find it in the same place
+        # (personal fields): one look-up per object then tells whether all of them are placed
+        keys = {f.data_key for f in fields if f.guard is not None}
+        self.subject_key = keys.pop() if len(keys) == 1 and all(g.kind == "personal" for g in self.guards) else None
 
 
 class _ObjectShape:
@@ -78,9 +129,9 @@ class _ObjectShape:
         self.shaper = shaper
         self.static_type = static_type
         self.selections = selections
-        self.by_type: dict[str, list[_FieldShape]] = {}
+        self.by_type: dict[str, _TypeFields] = {}
 
-    def fields_for(self, typename: str) -> list[_FieldShape]:
+    def fields_for(self, typename: str) -> _TypeFields:
         fields = self.by_type.get(typename)
         if fields is None:
             fields = self.by_type[typename] = self.shaper.compile_fields(self, typename)
@@ -91,6 +142,7 @@ class Shaper:
     def __init__(self, api_schema: GraphQLSchema, guarded: GuardLookup | None = None) -> None:
         self.schema = api_schema
         self.guarded = guarded
+        self._guards: dict[tuple[str, str], FieldGuard | None] = {}
         self.concrete_types = frozenset(
             name for name, t in api_schema.type_map.items() if isinstance(t, GraphQLObjectType) and not name.startswith("__")
         )
@@ -101,7 +153,16 @@ class Shaper:
             shape = plan.compiled["shape"] = _ObjectShape(self, plan.root_type, plan.selections)
         return shape
 
-    def compile_fields(self, shape: _ObjectShape, typename: str) -> list[_FieldShape]:
+    def field_guard(self, typename: str, name: str) -> FieldGuard | None:
+        if self.guarded is None:
+            return None
+        cache_key = (typename, name)
+        if cache_key not in self._guards:
+            found = self.guarded(typename, name)
+            self._guards[cache_key] = FieldGuard(found[0], found[1], found[2], typename, name, found[3]) if found is not None else None
+        return self._guards[cache_key]
+
+    def compile_fields(self, shape: _ObjectShape, typename: str) -> _TypeFields:
         schema = self.schema
         runtime = schema.type_map.get(typename)
         if runtime is None or not hasattr(runtime, "fields"):
@@ -120,6 +181,8 @@ class Shaper:
 
         result = []
         collected = collect_fields(shape.selections, applies, lambda name: name in self.concrete_types)
+        # response keys that hold their own field's value, unaliased and without arguments
+        plain_keys = frozenset(key for key, item in collected.items() if item.field.name == key and not item.field.arguments)
         for key, item in collected.items():
             name = item.field.name
             if name == "__typename":
@@ -136,7 +199,7 @@ class Shaper:
             while isinstance(gql_type, (GraphQLNonNull, GraphQLList)):
                 wrappers.append("N" if isinstance(gql_type, GraphQLNonNull) else "L")
                 gql_type = gql_type.of_type
-            guard = self.guarded(typename, name) if self.guarded is not None else None
+            guard = self.field_guard(typename, name)
             if isinstance(gql_type, GraphQLEnumType):
                 result.append(_FieldShape(key, name, typename, tuple(wrappers), _ENUM, frozenset(gql_type.values), None, guard))
             elif is_leaf_type(gql_type):
@@ -144,7 +207,7 @@ class Shaper:
             else:
                 child = _ObjectShape(self, gql_type.name, item.field.selections or ())
                 result.append(_FieldShape(key, name, typename, tuple(wrappers), _OBJECT, None, child, guard))
-        return result
+        return _TypeFields(result, plain_keys)
 
     def shape(
         self, plan: QueryPlan, data: dict[str, Any], errors: list[dict[str, Any]], privacy: PrivacyDecisions | None = None
@@ -181,7 +244,18 @@ class _Walk:
                 return None  # a type the API does not expose (@inaccessible): the client sees null
             typename = shape.static_type if typename is None or shape.static_type in self.shaper.concrete_types else typename
         out: dict[str, Any] = {}
-        for field_shape in shape.fields_for(typename):
+        type_fields = shape.fields_for(typename)
+        privacy = self.privacy
+        guarded = type_fields.guarded
+        object_key = None  # (type fields, subject) of an object whose guarded fields are placed one by one
+        if guarded and privacy is not None and type_fields.subject_key is not None:
+            subject = obj.get(type_fields.subject_key)
+            if subject.__class__ is str or subject.__class__ is int:
+                object_key = (type_fields, subject)
+                if object_key in privacy.seen or privacy.known_object(object_key):
+                    guarded = False  # every guarded field goes in as it is for this subject here
+                    object_key = None
+        for field_shape in type_fields.fields:
             key = field_shape.key
             if field_shape.leaf:
                 value = obj.get(key)
@@ -205,21 +279,25 @@ class _Walk:
                 value = self.value(obj.get(key), field_shape, 0, (node, key))
                 if value is _BUBBLE:
                     return _BUBBLE
-            guard = field_shape.guard
-            if guard is None:
+            if not guarded or field_shape.guard is None:
                 out[key] = value
-            else:
-                # the privacy stage decides on every value, here as it is placed (fail closed: no
-                # decider, no value)
-                subject = obj.get(guard[2])
-                if subject.__class__ is not str and subject.__class__ is not int:
-                    subject = None  # no usable subject (or contributor count): decided as unknown
-                privacy = self.privacy
-                if privacy is None:
-                    out[key] = None
-                    continue
-                verdict = privacy.verdicts.get((field_shape, subject))
-                out[key] = value if verdict is not None and verdict[0] == PLACE else privacy.place(field_shape, subject, value, node, key)
+                continue
+            # the privacy stage decides on every value, here as it is placed (fail closed: no
+            # decider, no value)
+            if privacy is None:
+                out[key] = None
+                continue
+            guard = field_shape.guard
+            subject = obj.get(field_shape.data_key)
+            if subject.__class__ is not str and subject.__class__ is not int:
+                subject = None  # no usable subject (or contributor count): decided as unknown
+            verdict = privacy.verdicts.get((guard, subject))
+            if verdict is not None and verdict[0] == PLACE:
+                out[key] = value
+                continue
+            out[key] = privacy.place(guard, subject, value, node, key)
+        if object_key is not None:
+            privacy.object_placed(object_key, type_fields.guards)  # type: ignore[union-attr]
         return out
 
     def value(self, value: Any, field_shape: _FieldShape, depth: int, node: tuple) -> Any:

@@ -27,7 +27,7 @@ from typing import Any
 from cachetools import LRUCache
 
 from ..consent import AuditLog, Disclosure, Ledger, LedgerUnavailable
-from ..executor import PLACE, ExecutionResult, path_of
+from ..executor import PLACE, ExecutionResult, FieldGuard, path_of
 from ..identity import Requester
 from ..policy import Policy
 from ..taxonomy import category_covers
@@ -60,6 +60,9 @@ class PrivacyGuard:
         # (recipient, purpose, subject, category) -> (decision, ledger generation, valid until):
         # consent decisions outlive a request until the ledger changes or the consent expires
         self.consent_decisions: LRUCache = LRUCache(maxsize=200_000)
+        # (requester, ledger generation) -> what values get, for every request of that requester
+        # until the ledger changes (see _VerdictTable)
+        self.verdict_tables: LRUCache = LRUCache(maxsize=1_000)
 
     def _key(self, recipient: str) -> bytes:
         key = self._recipient_keys.get(recipient)
@@ -84,6 +87,13 @@ class PrivacyGuard:
         if self.audit is not None:
             await self.audit.record(request_id, requester.recipient, requester.purpose or "", disclosures)
 
+    def verdict_table(self, requester: Requester, generation: int) -> _VerdictTable:
+        key = (requester.recipient, requester.purpose, requester.resident, requester.roles, generation)
+        table = self.verdict_tables.get(key)
+        if table is None or len(table.fields) + len(table.objects) > _VERDICT_TABLE_LIMIT:
+            table = self.verdict_tables[key] = _VerdictTable()
+        return table
+
     def decisions(self, requester: Requester) -> RequestDecisions:
         """A request's decisions, for the shaper to consult as it places values."""
         return RequestDecisions(self, requester)
@@ -107,7 +117,7 @@ class PrivacyGuard:
                 )
             assert result.reshape is not None
             result.data, result.errors = result.reshape(decisions)
-        audited = list(decisions.disclosures.values())
+        audited = decisions.audited()
         if audited and self.audit is not None:
             try:
                 await self.audit.record(request_id, requester.recipient, requester.purpose or "", audited)
@@ -122,6 +132,22 @@ class PrivacyGuard:
         return ({"withheld": decisions.withheld} if decisions.withheld else None), audited
 
 
+_VERDICT_TABLE_LIMIT = 100_000  # pairs kept per requester: started afresh beyond
+
+
+class _VerdictTable:
+    """One requester's verdicts on one ledger generation, kept across its requests."""
+
+    __slots__ = ("fields", "objects")
+
+    def __init__(self) -> None:
+        # (field guard, subject) -> (verdict, valid until or None)
+        self.fields: dict[tuple, tuple] = {}
+        # (type fields, subject) -> (what placing such an object discloses, valid until or None),
+        # for the pairs whose every guarded field goes in as it is; the disclosure is
+        # (subject, fields, bases), or None when nothing needs auditing (the subject themself)
+        self.objects: dict[tuple, tuple] = {}
+
 # What a (field, subject) pair gets, decided once per request: verdict[0] is one of these.
 _PLACE = PLACE  # as it is (the shaper does this one itself)
 _PLACE_AUDITED, _MASK, _BELOW_K, _UNDECIDED = range(1, 5)
@@ -131,7 +157,8 @@ class RequestDecisions:
     """One request's decisions, made while the shaper walks the response (no I/O: see settle)."""
 
     __slots__ = (
-        "consents", "decided", "disclosures", "final", "generation", "guard", "missing", "mode", "requester", "verdicts", "withheld"
+        "consents", "decided", "disclosures", "expiries", "final", "generation", "guard", "missing", "mode", "now", "objects", "requester",
+        "seen", "table", "verdicts", "withheld",
     )
 
     def __init__(
@@ -153,26 +180,33 @@ class RequestDecisions:
         self.mode = mode  # _LEDGER_DOWN: everything withheld; _AUDIT_DOWN: audited disclosures withheld
         self.final = final  # no second chance: a subject still unknown to the ledger is withheld
         self.decided: dict[tuple, _Decision | None] = {}  # (subject, category) -> decision
-        self.verdicts: dict[tuple, list] = {}  # (field shape, subject) -> [action, ...]
+        self.expiries: dict[tuple, float] = {}  # (subject, category) -> when the consent allowing it expires
+        self.verdicts: dict[tuple, list] = {}  # (field guard, subject) -> [action, ...]
+        self.seen: dict[tuple, tuple | None] = {}  # (type fields, subject) -> its disclosure (PrivacyDecisions.seen)
         self.withheld: list[dict[str, Any]] = []
         self.disclosures: dict[str, Disclosure] = {}
         self.missing: set[str] = set()
+        self.now = time.time()
+        # verdicts made for this requester by earlier requests on the same ledger generation; none
+        # when the ledger or the audit log is down (those verdicts are this request's alone)
+        self.table = guard.verdict_table(requester, self.generation) if mode is None else None
+        self.objects: dict[tuple, tuple] = self.table.objects if self.table is not None else {}
 
-    def place(self, field_shape: Any, subject: Any, value: Any, node: tuple | None, key: str) -> Any:
-        entry = self.verdicts.get((field_shape, subject))
+    def place(self, field_guard: FieldGuard, subject: Any, value: Any, node: tuple | None, key: str) -> Any:
+        entry = self.verdicts.get((field_guard, subject))
         if entry is None:
-            entry = self.verdicts[(field_shape, subject)] = self._entry(field_shape, subject)
+            entry = self.verdicts[(field_guard, subject)] = self._entry(field_guard, subject)
         action = entry[0]
         if action == _PLACE:
             return value
         if action == _PLACE_AUDITED:
-            if value is not None:  # a null discloses nothing
-                entry[0] = _PLACE  # disclosed once: the field's other values of this subject go in as they are
-                disclosure = self.disclosures.get(entry[1])
-                if disclosure is None:
-                    disclosure = self.disclosures[entry[1]] = Disclosure(entry[1])
-                disclosure.fields.add(entry[2])
-                disclosure.basis.add(entry[3])
+            # audited even when null: the requester learns that the subject has no such value
+            entry[0] = _PLACE  # disclosed once: the field's other values of this subject go in as they are
+            disclosure = self.disclosures.get(entry[1])
+            if disclosure is None:
+                disclosure = self.disclosures[entry[1]] = Disclosure(entry[1])
+            disclosure.fields.add(entry[2])
+            disclosure.basis.add(entry[3])
             return value
         if action == _MASK:
             if value is None:
@@ -185,23 +219,73 @@ class RequestDecisions:
         self.missing.add(entry[1])  # _UNDECIDED: settled after the ledger is read
         return None
 
-    def _entry(self, field_shape: Any, subject: Any) -> list:
-        kind, annotation = field_shape.guard[0], field_shape.guard[1]
+    def known_object(self, object_key: tuple) -> bool:
+        known = self.objects.get(object_key)
+        if known is None or (known[1] is not None and known[1] <= self.now):
+            return False
+        self.seen[object_key] = known[0]
+        return True
+
+    def object_placed(self, object_key: tuple, guards: tuple[FieldGuard, ...]) -> None:
+        subject = object_key[1]
+        fields, bases, valid_until = [], [], None
+        for field_guard in guards:
+            entry = self.verdicts.get((field_guard, subject))
+            if entry is None or entry[0] != _PLACE:
+                return  # masked, withheld or undecided: each value of it goes through `place`
+            if len(entry) > 1:  # audited: [action, subject, "Type.field", basis, valid until]
+                fields.append(entry[2])
+                bases.append(entry[3])
+                if entry[4] is not None:
+                    valid_until = entry[4] if valid_until is None else min(valid_until, entry[4])
+        disclosure = (str(subject), frozenset(fields), frozenset(bases)) if fields else None
+        self.objects[object_key] = (disclosure, valid_until)
+        self.seen[object_key] = disclosure
+
+    def audited(self) -> list[Disclosure]:
+        """What this response discloses to anyone but the subject, one Disclosure per subject."""
+        disclosures = self.disclosures
+        for disclosure in self.seen.values():
+            if disclosure is not None:
+                subject, fields, bases = disclosure
+                found = disclosures.get(subject)
+                if found is None:
+                    found = disclosures[subject] = Disclosure(subject)
+                found.fields.update(fields)
+                found.basis.update(bases)
+        return list(disclosures.values())
+
+    def _entry(self, field_guard: FieldGuard, subject: Any) -> list:
+        table = self.table
+        if table is not None:
+            known = table.fields.get((field_guard, subject))
+            if known is not None and (known[1] is None or known[1] > self.now):
+                return list(known[0])
+        kind, annotation = field_guard.kind, field_guard.annotation
+        valid_until = None
+        keep = True
         if kind == "aggregate":
             minimum = max(self.guard.policy.k, annotation.min_contributors or 0)
-            return [_PLACE] if isinstance(subject, int) and subject >= minimum else [_BELOW_K]
-        category = annotation.category
-        decision = self._decision(subject, category)
-        if decision is None:
-            return [_UNDECIDED, str(subject)]
-        if decision.allowed:
-            if decision.basis == "self":
-                return [_PLACE]
-            if self.mode is not _AUDIT_DOWN:
-                # [action, subject, "Type.field", basis]
-                return [_PLACE_AUDITED, str(subject), f"{field_shape.parent}.{field_shape.name}", decision.basis]
-            decision = _AUDIT_DOWN
-        return [_MASK, category, decision.reason, self.guard.policy.strategy_for(category, annotation.strategy)]
+            entry = [_PLACE] if isinstance(subject, int) and subject >= minimum else [_BELOW_K]
+        else:
+            category = annotation.category
+            decision = self._decision(subject, category)
+            if decision is None:
+                return [_UNDECIDED, str(subject)]  # never kept: the next request may know more
+            if decision.allowed and decision.basis == "self":
+                entry = [_PLACE]
+            elif decision.allowed and self.mode is not _AUDIT_DOWN:
+                valid_until = self.expiries.get((str(subject), category))
+                # [action, subject, "Type.field", basis, valid until]
+                entry = [_PLACE_AUDITED, str(subject), f"{field_guard.parent}.{field_guard.name}", decision.basis, valid_until]
+            else:
+                keep = decision is not _LEDGER_DOWN
+                if decision.allowed:
+                    decision = _AUDIT_DOWN
+                entry = [_MASK, category, decision.reason, self.guard.policy.strategy_for(category, annotation.strategy)]
+        if table is not None and keep:
+            table.fields[(field_guard, subject)] = (tuple(entry), valid_until)
+        return entry
 
     def _decision(self, subject: Any, category: str) -> _Decision | None:
         key = (subject, category)
@@ -229,7 +313,9 @@ class RequestDecisions:
         requester = self.requester
         shared_key = (requester.recipient, requester.purpose, subject, category)
         shared = self.guard.consent_decisions.get(shared_key)
-        if shared is not None and shared[1] == self.generation and (shared[2] is None or shared[2] > time.time()):
+        if shared is not None and shared[1] == self.generation and (shared[2] is None or shared[2] > self.now):
+            if shared[2] is not None:
+                self.expiries[(subject, category)] = shared[2]
             return shared[0]
         records = self.consents.get(subject)
         if records is None:
@@ -243,5 +329,7 @@ class RequestDecisions:
         else:
             decision = _Decision(True, f"consent:{consent.id}", None)
             valid_until = consent.valid_until()
+            if valid_until is not None:
+                self.expiries[(subject, category)] = valid_until
         self.guard.consent_decisions[shared_key] = (decision, self.generation, valid_until)
         return decision

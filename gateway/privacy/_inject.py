@@ -1,7 +1,8 @@
 """Adding what privacy decisions need to an operation before it is planned.
 
 Wherever a query selects a personal field, the subject field of that type is selected too (as
-`_cg_subject`); wherever it selects an aggregate, the aggregate's contributor count (as
+`_cg_subject`), unless the client selects it there itself under its own name and without
+arguments; wherever it selects an aggregate, the aggregate's contributor count (as
 `_cg_count_<field>`). The client never sees them: shaping follows the client's own selection.
 """
 
@@ -60,7 +61,10 @@ def _additions(schema: PrivacySchema, selections: tuple[NSelection, ...], type_n
         wanted: list[NSelection] = []
         if any(schema.personal(concrete, c.field.name) for c in fields.values()):
             subject = schema.subject_field(concrete)
-            if subject is not None:
+            own = fields.get(subject) if subject is not None else None
+            # the client's own selection of the subject field, unaliased and without arguments,
+            # already carries the subject: the shaper reads it there (FieldGuard.stand_in)
+            if subject is not None and (own is None or own.field.name != subject or own.field.arguments):
                 wanted.append(NField(SUBJECT_KEY, subject, "", frozenset(), None))
         for collected in fields.values():
             aggregate = schema.aggregate(concrete, collected.field.name)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import gateway.consent._ledger as ledger_module
 import gateway.privacy._guard as guard_module
 from gateway.consent import AuditLog, Ledger
-from gateway.executor import ExecutionResult
+from gateway.executor import ExecutionResult, FieldGuard
 from gateway.identity import Requester
 from gateway.policy import parse_policy
 from gateway.privacy import PrivacyGuard
@@ -101,11 +101,7 @@ async def test_a_decision_made_on_a_read_that_overlaps_a_withdrawal_is_not_kept(
     guard = PrivacyGuard(policy, ledger, AuditLog(store), b"test-pseudonym-key")
     requester = Requester(policy.clients["parking-app"], "booking", frozenset({"partner"}))
 
-    class Email:  # what the shaper passes for Resident.email
-        guard = ("personal", PersonalField("user.contact.email"), "_cg_subject")
-        parent, name = "Resident", "email"
-
-    email = Email()
+    email = FieldGuard("personal", PersonalField("user.contact.email"), "_cg_subject", "Resident", "email")  # what the shaper passes
 
     async def ask(request_id: str):
         decisions = guard.decisions(requester)
