@@ -17,12 +17,22 @@ import orjson
 
 from ..store import GENESIS_HASH, Store
 
-_HASHED = ("seq", "at", "request_id", "recipient", "purpose", "subject", "fields", "basis", "prev_hash")
-
 
 def entry_hash(row: dict) -> str:
-    canonical = {name: row[name] for name in _HASHED}
-    return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    """SHA-256 of the entry's hashed columns as JSON with sorted keys (written out in that order:
+    no sorting per entry, tests/privacy/test_ledger_and_audit.py holds it to the sorted form)."""
+    canonical = {
+        "at": row["at"],
+        "basis": row["basis"],
+        "fields": row["fields"],
+        "prev_hash": row["prev_hash"],
+        "purpose": row["purpose"],
+        "recipient": row["recipient"],
+        "request_id": row["request_id"],
+        "seq": row["seq"],
+        "subject": row["subject"],
+    }
+    return hashlib.sha256(orjson.dumps(canonical)).hexdigest()
 
 
 @dataclass(slots=True)

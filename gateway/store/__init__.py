@@ -32,6 +32,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from ._sqlite_audit import SQLiteAuditWriter
+
 metadata = MetaData()
 
 partners = Table(
@@ -135,6 +137,9 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = database_url(url)
         self.engine: AsyncEngine = create_async_engine(self.url)
+        database = self.engine.url.database
+        # a file database: the audit log's own writer (an in-memory one exists once per connection)
+        self._sqlite_audit = SQLiteAuditWriter(database) if self.kind == "sqlite" and database not in (None, "", ":memory:") else None
 
     @property
     def kind(self) -> str:
@@ -173,6 +178,8 @@ class Store:
         return []
 
     async def close(self) -> None:
+        if self._sqlite_audit is not None:
+            await self._sqlite_audit.close()
         await self.engine.dispose()
 
     # -- partners --------------------------------------------------------------------------------
@@ -255,7 +262,10 @@ class Store:
     # -- the audit log ----------------------------------------------------------------------------
 
     async def append_audit(self, entries: list[dict[str, Any]], chain) -> None:
-        """Append entries after the chain head, in one transaction; `chain(prev, entry)` hashes."""
+        """Append entries after the chain head, in one transaction; `chain(row)` hashes a row."""
+        if self._sqlite_audit is not None:
+            await self._sqlite_audit.append(entries, chain)
+            return
         async with self.engine.begin() as connection:
             query = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
             if self.kind == "postgresql":

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 
+import orjson
 import sqlalchemy
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -68,6 +70,25 @@ async def test_disclosures_are_audited_and_residents_read_them(city):
     verified = subprocess.run([sys.executable, "-m", "gateway.cli", "audit", "verify", "--store", city.store_url], capture_output=True, text=True, timeout=60)
     assert verified.returncode == 0, verified.stderr
     assert "intact" in verified.stderr
+
+
+async def test_each_entry_is_hashed_as_documented(city):
+    # docs/privacy.md: SHA-256 of the entry's columns as JSON with sorted keys, the previous
+    # entry's hash among them; anyone can recompute the chain without Citygate's code
+    await city.grant("r1", "parking-app", "booking", ["user.contact"])
+    await city.grant("r2", "parking-app", "booking", ["user.contact"])
+    await city.ask("{ residents { id email phone } }", client="parking-app", purpose="booking")
+    engine = create_async_engine(database_url(city.store_url))
+    async with engine.connect() as connection:
+        rows = (await connection.execute(sqlalchemy.text("SELECT * FROM audit_log ORDER BY seq"))).mappings().all()
+    await engine.dispose()
+    assert len(rows) >= 2
+    previous = "0" * 64
+    for row in rows:
+        hashed = ("seq", "at", "request_id", "recipient", "purpose", "subject", "fields", "basis", "prev_hash")
+        canonical = orjson.dumps({name: row[name] for name in hashed}, option=orjson.OPT_SORT_KEYS)
+        assert row["prev_hash"] == previous and row["hash"] == hashlib.sha256(canonical).hexdigest()
+        previous = row["hash"]
 
 
 async def _tamper(store_url: str, statements: list[str]) -> None:
