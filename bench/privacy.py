@@ -17,6 +17,10 @@ SUBJECTS = [str(n) for n in range(1, 12)]  # users 1-6, products 1-9, reviews 1-
 
 
 def prepare_store(store_path: Path, policy_path: Path) -> tuple[Path, str]:
+    return asyncio.run(seed_store(store_path, policy_path))
+
+
+async def seed_store(store_path: Path, policy_path: Path) -> tuple[Path, str]:
     document = {
         "purposes": {"benchmark": {"description": "measuring"}},
         "clients": {"bench-client": {"purposes": ["benchmark"], "api_key_sha256": hashlib.sha256(BENCH_KEY.encode()).hexdigest()}},
@@ -24,13 +28,10 @@ def prepare_store(store_path: Path, policy_path: Path) -> tuple[Path, str]:
     policy_path.write_text(yaml.safe_dump(document))
     store_path.unlink(missing_ok=True)
 
-    async def seed() -> None:
-        store = Store(f"sqlite:///{store_path}")
-        await store.create()
-        ledger = Ledger(store, parse_policy(document))
-        for subject in SUBJECTS:
-            await ledger.grant(subject=subject, recipient="bench-client", purpose="benchmark", categories=["user"], expires_in_days=30, collection_method="bench")
-        await store.close()
-
-    asyncio.run(seed())
+    store = Store(f"sqlite:///{store_path}")
+    await store.create()
+    ledger = Ledger(store, parse_policy(document))
+    for subject in SUBJECTS:
+        await ledger.grant(subject=subject, recipient="bench-client", purpose="benchmark", categories=["user"], expires_in_days=30, collection_method="bench")
+    await store.close()
     return policy_path, BENCH_KEY
