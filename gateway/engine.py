@@ -21,7 +21,7 @@ from graphql.execution.values import get_variable_values
 from .executor import Executor, Subgraphs, SubgraphTransport
 from .identity import PUBLIC, Requester
 from .planner import DocumentError, Planner, PlanningError
-from .privacy import CONTRIBUTORS_PREFIX, SUBJECT_KEY, PrivacyGuard, PrivacySchema, inject_privacy_fields
+from .privacy import CONTRIBUTORS_PREFIX, SUBJECT_KEY, AuditRefused, PrivacyGuard, PrivacySchema, inject_privacy_fields
 from .supergraph import PrivacyAnnotations, SupergraphError, SupergraphModel, load_supergraph
 
 logger = logging.getLogger("citygate.engine")
@@ -57,6 +57,8 @@ class GraphQLResponse:
     subgraph_requests: int = 0
     disclosures: list = field(default_factory=list)  # audited disclosures to someone but the subject
     shared: bool = False  # answered from another request's execution
+    # to_dict() as JSON, when asked for: then data, errors and extensions are released (None)
+    encoded: bytes | None = None
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {}
@@ -152,7 +154,10 @@ class Engine:
         include_plan: bool = False,
         requester: Requester = PUBLIC,
         request_id: str | None = None,
+        encode: bool = False,
     ) -> GraphQLResponse:
+        """Answer one operation. With `encode`, the response comes as JSON bytes in `.encoded`
+        (serialized as soon as every value is decided, see _execute)."""
         try:
             prepared = self.planner.prepare(query, operation_name)
         except DocumentError as error:
@@ -169,13 +174,13 @@ class Engine:
         coerced = self.coerce_variables(prepared, variables)
         request_id = request_id or uuid.uuid4().hex
         if prepared.kind != "query" or include_plan:
-            return await self._execute(prepared, coerced, requester, request_id, include_plan)
+            return await self._execute(prepared, coerced, requester, request_id, include_plan, encode)
         # Identical bytes from an identical requester (client, resident, purpose, roles) get the
         # identical answer: share one execution. Each request still has its own audit records.
         # The variables as sent, unused ones included: requests differing in anything share nothing.
         # A consent change in between makes the keys differ: a later request never joins an earlier one.
         generation = self.guard.ledger.generation if self.guard is not None else 0
-        key = (query, operation_name, orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS), _requester_key(requester), generation)
+        key = (query, operation_name, orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS), _requester_key(requester), generation, encode)
         shared = self._in_flight.get(key)
         if shared is not None:
             response = await asyncio.shield(shared)
@@ -183,12 +188,12 @@ class Engine:
                 try:
                     await self.guard.record_shared(requester, response.disclosures, request_id)
                 except Exception:  # its own audit record could not be written: answer on its own
-                    return await self._execute(prepared, coerced, requester, request_id, include_plan)
-            return GraphQLResponse(response.data, response.errors, response.extensions, 0, response.disclosures, shared=True)
+                    return await self._execute(prepared, coerced, requester, request_id, include_plan, encode, audit_refused=True)
+            return GraphQLResponse(response.data, response.errors, response.extensions, 0, response.disclosures, shared=True, encoded=response.encoded)
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._in_flight[key] = future
         try:
-            response = await self._execute(prepared, coerced, requester, request_id, include_plan)
+            response = await self._execute(prepared, coerced, requester, request_id, include_plan, encode)
         except BaseException as error:
             future.set_exception(error)
             future.exception()
@@ -199,29 +204,56 @@ class Engine:
         finally:
             del self._in_flight[key]
 
-    async def _execute(self, prepared, coerced: dict[str, Any], requester: Requester, request_id: str, include_plan: bool) -> GraphQLResponse:
+    async def _execute(
+        self, prepared, coerced: dict[str, Any], requester: Requester, request_id: str, include_plan: bool, encode: bool = False,
+        *, audit_refused: bool = False,
+    ) -> GraphQLResponse:
         try:
             plan = self.planner.plan(prepared, coerced)
         except PlanningError as error:
             raise RequestError("QUERY_PLANNING_FAILED", [str(error)], executed=True) from None
-        decisions = self.guard.decisions(requester) if self.privacy is not None and self.guard is not None else None
+        guarded = self.privacy is not None and self.guard is not None
+        decisions = self.guard.decisions(requester, audit_refused=audit_refused) if guarded else None  # type: ignore[union-attr]
         result = await self.executor.execute(prepared, plan, coerced, context=requester, privacy=decisions)
-        disclosures: list = []
-        withheld = None
-        if decisions is not None:
+        response = GraphQLResponse(None, [], subgraph_requests=result.subgraph_requests)
+        # a query's answer is serialized before its audit record is awaited: other requests run
+        # meanwhile, and serializing and freeing it later costs cache misses on every value (about
+        # a third of the privacy cost, bench/privacy_cpu.py). Should the audit log refuse, the query
+        # is answered again with those disclosures withheld. A mutation is never run twice: its
+        # answer waits for the audit log and is shaped again if it refuses.
+        early = encode and prepared.kind == "query"
+
+        def decided(withheld: dict[str, Any] | None) -> None:
+            response.data, response.errors = result.data, result.errors
+            if withheld is not None:
+                response.extensions["privacy"] = withheld
+            if include_plan:
+                response.extensions["queryPlan"] = plan.describe()
+            if early:
+                _encode(response)
+                result.data = result.reshape = None  # the fetched data and the answer go now, still in cache
+
+        if decisions is None:
+            decided(None)
+        else:
             assert self.guard is not None
-            withheld, disclosures = await self.guard.settle(requester, decisions, result, request_id)
-        response = GraphQLResponse(result.data, result.errors, subgraph_requests=result.subgraph_requests, disclosures=disclosures)
-        if withheld is not None:
-            response.extensions["privacy"] = withheld
-        if include_plan:
-            response.extensions["queryPlan"] = plan.describe()
+            try:
+                response.disclosures = await self.guard.settle(requester, decisions, result, request_id, decided, refusal_raises=early)
+            except AuditRefused:
+                return await self._execute(prepared, coerced, requester, request_id, include_plan, encode, audit_refused=True)
+        if encode and response.encoded is None:
+            _encode(response)
         return response
 
     async def close(self) -> None:
         close = getattr(self.transport, "close", None)
         if close is not None:
             await close()
+
+
+def _encode(response: GraphQLResponse) -> None:
+    response.encoded = orjson.dumps(response.to_dict())
+    response.data, response.errors, response.extensions = None, [], {}
 
 
 def _requester_key(requester: Requester) -> tuple:

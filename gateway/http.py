@@ -113,8 +113,10 @@ def create_app(state: GatewayState, graphiql: GraphiQL | None = None, extra_rout
                 include_plan=include_plan,
                 requester=requester,
                 request_id=request_id,
+                encode=True,
             )
-            return _json(response.to_dict(), 200, media, {"x-request-id": request_id})
+            assert response.encoded is not None
+            return Response(response.encoded, status_code=200, media_type=f"{media}; charset=utf-8", headers={"x-request-id": request_id})
         except IdentityError as refusal:
             headers = {"www-authenticate": 'Bearer realm="citygate"'} if refusal.status == 401 else None
             return _request_error(refusal.message, refusal.code, refusal.status, media, headers)

@@ -1,7 +1,7 @@
 """The privacy stage: annotations, decisions, masking (see _guard.py for the rules)."""
 
 from ._annotations import STRATEGIES, AnnotationProblem, PrivacySchema, category_covers, fides_categories
-from ._guard import PrivacyGuard
+from ._guard import AuditRefused, PrivacyGuard
 from ._inject import CONTRIBUTORS_PREFIX, SUBJECT_KEY, inject_privacy_fields
 from ._masking import mask
 
@@ -10,6 +10,7 @@ __all__ = [
     "STRATEGIES",
     "SUBJECT_KEY",
     "AnnotationProblem",
+    "AuditRefused",
     "PrivacyGuard",
     "PrivacySchema",
     "category_covers",

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,15 +95,30 @@ class PrivacyGuard:
             table = self.verdict_tables[key] = _VerdictTable()
         return table
 
-    def decisions(self, requester: Requester) -> RequestDecisions:
-        """A request's decisions, for the shaper to consult as it places values."""
-        return RequestDecisions(self, requester)
+    def decisions(self, requester: Requester, *, audit_refused: bool = False) -> RequestDecisions:
+        """A request's decisions, for the shaper to consult as it places values; with
+        `audit_refused`, every disclosure that needs auditing is withheld instead."""
+        return RequestDecisions(self, requester, mode=_AUDIT_DOWN if audit_refused else None)
 
     async def settle(
-        self, requester: Requester, decisions: RequestDecisions, result: ExecutionResult, request_id: str
-    ) -> tuple[dict[str, Any] | None, list[Disclosure]]:
-        """Complete what shaping could not decide, audit the disclosures; return
-        `extensions.privacy` (None when nothing was withheld) and the disclosures audited."""
+        self,
+        requester: Requester,
+        decisions: RequestDecisions,
+        result: ExecutionResult,
+        request_id: str,
+        decided: Callable[[dict[str, Any] | None], None],
+        *,
+        refusal_raises: bool = False,
+    ) -> list[Disclosure]:
+        """Complete what shaping could not decide and audit the disclosures; return them.
+
+        `decided(extensions.privacy or None)` is called once every value of `result` is final.
+        Normally that is after the audit log took the disclosures (if it refuses, they are
+        withheld and the response shaped again first). With `refusal_raises` it is called before
+        the audit write is awaited, so the caller can serialize the answer while it is still in the
+        CPU's caches; a refusal then raises AuditRefused, and the response must not leave: the
+        caller answers the request again with `decisions(..., audit_refused=True)`.
+        """
         if decisions.missing:
             try:
                 loaded = await self.ledger.active_for(decisions.missing, requester.recipient, requester.purpose or "")
@@ -113,23 +129,44 @@ class PrivacyGuard:
                 # the ledger generation of before the read: decisions made on what was read are only
                 # kept for requests that arrive before any change the read may have missed
                 decisions = RequestDecisions(
-                    self, requester, consents={**decisions.consents, **loaded}, final=True, generation=decisions.generation
+                    self, requester, consents={**decisions.consents, **loaded}, mode=decisions.mode, final=True,
+                    generation=decisions.generation,
                 )
             assert result.reshape is not None
             result.data, result.errors = result.reshape(decisions)
         audited = decisions.audited()
-        if audited and self.audit is not None:
+        if not audited or self.audit is None:
+            decided(_extension(decisions))
+            return audited
+        if refusal_raises:
+            decided(_extension(decisions))
             try:
                 await self.audit.record(request_id, requester.recipient, requester.purpose or "", audited)
             except Exception:
-                logger.exception("the audit log refused the disclosures: they are withheld")
-                audited = []
-                decisions = RequestDecisions(
-                    self, requester, consents=decisions.consents, mode=_AUDIT_DOWN, final=True, generation=decisions.generation
-                )
-                assert result.reshape is not None
-                result.data, result.errors = result.reshape(decisions)
-        return ({"withheld": decisions.withheld} if decisions.withheld else None), audited
+                logger.exception("the audit log refused the disclosures: the request is answered again without them")
+                raise AuditRefused from None
+            return audited
+        try:
+            await self.audit.record(request_id, requester.recipient, requester.purpose or "", audited)
+        except Exception:
+            logger.exception("the audit log refused the disclosures: they are withheld")
+            audited = []
+            decisions = RequestDecisions(
+                self, requester, consents=decisions.consents, mode=_AUDIT_DOWN, final=True, generation=decisions.generation
+            )
+            assert result.reshape is not None
+            result.data, result.errors = result.reshape(decisions)
+        decided(_extension(decisions))
+        return audited
+
+
+class AuditRefused(Exception):
+    """The audit log refused a response's disclosures after it was serialized: it must not leave."""
+
+
+def _extension(decisions: RequestDecisions) -> dict[str, Any] | None:
+    """`extensions.privacy` of a response: None when nothing was withheld."""
+    return {"withheld": decisions.withheld} if decisions.withheld else None
 
 
 _VERDICT_TABLE_LIMIT = 100_000  # pairs kept per requester: started afresh beyond

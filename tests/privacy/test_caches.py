@@ -111,7 +111,7 @@ async def test_a_decision_made_on_a_read_that_overlaps_a_withdrawal_is_not_kept(
 
         data, errors = shape(decisions)
         result = ExecutionResult(data, errors, reshape=shape)
-        await guard.settle(requester, decisions, result, request_id)
+        await guard.settle(requester, decisions, result, request_id, lambda _withheld: None)
         return result.data["email"]
 
     record, _receipt = await ledger.grant(
