@@ -72,24 +72,34 @@ class Process:
             ["taskset", "-c", core, *command], env={**os.environ, **(env or {})}, cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
         )
 
+    def tree(self) -> list[int]:
+        """The process and its children, recursively."""
+        pids, found = [self.popen.pid], []
+        while pids:
+            pid = pids.pop()
+            if pid in found:
+                continue
+            found.append(pid)
+            with contextlib.suppress(OSError):
+                pids.extend(int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
+        return found
+
     def rss_mb(self) -> float:
         """Resident memory of the process and its children."""
         total = 0
-        pids = [self.popen.pid]
-        seen = set()
-        while pids:
-            pid = pids.pop()
-            if pid in seen:
-                continue
-            seen.add(pid)
-            try:
-                status = Path(f"/proc/{pid}/status").read_text()
-                total += int(re.search(r"VmRSS:\s+(\d+)", status)[1])
-                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-                pids.extend(int(c) for c in children)
-            except (OSError, TypeError):
-                continue
+        for pid in self.tree():
+            with contextlib.suppress(OSError, TypeError):
+                total += int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{pid}/status").read_text())[1])
         return total / 1024
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system, all threads) of the process and its children so far."""
+        total = 0
+        for pid in self.tree():
+            with contextlib.suppress(OSError, IndexError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         try:
@@ -113,6 +123,9 @@ class Run:
     subgraph_requests_per_request: float
     peak_rss_mb: float
     error_detail: str = ""  # e.g. "graphql 2, timeout 3"; the raw wrk output is in results/wrk/
+    # the gateway's CPU time per request served: what a CPU-bound gateway's req/s is the inverse
+    # of, steadier than req/s when the load driver or the subgraphs (the other core) stall
+    cpu_ms_per_request: float = 0.0
 
 
 @dataclass
@@ -228,7 +241,9 @@ def measure(name: str, process: Process, url: str, subgraphs: Subgraphs, body_fi
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     subgraphs.reset()
+    cpu_before = process.cpu_seconds()
     output = wrk(url, body_file, distinct=distinct, duration=args.duration, connections=args.connections, extra_headers=headers)
+    cpu = process.cpu_seconds() - cpu_before
     running = False
     sampler.join()
     shape = "distinct" if distinct else "identical"
@@ -238,7 +253,8 @@ def measure(name: str, process: Process, url: str, subgraphs: Subgraphs, body_fi
     rps, p50, p99, requests, errors = parse_wrk(output)
     per_request = subgraphs.count() / requests if requests else 0.0
     detail = ", ".join(f"{kind} {count}" for kind, count in error_counts(output).items())
-    return Run(name, shape, rps, p50, p99, errors, requests, round(per_request, 2), round(peak, 1), detail)
+    cpu_per_request = round(cpu * 1000 / requests, 3) if requests else 0.0
+    return Run(name, shape, rps, p50, p99, errors, requests, round(per_request, 2), round(peak, 1), detail, cpu_per_request)
 
 
 def small_p50(name: str, output: str) -> float:
@@ -304,6 +320,7 @@ def main() -> None:
                         run = measure(name, process, url, subgraphs, body_heavy, distinct=distinct, args=args)
                         report.runs.append(run)
                         print(f"  round {round_index + 1} {run.shape:9s} {run.rps:8.1f} rps  p50 {run.p50_ms:7.2f} ms  p99 {run.p99_ms:7.2f} ms  "
+                              f"CPU {run.cpu_ms_per_request:.3f} ms/req  "
                               f"errors {run.errors} {run.error_detail}  subgraph req/req {run.subgraph_requests_per_request}  peak {run.peak_rss_mb} MB", flush=True)
                 if "small" not in skip:
                     small = wrk(url, body_small, distinct=True, duration=max(5, args.duration // 2), connections=1, threads=1)
@@ -358,16 +375,17 @@ def privacy_scenario(args) -> dict:
             raise RuntimeError("the annotated gateway does not return the identical answer")
         for _process, url, _subgraphs, _got in setups.values():
             wrk(url, RESULTS / "heavy.json", distinct=True, duration=5, connections=args.connections, extra_headers=f"x-api-key={key}")
-        # Short rounds, many of them: the machine's slow and fast phases last longer than a round,
-        # so the two runs of a round see the same machine; the same total time as the other scenarios.
-        rounds, duration = args.rounds * 4, max(3, args.duration // 4)
+        # Twice the rounds at half the length: the machine's slow and fast phases outlast a 15 s
+        # round, so shorter paired rounds see the same machine; the same total time as elsewhere.
+        rounds, duration = args.rounds * 2, max(3, args.duration // 2)
         short = argparse.Namespace(**{**vars(args), "duration": duration})
         for _ in range(rounds):
             for label, (process, url, subgraphs, _got) in setups.items():
                 run = measure(label, process, url, subgraphs, RESULTS / "heavy.json", distinct=True, args=short, headers=f"x-api-key={key}",
                               label=f"privacy-{label.split()[-1]}")
                 results[label].append(run)
-                print(f"  privacy {label:16s} {run.rps:8.1f} rps  p50 {run.p50_ms:7.2f} ms  errors {run.errors} {run.error_detail}  "
+                print(f"  privacy {label:16s} {run.rps:8.1f} rps  p50 {run.p50_ms:7.2f} ms  CPU {run.cpu_ms_per_request:.3f} ms/req  "
+                      f"errors {run.errors} {run.error_detail}  "
                       f"subgraph req/req {run.subgraph_requests_per_request}", flush=True)
     finally:
         for process in processes:
@@ -378,6 +396,10 @@ def privacy_scenario(args) -> dict:
     on = statistics.median(r.rps for r in results["annotations on"])
     ratios = [b.rps / a.rps for a, b in zip(results["annotations off"], results["annotations on"], strict=True)]
     costs = sorted(1 - r for r in ratios)
+    # the same cost from the CPU time per request: 1 - (CPU off) / (CPU on), the share of req/s a
+    # gateway that is CPU-bound loses
+    cpu_costs = sorted(1 - a.cpu_ms_per_request / b.cpu_ms_per_request
+                       for a, b in zip(results["annotations off"], results["annotations on"], strict=True) if b.cpu_ms_per_request)
     return {
         "rps_annotations_off": off,
         "rps_annotations_on": on,
@@ -385,6 +407,10 @@ def privacy_scenario(args) -> dict:
         # the figure quoted: the median of the rounds' own costs, and the middle half of them
         "cost": round(statistics.median(costs), 3),
         "cost_middle_half": [round(q, 3) for q in statistics.quantiles(costs, n=4)[::2]] if len(costs) > 1 else None,
+        "cpu_ms_per_request_off": statistics.median(r.cpu_ms_per_request for r in results["annotations off"]),
+        "cpu_ms_per_request_on": statistics.median(r.cpu_ms_per_request for r in results["annotations on"]),
+        "cpu_cost": round(statistics.median(cpu_costs), 3) if cpu_costs else None,
+        "cpu_cost_middle_half": [round(q, 3) for q in statistics.quantiles(cpu_costs, n=4)[::2]] if len(cpu_costs) > 1 else None,
         "rounds": rounds,
         "seconds_per_round": duration,
         "cost_per_round": [round(1 - r, 3) for r in ratios],
@@ -416,7 +442,8 @@ def summarize(report: Report) -> None:
             rps = median(gateway, shape, "rps")
             ratio = rps / hive if hive == hive and hive else float("nan")
             errors = sum(r.errors for r in report.runs if r.gateway == gateway and r.shape == shape)
-            summary[f"{gateway}/{shape}"] = {"rps": rps, "ratio_to_hive": round(ratio, 2), "p50_ms": median(gateway, shape, "p50_ms"), "p99_ms": median(gateway, shape, "p99_ms")}
+            summary[f"{gateway}/{shape}"] = {"rps": rps, "ratio_to_hive": round(ratio, 2), "p50_ms": median(gateway, shape, "p50_ms"), "p99_ms": median(gateway, shape, "p99_ms"),
+                                             "cpu_ms_per_request": median(gateway, shape, "cpu_ms_per_request")}
             print(f"{gateway:16s} {shape:10s} {rps:9.1f} {ratio:7.2f} {median(gateway, shape, 'p50_ms'):8.2f} {median(gateway, shape, 'p99_ms'):8.2f} "
                   f"{median(gateway, shape, 'subgraph_requests_per_request'):8.2f} {max((r.peak_rss_mb for r in report.runs if r.gateway == gateway), default=0):8.1f} {errors:7d}")
     if report.small_query:
