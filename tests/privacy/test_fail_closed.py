@@ -9,8 +9,10 @@ from gateway.composition import SubgraphSource, compose
 from gateway.composition.config import fetch_sdl
 from gateway.consent import AuditLog, Ledger
 from gateway.engine import Engine
+from gateway.executor import ExecutionResult, FieldGuard
+from gateway.identity import Requester
 from gateway.policy import parse_policy
-from gateway.privacy import PrivacyGuard
+from gateway.privacy import AuditRefused, PrivacyGuard
 from gateway.store import Store, database_url
 from gateway.supergraph import PersonalField, PrivacyAnnotations, load_supergraph
 from tests.privacy import world
@@ -52,6 +54,43 @@ async def test_an_audit_log_that_refuses_writes_withholds_the_disclosures(city):
     assert {w["reason"] for w in answer["extensions"]["privacy"]["withheld"]} == {"audit-unavailable"}
     own = await city.ask('{ resident(id: "r1") { email } }', resident="r1")  # no audit needed for oneself
     assert own["data"]["resident"]["email"] == "amelie@example.org"
+
+
+async def test_an_audit_refusal_either_reshapes_the_answer_or_stops_it_leaving(tmp_path, signer):
+    # A mutation's answer waits for the audit log and is shaped again without the disclosures; a
+    # query's answer, already serialized when the refusal comes, must not leave at all (the engine
+    # answers the query again with decisions(audit_refused=True)).
+    policy = parse_policy(policy_document(signer.jwks_file))
+    store = Store(f"sqlite:///{tmp_path / 'city.db'}")
+    await store.create()
+    ledger = Ledger(store, policy)
+    guard = PrivacyGuard(policy, ledger, AuditLog(store), b"test-pseudonym-key")
+    technician = Requester(policy.clients["technician-console"], "street-maintenance", frozenset({"technician"}))
+    email = FieldGuard("personal", PersonalField("user.contact.email"), "_cg_subject", "Resident", "email")
+    await _rename(f"sqlite:///{tmp_path / 'city.db'}", "audit_head", "audit_head_gone")
+
+    def shape(decisions):
+        return {"email": decisions.place(email, "r1", "amelie@example.org", None, "email")}, []
+
+    async def settle(refusal_raises: bool, decisions=None):
+        decisions = decisions or guard.decisions(technician)
+        result = ExecutionResult(*shape(decisions), reshape=shape)
+        seen: list = []
+        audited = await guard.settle(technician, decisions, result, "req-1", seen.append, refusal_raises=refusal_raises)
+        return result.data, seen, audited
+
+    data, seen, audited = await settle(refusal_raises=False)
+    assert data["email"] != "amelie@example.org" and audited == []  # masked by the policy's strategy
+    assert [w["reason"] for w in seen[0]["withheld"]] == ["audit-unavailable"]
+    try:
+        await settle(refusal_raises=True)
+    except AuditRefused:
+        pass
+    else:
+        raise AssertionError("a refused audit write let a serialized answer through")
+    data, seen, audited = await settle(refusal_raises=True, decisions=guard.decisions(technician, audit_refused=True))
+    assert data["email"] != "amelie@example.org" and audited == [] and seen[0]["withheld"][0]["reason"] == "audit-unavailable"
+    await store.close()
 
 
 class _AnswersWithoutTypename:
