@@ -63,7 +63,9 @@ class PrivacyGuard:
         self.consent_decisions: LRUCache = LRUCache(maxsize=200_000)
         # (requester, ledger generation) -> what values get, for every request of that requester
         # until the ledger changes (see _VerdictTable)
-        self.verdict_tables: LRUCache = LRUCache(maxsize=1_000)
+        # (bounded: 128 tables x 5,000 pairs, some 130 MB at worst; a requester reaching more
+        # subjects than that starts afresh, which costs what no table would)
+        self.verdict_tables: LRUCache = LRUCache(maxsize=128)
 
     def _key(self, recipient: str) -> bytes:
         key = self._recipient_keys.get(recipient)
@@ -169,7 +171,7 @@ def _extension(decisions: RequestDecisions) -> dict[str, Any] | None:
     return {"withheld": decisions.withheld} if decisions.withheld else None
 
 
-_VERDICT_TABLE_LIMIT = 100_000  # pairs kept per requester: started afresh beyond
+_VERDICT_TABLE_LIMIT = 5_000  # pairs kept per requester: started afresh beyond
 
 
 class _VerdictTable:
