@@ -135,3 +135,17 @@ async def test_a_decision_made_on_a_read_that_overlaps_a_withdrawal_is_not_kept(
     assert await overlapping == "amelie@example.org"  # what it read, for the request that read it
     assert await ask("after") == "a***@example.org"  # the next request: withdrawn
     await store.close()
+
+
+async def test_verdicts_kept_across_requests_still_audit_every_request(sqlite_city):
+    # The second and third requests are decided from the requester's verdict table (no ledger
+    # change in between): same answer, and each still writes its own audit entry.
+    query = '{ residents { id email phone } }'
+    await sqlite_city.grant("r1", "parking-app", "booking", ["user.contact"])
+    answers = [await sqlite_city.ask(query, client="parking-app", purpose="booking") for _ in range(3)]
+    assert answers[0] == answers[1] == answers[2]
+    assert answers[0]["data"]["residents"][0]["email"] == "amelie@example.org"
+    mine = await sqlite_city.ask("{ me { disclosures { recipient fields requestId } } }", resident="r1")
+    disclosures = mine["data"]["me"]["disclosures"]
+    assert [(d["recipient"], d["fields"]) for d in disclosures] == [("parking-app", ["Resident.email", "Resident.phone"])] * 3
+    assert len({d["requestId"] for d in disclosures}) == 3
