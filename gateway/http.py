@@ -69,8 +69,10 @@ def _negotiate(accept: str | None) -> str | None:
     return best[1] if best else None
 
 
-def _json(body: dict[str, Any], status: int, media: str, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type=f"{media}; charset=utf-8", headers=headers)
+def _json(body: dict[str, Any] | bytes, status: int, media: str, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response: a body, or its bytes already encoded."""
+    content = body if isinstance(body, bytes) else orjson.dumps(body)
+    return Response(content, status_code=status, media_type=f"{media}; charset=utf-8", headers=headers)
 
 
 def _request_error(message: str, code: str, status: int, media: str, headers: dict[str, str] | None = None) -> Response:
@@ -116,7 +118,7 @@ def create_app(state: GatewayState, graphiql: GraphiQL | None = None, extra_rout
                 encode=True,
             )
             assert response.encoded is not None
-            return Response(response.encoded, status_code=200, media_type=f"{media}; charset=utf-8", headers={"x-request-id": request_id})
+            return _json(response.encoded, 200, media, {"x-request-id": request_id})
         except IdentityError as refusal:
             headers = {"www-authenticate": 'Bearer realm="citygate"'} if refusal.status == 401 else None
             return _request_error(refusal.message, refusal.code, refusal.status, media, headers)

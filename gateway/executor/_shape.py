@@ -30,7 +30,7 @@ _SCALAR, _ENUM, _OBJECT, _TYPENAME, _INTROSPECTION = range(5)
 class _FieldShape:
     __slots__ = ("child", "data_key", "enum_values", "guard", "key", "kind", "leaf", "name", "non_null", "parent", "wrappers")
 
-    def __init__(self, key, name, parent, wrappers, kind, enum_values, child, guard=None) -> None:
+    def __init__(self, key, name, parent, wrappers, kind, enum_values, child, guard=None, data_key=None) -> None:
         self.key = key
         self.name = name
         self.parent = parent
@@ -39,8 +39,7 @@ class _FieldShape:
         self.enum_values = enum_values
         self.child = child
         self.guard = guard  # a FieldGuard for personal and aggregate fields
-        # where this position's object has the guard's subject (or count): see _TypeFields
-        self.data_key = guard.data_key if guard is not None else None
+        self.data_key = data_key  # where this position's object has the guard's subject (or count)
         # the common case, completed inline: a scalar or enum that is not a list
         self.leaf = kind in (_SCALAR, _ENUM) and "L" not in wrappers
         self.non_null = wrappers == ("N",)
@@ -106,12 +105,8 @@ class _TypeFields:
 
     __slots__ = ("fields", "guarded", "guards", "subject_key")
 
-    def __init__(self, fields: list[_FieldShape], plain_keys: frozenset[str]) -> None:
+    def __init__(self, fields: list[_FieldShape]) -> None:
         self.fields = fields
-        for field_shape in fields:
-            guard = field_shape.guard
-            if guard is not None and guard.stand_in is not None and guard.stand_in in plain_keys:
-                field_shape.data_key = guard.stand_in
         self.guards = tuple(f.guard for f in fields if f.guard is not None)
         self.guarded = bool(self.guards)
         # where every guarded field finds its subject, when they all find it in the same place
@@ -200,14 +195,17 @@ class Shaper:
                 wrappers.append("N" if isinstance(gql_type, GraphQLNonNull) else "L")
                 gql_type = gql_type.of_type
             guard = self.field_guard(typename, name)
+            data_key = None
+            if guard is not None:
+                data_key = guard.stand_in if guard.stand_in is not None and guard.stand_in in plain_keys else guard.data_key
             if isinstance(gql_type, GraphQLEnumType):
-                result.append(_FieldShape(key, name, typename, tuple(wrappers), _ENUM, frozenset(gql_type.values), None, guard))
+                result.append(_FieldShape(key, name, typename, tuple(wrappers), _ENUM, frozenset(gql_type.values), None, guard, data_key))
             elif is_leaf_type(gql_type):
-                result.append(_FieldShape(key, name, typename, tuple(wrappers), _SCALAR, None, None, guard))
+                result.append(_FieldShape(key, name, typename, tuple(wrappers), _SCALAR, None, None, guard, data_key))
             else:
                 child = _ObjectShape(self, gql_type.name, item.field.selections or ())
-                result.append(_FieldShape(key, name, typename, tuple(wrappers), _OBJECT, None, child, guard))
-        return _TypeFields(result, plain_keys)
+                result.append(_FieldShape(key, name, typename, tuple(wrappers), _OBJECT, None, child, guard, data_key))
+        return _TypeFields(result)
 
     def shape(
         self, plan: QueryPlan, data: dict[str, Any], errors: list[dict[str, Any]], privacy: PrivacyDecisions | None = None

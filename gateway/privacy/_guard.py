@@ -41,6 +41,7 @@ class _Decision:
     allowed: bool
     basis: str | None  # "self", "policy:<rule>", "consent:<id>"
     reason: str | None
+    valid_until: float | None = None  # when the consent allowing it expires (POSIX time)
 
 
 _SELF = _Decision(True, "self", None)
@@ -58,8 +59,8 @@ class PrivacyGuard:
         self.audit = audit if policy.audit_enabled else None
         self.pseudonym_master = pseudonym_master
         self._recipient_keys: dict[str, bytes] = {}
-        # (recipient, purpose, subject, category) -> (decision, ledger generation, valid until):
-        # consent decisions outlive a request until the ledger changes or the consent expires
+        # (recipient, purpose, subject, category) -> (decision, ledger generation): consent
+        # decisions outlive a request until the ledger changes or the consent expires
         self.consent_decisions: LRUCache = LRUCache(maxsize=200_000)
         # (requester, ledger generation) -> what values get, for every request of that requester
         # until the ledger changes (see _VerdictTable)
@@ -137,28 +138,25 @@ class PrivacyGuard:
             assert result.reshape is not None
             result.data, result.errors = result.reshape(decisions)
         audited = decisions.audited()
-        if not audited or self.audit is None:
-            decided(_extension(decisions))
-            return audited
-        if refusal_raises:
-            decided(_extension(decisions))
+        early = refusal_raises and bool(audited) and self.audit is not None
+        if early:
+            decided(_extension(decisions))  # every value is final: the caller may serialize now
+        if audited and self.audit is not None:
             try:
                 await self.audit.record(request_id, requester.recipient, requester.purpose or "", audited)
             except Exception:
-                logger.exception("the audit log refused the disclosures: the request is answered again without them")
-                raise AuditRefused from None
-            return audited
-        try:
-            await self.audit.record(request_id, requester.recipient, requester.purpose or "", audited)
-        except Exception:
-            logger.exception("the audit log refused the disclosures: they are withheld")
-            audited = []
-            decisions = RequestDecisions(
-                self, requester, consents=decisions.consents, mode=_AUDIT_DOWN, final=True, generation=decisions.generation
-            )
-            assert result.reshape is not None
-            result.data, result.errors = result.reshape(decisions)
-        decided(_extension(decisions))
+                if early:
+                    logger.exception("the audit log refused the disclosures: the request is answered again without them")
+                    raise AuditRefused from None
+                logger.exception("the audit log refused the disclosures: they are withheld")
+                audited = []
+                decisions = RequestDecisions(
+                    self, requester, consents=decisions.consents, mode=_AUDIT_DOWN, final=True, generation=decisions.generation
+                )
+                assert result.reshape is not None
+                result.data, result.errors = result.reshape(decisions)
+        if not early:
+            decided(_extension(decisions))
         return audited
 
 
@@ -196,7 +194,7 @@ class RequestDecisions:
     """One request's decisions, made while the shaper walks the response (no I/O: see settle)."""
 
     __slots__ = (
-        "consents", "decided", "disclosures", "expiries", "final", "generation", "guard", "missing", "mode", "now", "objects", "requester",
+        "consents", "decided", "disclosures", "final", "generation", "guard", "missing", "mode", "now", "objects", "requester",
         "seen", "table", "verdicts", "withheld",
     )
 
@@ -219,7 +217,6 @@ class RequestDecisions:
         self.mode = mode  # _LEDGER_DOWN: everything withheld; _AUDIT_DOWN: audited disclosures withheld
         self.final = final  # no second chance: a subject still unknown to the ledger is withheld
         self.decided: dict[tuple, _Decision | None] = {}  # (subject, category) -> decision
-        self.expiries: dict[tuple, float] = {}  # (subject, category) -> when the consent allowing it expires
         self.verdicts: dict[tuple, list] = {}  # (field guard, subject) -> [action, ...]
         self.seen: dict[tuple, tuple | None] = {}  # (type fields, subject) -> its disclosure (PrivacyDecisions.seen)
         self.withheld: list[dict[str, Any]] = []
@@ -314,7 +311,7 @@ class RequestDecisions:
             if decision.allowed and decision.basis == "self":
                 entry = [_PLACE]
             elif decision.allowed and self.mode is not _AUDIT_DOWN:
-                valid_until = self.expiries.get((str(subject), category))
+                valid_until = decision.valid_until
                 # [action, subject, "Type.field", basis, valid until]
                 entry = [_PLACE_AUDITED, str(subject), f"{field_guard.parent}.{field_guard.name}", decision.basis, valid_until]
             else:
@@ -352,9 +349,7 @@ class RequestDecisions:
         requester = self.requester
         shared_key = (requester.recipient, requester.purpose, subject, category)
         shared = self.guard.consent_decisions.get(shared_key)
-        if shared is not None and shared[1] == self.generation and (shared[2] is None or shared[2] > self.now):
-            if shared[2] is not None:
-                self.expiries[(subject, category)] = shared[2]
+        if shared is not None and shared[1] == self.generation and (shared[0].valid_until is None or shared[0].valid_until > self.now):
             return shared[0]
         records = self.consents.get(subject)
         if records is None:
@@ -363,12 +358,6 @@ class RequestDecisions:
                 return _LEDGER_DOWN if self.final else None
             self.consents[subject] = records  # the same view if this response is shaped again
         consent = next((c for c in records if c.covers(category)), None)
-        if consent is None:
-            decision, valid_until = _NO_CONSENT, None
-        else:
-            decision = _Decision(True, f"consent:{consent.id}", None)
-            valid_until = consent.valid_until()
-            if valid_until is not None:
-                self.expiries[(subject, category)] = valid_until
-        self.guard.consent_decisions[shared_key] = (decision, self.generation, valid_until)
+        decision = _NO_CONSENT if consent is None else _Decision(True, f"consent:{consent.id}", None, consent.valid_until())
+        self.guard.consent_decisions[shared_key] = (decision, self.generation)
         return decision

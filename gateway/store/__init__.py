@@ -32,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from ._sqlite_audit import SQLiteAuditWriter
+from ._sqlite_audit import SQLiteAuditWriter, link
 
 metadata = MetaData()
 
@@ -262,7 +262,8 @@ class Store:
     # -- the audit log ----------------------------------------------------------------------------
 
     async def append_audit(self, entries: list[dict[str, Any]], chain) -> None:
-        """Append entries after the chain head, in one transaction; `chain(row)` hashes a row."""
+        """Append entries after the chain head, in one transaction; `chain(row)` hashes a row. The
+        entries are completed in place (seq, prev_hash, hash)."""
         if self._sqlite_audit is not None:
             await self._sqlite_audit.append(entries, chain)
             return
@@ -270,14 +271,8 @@ class Store:
             query = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
             if self.kind == "postgresql":
                 query = query.with_for_update()  # replicas append one after the other
-            seq, previous = (await connection.execute(query)).one()
-            rows = []
-            for entry in entries:
-                seq += 1
-                row = {**entry, "seq": seq, "prev_hash": previous}
-                row["hash"] = previous = chain(row)
-                rows.append(row)
-            await connection.execute(insert(audit_log), rows)
+            seq, previous = link(entries, *(await connection.execute(query)).one(), chain)
+            await connection.execute(insert(audit_log), entries)
             await connection.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=previous))
 
     async def audit_entries(self, subject: str | None = None, limit: int | None = None, newest_first: bool = False):

@@ -25,6 +25,16 @@ _ROW = itemgetter(*_COLUMNS)
 _INSERT = f"INSERT INTO audit_log ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
 
 
+def link(entries: list[dict[str, Any]], seq: int, previous: str, chain: Callable[[dict], str]) -> tuple[int, str]:
+    """Number and chain the caller's rows after the head (seq, previous hash); the new head."""
+    for row in entries:
+        seq += 1
+        row["seq"] = seq
+        row["prev_hash"] = previous
+        row["hash"] = previous = chain(row)
+    return seq, previous
+
+
 class SQLiteAuditWriter:
     def __init__(self, path: str) -> None:
         self.path = path
@@ -35,7 +45,7 @@ class SQLiteAuditWriter:
     async def append(self, entries: list[dict[str, Any]], chain: Callable[[dict], str]) -> None:
         loop = asyncio.get_running_loop()
         done = loop.create_future()
-        if self._thread is None:
+        if self._thread is None or not self._thread.is_alive():  # a writer that died is replaced, never waited on
             self._thread = threading.Thread(target=self._work, name="citygate-audit", daemon=True)
             self._thread.start()
         self._jobs.put((entries, chain, loop, done))
@@ -62,15 +72,8 @@ class SQLiteAuditWriter:
             connection = self._connection = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         connection.execute("BEGIN IMMEDIATE")  # the write lock first: the head read below stays the head
         try:
-            seq, previous = connection.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
-            rows = []
-            for row in entries:  # the caller's own rows, completed here
-                seq += 1
-                row["seq"] = seq
-                row["prev_hash"] = previous
-                row["hash"] = previous = chain(row)
-                rows.append(_ROW(row))
-            connection.executemany(_INSERT, rows)
+            seq, previous = link(entries, *connection.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone(), chain)
+            connection.executemany(_INSERT, [_ROW(row) for row in entries])
             connection.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", (seq, previous))
             connection.execute("COMMIT")
         except BaseException:
