@@ -17,7 +17,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from gateway.app import registry_app
+from gateway.consent import AuditLog, Ledger
+from gateway.executor import ExecutionResult, FieldGuard
 from gateway.policy import parse_policy
+from gateway.privacy import PrivacyGuard
+from gateway.store import Store
+from gateway.supergraph import PersonalField
 from tests.privacy import world
 from tests.registry.conftest import POSTGRES_URL, reset_postgres
 from tests.world.server import AppServer, WorldServer
@@ -202,3 +207,53 @@ async def sqlite_city(tmp_path, privacy_world, signer):
     running.store_url = f"sqlite:///{tmp_path / 'city.db'}"  # type: ignore[attr-defined]
     yield running
     await running.close()
+
+
+# Resident.email as the shaper hands it to the privacy stage, for tests that drive the guard alone
+EMAIL = FieldGuard("personal", PersonalField("user.contact.email"), "_cg_subject", "Resident", "email")
+
+
+def shape_email(decisions) -> tuple[dict, list]:
+    """What shaping `{ email }` of resident r1 gives under `decisions`: (data, errors)."""
+    return {"email": decisions.place(EMAIL, "r1", "amelie@example.org", None, "email")}, []
+
+
+async def settle_email(guard, requester, decisions, request_id: str, *, refusal_raises: bool = False):
+    """Shape and settle r1's e-mail; returns (data, what `decided` was called with, audited)."""
+    result = ExecutionResult(*shape_email(decisions), reshape=shape_email)
+    decided: list = []
+    audited = await guard.settle(requester, decisions, result, request_id, decided.append, refusal_raises=refusal_raises)
+    return result.data, decided, audited
+
+
+@pytest.fixture
+async def bare_guard(tmp_path, signer):
+    """A PrivacyGuard over its own SQLite store, without a gateway around it: (guard, store)."""
+    policy = parse_policy(policy_document(signer.jwks_file))
+    store = Store(f"sqlite:///{tmp_path / 'guard.db'}")
+    await store.create()
+    ledger = Ledger(store, policy)
+    guard = PrivacyGuard(policy, ledger, AuditLog(store), b"test-pseudonym-key")
+    yield guard, store
+    await store.close()
+
+
+def hold_reads(store) -> tuple[asyncio.Event, asyncio.Event]:
+    """Make the store's next consent reads return only once `release` is set (and say when a read
+    is done by setting `read_done`); returns (read_done, release). Restore with `restore_reads`."""
+    read_done, release = asyncio.Event(), asyncio.Event()
+    real_read = store.consent_events_for
+
+    async def slow_read(*args, **kwargs):
+        events = await real_read(*args, **kwargs)  # read before a change is written...
+        read_done.set()
+        await release.wait()  # ...and returned after it
+        return events
+
+    store.real_consent_events_for = real_read
+    store.consent_events_for = slow_read
+    return read_done, release
+
+
+def restore_reads(store) -> None:
+    store.consent_events_for = store.real_consent_events_for

@@ -7,14 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import gateway.consent._ledger as ledger_module
 import gateway.privacy._guard as guard_module
-from gateway.consent import AuditLog, Ledger
-from gateway.executor import ExecutionResult, FieldGuard
+from gateway.consent import Ledger
 from gateway.identity import Requester
 from gateway.policy import parse_policy
-from gateway.privacy import PrivacyGuard
 from gateway.store import Store
-from gateway.supergraph import PersonalField
-from tests.privacy.conftest import policy_document
+from tests.privacy.conftest import hold_reads, policy_document, restore_reads, settle_email
 
 QUERY = '{ resident(id: "r1") { id email } }'
 
@@ -26,19 +23,10 @@ async def test_a_read_that_overlaps_a_withdrawal_is_not_kept(tmp_path, signer):
     record, _receipt = await ledger.grant(
         subject="r1", recipient="parking-app", purpose="booking", categories=["user.contact"], expires_in_days=None, collection_method="test"
     )
-    read_done, release = asyncio.Event(), asyncio.Event()
-    real_read = store.consent_events_for
-
-    async def slow_read(*args, **kwargs):
-        events = await real_read(*args, **kwargs)  # read before the withdrawal is written...
-        read_done.set()
-        await release.wait()  # ...and returned after it
-        return events
-
-    store.consent_events_for = slow_read  # type: ignore[method-assign]
+    read_done, release = hold_reads(store)
     reading = asyncio.create_task(ledger.active_for({"r1"}, "parking-app", "booking"))
     await read_done.wait()
-    store.consent_events_for = real_read  # type: ignore[method-assign]
+    restore_reads(store)
     await ledger.withdraw(subject="r1", consent_id=record.id)
     release.set()
     overlapping = await reading
@@ -91,50 +79,28 @@ async def test_a_subject_met_again_is_decided_the_same_and_audited_once(sqlite_c
     ]
 
 
-async def test_a_decision_made_on_a_read_that_overlaps_a_withdrawal_is_not_kept(tmp_path, signer):
+async def test_a_decision_made_on_a_read_that_overlaps_a_withdrawal_is_not_kept(bare_guard):
     # A request whose ledger read straddles a withdrawal may answer with what it read, but the
     # decision it made on it must not serve the requests that come after the withdrawal.
-    policy = parse_policy(policy_document(signer.jwks_file))
-    store = Store(f"sqlite:///{tmp_path / 'ledger.db'}")
-    await store.create()
-    ledger = Ledger(store, policy)
-    guard = PrivacyGuard(policy, ledger, AuditLog(store), b"test-pseudonym-key")
-    requester = Requester(policy.clients["parking-app"], "booking", frozenset({"partner"}))
-
-    email = FieldGuard("personal", PersonalField("user.contact.email"), "_cg_subject", "Resident", "email")  # what the shaper passes
+    guard, store = bare_guard
+    ledger = guard.ledger
+    requester = Requester(guard.policy.clients["parking-app"], "booking", frozenset({"partner"}))
 
     async def ask(request_id: str):
-        decisions = guard.decisions(requester)
-
-        def shape(decisions):
-            return {"email": decisions.place(email, "r1", "amelie@example.org", None, "email")}, []
-
-        data, errors = shape(decisions)
-        result = ExecutionResult(data, errors, reshape=shape)
-        await guard.settle(requester, decisions, result, request_id, lambda _withheld: None)
-        return result.data["email"]
+        data, _decided, _audited = await settle_email(guard, requester, guard.decisions(requester), request_id)
+        return data["email"]
 
     record, _receipt = await ledger.grant(
         subject="r1", recipient="parking-app", purpose="booking", categories=["user.contact"], expires_in_days=None, collection_method="test"
     )
-    read_done, release = asyncio.Event(), asyncio.Event()
-    real_read = store.consent_events_for
-
-    async def slow_read(*args, **kwargs):
-        events = await real_read(*args, **kwargs)  # read before the withdrawal is written...
-        read_done.set()
-        await release.wait()  # ...and returned after it
-        return events
-
-    store.consent_events_for = slow_read  # type: ignore[method-assign]
+    read_done, release = hold_reads(store)
     overlapping = asyncio.create_task(ask("before"))
     await asyncio.wait_for(read_done.wait(), 10)
-    store.consent_events_for = real_read  # type: ignore[method-assign]
+    restore_reads(store)
     await ledger.withdraw(subject="r1", consent_id=record.id)
     release.set()
     assert await overlapping == "amelie@example.org"  # what it read, for the request that read it
     assert await ask("after") == "a***@example.org"  # the next request: withdrawn
-    await store.close()
 
 
 async def test_verdicts_kept_across_requests_still_audit_every_request(sqlite_city):

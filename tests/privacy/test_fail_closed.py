@@ -7,16 +7,13 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.composition import SubgraphSource, compose
 from gateway.composition.config import fetch_sdl
-from gateway.consent import AuditLog, Ledger
 from gateway.engine import Engine
-from gateway.executor import ExecutionResult, FieldGuard
 from gateway.identity import Requester
-from gateway.policy import parse_policy
-from gateway.privacy import AuditRefused, PrivacyGuard
-from gateway.store import Store, database_url
+from gateway.privacy import AuditRefused
+from gateway.store import database_url
 from gateway.supergraph import PersonalField, PrivacyAnnotations, load_supergraph
 from tests.privacy import world
-from tests.privacy.conftest import policy_document
+from tests.privacy.conftest import settle_email
 
 
 async def _rename(store_url: str, table: str, to: str) -> None:
@@ -56,41 +53,26 @@ async def test_an_audit_log_that_refuses_writes_withholds_the_disclosures(city):
     assert own["data"]["resident"]["email"] == "amelie@example.org"
 
 
-async def test_an_audit_refusal_either_reshapes_the_answer_or_stops_it_leaving(tmp_path, signer):
+async def test_an_audit_refusal_either_reshapes_the_answer_or_stops_it_leaving(bare_guard):
     # A mutation's answer waits for the audit log and is shaped again without the disclosures; a
     # query's answer, already serialized when the refusal comes, must not leave at all (the engine
     # answers the query again with decisions(audit_refused=True)).
-    policy = parse_policy(policy_document(signer.jwks_file))
-    store = Store(f"sqlite:///{tmp_path / 'city.db'}")
-    await store.create()
-    ledger = Ledger(store, policy)
-    guard = PrivacyGuard(policy, ledger, AuditLog(store), b"test-pseudonym-key")
-    technician = Requester(policy.clients["technician-console"], "street-maintenance", frozenset({"technician"}))
-    email = FieldGuard("personal", PersonalField("user.contact.email"), "_cg_subject", "Resident", "email")
-    await _rename(f"sqlite:///{tmp_path / 'city.db'}", "audit_head", "audit_head_gone")
+    guard, store = bare_guard
+    technician = Requester(guard.policy.clients["technician-console"], "street-maintenance", frozenset({"technician"}))
+    await _rename(store.url, "audit_head", "audit_head_gone")
 
-    def shape(decisions):
-        return {"email": decisions.place(email, "r1", "amelie@example.org", None, "email")}, []
-
-    async def settle(refusal_raises: bool, decisions=None):
-        decisions = decisions or guard.decisions(technician)
-        result = ExecutionResult(*shape(decisions), reshape=shape)
-        seen: list = []
-        audited = await guard.settle(technician, decisions, result, "req-1", seen.append, refusal_raises=refusal_raises)
-        return result.data, seen, audited
-
-    data, seen, audited = await settle(refusal_raises=False)
+    data, seen, audited = await settle_email(guard, technician, guard.decisions(technician), "req-1")
     assert data["email"] != "amelie@example.org" and audited == []  # masked by the policy's strategy
     assert [w["reason"] for w in seen[0]["withheld"]] == ["audit-unavailable"]
     try:
-        await settle(refusal_raises=True)
+        await settle_email(guard, technician, guard.decisions(technician), "req-2", refusal_raises=True)
     except AuditRefused:
         pass
     else:
         raise AssertionError("a refused audit write let a serialized answer through")
-    data, seen, audited = await settle(refusal_raises=True, decisions=guard.decisions(technician, audit_refused=True))
+    refused = guard.decisions(technician, audit_refused=True)
+    data, seen, audited = await settle_email(guard, technician, refused, "req-3", refusal_raises=True)
     assert data["email"] != "amelie@example.org" and audited == [] and seen[0]["withheld"][0]["reason"] == "audit-unavailable"
-    await store.close()
 
 
 class _AnswersWithoutTypename:
@@ -121,20 +103,15 @@ def test_a_field_personal_on_one_implementation_is_nullable_on_its_interface_too
     assert str(api.get_type("Graffiti").fields["description"].type) == "String!"
 
 
-async def test_a_value_of_an_unknown_concrete_type_is_withheld_if_any_possible_type_guards_it(tmp_path, privacy_world, signer):
+async def test_a_value_of_an_unknown_concrete_type_is_withheld_if_any_possible_type_guards_it(bare_guard, privacy_world):
     # Pothole.reporter is personal (a policy override on the concrete type only); Incident's is not.
     overrides = PrivacyAnnotations(personal={("Pothole", "reporter"): PersonalField("user.unique_id")})
-    policy = parse_policy(policy_document(signer.jwks_file))
-    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
-    await store.create()
-    ledger = Ledger(store, policy)
-    guard = PrivacyGuard(policy, ledger, AuditLog(store), b"test-pseudonym-key")
+    guard, _store = bare_guard
     engine = Engine(load_supergraph(_composed_world(privacy_world), overrides), _AnswersWithoutTypename(), guard)
     response = await engine.run("{ incidents { id reporter { id } } }")
     reporter = response.data["incidents"][0]["reporter"]
     assert reporter != {"id": "r1"} and str(reporter).startswith("pse_")  # withheld: the category's strategy
     assert [w["reason"] for w in response.extensions["privacy"]["withheld"]] == ["subject-unknown"]
-    await store.close()
 
 
 class _FailingWithPersonalWords:
@@ -149,15 +126,11 @@ class _FailingWithPersonalWords:
         pass
 
 
-async def test_a_subgraph_error_keeps_its_code_and_path_but_not_its_words(tmp_path, privacy_world, signer):
-    policy = parse_policy(policy_document(signer.jwks_file))
-    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
-    await store.create()
-    guard = PrivacyGuard(policy, Ledger(store, policy), AuditLog(store), b"test-pseudonym-key")
+async def test_a_subgraph_error_keeps_its_code_and_path_but_not_its_words(bare_guard, privacy_world):
+    guard, _store = bare_guard
     engine = Engine(load_supergraph(_composed_world(privacy_world)), _FailingWithPersonalWords(), guard)
     response = await engine.run("{ incidents { id } }")
     assert response.errors == [
         {"message": "subgraph 'reports' reported an error", "path": ["incidents"], "extensions": {"code": "NOT_FOUND", "serviceName": "reports"}}
     ]
     assert "amelie" not in str(response.to_dict())
-    await store.close()
