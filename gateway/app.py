@@ -52,8 +52,8 @@ class PrivacyRuntime:
     guard: PrivacyGuard
     authenticator: Authenticator
 
-    def build_engine(self, sdl: str, transport: Subgraphs | None) -> Engine:
-        return Engine.from_sdl(sdl, transport, guard=self.guard, privacy_overrides=self.policy.privacy)
+    def build_engine(self, sdl: str, transport: Subgraphs | None, owners: dict[str, str] | None = None) -> Engine:
+        return Engine.from_sdl(sdl, transport, guard=self.guard, privacy_overrides=self.policy.privacy, owners=owners)
 
 
 async def privacy_runtime(policy: Policy, store: Store, http_client: httpx.AsyncClient) -> PrivacyRuntime:

@@ -121,9 +121,11 @@ class Engine:
         *,
         guard: PrivacyGuard | None = None,
         privacy_overrides: PrivacyAnnotations | None = None,
+        owners: dict[str, str] | None = None,
     ) -> Engine:
-        """An Engine for a supergraph, reaching its subgraphs at their join__graph URLs."""
-        model = load_supergraph(sdl, privacy_overrides)
+        """An Engine for a supergraph, reaching its subgraphs at their join__graph URLs; `owners`
+        names the party owning each subgraph (see SupergraphModel.owners)."""
+        model = load_supergraph(sdl, privacy_overrides, owners)
         if transport is None:
             transport = Subgraphs.over_http({name: s.url for name, s in model.subgraphs.items()})
         return cls(model, transport, guard)

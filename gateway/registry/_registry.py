@@ -106,7 +106,7 @@ class Registry:
         http_client: httpx.AsyncClient,
         pool: HttpPool | None = None,
         folder: Path | None = None,
-        build_engine: Callable[[str, Subgraphs], Engine] | None = None,
+        build_engine: Callable[[str, Subgraphs, dict[str, str]], Engine] | None = None,
         builtins: dict[str, Connector] | None = None,
     ) -> None:
         self.state = state  # gateway.http.GatewayState: holds the Engine being served
@@ -115,7 +115,7 @@ class Registry:
         self.http_client = http_client  # control traffic: reading SDLs
         self.pool = pool or HttpPool()  # subgraph traffic
         self.folder = folder
-        self.build_engine = build_engine or (lambda sdl, transport: Engine(load_supergraph(sdl), transport))
+        self.build_engine = build_engine or (lambda sdl, transport, owners: Engine(load_supergraph(sdl, owners=owners), transport))
         self.connectors: dict[str, Connector] = dict(builtins or {})
         self.lock = asyncio.Lock()
         self.supergraph: str | None = None
@@ -192,7 +192,7 @@ class Registry:
 
     def _build(self, supergraph: str, connectors: dict[str, Connector]) -> Engine:
         transport = Subgraphs({name: c.client for name, c in connectors.items()}, self.pool)
-        return self.build_engine(supergraph, transport)
+        return self.build_engine(supergraph, transport, {name: c.manifest.owner for name, c in connectors.items()})
 
     def _swap(self, engine: Engine, supergraph: str, connectors: dict[str, Connector]) -> None:
         self.supergraph = supergraph

@@ -69,8 +69,11 @@ class _Feature:
     purpose: str | None
 
 
-def load_supergraph(sdl: str, privacy_overrides: PrivacyAnnotations | None = None) -> SupergraphModel:
-    """Read a supergraph; `privacy_overrides` (from the policy) add to or replace annotations."""
+def load_supergraph(
+    sdl: str, privacy_overrides: PrivacyAnnotations | None = None, owners: dict[str, str] | None = None
+) -> SupergraphModel:
+    """Read a supergraph; `privacy_overrides` (from the policy) add to or replace annotations;
+    `owners` names the party owning each subgraph (by default each subgraph is its own owner)."""
     try:
         document = parse(sdl)
     except Exception as exc:
@@ -109,6 +112,7 @@ def load_supergraph(sdl: str, privacy_overrides: PrivacyAnnotations | None = Non
         types=types,
         root_types=root_types,
         privacy=privacy,
+        owners=dict(owners or {}),
     )
 
 

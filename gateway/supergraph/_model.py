@@ -148,6 +148,13 @@ class SupergraphModel:
     types: dict[str, TypeFacts]
     root_types: dict[str, str]  # operation kind ("query", ...) -> type name
     privacy: PrivacyAnnotations = field(default_factory=PrivacyAnnotations)
+    # subgraph -> the party that owns it (a connector's `owner`: a partner, or the city); a
+    # subgraph not listed is its own owner. Privacy decisions name owners as recipients and scope
+    # legal bases by them; the planner never asks.
+    owners: dict[str, str] = field(default_factory=dict)
+
+    def owner_of(self, subgraph: str) -> str:
+        return self.owners.get(subgraph, subgraph)
 
     # -- questions the planner asks ---------------------------------------------------------
 
