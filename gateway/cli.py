@@ -214,6 +214,9 @@ GatewayOption = Annotated[str, typer.Option(envvar="CITYGATE_URL", help="The gat
 KeyOption = Annotated[str, typer.Option(envvar="CITYGATE_KEY", help="Your partner (or the operator) key.")]
 
 
+_LOCAL_VARIABLE = r"\$\{([A-Z_][A-Z0-9_]*)\}"
+
+
 def _manifest_payload(path: Path) -> dict:
     import yaml
 
@@ -229,7 +232,50 @@ def _manifest_payload(path: Path) -> dict:
     sdl_file = data.pop("sdl_file", None)
     if sdl_file is not None:
         data["sdl"] = _read(manifest_path.parent / str(sdl_file))
+    _local_secrets(data, manifest_path)
     return data
+
+
+def _local_secrets(data: dict, manifest_path: Path) -> None:
+    """`${NAME}` in a header value, read from *this* machine's environment (the partner's), travels
+    as the connector's secret NAME (`${secret:NAME}`): the gateway stores it write-only and sends it
+    to the connector's url only. The gateway never fills `${NAME}` from its own environment for a
+    manifest it receives: it refuses it. Everything else is sent as written."""
+    import os
+    import re
+
+    headers = data.get("headers")
+    if not isinstance(headers, dict):
+        return
+    secrets = data.get("secrets")
+    if secrets is None:
+        secrets = {}
+    if not isinstance(secrets, dict):
+        return  # the gateway says what is wrong with it
+    missing: list[str] = []
+
+    def secret(match: re.Match) -> str:
+        name = match[1]
+        if name not in os.environ:
+            missing.append(name)
+        elif name in secrets and secrets[name] != os.environ[name]:
+            missing.append(name)  # two values for one name: refuse rather than pick one
+        else:
+            secrets[name] = os.environ[name]
+        return f"${{secret:{name}}}"
+
+    converted = {key: re.sub(_LOCAL_VARIABLE, secret, value) if isinstance(value, str) else value for key, value in headers.items()}
+    if missing:
+        names = ", ".join(sorted(set(missing)))
+        console.print(
+            f"[red]{manifest_path} uses {names} in its headers: set them in this shell's environment "
+            "(each is sent to the gateway as a secret of the connector), or give them under 'secrets'[/red]",
+            highlight=False,
+        )
+        raise typer.Exit(2)
+    data["headers"] = converted
+    if secrets:
+        data["secrets"] = secrets
 
 
 def _admin(method: str, gateway: str, key: str, path: str, payload=None):

@@ -3,6 +3,10 @@
 Authentication: `Authorization: Bearer <key>`. The operator's key is compared in constant time
 with its hash; partner keys are looked up by hash in the store. Keys are never stored or logged
 in clear. Answers are JSON; every refusal has a stable `code`.
+
+A manifest sent here never reads the gateway's environment (`${NAME}` is refused with
+`SECRET_REFERENCE_REFUSED`); the upstream secrets a connector's owner sends with it are stored
+and never returned: not by the listing, a report or an error.
 """
 
 from __future__ import annotations

@@ -2,10 +2,24 @@
 
 Kinds:
 - `subgraph`: a federation subgraph over HTTP (`url`, `timeout`, `headers`, and the SDL from
-  `_service { sdl }` or pinned with `sdl` / `sdl_file`). Header values may name environment
-  variables as `${NAME}`: the manifest stores the template, never the secret.
+  `_service { sdl }` or pinned with `sdl` / `sdl_file`).
 - `python`: a Strawberry federation schema run in-process (`schema: file.py:attribute`). Only
   from the operator's connectors folder: code is never accepted over the admin API.
+
+Where a manifest comes from decides what its templates may read (`Manifest.provenance`):
+- `folder` (the operator's connectors folder): `${NAME}` in the url and header values is taken
+  from the gateway's environment. The operator wrote those files; the environment is theirs.
+- `admin` (sent over the admin API, to validate or to register): never the environment. Any `${`
+  in the manifest is refused with `SECRET_REFERENCE_REFUSED`, whose message names no variable
+  (set or not, the answer is the same), except `${secret:NAME}` in a header value: one of the
+  connector's own secrets, sent by its owner as `secrets: {NAME: value}`, stored with the
+  connector, write-only.
+- `store` (registered earlier, read back at start): never the environment either; only
+  `${secret:NAME}` resolves, from the secrets stored with the connector.
+
+This module must never put a secret's value into `to_dict()`, a repr or an error message, never
+expand a secret's value as a template, and never read the environment for a manifest that did
+not come from the operator's folder.
 """
 
 from __future__ import annotations
@@ -14,21 +28,80 @@ import importlib.util
 import os
 import re
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _ENV = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
+_SECRET_REFERENCE = re.compile(r"\$\{secret:([A-Za-z_][A-Za-z0-9_]{0,63})\}")
+_SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+# visible ASCII with inner spaces: what every HTTP client sends as a header value unchanged
+# (anything else makes a client raise an error that may quote the value)
+_SECRET_VALUE = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]{0,8190}[\x21-\x7e])?$")
 KINDS = ("subgraph", "python")
+Provenance = Literal["folder", "admin", "store"]
+
+INVALID_MANIFEST = "INVALID_MANIFEST"
+SECRET_REFERENCE_REFUSED = "SECRET_REFERENCE_REFUSED"
+HOW_TO_STORE_A_SECRET = (
+    "a manifest sent over the admin API never reads the gateway's environment. Store the value with "
+    "the connector instead: 'secrets: {NAME: value}' in the manifest and '${secret:NAME}' in the header "
+    "value (write-only: never shown again, sent only to this connector's own url)"
+)
+_DROPPED_SECRETS = "stored secrets are kept only while the connector's owner and its url's scheme, host and port stay the same"
 
 
 class ManifestError(Exception):
-    def __init__(self, problems: list[str]) -> None:
+    """Problems with a manifest: `problems` are the messages, `codes` their stable codes (same order)."""
+
+    def __init__(self, problems: list[str], codes: list[str] | None = None) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
+        self.codes = codes if codes is not None else [INVALID_MANIFEST] * len(problems)
+
+    def coded(self, generic: str = INVALID_MANIFEST) -> list[tuple[str, str]]:
+        """(code, message) pairs, `generic` standing for INVALID_MANIFEST (e.g. an SDL that cannot be read)."""
+        return [(generic if code == INVALID_MANIFEST else code, message) for code, message in zip(self.codes, self.problems, strict=True)]
+
+
+class Secrets(Mapping[str, str]):
+    """A connector's upstream secrets by name. Its repr names them and never shows a value."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, str] | None = None) -> None:
+        self._values = dict(values or {})
+
+    def __getitem__(self, name: str) -> str:
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Secrets({', '.join(sorted(self._values))})"
+
+    __str__ = __repr__
+
+
+def origin(url: str | None) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an http(s) URL, None for anything else."""
+    try:
+        parts = urlsplit(url or "")
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return parts.scheme, parts.hostname.rstrip(".").lower(), port or (443 if parts.scheme == "https" else 80)
 
 
 @dataclass(frozen=True)
@@ -38,12 +111,15 @@ class Manifest:
     kind: str
     url: str | None = None
     timeout: float = 10.0
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)  # templates, as written
     sdl: str | None = None  # pinned SDL, when given
     schema: str | None = None  # python: "file.py:attribute"
     folder: Path | None = None  # python: where the file lives
+    provenance: Provenance = "admin"  # only "folder" reads the gateway's environment
+    secrets: Secrets = field(default_factory=Secrets, repr=False, compare=False)  # never in to_dict()
 
     def to_dict(self) -> dict[str, Any]:
+        """What is stored and listed: the templates, never a secret's value."""
         data: dict[str, Any] = {"name": self.name, "owner": self.owner, "kind": self.kind, "timeout": self.timeout}
         if self.url:
             data["url"] = self.url
@@ -53,30 +129,173 @@ class Manifest:
             data["schema"] = self.schema
         return data
 
+    def secret_references(self) -> set[str]:
+        """The names of the secrets the header values use."""
+        return {name for template in self.headers.values() for name in _SECRET_REFERENCE.findall(template)}
+
     def resolved_url(self) -> str:
-        """The URL with `${NAME}` taken from the environment (e.g. a deployment's host)."""
-        return _substitute({"url": self.url or ""}, "the url")["url"]
+        """The URL, with `${NAME}` from the environment for the operator's folder manifests only."""
+        problems: list[tuple[str, str]] = []
+        if _SECRET_REFERENCE.search(self.url or ""):
+            problems.append((SECRET_REFERENCE_REFUSED, "the url may not use secrets: they go in header values only"))
+            url = self.url or ""
+        else:
+            url = self._environment(self.url or "", "the url", problems)
+        _raise(problems)
+        return url
+
+    def routing_url(self) -> str:
+        """The URL written into the supergraph. Informational (traffic goes through the connector's
+        client): a stored manifest that cannot be resolved any more keeps its template there."""
+        try:
+            return self.resolved_url()
+        except ManifestError:
+            return self.url or ""
 
     def resolved_headers(self) -> dict[str, str]:
-        """Header values with `${NAME}` taken from the environment; missing ones raise."""
-        return _substitute(self.headers, "a header")
+        """Header values with `${secret:NAME}` from the connector's secrets and, in the operator's
+        folder manifests only, `${NAME}` from the environment. A secret's value is inserted as is,
+        never read as a template. Errors name no value, and no variable unless the manifest is
+        the operator's own."""
+        problems: list[tuple[str, str]] = []
+        headers = {key: self._header(key, template, problems) for key, template in self.headers.items()}
+        _raise(problems)
+        return headers
+
+    def _header(self, key: str, template: str, problems: list[tuple[str, str]]) -> str:
+        where = f"header {key!r}"
+        pieces, position = [], 0
+        for match in _SECRET_REFERENCE.finditer(template):
+            pieces.append(self._environment(template[position : match.start()], where, problems))
+            if match[1] in self.secrets:
+                pieces.append(self.secrets[match[1]])
+            else:
+                problems.append(
+                    (INVALID_MANIFEST, f"{where} uses secret {match[1]}, which this connector has not stored: send its value in 'secrets' ({_DROPPED_SECRETS})")
+                )
+            position = match.end()
+        pieces.append(self._environment(template[position:], where, problems))
+        return "".join(pieces)
+
+    def _environment(self, text: str, where: str, problems: list[tuple[str, str]]) -> str:
+        """`${NAME}` in `text` from the environment, for the operator's folder manifests only."""
+        if "${" not in text:
+            return text
+        if self.provenance != "folder":
+            problems.append((SECRET_REFERENCE_REFUSED, f"{where} refers to a variable: {HOW_TO_STORE_A_SECRET}"))
+            return text
+
+        def value(match: re.Match) -> str:
+            if match[1] not in os.environ:
+                problems.append((INVALID_MANIFEST, f"environment variable {match[1]} is not set (used in {where})"))
+                return ""
+            return os.environ[match[1]]
+
+        return _ENV.sub(value, text)
 
 
-def _substitute(templates: dict[str, str], where: str) -> dict[str, str]:
-    """Every template with `${NAME}` taken from the environment; one problem per variable not set."""
-    missing = [name for template in templates.values() for name in _ENV.findall(template) if name not in os.environ]
-    if missing:
-        raise ManifestError([f"environment variable {name} is not set (used in {where})" for name in missing])
-    return {key: _ENV.sub(lambda match: os.environ[match[1]], template) for key, template in templates.items()}
+def _raise(problems: list[tuple[str, str]]) -> None:
+    if problems:
+        unique = list(dict.fromkeys(problems))
+        raise ManifestError([message for _, message in unique], [code for code, _ in unique])
 
 
-def parse_manifest(data: Any, folder: Path | None = None, *, allow_python: bool = False) -> Manifest:
+def with_kept_secrets(manifest: Manifest, previous: Manifest | None) -> Manifest:
+    """The manifest with exactly the secrets its headers use: those sent with it, else those stored
+    with the connector it replaces, kept only while that connector's owner and origin stay the
+    same (a secret given for one origin is never sent to another). A reference left without a value
+    is reported by `resolved_headers()`."""
+    same = (
+        previous is not None
+        and previous.owner == manifest.owner
+        and origin(manifest.url) is not None
+        and origin(previous.url) == origin(manifest.url)
+    )
+    kept: Mapping[str, str] = previous.secrets if same and previous is not None else {}
+    values = {}
+    for name in manifest.secret_references():
+        if name in manifest.secrets:
+            values[name] = manifest.secrets[name]
+        elif name in kept:
+            values[name] = kept[name]
+    return replace(manifest, secrets=Secrets(values))
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in a JSON-like value, mapping keys included."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key)
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _variable_references(data: dict) -> list[str]:
+    """Where a manifest sent over the admin API refers to a variable (`${`): refused, since only the
+    operator's files may read the gateway's environment. `${secret:NAME}` is a header value's way
+    to use the connector's own secret. The SDL is text, never a template, and secret values are
+    opaque: neither is read for references. The messages never repeat what was referred to."""
+    problems = []
+    for key, value in data.items():
+        if key in ("sdl", "secrets"):
+            continue
+        where = repr(key) if isinstance(key, str) and "${" not in key else "a key"
+        if key == "headers" and isinstance(value, dict):
+            for name, template in value.items():
+                if any("${" in text for text in _strings(name)):
+                    problems.append(f"a header name refers to a variable: {HOW_TO_STORE_A_SECRET}")
+                elif any("${" in text for text in _strings(_SECRET_REFERENCE.sub("", template) if isinstance(template, str) else template)):
+                    problems.append(f"header {name!r} refers to a variable: {HOW_TO_STORE_A_SECRET}")
+        elif key == "url" and isinstance(value, str) and _SECRET_REFERENCE.search(value):
+            problems.append("the url may not use secrets: they go in header values only")
+        elif any("${" in text for text in _strings(value)) or "${" in str(key):
+            what = "the url" if key == "url" else where
+            problems.append(f"{what} refers to a variable: a manifest sent over the admin API never reads the gateway's environment; write the value out (secrets go in header values: 'secrets: {{NAME: value}}' and '${{secret:NAME}}')")
+    return list(dict.fromkeys(problems))
+
+
+def _parse_secrets(raw: Any, provenance: Provenance, problems: list[str]) -> dict[str, str]:
+    """The `secrets` a manifest sent over the admin API carries. Problems name a secret, never its value."""
+    if raw is None:
+        return {}
+    if provenance != "admin":
+        problems.append("secrets are sent over the admin API; the operator's folder manifests take theirs from the environment")
+        return {}
+    if not isinstance(raw, dict):
+        problems.append("secrets must map names to values")
+        return {}
+    values = {}
+    for name, value in raw.items():
+        if not isinstance(name, str) or not _SECRET_NAME.match(name):
+            problems.append("secret names are letters, digits and underscores, not starting with a digit (at most 64)")
+        elif not isinstance(value, str) or not _SECRET_VALUE.match(value):
+            problems.append(f"the value of secret {name} must be visible ASCII characters (inner spaces allowed), at most 8192")
+        else:
+            values[name] = value
+    return values
+
+
+def parse_manifest(
+    data: Any,
+    folder: Path | None = None,
+    *,
+    allow_python: bool = False,
+    provenance: Provenance = "admin",
+    secrets: Mapping[str, str] | None = None,
+) -> Manifest:
+    """A manifest from its data. `provenance` says where it comes from (see the module's docstring;
+    the default is the untrusted one); `secrets` are those stored with the connector (store only)."""
     problems: list[str] = []
     if not isinstance(data, dict):
         raise ManifestError(["the manifest must be a mapping"])
-    known = {"name", "owner", "kind", "url", "timeout", "headers", "sdl", "sdl_file", "schema"}
-    for unknown in sorted(set(data) - known):
-        problems.append(f"unknown manifest key {unknown!r}")
+    refused = _variable_references(data) if provenance == "admin" else []
+    known = {"name", "owner", "kind", "url", "timeout", "headers", "sdl", "sdl_file", "schema", "secrets"}
+    for unknown in sorted(set(data) - known, key=str):
+        problems.append(f"unknown manifest key {unknown!r}" if "${" not in str(unknown) else "unknown manifest key")
     name = data.get("name")
     if not isinstance(name, str) or not NAME.match(name):
         problems.append("name must be lowercase letters, digits and dashes, starting with a letter (at most 63)")
@@ -95,6 +314,10 @@ def parse_manifest(data: Any, folder: Path | None = None, *, allow_python: bool 
         headers = {}
     elif any(k.lower() in ("host", "content-length", "transfer-encoding", "connection") for k in headers):
         problems.append("headers may not set host, content-length, transfer-encoding or connection")
+    sent_secrets = _parse_secrets(data.get("secrets"), provenance, problems)
+    used = {reference for template in headers.values() for reference in _SECRET_REFERENCE.findall(template)}
+    for unused in sorted(set(sent_secrets) - used):
+        problems.append(f"secret {unused} is not used by any header value ('${{secret:{unused}}}')")
     sdl = data.get("sdl")
     if sdl is not None and not isinstance(sdl, str):
         problems.append("sdl must be a string")
@@ -120,8 +343,8 @@ def parse_manifest(data: Any, folder: Path | None = None, *, allow_python: bool 
             problems.append("a python connector needs schema: file.py:attribute")
         if folder is None:
             problems.append("a python connector needs its folder")
-    if problems:
-        raise ManifestError(problems)
+    if refused or problems:
+        raise ManifestError(refused + problems, [SECRET_REFERENCE_REFUSED] * len(refused) + [INVALID_MANIFEST] * len(problems))
     return Manifest(
         name=name,  # type: ignore[arg-type]
         owner=owner,  # type: ignore[arg-type]
@@ -132,16 +355,19 @@ def parse_manifest(data: Any, folder: Path | None = None, *, allow_python: bool 
         sdl=sdl,
         schema=schema if kind == "python" else None,
         folder=folder,
+        provenance=provenance,
+        secrets=Secrets(sent_secrets if provenance == "admin" else secrets),
     )
 
 
 def read_manifest_folder(folder: Path, *, allow_python: bool) -> Manifest:
+    """An operator's connector folder: the only manifests whose `${NAME}` reads the environment."""
     path = folder / "manifest.yaml"
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as error:
         raise ManifestError([f"cannot read {path}: {error}"]) from None
-    return parse_manifest(data, folder, allow_python=allow_python)
+    return parse_manifest(data, folder, allow_python=allow_python, provenance="folder")
 
 
 def load_python_schema(manifest: Manifest) -> Any:

@@ -4,6 +4,11 @@ Every change is validated first (manifest, upstream URL, SDL, composition with e
 ownership, privacy lint), then stored, then served: a new Engine is built and swapped in with one
 reference assignment, so requests in flight finish on the old one and none fails. A change that
 fails validation leaves the running supergraph untouched and returns every problem.
+
+Only the operator's folder manifests read the gateway's environment (`${NAME}`); a manifest sent
+over the admin API or read back from the store never does (see _manifest.py). A connector's
+secrets go only into its own client's headers (its SDL read and its subgraph traffic, neither
+following redirects), never into a report, a listing or a log.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import httpx
 
 from ..composition import SubgraphSource, compose
 from ..engine import Engine
-from ..executor import HttpPool, HttpSubgraph, InProcessSubgraph, Subgraphs
+from ..executor import HttpPool, HttpSubgraph, InProcessSubgraph, Subgraphs, SubgraphUnavailable
 from ..executor._transport import SubgraphClient
 from ..policy import RegistryPolicy
 from ..store import Store
@@ -31,6 +36,7 @@ from ._manifest import (
     parse_manifest,
     python_schema_sdl,
     read_manifest_folder,
+    with_kept_secrets,
 )
 from ._rules import Problem, Registered, check_ownership, check_upstream_url, privacy_lint
 
@@ -85,6 +91,11 @@ class Report:
         for message in messages:
             self.add(Problem(code, message))
 
+    def add_coded(self, error: ManifestError, generic: str = "INVALID_MANIFEST") -> None:
+        """A manifest's problems with their own codes (`generic` for the plain ones)."""
+        for code, message in error.coded(generic):
+            self.add(Problem(code, message))
+
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"ok": self.ok, "errors": self.errors, "warnings": self.warnings}
         if self.version is not None:
@@ -94,6 +105,16 @@ class Report:
 
 class RegistryError(Exception):
     pass
+
+
+class _Disconnected:
+    """The client of a stored connector whose manifest no longer resolves: it was registered, before
+    manifests over the admin API were refused any `${NAME}`, with a reference to the gateway's
+    environment. It stays in the composition (the rest still composes) and every request to it
+    fails like an unreachable subgraph, until its owner registers it again with its secrets."""
+
+    async def send(self, query: str, variables: dict[str, Any] | None, context: Any = None) -> bytes:
+        raise SubgraphUnavailable("its manifest must be registered again")
 
 
 class Registry:
@@ -135,8 +156,9 @@ class Registry:
             for row in await self.store.connectors():
                 if row.name in self.connectors:
                     raise RegistryError(f"connector {row.name} is both in the folder and in the store")
-                manifest = replace(parse_manifest(row.manifest), sdl=row.sdl)
-                self.connectors[row.name] = Connector(manifest, row.sdl, self._http_client(manifest), version=row.version)
+                # never the environment: a stored manifest came over the admin API
+                manifest = replace(parse_manifest(row.manifest, provenance="store", secrets=row.secrets), sdl=row.sdl)
+                self.connectors[row.name] = Connector(manifest, row.sdl, self._stored_client(manifest), version=row.version)
         if not self.connectors:
             logger.warning("no connector yet: /graphql answers 503 until the first registration")
             return
@@ -164,7 +186,19 @@ class Registry:
         return Connector(manifest, sdl, self._http_client(manifest), source="folder")
 
     def _http_client(self, manifest: Manifest) -> HttpSubgraph:
+        """The connector's own client: the only one its headers (and so its secrets) go into."""
         return HttpSubgraph(self.pool, manifest.resolved_url(), manifest.timeout, manifest.resolved_headers())
+
+    def _stored_client(self, manifest: Manifest) -> SubgraphClient:
+        try:
+            return self._http_client(manifest)
+        except ManifestError as error:
+            # the operator's log: which connector and why, never a value (the messages carry none)
+            logger.error(
+                "connector %s (owner %s) is served disconnected until its owner registers it again: %s",
+                manifest.name, manifest.owner, "; ".join(sorted(set(error.codes))),
+            )
+            return _Disconnected()
 
     async def _fetch_sdl(self, manifest: Manifest) -> str:
         try:
@@ -173,6 +207,7 @@ class Registry:
                 json={"query": "{ _service { sdl } }"},
                 headers=manifest.resolved_headers(),
                 timeout=manifest.timeout,
+                follow_redirects=False,  # the headers carry the connector's secrets: its own origin only
             )
             sdl = response.json()["data"]["_service"]["sdl"]
         except (httpx.HTTPError, ValueError, KeyError, TypeError):
@@ -186,7 +221,7 @@ class Registry:
     @staticmethod
     def _sources(connectors) -> list[SubgraphSource]:
         return [
-            SubgraphSource(c.manifest.name, c.sdl, c.manifest.resolved_url() if c.manifest.url else f"inprocess://{c.manifest.name}")
+            SubgraphSource(c.manifest.name, c.sdl, c.manifest.routing_url() if c.manifest.url else f"inprocess://{c.manifest.name}")
             for c in sorted(connectors, key=lambda c: c.manifest.name)
         ]
 
@@ -226,7 +261,8 @@ class Registry:
                 return report
             if self.store is not None:
                 connector.version = await self.store.put_connector(
-                    connector.manifest.name, connector.manifest.owner, connector.manifest.to_dict(), connector.sdl
+                    connector.manifest.name, connector.manifest.owner, connector.manifest.to_dict(), connector.sdl,
+                    secrets=connector.manifest.secrets,  # exactly those its headers use: the others are dropped
                 )
             else:
                 previous = self.connectors.get(connector.manifest.name)
@@ -267,9 +303,9 @@ class Registry:
     async def _check(self, data: Any, actor: Actor) -> tuple[Report, Connector | None, str | None]:
         report = Report()
         try:
-            manifest = parse_manifest(data)
+            manifest = parse_manifest(data, provenance="admin")  # never the gateway's environment
         except ManifestError as error:
-            report.add_all("INVALID_MANIFEST", error.problems)
+            report.add_coded(error)
             return report, None, None
         if not actor.may_manage(manifest.owner):
             report.add(Problem("FORBIDDEN", f"you may only register connectors owned by {actor.partner}"))
@@ -281,24 +317,26 @@ class Registry:
         if existing is not None and not actor.may_manage(existing.manifest.owner):
             report.add(Problem("CONNECTOR_OWNED_BY_ANOTHER_PARTNER", f"{manifest.name!r} belongs to another partner"))
             return report, None, None
+        # the secrets its headers use: sent now, or kept from the connector it replaces (same owner and origin)
+        manifest = with_kept_secrets(manifest, existing.manifest if existing is not None else None)
         try:
             url = manifest.resolved_url()
         except ManifestError as error:
-            report.add_all("INVALID_MANIFEST", error.problems)
+            report.add_coded(error)
             return report, None, None
         for problem in await check_upstream_url(url, self.policy):
             report.add(problem)
         try:
             headers = manifest.resolved_headers()
         except ManifestError as error:
-            report.add_all("INVALID_MANIFEST", error.problems)
+            report.add_coded(error)
             headers = {}
         if not report.ok:
             return report, None, None
         try:
             sdl = manifest.sdl or await self._fetch_sdl(manifest)
         except ManifestError as error:
-            report.add_all("SUBGRAPH_SDL_UNAVAILABLE", error.problems)
+            report.add_coded(error, "SUBGRAPH_SDL_UNAVAILABLE")
             return report, None, None
         connector = Connector(replace(manifest, sdl=sdl), sdl, HttpSubgraph(self.pool, url, manifest.timeout, headers))
         candidates = {**self.connectors, manifest.name: connector}

@@ -2,15 +2,22 @@
 
 SQLite (a file on disk) by default, PostgreSQL when configured, through SQLAlchemy 2 async.
 This module only reads and writes rows; it decides nothing. Tables: partners and their key
-hashes, registered connectors, the consent ledger's events, the audit log and its chain head,
-and a few settings (the pseudonymisation key). The ledger and the audit log are append-only:
-triggers refuse UPDATE and DELETE on both databases.
+hashes, registered connectors and the upstream secrets their owners stored with them, the
+consent ledger's events, the audit log and its chain head, and a few settings (the
+pseudonymisation key). The ledger and the audit log are append-only: triggers refuse UPDATE and
+DELETE on both databases. New tables appear in an existing database at start (`create_all` adds
+what is missing, on SQLite and PostgreSQL alike); a new column would need a migration.
+
+A connector's secrets are write-only: nothing here returns them but `connectors()`, for the
+registry to send them to the connector's origin, and no statement's parameters reach a log or
+an error message (`hide_parameters`, and values whose repr hides them from drivers' debug logs).
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,6 +62,13 @@ connectors = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+connector_secrets = Table(
+    "connector_secrets",
+    metadata,
+    Column("connector", String(100), primary_key=True),
+    Column("name", String(100), primary_key=True),
+    Column("value", Text, nullable=False),  # write-only: read back only to be sent to the connector's origin
+)
 
 consent_events = Table(
     "consent_events",
@@ -123,6 +137,16 @@ def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+class _Unlogged(str):
+    """A secret's value on its way into a statement: the same text for the database, a repr that
+    hides it from whatever prints parameters (aiosqlite's debug log prints each call's)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'<secret>'"
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectorRow:
     name: str
@@ -131,12 +155,14 @@ class ConnectorRow:
     sdl: str
     version: int
     updated_at: datetime
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)  # name -> value, write-only
 
 
 class Store:
     def __init__(self, url: str) -> None:
         self.url = database_url(url)
-        self.engine: AsyncEngine = create_async_engine(self.url)
+        # hide_parameters: a failed statement's error (logged) never carries a secret or a subject's value
+        self.engine: AsyncEngine = create_async_engine(self.url, hide_parameters=True)
         database = self.engine.url.database
         # a file database: the audit log's own writer (an in-memory one exists once per connection)
         self._sqlite_audit = SQLiteAuditWriter(database) if self.kind == "sqlite" and database not in (None, "", ":memory:") else None
@@ -201,14 +227,29 @@ class Store:
 
     async def connectors(self) -> list[ConnectorRow]:
         async with self.engine.connect() as connection:
-            rows = await connection.execute(select(connectors).order_by(connectors.c.name))
+            rows = (await connection.execute(select(connectors).order_by(connectors.c.name))).all()
+            secrets: dict[str, dict[str, str]] = {}
+            for secret in await connection.execute(select(connector_secrets)):
+                secrets.setdefault(secret.connector, {})[secret.name] = secret.value
             return [
-                ConnectorRow(r.name, r.owner, orjson.loads(r.manifest), r.sdl, r.version, r.updated_at) for r in rows
+                ConnectorRow(r.name, r.owner, orjson.loads(r.manifest), r.sdl, r.version, r.updated_at, secrets.get(r.name, {}))
+                for r in rows
             ]
 
-    async def put_connector(self, name: str, owner: str, manifest: dict[str, Any], sdl: str) -> int:
+    async def put_connector(
+        self, name: str, owner: str, manifest: dict[str, Any], sdl: str, *, secrets: Mapping[str, str] | None = None
+    ) -> int:
+        """Store a connector; `secrets` (name -> value), when given, replace all of its stored ones
+        in the same transaction (None keeps them)."""
         now = datetime.now(UTC)
         async with self.engine.begin() as connection:
+            if secrets is not None:
+                await connection.execute(delete(connector_secrets).where(connector_secrets.c.connector == name))
+                if secrets:
+                    await connection.execute(
+                        insert(connector_secrets),
+                        [{"connector": name, "name": key, "value": _Unlogged(value)} for key, value in secrets.items()],
+                    )
             current = (await connection.execute(select(connectors.c.version).where(connectors.c.name == name))).first()
             if current is None:
                 version = 1
@@ -226,6 +267,7 @@ class Store:
 
     async def delete_connector(self, name: str) -> bool:
         async with self.engine.begin() as connection:
+            await connection.execute(delete(connector_secrets).where(connector_secrets.c.connector == name))
             result = await connection.execute(delete(connectors).where(connectors.c.name == name))
         return bool(result.rowcount)
 
