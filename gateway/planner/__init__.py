@@ -34,10 +34,24 @@ from ._operation import (
     condition_variables,
     normalize_selections,
 )
-from ._plan import FetchNode, QueryPlan, Representation, SField, SSelection
+from ._plan import (
+    RESERVED_PREFIX,
+    AnswerSelection,
+    AnswerView,
+    AskedField,
+    FetchNode,
+    QueryPlan,
+    Representation,
+    SField,
+    SSelection,
+)
 
 __all__ = [
     "INTROSPECTION_ROOT_FIELDS",
+    "RESERVED_PREFIX",
+    "AnswerSelection",
+    "AnswerView",
+    "AskedField",
     "CollectedField",
     "DocumentError",
     "FetchNode",
@@ -81,9 +95,6 @@ class PreparedOperation:
     @property
     def name(self) -> str | None:
         return self.operation.name.value if self.operation.name else None
-
-
-RESERVED_ALIAS = "_cg_"
 
 
 def _aliases(document: DocumentNode) -> list[str]:
@@ -164,10 +175,11 @@ class Planner:
             raise DocumentError("GRAPHQL_VALIDATION_FAILED", ["the document is nested too deeply"]) from None
         if errors:
             raise DocumentError("GRAPHQL_VALIDATION_FAILED", errors)
-        if RESERVED_ALIAS in text:
+        if RESERVED_PREFIX in text:
+            # the gateway's own keys in subgraph operations and in the response tree start with it
             for node in _aliases(document):
-                if node.startswith(RESERVED_ALIAS):
-                    raise DocumentError("GRAPHQL_VALIDATION_FAILED", [f"aliases starting with {RESERVED_ALIAS} are reserved for the gateway"])
+                if node.startswith(RESERVED_PREFIX):
+                    raise DocumentError("GRAPHQL_VALIDATION_FAILED", [f"aliases starting with {RESERVED_PREFIX} are reserved for the gateway"])
         fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
         for definition in document.definitions:
             if isinstance(definition, OperationDefinitionNode) and _depth(definition.selection_set, fragments) > self.max_depth:

@@ -32,7 +32,7 @@ from ._operation import (
     collect_fields,
     field_set_selections,
 )
-from ._plan import FetchNode, QueryPlan, Representation, SField, SSelection
+from ._plan import RESERVED_PREFIX, FetchNode, QueryPlan, Representation, SField, SSelection
 
 _COMPOSITE_KINDS = ("OBJECT", "INTERFACE", "UNION")
 _DRY_RUN_BUDGET = 400
@@ -213,19 +213,30 @@ class QueryPlanner:
                 self._register_client_keys(path, selection.selections)
 
     def _internal_key(self, path: tuple[str, ...], name: str, arguments: str) -> str:
+        """The response key a key or @requires field is read from at `path`: one already selected
+        there for the same field if any, else its name, else an alias of the gateway's own."""
         registry = self.state.keys.setdefault(path, {})
         signature = (name, arguments)
         if registry.get(name) == {signature}:
             return name
+        # a key the gateway added for the same field (the privacy stage's subject) wins over a
+        # client alias: a representation then names the entity that the privacy guard decides on,
+        # and no answer can give the one under a key and the other under another
+        chosen = None
         for key, signatures in registry.items():
             if signatures == {signature}:
-                return key
+                if key.startswith(RESERVED_PREFIX):
+                    return key
+                if chosen is None:
+                    chosen = key
+        if chosen is not None:
+            return chosen
         if name not in registry:
             registry[name] = {signature}
             return name
         while True:
             self.state.next_alias += 1
-            alias = f"_{self.state.next_alias}_{name}"
+            alias = f"{RESERVED_PREFIX}{self.state.next_alias}_{name}"
             if alias not in registry:
                 registry[alias] = {signature}
                 return alias
@@ -678,8 +689,16 @@ class QueryPlanner:
         renumber = {f.id: index for index, f in enumerate(ordered)}
         return tuple(self._fetch_node(f, renumber[f.id], tuple(sorted(renumber[d] for d in dependencies[f.id]))) for f in ordered)
 
+    def _types_matching(self, condition: str) -> frozenset[str]:
+        """The types a fragment on `condition` applies to: itself and its possible types."""
+        gql_type = self.model.schema.type_map.get(condition)
+        if gql_type is None or not self.model.is_abstract(condition):
+            return frozenset((condition,))
+        possible = {t.name for t in self.model.schema.get_possible_types(gql_type)}  # type: ignore[arg-type]
+        return frozenset(possible | self.model.api_possible_types(condition) | {condition})
+
     def _fetch_node(self, fetch: _Fetch, node_id: int, depends_on: tuple[int, ...]) -> FetchNode:
-        aliased = _alias_conflicts([fetch.selection])
+        _alias_conflicts([fetch.selection])
         used = sorted(fetch.selection.variables())
         definitions = [self.variable_definitions[name] for name in used if name in self.variable_definitions]
         name = ""
@@ -698,9 +717,9 @@ class QueryPlanner:
                 variable_names=tuple(used),
                 depends_on=depends_on,
                 merge_path=(),
-                selection_to_undo_aliases=fetch.selection if aliased else None,
+                selection=fetch.selection.asked(self._types_matching),
             )
-        variable = "representations" if "representations" not in used else "_representations"
+        variable = "representations" if "representations" not in used else f"{RESERVED_PREFIX}representations"
         definitions.insert(0, f"${variable}: [_Any!]!")
         document = (
             f"query{name}(" + ", ".join(definitions) + ") {\n"
@@ -729,9 +748,9 @@ class QueryPlanner:
             variable_names=tuple(used),
             depends_on=depends_on,
             merge_path=fetch.merge_path,
+            selection=fetch.selection.asked(self._types_matching),
             representations=representations,
             representations_variable=variable,
-            selection_to_undo_aliases=fetch.selection if aliased else None,
         )
 
 
@@ -781,7 +800,8 @@ def _alias_conflicts(selections: list[SSelection]) -> bool:
     """Alias fields that share a response key with different types across fragments.
 
     A subgraph validates its operation: `... on A { id } ... on B { id }` is rejected when
-    `A.id` is `ID!` and `B.id` is `ID`. Such fields get an alias, undone on the answer.
+    `A.id` is `ID!` and `B.id` is `ID`. Such fields get an alias of the gateway's own (reserved
+    prefix), undone as the answer merges (AnswerSelection).
     """
     groups: dict[str, list[SField]] = {}
     owners: dict[int, SSelection] = {}
@@ -805,7 +825,7 @@ def _alias_conflicts(selections: list[SSelection]) -> bool:
         for index, same_type in enumerate(by_type.values()):
             if index > 0:
                 aliased = True
-                alias = f"_{key}_{index}"
+                alias = f"{RESERVED_PREFIX}{key}_{index}"
                 for sub_field in same_type:
                     owner = owners[id(sub_field)]
                     owner.fields = {(alias if k == key else k): v for k, v in owner.fields.items()}

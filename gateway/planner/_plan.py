@@ -5,13 +5,24 @@ merges the answer at the root. An entity fetch collects the objects found at its
 turns each into a representation (`__typename`, key and `@requires` fields), sends them to
 `_entities`, and merges the answers back into those objects. A node runs once every node it
 depends on has finished; nodes without a path between them run in parallel.
+
+Each node carries what its operation asked for (`AnswerSelection`): only those keys of a
+subgraph's answer ever reach the response tree. Every name the gateway adds to an operation or
+to the data starts with RESERVED_PREFIX, which no client alias and no registered schema may use.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ._operation import NSelection
+
+# The prefix of every name the gateway adds to subgraph operations and to the response tree
+# (internal aliases, the privacy stage's subject and contributor keys). Client aliases with it
+# are refused (Planner.prepare), and so are schema names with it, in any case (composition).
+RESERVED_PREFIX = "_cg_"
 
 # A representation shape: ("field", out_key, source_key, sub_entries | None, is_key) or
 # ("fragment", frozenset(type names), sub_entries). An object whose key field is null or
@@ -25,6 +36,14 @@ RepEntry = tuple
 class Representation:
     typename: str  # the __typename sent to the subgraph (an interface for @interfaceObject)
     entries: tuple[RepEntry, ...]
+
+    @property
+    def single_key(self) -> tuple[str, str] | None:
+        """(field name, source key) when the representation is one key field of a leaf type and
+        nothing else (`@key(fields: "id")`, the common case), else None."""
+        if len(self.entries) == 1 and self.entries[0][0] == "field" and self.entries[0][3] is None and self.entries[0][4]:
+            return self.entries[0][1], self.entries[0][2]
+        return None
 
 
 @dataclass(slots=True, eq=False)
@@ -59,6 +78,26 @@ class SSelection:
         if "__typename" not in self.fields:
             self.fields["__typename"] = SField("__typename", "__typename", "", frozenset(), "String!")
 
+    def asked(self, types_matching: Callable[[str], frozenset[str]]) -> AnswerSelection:
+        """What this selection, as printed, asks of the subgraph: see AnswerSelection. Call it after
+        `print`, which completes empty selections with `__typename`."""
+        fields = tuple(
+            AskedField(
+                sub_field.key,
+                sub_field.original_key or sub_field.key,
+                sub_field.name,
+                sub_field.arguments,
+                sub_field.selection.asked(types_matching) if sub_field.selection is not None else None,
+            )
+            for sub_field in self.fields.values()
+        )
+        fragments = tuple(
+            (types_matching(condition), fragment.asked(types_matching))
+            for condition, fragment in self.fragments.items()
+            if not fragment.is_empty()
+        )
+        return AnswerSelection(fields, fragments)
+
     def fragment(self, type_condition: str) -> SSelection:
         selection = self.fragments.get(type_condition)
         if selection is None:
@@ -78,14 +117,6 @@ class SSelection:
             used |= fragment.variables()
         return used
 
-    def has_aliases_to_undo(self) -> bool:
-        for sub_field in self.fields.values():
-            if sub_field.original_key is not None:
-                return True
-            if sub_field.selection is not None and sub_field.selection.has_aliases_to_undo():
-                return True
-        return any(f.has_aliases_to_undo() for f in self.fragments.values())
-
     def print(self, indent: str = "") -> str:
         inner = indent + "  "
         lines = []
@@ -102,8 +133,99 @@ class SSelection:
                 continue
             lines.append(f"{inner}... on {condition} " + fragment.print(inner))
         if not lines:
+            self.add_typename()  # what is printed is what is asked (see `asked`)
             lines.append(inner + "__typename")
         return "{\n" + "\n".join(lines) + "\n" + indent + "}"
+
+
+@dataclass(frozen=True, slots=True)
+class AskedField:
+    """A field a fetch asked for, as the answer carries it and as the response tree keeps it."""
+
+    answer_key: str  # the response key in the subgraph's answer
+    tree_key: str  # the key in the response tree: the client's, where the operation used an alias
+    name: str
+    arguments: str
+    selection: AnswerSelection | None  # composite fields
+
+
+class AnswerView(NamedTuple):
+    """An AnswerSelection for one runtime type: its fields and the fragments that apply, flattened."""
+
+    keys: frozenset[str]  # answer keys asked: any other key of the answer is dropped
+    nested: tuple[tuple[str, AnswerSelection], ...]  # answer key -> what was asked below it
+    renames: tuple[tuple[str, str], ...]  # (answer key, tree key) where an alias is undone
+    # tree keys holding one field (same name and arguments) several times: their values must agree
+    same_field: tuple[tuple[str, ...], ...]
+
+
+class AnswerSelection:
+    """What one fetch asked for at one position of its answer: the only keys that may merge.
+
+    Built from the fetch's SSelection as printed, so it is exactly the operation that was sent:
+    fields by response key, fragments by the types they apply to (matched against the answer's
+    `__typename`, or the representation's for an entity). Immutable once built; its flattened view
+    per runtime type is computed on first use and kept with the plan.
+    """
+
+    __slots__ = ("_views", "fields", "fixed", "fragments", "leaf_keys", "mentions_typename")
+
+    def __init__(self, fields: tuple[AskedField, ...], fragments: tuple[tuple[frozenset[str], AnswerSelection], ...]) -> None:
+        self.fields = fields
+        self.fragments = fragments  # ((the types a fragment applies to, its selection), ...)
+        # whether `__typename` is asked here or in one of the fragments (it then picks the fragments)
+        self.mentions_typename = any(f.name == "__typename" for f in fields) or any(s.mentions_typename for _, s in fragments)
+        self._views: dict[str | None, AnswerView] = {}
+        # the common cases, for the executor's walk: no fragments, so one view for every type...
+        self.fixed = self._flatten(None) if not fragments else None
+        # ...and of those, the ones asking only for leaves under their own names: a key check
+        fixed = self.fixed
+        self.leaf_keys = fixed.keys if fixed is not None and not (fixed.nested or fixed.renames or fixed.same_field) else None
+
+    def view(self, typename: str | None) -> AnswerView:
+        """The fields asked of an object of `typename`. None: the type is not known (an answer that
+        leaves out the `__typename` it was asked for): every fragment's fields, since any may
+        apply; shaping then knows no concrete type either, and the privacy stage no subject."""
+        view = self._views.get(typename)
+        if view is None:
+            view = self._views[typename] = self._flatten(typename)
+        return view
+
+    def _collect(self, typename: str | None, into: list[AskedField]) -> None:
+        into.extend(self.fields)
+        for types, fragment in self.fragments:
+            if typename is None or typename in types:
+                fragment._collect(typename, into)
+
+    def _flatten(self, typename: str | None) -> AnswerView:
+        asked: list[AskedField] = []
+        self._collect(typename, asked)
+        keys: set[str] = set()
+        below: dict[str, list[AnswerSelection]] = {}
+        renames: dict[str, str] = {}
+        same_field: dict[tuple[str, str], list[str]] = {}
+        for asked_field in asked:
+            keys.add(asked_field.answer_key)
+            if asked_field.selection is not None:
+                selections = below.setdefault(asked_field.answer_key, [])
+                if all(s is not asked_field.selection for s in selections):
+                    selections.append(asked_field.selection)
+            if asked_field.tree_key != asked_field.answer_key:
+                renames[asked_field.answer_key] = asked_field.tree_key
+            if asked_field.name != "__typename":
+                tree_keys = same_field.setdefault((asked_field.name, asked_field.arguments), [])
+                if asked_field.tree_key not in tree_keys:
+                    tree_keys.append(asked_field.tree_key)
+        nested = tuple(
+            # one key asked in several fragments: what is asked below it is the union of them
+            (key, selections[0] if len(selections) == 1 else AnswerSelection(
+                tuple(f for s in selections for f in s.fields), tuple(f for s in selections for f in s.fragments)
+            ))
+            for key, selections in below.items()
+        )
+        return AnswerView(
+            frozenset(keys), nested, tuple(renames.items()), tuple(tuple(k) for k in same_field.values() if len(k) > 1)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,12 +237,21 @@ class FetchNode:
     variable_names: tuple[str, ...]  # client variables forwarded
     depends_on: tuple[int, ...]
     merge_path: tuple[str, ...]  # response keys from the root, "@" where a list is flattened
+    # What the operation asks for: for an entity fetch, inside `_entities`. Only these keys of the
+    # answer merge into the response tree (aliases the planner added to avoid a conflict the
+    # subgraph would reject are undone on the way).
+    selection: AnswerSelection = field(default_factory=lambda: AnswerSelection((), ()))
     # Entity fetches only: representation shape by the __typename found in the data.
     representations: dict[str, Representation] | None = None
     representations_variable: str = "representations"
-    # Set when the operation aliases a field to avoid a conflict the subgraph would reject:
-    # the answer is walked with this selection to restore the client's keys.
-    selection_to_undo_aliases: SSelection | None = None
+    # the shapes that are one plain key field: __typename found in the data -> (name, source key)
+    single_keys: dict[str, tuple[str, str]] = field(init=False, default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        for typename, shape in (self.representations or {}).items():
+            single = shape.single_key
+            if single is not None:
+                self.single_keys[typename] = single
 
     @property
     def is_entity_fetch(self) -> bool:

@@ -4,15 +4,18 @@ Wherever a query selects a personal field, the subject field of that type is sel
 `_cg_subject`), unless the client selects it there itself under its own name and without
 arguments; wherever it selects an aggregate, the aggregate's contributor count (as
 `_cg_count_<field>`). The client never sees them: shaping follows the client's own selection.
+Both keys carry the gateway's reserved prefix: no client alias and no registered schema name may
+use it, and a subgraph's answer never adds a key its fetch did not ask for (executor/_merge.py),
+so what the guard reads there is what the fetch that selected it answered.
 """
 
 from __future__ import annotations
 
-from ..planner import NField, NFragment, NSelection, collect_fields
+from ..planner import RESERVED_PREFIX, NField, NFragment, NSelection, collect_fields
 from ._annotations import PrivacySchema
 
-SUBJECT_KEY = "_cg_subject"
-CONTRIBUTORS_PREFIX = "_cg_count_"
+SUBJECT_KEY = RESERVED_PREFIX + "subject"
+CONTRIBUTORS_PREFIX = RESERVED_PREFIX + "count_"
 
 
 def _named(type_string: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.planner import DocumentError, Planner, PlanningError
+from gateway.planner import DocumentError, NField, Planner, PlanningError
 from gateway.supergraph import load_supergraph
 from tests.supergraphs import supergraph
 from tests.world.server import SUPERGRAPH_FILE
@@ -55,6 +55,26 @@ def test_requires_fields_are_fetched_first_and_sent_in_the_representation(planne
     assert "districtCode" in query_plan.nodes[0].document  # inaccessible to clients, usable inside
     entries = query_plan.nodes[1].representations["Resident"].entries
     assert [e[1] for e in entries] == ["id", "districtCode"]
+
+
+def test_a_key_field_the_client_uses_for_something_else_travels_under_the_gateways_own_alias(planner):
+    query_plan = plan(planner, '{ resident(id: "r1") { id: email bookings { hours } } }')
+    assert "_cg_1_id: id" in query_plan.nodes[0].document
+    assert query_plan.nodes[1].representations["Resident"].entries == (("field", "id", "_cg_1_id", None, True),)
+
+
+def test_a_representation_reads_the_gateways_own_key_of_a_field_before_a_client_alias():
+    # the privacy stage selects the subject field as `_cg_subject` where the client aliased it
+    # (`myid: id`): the representation reads `_cg_subject`, the key the privacy guard reads, so no
+    # answer can name one resident for the entity fetch and another for the decision
+    def select_subject(selections, root_type):
+        (resident,) = selections
+        return (resident.with_selections(resident.selections + (NField("_cg_subject", "id", "", frozenset(), None),)),)
+
+    planner = Planner(load_supergraph(SUPERGRAPH_FILE.read_text()), augment=select_subject)
+    query_plan = plan(planner, '{ resident(id: "r1") { myid: id bookings { hours } } }')
+    assert "myid: id" in query_plan.nodes[0].document and "_cg_subject: id" in query_plan.nodes[0].document
+    assert query_plan.nodes[1].representations["Resident"].entries == (("field", "id", "_cg_subject", None, True),)
 
 
 def test_provides_keeps_a_provided_field_local(planner):
@@ -209,8 +229,11 @@ def test_same_response_key_with_different_subgraph_types_gets_an_alias():
     planner = Planner(load_supergraph(CONFLICTING_TYPES))
     query_plan = plan(planner, "{ accounts { ... on User { id } ... on Admin { id } } }")
     document = query_plan.nodes[0].document
-    assert "_id_1: id" in document
-    assert query_plan.nodes[0].selection_to_undo_aliases is not None
+    assert "_cg_id_1: id" in document  # the gateway's own aliases carry its reserved prefix
+    # the answer's alias is undone as it merges: a User's `_cg_id_1` goes to the tree as `id`
+    accounts = query_plan.nodes[0].selection.view(None).nested[0][1]
+    assert accounts.view("User").renames == (("_cg_id_1", "id"),) and accounts.view("User").keys == {"__typename", "_cg_id_1"}
+    assert accounts.view("Admin").renames == () and accounts.view("Admin").keys == {"__typename", "id"}
 
 
 def test_hostile_documents_are_refused_with_codes(planner):
