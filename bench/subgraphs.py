@@ -7,7 +7,9 @@ subgraph receives (`GET /counts`, `POST /counts/reset`).
 
     python -m bench.subgraphs --port 4200 [--annotated]
 
-With --annotated every field carries a privacy annotation (the "privacy on" scenario).
+With --annotated every field carries a privacy annotation (the "privacy on" scenario): a
+@personal category, or none where default private makes it personal (the ids, each type's
+subject field: `user.unique_id`); fields returning another type with a subject are links.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def _personal(category: str, annotated: bool) -> list:
 
 
 def schemas(annotated: bool = False) -> dict[str, strawberry.federation.Schema]:
-    """The four subgraphs; `annotated` puts a privacy annotation on every field."""
+    """The four subgraphs; `annotated` makes every field personal (annotated, or by default)."""
     subject = [privacy.Subject(field="id")] if annotated else []
 
     # -- accounts ---------------------------------------------------------------------------

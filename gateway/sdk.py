@@ -8,6 +8,11 @@
         email: str | None = strawberry.federation.field(
             directives=[privacy.Personal(category="user.contact.email")]
         )
+        district_name: str = strawberry.federation.field(directives=[privacy.NonPersonal()])
+
+On a type with a subject every field is personal unless annotated `NonPersonal()` (default
+private), with the generic category `user` (`user.unique_id` for the subject field itself and
+identifiers of the subject); fields whose type names its own subject are links, decided there.
 
 Strawberry adds the `@link` to the privacy spec and the `@composeDirective`s by itself. This
 module is small on purpose: what partners import stays stable.
@@ -40,6 +45,11 @@ class Aggregate:
     min_contributors: int | None = strawberry.UNSET  # type: ignore[assignment]
 
 
-privacy = SimpleNamespace(Personal=Personal, Subject=Subject, Aggregate=Aggregate, SPEC_URL=PRIVACY_SPEC_URL)
+@schema_directive(locations=[Location.FIELD_DEFINITION], name="nonPersonal", compose=True, import_url=PRIVACY_SPEC_URL)
+class NonPersonal:
+    """The field carries no personal data, though its type has a subject (its owner says so)."""
 
-__all__ = ["PRIVACY_SPEC_URL", "Aggregate", "Personal", "Subject", "privacy"]
+
+privacy = SimpleNamespace(Personal=Personal, Subject=Subject, Aggregate=Aggregate, NonPersonal=NonPersonal, SPEC_URL=PRIVACY_SPEC_URL)
+
+__all__ = ["PRIVACY_SPEC_URL", "Aggregate", "NonPersonal", "Personal", "Subject", "privacy"]

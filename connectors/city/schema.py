@@ -115,10 +115,10 @@ class WaterQuality:
     compliant: bool
 
 
-@strawberry.type
+@strawberry.type(description="A point on the map. Whether it is personal is decided where it is used (StreetIssue.location is).")
 class GeoPoint:
-    latitude: float
-    longitude: float
+    latitude: float = strawberry.federation.field(directives=[privacy.NonPersonal()])
+    longitude: float = strawberry.federation.field(directives=[privacy.NonPersonal()])
 
 
 def _number(code: str) -> int:
@@ -213,12 +213,16 @@ class Resident:
         return cls.of(id)
 
 
-@strawberry.federation.type(keys=["id"], directives=[privacy.Subject(field="reporterId")], description="A street issue a resident reported.")
+@strawberry.federation.type(
+    keys=["id"],
+    directives=[privacy.Subject(field="reporterId")],
+    description="A street issue a resident reported. Personal data of its reporter, but for its kind and status (default private).",
+)
 class StreetIssue:
     id: strawberry.ID
-    kind: IssueKind
+    kind: IssueKind = strawberry.federation.field(directives=[privacy.NonPersonal()])
     description: str
-    status: IssueStatus
+    status: IssueStatus = strawberry.federation.field(directives=[privacy.NonPersonal()])
     reporter_id: strawberry.ID
     reported_at: str
     assigned_technician: str | None

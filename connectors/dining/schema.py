@@ -58,19 +58,23 @@ class District:
         return cls(code=code)
 
 
-@strawberry.federation.type(keys=["id"], directives=[privacy.Subject(field="hostId")], description="A dinner a resident hosts at home.")
+@strawberry.federation.type(
+    keys=["id"],
+    directives=[privacy.Subject(field="hostId")],
+    description="A dinner a resident hosts at home. The offer is public; who hosts it, where and when is the host's personal data.",
+)
 class Dinner:
     id: strawberry.ID
-    title: str
-    cuisine: str
+    title: str = strawberry.federation.field(directives=[privacy.NonPersonal()])
+    cuisine: str = strawberry.federation.field(directives=[privacy.NonPersonal()])
     date: str
-    price_per_seat: float
-    seats: int
+    price_per_seat: float = strawberry.federation.field(directives=[privacy.NonPersonal()])
+    seats: int = strawberry.federation.field(directives=[privacy.NonPersonal()])
     host_id: strawberry.ID
     district_code: strawberry.Private[str]
     address: str | None = strawberry.federation.field(description="The host's home.", directives=[privacy.Personal(category="user.contact.address")])
 
-    @strawberry.field
+    @strawberry.federation.field(directives=[privacy.NonPersonal()])
     def seats_left(self) -> int:
         return max(0, self.seats - _booked(self.id))
 

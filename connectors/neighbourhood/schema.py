@@ -74,14 +74,18 @@ class District:
         return cls(code=code)
 
 
-@strawberry.federation.type(keys=["id"], directives=[privacy.Subject(field="posterId")], description="A small job a resident posted.")
+@strawberry.federation.type(
+    keys=["id"],
+    directives=[privacy.Subject(field="posterId")],
+    description="A small job a resident posted. What the job is, is public; who posted it and where is the poster's personal data.",
+)
 class Job:
     id: strawberry.ID
-    title: str
-    kind: JobKind
-    reward: float
-    status: JobStatus
-    poster_id: strawberry.ID
+    title: str = strawberry.federation.field(directives=[privacy.NonPersonal()])
+    kind: JobKind = strawberry.federation.field(directives=[privacy.NonPersonal()])
+    reward: float = strawberry.federation.field(directives=[privacy.NonPersonal()])
+    status: JobStatus = strawberry.federation.field(directives=[privacy.NonPersonal()])
+    poster_id: strawberry.ID  # the poster's identifier: personal data of the poster (default private)
     district_code: strawberry.Private[str]
     taker_id: strawberry.Private[str | None]
     address: str | None = strawberry.federation.field(description="Where the job is.", directives=[privacy.Personal(category="user.contact.address")])

@@ -77,7 +77,7 @@ class District:
 @strawberry.federation.type(keys=["id"])
 class Spot:
     id: strawberry.ID
-    street: str
+    street: str = strawberry.federation.field(description="Where the spot is (a public street).", directives=[privacy.NonPersonal()])
     kind: SpotKind
     price_per_hour: float
     free: bool

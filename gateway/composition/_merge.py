@@ -4,7 +4,9 @@ Follows Apollo Federation 2's merge rules: output field types take the most gene
 their definitions and input types the most restrictive; arguments and input fields are
 intersected; enums are merged by how they are used; non-key fields resolved by several
 subgraphs must be @shareable; @override moves a field and keeps the overridden definition only
-where that subgraph still uses it. Errors are collected, never raised.
+where that subgraph still uses it. Citygate's privacy annotations of one coordinate, from however
+many subgraphs, become one: the stricter wins (docs/privacy.md); whose they are is the registry's
+question, not composition's. Errors are collected, never raised.
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from graphql import ArgumentNode, DirectiveNode, IntValueNode, NameNode, StringValueNode
+
+from ..supergraph._model import STRATEGIES_BY_STRICTNESS, PersonalField, stricter
+from ..taxonomy import fides_categories
 from ._errors import CompositionError, location_of
 from ._subgraph import AppliedDirective, Field, Subgraph, TypeDef, named_type
 
@@ -172,7 +178,7 @@ class Merger:
             merged.description = _first(t.description for _, t in defs)
             merged.inaccessible = any(t.inaccessible for _, t in defs)
             merged.tags = _unique(tag for _, t in defs for tag in t.tags)
-            merged.applied = [a for _, t in defs for a in t.applied]
+            merged.applied = self._merge_type_privacy(name, [a for _, t in defs for a in t.applied])
             for subgraph, type_def in defs:
                 self._join_types(merged, subgraph, type_def)
             if name == "Query":
@@ -277,7 +283,7 @@ class Merger:
         result.inaccessible = any(f.inaccessible for _, _, f in field_defs)
         result.deprecated = _first(f.deprecated for _, _, f in field_defs)
         result.tags = _unique(tag for _, _, f in field_defs for tag in f.tags)
-        result.applied = [a for _, _, f in field_defs for a in f.applied]
+        result.applied = self._merge_field_privacy(coordinate, field_defs)
         result.arguments = self._merge_arguments(coordinate, [(s, f) for s, _, f in base])
         kept = [(s, t, f) for s, t, f in field_defs if s.name not in overridden or overridden[s.name]]
         types_differ = len({f.type for _, _, f in kept}) > 1 or any(f.type != field_type for _, _, f in kept)
@@ -299,6 +305,81 @@ class Merger:
                     )
                 )
         return result
+
+    # -- privacy annotations ----------------------------------------------------------------------
+
+    def _merge_type_privacy(self, type_name: str, applied: list[AppliedDirective]) -> list[AppliedDirective]:
+        """One @subject per type: several subgraphs may repeat it, none may name another field."""
+        subjects = [a for a in applied if a.privacy == "subject"]
+        kept = [a for a in applied if a.privacy != "subject"]
+        named = {str(_arguments(a).get("field")): a for a in subjects}
+        if len(named) > 1:
+            detail = ", ".join(f'"{field}" in {a.subgraph}' for field, a in named.items())
+            differing = list(named.values())[1]  # where it is said otherwise than first
+            self.error("PRIVACY_ANNOTATION_CONFLICT", f'"{type_name}" names two subjects: {detail}', differing.subgraph, differing.node)
+        return kept + subjects[:1]
+
+    def _merge_field_privacy(self, coordinate: str, field_defs) -> list[AppliedDirective]:
+        """The privacy annotations of every subgraph defining the field, as one: the stricter wins
+        (nearest common category, strictest strategy), @nonPersonal only where every subgraph
+        resolving the field says so and none says personal, @aggregate only with one contributors
+        field. Other directives are kept as they are."""
+        applied = [a for _, _, f in field_defs for a in f.applied]
+        kept = [a for a in applied if a.privacy not in ("personal", "aggregate", "nonPersonal")]
+        personal = [a for a in applied if a.privacy == "personal"]
+        if personal:
+            merged = self._merge_personal(coordinate, personal)
+            if merged is not None:
+                kept.append(merged)
+        aggregates = [a for a in applied if a.privacy == "aggregate"]
+        if aggregates:
+            contributors = {str(_arguments(a).get("contributors")) for a in aggregates}
+            if len(contributors) > 1:
+                self.error(
+                    "PRIVACY_ANNOTATION_CONFLICT",
+                    f'"{coordinate}" counts its contributors in different fields: {", ".join(sorted(contributors))}',
+                    aggregates[0].subgraph,
+                    aggregates[0].node,
+                )
+            minimums = [m for a in aggregates if isinstance(m := _arguments(a).get("minContributors"), int)]
+            arguments = {"contributors": contributors.pop()} | ({"minContributors": max(minimums)} if minimums else {})
+            kept.append(_synthesized(aggregates[0], arguments))
+        resolving = [(s, f) for s, _, f in field_defs if not f.external]
+        non_personal = [a for a in applied if a.privacy == "nonPersonal"]
+        if non_personal and not personal and resolving and all(any(a.privacy == "nonPersonal" for a in f.applied) for _, f in resolving):
+            kept.append(non_personal[0])
+        return kept
+
+    def _merge_personal(self, coordinate: str, declarations: list[AppliedDirective]) -> AppliedDirective | None:
+        read = [(a, _arguments(a)) for a in declarations]
+        if len({(args.get("category"), args.get("strategy")) for _, args in read}) == 1:
+            return declarations[0]  # one annotation, however many subgraphs repeat it (checked once loaded)
+        categories = fides_categories()
+        merged: PersonalField | None = None
+        for directive, args in read:
+            category, strategy = str(args.get("category")), args.get("strategy")
+            if category not in categories:
+                self.error("PRIVACY_UNKNOWN_CATEGORY", f'"{coordinate}": "{category}" is not a data category of the Fides taxonomy', directive.subgraph, directive.node)
+                return None
+            if strategy is not None and strategy not in STRATEGIES_BY_STRICTNESS:
+                self.error("PRIVACY_UNKNOWN_STRATEGY", f'"{coordinate}": strategy "{strategy}" is not one of {", ".join(STRATEGIES_BY_STRICTNESS)}', directive.subgraph, directive.node)
+                return None
+            here = PersonalField(category, str(strategy) if strategy is not None else None)
+            met = here if merged is None else stricter(merged, here)
+            if met is None:
+                self.error(
+                    "PRIVACY_ANNOTATION_CONFLICT",
+                    f'"{coordinate}" is "{merged.category}" in one subgraph and "{category}" in {directive.subgraph}: no category covers both',  # type: ignore[union-attr]
+                    directive.subgraph,
+                    directive.node,
+                )
+                return None
+            merged = met
+        assert merged is not None
+        arguments: dict[str, object] = {"category": merged.category}
+        if merged.strategy is not None:
+            arguments["strategy"] = merged.strategy
+        return _synthesized(declarations[0], arguments)
 
     def _still_used(self, subgraph_name: str, type_name: str, field_name: str) -> bool:
         if (type_name, field_name) in self.used.get(subgraph_name, set()):
@@ -530,6 +611,23 @@ class Merger:
                         inaccessible=source.inaccessible,
                         deprecated=source.deprecated,
                     )
+
+
+def _arguments(applied: AppliedDirective) -> dict[str, object]:
+    """A directive's arguments as plain values (a null is None)."""
+    return {
+        argument.name.value: int(argument.value.value) if isinstance(argument.value, IntValueNode) else getattr(argument.value, "value", None)
+        for argument in applied.node.arguments or ()
+    }
+
+
+def _synthesized(template: AppliedDirective, arguments: dict[str, object]) -> AppliedDirective:
+    """A directive like `template` (same name) with these arguments: a merged annotation."""
+    nodes = tuple(
+        ArgumentNode(name=NameNode(value=name), value=IntValueNode(value=str(value)) if isinstance(value, int) else StringValueNode(value=str(value)))
+        for name, value in arguments.items()
+    )
+    return AppliedDirective(template.name, DirectiveNode(name=NameNode(value=template.name), arguments=nodes), "", template.privacy)
 
 
 def _unique(items) -> list:

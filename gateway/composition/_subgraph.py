@@ -4,7 +4,9 @@ Resolves the federation `@link` (version, imports, renames, namespace), upgrades
 subgraphs (`extend type`, `@extends`, every field shareable, key fields of extensions not truly
 external), drops the federation machinery (`_service`, `_entities`, `_Any`, ...), and records
 every type, field, argument and enum value with the federation directives applied to it.
-Errors are collected, never raised.
+Names with the gateway's reserved prefix (`_cg_`, any case) are refused: the gateway adds such
+names to operations and data, and no subgraph may answer under them. Errors are collected, never
+raised.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ from graphql import (
     print_ast,
 )
 
-from ..supergraph import SupergraphError, parse_field_set
+from ..planner import RESERVED_PREFIX
+from ..supergraph import PRIVACY_SPEC, SupergraphError, parse_field_set
 from ..supergraph._model import field_set_names
 from ._errors import CompositionError, location_of
 
@@ -51,6 +54,7 @@ FEDERATION_DIRECTIVES = frozenset(
     }
 )
 LATEST_FEDERATION_MINOR = 11
+PRIVACY_DIRECTIVES = frozenset({"personal", "subject", "aggregate", "nonPersonal"})  # Citygate's privacy spec
 BUILT_IN_SCALARS = frozenset({"String", "Int", "Float", "Boolean", "ID"})
 BUILT_IN_DIRECTIVES = frozenset({"deprecated", "specifiedBy", "oneOf", "skip", "include"})
 _MACHINERY_TYPES = frozenset({"_Any", "_Entity", "_Service", "_FieldSet", "FieldSet", "_Empty"})
@@ -72,10 +76,16 @@ _EXTENSIONS = (
 
 @dataclass(slots=True)
 class AppliedDirective:
-    """A non-federation directive applied to an element (kept when composed)."""
+    """A non-federation directive applied to an element (kept when composed). `privacy` names a
+    directive of Citygate's privacy spec by its name there ("personal", "subject", "aggregate",
+    "nonPersonal"), whatever the subgraph imported it as; `subgraph` is who declared it: where
+    several subgraphs annotate one coordinate, composition merges them (the stricter wins) and the
+    registry asks whether the subgraph's owner owns that coordinate."""
 
     name: str
     node: DirectiveNode
+    subgraph: str = ""
+    privacy: str | None = None
 
 
 @dataclass(slots=True)
@@ -235,6 +245,7 @@ class _Reader:
         self.renamed_roots: dict[str, str] = {}
         self.canonical: dict[str, str] = {}  # directive name used in the schema -> federation name
         self.custom_directives: set[str] = set()
+        self.privacy_names: dict[str, str] = {}  # a privacy directive's name in the schema -> in the spec
 
     def error(self, code: str, message: str, node=None) -> None:
         self.errors.append(CompositionError(code, message, self.name, location_of(node)))
@@ -248,6 +259,7 @@ class _Reader:
             locations = tuple((loc.line, loc.column) for loc in error.locations or ())
             self.errors.append(CompositionError("INVALID_GRAPHQL", error.message, self.name, locations))
             return None
+        self._refuse_reserved_names(document)
         subgraph = Subgraph(name=self.name, url=self.url, federation=None)
         schema_nodes = [d for d in document.definitions if isinstance(d, (SchemaDefinitionNode, SchemaExtensionNode))]
         self._read_links(subgraph, schema_nodes)
@@ -273,6 +285,34 @@ class _Reader:
             self._read_type(subgraph, definition, kind, name)
         self._finish(subgraph)
         return subgraph
+
+    def _refuse_reserved_names(self, document) -> None:
+        """RESERVED_NAME for every type, field, argument, enum value, input field and directive
+        definition named with the gateway's prefix, in any case (`_CG_x` too)."""
+
+        def check(name_node, what: str) -> None:
+            if name_node.value.lower().startswith(RESERVED_PREFIX):
+                self.error("RESERVED_NAME", f'{what}: names starting with "{RESERVED_PREFIX}" (in any case) are reserved for the gateway', name_node)
+
+        for definition in document.definitions:
+            if isinstance(definition, DirectiveDefinitionNode):
+                directive = definition.name.value
+                check(definition.name, f'directive "@{directive}"')
+                for argument in definition.arguments or ():
+                    check(argument.name, f'argument "@{directive}({argument.name.value}:)"')
+                continue
+            kind = _KINDS.get(type(definition))
+            if kind is None:
+                continue
+            type_name = definition.name.value
+            check(definition.name, f'type "{type_name}"')
+            for field_node in getattr(definition, "fields", None) or ():
+                coordinate = f"{type_name}.{field_node.name.value}"
+                check(field_node.name, f'{"input field" if kind == "INPUT_OBJECT" else "field"} "{coordinate}"')
+                for argument in getattr(field_node, "arguments", None) or ():
+                    check(argument.name, f'argument "{coordinate}({argument.name.value}:)"')
+            for value in getattr(definition, "values", None) or ():
+                check(value.name, f'enum value "{type_name}.{value.name.value}"')
 
     def _read_links(self, subgraph: Subgraph, schema_nodes) -> None:
         for node in schema_nodes:
@@ -309,6 +349,9 @@ class _Reader:
                     segments = url.rstrip("/").split("/")
                     namespace = str(args.get("as") or (segments[-2] if len(segments) >= 2 else url))
                     subgraph.linked_specs.append(LinkedSpec(url=url, imports=mapping, namespace=namespace))
+                    if PRIVACY_SPEC.match(url):
+                        self.privacy_names.update({f"{namespace}__{name}": name for name in PRIVACY_DIRECTIVES})
+                        self.privacy_names.update({alias: name for alias, name in mapping.items() if name in PRIVACY_DIRECTIVES})
         if subgraph.federation is None:
             for directive_name in FEDERATION_DIRECTIVES:
                 self.canonical[directive_name] = directive_name
@@ -332,7 +375,7 @@ class _Reader:
             elif name in BUILT_IN_DIRECTIVES:
                 federation.append((name, directive))
             elif name in self.custom_directives:
-                applied.append(AppliedDirective(name, directive))
+                applied.append(AppliedDirective(name, directive, self.name, self.privacy_names.get(name)))
             elif name in FEDERATION_DIRECTIVES:
                 self.error(
                     "INVALID_GRAPHQL",

@@ -4,8 +4,11 @@
 - partial: e-mail `j***@example.org`, phone `** ** ** ** 12`, other text its first letter;
 - coarsen: a time to its day, a coordinate to ~1 km (2 decimals), a latitude/longitude object
   likewise, a postal address to its postcode and town, a whole number to its tens;
-- pseudonymise: a keyed hash, the key derived per recipient, so two recipients cannot join on it.
-Anything a strategy does not know how to mask becomes null.
+- pseudonymise: a keyed hash of a text or identifier, the key derived per recipient, so two
+  recipients cannot join on it.
+Anything a strategy does not know how to mask becomes null: a strategy never turns a value into
+one of another shape (an object into a string). Which strategies a field's type can take is
+checked when the policy is applied (PRIVACY_STRATEGY_UNFIT); this is the last line.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import orjson
 _EMAIL = re.compile(r"^([^@\s])[^@\s]*@([^@\s]+)$")
 _DATETIME = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ]\d{2}:\d{2}")
 _POSTCODE = re.compile(r"\b(\d{5})\b\s*(.*)$")
+_COORDINATES = ("latitude", "longitude", "lat", "lng", "lon")
 
 
 def partial(value: Any, category: str) -> Any:
@@ -53,11 +57,13 @@ def coarsen(value: Any, category: str) -> Any:
             return f"{postcode[1]} {postcode[2]}".strip()
         return None
     if isinstance(value, dict):
+        if not any(isinstance(inner, float) and name.lower() in _COORDINATES for name, inner in value.items()):
+            return None  # not a point: nothing to coarsen it to
         coarse = {}
         for name, inner in value.items():
             if name == "__typename":
                 coarse[name] = inner
-            elif isinstance(inner, float) and name.lower() in ("latitude", "longitude", "lat", "lng", "lon"):
+            elif isinstance(inner, float) and name.lower() in _COORDINATES:
                 coarse[name] = round(inner, 2)
             else:
                 coarse[name] = None
@@ -66,8 +72,8 @@ def coarsen(value: Any, category: str) -> Any:
 
 
 def pseudonymise(value: Any, recipient_key: bytes) -> Any:
-    if value is None:
-        return None
+    if not isinstance(value, str):
+        return None  # only a String or an ID becomes a pseudonym: an object or a number would not fit
     digest = hmac.new(recipient_key, orjson.dumps(value, option=orjson.OPT_SORT_KEYS), hashlib.sha256).digest()
     return "pse_" + base64.b32encode(digest[:15]).decode().lower()
 

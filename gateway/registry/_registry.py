@@ -1,7 +1,8 @@
 """The registry: which connectors make up the supergraph, and the only way to change that.
 
 Every change is validated first (manifest, upstream URL, SDL, composition with everything else,
-ownership, privacy lint), then stored, then served: a new Engine is built and swapped in with one
+ownership of fields and of privacy annotations, privacy lint), then stored, then served (the
+annotations' ownership is checked at start too, for every connector): a new Engine is built and swapped in with one
 reference assignment, so requests in flight finish on the old one and none fails. A change that
 fails validation leaves the running supergraph untouched and returns every problem.
 
@@ -23,6 +24,7 @@ from typing import Any
 import httpx
 
 from ..composition import SubgraphSource, compose
+from ..composition._subgraph import read_subgraph
 from ..engine import Engine
 from ..executor import HttpPool, HttpSubgraph, InProcessSubgraph, Subgraphs, SubgraphUnavailable
 from ..executor._transport import SubgraphClient
@@ -38,7 +40,7 @@ from ._manifest import (
     read_manifest_folder,
     with_kept_secrets,
 )
-from ._rules import Problem, Registered, check_ownership, check_upstream_url, privacy_lint
+from ._rules import Problem, Registered, check_annotation_ownership, check_ownership, check_upstream_url, privacy_lint
 
 logger = logging.getLogger("citygate.registry")
 
@@ -165,6 +167,12 @@ class Registry:
         result = compose(self._sources(self.connectors.values()))
         if not result.ok:
             raise RegistryError("the registered connectors do not compose:\n" + "\n".join(f"  {e}" for e in result.errors))
+        # every connector's annotations by its owner, the folder's included (partners' connectors
+        # may be there, their SDL read from their own servers at each start)
+        owners = {name: c.manifest.owner for name, c in self.connectors.items()}
+        not_owned = check_annotation_ownership([Registered(s.name, owners[s.name], s) for s in result.subgraphs if s.name in owners])
+        if not_owned:
+            raise RegistryError("privacy annotations by a party that does not own them:\n" + "\n".join(f"  {p.code}: {p.message}" for p in not_owned))
         try:
             engine = self._build(result.supergraph, self.connectors)  # type: ignore[arg-type]
         except SupergraphError as error:
@@ -348,8 +356,18 @@ class Registry:
             others = [Registered(n, c.manifest.owner, subgraphs[n]) for n, c in self.connectors.items() if n in subgraphs and n != manifest.name]
             for problem in check_ownership(Registered(manifest.name, manifest.owner, subgraphs[manifest.name]), others, self.policy):
                 report.add(problem)
-            for warning in privacy_lint(subgraphs[manifest.name]):
-                report.add(warning, warning=True)
+            for problem in privacy_lint(subgraphs[manifest.name]):
+                report.add(problem)
+            # annotations only from the owner of what they annotate: what this registration would
+            # add to the connectors served now
+            after = [*others, Registered(manifest.name, manifest.owner, subgraphs[manifest.name])]
+            before = list(others)
+            if existing is not None:
+                previous, _ = read_subgraph(manifest.name, existing.sdl)
+                if previous is not None:
+                    before.append(Registered(manifest.name, existing.manifest.owner, previous))
+            for problem in check_annotation_ownership(after, candidate=manifest.name, before=before):
+                report.add(problem)
         if not report.ok:
             return report, None, None
         return report, connector, result.supergraph

@@ -44,12 +44,15 @@ from ._model import (
     FieldInSubgraph,
     PersonalField,
     PrivacyAnnotations,
+    PrivacyView,
     Subgraph,
     SupergraphError,
     SupergraphModel,
     TypeFacts,
     TypeInSubgraph,
+    field_set_names,
     parse_field_set,
+    stricter,
 )
 
 # Features the engine understands. A supergraph linking any other feature `for: SECURITY` or
@@ -95,7 +98,10 @@ def load_supergraph(
     subgraphs = _read_subgraphs(document, join.prefix)
     by_enum = {sg.enum_value: sg.name for sg in subgraphs.values()}
     types = _read_types(document, join.prefix, by_enum)
-    api_schema = _build_api_schema(document, features, inaccessible, _nullable_in_api(schema, set(privacy.personal)))
+    withheld = _personal_in_api(schema, privacy, types)
+    if privacy or privacy.subjects:
+        withheld |= _reached_by_entity_fetches(types, {r.name for r in (schema.query_type, schema.mutation_type, schema.subscription_type) if r})
+    api_schema = _build_api_schema(document, features, inaccessible, _nullable_in_api(schema, withheld))
     root_types = {}
     for kind, root in (
         ("query", schema.query_type),
@@ -188,7 +194,9 @@ def _imports_privacy(document: DocumentNode) -> bool:
 
 
 def _read_privacy(document: DocumentNode) -> PrivacyAnnotations:
-    """The privacy directives, by their names in the spec (imports are not renamed)."""
+    """The privacy directives, by their names in the spec (imports are not renamed). Our composition
+    prints one merged annotation per coordinate; should a document carry several, they meet as
+    composition merges them: the stricter wins, and @nonPersonal only where nothing says personal."""
     annotations = PrivacyAnnotations()
     if not _imports_privacy(document):
         return annotations
@@ -197,15 +205,23 @@ def _read_privacy(document: DocumentNode) -> PrivacyAnnotations:
             continue
         type_name = definition.name.value
         for args in _directives(definition, "subject"):
-            annotations.subjects[type_name] = str(args.get("field"))
+            subject = str(args.get("field"))
+            if annotations.subjects.get(type_name, subject) != subject:
+                raise SupergraphError(f"{type_name} names two different subject fields")
+            annotations.subjects[type_name] = subject
         for field_node in definition.fields or ():
             coordinate = (type_name, field_node.name.value)
             for args in _directives(field_node, "personal"):
                 strategy = args.get("strategy")
-                annotations.personal[coordinate] = PersonalField(str(args.get("category")), str(strategy) if strategy else None)
+                read = PersonalField(str(args.get("category")), str(strategy) if strategy else None)
+                known = annotations.personal.get(coordinate)
+                annotations.personal[coordinate] = read if known is None else (stricter(known, read) or PersonalField("user", "null"))
             for args in _directives(field_node, "aggregate"):
                 minimum = args.get("minContributors")
                 annotations.aggregates[coordinate] = AggregateField(str(args.get("contributors")), int(minimum) if minimum is not None else None)
+            if _directives(field_node, "nonPersonal") and coordinate not in annotations.personal:
+                annotations.non_personal.add(coordinate)
+        annotations.non_personal.difference_update(annotations.personal)
     return annotations
 
 
@@ -316,6 +332,49 @@ def _is_machinery(name: str, join: str) -> bool:
 
 
 # -- API schema ---------------------------------------------------------------------------------
+
+
+def _personal_in_api(schema: GraphQLSchema, privacy: PrivacyAnnotations, types: dict[str, TypeFacts]) -> set[tuple[str, str]]:
+    """The fields whose values may be withheld: annotated personal, and personal by default (on a
+    type with a subject), except key fields personal by default only: a key keeps its type in the
+    API (a withheld key value is still null in the answer, where the shaper keeps its parent)."""
+    personal = set(privacy.personal)
+    if not privacy.subjects:
+        return personal
+    view = PrivacyView(schema, privacy)
+    for type_name, gql_type in schema.type_map.items():
+        if not isinstance(gql_type, GraphQLObjectType | GraphQLInterfaceType) or type_name.startswith("__") or view.subject_field(type_name) is None:
+            continue
+        facts = types.get(type_name)
+        keys: set[str] = set()
+        for in_graph in facts.subgraphs.values() if facts is not None else ():
+            for key in in_graph.keys:
+                keys |= field_set_names(key.selections)
+        for field_name in gql_type.fields:
+            if field_name not in keys and view.personal(type_name, field_name) is not None:
+                personal.add((type_name, field_name))
+    return personal
+
+
+def _reached_by_entity_fetches(types: dict[str, TypeFacts], root_types: set[str]) -> set[tuple[str, str]]:
+    """Fields of an entity that some subgraph holding it cannot resolve: reached from there through
+    an entity fetch, whose representation the privacy stage may keep from leaving (a personal key
+    or @requires value; see executor/_fetch.py, flows) and whose subgraph may be down. Such a field
+    is nullable in the API, so that neither erases the object: only that field is lost."""
+    fields: set[tuple[str, str]] = set()
+    for facts in types.values():
+        if facts.kind not in ("OBJECT", "INTERFACE") or facts.name in root_types or len(facts.subgraphs) < 2:
+            continue
+        if not any(in_graph.resolvable_keys() for in_graph in facts.subgraphs.values()):
+            continue  # a value type: no entity fetch reaches its fields
+        holders = set(facts.subgraphs)
+        for field_facts in facts.fields.values():
+            if not field_facts.joins:
+                continue  # in every subgraph of its type
+            resolvers = {j.subgraph for j in field_facts.joins if j.subgraph is not None and not j.external and not j.used_overridden}
+            if not holders <= resolvers:
+                fields.add((facts.name, field_facts.name))
+    return fields
 
 
 def _nullable_in_api(schema: GraphQLSchema, personal: set[tuple[str, str]]) -> set[tuple[str, str]]:

@@ -7,16 +7,27 @@ decides how to plan; the planner asks it questions such as "which subgraphs reso
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from graphql import (
     FieldNode,
+    GraphQLEnumType,
+    GraphQLInterfaceType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLScalarType,
     GraphQLSchema,
+    GraphQLUnionType,
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionNode,
+    get_named_type,
     parse,
 )
+
+from ..taxonomy import common_category
 
 
 class SupergraphError(Exception):
@@ -107,16 +118,36 @@ def field_set_names(selections: tuple[SelectionNode, ...]) -> set[str]:
     return names
 
 
+# Masking strategies, the strictest first: where two annotations meet, the stricter one wins.
+STRATEGIES_BY_STRICTNESS = ("null", "pseudonymise", "coarsen", "partial")
+
+
 @dataclass(frozen=True, slots=True)
 class PersonalField:
     category: str
     strategy: str | None = None
+    # the strategies the field's type can take (None: unknown, as for an annotation alone): a
+    # strategy the policy's category rules pick that does not fit masks with null instead
+    fits: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class AggregateField:
     contributors: str
     min_contributors: int | None = None
+
+
+def stricter(first: PersonalField, second: PersonalField) -> PersonalField | None:
+    """Two annotations of one value, met (shared fields, an interface and its implementation): the
+    nearest common category (the broader is the stricter) and the strictest strategy declared.
+    None when the categories share no ancestor in the taxonomy (a conflict)."""
+    category = common_category(first.category, second.category)
+    if category is None:
+        return None
+    declared = [s for s in (first.strategy, second.strategy) if s is not None]
+    known = [s for s in declared if s in STRATEGIES_BY_STRICTNESS]
+    strategy = min(known, key=STRATEGIES_BY_STRICTNESS.index) if known else (declared[0] if declared else None)
+    return PersonalField(category, strategy, first.fits)
 
 
 @dataclass(slots=True)
@@ -126,15 +157,148 @@ class PrivacyAnnotations:
     personal: dict[tuple[str, str], PersonalField] = field(default_factory=dict)
     subjects: dict[str, str] = field(default_factory=dict)  # type -> field naming the subject
     aggregates: dict[tuple[str, str], AggregateField] = field(default_factory=dict)
+    # fields their owner (or the policy) declares non-personal: on a type with a subject, every
+    # other field without an annotation is personal (default private)
+    non_personal: set[tuple[str, str]] = field(default_factory=set)
 
     def __bool__(self) -> bool:
-        return bool(self.personal or self.aggregates)
+        # a subject alone makes its type's fields personal by default
+        return bool(self.personal or self.aggregates or self.subjects)
 
     def update(self, overrides: PrivacyAnnotations) -> None:
         """Add `overrides`' annotations, replacing any at the same coordinate (the policy's say wins)."""
         self.personal.update(overrides.personal)
+        self.non_personal.difference_update(overrides.personal)
+        self.non_personal.update(overrides.non_personal)
+        for coordinate in overrides.non_personal:
+            self.personal.pop(coordinate, None)
         self.subjects.update(overrides.subjects)
         self.aggregates.update(overrides.aggregates)
+
+
+_IDENTIFIER_NAME = re.compile(r"(^id$|Id$|_id$|ID$)")
+_COORDINATE_PAIRS = (("latitude", "longitude"), ("lat", "lng"), ("lat", "lon"))
+
+
+def fitting_strategies(field_type) -> frozenset[str]:
+    """The masking strategies a value of this GraphQL type can take and still fit the schema:
+    pseudonymise a String or ID, partial a String or ID, coarsen a String, Int or Float or an
+    object with latitude/longitude floats; null anything. Lists take null only."""
+    if isinstance(field_type, GraphQLNonNull):
+        field_type = field_type.of_type
+    if isinstance(field_type, GraphQLList):
+        return frozenset({"null"})
+    if isinstance(field_type, GraphQLScalarType) and not isinstance(field_type, GraphQLEnumType):
+        return {
+            "String": frozenset({"null", "partial", "coarsen", "pseudonymise"}),
+            "ID": frozenset({"null", "partial", "pseudonymise"}),
+            "Int": frozenset({"null", "coarsen"}),
+            "Float": frozenset({"null", "coarsen"}),
+        }.get(field_type.name, frozenset({"null"}))
+    if isinstance(field_type, GraphQLObjectType | GraphQLInterfaceType):
+        fields = field_type.fields
+        for first, second in _COORDINATE_PAIRS:
+            if all(name in fields and getattr(get_named_type(fields[name].type), "name", None) == "Float" for name in (first, second)):
+                return frozenset({"null", "coarsen"})
+    return frozenset({"null"})
+
+
+class PrivacyView:
+    """The privacy annotations resolved per type over a schema: inherited from interfaces (the
+    stricter wins where they meet the type's own) and default private (a field of a type with a
+    subject is personal unless declared non-personal). Read-only; answers are cached."""
+
+    def __init__(self, schema: GraphQLSchema, annotations: PrivacyAnnotations) -> None:
+        self.schema = schema
+        self.annotations = annotations
+        self._personal: dict[tuple[str, str], PersonalField | None] = {}
+        self._links: dict[str, bool] = {}
+
+    def lineage(self, type_name: str) -> list[str]:
+        """The type and the interfaces it implements."""
+        named = self.schema.type_map.get(type_name)
+        return [type_name, *(i.name for i in getattr(named, "interfaces", ()))]
+
+    def subject_declarations(self, type_name: str) -> list[tuple[str, str]]:
+        """(where declared, subject field): the type's own @subject, then its interfaces'."""
+        subjects = self.annotations.subjects
+        return [(name, subjects[name]) for name in self.lineage(type_name) if name in subjects]
+
+    def subject_field(self, type_name: str) -> str | None:
+        declarations = self.subject_declarations(type_name)
+        return declarations[0][1] if declarations else None
+
+    def explicit(self, type_name: str, field_name: str) -> PersonalField | None:
+        """The @personal annotations of the field on the type and its interfaces, the stricter winning."""
+        found = [p for name in self.lineage(type_name) if (p := self.annotations.personal.get((name, field_name))) is not None]
+        if not found:
+            return None
+        merged = found[0]
+        for other in found[1:]:
+            merged = stricter(merged, other) or merged  # no common category: check() refuses the supergraph
+        return merged
+
+    def aggregate(self, type_name: str, field_name: str) -> AggregateField | None:
+        for name in self.lineage(type_name):
+            found = self.annotations.aggregates.get((name, field_name))
+            if found is not None:
+                return found
+        return None
+
+    def is_link(self, named_type: str) -> bool:
+        """Whether values of this type name their own subject: a field of that type links to
+        objects decided by their own type, it is no value of its parent's subject."""
+        known = self._links.get(named_type)
+        if known is None:
+            self._links[named_type] = False  # a cycle through interfaces decides nothing
+            gql_type = self.schema.type_map.get(named_type)
+            if isinstance(gql_type, GraphQLObjectType):
+                known = self.subject_field(named_type) is not None
+            elif isinstance(gql_type, GraphQLInterfaceType):
+                possible = self.schema.get_possible_types(gql_type)
+                known = self.subject_field(named_type) is not None or (bool(possible) and all(self.is_link(t.name) for t in possible))
+            elif isinstance(gql_type, GraphQLUnionType):
+                known = bool(gql_type.types) and all(self.is_link(t.name) for t in gql_type.types)
+            else:
+                known = False
+            self._links[named_type] = known
+        return known
+
+    def personal(self, type_name: str, field_name: str) -> PersonalField | None:
+        key = (type_name, field_name)
+        if key not in self._personal:
+            self._personal[key] = self._resolve(type_name, field_name)
+        return self._personal[key]
+
+    def _resolve(self, type_name: str, field_name: str) -> PersonalField | None:
+        if field_name == "__typename":
+            return None
+        gql_type = self.schema.type_map.get(type_name)
+        definition = getattr(gql_type, "fields", {}).get(field_name) if isinstance(gql_type, GraphQLObjectType | GraphQLInterfaceType) else None
+        fits = fitting_strategies(definition.type) if definition is not None else None
+        explicit = self.explicit(type_name, field_name)
+        if explicit is not None:
+            return PersonalField(explicit.category, explicit.strategy, fits)
+        if definition is None or (type_name, field_name) in self.annotations.non_personal or self.aggregate(type_name, field_name) is not None:
+            return None
+        subject = self.subject_field(type_name)
+        if subject is None:
+            return None
+        named = get_named_type(definition.type)
+        if not isinstance(named, GraphQLScalarType | GraphQLEnumType) and self.is_link(named.name):
+            return None
+        if field_name == subject or self._names_the_subject(gql_type, field_name, named.name, subject):
+            return PersonalField("user.unique_id", None, fits)
+        return PersonalField("user", None, fits)
+
+    @staticmethod
+    def _names_the_subject(gql_type, field_name: str, named: str, subject: str) -> bool:
+        """A field typed like an identifier of the subject: the subject field's type, and that type
+        is ID or the field's name says it is an identifier."""
+        subject_definition = gql_type.fields.get(subject)
+        if subject_definition is None or getattr(get_named_type(subject_definition.type), "name", None) != named:
+            return False
+        return named == "ID" or bool(_IDENTIFIER_NAME.search(field_name))
 
 
 @dataclass(slots=True)

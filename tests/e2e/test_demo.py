@@ -97,7 +97,9 @@ def test_the_demo_has_two_thousand_residents_and_no_secret_on_disk_in_the_reposi
         json={"query": '{ a: resident(id: "r2000") { id } b: resident(id: "r2001") { id } }'},
         timeout=30,
     ).json()
-    assert answer["data"] == {"a": {"id": "r2000"}, "b": None}
+    # r2000 exists, r2001 does not; a resident's id is their personal data: withheld from the public
+    assert answer["data"] == {"a": {"id": None}, "b": None}
+    assert answer["extensions"]["privacy"]["withheld"] == [{"path": ["a", "id"], "category": "user.unique_id", "reason": "public-requester", "strategy": "null"}]
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout
     assert "demo-credentials" not in tracked and "demo-jwks" not in tracked
     assert credentials["operator_key"] not in (ROOT / "README.md").read_text()

@@ -3,6 +3,10 @@
 people   (the city): residents, with contact data; districts with aggregates.
 reports  (the city): street issues residents file (an interface and a union), with locations.
 parking  (a partner): bookings of residents, with plates and payments.
+
+Default private: on a type with a subject, what is not annotated is personal; the fields the
+tests read as public data say @nonPersonal, the subject fields included (a resident's id, a key
+shared with parking, is declared non-personal by the test city's policy: conftest.policy_document).
 """
 
 from __future__ import annotations
@@ -77,7 +81,7 @@ class Resident:
     birth_date: str | None = strawberry.federation.field(directives=[privacy.Personal(category="user.demographic.date_of_birth", strategy="coarsen")])
     district_code: strawberry.Private[str]
 
-    @strawberry.field
+    @strawberry.federation.field(directives=[privacy.NonPersonal()])
     def district(self) -> District:
         return District(code=self.district_code)
 
@@ -124,8 +128,8 @@ people = strawberry.federation.Schema(query=PeopleQuery, types=[Resident, Distri
 
 @strawberry.type
 class GeoPoint:
-    latitude: float
-    longitude: float
+    latitude: float = strawberry.federation.field(directives=[privacy.NonPersonal()])
+    longitude: float = strawberry.federation.field(directives=[privacy.NonPersonal()])
 
 
 @strawberry.federation.type(keys=["id"], name="Resident")
@@ -135,9 +139,11 @@ class ReportResident:
 
 @strawberry.interface(directives=[privacy.Subject(field="reporterId")])
 class Incident:
-    id: strawberry.ID
-    description: str
-    reporter_id: strawberry.ID
+    id: strawberry.ID = strawberry.federation.field(directives=[privacy.NonPersonal()])
+    description: str = strawberry.federation.field(directives=[privacy.NonPersonal()])
+    # the subject field: personal by default; this world publishes it, as resident ids (the
+    # property test's oracle reads it to know whose values it checks)
+    reporter_id: strawberry.ID = strawberry.federation.field(directives=[privacy.NonPersonal()])
     location: GeoPoint | None = strawberry.federation.field(directives=[privacy.Personal(category="user.location.precise")])
 
     @strawberry.field
@@ -147,7 +153,7 @@ class Incident:
 
 @strawberry.type
 class Pothole(Incident):
-    depth_cm: int
+    depth_cm: int = strawberry.federation.field(directives=[privacy.NonPersonal()])
 
 
 @strawberry.type
@@ -193,8 +199,8 @@ reports = strawberry.federation.Schema(query=ReportsQuery, types=[Pothole, Graff
 
 @strawberry.type(directives=[privacy.Subject(field="residentId")])
 class Booking:
-    id: strawberry.ID
-    resident_id: strawberry.ID
+    id: strawberry.ID = strawberry.federation.field(directives=[privacy.NonPersonal()])
+    resident_id: strawberry.ID = strawberry.federation.field(directives=[privacy.NonPersonal()])  # published, as Incident.reporterId
     plate: str | None = strawberry.federation.field(directives=[privacy.Personal(category="user.unique_id")])
     amount: float | None = strawberry.federation.field(directives=[privacy.Personal(category="user.financial")])
 

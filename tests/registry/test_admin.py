@@ -75,12 +75,16 @@ async def test_a_bad_registration_leaves_the_running_supergraph_untouched(runnin
     assert "broken" not in {c["name"] for c in (await running.admin("GET", "/admin/connectors")).json()["connectors"]}
 
 
-async def test_validation_changes_nothing_and_reports_privacy_warnings(running, world):
+async def test_validation_changes_nothing_and_reports_privacy_problems(running, world):
     engine_before = running.gateway.state.engine
     response = await running.admin("POST", "/admin/connectors/validate", json={"name": "residents", "owner": "city", "url": world.url("residents")})
     body = response.json()
-    assert response.status_code == 200 and body["ok"]
-    assert {w["coordinate"] for w in body["warnings"]} == {"Resident.email"}
+    assert response.status_code == 200 and body["ok"] and body["warnings"] == []
+    # a personal-looking field without a privacy annotation is refused (the lint is an error)
+    unannotated = 'extend schema @link(url: "https://specs.apollo.dev/federation/v2.5", import: ["@key"])\ntype Query { people: [Person] }\ntype Person { id: ID! email: String }'
+    response = await running.admin("POST", "/admin/connectors/validate", json={"name": "people", "owner": "city", "url": world.url("residents"), "sdl": unannotated})
+    assert response.status_code == 422
+    assert [(e["code"], e["coordinate"]) for e in response.json()["errors"]] == [("PRIVACY_ANNOTATION_MISSING", "Person.email")]
     assert running.gateway.state.engine is engine_before
     bad = await running.admin("POST", "/admin/connectors/validate", json={"name": "x", "owner": "city", "url": "http://169.254.169.254/"})
     assert bad.status_code == 422 and bad.json()["errors"][0]["code"] == "UPSTREAM_URL_REFUSED"

@@ -6,6 +6,8 @@ import asyncio
 
 import strawberry
 
+from gateway.sdk import privacy
+
 from .data import world
 
 
@@ -72,7 +74,7 @@ class Garage(Place):
 
 @strawberry.federation.type(keys=["plate"])
 class Vehicle:
-    plate: str
+    plate: str = strawberry.federation.field(directives=[privacy.NonPersonal()])  # non-personal in this federation world (see residents.py)
     kind: str
 
     @classmethod
