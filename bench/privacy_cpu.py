@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import orjson
 
-from bench.privacy import seed_store
+from bench.privacy import OWNERS, seed_store
 from bench.queries import HEAVY
 from bench.run import RESULTS, Subgraphs
 
@@ -111,6 +111,10 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--only", choices=("on", "off"), help="measure one gateway only (under a profiler)")
     parser.add_argument("--no-gc", action="store_true", help="no garbage collection while measuring (steadier figures)")
+    parser.add_argument(
+        "--owners", choices=("one", "each"), default="one",
+        help="one party owns the four subgraphs (default), or each is its own party: every flow between them decided and audited",
+    )
     args = parser.parse_args()
 
     import gc
@@ -136,7 +140,7 @@ async def main() -> None:
         await context.__aenter__()
         contexts.append(context)
         transport = Transport({name: ReplayedSubgraph(f"{subgraphs.url}/{name}") for name in ("accounts", "inventory", "products", "reviews")})
-        gateway.state.engine = gateway.runtime.build_engine(sdl, transport)
+        gateway.state.engine = gateway.runtime.build_engine(sdl, transport, OWNERS[args.owners])
         drivers[label] = Driver(gateway.app, key)
         status, answer = await drivers[label].post(drivers[label].body())
         answers[label] = orjson.loads(answer)

@@ -210,8 +210,11 @@ def start_gateway(name: str, supergraph: Path, port: int, policy: Path | None = 
         if name.endswith("unshared"):  # every request does all its own subgraph calls
             command.append("--no-subgraph-sharing")
         command += ["--store", f"sqlite:///{store or RESULTS / 'bench.db'}"]
-        if policy is not None:
+        if policy is not None:  # the privacy scenario: one shop owns the four subgraphs (bench/privacy.py)
             command += ["--policy", str(policy)]
+            from bench.privacy import OWNERS
+
+            command += [f"--owner={subgraph}={owner}" for subgraph, owner in OWNERS["one"].items()]
         return Process(command, GATEWAY_CORE, cwd=RESULTS, log=log)
     node_env = {"NODE_ENV": "production", "NODE_OPTIONS": f"--require {BENCH / 'polyfill.cjs'}"}
     if name == "hive-gateway":

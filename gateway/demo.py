@@ -37,9 +37,10 @@ from .registry import load_python_schema, new_key, read_manifest_folder
 ISSUER = "https://id.demo.citygate.local"
 CLIENTS = {
     "city-app": {"name": "Paris, the city's app", "purposes": ["service-delivery"], "roles": ["city"], "collects_consent": True},
-    "parkr-app": {"name": "Parkr", "purposes": ["booking", "marketing"], "roles": ["parkr"]},
-    "voisinage-app": {"name": "Voisinage", "purposes": ["neighbourhood-help"], "roles": ["voisinage"]},
-    "tablehote-app": {"name": "Table d'hôte", "purposes": ["dining"], "roles": ["tablehote"]},
+    # `partner`: the connector owner running the app, so a consent to the app covers its subgraphs too
+    "parkr-app": {"name": "Parkr", "purposes": ["booking", "marketing"], "roles": ["parkr"], "partner": "parkr"},
+    "voisinage-app": {"name": "Voisinage", "purposes": ["neighbourhood-help"], "roles": ["voisinage"], "partner": "voisinage"},
+    "tablehote-app": {"name": "Table d'hôte", "purposes": ["dining"], "roles": ["tablehote"], "partner": "tablehote"},
     "technician-console": {"name": "Technicians' console", "purposes": ["street-maintenance"], "roles": ["technician"]},
     "open-data-portal": {"name": "Open data portal", "purposes": ["statistics"], "roles": []},
 }
@@ -66,18 +67,43 @@ def demo_policy(client_keys: dict[str, str], jwks_file: Path) -> dict:
         "clients": clients,
         "legal_bases": [
             {
+                # the street issues themselves (where, who), as the technicians reach them: as issues
                 "name": "street-issues-public-task",
                 "basis": "public_task",
                 "roles": ["technician"],
                 "purposes": ["street-maintenance"],
-                "categories": ["user.contact", "user.location", "user.name", "user.unique_id"],
+                "categories": ["user.location", "user.unique_id"],
+                "sources": ["city"],
+                "paths": ["Query.streetIssues", "District.openIssues", "Mutation.updateIssueStatus"],
             },
             {
+                # a resident's contact details only as the reporter of a street issue, not the directory
+                "name": "street-issue-reporters-public-task",
+                "basis": "public_task",
+                "roles": ["technician"],
+                "purposes": ["street-maintenance"],
+                "categories": ["user.contact", "user.name", "user.unique_id"],
+                "sources": ["city"],
+                "paths": ["StreetIssue.reporter"],
+            },
+            {
+                # Parkr's own bookings only: not another partner's payments of the same category
                 "name": "parkr-bookings-contract",
                 "basis": "contract",
                 "roles": ["parkr"],
                 "purposes": ["booking"],
                 "categories": ["user.financial", "user.behavior", "user.location.imprecise"],
+                "sources": ["parkr"],
+            },
+            {
+                # flows: a resident's identifier, wherever a partner's data names it, may go to the
+                # city's own directory (to answer for the resident's fields there, each decided)
+                "name": "city-directory-public-task",
+                "basis": "public_task",
+                "recipients": ["city"],
+                "purposes": ["service-delivery", "street-maintenance", "booking", "marketing", "neighbourhood-help", "dining", "statistics"],
+                "categories": ["user.unique_id"],
+                "sources": ["city", "parkr", "voisinage", "tablehote"],
             },
         ],
         "masking": {
@@ -197,7 +223,8 @@ def demo_gateway(folder: Path, host: str, port: int, console: Console, state_dir
         ledger = runtime.ledger
         await ledger.grant(
             subject="r0001", recipient="parkr-app", purpose="booking",
-            categories=["user.contact", "user.government_id.vehicle_registration"], expires_in_days=365, collection_method="demo seed",
+            categories=["user.contact", "user.unique_id", "user.government_id.vehicle_registration"], expires_in_days=365,
+            collection_method="demo seed",
         )
         await ledger.grant(subject="r0002", recipient="tablehote-app", purpose="dining", categories=["user.contact.phone_number"], expires_in_days=365, collection_method="demo seed")
         rng = random.Random(2026)

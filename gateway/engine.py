@@ -21,7 +21,16 @@ from graphql.execution.values import get_variable_values
 from .executor import Executor, Subgraphs, SubgraphTransport
 from .identity import PUBLIC, Requester
 from .planner import DocumentError, Planner, PlanningError
-from .privacy import CONTRIBUTORS_PREFIX, SUBJECT_KEY, AuditRefused, PrivacyGuard, PrivacySchema, inject_privacy_fields
+from .policy import Policy
+from .privacy import (
+    CONTRIBUTORS_PREFIX,
+    SUBJECT_KEY,
+    AuditRefused,
+    PrivacyGuard,
+    PrivacySchema,
+    RequestFlows,
+    inject_privacy_fields,
+)
 from .supergraph import PrivacyAnnotations, SupergraphError, SupergraphModel, load_supergraph
 
 logger = logging.getLogger("citygate.engine")
@@ -83,6 +92,8 @@ class Engine:
         self.guard = guard
         # identical queries of one requester in flight at once share one execution
         self._in_flight: dict[tuple, asyncio.Future] = {}
+        if guard is not None:
+            self._check_legal_bases(guard.policy)
         self.privacy = PrivacySchema(model) if model.privacy else None
         if self.privacy is not None:
             if guard is None:
@@ -100,7 +111,10 @@ class Engine:
         assert self.privacy is not None
         personal = self.privacy.personal(type_name, field_name)
         if personal is not None:
-            return ("personal", personal, SUBJECT_KEY, self.privacy.subject_field(type_name))
+            sources = self._sources(type_name, field_name)
+            assert self.guard is not None
+            by_path = any(rule.paths and rule.could_cover(personal.category, sources) for rule in self.guard.policy.legal_bases)
+            return ("personal", personal, SUBJECT_KEY, self.privacy.subject_field(type_name), sources, by_path)
         aggregate = self.privacy.aggregate(type_name, field_name)
         if aggregate is not None:
             return ("aggregate", aggregate, CONTRIBUTORS_PREFIX + field_name, None)
@@ -112,6 +126,34 @@ class Engine:
             if guard is not None:
                 return (guard[0], guard[1], UNKNOWN_CONCRETE_TYPE, None)
         return None
+
+    def _sources(self, type_name: str, field_name: str) -> frozenset[str]:
+        """The owners whose data a value of `type_name.field_name` is: those of every subgraph that
+        can resolve the field, on the type or on an interface it implements (an @interfaceObject
+        may resolve it there): a legal basis covers the value only if it names them all."""
+        model = self.model
+        subgraphs = set(model.subgraphs_resolving(type_name, field_name))
+        for interface in model.interfaces_of(type_name):
+            subgraphs.update(model.subgraphs_resolving(interface, field_name))
+        return frozenset(model.owner_of(subgraph) for subgraph in subgraphs)
+
+    def _check_legal_bases(self, policy: Policy) -> None:
+        """Refuse a basis whose `paths` name a field the supergraph lacks (the policy does not fit);
+        warn about `sources` naming no owner of it (an owner may register later)."""
+        unknown = []
+        for rule in policy.legal_bases:
+            for path in sorted(rule.paths):
+                type_name, field_name = path.split(".", 1)
+                facts = self.model.types.get(type_name)
+                if facts is None or field_name not in facts.fields:
+                    unknown.append(f"POLICY_UNKNOWN_PATH: legal basis {rule.name}: path {path} does not exist in the supergraph")
+        if unknown:
+            raise SupergraphError("; ".join(unknown))
+        owners = {self.model.owner_of(name) for name in self.model.subgraphs}
+        for rule in policy.legal_bases:
+            absent = sorted(rule.sources - owners)
+            if absent:
+                logger.warning("legal basis %s covers the data of %s, which own(s) no subgraph yet", rule.name, ", ".join(absent))
 
     @classmethod
     def from_sdl(
@@ -216,7 +258,9 @@ class Engine:
             raise RequestError("QUERY_PLANNING_FAILED", [str(error)], executed=True) from None
         guarded = self.privacy is not None and self.guard is not None
         decisions = self.guard.decisions(requester, audit_refused=audit_refused) if guarded else None  # type: ignore[union-attr]
-        result = await self.executor.execute(prepared, plan, coerced, context=requester, privacy=decisions)
+        # what the fetches send to subgraphs is decided too, the subgraph's owner as recipient
+        flows = RequestFlows(self.guard, requester, request_id) if guarded else None  # type: ignore[arg-type]
+        result = await self.executor.execute(prepared, plan, coerced, context=requester, privacy=decisions, flows=flows)
         response = GraphQLResponse(None, [], subgraph_requests=result.subgraph_requests)
         # a query's answer is serialized before its audit record is awaited: other requests run
         # meanwhile, and serializing and freeing it later costs cache misses on every value (about
@@ -227,6 +271,8 @@ class Engine:
 
         def decided(withheld: dict[str, Any] | None) -> None:
             response.data, response.errors = result.data, result.errors
+            if flows is not None and flows.withheld:
+                withheld = {**(withheld or {}), "withheld": [*flows.withheld, *((withheld or {}).get("withheld") or [])]}
             if withheld is not None:
                 response.extensions["privacy"] = withheld
             if include_plan:

@@ -14,12 +14,16 @@ client, no legal basis, every personal value masked with null). See docs/policy.
         purposes: [street-maintenance]
         roles: [technician]
         collects_consent: false             # may record residents' consents (grantConsent)
+        rate_limit: 50                      # optional: requests per second (else the server's default)
+        max_in_flight: 8                    # optional: requests at once (else the server's default)
     legal_bases:
-      - name: public-task-street-issues
+      - name: public-task-street-issue-reporters
         basis: public_task
         roles: [technician]
         purposes: [street-maintenance]
-        categories: [user.contact, user.location]
+        categories: [user.contact, user.name]
+        sources: [city]                     # whose data: owners of subgraphs (required)
+        paths: [StreetIssue.reporter]       # optional: only where the object was reached so
     masking:
       default: null
       categories: {user.contact.email: partial, user.location.precise: coarsen}
@@ -36,6 +40,7 @@ client, no legal basis, every personal value masked with null). See docs/policy.
       fields: {Resident.email: {category: user.contact.email, strategy: partial}}
       subjects: {Resident: id}
       aggregates: {District.population: {contributors: residentCount, min_contributors: 20}}
+      non_personal: [StreetIssue.kind]      # on a type with a subject, every other field is personal
     registry:
       allow_upstreams: ["10.20.0.0/16"]
       agreements: [{owner: city, grants: parking, fields: ["District.name"]}]
@@ -55,8 +60,10 @@ from typing import Any
 import yaml
 
 from .supergraph import AggregateField, PersonalField, PrivacyAnnotations
+from .taxonomy import category_covers
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+_COORDINATE = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*\.[_A-Za-z][_0-9A-Za-z]*$")  # Type.field
 _STRATEGIES = ("null", "partial", "coarsen", "pseudonymise")
 _BASES = ("public_task", "legal_obligation", "vital_interests", "contract", "legitimate_interests")
 
@@ -95,15 +102,52 @@ class Client:
     roles: tuple[str, ...]
     api_key_sha256: str | None
     collects_consent: bool
+    rate_limit: float | None = None  # requests per second; None: the server's default (docs/operators.md)
+    max_in_flight: int | None = None  # requests in flight at once; None: the server's default
+    # the partner (connector owner) operating this client: a resident's consent to the client is
+    # consent to that organisation, so it also covers flows to the partner's subgraphs
+    partner: str | None = None
 
 
 @dataclass(frozen=True)
 class LegalBasis:
+    """A rule of the policy that allows disclosing without consent: to requesters with one of
+    `roles`, for one of `purposes`, values of `categories`, and only from the data of `sources`
+    (owners: a value is theirs when every subgraph that can resolve its field belongs to one of
+    them). With `paths` (coordinates `Parent.field`), only where the value's object was reached
+    through one of those fields."""
+
     name: str
     basis: str
     roles: tuple[str, ...]
     purposes: tuple[str, ...]
     categories: tuple[str, ...]
+    sources: frozenset[str] = frozenset()
+    paths: frozenset[str] = frozenset()
+    # owners of subgraphs that may receive such values in the gateway's own requests to them
+    # (representations, @requires inputs): a basis for flows rather than for requesters
+    recipients: frozenset[str] = frozenset()
+
+    def covers_flow(self, recipient: str, purpose: str, category: str, sources: frozenset[str]) -> bool:
+        """Whether the rule lets a value of `category` from `sources` go to the subgraphs of
+        `recipient` for `purpose` (never a path-scoped rule: a flow is not reached through a field)."""
+        return recipient in self.recipients and purpose in self.purposes and not self.paths and self.could_cover(category, sources)
+
+    def could_cover(self, category: str, sources: frozenset[str]) -> bool:
+        """Whether the rule covers a value of `category` from `sources` for some requester and
+        some way of reaching it. No source (nobody resolves the field): nothing is covered."""
+        return bool(sources) and sources <= self.sources and any(category_covers(c, category) for c in self.categories)
+
+    def covers(self, roles: frozenset[str], purpose: str, category: str, sources: frozenset[str], via: frozenset[str]) -> bool:
+        """Whether the rule covers a value of `category` from `sources`, whose object was reached
+        through the fields `via` (the parent field's coordinates on the parent's type and its
+        interfaces; empty when unknown), for a requester with `roles` and `purpose`."""
+        return (
+            purpose in self.purposes
+            and not roles.isdisjoint(self.roles)
+            and (not self.paths or not via.isdisjoint(self.paths))
+            and self.could_cover(category, sources)
+        )
 
 
 @dataclass(frozen=True)
@@ -138,15 +182,19 @@ class Policy:
     privacy: PrivacyAnnotations = field(default_factory=PrivacyAnnotations)
     registry: RegistryPolicy = field(default_factory=RegistryPolicy)
 
-    def strategy_for(self, category: str, declared: str | None) -> str:
-        """The field's own strategy, else the most specific category rule, else the default."""
+    def strategy_for(self, category: str, declared: str | None, fits: frozenset[str] | None = None) -> str:
+        """The field's own strategy, else the most specific category rule, else the default. A
+        declared strategy fits its field (checked when the policy is applied); one the category
+        rules pick that the field's type cannot take (`fits`) masks with null instead: a masked
+        value always fits the schema."""
         if declared:
             return declared
         best = None
         for prefix, strategy in self.masking.items():
             if (category == prefix or category.startswith(prefix + ".")) and (best is None or len(prefix) > len(best[0])):
                 best = (prefix, strategy)
-        return best[1] if best else self.masking_default
+        chosen = best[1] if best else self.masking_default
+        return chosen if fits is None or chosen in fits else "null"
 
     def client_for_key(self, key: str) -> Client | None:
         digest = hashlib.sha256(key.encode()).hexdigest()
@@ -218,7 +266,16 @@ def parse_policy(data: Any, base: Path | None = None) -> Policy:
             reader.problem(f"{where}: the id must be lowercase letters, digits and dashes")
             continue
         details = reader.mapping(details, where)
-        reader.known_keys(details, {"name", "description", "purposes", "roles", "api_key_sha256", "api_key_env", "collects_consent"}, where)
+        reader.known_keys(
+            details, {"name", "description", "purposes", "roles", "api_key_sha256", "api_key_env", "collects_consent", "rate_limit", "max_in_flight", "partner"}, where
+        )
+        rate_limit, max_in_flight = details.get("rate_limit"), details.get("max_in_flight")
+        if rate_limit is not None and (not isinstance(rate_limit, int | float) or isinstance(rate_limit, bool) or rate_limit < 0):
+            reader.problem(f"{where}.rate_limit must be a number of requests per second (0: no limit)")
+            rate_limit = None
+        if max_in_flight is not None and (not isinstance(max_in_flight, int) or isinstance(max_in_flight, bool) or max_in_flight < 0):
+            reader.problem(f"{where}.max_in_flight must be a whole number of requests (0: no limit)")
+            max_in_flight = None
         client_purposes = reader.strings(details.get("purposes"), f"{where}.purposes")
         for purpose in client_purposes:
             if purpose not in purposes:
@@ -241,13 +298,16 @@ def parse_policy(data: Any, base: Path | None = None) -> Policy:
             roles=reader.strings(details.get("roles"), f"{where}.roles"),
             api_key_sha256=key_hash,
             collects_consent=details.get("collects_consent") is True,
+            partner=_partner(details.get("partner"), where, reader),
+            rate_limit=rate_limit,
+            max_in_flight=max_in_flight,
         )
 
     legal_bases = []
     for index, rule in enumerate(top.get("legal_bases") or []):
         where = f"legal_bases[{index}]"
         rule = reader.mapping(rule, where)
-        reader.known_keys(rule, {"name", "basis", "roles", "purposes", "categories"}, where)
+        reader.known_keys(rule, {"name", "basis", "roles", "purposes", "categories", "sources", "paths", "recipients"}, where)
         if rule.get("basis") not in _BASES:
             reader.problem(f"{where}.basis must be one of {', '.join(_BASES)} (consent is the ledger's business)")
         rule_categories = reader.strings(rule.get("categories"), f"{where}.categories")
@@ -258,9 +318,25 @@ def parse_policy(data: Any, base: Path | None = None) -> Policy:
             if purpose not in purposes:
                 reader.problem(f"{where}.purposes: {purpose!r} is not declared under purposes")
         roles = reader.strings(rule.get("roles"), f"{where}.roles")
-        if not roles or not rule_purposes or not rule_categories:
-            reader.problem(f"{where} needs roles, purposes and categories: a rule for everything is not a rule")
-        legal_bases.append(LegalBasis(str(rule.get("name", f"rule-{index}")), str(rule.get("basis")), roles, rule_purposes, rule_categories))
+        recipients = reader.strings(rule.get("recipients"), f"{where}.recipients")
+        if not (roles or recipients) or not rule_purposes or not rule_categories:
+            reader.problem(f"{where} needs roles (or recipients), purposes and categories: a rule for everything is not a rule")
+        # whose data the rule covers: owners of subgraphs (an owner not registered yet is no error)
+        sources = reader.strings(rule.get("sources"), f"{where}.sources")
+        if not sources or not all(source.strip() for source in sources):
+            reader.problem(f"{where}.sources: a basis names whose data it covers (owners, e.g. [city])")
+        paths = reader.strings(rule.get("paths"), f"{where}.paths")
+        if rule.get("paths") is not None and not paths:
+            reader.problem(f"{where}.paths: name at least one field (Type.field), or leave paths out")
+        for path in paths:
+            if not _COORDINATE.match(path):
+                reader.problem(f"{where}.paths: {path!r} is not a schema coordinate Type.field")
+        legal_bases.append(
+            LegalBasis(
+                str(rule.get("name", f"rule-{index}")), str(rule.get("basis")), roles, rule_purposes, rule_categories,
+                frozenset(sources), frozenset(paths), frozenset(recipients),
+            )
+        )
 
     masking_data = reader.mapping(top.get("masking"), "masking")
     default = masking_data.get("default") or "null"
@@ -298,6 +374,7 @@ def parse_policy(data: Any, base: Path | None = None) -> Policy:
 
     privacy = PrivacyAnnotations()
     privacy_data = reader.mapping(top.get("privacy"), "privacy")
+    reader.known_keys(privacy_data, {"fields", "subjects", "aggregates", "non_personal"}, "privacy")
     for coordinate, details in reader.mapping(privacy_data.get("fields"), "privacy.fields").items():
         details = reader.mapping(details, f"privacy.fields.{coordinate}")
         if "." not in str(coordinate) or not isinstance(details.get("category"), str):
@@ -315,6 +392,14 @@ def parse_policy(data: Any, base: Path | None = None) -> Policy:
             continue
         type_name, field_name = str(coordinate).split(".", 1)
         privacy.aggregates[(type_name, field_name)] = AggregateField(details["contributors"], details.get("min_contributors"))
+    # fields the operator declares non-personal, on types with a subject (default private otherwise)
+    for coordinate in reader.strings(privacy_data.get("non_personal"), "privacy.non_personal"):
+        if "." not in coordinate:
+            reader.problem(f"privacy.non_personal: {coordinate!r} must be Type.field")
+        elif tuple(coordinate.split(".", 1)) in privacy.personal:
+            reader.problem(f"privacy.non_personal: {coordinate} is also under privacy.fields")
+        else:
+            privacy.non_personal.add(tuple(coordinate.split(".", 1)))  # type: ignore[arg-type]
 
     registry_data = reader.mapping(top.get("registry"), "registry")
     networks = []
@@ -354,6 +439,15 @@ def parse_policy(data: Any, base: Path | None = None) -> Policy:
         privacy=privacy,
         registry=RegistryPolicy(tuple(networks), tuple(agreements)),
     )
+
+
+def _partner(value: Any, where: str, reader: _Reader) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _NAME.match(value):
+        reader.problem(f"{where}.partner must name a partner (a connector owner: lowercase letters, digits and dashes)")
+        return None
+    return value
 
 
 def load_policy(path: Path | None) -> Policy:

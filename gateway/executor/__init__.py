@@ -24,15 +24,19 @@ from graphql import (
 
 from ..planner import INTROSPECTION_ROOT_FIELDS, PreparedOperation, QueryPlan
 from ..supergraph import SupergraphModel
-from ._fetch import Execution, FetchRunner, SubgraphTransport, SubgraphUnavailable
+from ._fetch import Execution, FetchRunner, FlowGate, FlowValue, SubgraphTransport, SubgraphUnavailable
+from ._merge import SUBJECT_CONFLICT
 from ._shape import PLACE, FieldGuard, GuardLookup, PrivacyDecisions, Shaper, path_of
 from ._transport import HttpPool, HttpSubgraph, InProcessSubgraph, Subgraphs
 
 __all__ = [
     "PLACE",
+    "SUBJECT_CONFLICT",
     "ExecutionResult",
     "Executor",
     "FieldGuard",
+    "FlowGate",
+    "FlowValue",
     "HttpPool",
     "HttpSubgraph",
     "InProcessSubgraph",
@@ -56,7 +60,7 @@ class ExecutionResult:
 class Executor:
     def __init__(self, model: SupergraphModel, transport: SubgraphTransport, guarded: GuardLookup | None = None) -> None:
         self.model = model
-        self.runner = FetchRunner(model, transport, redact_errors=guarded is not None)
+        self.runner = FetchRunner(model, transport, redact_errors=guarded is not None, guarded=guarded)
         self.shaper = Shaper(model.api_schema, guarded)
         self._introspection: LRUCache = LRUCache(maxsize=256)
 
@@ -67,8 +71,9 @@ class Executor:
         variables: Mapping[str, Any],
         context: Any = None,
         privacy: PrivacyDecisions | None = None,
+        flows: FlowGate | None = None,
     ) -> ExecutionResult:
-        execution = Execution(variables=variables, context=context)
+        execution = Execution(variables=variables, context=context, flows=flows)
         if plan.has_introspection:
             execution.data.update(self._run_introspection(prepared, variables, execution.errors))
         await self.runner.run(plan, execution)

@@ -2,19 +2,26 @@
 
 The executor walks the plan and the JSON it gets back; it never resolves field by field. A
 failing subgraph yields errors for its part of the answer, never an exception to the client.
+Only what a fetch asked for merges (see _merge.py): an answer never adds a key of its own.
+
+Flows are disclosures too: before an entity fetch leaves, every personal value its
+representations would carry (key and @requires fields) is put to the request's FlowGate with the
+subgraph's owner as recipient; a representation carrying a value the gate refuses is not sent,
+and the fields it would have fetched stay null, listed in the gate's `withheld`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 
-from ..planner import FetchNode, QueryPlan, Representation, SSelection
+from ..planner import FetchNode, QueryPlan, Representation
 from ..supergraph import SupergraphModel
+from ._merge import DISPUTED, keep_asked, merge
 
 
 class SubgraphUnavailable(Exception):
@@ -27,6 +34,29 @@ class SubgraphTransport(Protocol):
     async def send(self, subgraph: str, query: str, variables: dict[str, Any] | None, context: Any = None) -> bytes | dict: ...
 
 
+class FlowValue(NamedTuple):
+    """A personal value an entity fetch would send to a subgraph (see FlowGate)."""
+
+    coordinate: str  # "Type.field" of the value
+    category: str
+    subject: str | None  # None: the object's subject is unknown or disputed
+    sources: frozenset[str]  # owners of the subgraphs that resolve the field
+
+
+class FlowVerdictLike(Protocol):
+    allowed: bool
+    reason: str | None
+
+
+class FlowGate(Protocol):
+    """One request's decisions on the personal values its fetches send to subgraphs (the privacy
+    stage implements it); `withheld` collects what did not leave, for `extensions.privacy`."""
+
+    withheld: list[dict[str, Any]]
+
+    async def admit(self, recipient: str, values: list[FlowValue]) -> list[FlowVerdictLike]: ...
+
+
 @dataclass(slots=True)
 class Execution:
     """The mutable state of one operation's execution."""
@@ -36,12 +66,25 @@ class Execution:
     data: dict[str, Any] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
     subgraph_requests: int = 0
+    flows: FlowGate | None = None  # with privacy on: what may leave in representations
 
 
 class FetchRunner:
-    def __init__(self, model: SupergraphModel, transport: SubgraphTransport, redact_errors: bool = False) -> None:
+    def __init__(
+        self,
+        model: SupergraphModel,
+        transport: SubgraphTransport,
+        redact_errors: bool = False,
+        guarded: Callable[[str, str], tuple | None] | None = None,
+    ) -> None:
         self.model = model
         self.transport = transport
+        # the privacy stage's lookup (type, field) -> ("personal", annotation, subject key, subject
+        # field, sources, ...): which values of a representation are personal
+        self.guarded = guarded
+        # (type, field, recipient) -> what deciding a flow of its values needs, or None when there
+        # is nothing to decide (not personal, or every source of it is the recipient itself)
+        self._flow_info: dict[tuple[str, str, str], tuple[str, str, frozenset[str], str, str | None] | None] = {}
         # with privacy on, a subgraph error's own words never reach the client: they may carry a
         # personal value no decision has seen (its code, path and subgraph still do)
         self.redact_errors = redact_errors
@@ -76,32 +119,53 @@ class FetchRunner:
                 return
             data = result.get("data")
             if isinstance(data, dict):
-                if node.selection_to_undo_aliases is not None:
-                    self._undo_aliases(data, node.selection_to_undo_aliases)
-                _merge(execution.data, data, self._interface_names)
+                keep_asked(data, node.selection, None)
+                merge(execution.data, data, self._interface_names)
             self._add_errors(node, result.get("errors"), execution, None)
             return
 
         targets: list[list[dict]] = []
         representations: list[dict] = []
-        seen: dict[bytes, int] = {}
+        sent_types: list[str] = []  # the __typename each representation was sent with
+        seen: dict[Any, int] = {}
+        shapes = node.representations
+        single_keys = node.single_keys
         for obj in _objects_at(execution.data, node.merge_path):
-            shape = node.representations.get(obj.get("__typename"))  # type: ignore[arg-type]
+            typename = obj.get("__typename")
+            shape = shapes.get(typename)  # type: ignore[arg-type]
             if shape is None:
                 continue
-            representation = _represent(obj, shape)
-            if representation is None:
-                continue
-            identity = orjson.dumps(representation)
+            single = single_keys.get(typename)  # type: ignore[arg-type]
+            value = obj.get(single[1]) if single is not None else None
+            if value.__class__ is str or value.__class__ is int:
+                # one plain key (`@key(fields: "id")`): its value is the representation's identity
+                identity: Any = (shape.typename, value)
+                representation = None
+            else:
+                representation = _represent(obj, shape)
+                if representation is None:
+                    continue
+                identity = orjson.dumps(representation)
             index = seen.get(identity)
             if index is None:
+                if representation is None:
+                    representation = {"__typename": shape.typename, single[0]: value}  # type: ignore[index]
                 seen[identity] = len(representations)
                 representations.append(representation)
+                sent_types.append(shape.typename)
                 targets.append([obj])
             else:
                 targets[index].append(obj)
         if not representations:
             return
+        if execution.flows is not None:
+            kept = await self._admit_flows(node, representations, targets, sent_types, execution)
+            if kept is not None:
+                representations = [representations[i] for i in kept]
+                targets = [targets[i] for i in kept]
+                sent_types = [sent_types[i] for i in kept]
+                if not representations:
+                    return
         variables[node.representations_variable] = representations
         result = await self._send(node, variables, execution)
         if result is None:
@@ -109,15 +173,98 @@ class FetchRunner:
         data = result.get("data")
         entities = data.get("_entities") if isinstance(data, dict) else None
         if isinstance(entities, list):
-            undo = node.selection_to_undo_aliases
             for index, entity in enumerate(entities[: len(targets)]):
                 if not isinstance(entity, dict):
                     continue
-                if undo is not None:
-                    self._undo_aliases(entity, undo)
+                # the entity's fragments are picked by the type it was asked as, not by its answer
+                keep_asked(entity, node.selection, sent_types[index])
                 for obj in targets[index]:
-                    _merge(obj, entity, self._interface_names)
+                    merge(obj, entity, self._interface_names)
         self._add_errors(node, result.get("errors"), execution, targets)
+
+    # -- flows -------------------------------------------------------------------------------------
+
+    async def _admit_flows(
+        self, node: FetchNode, representations: list[dict], targets: list[list[dict]], sent_types: list[str], execution: Execution
+    ) -> list[int] | None:
+        """Put the personal values of the representations to the request's FlowGate; return the
+        indexes of the representations that may leave (None: all of them, nothing was personal)."""
+        gate = execution.flows
+        assert gate is not None
+        recipient = self.model.owner_of(node.subgraph)
+        values: list[FlowValue] = []
+        owners: list[int] = []  # representation index of each value
+        for index, representation in enumerate(representations):
+            obj = targets[index][0]
+            typename = obj.get("__typename")
+            if typename.__class__ is not str:
+                typename = sent_types[index]
+            before = len(values)
+            self._collect_personal(representation, obj, typename, recipient, values)
+            owners.extend([index] * (len(values) - before))
+        if not values:
+            return None
+        verdicts = await gate.admit(recipient, values)
+        refused: dict[int, tuple[FlowValue, FlowVerdictLike]] = {}
+        for value, index, verdict in zip(values, owners, verdicts, strict=True):
+            if not verdict.allowed and index not in refused:
+                refused[index] = (value, verdict)
+        if not refused:
+            return None
+        paths = _object_paths(execution.data, node.merge_path)
+        for index, (value, verdict) in sorted(refused.items()):
+            view = node.selection.view(sent_types[index])
+            renames = dict(view.renames)
+            fetched = sorted(renames.get(key, key) for key in view.keys if key != "__typename" and not key.startswith("_cg_"))
+            for obj in targets[index]:
+                at = paths.get(id(obj), [])
+                for key in fetched:
+                    gate.withheld.append({
+                        "path": [*at, key], "category": value.category, "reason": verdict.reason,
+                        "strategy": "null", "recipient": recipient,
+                    })
+        return [index for index in range(len(representations)) if index not in refused]
+
+    def _flow_of(self, type_name: str, field_name: str, recipient: str) -> tuple[str, str, frozenset[str], str, str | None] | None:
+        cache_key = (type_name, field_name, recipient)
+        info = self._flow_info.get(cache_key, False)
+        if info is False:
+            found = self.guarded(type_name, field_name) if self.guarded is not None else None
+            info = None
+            if found is not None and found[0] == "personal":
+                sources = found[4] if len(found) > 4 else frozenset()
+                if sources != frozenset((recipient,)):  # the recipient's own data, back to it: no flow
+                    info = (f"{type_name}.{field_name}", found[1].category, sources, found[2], found[3])
+            self._flow_info[cache_key] = info
+        return info  # type: ignore[return-value]
+
+    def _collect_personal(self, sent: dict, obj: dict, typename: str, recipient: str, found: list[FlowValue]) -> None:
+        """The personal values in a representation of `obj` (a `typename`), nested ones included."""
+        for name, value in sent.items():
+            if name == "__typename" or value is None:
+                continue
+            info = self._flow_of(typename, name, recipient)
+            if info is not None:
+                found.append(FlowValue(info[0], info[1], self._subject_of(sent, obj, info[3], info[4]), info[2]))
+            if value.__class__ is dict or value.__class__ is list:
+                facts = self.model.types.get(typename)
+                field_facts = facts.fields.get(name) if facts is not None else None
+                named = _named(field_facts.api_type) if field_facts is not None else ""
+                for item in _dicts(value):
+                    inner = item.get("__typename")
+                    # a nested object's own subject is read from what was sent of it
+                    self._collect_personal(item, item, inner if inner.__class__ is str else named, recipient, found)
+
+    @staticmethod
+    def _subject_of(sent: dict, obj: dict, subject_key: str, subject_field: str | None) -> str | None:
+        """The subject of a value sent from `obj`: the gateway's own subject key, else the subject
+        field as sent in the representation; disputed or absent: unknown (withheld)."""
+        subject = obj.get(subject_key)
+        if subject is None and subject_field is not None:
+            subject = sent.get(subject_field)
+        if subject is None or subject.__class__ in DISPUTED or (subject.__class__ is not str and subject.__class__ is not int):
+            return None
+        return str(subject)
 
     async def _send(self, node: FetchNode, variables: dict, execution: Execution) -> dict | None:
         execution.subgraph_requests += 1
@@ -172,22 +319,17 @@ class FetchRunner:
             out["extensions"] = extensions
             execution.errors.append(out)
 
-    def _undo_aliases(self, data: Any, selection: SSelection) -> None:
-        if isinstance(data, list):
-            for item in data:
-                self._undo_aliases(item, selection)
-            return
-        if not isinstance(data, dict):
-            return
-        typename = data.get("__typename")
-        for sub_field in selection.fields.values():
-            if sub_field.selection is not None and sub_field.key in data:
-                self._undo_aliases(data[sub_field.key], sub_field.selection)
-            if sub_field.original_key is not None and sub_field.key in data:
-                data[sub_field.original_key] = data.pop(sub_field.key)
-        for condition, fragment in selection.fragments.items():
-            if condition == typename or (typename and typename in self.model.api_possible_types(condition)):
-                self._undo_aliases(data, fragment)
+
+def _named(type_string: str) -> str:
+    return type_string.replace("[", "").replace("]", "").replace("!", "").strip()
+
+
+def _dicts(value: Any):
+    if value.__class__ is dict:
+        yield value
+    elif value.__class__ is list:
+        for item in value:
+            yield from _dicts(item)
 
 
 def _objects_at(data: Any, path: tuple[str, ...]) -> list[dict]:
@@ -266,31 +408,3 @@ def _project(value: Any, entries: tuple) -> Any:
     if not _fill(value, entries, out):
         return None
     return out
-
-
-def _merge(target: dict, source: dict, interface_names: frozenset[str]) -> None:
-    for key, value in source.items():
-        current = target.get(key)
-        if current is None:
-            target[key] = value
-        elif value is None:
-            continue
-        elif type(value) is dict and type(current) is dict:
-            _merge(current, value, interface_names)
-        elif type(value) is list and type(current) is list and len(value) == len(current):
-            _merge_lists(current, value, interface_names)
-        elif key == "__typename" and value in interface_names:
-            continue  # an @interfaceObject never hides a concrete type already known
-        else:
-            target[key] = value
-
-
-def _merge_lists(target: list, source: list, interface_names: frozenset[str]) -> None:
-    for index, value in enumerate(source):
-        current = target[index]
-        if type(value) is dict and type(current) is dict:
-            _merge(current, value, interface_names)
-        elif type(value) is list and type(current) is list and len(value) == len(current):
-            _merge_lists(current, value, interface_names)
-        elif current is None:
-            target[index] = value

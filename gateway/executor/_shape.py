@@ -21,6 +21,7 @@ from graphql import (
 )
 
 from ..planner import INTROSPECTION_ROOT_FIELDS, NSelection, QueryPlan, collect_fields
+from ._merge import DISPUTED, SUBJECT_CONFLICT
 
 _BUBBLE = object()  # a non-null position got null: its parent becomes null
 
@@ -45,8 +46,11 @@ class _FieldShape:
         self.non_null = wrappers == ("N",)
 
 
-# (type name, field name) -> ("personal" | "aggregate", annotation, data key, stand-in) or None;
-# the stand-in is a field whose value is the subject too (the type's subject field), or None
+# (type name, field name) -> ("personal" | "aggregate", annotation, data key, stand-in, sources,
+# by path) or None; the stand-in is a field whose value is the subject too (the type's subject
+# field), or None; sources are the owners of the subgraphs that can resolve the field (whose data
+# its values are); by path: some legal basis covers the field only where its object was reached
+# through given fields (then each position gets its own FieldGuard, see Shaper.field_guard)
 GuardLookup = Callable[[str, str], tuple | None]
 
 
@@ -54,9 +58,12 @@ class FieldGuard:
     """What guards one field of one type, shared by every position of a plan that selects it, so
     a request decides a (field, subject) pair once, wherever the field appears."""
 
-    __slots__ = ("annotation", "data_key", "kind", "name", "parent", "stand_in")
+    __slots__ = ("annotation", "by_path", "data_key", "kind", "name", "parent", "sources", "stand_in", "via")
 
-    def __init__(self, kind: str, annotation: Any, data_key: str, parent: str, name: str, stand_in: str | None = None) -> None:
+    def __init__(
+        self, kind: str, annotation: Any, data_key: str, parent: str, name: str, stand_in: str | None = None,
+        sources: frozenset[str] = frozenset(), by_path: bool = False, via: frozenset[str] = frozenset(),
+    ) -> None:
         self.kind = kind  # "personal" | "aggregate"
         self.annotation = annotation
         self.data_key = data_key  # where the object's subject (or contributor count) is in the data
@@ -66,6 +73,12 @@ class FieldGuard:
         # arguments, its value is the subject and nothing is added to the subgraph requests for it
         # (gateway.privacy's injection applies the same rule)
         self.stand_in = stand_in
+        self.sources = sources  # the owners whose data the field's values are (legal bases name them)
+        # by_path: a legal basis covers the field only through given fields; then this guard serves
+        # the positions reached through `via` (the parent field's coordinates, on the parent's type
+        # and its interfaces) and only those; otherwise `via` is empty and the guard serves all
+        self.by_path = by_path
+        self.via = via
 
 
 class PrivacyDecisions(Protocol):
@@ -85,6 +98,12 @@ class PrivacyDecisions(Protocol):
     seen: dict[tuple, Any]
 
     def place(self, field_guard: FieldGuard, subject: Any, value: Any, node: tuple | None, key: str) -> Any: ...
+
+    def withholds(self, field_guard: FieldGuard, subject: Any) -> bool:
+        """Whether a guarded object field's value is withheld whole (masked to null): asked before
+        the object is shaped, so that nothing in an object the requester does not get is decided,
+        placed or audited; its value then goes through `place`, unshaped."""
+        ...
 
     def known_object(self, object_key: tuple) -> bool:
         """Whether earlier requests found every guarded field of (type fields, subject) placed as
@@ -118,12 +137,15 @@ class _TypeFields:
 class _ObjectShape:
     """The selection at one composite position, compiled lazily per runtime type."""
 
-    __slots__ = ("by_type", "selections", "shaper", "static_type")
+    __slots__ = ("by_type", "selections", "shaper", "static_type", "via")
 
-    def __init__(self, shaper: Shaper, static_type: str, selections: tuple[NSelection, ...]) -> None:
+    def __init__(self, shaper: Shaper, static_type: str, selections: tuple[NSelection, ...], via: frozenset[str] = frozenset()) -> None:
         self.shaper = shaper
         self.static_type = static_type
         self.selections = selections
+        # the field that led here: its coordinates on the parent's runtime type and the interfaces
+        # that type implements (legal bases scoped by path match them); empty at the root
+        self.via = via
         self.by_type: dict[str, _TypeFields] = {}
 
     def fields_for(self, typename: str) -> _TypeFields:
@@ -137,7 +159,8 @@ class Shaper:
     def __init__(self, api_schema: GraphQLSchema, guarded: GuardLookup | None = None) -> None:
         self.schema = api_schema
         self.guarded = guarded
-        self._guards: dict[tuple[str, str], FieldGuard | None] = {}
+        # (type, field) -> its guard; (type, field, via) -> the guard of the positions reached through via
+        self._guards: dict[tuple, FieldGuard | None] = {}
         self.concrete_types = frozenset(
             name for name, t in api_schema.type_map.items() if isinstance(t, GraphQLObjectType) and not name.startswith("__")
         )
@@ -148,14 +171,25 @@ class Shaper:
             shape = plan.compiled["shape"] = _ObjectShape(self, plan.root_type, plan.selections)
         return shape
 
-    def field_guard(self, typename: str, name: str) -> FieldGuard | None:
+    def field_guard(self, typename: str, name: str, via: frozenset[str] = frozenset()) -> FieldGuard | None:
         if self.guarded is None:
             return None
-        cache_key = (typename, name)
+        cache_key: tuple = (typename, name)
         if cache_key not in self._guards:
             found = self.guarded(typename, name)
-            self._guards[cache_key] = FieldGuard(found[0], found[1], found[2], typename, name, found[3]) if found is not None else None
-        return self._guards[cache_key]
+            self._guards[cache_key] = FieldGuard(found[0], found[1], found[2], typename, name, found[3], *found[4:6]) if found is not None else None
+        guard = self._guards[cache_key]
+        if guard is None or not guard.by_path or not via:
+            return guard  # the common case: one guard for every position of the field
+        # a legal basis covers the field only through given fields: a guard per way of reaching it,
+        # so that verdicts, made per (guard, subject), are made per way
+        cache_key = (typename, name, via)
+        scoped = self._guards.get(cache_key)
+        if scoped is None:
+            scoped = self._guards[cache_key] = FieldGuard(
+                guard.kind, guard.annotation, guard.data_key, typename, name, guard.stand_in, guard.sources, True, via
+            )
+        return scoped
 
     def compile_fields(self, shape: _ObjectShape, typename: str) -> _TypeFields:
         schema = self.schema
@@ -194,7 +228,7 @@ class Shaper:
             while isinstance(gql_type, (GraphQLNonNull, GraphQLList)):
                 wrappers.append("N" if isinstance(gql_type, GraphQLNonNull) else "L")
                 gql_type = gql_type.of_type
-            guard = self.field_guard(typename, name)
+            guard = self.field_guard(typename, name, shape.via)
             data_key = None
             if guard is not None:
                 data_key = guard.stand_in if guard.stand_in is not None and guard.stand_in in plain_keys else guard.data_key
@@ -203,7 +237,8 @@ class Shaper:
             elif is_leaf_type(gql_type):
                 result.append(_FieldShape(key, name, typename, tuple(wrappers), _SCALAR, None, None, guard, data_key))
             else:
-                child = _ObjectShape(self, gql_type.name, item.field.selections or ())
+                via = frozenset(f"{parent}.{name}" for parent in (typename, *(i.name for i in getattr(runtime, "interfaces", ()))))
+                child = _ObjectShape(self, gql_type.name, item.field.selections or (), via)
                 result.append(_FieldShape(key, name, typename, tuple(wrappers), _OBJECT, None, child, guard, data_key))
         return _TypeFields(result)
 
@@ -274,6 +309,14 @@ class _Walk:
                 if kind == _INTROSPECTION:
                     out[key] = obj.get(key)
                     continue
+                if guarded and field_shape.guard is not None and privacy is not None and kind == _OBJECT:
+                    # an object withheld whole is not shaped: the audit lists no field of it
+                    subject = obj.get(field_shape.data_key)
+                    if subject.__class__ is not str and subject.__class__ is not int:  # as below
+                        subject = SUBJECT_CONFLICT if isinstance(subject, DISPUTED) else None
+                    if privacy.withholds(field_shape.guard, subject):
+                        out[key] = privacy.place(field_shape.guard, subject, obj.get(key), node, key)
+                        continue
                 value = self.value(obj.get(key), field_shape, 0, (node, key))
                 if value is _BUBBLE:
                     return _BUBBLE
@@ -288,7 +331,9 @@ class _Walk:
             guard = field_shape.guard
             subject = obj.get(field_shape.data_key)
             if subject.__class__ is not str and subject.__class__ is not int:
-                subject = None  # no usable subject (or contributor count): decided as unknown
+                # no usable subject (or contributor count): decided as unknown; one that answers
+                # disputed (see _merge.py): decided as a conflict
+                subject = SUBJECT_CONFLICT if isinstance(subject, DISPUTED) else None
             verdict = privacy.verdicts.get((guard, subject))
             if verdict is not None and verdict[0] == PLACE:
                 out[key] = value

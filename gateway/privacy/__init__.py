@@ -1,6 +1,7 @@
 """The privacy stage: annotations, decisions, masking (see _guard.py for the rules)."""
 
 from ._annotations import STRATEGIES, AnnotationProblem, PrivacySchema, category_covers, fides_categories
+from ._flows import FlowVerdict, RequestFlows
 from ._guard import AuditRefused, PrivacyGuard
 from ._inject import CONTRIBUTORS_PREFIX, SUBJECT_KEY, inject_privacy_fields
 from ._masking import mask
@@ -11,8 +12,10 @@ __all__ = [
     "SUBJECT_KEY",
     "AnnotationProblem",
     "AuditRefused",
+    "FlowVerdict",
     "PrivacyGuard",
     "PrivacySchema",
+    "RequestFlows",
     "category_covers",
     "fides_categories",
     "inject_privacy_fields",

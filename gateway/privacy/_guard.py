@@ -1,10 +1,13 @@
 """Deciding on every personal value of a response, in SPEC.md's order, and applying it.
 
 The shaper asks a request's `RequestDecisions` about each personal or aggregate value as it places
-it; one decision per (subject, category) serves every value of the response. For each value:
+it; one decision per (subject, category, the field's sources and way) serves every value of the
+response. For each value:
 
 1. allowed when the requester acts for the subject themself;
-2. allowed when a legal-basis rule of the policy matches (role, purpose, category);
+2. allowed when a legal-basis rule of the policy matches (role, purpose, category), covers the
+   owners of every subgraph that can resolve the field (its sources) and, when the rule names
+   paths, the object was reached through one of them (the parent field's coordinate);
 3. allowed when the ledger holds an active consent of the subject for (recipient, purpose,
    category). The ledger's cache answers while shaping; subjects it does not hold are loaded
    in one query, and the response is shaped again with them (until then their values are null);
@@ -28,10 +31,9 @@ from typing import Any
 from cachetools import LRUCache
 
 from ..consent import AuditLog, Disclosure, Ledger, LedgerUnavailable
-from ..executor import PLACE, ExecutionResult, FieldGuard, path_of
+from ..executor import PLACE, SUBJECT_CONFLICT, ExecutionResult, FieldGuard, path_of
 from ..identity import Requester
 from ..policy import Policy
-from ..taxonomy import category_covers
 from ._masking import mask, recipient_key
 
 logger = logging.getLogger("citygate.privacy")
@@ -46,6 +48,8 @@ class _Decision:
 
 _SELF = _Decision(True, "self", None)
 _UNKNOWN_SUBJECT = _Decision(False, None, "subject-unknown")
+# two answers (or two keys of one answer) disagree on whose data the object is (executor/_merge.py)
+_SUBJECT_CONFLICT = _Decision(False, None, "subject-conflict")
 _PUBLIC = _Decision(False, None, "public-requester")
 _NO_CONSENT = _Decision(False, None, "no-consent")
 _LEDGER_DOWN = _Decision(False, None, "ledger-unavailable")
@@ -67,6 +71,9 @@ class PrivacyGuard:
         # (bounded: 128 tables x 5,000 pairs, some 130 MB at worst; a requester reaching more
         # subjects than that starts afresh, which costs what no table would)
         self.verdict_tables: LRUCache = LRUCache(maxsize=128)
+        # (recipient owner, requester, flow value) -> (verdict, ledger generation, valid until):
+        # flows decided for a requester's earlier requests (privacy/_flows.py)
+        self.flow_verdicts: LRUCache = LRUCache(maxsize=200_000)
 
     def _key(self, recipient: str) -> bytes:
         key = self._recipient_keys.get(recipient)
@@ -74,17 +81,31 @@ class PrivacyGuard:
             key = self._recipient_keys[recipient] = recipient_key(self.pseudonym_master, recipient)
         return key
 
-    def _policy_rule(self, requester: Requester, category: str) -> str | None:
-        if requester.purpose is None:
+    def _policy_rule(
+        self, roles: frozenset[str], purpose: str | None, category: str, sources: frozenset[str], via: frozenset[str] = frozenset()
+    ) -> str | None:
+        """The first legal basis that covers a value of `category` from the data of `sources`
+        (owners), whose object was reached through `via` (coordinates; empty: not through a field
+        a path-scoped rule names), disclosed to someone with `roles` for `purpose`; else None."""
+        if purpose is None:
             return None
         for rule in self.policy.legal_bases:
-            if (
-                requester.purpose in rule.purposes
-                and requester.roles.intersection(rule.roles)
-                and any(category_covers(c, category) for c in rule.categories)
-            ):
+            if rule.covers(roles, purpose, category, sources, via):
                 return rule.name
         return None
+
+    def flow_rule(self, recipient: str, purpose: str, category: str, sources: frozenset[str]) -> str | None:
+        """The first legal basis that lets a value of `category` from `sources` go to the subgraphs
+        of `recipient` (an owner) for `purpose`; else None (see _flows.py)."""
+        for rule in self.policy.legal_bases:
+            if rule.covers_flow(recipient, purpose, category, sources):
+                return rule.name
+        return None
+
+    def client_rule(self, requester: Requester, category: str, sources: frozenset[str]) -> str | None:
+        """The legal basis that would give the requester a value of `category` from `sources`
+        reached through no particular field (a flow is not a position of the response)."""
+        return self._policy_rule(requester.roles, requester.purpose, category, sources)
 
     async def record_shared(self, requester: Requester, disclosures: list[Disclosure], request_id: str) -> None:
         """Audit another request's disclosures again, for a request that shares its answer."""
@@ -216,7 +237,7 @@ class RequestDecisions:
         self.consents: dict[str, list] = consents if consents is not None else {}
         self.mode = mode  # _LEDGER_DOWN: everything withheld; _AUDIT_DOWN: audited disclosures withheld
         self.final = final  # no second chance: a subject still unknown to the ledger is withheld
-        self.decided: dict[tuple, _Decision | None] = {}  # (subject, category) -> decision
+        self.decided: dict[tuple, _Decision | None] = {}  # (subject, category, sources, via) -> decision
         self.verdicts: dict[tuple, list] = {}  # (field guard, subject) -> [action, ...]
         self.seen: dict[tuple, tuple | None] = {}  # (type fields, subject) -> its disclosure (PrivacyDecisions.seen)
         self.withheld: list[dict[str, Any]] = []
@@ -254,6 +275,15 @@ class RequestDecisions:
             return None
         self.missing.add(entry[1])  # _UNDECIDED: settled after the ledger is read
         return None
+
+    def withholds(self, field_guard: FieldGuard, subject: Any) -> bool:
+        """Whether the value of a guarded object field is withheld whole, before the object is
+        shaped (PrivacyDecisions.withholds): masked with anything but coarsen (which keeps a
+        point's coordinates), below k, or undecided yet. Nothing inside it is then decided."""
+        entry = self.verdicts.get((field_guard, subject))
+        if entry is None:
+            entry = self.verdicts[(field_guard, subject)] = self._entry(field_guard, subject)
+        return entry[0] == _UNDECIDED or entry[0] == _BELOW_K or (entry[0] == _MASK and entry[3] != "coarsen")
 
     def known_object(self, object_key: tuple) -> bool:
         known = self.objects.get(object_key)
@@ -305,7 +335,7 @@ class RequestDecisions:
             entry = [_PLACE] if isinstance(subject, int) and subject >= minimum else [_BELOW_K]
         else:
             category = annotation.category
-            decision = self._decision(subject, category)
+            decision = self._decision(subject, field_guard)
             if decision is None:
                 return [_UNDECIDED, str(subject)]  # never kept: the next request may know more
             if decision.allowed and decision.basis == "self":
@@ -318,13 +348,18 @@ class RequestDecisions:
                 keep = decision is not _LEDGER_DOWN
                 if decision.allowed:
                     decision = _AUDIT_DOWN
-                entry = [_MASK, category, decision.reason, self.guard.policy.strategy_for(category, annotation.strategy)]
+                # a category rule the field's type cannot take masks with null (annotation.fits)
+                strategy = self.guard.policy.strategy_for(category, annotation.strategy, annotation.fits)
+                entry = [_MASK, category, decision.reason, strategy]
         if table is not None and keep:
             table.fields[(field_guard, subject)] = (tuple(entry), valid_until)
         return entry
 
-    def _decision(self, subject: Any, category: str) -> _Decision | None:
-        key = (subject, category)
+    def _decision(self, subject: Any, field_guard: FieldGuard) -> _Decision | None:
+        category = field_guard.annotation.category
+        # a legal basis covers a category only from some owners' data, and maybe only through some
+        # fields: one decision per (subject, category) and the field's sources and way here
+        key = (subject, category, field_guard.sources, field_guard.via)
         if key in self.decided:
             return self.decided[key]
         requester = self.requester
@@ -332,12 +367,14 @@ class RequestDecisions:
             decision: _Decision | None = _LEDGER_DOWN
         elif subject is None:
             decision = _UNKNOWN_SUBJECT
+        elif subject is SUBJECT_CONFLICT:
+            decision = _SUBJECT_CONFLICT
         elif requester.resident is not None and str(subject) == requester.resident:
             decision = _SELF
         elif requester.is_public:
             decision = _PUBLIC
         else:
-            rule = self.guard._policy_rule(requester, category)
+            rule = self.guard._policy_rule(requester.roles, requester.purpose, category, field_guard.sources, field_guard.via)
             if rule is not None:
                 decision = _Decision(True, f"policy:{rule}", None)
             else:

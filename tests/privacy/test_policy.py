@@ -58,7 +58,8 @@ async def test_the_policy_reloads_without_a_restart(sqlite_city, signer):
     document = policy_document(signer.jwks_file)
     document["masking"]["categories"]["user.contact.email"] = "null"
     document["legal_bases"].append(
-        {"name": "statistics-names", "basis": "legitimate_interests", "roles": ["statistician"], "purposes": ["statistics"], "categories": ["user.name"]}
+        {"name": "statistics-names", "basis": "legitimate_interests", "roles": ["statistician"], "purposes": ["statistics"], "categories": ["user.name"],
+         "sources": ["city"]}
     )
     document["clients"]["stats-portal"]["roles"] = ["statistician"]
     sqlite_city.policy_path.write_text(yaml.safe_dump(document))
