@@ -6,7 +6,7 @@ GRAPHIQL := .citygate/graphiql
 GRAPHIQL_VERSION := 3.8.3
 REACT_VERSION := 18.3.1
 
-.PHONY: demo test lint clean browser bench
+.PHONY: demo test lint clean browser bench attacks
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Citygate needs Python 3.11 or newer ($(PYTHON) is older)"; exit 1; }
@@ -47,6 +47,11 @@ bench: $(INSTALLED)
 	$(VENV)/bin/python -m pip install --quiet -e '.[dev,bench]'
 	cd bench && npm install --silent --no-audit --no-fund
 	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
+
+# Hostile HTTP traffic against the demo while a probe client queries it (bench/attacks.py; the
+# figures are in docs/benchmarks.md). Loopback only; not run by the tests.
+attacks: $(INSTALLED)
+	$(VENV)/bin/python -m bench.attacks $(ATTACKS_ARGS)
 
 # What CI enforces (`make test` runs it too). The code is not kept in `ruff format`'s layout.
 lint: $(INSTALLED)

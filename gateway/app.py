@@ -31,12 +31,13 @@ from starlette.routing import Route
 from .consent import CONTROL_PLANE, AuditLog, Ledger, control_plane_schema
 from .engine import Engine
 from .executor import HttpPool, InProcessSubgraph, Subgraphs
-from .http import GatewayState, GraphiQL, create_app
+from .http import GatewayState, GraphiQL, Readiness, create_app
+from .http_limits import HttpLimits
 from .identity import Authenticator
 from .policy import Policy, PolicyError, load_policy
 from .privacy import PrivacyGuard
 from .registry import Connector, Keys, Manifest, Registry, admin_routes, python_schema_sdl
-from .store import Store
+from .store import Store, StoreTimeouts
 from .supergraph import SupergraphError, load_supergraph
 
 logger = logging.getLogger("citygate.app")
@@ -99,9 +100,13 @@ def _gateway(
     extra_routes: Callable[[Gateway, Keys], list[Route]] | None = None,
     on_start: Callable[[Gateway], Awaitable[None]] | None = None,
     graphiql: GraphiQL | None = None,
+    limits: HttpLimits | None = None,
+    store_timeouts: StoreTimeouts | None = None,
 ) -> Gateway:
     state = GatewayState(None, development=development)
-    store = Store(store_url)
+    store = Store(store_url, store_timeouts or StoreTimeouts.from_env())
+    # not ready while the store does not answer: disclosures would all be withheld meanwhile
+    state.readiness = Readiness(store.ping, what="the store")
     http_client = httpx.AsyncClient(timeout=10, trust_env=False)
     pool = HttpPool()
     keys = Keys(operator_key or secrets.token_urlsafe(32), store)
@@ -145,12 +150,14 @@ def _gateway(
             await http_client.aclose()
             await pool.close()
             await store.close()
+            if state.admission is not None:
+                await state.admission.close()
 
     if operator_key is not None:
         routes += _policy_routes(reload, keys)
     if extra_routes is not None:
         routes += extra_routes(gateway, keys)
-    app = create_app(state, graphiql, extra_routes=routes)
+    app = create_app(state, graphiql, extra_routes=routes, limits=limits or HttpLimits.from_env())
     app.router.lifespan_context = lifespan
     gateway.app = app
     return gateway
@@ -170,18 +177,21 @@ def static_app(
     policy_path: Path | None = None,
     development: bool = False,
     graphiql: GraphiQL | None = None,
+    owners: dict[str, str] | None = None,
+    limits: HttpLimits | None = None,
+    store_timeouts: StoreTimeouts | None = None,
 ) -> Gateway:
     async def start(gateway: Gateway, runtime: PrivacyRuntime) -> None:
         model_urls = {name: s.url for name, s in load_supergraph(supergraph).subgraphs.items()}
-        gateway.state.engine = runtime.build_engine(supergraph, Subgraphs.over_http(model_urls, http_pool=gateway.pool))
+        gateway.state.engine = runtime.build_engine(supergraph, Subgraphs.over_http(model_urls, http_pool=gateway.pool), owners)
 
     async def rebuild(gateway: Gateway, runtime: PrivacyRuntime) -> None:
         old = gateway.state.engine
-        gateway.state.engine = runtime.build_engine(supergraph, old.transport if old else None)
+        gateway.state.engine = runtime.build_engine(supergraph, old.transport if old else None, owners)
 
     return _gateway(
         store_url=store_url, policy=policy, policy_path=policy_path, development=development, start=start, rebuild=rebuild,
-        operator_key=None, graphiql=graphiql,
+        operator_key=None, graphiql=graphiql, limits=limits, store_timeouts=store_timeouts,
     )
 
 
@@ -195,6 +205,8 @@ def registry_app(
     development: bool = False,
     on_start: Callable[[Gateway], Awaitable[None]] | None = None,
     graphiql: GraphiQL | None = None,
+    limits: HttpLimits | None = None,
+    store_timeouts: StoreTimeouts | None = None,
 ) -> Gateway:
     def routes(gateway: Gateway, keys: Keys) -> list[Route]:  # runs before the lifespan: start finds the registry
         registry = Registry(
@@ -234,6 +246,8 @@ def registry_app(
         extra_routes=routes,
         on_start=on_start,
         graphiql=graphiql,
+        limits=limits,
+        store_timeouts=store_timeouts,
     )
 
 

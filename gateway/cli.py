@@ -54,6 +54,10 @@ def _policy(path: Path | None):
 @app.command()
 def serve(
     supergraph: Annotated[Path | None, typer.Option(help="A composed supergraph in Apollo's format.")] = None,
+    owner: Annotated[
+        list[str] | None,
+        typer.Option(help="With --supergraph: SUBGRAPH=OWNER, the party owning a subgraph (repeatable; by default each subgraph is its own owner)."),
+    ] = None,
     connectors: Annotated[Path | None, typer.Option(help="Compose the connectors of this folder (and the registered ones).")] = None,
     store: Annotated[str, typer.Option(help="Store URL (sqlite:///file.db or postgresql://...), with --connectors.")] = "sqlite:///citygate.db",
     policy: Annotated[Path | None, typer.Option(help="The operator's policy file (YAML).")] = None,
@@ -65,9 +69,33 @@ def serve(
     ] = True,
     graphiql_assets: Annotated[Path, typer.Option(help="GraphiQL's files (else it loads them from a CDN).")] = Path(".citygate/graphiql"),
     log_level: Annotated[str, typer.Option(help="Log level.")] = "warning",
+    max_body_bytes: Annotated[int | None, typer.Option(help="Largest /graphql request body. (env CITYGATE_MAX_BODY_BYTES; 2 MiB)")] = None,
+    admin_max_body_bytes: Annotated[int | None, typer.Option(help="Largest /admin request body. (env CITYGATE_ADMIN_MAX_BODY_BYTES; 1 MiB)")] = None,
+    header_timeout: Annotated[float | None, typer.Option(help="Seconds for a request's headers. (env CITYGATE_HEADER_TIMEOUT; 10)")] = None,
+    body_timeout: Annotated[float | None, typer.Option(help="Seconds for a request's body. (env CITYGATE_BODY_TIMEOUT; 10)")] = None,
+    keep_alive_timeout: Annotated[float | None, typer.Option(help="Seconds an idle connection stays open. (env CITYGATE_KEEP_ALIVE_TIMEOUT; 5)")] = None,
+    write_timeout: Annotated[
+        float | None, typer.Option(help="Seconds in which a client must take 64 KiB of its answer (or all). (env CITYGATE_WRITE_TIMEOUT; 30)")
+    ] = None,
+    rate_limit: Annotated[
+        float | None, typer.Option(help="Requests per second per client (the policy may set its own); 0: none. (env CITYGATE_RATE_LIMIT; 0)")
+    ] = None,
+    public_rate_limit: Annotated[
+        float | None, typer.Option(help="Requests per second per remote address of the public; 0: none. (env CITYGATE_PUBLIC_RATE_LIMIT; 0)")
+    ] = None,
+    max_in_flight: Annotated[
+        int | None, typer.Option(help="Requests in flight per client or public address; 0: none. (env CITYGATE_MAX_IN_FLIGHT; 0)")
+    ] = None,
+    redis_url: Annotated[str | None, typer.Option(help="Share rate limits between replicas through Redis. (env CITYGATE_REDIS_URL)")] = None,
+    store_connect_timeout: Annotated[float | None, typer.Option(help="Seconds to connect to the store. (env CITYGATE_STORE_CONNECT_TIMEOUT; 5)")] = None,
+    store_statement_timeout: Annotated[
+        float | None, typer.Option(help="Seconds for one store statement or lock. (env CITYGATE_STORE_STATEMENT_TIMEOUT; 5)")
+    ] = None,
 ) -> None:
     """Serve a supergraph at /graphql: a composed file, or connectors with the admin API."""
     from .http import GraphiQL
+    from .http_limits import HttpLimits, server_config
+    from .store import StoreTimeouts
 
     graphiql = GraphiQL(assets=graphiql_assets)
     import uvicorn
@@ -76,7 +104,18 @@ def serve(
     if supergraph is not None and connectors is not None:
         console.print("[red]give either --supergraph FILE or --connectors DIR, not both[/red]")
         raise typer.Exit(2)
+    try:
+        limits = HttpLimits.from_env(
+            max_body_bytes=max_body_bytes, admin_max_body_bytes=admin_max_body_bytes, header_timeout=header_timeout, body_timeout=body_timeout,
+            keep_alive_timeout=keep_alive_timeout, write_timeout=write_timeout, rate_limit=rate_limit, public_rate_limit=public_rate_limit,
+            max_in_flight=max_in_flight, redis_url=redis_url,
+        )
+        store_timeouts = StoreTimeouts.from_env(connect=store_connect_timeout, statement=store_statement_timeout)
+    except ValueError as error:
+        console.print(f"[red]{error}[/red]", highlight=False)
+        raise typer.Exit(2) from None
     loaded_policy = _policy(policy)
+    _check_store(store, store_timeouts)
     if supergraph is not None:
         from .app import static_app
         from .supergraph import load_supergraph
@@ -87,7 +126,17 @@ def serve(
         except SupergraphError as error:
             console.print(f"[red]the supergraph cannot be served: {error}[/red]")
             raise typer.Exit(1) from None
-        built = static_app(supergraph=sdl, store_url=store, policy=loaded_policy, policy_path=policy, development=dev, graphiql=graphiql)
+        owners = {}
+        for entry in owner or ():
+            subgraph_name, _, owner_name = entry.partition("=")
+            if not subgraph_name or not owner_name:
+                console.print(f"--owner takes SUBGRAPH=OWNER, not {entry!r}", markup=False)
+                raise typer.Exit(2)
+            owners[subgraph_name] = owner_name
+        built = static_app(
+            supergraph=sdl, store_url=store, policy=loaded_policy, policy_path=policy, development=dev, graphiql=graphiql, limits=limits,
+            store_timeouts=store_timeouts, owners=owners,
+        )
         built.pool.share_identical = subgraph_sharing
         application = built.app
         console.print(f"Citygate serving {supergraph} at http://{host}:{port}/graphql")
@@ -96,13 +145,42 @@ def serve(
 
         gateway = registry_app(
             folder=connectors, store_url=store, policy=loaded_policy, policy_path=policy, operator_key=_operator_key(), development=dev,
-            graphiql=graphiql,
+            graphiql=graphiql, limits=limits, store_timeouts=store_timeouts,
         )
         gateway.pool.share_identical = subgraph_sharing
         application = gateway.app
         console.print(f"Citygate serving the registry at http://{host}:{port}/graphql (admin API under /admin)")
     _tune_gc(application)
-    uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)
+    uvicorn.Server(server_config(application, host=host, port=port, limits=limits, log_level=log_level)).run()
+
+
+def _check_store(url: str, timeouts) -> None:
+    """Open the store (creating what is missing) before anything says it serves: an unreachable or
+    hung store is one line and exit code 1, not a traceback from the server's start-up."""
+    import asyncio
+
+    from sqlalchemy.engine import make_url
+
+    from .store import Store, database_url
+
+    try:
+        shown = make_url(database_url(url)).render_as_string(hide_password=True)
+    except Exception:
+        shown = "(an unreadable store URL)"
+
+    async def open_store() -> None:
+        store = Store(url, timeouts)
+        try:
+            await asyncio.wait_for(store.create(), timeouts.connect + timeouts.statement * 4)
+        finally:
+            await store.close()
+
+    try:
+        asyncio.run(open_store())
+    except Exception as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else f"no answer within its timeouts ({type(error).__name__})"
+        console.print(f"[red]the store cannot be used: {shown}: {reason}[/red]", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
 
 
 def _tune_gc(application) -> None:
@@ -200,9 +278,10 @@ def demo(
     import uvicorn
 
     from .demo import demo_gateway
+    from .http_limits import HttpLimits, server_config
 
-    gateway = demo_gateway(connectors, host, port, console)
-    uvicorn.run(gateway.app, host=host, port=port, log_level="warning", access_log=False)
+    gateway = demo_gateway(connectors, host, port, console)  # its limits: the defaults and CITYGATE_* variables
+    uvicorn.Server(server_config(gateway.app, host=host, port=port, limits=HttpLimits.from_env())).run()
 
 
 connector_app = typer.Typer(help="Validate, register, list and remove connectors through the admin API.", no_args_is_help=True)

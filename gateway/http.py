@@ -3,33 +3,79 @@
 Reads the request (POST JSON, GET query string), negotiates the media type, hands the request to
 the current Engine and writes the answer with the status codes of the GraphQL-over-HTTP spec.
 It never lets an exception through as a stack trace: every failure is a GraphQL error with a
-stable `extensions.code`.
+stable `extensions.code`. The limits of the edge (body sizes and deadlines, per-client rates and
+requests in flight) are `http_limits`'s; `/readyz` says whether the gateway can serve correctly
+now (a supergraph, and a store that answers).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .engine import Engine, RequestError
-from .identity import PUBLIC, Authenticator, IdentityError
+from .http_limits import Admission, EdgeMiddleware, HttpLimits, address_key, retry_after
+from .identity import PUBLIC, Authenticator, IdentityError, Requester
 
 logger = logging.getLogger("citygate.http")
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
-MAX_BODY_BYTES = 2 * 1024 * 1024
+
+
+class Readiness:
+    """Whether what the gateway cannot serve correctly without (the store) answers, asked at most
+    once per `ttl` seconds whatever the number of probes, and waited for at most `timeout`."""
+
+    def __init__(self, check: Callable[[], Awaitable[None]], *, what: str = "the store", timeout: float = 1.0, ttl: float = 2.0) -> None:
+        self.check = check
+        self.what = what
+        self.timeout = timeout
+        self.ttl = ttl
+        self._problem: str | None = None
+        self._checked_at = -float("inf")
+        self._running: asyncio.Task | None = None
+
+    async def problem(self) -> str | None:
+        """None when ready; else what is wrong."""
+        if time.monotonic() - self._checked_at < self.ttl:
+            return self._problem
+        if self._running is None:  # one check at a time: a probe flood waits on the same one
+            self._running = asyncio.ensure_future(self._run())
+        try:
+            await asyncio.wait_for(asyncio.shield(self._running), self.timeout)
+        except TimeoutError:
+            self._settle(f"{self.what} does not answer within {self.timeout:g} s")
+        return self._problem
+
+    async def _run(self) -> None:
+        try:
+            await self.check()
+        except Exception as error:
+            self._settle(f"{self.what} does not answer ({type(error).__name__})")
+        else:
+            self._settle(None)
+        finally:
+            self._running = None
+
+    def _settle(self, problem: str | None) -> None:
+        self._problem = problem
+        self._checked_at = time.monotonic()
 
 
 class GatewayState:
@@ -39,6 +85,8 @@ class GatewayState:
         self.engine = engine
         self.development = development
         self.authenticator = authenticator
+        self.readiness: Readiness | None = None  # set by the app that owns a store
+        self.admission: Admission | None = None  # set by create_app
 
 
 def _negotiate(accept: str | None) -> str | None:
@@ -79,9 +127,43 @@ def _request_error(message: str, code: str, status: int, media: str, headers: di
     return _json({"errors": [{"message": message, "extensions": {"code": code}}]}, status, media, headers)
 
 
-def create_app(state: GatewayState, graphiql: GraphiQL | None = None, extra_routes: list | None = None) -> Starlette:
+def _edge_refusal(scope: dict, status: int, code: str, message: str) -> tuple[str, bytes]:
+    """The edge's refusals in each API's own error shape: the admin API's, or GraphQL's in the negotiated media type."""
+    if scope["path"].startswith("/admin/"):
+        return JSON, orjson.dumps({"ok": False, "errors": [{"code": code, "message": message}]})
+    accept = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"accept"), None)
+    media = _negotiate(accept) or JSON
+    return f"{media}; charset=utf-8", orjson.dumps({"errors": [{"message": message, "extensions": {"code": code}}]})
+
+
+def create_app(
+    state: GatewayState, graphiql: GraphiQL | None = None, extra_routes: list | None = None, limits: HttpLimits | None = None
+) -> Starlette:
     graphiql = graphiql or GraphiQL()
     graphiql_page = graphiql.html()  # built once: the page and the assets it names do not change
+    limits = limits or HttpLimits()
+    admission = state.admission = Admission(limits)
+
+    def client_limits(requester: Requester, request: Request) -> tuple[str, float, int]:
+        """Whom a request counts against, and that one's requests per second and in flight. The
+        policy may set both per client; the public counts per remote address."""
+        client = requester.client
+        if client is None:
+            return address_key(request.scope), limits.public_rate_limit, limits.max_in_flight
+        rate = getattr(client, "rate_limit", None)
+        in_flight = getattr(client, "max_in_flight", None)
+        return (
+            f"client:{client.id}",
+            limits.rate_limit if rate is None else rate,
+            limits.max_in_flight if in_flight is None else in_flight,
+        )
+
+    async def too_many(key: str, rate: float, media: str) -> Response | None:
+        wait = await admission.wait_time(key, rate)
+        if not wait:
+            return None
+        message = f"more than {rate:g} requests per second: retry after the time in Retry-After"
+        return _request_error(message, "RATE_LIMITED", 429, media, {"retry-after": retry_after(wait)})
 
     async def graphql(request: Request) -> Response:
         accept = request.headers.get("accept")
@@ -93,6 +175,30 @@ def create_app(state: GatewayState, graphiql: GraphiQL | None = None, extra_rout
         engine = state.engine
         if engine is None:
             return _request_error("no supergraph is loaded yet", "SERVICE_UNAVAILABLE", 503, media)
+        # who asks, from the headers alone: a client over its limits costs no body read, no parse
+        authenticator = state.authenticator
+        try:
+            requester = await authenticator.identify(request.headers) if authenticator is not None else PUBLIC
+        except IdentityError as refusal:  # counted against the address: guessing keys is limited like the public
+            limited = await too_many(address_key(request.scope), limits.public_rate_limit, media)
+            if limited is not None:
+                return limited
+            headers = {"www-authenticate": 'Bearer realm="citygate"'} if refusal.status == 401 else None
+            return _request_error(refusal.message, refusal.code, refusal.status, media, headers)
+        except Exception:
+            logger.exception("identifying the requester failed")
+            return _request_error("internal error while serving the request", "INTERNAL_SERVER_ERROR", 500, media)
+        key, rate, in_flight = client_limits(requester, request)
+        limited = await too_many(key, rate, media)
+        if limited is not None:
+            return limited
+        with admission.in_flight(key, in_flight) as admitted:
+            if not admitted:
+                message = f"more than {in_flight} requests in flight: retry when one is answered"
+                return _request_error(message, "RATE_LIMITED", 429, media, {"retry-after": "1"})
+            return await answer(request, engine, requester, media)
+
+    async def answer(request: Request, engine: Engine, requester: Requester, media: str) -> Response:
         if request.method == "GET":
             params, error = _params_from_query(request)
             allowed = ("query",)
@@ -103,10 +209,8 @@ def create_app(state: GatewayState, graphiql: GraphiQL | None = None, extra_rout
             return _request_error(error[0], "BAD_REQUEST", error[1], media)
         assert params is not None
         include_plan = state.development and request.headers.get("x-citygate-query-plan", "").lower() in ("1", "true")
-        authenticator = state.authenticator
         request_id = uuid.uuid4().hex
         try:
-            requester = await authenticator.identify(request.headers) if authenticator is not None else PUBLIC
             response = await engine.run(
                 params["query"],
                 params.get("operationName"),
@@ -119,9 +223,6 @@ def create_app(state: GatewayState, graphiql: GraphiQL | None = None, extra_rout
             )
             assert response.encoded is not None
             return _json(response.encoded, 200, media, {"x-request-id": request_id})
-        except IdentityError as refusal:
-            headers = {"www-authenticate": 'Bearer realm="citygate"'} if refusal.status == 401 else None
-            return _request_error(refusal.message, refusal.code, refusal.status, media, headers)
         except RequestError as failure:
             body: dict[str, Any] = {"errors": failure.errors()}
             if failure.code == "METHOD_NOT_ALLOWED":
@@ -140,9 +241,13 @@ def create_app(state: GatewayState, graphiql: GraphiQL | None = None, extra_rout
     async def readyz(_request: Request) -> Response:
         if state.engine is None:
             return PlainTextResponse("no supergraph", status_code=503)
+        problem = await state.readiness.problem() if state.readiness is not None else None
+        if problem is not None:
+            return PlainTextResponse(problem, status_code=503)
         return PlainTextResponse("ready")
 
     return Starlette(
+        middleware=[Middleware(EdgeMiddleware, limits=limits, refusal=_edge_refusal)],
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
@@ -175,12 +280,7 @@ async def _params_from_body(request: Request) -> tuple[dict[str, Any] | None, tu
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in (JSON, GRAPHQL_RESPONSE, "application/graphql+json"):
         return None, ("a POST request needs Content-Type: application/json", 415)
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return None, ("the request body is too large", 413)
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        return None, ("the request body is too large", 413)
+    body = await request.body()  # under the size limit and the deadline of the edge (EdgeMiddleware), or ClientDisconnect
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:

@@ -8,6 +8,11 @@ pseudonymisation key). The ledger and the audit log are append-only: triggers re
 DELETE on both databases. New tables appear in an existing database at start (`create_all` adds
 what is missing, on SQLite and PostgreSQL alike); a new column would need a migration.
 
+A store that hangs fails fast instead (`StoreTimeouts`): PostgreSQL connections are given up after
+`connect` seconds and statements after `statement` seconds (asyncpg's timeouts and the server's
+own `statement_timeout`); SQLite waits for another writer's lock at most `statement` seconds.
+The caller gets the exception: the ledger and the audit log then withhold (gateway/consent).
+
 A connector's secrets are write-only: nothing here returns them but `connectors()`, for the
 registry to send them to the connector's origin, and no statement's parameters reach a log or
 an error message (`hide_parameters`, and values whose repr hides them from drivers' debug logs).
@@ -16,6 +21,7 @@ an error message (`hide_parameters`, and values whose repr hides them from drive
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -148,6 +154,36 @@ class _Unlogged(str):
 
 
 @dataclass(frozen=True, slots=True)
+class StoreTimeouts:
+    """How long the store may take before its caller gets an error (seconds)."""
+
+    connect: float = 5.0  # PostgreSQL: a new connection, and waiting for a pooled one
+    statement: float = 5.0  # PostgreSQL: one statement (client and server side); SQLite: another writer's lock
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, connect: float | None = None, statement: float | None = None) -> StoreTimeouts:
+        """Given values, else CITYGATE_STORE_CONNECT_TIMEOUT / CITYGATE_STORE_STATEMENT_TIMEOUT, else the defaults."""
+        environ = os.environ if environ is None else environ
+
+        def seconds(given: float | None, variable: str, default: float) -> float:
+            if given is None:
+                raw = environ.get(variable)
+                try:
+                    given = float(raw) if raw else default
+                except ValueError:
+                    raise ValueError(f"{variable} must be a number of seconds, not {raw!r}") from None
+            if given <= 0:
+                raise ValueError(f"{variable} must be more than 0 seconds")
+            return given
+
+        defaults = cls()
+        return cls(
+            seconds(connect, "CITYGATE_STORE_CONNECT_TIMEOUT", defaults.connect),
+            seconds(statement, "CITYGATE_STORE_STATEMENT_TIMEOUT", defaults.statement),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectorRow:
     name: str
     owner: str
@@ -159,13 +195,30 @@ class ConnectorRow:
 
 
 class Store:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, timeouts: StoreTimeouts | None = None) -> None:
         self.url = database_url(url)
+        self.timeouts = timeouts = timeouts or StoreTimeouts()
+        options: dict[str, Any] = {}
+        if self.url.startswith("postgresql+asyncpg"):
+            options = {
+                "pool_timeout": timeouts.connect,  # all pooled connections stuck: fail, do not queue for 30 s
+                "connect_args": {
+                    "timeout": timeouts.connect,
+                    "command_timeout": timeouts.statement,
+                    "server_settings": {"statement_timeout": str(max(1, round(timeouts.statement * 1000)))},
+                },
+            }
+        elif self.url.startswith("sqlite"):
+            options = {"connect_args": {"timeout": timeouts.statement}}  # SQLite's busy timeout
         # hide_parameters: a failed statement's error (logged) never carries a secret or a subject's value
-        self.engine: AsyncEngine = create_async_engine(self.url, hide_parameters=True)
+        self.engine: AsyncEngine = create_async_engine(self.url, hide_parameters=True, **options)
         database = self.engine.url.database
         # a file database: the audit log's own writer (an in-memory one exists once per connection)
-        self._sqlite_audit = SQLiteAuditWriter(database) if self.kind == "sqlite" and database not in (None, "", ":memory:") else None
+        self._sqlite_audit = (
+            SQLiteAuditWriter(database, busy_timeout=timeouts.statement)
+            if self.kind == "sqlite" and database not in (None, "", ":memory:")
+            else None
+        )
 
     @property
     def kind(self) -> str:
@@ -202,6 +255,11 @@ class Store:
                 "FOR EACH ROW EXECUTE FUNCTION citygate_append_only()",
             ]
         return []
+
+    async def ping(self) -> None:
+        """A cheap query; raises when the store does not answer (within its timeouts)."""
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
 
     async def close(self) -> None:
         if self._sqlite_audit is not None:

@@ -36,8 +36,9 @@ def link(entries: list[dict[str, Any]], seq: int, previous: str, chain: Callable
 
 
 class SQLiteAuditWriter:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, busy_timeout: float = 5.0) -> None:
         self.path = path
+        self.busy_timeout = busy_timeout  # another writer's lock: wait this long, then the batch fails (withheld)
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._connection: sqlite3.Connection | None = None
@@ -69,7 +70,7 @@ class SQLiteAuditWriter:
         connection = self._connection
         if connection is None:
             # autocommit mode: the transaction is the one opened below, nothing implicit
-            connection = self._connection = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            connection = self._connection = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
         connection.execute("BEGIN IMMEDIATE")  # the write lock first: the head read below stays the head
         try:
             seq, previous = link(entries, *connection.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone(), chain)
