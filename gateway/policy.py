@@ -44,6 +44,9 @@ client, no legal basis, every personal value masked with null). See docs/policy.
     registry:
       allow_upstreams: ["10.20.0.0/16"]
       agreements: [{owner: city, grants: parking, fields: ["District.name"]}]
+      max_timeout: 10                       # partners' timeouts (s); max_sdl_bytes, max_types, max_fields,
+      composition_budget: 10                # composition_budget (s): docs/operators.md
+      circuit_breaker: {failures: 5, cool_down: 10}
 """
 
 from __future__ import annotations
@@ -88,6 +91,14 @@ class Agreement:
 class RegistryPolicy:
     allow_upstreams: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     agreements: tuple[Agreement, ...] = ()
+    # what one partner's connector may cost the gateway (docs/operators.md, "Partners")
+    max_timeout: float = 10.0  # seconds; a registration asking more is refused, stored ones are clamped
+    max_sdl_bytes: int = 1024 * 1024  # checked before the SDL is parsed
+    max_types: int = 2000  # per subgraph, before it is composed
+    max_fields: int = 20000
+    composition_budget: float = 10.0  # seconds of composition (in a worker process) per change
+    breaker_failures: int = 5  # consecutive failures that open a subgraph's circuit breaker (0: never)
+    breaker_cool_down: float = 10.0  # seconds it stays open before one probe
 
     def agreed(self, owner: str, partner: str, coordinate: str) -> bool:
         return any(a.covers(owner, partner, coordinate) for a in self.agreements)
@@ -422,6 +433,7 @@ def parse_policy(data: Any, base: Path | None = None) -> Policy:
             reader.problem(f"{where}: fields must list coordinates such as Type.field or Type.*")
             continue
         agreements.append(Agreement(owner, grants, tuple(fields)))
+    registry_limits = _registry_limits(registry_data, reader)
 
     if reader.problems:
         raise PolicyError(reader.problems)
@@ -437,8 +449,43 @@ def parse_policy(data: Any, base: Path | None = None) -> Policy:
         audit_enabled=audit.get("enabled", True) is not False,
         issuers=tuple(issuers),
         privacy=privacy,
-        registry=RegistryPolicy(tuple(networks), tuple(agreements)),
+        registry=RegistryPolicy(tuple(networks), tuple(agreements), **registry_limits),
     )
+
+
+_REGISTRY_LIMITS: dict[str, tuple[type, float, float]] = {  # key: (type, lowest, highest)
+    "max_timeout": (float, 0.001, 300.0),
+    "max_sdl_bytes": (int, 1, 64 * 1024 * 1024),
+    "max_types": (int, 1, 1_000_000),
+    "max_fields": (int, 1, 10_000_000),
+    "composition_budget": (float, 0.1, 600.0),
+}
+
+
+def _registry_limits(data: dict, reader: _Reader) -> dict[str, Any]:
+    """The registry section's limits (absent: RegistryPolicy's defaults) and its circuit breaker."""
+    limits: dict[str, Any] = {}
+    for key, (kind, lowest, highest) in _REGISTRY_LIMITS.items():
+        value = data.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()) or not lowest <= value <= highest:
+            reader.problem(f"registry.{key}: must be a {'whole ' if kind is int else ''}number between {lowest:g} and {highest:g}")
+        else:
+            limits[key] = kind(value)
+    breaker = reader.mapping(data.get("circuit_breaker"), "registry.circuit_breaker")
+    failures, cool_down = breaker.get("failures"), breaker.get("cool_down")
+    if failures is not None:
+        if isinstance(failures, bool) or not isinstance(failures, int) or not 0 <= failures <= 1000:
+            reader.problem("registry.circuit_breaker.failures: must be a whole number between 0 (never opens) and 1000")
+        else:
+            limits["breaker_failures"] = failures
+    if cool_down is not None:
+        if isinstance(cool_down, bool) or not isinstance(cool_down, (int, float)) or not 0 < cool_down <= 3600:
+            reader.problem("registry.circuit_breaker.cool_down: must be a number of seconds between 0 and 3600")
+        else:
+            limits["breaker_cool_down"] = float(cool_down)
+    return limits
 
 
 def _partner(value: Any, where: str, reader: _Reader) -> str | None:

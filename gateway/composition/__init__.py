@@ -4,6 +4,11 @@
 loads it back with the engine's own loader and checks satisfiability. It never raises for a
 bad input: every problem comes back as a CompositionError with a code, the subgraph and the
 location in that subgraph's SDL.
+
+With `limits`, the subgraphs named in `limited` (a partner's, being registered) are held to a
+size before they are parsed and to counts of types and fields before anything but parsing runs
+on them (`SDL_TOO_LARGE`): composition's cost grows faster than its input. The registry runs
+compose in a worker process with a time budget (gateway/registry/_worker.py).
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ from ._print import print_supergraph
 from ._satisfiability import check_satisfiability
 from ._subgraph import Subgraph, read_subgraph
 
-__all__ = ["CompositionError", "CompositionResult", "SubgraphSource", "compose"]
+__all__ = ["CompositionError", "CompositionResult", "SdlLimits", "SubgraphSource", "compose", "sdl_too_large"]
+
+SDL_TOO_LARGE = "SDL_TOO_LARGE"
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
@@ -33,6 +40,34 @@ class SubgraphSource:
     name: str
     sdl: str
     url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SdlLimits:
+    """How large one (partner's) subgraph may be: its SDL in bytes (UTF-8), its types and fields."""
+
+    max_bytes: int = 1024 * 1024
+    max_types: int = 2000
+    max_fields: int = 20000
+
+
+def sdl_too_large(name: str, sdl: str, limits: SdlLimits) -> CompositionError | None:
+    """SDL_TOO_LARGE when the SDL is over the byte limit: checked without parsing anything."""
+    # a str's length bounds its UTF-8 size from below, and 4x from above: encode only when needed
+    size = len(sdl) if len(sdl) * 4 <= limits.max_bytes else len(sdl.encode("utf-8", "surrogatepass"))
+    if size <= limits.max_bytes:
+        return None
+    return CompositionError(SDL_TOO_LARGE, f"the SDL is {size} bytes, over the limit of {limits.max_bytes}", name)
+
+
+def _too_many(subgraph: Subgraph, limits: SdlLimits) -> CompositionError | None:
+    types = len(subgraph.types)
+    fields = sum(len(t.fields) for t in subgraph.types.values())
+    if types > limits.max_types:
+        return CompositionError(SDL_TOO_LARGE, f"the SDL defines {types} types, over the limit of {limits.max_types}", subgraph.name)
+    if fields > limits.max_fields:
+        return CompositionError(SDL_TOO_LARGE, f"the SDL defines {fields} fields, over the limit of {limits.max_fields}", subgraph.name)
+    return None
 
 
 @dataclass(slots=True)
@@ -46,9 +81,16 @@ class CompositionResult:
         return self.supergraph is not None and not self.errors
 
 
-def compose(sources: Iterable[SubgraphSource]) -> CompositionResult:
+def compose(
+    sources: Iterable[SubgraphSource], *, limits: SdlLimits | None = None, limited: frozenset[str] = frozenset()
+) -> CompositionResult:
     sources = list(sources)
     errors: list[CompositionError] = []
+    if limits is not None:
+        # before any parsing: an oversized SDL costs nothing but this check
+        errors += [e for s in sources if s.name in limited for e in (sdl_too_large(s.name, s.sdl, limits),) if e is not None]
+        if errors:
+            return CompositionResult(None, errors, [])
     seen: set[str] = set()
     for source in sources:
         if not _NAME.match(source.name) or source.name.lower() == "_":
@@ -65,6 +107,10 @@ def compose(sources: Iterable[SubgraphSource]) -> CompositionResult:
         errors += read_errors
         if subgraph is None:
             continue
+        if limits is not None and source.name in limited:
+            too_many = _too_many(subgraph, limits)
+            if too_many is not None:
+                return CompositionResult(None, [too_many], [])
         set_errors, used_fields = check_field_sets(subgraph)
         errors += set_errors
         used[subgraph.name] = used_fields

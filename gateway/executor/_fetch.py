@@ -274,17 +274,18 @@ class FetchRunner:
             if not isinstance(result, dict) or ("data" not in result and "errors" not in result):
                 raise SubgraphUnavailable("the answer is not a GraphQL response")
         except SubgraphUnavailable as error:
-            self._subgraph_failed(node, execution, str(error))
+            # a breaker open or an address refused: SUBGRAPH_UNAVAILABLE (nothing was sent)
+            self._subgraph_failed(node, execution, str(error), getattr(error, "code", "SUBREQUEST_HTTP_ERROR"))
             return None
         except (orjson.JSONDecodeError, TypeError):
             self._subgraph_failed(node, execution, "the answer is not JSON")
             return None
         return result
 
-    def _subgraph_failed(self, node: FetchNode, execution: Execution, reason: str) -> None:
+    def _subgraph_failed(self, node: FetchNode, execution: Execution, reason: str, code: str = "SUBREQUEST_HTTP_ERROR") -> None:
         error: dict[str, Any] = {
             "message": f"subgraph '{node.subgraph}' failed: {reason}",
-            "extensions": {"code": "SUBREQUEST_HTTP_ERROR", "serviceName": node.subgraph},
+            "extensions": {"code": code, "serviceName": node.subgraph},
         }
         if node.merge_path:
             error["path"] = [p for p in node.merge_path if p != "@"]

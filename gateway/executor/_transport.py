@@ -8,18 +8,96 @@ where aiohttp managed ~4,000 (bench/README.md); httpx stays for everything off t
 
 Identical requests to one HTTP subgraph that are in flight at the same time share one call: a
 subgraph request carries no requester's identity, so its answer is the same for everyone.
+
+Each HTTP subgraph has a circuit breaker: after `failures` consecutive failures (timeouts,
+unreachable, non-GraphQL answers) it opens, and for `cool_down` seconds its requests fail at once
+with `SUBGRAPH_UNAVAILABLE` instead of each waiting out the timeout; then one request goes through
+as a probe (half-open): an answer closes it, a failure opens it again. A hanging partner so costs
+the others' requests nothing but its own fields.
+
+Registered partners' connectors (`guarded=True`) connect through sessions whose resolver refuses
+any address the operator's policy refuses (`_addresses.GuardedResolver`): their DNS is checked at
+every connection, not only at registration. This module must never send a byte to such an address.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from typing import Any, Protocol
+import ipaddress
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
+from aiohttp.abc import AbstractResolver
 
+from ._addresses import GuardedResolver, Network, UpstreamRefused, parse_address, refused
 from ._fetch import SubgraphUnavailable
+
+logger = logging.getLogger("citygate.transport")
+SUBGRAPH_UNAVAILABLE = "SUBGRAPH_UNAVAILABLE"
+
+
+class SubgraphCircuitOpen(SubgraphUnavailable):
+    """The subgraph's circuit breaker is open: nothing was sent (answered at once)."""
+
+    code = SUBGRAPH_UNAVAILABLE
+
+
+class UpstreamAddressRefused(SubgraphUnavailable):
+    """A registered connector's host resolves to an address the policy refuses: nothing was sent."""
+
+    code = SUBGRAPH_UNAVAILABLE
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerSettings:
+    """When a subgraph's breaker opens (`failures` consecutive failures; 0: never) and for how long."""
+
+    failures: int = 5
+    cool_down: float = 10.0  # seconds open before one probe request goes through
+
+
+class CircuitBreaker:
+    """Closed, open or half-open, for one subgraph client. Single-threaded (the event loop)."""
+
+    def __init__(self, settings: BreakerSettings, clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.state: Literal["closed", "open", "half-open"] = "closed"
+        self.failures = 0
+        self.opened_at = 0.0
+        self._probing = False
+
+    def admit(self) -> bool:
+        """Whether a request may go now; in half-open, only one probe at a time."""
+        if self.state == "closed" or self.settings.failures <= 0:
+            return True
+        if self.state == "open":
+            if self.clock() - self.opened_at < self.settings.cool_down:
+                return False
+            self.state = "half-open"
+        if self._probing:
+            return False
+        self._probing = True
+        return True
+
+    def succeeded(self) -> None:
+        self.state, self.failures, self._probing = "closed", 0, False
+
+    def failed(self) -> None:
+        self.failures += 1
+        self._probing = False
+        if self.settings.failures > 0 and (self.state == "half-open" or self.failures >= self.settings.failures):
+            self.state, self.opened_at = "open", self.clock()
+
+    def abandoned(self) -> None:
+        """A request cancelled before its answer (its requester left): no verdict on the subgraph."""
+        self._probing = False
 
 _BASE_HEADERS = {"content-type": "application/json", "accept": "application/graphql-response+json, application/json"}
 
@@ -27,29 +105,49 @@ _BASE_HEADERS = {"content-type": "application/json", "accept": "application/grap
 class HttpPool:
     """One pooled aiohttp session for every HTTP subgraph, created on first use (in the loop)."""
 
-    def __init__(self, max_connections: int = 512, share_identical: bool = True) -> None:
+    def __init__(
+        self,
+        max_connections: int = 512,
+        share_identical: bool = True,
+        breaker: BreakerSettings | None = None,
+        resolver: AbstractResolver | None = None,
+    ) -> None:
         self.max_connections = max_connections
         # identical subgraph requests in flight share one call (`serve --no-subgraph-sharing` turns it off)
         self.share_identical = share_identical
-        self._session: aiohttp.ClientSession | None = None
-        self._fresh: aiohttp.ClientSession | None = None
+        self.breaker = breaker or BreakerSettings()  # the default for clients given none
+        # guarded sessions (registered partners): the policy's allowed special ranges, read at each
+        # connection (the registry points it at its policy); the name resolver under the guard
+        # (None: the system's DNS; tests give a resolver of their own)
+        self.allow_upstreams: Callable[[], Iterable[Network]] = tuple
+        self.resolver = resolver
+        self._sessions: dict[tuple[bool, bool], aiohttp.ClientSession] = {}
 
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=self.max_connections, ttl_dns_cache=60)
-            self._session = aiohttp.ClientSession(connector=connector, trust_env=False, auto_decompress=True)
-        return self._session
+    def session(self, guarded: bool = False) -> aiohttp.ClientSession:
+        return self._session(guarded, fresh=False)
 
-    def fresh_session(self) -> aiohttp.ClientSession:
+    def fresh_session(self, guarded: bool = False) -> aiohttp.ClientSession:
         """A session that never reuses a connection: for a request sent again after a pooled one failed."""
-        if self._fresh is None or self._fresh.closed:
-            connector = aiohttp.TCPConnector(force_close=True, limit=self.max_connections, ttl_dns_cache=60)
-            self._fresh = aiohttp.ClientSession(connector=connector, trust_env=False, auto_decompress=True)
-        return self._fresh
+        return self._session(guarded, fresh=True)
+
+    def _session(self, guarded: bool, fresh: bool) -> aiohttp.ClientSession:
+        session = self._sessions.get((guarded, fresh))
+        if session is None or session.closed:
+            options: dict[str, Any] = {"limit": self.max_connections, "ttl_dns_cache": 60}
+            if fresh:
+                options["force_close"] = True
+            else:
+                options["limit_per_host"] = self.max_connections
+            if guarded:
+                # the guard sees every name resolution; the cache only keeps answers it allowed
+                options["resolver"] = GuardedResolver(lambda: self.allow_upstreams(), self.resolver)
+            connector = aiohttp.TCPConnector(**options)
+            session = self._sessions[(guarded, fresh)] = aiohttp.ClientSession(connector=connector, trust_env=False, auto_decompress=True)
+        return session
 
     async def close(self) -> None:
-        for session in (self._session, self._fresh):
-            if session is not None and not session.closed:
+        for session in self._sessions.values():
+            if not session.closed:
                 await session.close()
 
 
@@ -58,11 +156,23 @@ class SubgraphClient(Protocol):
 
 
 class HttpSubgraph:
-    def __init__(self, pool: HttpPool, url: str, timeout: float = 30.0, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        pool: HttpPool,
+        url: str,
+        timeout: float = 30.0,
+        headers: Mapping[str, str] | None = None,
+        *,
+        breaker: BreakerSettings | None = None,
+        guarded: bool = False,
+    ) -> None:
         self.pool = pool
         self.url = url
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self.headers = {**_BASE_HEADERS, **(headers or {})}
+        self.breaker = CircuitBreaker(breaker or pool.breaker)
+        self.guarded = guarded  # a registered partner's: addresses checked at each connection
+        self._literal = _literal_address(url)  # aiohttp resolves no IP literal: checked here instead
         self._in_flight: dict[bytes, asyncio.Future] = {}
 
     async def send(self, query: str, variables: dict[str, Any] | None, context: Any = None) -> bytes:
@@ -70,14 +180,14 @@ class HttpSubgraph:
         # our planner's documents start with their kind: a query may be sent again, a mutation never
         resend = not query.startswith("mutation")
         if not self.pool.share_identical:
-            return await self._post(body, resend)
+            return await self._guarded_post(body, resend)
         shared = self._in_flight.get(body)
         if shared is not None:
             return await asyncio.shield(shared)
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._in_flight[body] = future
         try:
-            answer = await self._post(body, resend)
+            answer = await self._guarded_post(body, resend)
         except BaseException as error:
             future.set_exception(error)
             future.exception()  # followers re-raise it; the leader's own raise is enough
@@ -88,8 +198,25 @@ class HttpSubgraph:
         finally:
             del self._in_flight[body]
 
+    async def _guarded_post(self, body: bytes, resend: bool) -> bytes:
+        """The request through the breaker: refused at once while it is open."""
+        if not self.breaker.admit():
+            raise SubgraphCircuitOpen("unavailable (failing: requests paused for a while)")
+        try:
+            answer = await self._post(body, resend)
+        except SubgraphUnavailable:
+            self.breaker.failed()
+            raise
+        except BaseException:
+            self.breaker.abandoned()
+            raise
+        self.breaker.succeeded()
+        return answer
+
     async def _post(self, body: bytes, resend: bool) -> bytes:
-        session = self.pool.session()
+        if self.guarded and self._literal is not None and refused(self._literal, tuple(self.pool.allow_upstreams())):
+            raise UpstreamAddressRefused("unavailable (its address is refused by the operator's policy)")
+        session = self.pool.session(self.guarded)
         while True:
             try:
                 async with session.post(self.url, data=body, headers=self.headers, timeout=self.timeout, allow_redirects=False) as response:
@@ -99,15 +226,29 @@ class HttpSubgraph:
                     return content
             except TimeoutError:
                 raise SubgraphUnavailable("timed out") from None
+            except aiohttp.ClientConnectorError as error:
+                if isinstance(error.os_error, UpstreamRefused):
+                    logger.warning("subgraph %s not reached: %s", self.url, error.os_error)
+                    raise UpstreamAddressRefused("unavailable (its address is refused by the operator's policy)") from None
+                if not resend or session is not self.pool.session(self.guarded):
+                    raise SubgraphUnavailable(f"unreachable ({type(error).__name__})") from None
+                session = self.pool.fresh_session(self.guarded)
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as error:
                 # A pooled keep-alive connection the subgraph closed just as it was reused (idle
                 # timeouts race with reuse): a query goes once more, on a new connection. A
                 # mutation does not: the subgraph may have applied it before the connection dropped.
-                if not resend or session is not self.pool.session():
+                if not resend or session is not self.pool.session(self.guarded):
                     raise SubgraphUnavailable(f"unreachable ({type(error).__name__})") from None
-                session = self.pool.fresh_session()
+                session = self.pool.fresh_session(self.guarded)
             except aiohttp.ClientError as error:
                 raise SubgraphUnavailable(f"unreachable ({type(error).__name__})") from None
+
+
+def _literal_address(url: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return parse_address(urlsplit(url).hostname or "")
+    except ValueError:
+        return None
 
 
 class InProcessSubgraph:

@@ -6,6 +6,12 @@ annotations' ownership is checked at start too, for every connector): a new Engi
 reference assignment, so requests in flight finish on the old one and none fails. A change that
 fails validation leaves the running supergraph untouched and returns every problem.
 
+What a partner's connector may cost is bounded by the policy's registry section: its SDL's size
+(checked before parsing) and type and field counts, the time its composition takes (run in a
+worker process, never on the event loop: _worker.py), its timeout (a registration asking more than
+`max_timeout` is refused; a stored one is served clamped), and, once served, its circuit breaker
+and the address check at each connection (gateway/executor/_transport.py).
+
 Only the operator's folder manifests read the gateway's environment (`${NAME}`); a manifest sent
 over the admin API or read back from the store never does (see _manifest.py). A connector's
 secrets go only into its own client's headers (its SDL read and its subgraph traffic, neither
@@ -22,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 
-from ..composition import SubgraphSource, compose
-from ..composition._subgraph import read_subgraph
+from ..composition import SdlLimits, SubgraphSource, compose, sdl_too_large
 from ..engine import Engine
 from ..executor import HttpPool, HttpSubgraph, InProcessSubgraph, Subgraphs, SubgraphUnavailable
-from ..executor._transport import SubgraphClient
+from ..executor._transport import BreakerSettings, SubgraphClient
 from ..policy import RegistryPolicy
 from ..store import Store
 from ..supergraph import SupergraphError, load_supergraph
@@ -40,7 +46,8 @@ from ._manifest import (
     read_manifest_folder,
     with_kept_secrets,
 )
-from ._rules import Problem, Registered, check_annotation_ownership, check_ownership, check_upstream_url, privacy_lint
+from ._rules import Problem, Registered, check_annotation_ownership, check_upstream_url
+from ._worker import COMPOSITION_BUDGET_EXCEEDED, BudgetExceeded, Change, CompositionWorker
 
 logger = logging.getLogger("citygate.registry")
 
@@ -142,6 +149,17 @@ class Registry:
         self.connectors: dict[str, Connector] = dict(builtins or {})
         self.lock = asyncio.Lock()
         self.supergraph: str | None = None
+        self.worker = CompositionWorker()  # composition and the rules, off the event loop
+        # registered partners' traffic: addresses checked at each connection against the policy
+        # in force (read at each connection: a policy reload applies at once)
+        self.pool.allow_upstreams = lambda: self.policy.allow_upstreams
+        self.pool.breaker = self._breaker()
+
+    def _breaker(self) -> BreakerSettings:
+        return BreakerSettings(self.policy.breaker_failures, self.policy.breaker_cool_down)
+
+    def _limits(self) -> SdlLimits:
+        return SdlLimits(self.policy.max_sdl_bytes, self.policy.max_types, self.policy.max_fields)
 
     # -- start ---------------------------------------------------------------------------------
 
@@ -160,6 +178,9 @@ class Registry:
                     raise RegistryError(f"connector {row.name} is both in the folder and in the store")
                 # never the environment: a stored manifest came over the admin API
                 manifest = replace(parse_manifest(row.manifest, provenance="store", secrets=row.secrets), sdl=row.sdl)
+                # registered before the cap, or the cap lowered since: served with the cap, never refused at start
+                if manifest.timeout > self.policy.max_timeout:
+                    logger.warning("connector %s asks a %g s timeout: served with the policy's max_timeout, %g s", row.name, manifest.timeout, self.policy.max_timeout)
                 self.connectors[row.name] = Connector(manifest, row.sdl, self._stored_client(manifest), version=row.version)
         if not self.connectors:
             logger.warning("no connector yet: /graphql answers 503 until the first registration")
@@ -197,9 +218,14 @@ class Registry:
         """The connector's own client: the only one its headers (and so its secrets) go into."""
         return HttpSubgraph(self.pool, manifest.resolved_url(), manifest.timeout, manifest.resolved_headers())
 
+    def _partner_client(self, manifest: Manifest, url: str, headers: dict[str, str]) -> HttpSubgraph:
+        """A registered connector's client: its timeout within the cap, its addresses checked at each connection."""
+        timeout = min(manifest.timeout, self.policy.max_timeout)
+        return HttpSubgraph(self.pool, url, timeout, headers, breaker=self._breaker(), guarded=True)
+
     def _stored_client(self, manifest: Manifest) -> SubgraphClient:
         try:
-            return self._http_client(manifest)
+            return self._partner_client(manifest, manifest.resolved_url(), manifest.resolved_headers())
         except ManifestError as error:
             # the operator's log: which connector and why, never a value (the messages carry none)
             logger.error(
@@ -208,16 +234,27 @@ class Registry:
             )
             return _Disconnected()
 
-    async def _fetch_sdl(self, manifest: Manifest) -> str:
+    async def _fetch_sdl(self, manifest: Manifest, max_bytes: int | None = None) -> str:
+        """The SDL through `_service { sdl }`; with `max_bytes`, an answer too large for such an SDL
+        is refused while it streams (SDL_TOO_LARGE), never read whole."""
+        # JSON escapes (newlines, quotes) grow an SDL a little: twice its limit is room enough
+        read_limit = None if max_bytes is None else 2 * max_bytes + 65536
         try:
-            response = await self.http_client.post(
+            async with self.http_client.stream(
+                "POST",
                 manifest.resolved_url(),
                 json={"query": "{ _service { sdl } }"},
                 headers=manifest.resolved_headers(),
-                timeout=manifest.timeout,
+                timeout=manifest.timeout if max_bytes is None else min(manifest.timeout, self.policy.max_timeout),
                 follow_redirects=False,  # the headers carry the connector's secrets: its own origin only
-            )
-            sdl = response.json()["data"]["_service"]["sdl"]
+            ) as response:
+                chunks, size = [], 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if read_limit is not None and size > read_limit:
+                        raise ManifestError([f"the SDL at {manifest.url} is over the limit of {max_bytes} bytes"], ["SDL_TOO_LARGE"])
+                    chunks.append(chunk)
+            sdl = orjson.loads(b"".join(chunks))["data"]["_service"]["sdl"]
         except (httpx.HTTPError, ValueError, KeyError, TypeError):
             raise ManifestError([f"cannot read the SDL at {manifest.url} through _service {{ sdl }}"]) from None
         if not isinstance(sdl, str) or not sdl.strip():
@@ -293,20 +330,34 @@ class Registry:
             if not remaining:
                 report.add(Problem("LAST_CONNECTOR", "the last connector cannot be removed: nothing would be served"))
                 return 409, report
-            result = compose(self._sources(remaining.values()))
-            if not result.ok:
-                for error in result.errors:
-                    report.add(error.to_dict())
+            supergraph = await self._compose(Change(self._sources(remaining.values()), self._owners(remaining), self.policy), report)
+            if supergraph is None:
                 return 409, report
             try:
-                engine = self._build(result.supergraph, remaining)  # type: ignore[arg-type]
+                engine = self._build(supergraph, remaining)
             except SupergraphError as error:
                 report.add(Problem("NOT_SERVABLE", str(error)))
                 return 409, report
             if self.store is not None:
                 await self.store.delete_connector(name)
-            self._swap(engine, result.supergraph, remaining)  # type: ignore[arg-type]
+            self._swap(engine, supergraph, remaining)
             return 200, report
+
+    @staticmethod
+    def _owners(connectors: dict[str, Connector]) -> dict[str, str]:
+        return {name: c.manifest.owner for name, c in connectors.items()}
+
+    async def _compose(self, change: Change, report: Report) -> str | None:
+        """The change composed and checked in the worker, within the policy's budget: the supergraph,
+        or None with the problems in `report`."""
+        try:
+            outcome = await self.worker.run(change, self.policy.composition_budget)
+        except BudgetExceeded as error:
+            report.add(Problem(COMPOSITION_BUDGET_EXCEEDED, f"{error}: the change is refused, the served supergraph stays"))
+            return None
+        for problem in outcome.problems:
+            report.add(problem)
+        return outcome.supergraph if report.ok else None
 
     async def _check(self, data: Any, actor: Actor) -> tuple[Report, Connector | None, str | None]:
         report = Report()
@@ -327,6 +378,12 @@ class Registry:
             return report, None, None
         # the secrets its headers use: sent now, or kept from the connector it replaces (same owner and origin)
         manifest = with_kept_secrets(manifest, existing.manifest if existing is not None else None)
+        # a timeout the manifest asks for explicitly, over the cap: refused; none asked: the default within the cap
+        if isinstance(data, dict) and "timeout" in data and manifest.timeout > self.policy.max_timeout:
+            report.add(Problem(
+                "TIMEOUT_ABOVE_CAP",
+                f"timeout {manifest.timeout:g} s is over the operator's cap of {self.policy.max_timeout:g} s (registry.max_timeout): ask for at most that",
+            ))
         try:
             url = manifest.resolved_url()
         except ManifestError as error:
@@ -341,33 +398,23 @@ class Registry:
             headers = {}
         if not report.ok:
             return report, None, None
+        limits = self._limits()
         try:
-            sdl = manifest.sdl or await self._fetch_sdl(manifest)
+            sdl = manifest.sdl or await self._fetch_sdl(manifest, limits.max_bytes)
         except ManifestError as error:
             report.add_coded(error, "SUBGRAPH_SDL_UNAVAILABLE")
             return report, None, None
-        connector = Connector(replace(manifest, sdl=sdl), sdl, HttpSubgraph(self.pool, url, manifest.timeout, headers))
-        candidates = {**self.connectors, manifest.name: connector}
-        result = compose(self._sources(candidates.values()))
-        for error in result.errors:
-            report.add(error.to_dict())
-        subgraphs = {s.name: s for s in result.subgraphs}
-        if manifest.name in subgraphs:
-            others = [Registered(n, c.manifest.owner, subgraphs[n]) for n, c in self.connectors.items() if n in subgraphs and n != manifest.name]
-            for problem in check_ownership(Registered(manifest.name, manifest.owner, subgraphs[manifest.name]), others, self.policy):
-                report.add(problem)
-            for problem in privacy_lint(subgraphs[manifest.name]):
-                report.add(problem)
-            # annotations only from the owner of what they annotate: what this registration would
-            # add to the connectors served now
-            after = [*others, Registered(manifest.name, manifest.owner, subgraphs[manifest.name])]
-            before = list(others)
-            if existing is not None:
-                previous, _ = read_subgraph(manifest.name, existing.sdl)
-                if previous is not None:
-                    before.append(Registered(manifest.name, existing.manifest.owner, previous))
-            for problem in check_annotation_ownership(after, candidate=manifest.name, before=before):
-                report.add(problem)
-        if not report.ok:
+        too_large = sdl_too_large(manifest.name, sdl, limits)  # before anything parses it
+        if too_large is not None:
+            report.add(too_large.to_dict())
             return report, None, None
-        return report, connector, result.supergraph
+        connector = Connector(replace(manifest, sdl=sdl), sdl, self._partner_client(manifest, url, headers))
+        candidates = {**self.connectors, manifest.name: connector}
+        change = Change(
+            self._sources(candidates.values()), self._owners(candidates), self.policy, candidate=manifest.name,
+            previous=(existing.manifest.owner, existing.sdl) if existing is not None else None,
+        )
+        supergraph = await self._compose(change, report)
+        if supergraph is None:
+            return report, None, None
+        return report, connector, supergraph

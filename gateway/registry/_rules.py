@@ -27,11 +27,11 @@ from urllib.parse import urlsplit
 
 from ..composition._fieldsets import FieldSetProblem, walk
 from ..composition._subgraph import BUILT_IN_SCALARS, Subgraph, TypeDef, named_type
+from ..executor._addresses import METADATA_HOSTS, refused
 from ..policy import RegistryPolicy
 
-_METADATA_HOSTS = {"metadata", "metadata.google.internal", "instance-data", "instance-data.ec2.internal"}
-_METADATA_ADDRESSES = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"), ipaddress.ip_address("100.100.100.200")}
-_SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
+# the address rules are the transport's too (checked again at each connection): one definition
+_METADATA_HOSTS = METADATA_HOSTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,23 +48,6 @@ class Problem:
         if self.owner:
             data["owner"] = self.owner
         return data
-
-
-def _special(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    if address in _METADATA_ADDRESSES:
-        return "a cloud metadata address"
-    checks = (
-        (address.is_loopback, "a loopback address"),
-        (address.is_link_local, "a link-local address"),
-        (address.is_unspecified, "an unspecified address"),
-        (address.is_multicast, "a multicast address"),
-        (isinstance(address, ipaddress.IPv4Address) and address in _SHARED_ADDRESS_SPACE, "a shared (CGNAT) address"),
-        (address.is_private, "a private address"),
-        (address.is_reserved, "a reserved address"),
-    )
-    return next((reason for flagged, reason in checks if flagged), None)
 
 
 async def check_upstream_url(url: str, policy: RegistryPolicy) -> list[Problem]:
@@ -93,14 +76,8 @@ async def check_upstream_url(url: str, policy: RegistryPolicy) -> list[Problem]:
         addresses = {ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}
     problems = []
     for address in sorted(addresses, key=str):
-        reason = _special(address)
-        if reason is None:
-            continue
-        if address in _METADATA_ADDRESSES:
-            allowed = any(address in network and network.prefixlen == network.max_prefixlen for network in policy.allow_upstreams)
-        else:
-            allowed = any(address in network for network in policy.allow_upstreams)
-        if not allowed:
+        reason = refused(address, policy.allow_upstreams)
+        if reason is not None:
             problems.append(
                 Problem("UPSTREAM_URL_REFUSED", f"{host} resolves to {address}, {reason}; the operator's policy does not allow it")
             )
