@@ -9,9 +9,9 @@ the probe's p50/p99 while the attack ran, and the gateway's peak resident memory
 the figures go into docs/benchmarks.md by hand. Never run by the tests; loopback only, every loop
 bounded in count and time.
 
-The document-level attacks (fragment bomb, aliases, depth, variables depth) are listed as pending:
-their limits belong to the planner (issue 12, documents). To add one, write a function like
-`attack_header_bomb` returning an `Outcome`, and move its name from PENDING into ATTACKS.
+The document-level attacks (fragment bombs, aliases, depth, variables depth, a list fan-out) are
+sent as the public would, each answered under the planner's document limits. To add one, write a
+function like `attack_header_bomb` returning an `Outcome` and name it in ATTACKS.
 """
 
 from __future__ import annotations
@@ -49,14 +49,6 @@ LIMITS = {
 }
 PROBE_QUERY = '{ district(code: "75118") { name population } }'
 BIG_QUERY = "{ districts { code name parkingSpots { id street kind pricePerHour free district { code name population parkingSpots { id street kind free } } } } }"
-PENDING = {
-    "fragment bomb (20 fragments, each spreading the next twice)": "planner: expanded-size limit",
-    "1,000 aliases of one root field": "planner: alias / root-field limits",
-    "query 63 levels deep": "planner: depth without recursion",
-    "variables nested 1,024 levels deep": "planner: variables depth and size",
-}
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -302,7 +294,60 @@ def attack_rate_flood(demo: Demo, quick: bool) -> Outcome:
     return Outcome(summary, first_refusal or float("nan"), f"{count} requests in {took:.1f} s from one address (limit {LIMITS['CITYGATE_PUBLIC_RATE_LIMIT']}/s); time = one refusal")
 
 
+def _graphql(demo: Demo, query: str, variables_json: str = "null") -> Outcome:
+    """One POST as the public (application/graphql-response+json); variables as JSON text (JSON
+    encoders refuse the nesting of the attacks)."""
+    body = f'{{"query": {json.dumps(query)}, "variables": {variables_json}}}'
+    started = time.monotonic()
+    try:
+        response = httpx.post(demo.url + "/graphql", content=body, timeout=120,
+                              headers={"content-type": "application/json", "accept": "application/graphql-response+json"})
+    except httpx.HTTPError as error:
+        return Outcome(type(error).__name__, time.monotonic() - started)
+    seconds = time.monotonic() - started
+    code = _code(response.content)
+    return Outcome(f"{response.status_code} {code}".strip(), seconds, f"{len(body)} bytes sent, {len(response.content)} received")
+
+
+def _fragment_bomb(levels: int) -> str:
+    fragments = " ".join(f"fragment F{i} on District {{ ...F{i + 1} ...F{i + 1} }}" for i in range(levels))
+    return f"{{ districts {{ ...F0 }} }} {fragments} fragment F{levels} on District {{ code name }}"
+
+
+def attack_bomb_20(demo: Demo, quick: bool) -> Outcome:
+    return _graphql(demo, _fragment_bomb(20))
+
+
+def attack_bomb_40(demo: Demo, quick: bool) -> Outcome:
+    return _graphql(demo, _fragment_bomb(40))
+
+
+def attack_aliases(demo: Demo, quick: bool) -> Outcome:
+    return _graphql(demo, "{ " + " ".join(f"a{i}: districts {{ code name population }}" for i in range(1000)) + " }")
+
+
+def attack_deep(demo: Demo, quick: bool) -> Outcome:
+    pairs = 31  # districts, 31 × (parkingSpots, district), code: 64 fields on the path
+    return _graphql(demo, "{ districts { " + "parkingSpots { district { " * pairs + "code" + " } }" * pairs + " } }")
+
+
+def attack_deep_variables(demo: Demo, quick: bool) -> Outcome:
+    levels = 1023  # orjson (the body's parser) reads 1,024 levels at most: the value is 1,024 deep with its object
+    return _graphql(demo, "query($c: String!) { district(code: $c) { name } }", '{"c": ' + "[" * levels + '"75118"' + "]" * levels + "}")
+
+
+def attack_fan_out(demo: Demo, quick: bool) -> Outcome:
+    # three list levels: districts × their spots × each spot's district's spots
+    return _graphql(demo, "{ districts { parkingSpots { district { parkingSpots { district { parkingSpots { id street kind free } } } } } } }")
+
+
 ATTACKS: dict[str, Callable[[Demo, bool], Outcome]] = {
+    "fragment bomb, 20 levels (824 B)": attack_bomb_20,
+    "fragment bomb, 40 levels": attack_bomb_40,
+    "1,000 aliases of one root field": attack_aliases,
+    "query 64 fields deep": attack_deep,
+    "variables nested 1,024 levels deep": attack_deep_variables,
+    "3-level list fan-out": attack_fan_out,
     "chunked body of 300 MiB": attack_chunked_body,
     "admin upload of 200 MB, no key": attack_admin_upload,
     "slow senders (10 B / 0.5 s)": attack_slow_senders,
@@ -335,10 +380,7 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, answer, seconds, p50, p99, rss, note in rows:
         print(f"| {name} | {answer} | {seconds} | {p50:.1f} | {p99:.1f} | {rss:.0f} | {note} |")
-    for name, owner in PENDING.items():
-        print(f"| {name} | TODO: pending ({owner}) | | | | | not sent yet |")
     print(f"\nlimits of this run: {' '.join(f'{k}={v}' for k, v in LIMITS.items())}")
-    print(f"TODO: {len(PENDING)} document-level attacks pending (the planner's limits): {', '.join(PENDING)}")
 
 
 if __name__ == "__main__":

@@ -63,7 +63,9 @@ def serve(
     policy: Annotated[Path | None, typer.Option(help="The operator's policy file (YAML).")] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 4000,
-    dev: Annotated[bool, typer.Option("--dev", help="Development mode: query plans on request.")] = False,
+    dev: Annotated[
+        bool, typer.Option("--dev", help="Development mode: query plans on request, introspection and suggestions for everyone.")
+    ] = False,
     subgraph_sharing: Annotated[
         bool, typer.Option(help="Identical subgraph requests in flight at once share one call (they carry no requester's identity).")
     ] = True,
@@ -91,6 +93,24 @@ def serve(
     store_statement_timeout: Annotated[
         float | None, typer.Option(help="Seconds for one store statement or lock. (env CITYGATE_STORE_STATEMENT_TIMEOUT; 5)")
     ] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Tokens in a document. (env CITYGATE_MAX_TOKENS; 50000)")] = None,
+    max_depth: Annotated[int | None, typer.Option(help="Fields on an operation's longest path. (env CITYGATE_MAX_DEPTH; 32)")] = None,
+    max_fields: Annotated[int | None, typer.Option(help="Fields once fragments are expanded. (env CITYGATE_MAX_FIELDS; 2000)")] = None,
+    max_aliases: Annotated[int | None, typer.Option(help="Aliases, fragments expanded. (env CITYGATE_MAX_ALIASES; 100)")] = None,
+    max_root_fields: Annotated[int | None, typer.Option(help="Root fields, fragments expanded. (env CITYGATE_MAX_ROOT_FIELDS; 20)")] = None,
+    max_variables_depth: Annotated[int | None, typer.Option(help="Nesting of the variables. (env CITYGATE_MAX_VARIABLES_DEPTH; 32)")] = None,
+    max_variables_values: Annotated[
+        int | None, typer.Option(help="Values in the variables. (env CITYGATE_MAX_VARIABLES_VALUES; 10000)")
+    ] = None,
+    planning_timeout: Annotated[float | None, typer.Option(help="Seconds to plan one operation. (env CITYGATE_PLANNING_TIMEOUT; 2)")] = None,
+    introspection: Annotated[
+        str | None,
+        typer.Option(help="Who may introspect: all, clients (identified clients, not the public), none. (env CITYGATE_INTROSPECTION; "
+                     "clients, all with --dev)"),
+    ] = None,
+    suggestions: Annotated[
+        str | None, typer.Option(help="'Did you mean' in validation errors: on, off. (env CITYGATE_SUGGESTIONS; off, on with --dev)")
+    ] = None,
 ) -> None:
     """Serve a supergraph at /graphql: a composed file, or connectors with the admin API."""
     from .http import GraphiQL
@@ -108,7 +128,9 @@ def serve(
         limits = HttpLimits.from_env(
             max_body_bytes=max_body_bytes, admin_max_body_bytes=admin_max_body_bytes, header_timeout=header_timeout, body_timeout=body_timeout,
             keep_alive_timeout=keep_alive_timeout, write_timeout=write_timeout, rate_limit=rate_limit, public_rate_limit=public_rate_limit,
-            max_in_flight=max_in_flight, redis_url=redis_url,
+            max_in_flight=max_in_flight, redis_url=redis_url, max_tokens=max_tokens, max_depth=max_depth, max_fields=max_fields,
+            max_aliases=max_aliases, max_root_fields=max_root_fields, max_variables_depth=max_variables_depth,
+            max_variables_values=max_variables_values, planning_timeout=planning_timeout, introspection=introspection, suggestions=suggestions,
         )
         store_timeouts = StoreTimeouts.from_env(connect=store_connect_timeout, statement=store_statement_timeout)
     except ValueError as error:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,7 +21,16 @@ from graphql.execution.values import get_variable_values
 
 from .executor import Executor, Subgraphs, SubgraphTransport
 from .identity import PUBLIC, Requester
-from .planner import DocumentError, Planner, PlanningError
+from .planner import (
+    INTROSPECTION_ROOT_FIELDS,
+    DocumentError,
+    DocumentLimits,
+    LimitExceeded,
+    Planner,
+    PlanningBudgetExceeded,
+    PlanningError,
+    check_variables,
+)
 from .policy import Policy
 from .privacy import (
     CONTRIBUTORS_PREFIX,
@@ -36,6 +46,8 @@ from .supergraph import PrivacyAnnotations, SupergraphError, SupergraphModel, lo
 logger = logging.getLogger("citygate.engine")
 
 UNKNOWN_CONCRETE_TYPE = "_cg_unknown_concrete_type"  # a data key no answer holds (see Engine._guarded)
+# graphql-core's suggestions: "... Did you mean 'name'?", "... Did you mean 'a', 'b', or 'c'?"
+_SUGGESTION = re.compile(r"\s*Did you mean .*\?$", re.DOTALL)
 
 
 class RequestError(Exception):
@@ -199,26 +211,50 @@ class Engine:
         requester: Requester = PUBLIC,
         request_id: str | None = None,
         encode: bool = False,
+        limits: DocumentLimits | None = None,
+        introspection: bool = True,
+        suggestions: bool = True,
     ) -> GraphQLResponse:
         """Answer one operation. With `encode`, the response comes as JSON bytes in `.encoded`
-        (serialized as soon as every value is decided, see _execute)."""
+        (serialized as soon as every value is decided, see _execute). `limits` bound the document,
+        its variables and its planning (default: the planner's); `introspection` False refuses
+        `__schema` / `__type` (INTROSPECTION_DISABLED); `suggestions` False strips "Did you
+        mean ...?" from messages (they reveal the schema)."""
+        limits = limits or self.planner.limits
         try:
-            prepared = self.planner.prepare(query, operation_name)
-        except DocumentError as error:
-            locations = [
-                [{"line": loc.line, "column": loc.column} for loc in (e.locations or ())] if isinstance(e, GraphQLError) else None
-                for e in error.errors
-            ]
-            messages = [e.message if isinstance(e, GraphQLError) else str(e) for e in error.errors]
-            raise RequestError(error.code, messages, locations=locations) from None
-        if prepared.kind not in allowed_kinds:
-            if prepared.kind == "subscription":
-                raise RequestError("OPERATION_NOT_SUPPORTED", ["subscriptions are not supported over this transport"])
-            raise RequestError("METHOD_NOT_ALLOWED", [f"a {prepared.kind} cannot be sent with this HTTP method"])
-        coerced = self.coerce_variables(prepared, variables)
+            try:
+                check_variables(variables, limits)  # before anything walks them (recursively)
+            except LimitExceeded as error:
+                raise RequestError(error.code, [error.message]) from None
+            try:
+                prepared = self.planner.prepare(query, operation_name, limits)
+            except DocumentError as error:
+                locations = [
+                    [{"line": loc.line, "column": loc.column} for loc in (e.locations or ())] if isinstance(e, GraphQLError) else None
+                    for e in error.errors
+                ]
+                messages = [e.message if isinstance(e, GraphQLError) else str(e) for e in error.errors]
+                raise RequestError(error.code, messages, locations=locations) from None
+            if prepared.kind not in allowed_kinds:
+                if prepared.kind == "subscription":
+                    raise RequestError("OPERATION_NOT_SUPPORTED", ["subscriptions are not supported over this transport"])
+                raise RequestError("METHOD_NOT_ALLOWED", [f"a {prepared.kind} cannot be sent with this HTTP method"])
+            if not introspection and _introspects(prepared):
+                raise RequestError("INTROSPECTION_DISABLED", ["introspection is not allowed for this requester"])
+            coerced = self.coerce_variables(prepared, variables)
+            try:
+                plan = self.planner.plan(prepared, coerced, budget=limits.planning_timeout)
+            except PlanningBudgetExceeded as error:
+                raise RequestError("QUERY_PLANNING_BUDGET_EXCEEDED", [str(error)]) from None
+            except PlanningError as error:
+                raise RequestError("QUERY_PLANNING_FAILED", [str(error)], executed=True) from None
+        except RequestError as error:
+            if not suggestions:
+                error.messages = [_SUGGESTION.sub("", message) for message in error.messages]
+            raise
         request_id = request_id or uuid.uuid4().hex
         if prepared.kind != "query" or include_plan:
-            return await self._execute(prepared, coerced, requester, request_id, include_plan, encode)
+            return await self._execute(prepared, plan, coerced, requester, request_id, include_plan, encode)
         # Identical bytes from an identical requester (client, resident, purpose, roles) get the
         # identical answer: share one execution. Each request still has its own audit records.
         # The variables as sent, unused ones included: requests differing in anything share nothing.
@@ -232,12 +268,12 @@ class Engine:
                 try:
                     await self.guard.record_shared(requester, response.disclosures, request_id)
                 except Exception:  # its own audit record could not be written: answer on its own
-                    return await self._execute(prepared, coerced, requester, request_id, include_plan, encode, audit_refused=True)
+                    return await self._execute(prepared, plan, coerced, requester, request_id, include_plan, encode, audit_refused=True)
             return GraphQLResponse(response.data, response.errors, response.extensions, 0, response.disclosures, shared=True, encoded=response.encoded)
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._in_flight[key] = future
         try:
-            response = await self._execute(prepared, coerced, requester, request_id, include_plan, encode)
+            response = await self._execute(prepared, plan, coerced, requester, request_id, include_plan, encode)
         except BaseException as error:
             future.set_exception(error)
             future.exception()
@@ -249,13 +285,9 @@ class Engine:
             del self._in_flight[key]
 
     async def _execute(
-        self, prepared, coerced: dict[str, Any], requester: Requester, request_id: str, include_plan: bool, encode: bool = False,
+        self, prepared, plan, coerced: dict[str, Any], requester: Requester, request_id: str, include_plan: bool, encode: bool = False,
         *, audit_refused: bool = False,
     ) -> GraphQLResponse:
-        try:
-            plan = self.planner.plan(prepared, coerced)
-        except PlanningError as error:
-            raise RequestError("QUERY_PLANNING_FAILED", [str(error)], executed=True) from None
         guarded = self.privacy is not None and self.guard is not None
         decisions = self.guard.decisions(requester, audit_refused=audit_refused) if guarded else None  # type: ignore[union-attr]
         # what the fetches send to subgraphs is decided too, the subgraph's owner as recipient
@@ -288,7 +320,7 @@ class Engine:
             try:
                 response.disclosures = await self.guard.settle(requester, decisions, result, request_id, decided, refusal_raises=early)
             except AuditRefused:
-                return await self._execute(prepared, coerced, requester, request_id, include_plan, encode, audit_refused=True)
+                return await self._execute(prepared, plan, coerced, requester, request_id, include_plan, encode, audit_refused=True)
         if encode and response.encoded is None:
             _encode(response)
         return response
@@ -297,6 +329,25 @@ class Engine:
         close = getattr(self.transport, "close", None)
         if close is not None:
             await close()
+
+
+def _introspects(prepared) -> bool:
+    """Whether the operation selects `__schema` or `__type` at its root, fragments included
+    (`__typename` is no introspection of the schema)."""
+    stack = [prepared.operation.selection_set]
+    seen: set[str] = set()
+    while stack:
+        for selection in stack.pop().selections:
+            kind = selection.kind
+            if kind == "field":
+                if selection.name.value in INTROSPECTION_ROOT_FIELDS:
+                    return True
+            elif kind == "inline_fragment":
+                stack.append(selection.selection_set)
+            elif selection.name.value not in seen and selection.name.value in prepared.fragments:
+                seen.add(selection.name.value)
+                stack.append(prepared.fragments[selection.name.value].selection_set)
+    return False
 
 
 def _encode(response: GraphQLResponse) -> None:

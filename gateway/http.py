@@ -143,6 +143,7 @@ def create_app(
     graphiql_page = graphiql.html()  # built once: the page and the assets it names do not change
     limits = limits or HttpLimits()
     admission = state.admission = Admission(limits)
+    document_limits = limits.document
 
     def client_limits(requester: Requester, request: Request) -> tuple[str, float, int]:
         """Whom a request counts against, and that one's requests per second and in flight. The
@@ -210,6 +211,9 @@ def create_app(
         assert params is not None
         include_plan = state.development and request.headers.get("x-citygate-query-plan", "").lower() in ("1", "true")
         request_id = uuid.uuid4().hex
+        # production (not --dev): no introspection for the public, no "Did you mean" (both show the schema)
+        introspection = document_limits.introspection or ("all" if state.development else "clients")
+        suggestions = (document_limits.suggestions or ("on" if state.development else "off")) == "on"
         try:
             response = await engine.run(
                 params["query"],
@@ -220,6 +224,9 @@ def create_app(
                 requester=requester,
                 request_id=request_id,
                 encode=True,
+                limits=document_limits,
+                introspection=introspection == "all" or (introspection == "clients" and requester.client is not None),
+                suggestions=suggestions,
             )
             assert response.encoded is not None
             return _json(response.encoded, 200, media, {"x-request-id": request_id})

@@ -1,11 +1,16 @@
 """The planning stage: documents in, query plans out. Never performs I/O.
 
-`Planner.prepare` parses and validates a document once per distinct text; `Planner.plan` builds
-a plan once per (document, operation, values of the `@skip`/`@include` variables) and caches it.
+`Planner.prepare` parses a document, checks it against the `DocumentLimits` (before anything
+expands it) and validates it, once per distinct text; `Planner.plan` builds a plan once per
+(document, operation, values of the `@skip`/`@include` variables), within a time budget, and
+caches it. Both caches are bounded by an estimate of their bytes, not only by entries: a cached
+document or plan never holds more than its share of memory.
 """
 
 from __future__ import annotations
 
+import contextlib
+import time
 from dataclasses import dataclass, replace
 
 from cachetools import LRUCache
@@ -13,7 +18,6 @@ from graphql import (
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
-    FragmentSpreadNode,
     GraphQLError,
     OperationDefinitionNode,
     Visitor,
@@ -23,7 +27,8 @@ from graphql import (
 )
 
 from ..supergraph import SupergraphModel
-from ._build import PlanningError, QueryPlanner
+from ._build import PlanningBudgetExceeded, PlanningError, QueryPlanner
+from ._limits import DocumentLimits, LimitExceeded, check_document, check_variables
 from ._operation import (
     INTROSPECTION_ROOT_FIELDS,
     CollectedField,
@@ -54,17 +59,21 @@ __all__ = [
     "AskedField",
     "CollectedField",
     "DocumentError",
+    "DocumentLimits",
     "FetchNode",
+    "LimitExceeded",
     "NField",
     "NFragment",
     "NSelection",
     "Planner",
+    "PlanningBudgetExceeded",
     "PlanningError",
     "PreparedOperation",
     "QueryPlan",
     "Representation",
     "SField",
     "SSelection",
+    "check_variables",
     "collect_fields",
 ]
 
@@ -109,39 +118,62 @@ def _aliases(document: DocumentNode) -> list[str]:
     return found
 
 
-def _depth(selection_set, fragments: dict[str, FragmentDefinitionNode], seen: frozenset[str] = frozenset()) -> int:
-    deepest = 0
-    for selection in selection_set.selections:
-        if isinstance(selection, FieldNode):
-            if selection.selection_set is not None:
-                deepest = max(deepest, 1 + _depth(selection.selection_set, fragments, seen))
-        elif isinstance(selection, FragmentSpreadNode):
-            fragment = fragments.get(selection.name.value)
-            if fragment is not None and selection.name.value not in seen:
-                deepest = max(deepest, _depth(fragment.selection_set, fragments, seen | {selection.name.value}))
-        else:
-            deepest = max(deepest, _depth(selection.selection_set, fragments, seen))
-    return deepest
+# what the cached documents may hold, and the cached plans (each, estimated): a distinct hostile
+# document costs at most its share, and is evicted like any other
+CACHE_BYTES = 64 * 1024 * 1024
+
+
+def _plan_bytes(plan: QueryPlan) -> int:
+    """An estimate of what a cached plan holds: its normalized fields (the client's selection, and
+    what the executor compiles from it) and its subgraph operations."""
+    fields = 0
+    stack: list[tuple[NSelection, ...]] = [plan.selections]
+    while stack:
+        for selection in stack.pop():
+            if isinstance(selection, NField):
+                fields += 1
+                if selection.selections:
+                    stack.append(selection.selections)
+            else:
+                stack.append(selection.selections)
+    return 1024 + fields * 600 + sum(len(node.document) for node in plan.nodes) * 8
+
+
+def _document_bytes(entry: PreparedOperation) -> int:
+    # a parsed document holds a few objects per token: ~24 bytes of AST per byte of text (measured
+    # with tracemalloc on the audit's and the demo's queries), and the text itself
+    return 512 + len(entry.text) * 25
 
 
 class Planner:
-    # Limits that keep a hostile document from costing more than a normal one.
-    max_tokens = 50_000
-    max_depth = 64
-
-    def __init__(self, model: SupergraphModel, cache_size: int = 2048, augment=None) -> None:
-        """`augment(selections, root_type)` may add fields to what is planned (never shaped)."""
+    def __init__(
+        self, model: SupergraphModel, cache_size: int = 2048, augment=None, *, limits: DocumentLimits | None = None,
+        cache_bytes: int = CACHE_BYTES,
+    ) -> None:
+        """`augment(selections, root_type)` may add fields to what is planned (never shaped);
+        `limits` are the default for `prepare` and `plan` (each may be given others)."""
         self.model = model
         self.augment = augment
-        self._documents: LRUCache = LRUCache(maxsize=cache_size)
-        self._plans: LRUCache = LRUCache(maxsize=cache_size)
+        self.limits = limits or DocumentLimits()
+        # bounded twice: by entries (lookups stay cheap) and by estimated bytes
+        self._documents: LRUCache = LRUCache(maxsize=cache_bytes, getsizeof=_document_bytes)
+        self._plans: LRUCache = LRUCache(maxsize=cache_bytes, getsizeof=_plan_bytes)
+        self._cache_size = cache_size
 
-    def prepare(self, text: str, operation_name: str | None) -> PreparedOperation:
-        cache_key = (text, operation_name)
+    @staticmethod
+    def _remember(cache: LRUCache, key, value, entries: int) -> None:
+        while len(cache) >= entries:
+            cache.popitem()
+        with contextlib.suppress(ValueError):  # larger than the whole cache: planned again when asked again
+            cache[key] = value
+
+    def prepare(self, text: str, operation_name: str | None, limits: DocumentLimits | None = None) -> PreparedOperation:
+        limits = limits or self.limits
+        cache_key = (text, operation_name, limits.max_tokens, limits.max_depth, limits.max_fields, limits.max_aliases, limits.max_root_fields)
         prepared = self._documents.get(cache_key)
         if prepared is not None:
             return prepared
-        document = self._parse_and_validate(text)
+        document = self._parse_and_validate(text, limits)
         operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
         if operation_name is None:
             if len(operations) != 1:
@@ -159,16 +191,23 @@ class Planner:
             operation = matching[0]
         fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
         prepared = PreparedOperation(text, document, operation, fragments, condition_variables(operation, fragments))
-        self._documents[cache_key] = prepared
+        self._remember(self._documents, cache_key, prepared, self._cache_size)
         return prepared
 
-    def _parse_and_validate(self, text: str) -> DocumentNode:
+    def _parse_and_validate(self, text: str, limits: DocumentLimits) -> DocumentNode:
         try:
-            document = parse(text, max_tokens=self.max_tokens)
+            document = parse(text, max_tokens=limits.max_tokens)
         except GraphQLError as error:
+            if "nested too deeply" in error.message:  # graphql-core's own bound on nesting, far past any allowed depth
+                raise DocumentError("MAX_DEPTH_EXCEEDED", [f"the operation is nested deeper than {limits.max_depth} fields"]) from None
             raise DocumentError("GRAPHQL_PARSE_FAILED", [error]) from None
-        except RecursionError:
-            raise DocumentError("GRAPHQL_PARSE_FAILED", ["the document is nested too deeply"]) from None
+        except RecursionError:  # the parser recurses per level: far deeper than any allowed depth
+            raise DocumentError("MAX_DEPTH_EXCEEDED", [f"the operation is nested deeper than {limits.max_depth} fields"]) from None
+        try:
+            # before validation, which expands fragments (overlapping fields) and recurses per level
+            check_document(document, limits)
+        except LimitExceeded as error:
+            raise DocumentError(error.code, [error.message]) from None
         try:
             errors = validate(self.model.api_schema, document)
         except RecursionError:
@@ -180,18 +219,17 @@ class Planner:
             for node in _aliases(document):
                 if node.startswith(RESERVED_PREFIX):
                     raise DocumentError("GRAPHQL_VALIDATION_FAILED", [f"aliases starting with {RESERVED_PREFIX} are reserved for the gateway"])
-        fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-        for definition in document.definitions:
-            if isinstance(definition, OperationDefinitionNode) and _depth(definition.selection_set, fragments) > self.max_depth:
-                raise DocumentError("MAX_DEPTH_EXCEEDED", [f"the operation is nested deeper than {self.max_depth} levels"])
         return document
 
-    def plan(self, prepared: PreparedOperation, variables: dict[str, object] | None = None) -> QueryPlan:
+    def plan(self, prepared: PreparedOperation, variables: dict[str, object] | None = None, *, budget: float | None = None) -> QueryPlan:
+        """The plan of `prepared`, from the cache or built within `budget` seconds (default: the
+        limits' planning_timeout); over it: PlanningBudgetExceeded, and nothing is cached."""
         variables = variables or {}
         conditions = tuple(bool(variables.get(name)) for name in prepared.condition_variables)
         cache_key = (prepared.text, prepared.name, conditions)
         plan = self._plans.get(cache_key)
         if plan is None:
+            budget = self.limits.planning_timeout if budget is None else budget
             selections = normalize_selections(prepared.operation.selection_set.selections, prepared.fragments, variables)
             planned = selections
             if self.augment is not None:
@@ -202,9 +240,13 @@ class Planner:
                 planned,
                 tuple(prepared.operation.variable_definitions or ()),
                 prepared.name,
+                deadline=time.monotonic() + budget if budget > 0 else None,
             )
-            plan = builder.plan()
+            try:
+                plan = builder.plan()
+            except RecursionError:  # not at any depth the limits allow (tests/planner/test_limits.py)
+                raise PlanningBudgetExceeded("the operation is nested too deeply to plan") from None
             if planned is not selections:
                 plan = replace(plan, selections=selections)  # shaping follows the client's selection
-            self._plans[cache_key] = plan
+            self._remember(self._plans, cache_key, plan, self._cache_size)
         return plan

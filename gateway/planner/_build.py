@@ -19,6 +19,7 @@ never performs I/O.
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass, field, replace
 
 from graphql import VariableDefinitionNode, print_ast
@@ -40,6 +41,11 @@ _DRY_RUN_BUDGET = 400
 
 class PlanningError(Exception):
     """No subgraph route resolves part of the operation."""
+
+
+class PlanningBudgetExceeded(PlanningError):
+    """Planning took longer than its budget (QUERY_PLANNING_BUDGET_EXCEEDED): the event loop is
+    never held longer than that by one operation's plan."""
 
 
 class _Infeasible(Exception):
@@ -147,8 +153,10 @@ class QueryPlanner:
         selections: tuple[NSelection, ...],
         variable_definitions: tuple[VariableDefinitionNode, ...] = (),
         operation_name: str | None = None,
+        deadline: float | None = None,
     ) -> None:
         self.model = model
+        self.deadline = deadline  # time.monotonic() past which planning gives up; None: never
         self.kind = operation_kind
         self.root_type = model.root_types.get(operation_kind, "")
         self.selections = selections
@@ -344,6 +352,8 @@ class QueryPlanner:
 
     def _route_field(self, pos: _Position, f: NField, exclude: frozenset[str]) -> NField | None:
         """Plan `f` at `pos`; return what could not be planned (None when all of it was)."""
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise PlanningBudgetExceeded("planning the operation took longer than its budget: ask for less at once")
         if pos.fetch is None and self.kind == "mutation" and exclude:
             return f  # a mutation field is never sent twice
         routes = [r for r in self._routes(pos, f) if r.subgraph not in exclude]

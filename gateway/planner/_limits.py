@@ -1,0 +1,205 @@
+"""What one request's document and variables may cost, checked before anything expands or plans them.
+
+Every limit is measured on the parsed document in one pass of work proportional to its size
+(bounded by `max_tokens`): fragment spreads are measured once per fragment and reused, never
+expanded, so a "fragment bomb" of a few hundred bytes whose expansion would hold 2^40 fields is
+counted in microseconds and refused. Nothing here recurses: depth is counted with explicit
+stacks, so a document nested deeper than Python's recursion limit is refused like any other.
+
+`DocumentLimits` is the one place listing them (docs/operators.md, "Limits and timeouts"; the
+server reads them like the HTTP edge's, `CITYGATE_<FIELD>`). This module decides nothing about
+privacy and never reads a variable's value beyond its shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+)
+
+KiB = 1024
+MiB = 1024 * KiB
+# counts saturate here: a bomb's expanded size is "more than any limit", never a bignum
+_SATURATED = 1 << 62
+
+
+@dataclass(frozen=True)
+class DocumentLimits:
+    """Limits on one operation. Defaults in the spirit of Apollo Router and graphql-armor, loose
+    enough for every query of the federation audit and the demo."""
+
+    max_tokens: int = 50_000  # lexical tokens of the document (Apollo Router: parser_max_tokens 15,000)
+    # fields on the longest path, `{ a { b } }` is 2 (Apollo Router's max_depth counts the same
+    # way). 32, not 64: planning and shaping recurse a few frames per level, and a query of the
+    # allowed depth must never meet Python's recursion limit (tests/planner/test_limits.py).
+    max_depth: int = 32
+    max_fields: int = 2_000  # fields once every fragment is expanded (the expanded size)
+    # aliased fields, fragments expanded (graphql-armor: maxAliases 15). Generous: real clients alias
+    # a lot (the property tests send 30 to 60); what aliases multiply is bounded by max_fields and
+    # max_root_fields, which stop the 1,000-alias attack on their own
+    max_aliases: int = 100
+    max_root_fields: int = 20  # fields of the root selection, fragments expanded
+    max_variables_depth: int = 32  # nesting of lists and objects in the `variables` JSON
+    max_variables_values: int = 10_000  # values (scalars, lists, objects) in the `variables` JSON
+    # seconds of planning per operation (plans are cached: once per operation); generous, since a
+    # legal heavy query plans in ~0.4 s cold on a busy machine today (issue 15): it stops the
+    # 40-second plannings, not big honest ones
+    planning_timeout: float = 2.0
+    # who may run introspection (__schema, __type): "all", "clients" (any identified client, not
+    # the public), "none"; empty: "all" in development mode (GraphiQL needs it), else "clients"
+    introspection: str = ""
+    # "Did you mean ...?" in validation messages: "on", "off"; empty: on in development mode only
+    suggestions: str = ""
+
+    def __post_init__(self) -> None:
+        if self.introspection not in ("", "all", "clients", "none"):
+            raise ValueError(f"introspection must be all, clients or none, not {self.introspection!r}")
+        if self.suggestions not in ("", "on", "off"):
+            raise ValueError(f"suggestions must be on or off, not {self.suggestions!r}")
+
+
+class LimitExceeded(Exception):
+    """A document or its variables are over a limit; `code` is the stable `extensions.code`."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class _Measure:
+    fields: int  # expanded
+    aliases: int  # expanded
+    depth: int  # fields on the longest path
+    top: int  # fields at this level, fragments expanded
+
+
+_NOTHING = _Measure(0, 0, 0, 0)
+
+
+def _cap(value: int) -> int:
+    return value if value < _SATURATED else _SATURATED
+
+
+def _measure(root: SelectionSetNode, fragments: Mapping[str, _Measure]) -> _Measure:
+    """The measure of a selection set whose fragments are measured already (unknown ones count
+    nothing: validation refuses them). Selection sets in pre-order, then measured in reverse:
+    every child before its parent, no recursion."""
+    order: list[SelectionSetNode] = []
+    stack = [root]
+    while stack:
+        selection_set = stack.pop()
+        order.append(selection_set)
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode | InlineFragmentNode) and selection.selection_set is not None:
+                stack.append(selection.selection_set)
+    done: dict[int, _Measure] = {}
+    for selection_set in reversed(order):
+        fields = aliases = depth = top = 0
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                sub = done[id(selection.selection_set)] if selection.selection_set is not None else _NOTHING
+                fields += 1 + sub.fields
+                aliases += (selection.alias is not None) + sub.aliases
+                depth = max(depth, 1 + sub.depth)
+                top += 1
+            else:
+                if isinstance(selection, InlineFragmentNode):
+                    sub = done[id(selection.selection_set)]
+                else:
+                    sub = fragments.get(selection.name.value, _NOTHING)
+                fields += sub.fields
+                aliases += sub.aliases
+                depth = max(depth, sub.depth)
+                top += sub.top
+        done[id(selection_set)] = _Measure(_cap(fields), _cap(aliases), depth, _cap(top))
+    return done[id(root)]
+
+
+def _spreads(selection_set: SelectionSetNode) -> set[str]:
+    names: set[str] = set()
+    stack = [selection_set]
+    while stack:
+        for selection in stack.pop().selections:
+            if isinstance(selection, FragmentSpreadNode):
+                names.add(selection.name.value)
+            elif selection.selection_set is not None:
+                stack.append(selection.selection_set)
+    return names
+
+
+def _measure_fragments(definitions: Mapping[str, FragmentDefinitionNode]) -> dict[str, _Measure]:
+    """Each fragment measured once, those it spreads first (a cycle counts nothing on its way
+    back: validation refuses cycles, after these limits)."""
+    spreads = {name: _spreads(fragment.selection_set) for name, fragment in definitions.items()}
+    measured: dict[str, _Measure] = {}
+    visiting: set[str] = set()
+    for start in definitions:
+        if start in measured:
+            continue
+        stack: list[tuple[str, bool]] = [(start, False)]
+        while stack:
+            name, children_done = stack.pop()
+            if name in measured or name not in definitions:
+                continue
+            if children_done:
+                visiting.discard(name)
+                measured[name] = _measure(definitions[name].selection_set, measured)
+                continue
+            if name in visiting:
+                continue  # a cycle
+            visiting.add(name)
+            stack.append((name, True))
+            stack.extend((child, False) for child in spreads[name] if child not in measured and child not in visiting)
+    return measured
+
+
+def check_document(document: DocumentNode, limits: DocumentLimits) -> None:
+    """Refuse (LimitExceeded) a document any operation of which is over a limit. Work: linear in
+    the document, whatever its fragments expand to."""
+    definitions = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    fragments = _measure_fragments(definitions)
+    for definition in document.definitions:
+        if not isinstance(definition, OperationDefinitionNode):
+            continue
+        measure = _measure(definition.selection_set, fragments)
+        if measure.depth > limits.max_depth:
+            raise LimitExceeded("MAX_DEPTH_EXCEEDED", f"the operation is nested {measure.depth} fields deep, more than {limits.max_depth}")
+        if measure.fields > limits.max_fields:
+            shown = "over 10^18" if measure.fields >= _SATURATED else f"{measure.fields}"
+            raise LimitExceeded(
+                "MAX_EXPANDED_SIZE_EXCEEDED", f"the operation selects {shown} fields once its fragments are expanded, more than {limits.max_fields}"
+            )
+        if measure.aliases > limits.max_aliases:
+            raise LimitExceeded("MAX_ALIASES_EXCEEDED", f"the operation uses {measure.aliases} aliases, more than {limits.max_aliases}")
+        if measure.top > limits.max_root_fields:
+            raise LimitExceeded("MAX_ROOT_FIELDS_EXCEEDED", f"the operation selects {measure.top} root fields, more than {limits.max_root_fields}")
+
+
+def check_variables(variables: Mapping[str, object] | None, limits: DocumentLimits) -> None:
+    """Refuse `variables` nested deeper or holding more values than the limits, before anything
+    (coercion, JSON encoding, both recursive) walks them."""
+    if not variables:
+        return
+    count = 0
+    stack: list[tuple[object, int]] = [(value, 1) for value in variables.values()]
+    while stack:
+        value, depth = stack.pop()
+        count += 1
+        if count > limits.max_variables_values:
+            raise LimitExceeded("MAX_VARIABLES_SIZE_EXCEEDED", f"the variables hold more than {limits.max_variables_values} values")
+        if isinstance(value, dict | list):
+            if depth > limits.max_variables_depth:
+                raise LimitExceeded("MAX_VARIABLES_DEPTH_EXCEEDED", f"the variables are nested deeper than {limits.max_variables_depth} levels")
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children)

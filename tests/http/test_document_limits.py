@@ -1,0 +1,174 @@
+"""Hostile documents against `citygate serve` as a real process: each refused with its code, at once.
+
+The gateway serves the world's supergraph (its subgraphs on loopback). Each attack is sent while a
+probe client asks the gateway something small; the attack must be refused with its stable code,
+HTTP 400 for application/graphql-response+json, within a fraction of a second, and the probe must
+keep being answered. Then: the limits follow the configuration, introspection and "Did you mean"
+follow the mode.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+
+import httpx
+import pytest
+import yaml
+
+from tests.http.edge import Probe, ServeProcess
+
+CLIENT_KEY = "ck_document-limits-client"
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+QUICK = 1.0  # seconds: every refusal here comes in milliseconds; the margin is for a loaded machine
+
+
+@pytest.fixture(scope="module")
+def served_world(world_server, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("document-limits")
+    supergraph = directory / "supergraph.graphql"
+    supergraph.write_text(world_server.supergraph())
+    policy = directory / "policy.yaml"
+    policy.write_text(yaml.safe_dump({
+        "purposes": {"probing": {"description": "Ask the gateway whether it answers"}},
+        "clients": {"app": {"name": "App", "purposes": ["probing"], "api_key_sha256": hashlib.sha256(CLIENT_KEY.encode()).hexdigest()}},
+    }))
+    return directory, supergraph, policy
+
+
+def _serve(served_world, *arguments: str, env: dict[str, str] | None = None) -> ServeProcess:
+    directory, supergraph, policy = served_world
+    store = directory / f"{uuid.uuid4().hex[:8]}.db"
+    return ServeProcess(["--supergraph", str(supergraph), "--policy", str(policy), "--store", f"sqlite:///{store}", *arguments], env or {})
+
+
+@pytest.fixture(scope="module")
+def production(served_world):
+    running = _serve(served_world)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def development(served_world):
+    running = _serve(served_world, "--dev")
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def configured(served_world):
+    running = _serve(
+        served_world, "--max-aliases", "1",
+        env={"CITYGATE_MAX_DEPTH": "4", "CITYGATE_PLANNING_TIMEOUT": "0.001", "CITYGATE_INTROSPECTION": "none", "CITYGATE_SUGGESTIONS": "on"},
+    )
+    yield running
+    running.stop()
+
+
+def _post(gateway: ServeProcess, query: str, variables: dict | str | None = None, *, key: str | None = None) -> tuple[httpx.Response, float]:
+    """POST `query`; `variables` as a dict, or as JSON text (JSON encoders stop far before the attacks' nesting)."""
+    headers = {"accept": GRAPHQL_RESPONSE, **({"x-api-key": key} if key else {})}
+    encoded = variables if isinstance(variables, str) else json.dumps(variables)
+    started = time.monotonic()
+    response = httpx.post(gateway.url + "/graphql", content=f'{{"query": {json.dumps(query)}, "variables": {encoded}}}',
+                          headers={**headers, "content-type": "application/json"}, timeout=120)
+    return response, time.monotonic() - started
+
+
+def _refused(response: httpx.Response, code: str) -> str:
+    assert response.status_code == 400, (response.status_code, response.text[:300])
+    error = response.json()["errors"][0]
+    assert error["extensions"]["code"] == code, error
+    return error["message"]
+
+
+def fragment_bomb(levels: int) -> str:
+    fragments = " ".join(f"fragment F{i} on District {{ ...F{i + 1} ...F{i + 1} }}" for i in range(levels))
+    return f"{{ districts {{ ...F0 }} }} {fragments} fragment F{levels} on District {{ code name }}"
+
+
+def deep_query(fields: int) -> str:
+    """`fields` fields on the longest path: districts, then spots / district pairs, then code."""
+    pairs = (fields - 2) // 2
+    return "{ districts { " + "spots { district { " * pairs + "code" + " } }" * pairs + " } }"
+
+
+def nested_list(levels: int) -> str:
+    """Variables whose one value is a string in `levels` lists, as JSON text."""
+    return '{"c": ' + "[" * levels + '"75118"' + "]" * levels + "}"
+
+
+ATTACKS = {
+    "fragment bomb, 20 levels": (fragment_bomb(20), None, "MAX_EXPANDED_SIZE_EXCEEDED"),
+    "fragment bomb, 40 levels": (fragment_bomb(40), None, "MAX_EXPANDED_SIZE_EXCEEDED"),
+    "1,000 aliases": ("{ " + " ".join(f"a{i}: districts {{ code }}" for i in range(1000)) + " }", None, "MAX_ALIASES_EXCEEDED"),
+    "21 root fields": ("{ " + " districts { code }" * 21 + " }", None, "MAX_ROOT_FIELDS_EXCEEDED"),
+    "63 levels deep": (deep_query(63), None, "MAX_DEPTH_EXCEEDED"),
+    "2,000 levels deep": (deep_query(2000), None, "MAX_DEPTH_EXCEEDED"),
+    "variables 255 levels deep": ("query($c: String!) { district(code: $c) { name } }", nested_list(255), "MAX_VARIABLES_DEPTH_EXCEEDED"),
+    "variables 1,000 levels deep": ("query($c: String!) { district(code: $c) { name } }", nested_list(1000), "MAX_VARIABLES_DEPTH_EXCEEDED"),
+    "20,000 variable values": ("query($c: String!) { district(code: $c) { name } }", {"c": list(range(20_000))}, "MAX_VARIABLES_SIZE_EXCEEDED"),
+}
+
+
+@pytest.mark.parametrize("attack", list(ATTACKS))
+def test_a_hostile_document_is_refused_with_its_code_at_once(production, attack):
+    query, variables, code = ATTACKS[attack]
+    with Probe(production.url) as probe:
+        response, seconds = _post(production, query, variables)
+    _refused(response, code)
+    assert seconds < QUICK, f"{attack}: refused after {seconds:.2f} s"
+    probe.assert_kept_answering(worst=QUICK)
+
+
+def test_refused_bombs_leave_nothing_in_memory(production):
+    before = production.rss_mb()
+    for n in range(16):  # distinct documents: a cache keyed by text would keep each
+        response, _ = _post(production, fragment_bomb(20) + f" # {n}")
+        _refused(response, "MAX_EXPANDED_SIZE_EXCEEDED")
+    assert production.rss_mb() - before < 20
+
+
+def test_a_query_as_deep_as_allowed_is_answered(production):
+    """32 fields deep (the default limit) plans, runs and shapes without meeting Python's recursion limit."""
+    response, _ = _post(production, deep_query(32))
+    assert response.status_code == 200, response.text[:300]
+    body = response.json()
+    assert "errors" not in body and body["data"]["districts"], body
+
+
+def test_the_limits_follow_the_configuration(production, configured):
+    five_deep = "{ districts { spots { district { spots { id } } } } }"
+    response, _ = _post(production, five_deep)
+    assert response.status_code == 200 and "errors" not in response.json()
+    _refused(_post(configured, five_deep)[0], "MAX_DEPTH_EXCEEDED")
+    two_aliases = "{ a: districts { code } b: districts { name } }"
+    assert "errors" not in _post(production, two_aliases)[0].json()
+    _refused(_post(configured, two_aliases)[0], "MAX_ALIASES_EXCEEDED")
+    # a plan with a choice of routes is longer than 1 ms to build
+    response, seconds = _post(configured, "{ districts { name spots { id name district { name freeSpots } } } }")
+    _refused(response, "QUERY_PLANNING_BUDGET_EXCEEDED")
+    assert seconds < QUICK
+
+
+def test_introspection_is_for_identified_clients_in_production(production, development, configured):
+    introspection = "{ __schema { queryType { name } } }"
+    _refused(_post(production, introspection)[0], "INTROSPECTION_DISABLED")
+    _refused(_post(production, "query Q { ...Schema } fragment Schema on Query { __type(name: \"District\") { name } }")[0], "INTROSPECTION_DISABLED")
+    answered = _post(production, introspection, key=CLIENT_KEY)[0]
+    assert answered.status_code == 200 and answered.json()["data"]["__schema"]["queryType"]["name"] == "Query"
+    assert _post(production, "{ __typename }")[0].json()["data"] == {"__typename": "Query"}
+    public_in_dev = _post(development, introspection)[0]
+    assert public_in_dev.status_code == 200 and public_in_dev.json()["data"]["__schema"]["queryType"]["name"] == "Query"
+    _refused(_post(configured, introspection, key=CLIENT_KEY)[0], "INTROSPECTION_DISABLED")
+
+
+def test_suggestions_are_stripped_unless_enabled(production, development, configured):
+    typo = "{ districts { nme } }"
+    stripped = _refused(_post(production, typo)[0], "GRAPHQL_VALIDATION_FAILED")
+    assert "nme" in stripped and "Did you mean" not in stripped and "name" not in stripped.replace("nme", ""), stripped
+    assert "Did you mean 'name'" in _refused(_post(development, typo)[0], "GRAPHQL_VALIDATION_FAILED")
+    assert "Did you mean 'name'" in _refused(_post(configured, typo)[0], "GRAPHQL_VALIDATION_FAILED")
