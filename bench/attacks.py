@@ -46,6 +46,9 @@ LIMITS = {
     "CITYGATE_WRITE_TIMEOUT": "3",
     "CITYGATE_PUBLIC_RATE_LIMIT": "50",
     "CITYGATE_MAX_IN_FLIGHT": "8",
+    # demand control: the default (50,000) lets the bench's heavy query (24,420) through; the demo's
+    # README queries cost at most 52 and BIG_QUERY 1,210, the 3-level fan-out 12,210
+    "CITYGATE_MAX_COST": "5000",
 }
 PROBE_QUERY = '{ district(code: "75118") { name population } }'
 BIG_QUERY = "{ districts { code name parkingSpots { id street kind pricePerHour free district { code name population parkingSpots { id street kind free } } } } }"
@@ -337,7 +340,8 @@ def attack_deep_variables(demo: Demo, quick: bool) -> Outcome:
 
 
 def attack_fan_out(demo: Demo, quick: bool) -> Outcome:
-    # three list levels: districts × their spots × each spot's district's spots
+    # three list levels: districts × their spots × each spot's district's spots; estimated 12,210,
+    # refused before planning: 400 COST_ESTIMATED_TOO_EXPENSIVE (CITYGATE_MAX_COST above)
     return _graphql(demo, "{ districts { parkingSpots { district { parkingSpots { district { parkingSpots { id street kind free } } } } } } }")
 
 

@@ -103,6 +103,12 @@ def serve(
         int | None, typer.Option(help="Values in the variables. (env CITYGATE_MAX_VARIABLES_VALUES; 10000)")
     ] = None,
     planning_timeout: Annotated[float | None, typer.Option(help="Seconds to plan one operation. (env CITYGATE_PLANNING_TIMEOUT; 2)")] = None,
+    max_cost: Annotated[
+        int | None, typer.Option(help="Estimated cost of one operation (demand control); 0: none. (env CITYGATE_MAX_COST; 50000)")
+    ] = None,
+    default_list_size: Annotated[
+        int | None, typer.Option(help="List size assumed when no argument gives it. (env CITYGATE_DEFAULT_LIST_SIZE; 10)")
+    ] = None,
     introspection: Annotated[
         str | None,
         typer.Option(help="Who may introspect: all, clients (identified clients, not the public), none. (env CITYGATE_INTROSPECTION; "
@@ -131,6 +137,7 @@ def serve(
             max_in_flight=max_in_flight, redis_url=redis_url, max_tokens=max_tokens, max_depth=max_depth, max_fields=max_fields,
             max_aliases=max_aliases, max_root_fields=max_root_fields, max_variables_depth=max_variables_depth,
             max_variables_values=max_variables_values, planning_timeout=planning_timeout, introspection=introspection, suggestions=suggestions,
+            max_cost=max_cost, default_list_size=default_list_size,
         )
         store_timeouts = StoreTimeouts.from_env(connect=store_connect_timeout, statement=store_statement_timeout)
     except ValueError as error:

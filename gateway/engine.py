@@ -214,12 +214,16 @@ class Engine:
         limits: DocumentLimits | None = None,
         introspection: bool = True,
         suggestions: bool = True,
+        max_cost: int | None = None,
+        report_cost: bool = False,
     ) -> GraphQLResponse:
         """Answer one operation. With `encode`, the response comes as JSON bytes in `.encoded`
         (serialized as soon as every value is decided, see _execute). `limits` bound the document,
         its variables and its planning (default: the planner's); `introspection` False refuses
         `__schema` / `__type` (INTROSPECTION_DISABLED); `suggestions` False strips "Did you
-        mean ...?" from messages (they reveal the schema)."""
+        mean ...?" from messages (they reveal the schema). An operation whose estimated cost is over
+        `max_cost` (default: the limits'; 0: none) is refused before it is planned
+        (COST_ESTIMATED_TOO_EXPENSIVE); with `report_cost` the estimate is in `extensions.cost`."""
         limits = limits or self.planner.limits
         try:
             try:
@@ -242,6 +246,11 @@ class Engine:
             if not introspection and _introspects(prepared):
                 raise RequestError("INTROSPECTION_DISABLED", ["introspection is not allowed for this requester"])
             coerced = self.coerce_variables(prepared, variables)
+            cost = self.planner.cost(prepared, coerced, limits)
+            maximum = limits.max_cost if max_cost is None else max_cost
+            if maximum and cost > maximum:
+                shown = f"{cost:,}" if cost < 10**18 else "over 10^18"
+                raise RequestError("COST_ESTIMATED_TOO_EXPENSIVE", [f"the operation's estimated cost is {shown}, more than {maximum:,}"])
             try:
                 plan = self.planner.plan(prepared, coerced, budget=limits.planning_timeout)
             except PlanningBudgetExceeded as error:
@@ -253,14 +262,18 @@ class Engine:
                 error.messages = [_SUGGESTION.sub("", message) for message in error.messages]
             raise
         request_id = request_id or uuid.uuid4().hex
+        extensions = {"cost": {"estimated": cost}} if report_cost else None
         if prepared.kind != "query" or include_plan:
-            return await self._execute(prepared, plan, coerced, requester, request_id, include_plan, encode)
+            return await self._execute(prepared, plan, coerced, requester, request_id, include_plan, encode, extensions=extensions)
         # Identical bytes from an identical requester (client, resident, purpose, roles) get the
         # identical answer: share one execution. Each request still has its own audit records.
         # The variables as sent, unused ones included: requests differing in anything share nothing.
         # A consent change in between makes the keys differ: a later request never joins an earlier one.
         generation = self.guard.ledger.generation if self.guard is not None else 0
-        key = (query, operation_name, orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS), _requester_key(requester), generation, encode)
+        key = (
+            query, operation_name, orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS), _requester_key(requester), generation, encode,
+            report_cost,
+        )
         shared = self._in_flight.get(key)
         if shared is not None:
             response = await asyncio.shield(shared)
@@ -268,12 +281,14 @@ class Engine:
                 try:
                     await self.guard.record_shared(requester, response.disclosures, request_id)
                 except Exception:  # its own audit record could not be written: answer on its own
-                    return await self._execute(prepared, plan, coerced, requester, request_id, include_plan, encode, audit_refused=True)
+                    return await self._execute(
+                        prepared, plan, coerced, requester, request_id, include_plan, encode, audit_refused=True, extensions=extensions
+                    )
             return GraphQLResponse(response.data, response.errors, response.extensions, 0, response.disclosures, shared=True, encoded=response.encoded)
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._in_flight[key] = future
         try:
-            response = await self._execute(prepared, plan, coerced, requester, request_id, include_plan, encode)
+            response = await self._execute(prepared, plan, coerced, requester, request_id, include_plan, encode, extensions=extensions)
         except BaseException as error:
             future.set_exception(error)
             future.exception()
@@ -286,14 +301,14 @@ class Engine:
 
     async def _execute(
         self, prepared, plan, coerced: dict[str, Any], requester: Requester, request_id: str, include_plan: bool, encode: bool = False,
-        *, audit_refused: bool = False,
+        *, audit_refused: bool = False, extensions: dict[str, Any] | None = None,
     ) -> GraphQLResponse:
         guarded = self.privacy is not None and self.guard is not None
         decisions = self.guard.decisions(requester, audit_refused=audit_refused) if guarded else None  # type: ignore[union-attr]
         # what the fetches send to subgraphs is decided too, the subgraph's owner as recipient
         flows = RequestFlows(self.guard, requester, request_id) if guarded else None  # type: ignore[arg-type]
         result = await self.executor.execute(prepared, plan, coerced, context=requester, privacy=decisions, flows=flows)
-        response = GraphQLResponse(None, [], subgraph_requests=result.subgraph_requests)
+        response = GraphQLResponse(None, [], dict(extensions or {}), subgraph_requests=result.subgraph_requests)
         # a query's answer is serialized before its audit record is awaited: other requests run
         # meanwhile, and serializing and freeing it later costs cache misses on every value (about
         # a third of the privacy cost, bench/privacy_cpu.py). Should the audit log refuse, the query
@@ -320,7 +335,9 @@ class Engine:
             try:
                 response.disclosures = await self.guard.settle(requester, decisions, result, request_id, decided, refusal_raises=early)
             except AuditRefused:
-                return await self._execute(prepared, plan, coerced, requester, request_id, include_plan, encode, audit_refused=True)
+                return await self._execute(
+                    prepared, plan, coerced, requester, request_id, include_plan, encode, audit_refused=True, extensions=extensions
+                )
         if encode and response.encoded is None:
             _encode(response)
         return response

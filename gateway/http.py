@@ -227,6 +227,8 @@ def create_app(
                 limits=document_limits,
                 introspection=introspection == "all" or (introspection == "clients" and requester.client is not None),
                 suggestions=suggestions,
+                max_cost=getattr(requester.client, "max_cost", None),
+                report_cost=state.development,
             )
             assert response.encoded is not None
             return _json(response.encoded, 200, media, {"x-request-id": request_id})

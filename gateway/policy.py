@@ -16,6 +16,7 @@ client, no legal basis, every personal value masked with null). See docs/policy.
         collects_consent: false             # may record residents' consents (grantConsent)
         rate_limit: 50                      # optional: requests per second (else the server's default)
         max_in_flight: 8                    # optional: requests at once (else the server's default)
+        max_cost: 20000                     # optional: estimated cost of one operation (else the server's max_cost)
     legal_bases:
       - name: public-task-street-issue-reporters
         basis: public_task
@@ -115,6 +116,7 @@ class Client:
     collects_consent: bool
     rate_limit: float | None = None  # requests per second; None: the server's default (docs/operators.md)
     max_in_flight: int | None = None  # requests in flight at once; None: the server's default
+    max_cost: int | None = None  # estimated cost of one operation (demand control); None: the server's max_cost; 0: none
     # the partner (connector owner) operating this client: a resident's consent to the client is
     # consent to that organisation, so it also covers flows to the partner's subgraphs
     partner: str | None = None
@@ -278,7 +280,8 @@ def parse_policy(data: Any, base: Path | None = None) -> Policy:
             continue
         details = reader.mapping(details, where)
         reader.known_keys(
-            details, {"name", "description", "purposes", "roles", "api_key_sha256", "api_key_env", "collects_consent", "rate_limit", "max_in_flight", "partner"}, where
+            details, {"name", "description", "purposes", "roles", "api_key_sha256", "api_key_env", "collects_consent", "rate_limit", "max_in_flight", "max_cost",
+                      "partner"}, where
         )
         rate_limit, max_in_flight = details.get("rate_limit"), details.get("max_in_flight")
         if rate_limit is not None and (not isinstance(rate_limit, int | float) or isinstance(rate_limit, bool) or rate_limit < 0):
@@ -287,6 +290,10 @@ def parse_policy(data: Any, base: Path | None = None) -> Policy:
         if max_in_flight is not None and (not isinstance(max_in_flight, int) or isinstance(max_in_flight, bool) or max_in_flight < 0):
             reader.problem(f"{where}.max_in_flight must be a whole number of requests (0: no limit)")
             max_in_flight = None
+        max_cost = details.get("max_cost")
+        if max_cost is not None and (not isinstance(max_cost, int) or isinstance(max_cost, bool) or max_cost < 0):
+            reader.problem(f"{where}.max_cost must be a whole number (0: no limit)")
+            max_cost = None
         client_purposes = reader.strings(details.get("purposes"), f"{where}.purposes")
         for purpose in client_purposes:
             if purpose not in purposes:
@@ -312,6 +319,7 @@ def parse_policy(data: Any, base: Path | None = None) -> Policy:
             partner=_partner(details.get("partner"), where, reader),
             rate_limit=rate_limit,
             max_in_flight=max_in_flight,
+            max_cost=max_cost,
         )
 
     legal_bases = []

@@ -28,6 +28,7 @@ from graphql import (
 
 from ..supergraph import SupergraphModel
 from ._build import PlanningBudgetExceeded, PlanningError, QueryPlanner
+from ._cost import estimate_cost, field_costs
 from ._limits import DocumentLimits, LimitExceeded, check_document, check_variables
 from ._operation import (
     INTROSPECTION_ROOT_FIELDS,
@@ -96,6 +97,9 @@ class PreparedOperation:
     operation: OperationDefinitionNode
     fragments: dict[str, FragmentDefinitionNode]
     condition_variables: tuple[str, ...]
+    # the estimated cost (demand control) with the limits' default list size; None when it depends
+    # on the variables (a slicing argument given as one): estimated per request then
+    cost: int | None = None
 
     @property
     def kind(self) -> str:
@@ -159,6 +163,7 @@ class Planner:
         self._documents: LRUCache = LRUCache(maxsize=cache_bytes, getsizeof=_document_bytes)
         self._plans: LRUCache = LRUCache(maxsize=cache_bytes, getsizeof=_plan_bytes)
         self._cache_size = cache_size
+        self._field_costs = field_costs(model.schema)  # @cost / @listSize, when the supergraph carries them
 
     @staticmethod
     def _remember(cache: LRUCache, key, value, entries: int) -> None:
@@ -169,7 +174,8 @@ class Planner:
 
     def prepare(self, text: str, operation_name: str | None, limits: DocumentLimits | None = None) -> PreparedOperation:
         limits = limits or self.limits
-        cache_key = (text, operation_name, limits.max_tokens, limits.max_depth, limits.max_fields, limits.max_aliases, limits.max_root_fields)
+        cache_key = (text, operation_name, limits.max_tokens, limits.max_depth, limits.max_fields, limits.max_aliases, limits.max_root_fields,
+                     limits.default_list_size)
         prepared = self._documents.get(cache_key)
         if prepared is not None:
             return prepared
@@ -190,9 +196,28 @@ class Planner:
                 raise DocumentError("OPERATION_RESOLUTION_FAILURE", [f"unknown operation named {operation_name!r}"])
             operation = matching[0]
         fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-        prepared = PreparedOperation(text, document, operation, fragments, condition_variables(operation, fragments))
+        cost, uses_variables = self._estimate(operation, fragments, None, limits)
+        prepared = PreparedOperation(
+            text, document, operation, fragments, condition_variables(operation, fragments), None if uses_variables else cost
+        )
         self._remember(self._documents, cache_key, prepared, self._cache_size)
         return prepared
+
+    def _estimate(self, operation, fragments, variables, limits: DocumentLimits) -> tuple[int, bool]:
+        try:
+            return estimate_cost(
+                self.model.api_schema, operation, fragments, costs=self._field_costs, variables=variables,
+                default_list_size=limits.default_list_size,
+            )
+        except RecursionError:  # nesting of inline fragments, far past anything the limits let through
+            raise DocumentError("GRAPHQL_VALIDATION_FAILED", ["the document is nested too deeply"]) from None
+
+    def cost(self, prepared: PreparedOperation, variables: dict[str, object] | None, limits: DocumentLimits | None = None) -> int:
+        """The estimated cost of `prepared` with these (coerced) variables: the prepared one, or
+        estimated again when slicing arguments are variables."""
+        if prepared.cost is not None:
+            return prepared.cost
+        return self._estimate(prepared.operation, prepared.fragments, variables or {}, limits or self.limits)[0]
 
     def _parse_and_validate(self, text: str, limits: DocumentLimits) -> DocumentNode:
         try:

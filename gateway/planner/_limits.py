@@ -54,6 +54,12 @@ class DocumentLimits:
     # legal heavy query plans in ~0.4 s cold on a busy machine today (issue 15): it stops the
     # 40-second plannings, not big honest ones
     planning_timeout: float = 2.0
+    # demand control (gateway/planner/_cost.py): the estimated cost of an operation (composite
+    # fields 1, leaves 0, times list sizes); 0: no limit. Generous: the bench's heavy query is
+    # 24,420, the demo's README queries at most 52; a list fan-out 3 levels deep 12,210, 5 deep 1,222,210
+    max_cost: int = 50_000
+    # the list size of a list field with no slicing argument (first, last, limit, pageSize) nor @listSize
+    default_list_size: int = 10
     # who may run introspection (__schema, __type): "all", "clients" (any identified client, not
     # the public), "none"; empty: "all" in development mode (GraphiQL needs it), else "clients"
     introspection: str = ""

@@ -32,7 +32,8 @@ async def test_post_query(client):
     response = await post(client, {"query": "{ districts { code } }"})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith(GRAPHQL_RESPONSE)
-    assert response.json() == {"data": {"districts": [{"code": "75105"}, {"code": "75111"}, {"code": "75118"}]}}
+    # development mode (the fixture's): the estimated cost in the extensions, 10 districts × 1
+    assert response.json() == {"data": {"districts": [{"code": "75105"}, {"code": "75111"}, {"code": "75118"}]}, "extensions": {"cost": {"estimated": 10}}}
 
 
 async def test_post_with_variables_and_operation_name(client):
@@ -44,7 +45,7 @@ async def test_post_with_variables_and_operation_name(client):
             "variables": {"c": "75111"},
         },
     )
-    assert response.json() == {"data": {"district": {"name": "Popincourt"}}}
+    assert response.json() == {"data": {"district": {"name": "Popincourt"}}, "extensions": {"cost": {"estimated": 1}}}
 
 
 async def test_get_query_and_get_mutation(client):
@@ -130,10 +131,11 @@ async def test_internal_faults_say_nothing_of_their_cause(client, engine, monkey
 async def test_query_plan_on_request_in_development_mode(client):
     body = {"query": "{ residents { bookings { hours } } }"}
     plain = await post(client, body)
-    assert "extensions" not in plain.json()
+    assert plain.json()["extensions"] == {"cost": {"estimated": 110}}  # residents × (1 + bookings × 1)
     response = await client.post("/graphql", json=body, headers={"x-citygate-query-plan": "1"})
     nodes = response.json()["extensions"]["queryPlan"]["nodes"]
     assert [n["subgraph"] for n in nodes] == ["residents", "parking"]
+    assert response.json()["extensions"]["cost"] == {"estimated": 110}
     client.state.development = False
     response = await client.post("/graphql", json=body, headers={"x-citygate-query-plan": "1"})
     assert "extensions" not in response.json()

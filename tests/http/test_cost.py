@@ -1,0 +1,128 @@
+"""Demand control against `citygate serve` as a real process: an operation whose estimated cost
+is over the limit is refused before it is planned, with COST_ESTIMATED_TOO_EXPENSIVE, at once.
+
+The world's supergraph has no slicing arguments: every list counts `default_list_size` (10).
+A field of an object type costs 1, a leaf 0, a list field its size times its subtree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+
+import httpx
+import pytest
+import yaml
+
+from tests.http.edge import Probe, ServeProcess
+
+CLIENT_KEY = "ck_cost-client"
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+QUICK = 1.0
+
+ORDINARY = "{ districts { code name spots { id name } } }"  # 10 × (1 + 10 × 1) = 110
+
+
+def fan_out(levels: int) -> str:
+    """`levels` list levels of spots under districts, each through the spot's district."""
+    return "{ districts { spots { " + "district { spots { " * (levels - 1) + "id name" + " } }" * (levels - 1) + " } } }"
+
+
+THREE_LEVELS = fan_out(3)  # 10 × (1 + 10 × (1 + 1 + 10 × (1 + 1 + 10 × 1))) = 12,210
+FIVE_LEVELS = fan_out(5)  # 1,222,210
+
+
+@pytest.fixture(scope="module")
+def served_world(world_server, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("cost")
+    supergraph = directory / "supergraph.graphql"
+    supergraph.write_text(world_server.supergraph())
+    policy = directory / "policy.yaml"
+    policy.write_text(yaml.safe_dump({
+        "purposes": {"probing": {"description": "Ask the gateway whether it answers"}},
+        "clients": {"app": {"name": "App", "purposes": ["probing"], "max_cost": 100,
+                            "api_key_sha256": hashlib.sha256(CLIENT_KEY.encode()).hexdigest()}},
+    }))
+    return directory, supergraph, policy
+
+
+def _serve(served_world, *arguments: str, env: dict[str, str] | None = None) -> ServeProcess:
+    directory, supergraph, policy = served_world
+    store = directory / f"{uuid.uuid4().hex[:8]}.db"
+    return ServeProcess(["--supergraph", str(supergraph), "--policy", str(policy), "--store", f"sqlite:///{store}", *arguments], env or {})
+
+
+@pytest.fixture(scope="module")
+def production(served_world):
+    running = _serve(served_world)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def development(served_world):
+    running = _serve(served_world, "--dev")
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def configured(served_world):
+    running = _serve(served_world, "--max-cost", "40", env={"CITYGATE_DEFAULT_LIST_SIZE": "2"})
+    yield running
+    running.stop()
+
+
+def _post(gateway: ServeProcess, query: str, *, key: str | None = None) -> tuple[httpx.Response, float]:
+    headers = {"accept": GRAPHQL_RESPONSE, "content-type": "application/json", **({"x-api-key": key} if key else {})}
+    started = time.monotonic()
+    response = httpx.post(gateway.url + "/graphql", content=json.dumps({"query": query}), headers=headers, timeout=120)
+    return response, time.monotonic() - started
+
+
+def _refused(response: httpx.Response, code: str) -> str:
+    assert response.status_code == 400, (response.status_code, response.text[:300])
+    error = response.json()["errors"][0]
+    assert error["extensions"]["code"] == code, error
+    return error["message"]
+
+
+def _answered(response: httpx.Response) -> dict:
+    assert response.status_code == 200, response.text[:300]
+    body = response.json()
+    assert "errors" not in body and body["data"], body
+    return body
+
+
+def test_a_list_fan_out_is_refused_with_its_estimate_at_once_and_others_are_answered(production):
+    with Probe(production.url) as probe:
+        response, seconds = _post(production, FIVE_LEVELS)
+    message = _refused(response, "COST_ESTIMATED_TOO_EXPENSIVE")
+    assert "1,222,210" in message and "50,000" in message, message
+    assert seconds < QUICK, f"refused after {seconds:.2f} s"
+    probe.assert_kept_answering(worst=QUICK)
+    _answered(_post(production, ORDINARY)[0])
+    _answered(_post(production, THREE_LEVELS)[0])  # 12,210: under the default limit
+
+
+def test_the_cost_limit_follows_the_configuration(configured):
+    # default list size 2: the 3-level fan-out is 2 × (1 + 2 × (2 + 2 × (2 + 2))) = 42, the ordinary query 6
+    message = _refused(_post(configured, THREE_LEVELS)[0], "COST_ESTIMATED_TOO_EXPENSIVE")
+    assert "42" in message and "40" in message, message
+    _answered(_post(configured, ORDINARY)[0])
+
+
+def test_a_client_of_the_policy_has_its_own_maximum(production):
+    message = _refused(_post(production, ORDINARY, key=CLIENT_KEY)[0], "COST_ESTIMATED_TOO_EXPENSIVE")
+    assert "110" in message and "100" in message, message
+    _answered(_post(production, '{ district(code: "75118") { name spots { id } } }', key=CLIENT_KEY)[0])  # 1 + 10 × 1
+    _answered(_post(production, ORDINARY)[0])  # the public: the server's maximum
+
+
+def test_the_estimate_is_in_the_extensions_in_development_mode_only(production, development):
+    body = _answered(_post(development, ORDINARY)[0])
+    assert body["extensions"]["cost"] == {"estimated": 110}, body.get("extensions")
+    assert _answered(_post(development, "{ __typename district(code: \"75118\") { name } }")[0])["extensions"]["cost"] == {"estimated": 1}
+    assert "cost" not in (_answered(_post(production, ORDINARY)[0]).get("extensions") or {})
