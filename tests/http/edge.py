@@ -8,6 +8,7 @@ while they do.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import select
@@ -17,10 +18,13 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+import yaml
 
 from tests.world.server import free_port
 
@@ -226,3 +230,23 @@ def post_head(path: str, *, length: int | None = None, chunked: bool = False, he
 
 def chunk(size: int) -> bytes:
     return b"%x\r\n" % size + b" " * size + b"\r\n"
+
+
+def world_to_serve(world_server, directory: Path, client_key: str, **client: Any) -> tuple[Path, Path, Path]:
+    """A folder holding the world's supergraph and a policy with one client, `app` (purpose
+    `probing`, key `client_key`, and `client`'s further settings): (folder, supergraph, policy)."""
+    supergraph = directory / "supergraph.graphql"
+    supergraph.write_text(world_server.supergraph())
+    policy = directory / "policy.yaml"
+    policy.write_text(yaml.safe_dump({
+        "purposes": {"probing": {"description": "Ask the gateway whether it answers"}},
+        "clients": {"app": {"name": "App", "purposes": ["probing"], **client, "api_key_sha256": hashlib.sha256(client_key.encode()).hexdigest()}},
+    }))
+    return directory, supergraph, policy
+
+
+def serve_world(served: tuple[Path, Path, Path], *arguments: str, env: dict[str, str] | None = None) -> ServeProcess:
+    """`citygate serve` over what world_to_serve laid out, with a store of its own."""
+    directory, supergraph, policy = served
+    store = directory / f"{uuid.uuid4().hex[:8]}.db"
+    return ServeProcess(["--supergraph", str(supergraph), "--policy", str(policy), "--store", f"sqlite:///{store}", *arguments], env or {})

@@ -7,16 +7,13 @@ A field of an object type costs 1, a leaf 0, a list field its size times its sub
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
-import uuid
 
 import httpx
 import pytest
-import yaml
 
-from tests.http.edge import Probe, ServeProcess
+from tests.http.edge import Probe, ServeProcess, serve_world, world_to_serve
 
 CLIENT_KEY = "ck_cost-client"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -36,41 +33,12 @@ FIVE_LEVELS = fan_out(5)  # 1,222,210
 
 @pytest.fixture(scope="module")
 def served_world(world_server, tmp_path_factory):
-    directory = tmp_path_factory.mktemp("cost")
-    supergraph = directory / "supergraph.graphql"
-    supergraph.write_text(world_server.supergraph())
-    policy = directory / "policy.yaml"
-    policy.write_text(yaml.safe_dump({
-        "purposes": {"probing": {"description": "Ask the gateway whether it answers"}},
-        "clients": {"app": {"name": "App", "purposes": ["probing"], "max_cost": 100,
-                            "api_key_sha256": hashlib.sha256(CLIENT_KEY.encode()).hexdigest()}},
-    }))
-    return directory, supergraph, policy
-
-
-def _serve(served_world, *arguments: str, env: dict[str, str] | None = None) -> ServeProcess:
-    directory, supergraph, policy = served_world
-    store = directory / f"{uuid.uuid4().hex[:8]}.db"
-    return ServeProcess(["--supergraph", str(supergraph), "--policy", str(policy), "--store", f"sqlite:///{store}", *arguments], env or {})
-
-
-@pytest.fixture(scope="module")
-def production(served_world):
-    running = _serve(served_world)
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def development(served_world):
-    running = _serve(served_world, "--dev")
-    yield running
-    running.stop()
+    return world_to_serve(world_server, tmp_path_factory.mktemp("cost"), CLIENT_KEY, max_cost=100)
 
 
 @pytest.fixture(scope="module")
 def configured(served_world):
-    running = _serve(served_world, "--max-cost", "40", env={"CITYGATE_DEFAULT_LIST_SIZE": "2"})
+    running = serve_world(served_world, "--max-cost", "40", env={"CITYGATE_DEFAULT_LIST_SIZE": "2"})
     yield running
     running.stop()
 

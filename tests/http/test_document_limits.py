@@ -9,16 +9,13 @@ follow the mode.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
-import uuid
 
 import httpx
 import pytest
-import yaml
 
-from tests.http.edge import Probe, ServeProcess
+from tests.http.edge import Probe, ServeProcess, serve_world, world_to_serve
 
 CLIENT_KEY = "ck_document-limits-client"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -27,49 +24,21 @@ QUICK = 1.0  # seconds: every refusal here comes in milliseconds; the margin is 
 
 @pytest.fixture(scope="module")
 def served_world(world_server, tmp_path_factory):
-    directory = tmp_path_factory.mktemp("document-limits")
-    supergraph = directory / "supergraph.graphql"
-    supergraph.write_text(world_server.supergraph())
-    policy = directory / "policy.yaml"
-    policy.write_text(yaml.safe_dump({
-        "purposes": {"probing": {"description": "Ask the gateway whether it answers"}},
-        "clients": {"app": {"name": "App", "purposes": ["probing"], "api_key_sha256": hashlib.sha256(CLIENT_KEY.encode()).hexdigest()}},
-    }))
-    return directory, supergraph, policy
-
-
-def _serve(served_world, *arguments: str, env: dict[str, str] | None = None) -> ServeProcess:
-    directory, supergraph, policy = served_world
-    store = directory / f"{uuid.uuid4().hex[:8]}.db"
-    return ServeProcess(["--supergraph", str(supergraph), "--policy", str(policy), "--store", f"sqlite:///{store}", *arguments], env or {})
-
-
-@pytest.fixture(scope="module")
-def production(served_world):
-    running = _serve(served_world)
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def development(served_world):
-    running = _serve(served_world, "--dev")
-    yield running
-    running.stop()
+    return world_to_serve(world_server, tmp_path_factory.mktemp("document-limits"), CLIENT_KEY)
 
 
 @pytest.fixture(scope="module")
 def uncosted(served_world):
     """Default document limits, no cost limit: a query as deep as allowed is a chain of lists whose
     estimated cost (tests/http/test_cost.py) is far over any maximum."""
-    running = _serve(served_world, "--max-cost", "0")
+    running = serve_world(served_world, "--max-cost", "0")
     yield running
     running.stop()
 
 
 @pytest.fixture(scope="module")
 def configured(served_world):
-    running = _serve(
+    running = serve_world(
         served_world, "--max-aliases", "1",
         env={"CITYGATE_MAX_DEPTH": "4", "CITYGATE_PLANNING_TIMEOUT": "0.001", "CITYGATE_INTROSPECTION": "none", "CITYGATE_SUGGESTIONS": "on"},
     )
