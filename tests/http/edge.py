@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import select
@@ -250,3 +251,20 @@ def serve_world(served: tuple[Path, Path, Path], *arguments: str, env: dict[str,
     directory, supergraph, policy = served
     store = directory / f"{uuid.uuid4().hex[:8]}.db"
     return ServeProcess(["--supergraph", str(supergraph), "--policy", str(policy), "--store", f"sqlite:///{store}", *arguments], env or {})
+
+
+def post_graphql(gateway: ServeProcess, query: str, variables: dict | str | None = None, *, key: str | None = None) -> tuple[httpx.Response, float]:
+    """POST `query`; `variables` as a dict, or as JSON text (JSON encoders stop far before the attacks' nesting)."""
+    headers = {"accept": "application/graphql-response+json", **({"x-api-key": key} if key else {})}
+    encoded = variables if isinstance(variables, str) else json.dumps(variables)
+    started = time.monotonic()
+    response = httpx.post(gateway.url + "/graphql", content=f'{{"query": {json.dumps(query)}, "variables": {encoded}}}',
+                          headers={**headers, "content-type": "application/json"}, timeout=120)
+    return response, time.monotonic() - started
+
+
+def refused(response: httpx.Response, code: str) -> str:
+    assert response.status_code == 400, (response.status_code, response.text[:300])
+    error = response.json()["errors"][0]
+    assert error["extensions"]["code"] == code, error
+    return error["message"]

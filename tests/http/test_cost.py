@@ -7,16 +7,12 @@ A field of an object type costs 1, a leaf 0, a list field its size times its sub
 
 from __future__ import annotations
 
-import json
-import time
-
 import httpx
 import pytest
 
-from tests.http.edge import Probe, ServeProcess, serve_world, world_to_serve
+from tests.http.edge import Probe, post_graphql, refused, serve_world, world_to_serve
 
 CLIENT_KEY = "ck_cost-client"
-GRAPHQL_RESPONSE = "application/graphql-response+json"
 QUICK = 1.0
 
 ORDINARY = "{ districts { code name spots { id name } } }"  # 10 × (1 + 10 × 1) = 110
@@ -43,20 +39,6 @@ def configured(served_world):
     running.stop()
 
 
-def _post(gateway: ServeProcess, query: str, *, key: str | None = None) -> tuple[httpx.Response, float]:
-    headers = {"accept": GRAPHQL_RESPONSE, "content-type": "application/json", **({"x-api-key": key} if key else {})}
-    started = time.monotonic()
-    response = httpx.post(gateway.url + "/graphql", content=json.dumps({"query": query}), headers=headers, timeout=120)
-    return response, time.monotonic() - started
-
-
-def _refused(response: httpx.Response, code: str) -> str:
-    assert response.status_code == 400, (response.status_code, response.text[:300])
-    error = response.json()["errors"][0]
-    assert error["extensions"]["code"] == code, error
-    return error["message"]
-
-
 def _answered(response: httpx.Response) -> dict:
     assert response.status_code == 200, response.text[:300]
     body = response.json()
@@ -66,31 +48,31 @@ def _answered(response: httpx.Response) -> dict:
 
 def test_a_list_fan_out_is_refused_with_its_estimate_at_once_and_others_are_answered(production):
     with Probe(production.url) as probe:
-        response, seconds = _post(production, FIVE_LEVELS)
-    message = _refused(response, "COST_ESTIMATED_TOO_EXPENSIVE")
+        response, seconds = post_graphql(production, FIVE_LEVELS)
+    message = refused(response, "COST_ESTIMATED_TOO_EXPENSIVE")
     assert "1,222,210" in message and "50,000" in message, message
     assert seconds < QUICK, f"refused after {seconds:.2f} s"
     probe.assert_kept_answering(worst=QUICK)
-    _answered(_post(production, ORDINARY)[0])
-    _answered(_post(production, THREE_LEVELS)[0])  # 12,210: under the default limit
+    _answered(post_graphql(production, ORDINARY)[0])
+    _answered(post_graphql(production, THREE_LEVELS)[0])  # 12,210: under the default limit
 
 
 def test_the_cost_limit_follows_the_configuration(configured):
     # default list size 2: the 3-level fan-out is 2 × (1 + 2 × (2 + 2 × (2 + 2))) = 42, the ordinary query 6
-    message = _refused(_post(configured, THREE_LEVELS)[0], "COST_ESTIMATED_TOO_EXPENSIVE")
+    message = refused(post_graphql(configured, THREE_LEVELS)[0], "COST_ESTIMATED_TOO_EXPENSIVE")
     assert "42" in message and "40" in message, message
-    _answered(_post(configured, ORDINARY)[0])
+    _answered(post_graphql(configured, ORDINARY)[0])
 
 
 def test_a_client_of_the_policy_has_its_own_maximum(production):
-    message = _refused(_post(production, ORDINARY, key=CLIENT_KEY)[0], "COST_ESTIMATED_TOO_EXPENSIVE")
+    message = refused(post_graphql(production, ORDINARY, key=CLIENT_KEY)[0], "COST_ESTIMATED_TOO_EXPENSIVE")
     assert "110" in message and "100" in message, message
-    _answered(_post(production, '{ district(code: "75118") { name spots { id } } }', key=CLIENT_KEY)[0])  # 1 + 10 × 1
-    _answered(_post(production, ORDINARY)[0])  # the public: the server's maximum
+    _answered(post_graphql(production, '{ district(code: "75118") { name spots { id } } }', key=CLIENT_KEY)[0])  # 1 + 10 × 1
+    _answered(post_graphql(production, ORDINARY)[0])  # the public: the server's maximum
 
 
 def test_the_estimate_is_in_the_extensions_in_development_mode_only(production, development):
-    body = _answered(_post(development, ORDINARY)[0])
+    body = _answered(post_graphql(development, ORDINARY)[0])
     assert body["extensions"]["cost"] == {"estimated": 110}, body.get("extensions")
-    assert _answered(_post(development, "{ __typename district(code: \"75118\") { name } }")[0])["extensions"]["cost"] == {"estimated": 1}
-    assert "cost" not in (_answered(_post(production, ORDINARY)[0]).get("extensions") or {})
+    assert _answered(post_graphql(development, "{ __typename district(code: \"75118\") { name } }")[0])["extensions"]["cost"] == {"estimated": 1}
+    assert "cost" not in (_answered(post_graphql(production, ORDINARY)[0]).get("extensions") or {})

@@ -9,16 +9,11 @@ follow the mode.
 
 from __future__ import annotations
 
-import json
-import time
-
-import httpx
 import pytest
 
-from tests.http.edge import Probe, ServeProcess, serve_world, world_to_serve
+from tests.http.edge import Probe, post_graphql, refused, serve_world, world_to_serve
 
 CLIENT_KEY = "ck_document-limits-client"
-GRAPHQL_RESPONSE = "application/graphql-response+json"
 QUICK = 1.0  # seconds: every refusal here comes in milliseconds; the margin is for a loaded machine
 
 
@@ -44,23 +39,6 @@ def configured(served_world):
     )
     yield running
     running.stop()
-
-
-def _post(gateway: ServeProcess, query: str, variables: dict | str | None = None, *, key: str | None = None) -> tuple[httpx.Response, float]:
-    """POST `query`; `variables` as a dict, or as JSON text (JSON encoders stop far before the attacks' nesting)."""
-    headers = {"accept": GRAPHQL_RESPONSE, **({"x-api-key": key} if key else {})}
-    encoded = variables if isinstance(variables, str) else json.dumps(variables)
-    started = time.monotonic()
-    response = httpx.post(gateway.url + "/graphql", content=f'{{"query": {json.dumps(query)}, "variables": {encoded}}}',
-                          headers={**headers, "content-type": "application/json"}, timeout=120)
-    return response, time.monotonic() - started
-
-
-def _refused(response: httpx.Response, code: str) -> str:
-    assert response.status_code == 400, (response.status_code, response.text[:300])
-    error = response.json()["errors"][0]
-    assert error["extensions"]["code"] == code, error
-    return error["message"]
 
 
 def fragment_bomb(levels: int) -> str:
@@ -96,8 +74,8 @@ ATTACKS = {
 def test_a_hostile_document_is_refused_with_its_code_at_once(production, attack):
     query, variables, code = ATTACKS[attack]
     with Probe(production.url) as probe:
-        response, seconds = _post(production, query, variables)
-    _refused(response, code)
+        response, seconds = post_graphql(production, query, variables)
+    refused(response, code)
     assert seconds < QUICK, f"{attack}: refused after {seconds:.2f} s"
     probe.assert_kept_answering(worst=QUICK)
 
@@ -105,14 +83,14 @@ def test_a_hostile_document_is_refused_with_its_code_at_once(production, attack)
 def test_refused_bombs_leave_nothing_in_memory(production):
     before = production.rss_mb()
     for n in range(16):  # distinct documents: a cache keyed by text would keep each
-        response, _ = _post(production, fragment_bomb(20) + f" # {n}")
-        _refused(response, "MAX_EXPANDED_SIZE_EXCEEDED")
+        response, _ = post_graphql(production, fragment_bomb(20) + f" # {n}")
+        refused(response, "MAX_EXPANDED_SIZE_EXCEEDED")
     assert production.rss_mb() - before < 20
 
 
 def test_a_query_as_deep_as_allowed_is_answered(uncosted):
     """32 fields deep (the default limit) plans, runs and shapes without meeting Python's recursion limit."""
-    response, _ = _post(uncosted, deep_query(32))
+    response, _ = post_graphql(uncosted, deep_query(32))
     assert response.status_code == 200, response.text[:300]
     body = response.json()
     assert "errors" not in body and body["data"]["districts"], body
@@ -120,33 +98,33 @@ def test_a_query_as_deep_as_allowed_is_answered(uncosted):
 
 def test_the_limits_follow_the_configuration(production, configured):
     five_deep = "{ districts { spots { district { spots { id } } } } }"
-    response, _ = _post(production, five_deep)
+    response, _ = post_graphql(production, five_deep)
     assert response.status_code == 200 and "errors" not in response.json()
-    _refused(_post(configured, five_deep)[0], "MAX_DEPTH_EXCEEDED")
+    refused(post_graphql(configured, five_deep)[0], "MAX_DEPTH_EXCEEDED")
     two_aliases = "{ a: districts { code } b: districts { name } }"
-    assert "errors" not in _post(production, two_aliases)[0].json()
-    _refused(_post(configured, two_aliases)[0], "MAX_ALIASES_EXCEEDED")
+    assert "errors" not in post_graphql(production, two_aliases)[0].json()
+    refused(post_graphql(configured, two_aliases)[0], "MAX_ALIASES_EXCEEDED")
     # a plan with a choice of routes is longer than 1 ms to build
-    response, seconds = _post(configured, "{ districts { name spots { id name district { name freeSpots } } } }")
-    _refused(response, "QUERY_PLANNING_BUDGET_EXCEEDED")
+    response, seconds = post_graphql(configured, "{ districts { name spots { id name district { name freeSpots } } } }")
+    refused(response, "QUERY_PLANNING_BUDGET_EXCEEDED")
     assert seconds < QUICK
 
 
 def test_introspection_is_for_identified_clients_in_production(production, development, configured):
     introspection = "{ __schema { queryType { name } } }"
-    _refused(_post(production, introspection)[0], "INTROSPECTION_DISABLED")
-    _refused(_post(production, "query Q { ...Schema } fragment Schema on Query { __type(name: \"District\") { name } }")[0], "INTROSPECTION_DISABLED")
-    answered = _post(production, introspection, key=CLIENT_KEY)[0]
+    refused(post_graphql(production, introspection)[0], "INTROSPECTION_DISABLED")
+    refused(post_graphql(production, "query Q { ...Schema } fragment Schema on Query { __type(name: \"District\") { name } }")[0], "INTROSPECTION_DISABLED")
+    answered = post_graphql(production, introspection, key=CLIENT_KEY)[0]
     assert answered.status_code == 200 and answered.json()["data"]["__schema"]["queryType"]["name"] == "Query"
-    assert _post(production, "{ __typename }")[0].json()["data"] == {"__typename": "Query"}
-    public_in_dev = _post(development, introspection)[0]
+    assert post_graphql(production, "{ __typename }")[0].json()["data"] == {"__typename": "Query"}
+    public_in_dev = post_graphql(development, introspection)[0]
     assert public_in_dev.status_code == 200 and public_in_dev.json()["data"]["__schema"]["queryType"]["name"] == "Query"
-    _refused(_post(configured, introspection, key=CLIENT_KEY)[0], "INTROSPECTION_DISABLED")
+    refused(post_graphql(configured, introspection, key=CLIENT_KEY)[0], "INTROSPECTION_DISABLED")
 
 
 def test_suggestions_are_stripped_unless_enabled(production, development, configured):
     typo = "{ districts { nme } }"
-    stripped = _refused(_post(production, typo)[0], "GRAPHQL_VALIDATION_FAILED")
+    stripped = refused(post_graphql(production, typo)[0], "GRAPHQL_VALIDATION_FAILED")
     assert "nme" in stripped and "Did you mean" not in stripped and "name" not in stripped.replace("nme", ""), stripped
-    assert "Did you mean 'name'" in _refused(_post(development, typo)[0], "GRAPHQL_VALIDATION_FAILED")
-    assert "Did you mean 'name'" in _refused(_post(configured, typo)[0], "GRAPHQL_VALIDATION_FAILED")
+    assert "Did you mean 'name'" in refused(post_graphql(development, typo)[0], "GRAPHQL_VALIDATION_FAILED")
+    assert "Did you mean 'name'" in refused(post_graphql(configured, typo)[0], "GRAPHQL_VALIDATION_FAILED")
