@@ -352,6 +352,11 @@ class _Reader:
                     if PRIVACY_SPEC.match(url):
                         self.privacy_names.update({f"{namespace}__{name}": name for name in PRIVACY_DIRECTIVES})
                         self.privacy_names.update({alias: name for alias, name in mapping.items() if name in PRIVACY_DIRECTIVES})
+                        for alias, name in mapping.items():
+                            if name in PRIVACY_DIRECTIVES and alias != name:
+                                # the supergraph knows the privacy directives by their own names only:
+                                # a renamed one would vanish from it (an @aggregate published unguarded)
+                                self.error("RESERVED_NAME", f"@{name} of the privacy spec is imported as @{alias}: import it under its own name", directive)
         if subgraph.federation is None:
             for directive_name in FEDERATION_DIRECTIVES:
                 self.canonical[directive_name] = directive_name
@@ -363,6 +368,15 @@ class _Reader:
                         self.error("DIRECTIVE_COMPOSITION_ERROR", f"@composeDirective needs a directive name starting with '@', got {name!r}", directive)
                         continue
                     subgraph.composed_directives.append(name[1:])
+        for name in subgraph.composed_directives:
+            if name in PRIVACY_DIRECTIVES and self.privacy_names.get(name) != name:
+                # only the privacy spec's own directives may carry its names into the supergraph,
+                # where they decide (a look-alike @nonPersonal would unguard the city's fields)
+                self.error(
+                    "RESERVED_NAME",
+                    f'@{name} is a name of the privacy spec: import it from https://citygate.dev/privacy/v0.1, or name your directive otherwise',
+                    schema_nodes[0] if schema_nodes else None,
+                )
 
     def _federation_directives(self, node) -> tuple[list[tuple[str, DirectiveNode]], list[AppliedDirective]]:
         federation: list[tuple[str, DirectiveNode]] = []
