@@ -200,7 +200,7 @@ class FetchRunner:
             if typename.__class__ is not str:
                 typename = sent_types[index]
             before = len(values)
-            self._collect_personal(representation, obj, typename, recipient, values)
+            self._collect_personal(representation, targets[index], typename, recipient, values)
             owners.extend([index] * (len(values) - before))
         if not values:
             return None
@@ -238,14 +238,15 @@ class FetchRunner:
             self._flow_info[cache_key] = info
         return info  # type: ignore[return-value]
 
-    def _collect_personal(self, sent: dict, obj: dict, typename: str, recipient: str, found: list[FlowValue]) -> None:
-        """The personal values in a representation of `obj` (a `typename`), nested ones included."""
+    def _collect_personal(self, sent: dict, objs: list[dict], typename: str, recipient: str, found: list[FlowValue]) -> None:
+        """The personal values in a representation of `objs` (of `typename`: the objects it stands
+        for, one representation for all of them), nested ones included."""
         for name, value in sent.items():
             if name == "__typename" or value is None:
                 continue
             info = self._flow_of(typename, name, recipient)
             if info is not None:
-                found.append(FlowValue(info[0], info[1], self._subject_of(sent, obj, info[3], info[4]), info[2]))
+                found.append(FlowValue(info[0], info[1], self._subject_of(sent, objs, info[3], info[4]), info[2]))
             if value.__class__ is dict or value.__class__ is list:
                 facts = self.model.types.get(typename)
                 field_facts = facts.fields.get(name) if facts is not None else None
@@ -253,13 +254,16 @@ class FetchRunner:
                 for item in _dicts(value):
                     inner = item.get("__typename")
                     # a nested object's own subject is read from what was sent of it
-                    self._collect_personal(item, item, inner if inner.__class__ is str else named, recipient, found)
+                    self._collect_personal(item, [item], inner if inner.__class__ is str else named, recipient, found)
 
     @staticmethod
-    def _subject_of(sent: dict, obj: dict, subject_key: str, subject_field: str | None) -> str | None:
-        """The subject of a value sent from `obj`: the gateway's own subject key, else the subject
-        field as sent in the representation; disputed or absent: unknown (withheld)."""
-        subject = obj.get(subject_key)
+    def _subject_of(sent: dict, objs: list[dict], subject_key: str, subject_field: str | None) -> str | None:
+        """The subject of a value sent for `objs`: the gateway's own subject key (the same in every
+        object the representation stands for), else the subject field as sent; disputed, differing
+        or absent: unknown (withheld)."""
+        subject = objs[0].get(subject_key)
+        if any(other.get(subject_key) != subject for other in objs[1:]):
+            return None  # one representation, objects said to be about different residents
         if subject is None and subject_field is not None:
             subject = sent.get(subject_field)
         if subject is None or subject.__class__ in DISPUTED or (subject.__class__ is not str and subject.__class__ is not int):

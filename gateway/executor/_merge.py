@@ -146,8 +146,11 @@ def merge(target: dict, source: dict, interface_names: frozenset[str]) -> None:
         elif type(value) is list and type(current) is list and len(value) == len(current):
             _merge_lists(current, value, interface_names)
         elif key == "__typename":
-            if value not in interface_names:  # an @interfaceObject never hides a concrete type already known
-                target[key] = value
+            # an @interfaceObject never hides a concrete type already known; a later answer naming
+            # another concrete type wins as in federation, but disputed: the shaper picks guards by
+            # the type, so the object's personal values are then withheld (subject-conflict)
+            if value not in interface_names and value != current:
+                target[key] = value if current in interface_names else disputed(value)
         elif value == current:
             if value.__class__ in DISPUTED:
                 target[key] = value  # the answer disputes it itself (two keys of one field)

@@ -281,7 +281,9 @@ class _Walk:
         privacy = self.privacy
         guarded = type_fields.guarded
         object_key = None  # (type fields, subject) of an object whose guarded fields are placed one by one
-        if guarded and privacy is not None and type_fields.subject_key is not None:
+        # two answers named two types for this object (see _merge.py): whose data it is, is disputed
+        type_disputed = obj.get("__typename").__class__ in DISPUTED
+        if guarded and privacy is not None and type_fields.subject_key is not None and not type_disputed:
             subject = obj.get(type_fields.subject_key)
             if subject.__class__ is str or subject.__class__ is int:
                 object_key = (type_fields, subject)
@@ -312,8 +314,8 @@ class _Walk:
                 if guarded and field_shape.guard is not None and privacy is not None and kind == _OBJECT:
                     # an object withheld whole is not shaped: the audit lists no field of it
                     subject = obj.get(field_shape.data_key)
-                    if subject.__class__ is not str and subject.__class__ is not int:  # as below
-                        subject = SUBJECT_CONFLICT if isinstance(subject, DISPUTED) else None
+                    if type_disputed or (subject.__class__ is not str and subject.__class__ is not int):  # as below
+                        subject = SUBJECT_CONFLICT if type_disputed or isinstance(subject, DISPUTED) else None
                     if privacy.withholds(field_shape.guard, subject):
                         out[key] = privacy.place(field_shape.guard, subject, obj.get(key), node, key)
                         continue
@@ -330,10 +332,10 @@ class _Walk:
                 continue
             guard = field_shape.guard
             subject = obj.get(field_shape.data_key)
-            if subject.__class__ is not str and subject.__class__ is not int:
+            if type_disputed or (subject.__class__ is not str and subject.__class__ is not int):
                 # no usable subject (or contributor count): decided as unknown; one that answers
-                # disputed (see _merge.py): decided as a conflict
-                subject = SUBJECT_CONFLICT if isinstance(subject, DISPUTED) else None
+                # disputed, or an object of disputed type (see _merge.py): decided as a conflict
+                subject = SUBJECT_CONFLICT if type_disputed or isinstance(subject, DISPUTED) else None
             verdict = privacy.verdicts.get((guard, subject))
             if verdict is not None and verdict[0] == PLACE:
                 out[key] = value

@@ -86,8 +86,10 @@ class RequestFlows:
             decided = await self._decide(recipient, [values[i] for i in pending])
             for index, (verdict, valid_until) in zip(pending, decided, strict=True):
                 verdicts[index] = verdict
-                # kept across this requester's requests until the ledger changes or the consent expires
-                kept[(recipient, requester_key, values[index])] = (verdict, generation, valid_until)
+                # kept across this requester's requests until the ledger changes or the consent
+                # expires; never a ledger outage: the next request asks the ledger again
+                if verdict is not _LEDGER_DOWN:
+                    kept[(recipient, requester_key, values[index])] = (verdict, generation, valid_until)
         final: list[FlowVerdict] = verdicts  # type: ignore[assignment]
         # audited once per request, value and recipient; the recipient's own data is no disclosure
         fresh = [i for i, v in enumerate(final) if v.allowed and (recipient, values[i]) not in self._decided]

@@ -239,13 +239,15 @@ class Registry:
         is refused while it streams (SDL_TOO_LARGE), never read whole."""
         # JSON escapes (newlines, quotes) grow an SDL a little: twice its limit is room enough
         read_limit = None if max_bytes is None else 2 * max_bytes + 65536
+        seconds = manifest.timeout if max_bytes is None else min(manifest.timeout, self.policy.max_timeout)
         try:
-            async with self.http_client.stream(
+            # the whole read, not each chunk: an upstream trickling bytes cannot hold a registration
+            async with asyncio.timeout(seconds), self.http_client.stream(
                 "POST",
                 manifest.resolved_url(),
                 json={"query": "{ _service { sdl } }"},
                 headers=manifest.resolved_headers(),
-                timeout=manifest.timeout if max_bytes is None else min(manifest.timeout, self.policy.max_timeout),
+                timeout=seconds,
                 follow_redirects=False,  # the headers carry the connector's secrets: its own origin only
             ) as response:
                 chunks, size = [], 0
@@ -255,7 +257,7 @@ class Registry:
                         raise ManifestError([f"the SDL at {manifest.url} is over the limit of {max_bytes} bytes"], ["SDL_TOO_LARGE"])
                     chunks.append(chunk)
             sdl = orjson.loads(b"".join(chunks))["data"]["_service"]["sdl"]
-        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        except (httpx.HTTPError, ValueError, KeyError, TypeError, TimeoutError):
             raise ManifestError([f"cannot read the SDL at {manifest.url} through _service {{ sdl }}"]) from None
         if not isinstance(sdl, str) or not sdl.strip():
             raise ManifestError([f"{manifest.url} answered _service {{ sdl }} without SDL"])

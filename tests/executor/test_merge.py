@@ -153,3 +153,13 @@ def test_a_later_answer_wins_as_in_federation_but_a_changed_value_is_disputed():
     assert tree["__typename"] == "Garage"  # a concrete type replaces another, an interface never does
     merge(tree, {"name": None, "tags": [None, None]}, interfaces)
     assert tree["name"] == "Mouffetard" and tree["tags"] == ["a", "b"]  # a null never erases what is known
+
+
+def test_a_later_answer_naming_another_concrete_type_is_disputed():
+    # the shaper picks an object's guards by its type: two types named for one object withhold its
+    # personal values (executor/_shape.py reads a disputed __typename as a subject conflict)
+    tree = {"__typename": "Spot"}
+    merge(tree, {"__typename": "Place"}, frozenset({"Place"}))
+    assert type(tree["__typename"]) is str
+    merge(tree, {"__typename": "Garage"}, frozenset({"Place"}))
+    assert isinstance(tree["__typename"], DisputedStr) and tree["__typename"] == "Garage"
