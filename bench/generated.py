@@ -1,4 +1,9 @@
-"""Composing many subgraphs: N generated subgraphs sharing entities, composed once."""
+"""Many subgraphs: N generated subgraphs sharing entities, for the composition and planning timings.
+
+Subgraph `core` owns `Product` and `User`; each other subgraph `sNNN` adds a type of its own
+(`ItemNNN`, reachable from the root and from `User`) and a field `Product.scoreNNN` that
+`@requires` the price. Nothing here runs a subgraph: the URLs point nowhere.
+"""
 
 from __future__ import annotations
 
@@ -41,3 +46,27 @@ def compose_generated(count: int) -> float:
     if not result.ok:
         raise RuntimeError("; ".join(map(str, result.errors[:3])))
     return elapsed
+
+
+def compose_generated_supergraph(count: int) -> str:
+    result = compose(generated_subgraphs(count))
+    if not result.ok or result.supergraph is None:
+        raise RuntimeError("; ".join(map(str, result.errors[:3])))
+    return result.supergraph
+
+
+def generated_queries(count: int) -> dict[str, str]:
+    """Operations over the generated supergraph that touch every subgraph, or a chain of them."""
+    others = range(1, count)
+    scores = " ".join(f"score{i}" for i in others)
+    items = " ".join(f"items{i} {{ id label product {{ name score{i} }} }}" for i in others)
+    return {
+        # one entity fetch per subgraph, each carrying the price it requires
+        "every score": f"query Scores {{ products {{ upc name {scores} }} }}",
+        # one entity fetch per subgraph from User, and a @requires jump back from each
+        "every user's items": f"query Items {{ users {{ id name {items} }} }}",
+        # a chain: root of one subgraph -> core -> another subgraph -> core -> a third
+        "a chain": (
+            f"query Chain {{ items1 {{ id owner {{ name items{count // 2} {{ label product {{ price score{count - 1} }} }} }} }} }}"
+        ),
+    }

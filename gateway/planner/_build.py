@@ -12,13 +12,12 @@ which subgraph can resolve the field from here:
 Abstract positions are expanded per possible type in the subgraph at hand. What cannot be
 resolved below a field is handed back to the parent as a *leftover*, which the parent re-routes
 through another subgraph (for example a shareable value type fetched from two subgraphs). When
-several routes exist, each is tried on a copy of the plan and the cheapest wins. The planner
-never performs I/O.
+several routes exist, each is tried on the plan being built, scored, and undone (_UndoLog); the
+cheapest wins. The planner never performs I/O, and never copies its whole state per route.
 """
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass, field, replace
 
@@ -90,6 +89,39 @@ class _State:
         # fields fetched in later waves weigh more: resolve as much as possible early
         weighted = sum(_count_fields(f.selection) * depth_of(f.id) for f in self.fetches)
         return (len(self.fetches), longest, weighted)
+
+
+# What a route trial changed, undone in reverse order (see _UndoLog)
+_DELETE_KEY = 0  # (_DELETE_KEY, dict, key): a key was added
+_TRUNCATE = 1  # (_TRUNCATE, list, length): items were appended past `length`
+_SET_ATTRIBUTE = 2  # (_SET_ATTRIBUTE, (object, attribute name), value before)
+
+
+class _UndoLog:
+    """The changes a route trial made to the planning state, so that they can be undone.
+
+    Routes are tried on the state itself (see QueryPlanner._rank_routes): every change the
+    planner makes to fetches, their selections and the response-key registry goes through
+    `QueryPlanner` methods that enter it here while a trial runs. Undoing restores the state
+    exactly (dictionaries keep their order: keys added are the last ones). Whatever a trial
+    created (new fetches, new selections) simply falls away.
+    """
+
+    __slots__ = ("entries",)
+
+    def __init__(self) -> None:
+        self.entries: list[tuple] = []
+
+    def undo_to(self, mark: int) -> None:
+        entries = self.entries
+        while len(entries) > mark:
+            kind, target, value = entries.pop()
+            if kind == _DELETE_KEY:
+                del target[value]
+            elif kind == _TRUNCATE:
+                del target[value:]
+            else:
+                setattr(target[0], target[1], value)
 
 
 @dataclass(frozen=True, eq=False)
@@ -166,7 +198,9 @@ class QueryPlanner:
         self.budget = _DRY_RUN_BUDGET
         self.jumps_in_progress: set[tuple] = set()
         self.touch_log: list[set[int]] = []  # fetch ids used while planning a jump's requirements
+        self.undo: _UndoLog | None = None  # while a route is tried: its changes, to be undone
         self._field_set_cache: dict[int, tuple[NSelection, ...]] = {}
+        self._jump_route_cache: dict[tuple[str, str], list[tuple[bool, _Route]]] = {}
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -223,7 +257,9 @@ class QueryPlanner:
     def _internal_key(self, path: tuple[str, ...], name: str, arguments: str) -> str:
         """The response key a key or @requires field is read from at `path`: one already selected
         there for the same field if any, else its name, else an alias of the gateway's own."""
-        registry = self.state.keys.setdefault(path, {})
+        registry = self.state.keys.get(path)
+        if registry is None:
+            registry = self._enter(self.state.keys, path, {})
         signature = (name, arguments)
         if registry.get(name) == {signature}:
             return name
@@ -240,13 +276,13 @@ class QueryPlanner:
         if chosen is not None:
             return chosen
         if name not in registry:
-            registry[name] = {signature}
+            self._enter(registry, name, {signature})
             return name
         while True:
-            self.state.next_alias += 1
+            self._set(self.state, "next_alias", self.state.next_alias + 1)
             alias = f"{RESERVED_PREFIX}{self.state.next_alias}_{name}"
             if alias not in registry:
-                registry[alias] = {signature}
+                self._enter(registry, alias, {signature})
                 return alias
 
     def _internal_fields(self, path: tuple[str, ...], selections: tuple[NSelection, ...]) -> tuple[NSelection, ...]:
@@ -265,6 +301,40 @@ class QueryPlanner:
         if cached is None:
             cached = self._field_set_cache[id(selections)] = field_set_selections(selections)
         return cached
+
+    # -- changes to the state: undoable while a route is tried -----------------------------------
+
+    def _enter(self, mapping: dict, key, value):
+        """`mapping[key] = value` for a key not in `mapping`."""
+        if self.undo is not None:
+            self.undo.entries.append((_DELETE_KEY, mapping, key))
+        mapping[key] = value
+        return value
+
+    def _extend(self, items: list, added) -> None:
+        if self.undo is not None:
+            self.undo.entries.append((_TRUNCATE, items, len(items)))
+        items.extend(added)
+
+    def _set(self, target, attribute: str, value) -> None:
+        if self.undo is not None:
+            self.undo.entries.append((_SET_ATTRIBUTE, (target, attribute), getattr(target, attribute)))
+        setattr(target, attribute, value)
+
+    def _add_typename(self, selection: SSelection) -> None:
+        if self.undo is not None and "__typename" not in selection.fields:
+            self.undo.entries.append((_DELETE_KEY, selection.fields, "__typename"))
+        selection.add_typename()
+
+    def _add_field(self, selection: SSelection, f: NField, type_: str, composite: bool) -> SField:
+        if self.undo is not None and f.key not in selection.fields:
+            self.undo.entries.append((_DELETE_KEY, selection.fields, f.key))
+        return selection.add(f.key, f.name, f.arguments, f.variables, type_, composite)
+
+    def _fragment(self, selection: SSelection, type_condition: str) -> SSelection:
+        if self.undo is not None and type_condition not in selection.fragments:
+            self.undo.entries.append((_DELETE_KEY, selection.fragments, type_condition))
+        return selection.fragment(type_condition)
 
     # -- types --------------------------------------------------------------------------------
 
@@ -330,24 +400,37 @@ class QueryPlanner:
         if self._is_concrete(pos.type_name):
             jump_types += [i for i in model.interfaces_of(pos.type_name) if model.entity_interfaces_with_object(i)]
         for target in jump_types:
-            facts = model.types.get(target)
-            if facts is None:
-                continue
-            for subgraph, in_graph in facts.subgraphs.items():
-                if not in_graph.resolvable_keys():
+            for is_interface_object, route in self._jump_routes(target, f.name):
+                if target != pos.type_name and not is_interface_object:
                     continue
-                if target != pos.type_name and not in_graph.is_interface_object:
-                    continue
-                join = model.resolves(target, f.name, subgraph)
-                if join is None:
-                    continue
-                if subgraph == pos.subgraph and target == pos.type_name and not join.requires:
+                if route.subgraph == pos.subgraph and target == pos.type_name and route.requires is None:
                     continue  # that is the local route
-                routes.append(_Route(subgraph, target, target, self._field_set(join.requires) if join.requires else None))
+                routes.append(route)
         existing = {(fetch.subgraph, fetch.merge_path) for fetch in self.state.fetches if fetch.entity}
         routes.sort(
             key=lambda r: (r.target_type is not None, (r.subgraph, pos.path) not in existing, r.requires is not None, r.subgraph)
         )
+        return routes
+
+    def _jump_routes(self, target: str, field_name: str) -> list[tuple[bool, _Route]]:
+        """(is an interface object there, route) for each subgraph that resolves `target.field_name`
+        and has a resolvable key for `target`, in the supergraph's order. It depends on the
+        supergraph alone, so it is worked out once per planner: with a hundred subgraphs sharing
+        an entity, scanning them for every field tried was most of the planning time."""
+        cache_key = (target, field_name)
+        routes = self._jump_route_cache.get(cache_key)
+        if routes is None:
+            routes = []
+            facts = self.model.types.get(target)
+            for subgraph, in_graph in facts.subgraphs.items() if facts is not None else ():
+                if not in_graph.resolvable_keys():
+                    continue
+                join = self.model.resolves(target, field_name, subgraph)
+                if join is None:
+                    continue
+                requires = self._field_set(join.requires) if join.requires else None
+                routes.append((in_graph.is_interface_object, _Route(subgraph, target, target, requires)))
+            self._jump_route_cache[cache_key] = routes
         return routes
 
     def _route_field(self, pos: _Position, f: NField, exclude: frozenset[str]) -> NField | None:
@@ -371,23 +454,33 @@ class QueryPlanner:
         return f
 
     def _rank_routes(self, pos: _Position, f: NField, routes: list[_Route], exclude: frozenset[str]) -> list[_Route]:
+        """Try each route on the state itself, score it, and undo what it changed (no copy of the
+        state per route: a trial costs what it changes)."""
         scored = []
-        for order, route in enumerate(routes):
-            self.budget -= 1
-            saved = self.state
-            saved_touches = [set(touched) for touched in self.touch_log]
-            self.state, copied_pos = copy.deepcopy((saved, pos))
-            try:
-                leftover = self._apply_and_reroute(copied_pos, f, route, exclude)
-                weight = _selection_weight((leftover,)) if leftover is not None else 0
-                scored.append(((weight, self.state.cost(), order), route))
-            except _Infeasible:
-                pass
-            finally:
-                self.state = saved
-                for touched, before in zip(self.touch_log, saved_touches, strict=True):
-                    touched.clear()
-                    touched.update(before)
+        outermost = self.undo is None
+        if outermost:
+            self.undo = _UndoLog()
+        undo = self.undo
+        assert undo is not None
+        try:
+            for order, route in enumerate(routes):
+                self.budget -= 1
+                saved_touches = [set(touched) for touched in self.touch_log]
+                mark = len(undo.entries)
+                try:
+                    leftover = self._apply_and_reroute(pos, f, route, exclude)
+                    weight = _selection_weight((leftover,)) if leftover is not None else 0
+                    scored.append(((weight, self.state.cost(), order), route))
+                except _Infeasible:
+                    pass
+                finally:
+                    undo.undo_to(mark)
+                    for touched, before in zip(self.touch_log, saved_touches, strict=True):
+                        touched.clear()
+                        touched.update(before)
+        finally:
+            if outermost:
+                self.undo = None
         scored.sort(key=lambda item: item[0])
         return [route for _, route in scored]
 
@@ -417,13 +510,13 @@ class QueryPlanner:
         for touched in self.touch_log:
             touched.add(pos.fetch.id)
         if f.name == "__typename":
-            pos.selection.add_typename()
+            self._add_typename(pos.selection)
             return None
         local_type, supergraph_type = self._field_type(pos.type_name, f.name, pos.subgraph)
         named = _named(local_type)
         facts = self.model.types.get(named)
         composite = facts is not None and facts.kind in _COMPOSITE_KINDS
-        added = pos.selection.add(f.key, f.name, f.arguments, f.variables, local_type, composite)
+        added = self._add_field(pos.selection, f, local_type, composite)
         if not composite or added.selection is None:
             return None
         join = self.model.field_join(pos.type_name, f.name, pos.subgraph)  # type: ignore[arg-type]
@@ -433,7 +526,7 @@ class QueryPlanner:
             provided_field = self._provided(pos, f.name)
             provided = provided_field.selections if provided_field is not None else None
         if self.model.is_abstract(_named(supergraph_type)):
-            added.selection.add_typename()
+            self._add_typename(added.selection)
         child = _Position(
             pos.fetch,
             added.selection,
@@ -467,7 +560,7 @@ class QueryPlanner:
 
     def _plan_abstract(self, pos: _Position, selections) -> list[NSelection]:
         assert pos.selection is not None and pos.subgraph is not None
-        pos.selection.add_typename()
+        self._add_typename(pos.selection)
         possible = self.model.possible_types_in(pos.type_name, pos.subgraph)
         if not possible and self.model.types[pos.type_name].kind == "INTERFACE":
             # no implementation here: the interface's own fields must still have a route
@@ -479,7 +572,7 @@ class QueryPlanner:
             wanted = [c for c in fields.values() if c.field.name != "__typename"]
             if not wanted:
                 continue
-            concrete_pos = replace(pos, selection=pos.selection.fragment(concrete), type_name=concrete)
+            concrete_pos = replace(pos, selection=self._fragment(pos.selection, concrete), type_name=concrete)
             for collected in wanted:
                 leftover = self._route_field(concrete_pos, collected.field, frozenset())
                 if leftover is None:
@@ -536,7 +629,7 @@ class QueryPlanner:
             merge_path=merge_path,
             stage=self.state.stage,
         )
-        self.state.fetches.append(fetch)
+        self._extend(self.state.fetches, (fetch,))
         return fetch
 
     def _root_fetch(self, subgraph: str) -> _Fetch:
@@ -546,7 +639,7 @@ class QueryPlanner:
             # in order) unless something already depends on the earlier one
             last = self.state.fetches[-1] if self.state.fetches else None
             if last is not None and not last.entity and last.subgraph == subgraph:
-                last.stage = self.state.stage
+                self._set(last, "stage", self.state.stage)
                 return last
             fetch = self._new_fetch(subgraph, False, ())
             fetch.depends_on = {f.id for f in self.state.fetches if f is not fetch}
@@ -579,7 +672,8 @@ class QueryPlanner:
                 and fetch.id not in ancestors
                 and fits(fetch)
             ):
-                fetch.depends_on |= depends_on
+                if not depends_on <= fetch.depends_on:
+                    self._set(fetch, "depends_on", fetch.depends_on | depends_on)
                 return fetch
         fetch = self._new_fetch(subgraph, True, merge_path)
         fetch.depends_on = set(depends_on)
@@ -607,7 +701,7 @@ class QueryPlanner:
                     self.touch_log.pop()
                 if planned is None:
                     continue
-                pos.selection.add_typename()
+                self._add_typename(pos.selection)
                 depends_on = touched | {pos.fetch.id}
                 key_fields, required_fields = planned
                 fetch = self._entity_fetch(
@@ -621,13 +715,13 @@ class QueryPlanner:
                 representation = fetch.representations.get(pos.type_name)
                 if representation is None:
                     sent = route.representation_typename or route.target_type
-                    fetch.representations[pos.type_name] = (sent, list(key_fields), list(required_fields))  # type: ignore[assignment]
+                    self._enter(fetch.representations, pos.type_name, (sent, list(key_fields), list(required_fields)))
                 else:
-                    representation[1].extend(key_fields)
-                    representation[2].extend(required_fields)
+                    self._extend(representation[1], key_fields)
+                    self._extend(representation[2], required_fields)
                 return _Position(
                     fetch,
-                    fetch.selection.fragment(route.target_type),  # type: ignore[arg-type]
+                    self._fragment(fetch.selection, route.target_type),  # type: ignore[arg-type]
                     pos.path,
                     route.target_type,  # type: ignore[arg-type]
                     route.subgraph,
@@ -845,8 +939,3 @@ def _alias_conflicts(selections: list[SSelection]) -> bool:
             if children and _alias_conflicts(children):
                 aliased = True
     return aliased
-
-
-# deep copies of the planning state share the immutable normalized operation
-NField.__deepcopy__ = lambda self, memo: self  # type: ignore[attr-defined]
-NFragment.__deepcopy__ = lambda self, memo: self  # type: ignore[attr-defined]
