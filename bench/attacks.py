@@ -329,6 +329,55 @@ def attack_aliases(demo: Demo, quick: bool) -> Outcome:
     return _graphql(demo, "{ " + " ".join(f"a{i}: districts {{ code name population }}" for i in range(1000)) + " }")
 
 
+def attack_aliases_250(demo: Demo, quick: bool) -> Outcome:
+    return _graphql(demo, "{ " + " ".join(f"a{i}: districts {{ code name population }}" for i in range(250)) + " }")
+
+
+def attack_aliases_5000(demo: Demo, quick: bool) -> Outcome:
+    return _graphql(demo, "{ " + " ".join(f"a{i}: districts {{ code name population }}" for i in range(5000)) + " }")
+
+
+def attack_megabyte_of_fields(demo: Demo, quick: bool) -> Outcome:
+    return _graphql(demo, "{ " + " ".join(f"field{i} {{ code name population }}" for i in range(28_000)) + " }")
+
+
+def attack_admin_junk_keys(demo: Demo, quick: bool) -> Outcome:
+    count = 200 if quick else 1000
+    statuses: Counter = Counter()
+    first_refusal = None
+    with httpx.Client(timeout=10, base_url=demo.url) as client:
+        for n in range(count):
+            sent = time.monotonic()
+            response = client.get("/admin/connectors", headers={"authorization": f"Bearer cgp_junk-{n}"})
+            statuses[f"{response.status_code} {_code(response.content)}".strip()] += 1
+            if response.status_code == 429 and first_refusal is None:
+                first_refusal = time.monotonic() - sent
+    summary = ", ".join(f"{n}× {a}" for a, n in statuses.most_common())
+    return Outcome(summary, first_refusal or float("nan"), f"{count} junk bearer keys from one address; time = one refusal")
+
+
+def _gauges_sdl(fields: int) -> str:
+    """A harmless partner SDL of `fields` Int fields (100 a type, one root field a type)."""
+    types = [f"type Gauge{t} {{ " + " ".join(f"measurementNumber{j}: Int" for j in range(100)) + " }" for t in range(fields // 100)]
+    roots = " ".join(f"gauge{t}: Gauge{t}" for t in range(fields // 100))
+    link = 'extend schema @link(url: "https://specs.apollo.dev/federation/v2.5", import: ["@key"])'
+    return "\n".join([link, *types, f"type Query {{ {roots} }}"])
+
+
+def attack_registration_after_a_big_one(demo: Demo, quick: bool) -> Outcome:
+    """Not hostile on its own: the cost every later registration pays once a 10,000-field one is
+    served (its Engine is built again each time)."""
+    headers = {"authorization": f"Bearer {demo.credentials['operator_key']}"}
+    manifest = {"owner": "gauges", "kind": "subgraph", "url": demo.url + "/unused"}
+    with httpx.Client(timeout=120, base_url=demo.url, headers=headers) as client:
+        big = client.put("/admin/connectors/gauges", json={**manifest, "sdl": _gauges_sdl(10_000)})
+        if big.status_code != 200:
+            return Outcome(f"{big.status_code} {_code(big.content)}", 0.0, "the 10,000-field registration itself was refused")
+        started = time.monotonic()
+        small = client.put("/admin/connectors/gauge-small", json={**manifest, "sdl": _gauges_sdl(100).replace("Gauge", "Small").replace("gauge", "small")})
+        return Outcome(f"{small.status_code}", time.monotonic() - started, "a 100-field registration, a 10,000-field one served")
+
+
 def attack_deep(demo: Demo, quick: bool) -> Outcome:
     pairs = 31  # districts, 31 × (parkingSpots, district), code: 64 fields on the path
     return _graphql(demo, "{ districts { " + "parkingSpots { district { " * pairs + "code" + " } }" * pairs + " } }")
@@ -348,7 +397,10 @@ def attack_fan_out(demo: Demo, quick: bool) -> Outcome:
 ATTACKS: dict[str, Callable[[Demo, bool], Outcome]] = {
     "fragment bomb, 20 levels (824 B)": attack_bomb_20,
     "fragment bomb, 40 levels": attack_bomb_40,
+    "250 aliases of one root field": attack_aliases_250,
     "1,000 aliases of one root field": attack_aliases,
+    "5,000 aliases of one root field (209 KB)": attack_aliases_5000,
+    "1 MB of distinct fields": attack_megabyte_of_fields,
     "query 64 fields deep": attack_deep,
     "variables nested 1,024 levels deep": attack_deep_variables,
     "3-level list fan-out": attack_fan_out,
@@ -359,6 +411,9 @@ ATTACKS: dict[str, Callable[[Demo, bool], Outcome]] = {
     "16 MiB header": attack_header_bomb,
     "slow readers": attack_slow_readers,
     "rate flood": attack_rate_flood,
+    # before the junk keys: those leave the address (the operator's too, here) waiting a few seconds
+    "a registration after a 10,000-field one": attack_registration_after_a_big_one,
+    "junk admin keys": attack_admin_junk_keys,
 }
 
 

@@ -29,7 +29,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .engine import Engine, RequestError
-from .http_limits import Admission, EdgeMiddleware, HttpLimits, address_key, retry_after
+from .http_limits import AdminAuthLimit, Admission, EdgeMiddleware, HttpLimits, address_key, retry_after
 from .identity import PUBLIC, Authenticator, IdentityError, Requester
 
 logger = logging.getLogger("citygate.http")
@@ -256,7 +256,10 @@ def create_app(
         return PlainTextResponse("ready")
 
     return Starlette(
-        middleware=[Middleware(EdgeMiddleware, limits=limits, refusal=_edge_refusal)],
+        middleware=[
+            Middleware(EdgeMiddleware, limits=limits, refusal=_edge_refusal),
+            Middleware(AdminAuthLimit, limits=limits, admission=lambda: state.admission, refusal=_edge_refusal),
+        ],
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),

@@ -13,7 +13,9 @@ Three layers, each where the work it bounds happens:
   rest of the body is never read. A handler that answers before reading the body (the admin API
   without a key) closes the connection too: an unread body is never drained;
 - the client (`Admission`): requests per second per client (the public: per remote address,
-  IPv6 per /64), in memory or shared through Redis, and requests in flight per client.
+  IPv6 per /64), in memory or shared through Redis, and requests in flight per client;
+  `AdminAuthLimit` counts the admin API's refused keys per address the same way, and refuses an
+  address over `admin_auth_failures` before its key is looked at or its body read.
 
 Every refusal carries a stable code (`PAYLOAD_TOO_LARGE`, `REQUEST_TIMEOUT`,
 `REQUEST_HEADER_FIELDS_TOO_LARGE`, `RATE_LIMITED`). This module decides nothing about privacy and
@@ -65,6 +67,9 @@ class HttpLimits:
     rate_limit: float = 0.0  # requests per second per identified client; 0: no limit
     public_rate_limit: float = 0.0  # requests per second per remote address of the public; 0: no limit
     max_in_flight: int = 0  # /graphql requests one client (or public address) has in flight; 0: no limit
+    # requests to /admin/* per remote address per minute whose key is refused (each costs a hash
+    # and a store query), at most that many at once; 0: no limit
+    admin_auth_failures: int = 10
     redis_url: str | None = None  # rate limits shared by replicas; None: in this process's memory
     # what one operation may cost (depth, expanded size, aliases, variables, planning time, who
     # may introspect): the planner's limits, read from the same CITYGATE_<FIELD> variables
@@ -408,6 +413,18 @@ return 0
 """
 
 
+# One request given back (its key was good, say): the theoretical arrival time one interval earlier.
+_GCRA_REFUND = """
+local interval = tonumber(ARGV[1])
+local clock = redis.call('TIME')
+local now = clock[1] * 1000 + math.floor(clock[2] / 1000)
+local tat = tonumber(redis.call('GET', KEYS[1]) or now) - interval
+if tat <= now then redis.call('DEL', KEYS[1]) return 0 end
+redis.call('SET', KEYS[1], tostring(tat), 'PX', math.ceil(tat - now) + 1000)
+return 0
+"""
+
+
 class Admission:
     """Rate limits (GCRA, in memory or in Redis) and requests in flight, per client key."""
 
@@ -426,20 +443,28 @@ class Admission:
 
             self._redis = redis.Redis.from_url(limits.redis_url, socket_timeout=0.25, socket_connect_timeout=0.25)
             self._script = self._redis.register_script(_GCRA)
+            self._refund_script = self._redis.register_script(_GCRA_REFUND)
 
-    async def wait_time(self, key: str, rate: float) -> float:
-        """0 when a request of `key` may go now at `rate` per second; else the seconds until one may."""
+    def _use_redis(self) -> bool:
+        return self._redis is not None and time.monotonic() >= self._redis_down_until
+
+    def _redis_failed(self, error: Exception) -> None:
+        self._redis_down_until = time.monotonic() + self.REDIS_BACKOFF
+        logger.warning("rate limits in memory for %g s: Redis failed (%s)", self.REDIS_BACKOFF, type(error).__name__)
+
+    async def wait_time(self, key: str, rate: float, *, burst: float | None = None) -> float:
+        """0 when a request of `key` may go now at `rate` per second (and counts); else the seconds
+        until one may. `burst`: requests at once (default: a second's worth)."""
         if rate <= 0:
             return 0.0
         interval = 1.0 / rate
-        burst = max(1.0, rate)  # a second's worth of requests at once
-        if self._redis is not None and time.monotonic() >= self._redis_down_until:
+        burst = max(1.0, rate if burst is None else burst)
+        if self._use_redis():
             try:
                 waited_ms = await self._script(keys=[self._prefix + key], args=[interval * 1000, burst])
                 return float(waited_ms) / 1000
             except Exception as error:  # Redis down or slow: limit in memory meanwhile, never fail the request
-                self._redis_down_until = time.monotonic() + self.REDIS_BACKOFF
-                logger.warning("rate limits in memory for %g s: Redis failed (%s)", self.REDIS_BACKOFF, type(error).__name__)
+                self._redis_failed(error)
         now = time.monotonic()
         arrival = max(self._arrivals.get(key, now), now)
         wait = arrival - now - (burst - 1) * interval
@@ -447,6 +472,21 @@ class Admission:
             return wait
         self._arrivals[key] = arrival + interval
         return 0.0
+
+    async def give_back(self, key: str, rate: float) -> None:
+        """Uncount one request of `key` that wait_time counted (at the same `rate`)."""
+        if rate <= 0:
+            return
+        interval = 1.0 / rate
+        if self._use_redis():
+            try:
+                await self._refund_script(keys=[self._prefix + key], args=[interval * 1000])
+                return
+            except Exception as error:
+                self._redis_failed(error)
+        arrival = self._arrivals.get(key)
+        if arrival is not None:
+            self._arrivals[key] = max(arrival - interval, time.monotonic())
 
     @contextlib.contextmanager
     def in_flight(self, key: str, limit: int) -> Iterator[bool]:
@@ -476,3 +516,42 @@ class Admission:
 
 def retry_after(seconds: float) -> str:
     return str(max(1, math.ceil(seconds)))
+
+
+# -- the admin API's keys -------------------------------------------------------------------------
+
+# set True in a request's scope by whoever accepted its key (gateway/registry/_admin.py, Keys)
+AUTHENTICATED = "citygate.authenticated"
+
+
+class AdminAuthLimit:
+    """Refused admin keys per remote address (ASGI, on /admin/*): each request counts against its
+    address before anything looks at its key or reads its body, and is given back when its key is
+    accepted; an address over `admin_auth_failures` a minute gets 429 `RATE_LIMITED` at once."""
+
+    def __init__(self, app: Any, limits: HttpLimits, admission: Callable[[], Admission | None], refusal: Refusal) -> None:
+        self.app = app
+        self.rate = limits.admin_auth_failures / 60
+        self.burst = limits.admin_auth_failures
+        self.admission = admission
+        self.refusal = refusal
+
+    async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]], send: Callable[[dict], Awaitable[None]]) -> None:
+        admission = self.admission()
+        if scope["type"] != "http" or not scope["path"].startswith("/admin/") or not self.rate or admission is None:
+            await self.app(scope, receive, send)
+            return
+        key = "admin-auth:" + address_key(scope)
+        wait = await admission.wait_time(key, self.rate, burst=self.burst)
+        if wait:
+            message = f"more than {self.burst} refused keys a minute from this address: retry after the time in Retry-After"
+            media, body = self.refusal(scope, 429, "RATE_LIMITED", message)
+            headers = [(b"content-type", media.encode()), (b"content-length", str(len(body)).encode()), (b"retry-after", retry_after(wait).encode())]
+            await send({"type": "http.response.start", "status": 429, "headers": headers})
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if scope.get(AUTHENTICATED):
+                await admission.give_back(key, self.rate)

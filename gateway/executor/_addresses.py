@@ -2,8 +2,9 @@
 
 The registry checks a connector's URL when it is registered (gateway/registry/_rules.py); the
 subgraph transport checks every address a registered connector's host resolves to when it
-connects (`GuardedResolver`), so a partner whose DNS later points at the gateway's own network
-reaches nothing: the request fails as unavailable and no byte is sent.
+connects (`GuardedResolver`), for its subgraph requests and for the registration's SDL read
+alike, so a partner whose DNS later points at the gateway's own network reaches nothing: the
+request fails as unavailable and no byte is sent.
 
 This module must never resolve a name itself for a decision it does not then enforce, and never
 allow a special address (loopback, private, link-local, CGNAT, multicast, reserved, cloud

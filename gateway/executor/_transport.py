@@ -17,7 +17,8 @@ the others' requests nothing but its own fields.
 
 Registered partners' connectors (`guarded=True`) connect through sessions whose resolver refuses
 any address the operator's policy refuses (`_addresses.GuardedResolver`): their DNS is checked at
-every connection, not only at registration. This module must never send a byte to such an address.
+every connection, not only at registration; the registration's own SDL read goes the same way
+(`HttpPool.post_guarded`). This module must never send a byte to such an address.
 """
 
 from __future__ import annotations
@@ -100,6 +101,11 @@ class CircuitBreaker:
         self._probing = False
 
 _BASE_HEADERS = {"content-type": "application/json", "accept": "application/graphql-response+json, application/json"}
+_NO_OWN_TIMEOUT = aiohttp.ClientTimeout(total=None)  # post_guarded's caller holds the one deadline
+
+
+class AnswerTooLarge(Exception):
+    """An upstream's answer went past the size its reader allows; the rest was never read."""
 
 
 class HttpPool:
@@ -144,6 +150,36 @@ class HttpPool:
             connector = aiohttp.TCPConnector(**options)
             session = self._sessions[(guarded, fresh)] = aiohttp.ClientSession(connector=connector, trust_env=False, auto_decompress=True)
         return session
+
+    async def post_guarded(self, url: str, body: bytes, headers: Mapping[str, str], *, max_bytes: int | None = None) -> bytes:
+        """POST `body` to a registered partner's `url` outside a subgraph request (its SDL, read at
+        registration) under the same guard: every address its host resolves to checked at
+        connection, no redirect followed (the headers may carry the partner's secrets), the answer
+        read while it streams and refused past `max_bytes` (AnswerTooLarge). The caller sets the
+        deadline. UpstreamAddressRefused when the guard refused the address: nothing was sent."""
+        literal = _literal_address(url)
+        if literal is not None and refused(literal, tuple(self.allow_upstreams())):
+            raise UpstreamAddressRefused("its address is refused by the operator's policy")
+        try:
+            # a connection of its own, closed after: a registration's read leaves nothing in the
+            # pool (no connection, no cached name) for the connector's traffic to reuse unchecked
+            async with self.fresh_session(guarded=True).post(
+                url, data=body, headers={**_BASE_HEADERS, **headers}, allow_redirects=False, timeout=_NO_OWN_TIMEOUT
+            ) as response:
+                chunks, size = [], 0
+                async for chunk in response.content.iter_chunked(65536):
+                    size += len(chunk)
+                    if max_bytes is not None and size > max_bytes:
+                        raise AnswerTooLarge(f"the answer is over {max_bytes} bytes")
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        except aiohttp.ClientConnectorError as error:
+            if isinstance(error.os_error, UpstreamRefused):
+                logger.warning("partner %s not reached: %s", url, error.os_error)
+                raise UpstreamAddressRefused("its address is refused by the operator's policy") from None
+            raise SubgraphUnavailable(f"unreachable ({type(error).__name__})") from None
+        except aiohttp.ClientError as error:
+            raise SubgraphUnavailable(f"unreachable ({type(error).__name__})") from None
 
     async def close(self) -> None:
         for session in self._sessions.values():

@@ -29,7 +29,7 @@ from graphql import (
 from ..supergraph import SupergraphModel
 from ._build import PlanningBudgetExceeded, PlanningError, QueryPlanner
 from ._cost import estimate_cost, field_costs
-from ._limits import DocumentLimits, LimitExceeded, check_document, check_variables
+from ._limits import DocumentLimits, LimitExceeded, check_document, check_text, check_variables
 from ._operation import (
     INTROSPECTION_ROOT_FIELDS,
     CollectedField,
@@ -174,7 +174,7 @@ class Planner:
 
     def prepare(self, text: str, operation_name: str | None, limits: DocumentLimits | None = None) -> PreparedOperation:
         limits = limits or self.limits
-        cache_key = (text, operation_name, limits.max_tokens, limits.max_depth, limits.max_fields, limits.max_aliases, limits.max_root_fields,
+        cache_key = (text, operation_name, limits.max_document_size, limits.max_tokens, limits.max_depth, limits.max_fields, limits.max_aliases, limits.max_root_fields,
                      limits.default_list_size)
         prepared = self._documents.get(cache_key)
         if prepared is not None:
@@ -220,6 +220,10 @@ class Planner:
         return self._estimate(prepared.operation, prepared.fragments, variables or {}, limits or self.limits)[0]
 
     def _parse_and_validate(self, text: str, limits: DocumentLimits) -> DocumentNode:
+        try:
+            check_text(text, limits)  # before graphql-core's parser, which costs ~10 µs a token
+        except LimitExceeded as error:
+            raise DocumentError(error.code, [error.message]) from None
         try:
             document = parse(text, max_tokens=limits.max_tokens)
         except GraphQLError as error:

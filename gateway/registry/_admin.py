@@ -2,7 +2,8 @@
 
 Authentication: `Authorization: Bearer <key>`. The operator's key is compared in constant time
 with its hash; partner keys are looked up by hash in the store. Keys are never stored or logged
-in clear. Answers are JSON; every refusal has a stable `code`.
+in clear. A key accepted marks its request (`AUTHENTICATED`): the edge counts the others per
+address and refuses an address that sends too many (gateway/http_limits.py, AdminAuthLimit). Answers are JSON; every refusal has a stable `code`.
 
 A manifest sent here never reads the gateway's environment (`${NAME}` is refused with
 `SECRET_REFERENCE_REFUSED`); the upstream secrets a connector's owner sends with it are stored
@@ -22,6 +23,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..http_limits import AUTHENTICATED
 from ..store import Store, key_hash
 from ._manifest import NAME
 from ._registry import OPERATOR, Actor, Registry
@@ -45,10 +47,12 @@ class Keys:
             return None
         key = key.strip()
         if hmac.compare_digest(key_hash(key), self._operator_hash):
+            request.scope[AUTHENTICATED] = True
             return OPERATOR
         if self.store is not None:
             partner = await self.store.partner_for_key(key)
             if partner is not None:
+                request.scope[AUTHENTICATED] = True
                 return Actor(partner)
         return None
 

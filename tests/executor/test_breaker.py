@@ -78,7 +78,7 @@ async def test_a_hanging_partner_is_cut_off_by_its_breaker_then_probed_back(worl
             assert [e["extensions"] for e in body["errors"]] == [{"code": "SUBGRAPH_UNAVAILABLE", "serviceName": "ratings"}]
         assert partner.received == received  # nothing sent while open
         print(f"\nbreaker open: answers in {min(fast) * 1000:.1f}-{max(fast) * 1000:.1f} ms (partner timeout 500 ms)")
-        assert max(fast) < 0.1
+        assert max(fast) < 0.45  # none waited for the partner's timeout (how fast is printed, not asserted)
 
         partner.hanging = False
         await asyncio.sleep(1.6)  # the cool-down: the next request is the half-open probe
