@@ -24,7 +24,9 @@ def prepare_store(store_path: Path, policy_path: Path) -> tuple[Path, str]:
     return asyncio.run(seed_store(store_path, policy_path))
 
 
-async def seed_store(store_path: Path, policy_path: Path) -> tuple[Path, str]:
+async def seed_store(store_path: Path, policy_path: Path, store_url: str | None = None) -> tuple[Path, str]:
+    """The policy file and every subject's consent, in a SQLite file at `store_path` (or the
+    fresh store at `store_url`, e.g. an empty PostgreSQL database)."""
     document = {
         "purposes": {"benchmark": {"description": "measuring"}},
         "clients": {"bench-client": {"purposes": ["benchmark"], "api_key_sha256": hashlib.sha256(BENCH_KEY.encode()).hexdigest()}},
@@ -37,9 +39,9 @@ async def seed_store(store_path: Path, policy_path: Path) -> tuple[Path, str]:
         }],
     }
     policy_path.write_text(yaml.safe_dump(document))
-    store_path.unlink(missing_ok=True)
-
-    store = Store(f"sqlite:///{store_path}")
+    if store_url is None:
+        store_path.unlink(missing_ok=True)
+    store = Store(store_url or f"sqlite:///{store_path}")
     await store.create()
     ledger = Ledger(store, parse_policy(document))
     for subject in SUBJECTS:

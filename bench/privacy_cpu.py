@@ -1,6 +1,6 @@
 """The privacy cost in CPU time, in one process, without the load driver's noise.
 
-    python -m bench.privacy_cpu [--requests 100] [--rounds 30] [--concurrency 32] [--no-gc]
+    python -m bench.privacy_cpu [--requests 100] [--rounds 30] [--concurrency 32] [--no-gc] [--store sqlite|postgresql]
 
 The heavy query through the whole gateway (ASGI app, identity, planning, fetching, shaping,
 deciding, auditing to a real SQLite file, serializing), with and without privacy annotations,
@@ -10,16 +10,23 @@ per request for both, alternating in short rounds, and the cost: 1 - (CPU withou
 the share of requests per second a CPU-bound gateway loses. The median of the rounds' costs is
 steadier than two medians of CPU time on a shared machine. Without the HTTP server's own work
 the cost is larger here than under `bench.run`'s load.
+
+With `--store postgresql` both gateways share a fresh PostgreSQL database (created on `--postgres`,
+dropped after), as replicas do: the annotated one then reads the consent clock before every
+request (gateway/consent/_ledger.py), and its cost is in the figures. Each round also prints the
+requests per second of the annotated gateway (wall clock, this process alone).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import statistics
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -55,6 +62,7 @@ class Driver:
         self.app = app
         self.headers = [(b"content-type", b"application/json"), (b"accept", b"application/json"), (b"x-api-key", api_key.encode())]
         self.counter = 0
+        self.wall = 0.0
 
     async def post(self, body: bytes) -> tuple[int, bytes]:
         scope = {
@@ -88,7 +96,7 @@ class Driver:
         return orjson.dumps({"query": HEAVY, "variables": {"nonce": str(self.counter)}})
 
     async def run(self, requests: int, concurrency: int) -> float:
-        """CPU seconds of this process per request."""
+        """CPU seconds of this process per request (the wall-clock seconds per request: `self.wall`)."""
         remaining = requests
 
         async def worker() -> None:
@@ -99,8 +107,9 @@ class Driver:
                 if status != 200 or b'"errors"' in answer:
                     raise RuntimeError(f"failed: {status} {answer[:300]!r}")
 
-        started = time.process_time()
+        started, wall = time.process_time(), time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
+        self.wall = (time.perf_counter() - wall) / requests
         return (time.process_time() - started) / requests
 
 
@@ -115,6 +124,12 @@ async def main() -> None:
         "--owners", choices=("one", "each"), default="one",
         help="one party owns the four subgraphs (default), or each is its own party: every flow between them decided and audited",
     )
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite", help="the gateways' store (default: a SQLite file each)")
+    parser.add_argument(
+        "--no-clock", action="store_true",
+        help="with --store postgresql: no consent clock read (as before replicas were consistent; for comparison only, not safe)",
+    )
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres", help="with --store postgresql: the server")
     args = parser.parse_args()
 
     import gc
@@ -124,7 +139,23 @@ async def main() -> None:
     from gateway.policy import load_policy
 
     work = Path(tempfile.mkdtemp(prefix="citygate-privacy-cpu-"))
-    policy_path, key = await seed_store(work / "privacy.db", work / "policy.yaml")
+    database = None
+    if args.store == "postgresql":
+        import asyncpg
+        from sqlalchemy.engine import make_url
+
+        database = f"citygate_bench_{uuid.uuid4().hex[:10]}"
+        admin = await asyncpg.connect(args.postgres)
+        await admin.execute(f'CREATE DATABASE "{database}"')
+        await admin.close()
+        store_urls = dict.fromkeys(("off", "on"), make_url(args.postgres).set(database=database).render_as_string(hide_password=False))
+        policy_path, key = await seed_store(work / "unused.db", work / "policy.yaml", store_url=store_urls["on"])
+    else:
+        policy_path, key = await seed_store(work / "privacy.db", work / "policy.yaml")
+        store_urls = {}
+        for side in ("off", "on"):  # a SQLite file serves one gateway: a copy each
+            shutil.copyfile(work / "privacy.db", work / f"privacy-{side}.db")
+            store_urls[side] = f"sqlite:///{work / f'privacy-{side}.db'}"
     policy = load_policy(policy_path)
     drivers: dict[str, Driver] = {}
     answers = {}
@@ -135,10 +166,12 @@ async def main() -> None:
         subgraphs = Subgraphs(annotated=annotated)  # the benchmark's subgraphs, in their own process
         upstreams.append(subgraphs)
         sdl = subgraphs.supergraph(work / f"supergraph-{label.split()[-1]}.graphql").read_text()
-        gateway = static_app(supergraph=sdl, store_url=f"sqlite:///{work / 'privacy.db'}", policy=policy, policy_path=policy_path)
+        gateway = static_app(supergraph=sdl, store_url=store_urls[label.split()[-1]], policy=policy, policy_path=policy_path)
         context = gateway.app.router.lifespan_context(gateway.app)
         await context.__aenter__()
         contexts.append(context)
+        if args.no_clock:
+            gateway.runtime.ledger.clocked = False
         transport = Transport({name: ReplayedSubgraph(f"{subgraphs.url}/{name}") for name in ("accounts", "inventory", "products", "reviews")})
         gateway.state.engine = gateway.runtime.build_engine(sdl, transport, OWNERS[args.owners])
         drivers[label] = Driver(gateway.app, key)
@@ -158,6 +191,7 @@ async def main() -> None:
     for subgraphs in upstreams:
         subgraphs.process.stop()  # every answer is in memory now
     per_request: dict[str, list[float]] = {label: [] for label in drivers}
+    rates: dict[str, list[float]] = {label: [] for label in drivers}
     for round_index in range(args.rounds):
         for label, driver in drivers.items():
             if args.only is None or label.endswith(args.only):
@@ -165,7 +199,10 @@ async def main() -> None:
         if args.only is not None:
             continue
         off, on = per_request["annotations off"][-1], per_request["annotations on"][-1]
-        print(f"round {round_index + 1}: off {off * 1000:.3f} ms  on {on * 1000:.3f} ms  cost {1 - off / on:.1%}", flush=True)
+        rates["annotations off"].append(1 / drivers["annotations off"].wall)
+        rates["annotations on"].append(1 / drivers["annotations on"].wall)
+        print(f"round {round_index + 1}: off {off * 1000:.3f} ms  on {on * 1000:.3f} ms  cost {1 - off / on:.1%}  "
+              f"on {rates['annotations on'][-1]:.0f} req/s", flush=True)
     if args.only is None:
         off = statistics.median(per_request["annotations off"])
         on = statistics.median(per_request["annotations on"])
@@ -174,9 +211,17 @@ async def main() -> None:
         costs = sorted(1 - a / b for a, b in zip(per_request["annotations off"], per_request["annotations on"], strict=True))
         quartiles = statistics.quantiles(costs, n=4) if len(costs) > 1 else [costs[0]] * 3
         print(f"median CPU per request: off {off * 1000:.3f} ms, on {on * 1000:.3f} ms; "
-              f"cost (median of rounds) {quartiles[1]:.1%}, middle half {quartiles[0]:.1%} to {quartiles[2]:.1%}")
+              f"cost (median of rounds) {quartiles[1]:.1%}, middle half {quartiles[0]:.1%} to {quartiles[2]:.1%}; "
+              f"req/s (median): off {statistics.median(rates['annotations off']):.0f}, on {statistics.median(rates['annotations on']):.0f} "
+              f"(store: {args.store})")
     for context in reversed(contexts):
         await context.__aexit__(None, None, None)
+    if database is not None:
+        import asyncpg
+
+        admin = await asyncpg.connect(args.postgres)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await admin.close()
 
 
 if __name__ == "__main__":

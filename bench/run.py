@@ -366,8 +366,11 @@ def privacy_scenario(args) -> dict:
         for label, supergraph, subgraphs in (("annotations off", plain, plain_subgraphs), ("annotations on", annotated, annotated_subgraphs)):
             port = free_port()
             url = f"http://127.0.0.1:{port}/graphql"
+            # a SQLite store serves one gateway: each gets its own copy of the seeded one
+            own_store = RESULTS / f"privacy-{label.split()[-1]}.db"
+            shutil.copyfile(store, own_store)
             # no sharing of subgraph calls: how much the two share depends on timing, not on privacy
-            process = start_gateway("citygate-privacy-unshared", supergraph, port, policy=policy, store=store, log_name=f"privacy-{label.split()[-1]}")
+            process = start_gateway("citygate-privacy-unshared", supergraph, port, policy=policy, store=own_store, log_name=f"privacy-{label.split()[-1]}")
             processes.append(process)
             wait_for(url, {"query": "{ __typename }"}, headers={"accept": "application/json", **headers})
             got = answer(url, HEAVY, headers)

@@ -200,6 +200,7 @@ def _check_store(url: str, timeouts) -> None:
     async def open_store() -> None:
         store = Store(url, timeouts)
         try:
+            store.claim()  # SQLite: refused when another gateway serves the file (claimed again once serving)
             await asyncio.wait_for(store.create(), timeouts.connect + timeouts.statement * 4)
         finally:
             await store.close()

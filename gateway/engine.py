@@ -263,6 +263,12 @@ class Engine:
             raise
         request_id = request_id or uuid.uuid4().hex
         extensions = {"cost": {"estimated": cost}} if report_cost else None
+        if self.privacy is not None and self.guard is not None and plan.nodes:
+            # the consent clock (several replicas on PostgreSQL): changes recorded through any
+            # replica before this request arrived are caught up with before a cache or a shared
+            # execution answers it; if the clock cannot be read, nothing cached answers it. A plan
+            # without fetches (`{ __typename }`, introspection) reads no subgraph: nothing to decide
+            await self.guard.ledger.sync()
         if prepared.kind != "query" or include_plan:
             return await self._execute(prepared, plan, coerced, requester, request_id, include_plan, encode, extensions=extensions)
         # Identical bytes from an identical requester (client, resident, purpose, roles) get the

@@ -5,10 +5,22 @@ recipient, purpose, categories, legal basis, time granted, expiry, time withdraw
 collected, and the policy (notice) version. Granting returns a receipt. Active consents are
 cached per (subject, recipient, purpose); every change through this ledger drops the subject's
 entries, so a withdrawal takes effect on the very next request.
+
+Several replicas (PostgreSQL): a change recorded through another replica never passes through
+this ledger, so the caches follow the consent clock, the highest `seq` of the store's events.
+Every request whose answer may depend on consent calls `sync()` before it uses a cache: it reads
+the events after the last one this replica has seen (one indexed query, shared by the requests
+that arrive while the previous read is in flight, never by one that arrived before the read
+started), drops the cache entries of their subjects and bumps `generation`, which every
+consent-dependent cache of the gateway is keyed on. A clock read that fails drops every cache:
+the request then decides from the store itself, which withholds while the store does not answer.
+SQLite is one process: every change passes through this ledger, no clock is read.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -19,6 +31,11 @@ from cachetools import LRUCache
 from ..policy import Policy
 from ..store import Store
 from ..taxonomy import category_covers, fides_categories
+
+logger = logging.getLogger("citygate.consent")
+
+# more events than this since the last clock read: drop every cache rather than read them all
+_CATCH_UP_LIMIT = 1_000
 
 
 class LedgerUnavailable(Exception):
@@ -94,15 +111,96 @@ class Ledger:
         # bumped by every change: a request that arrives after a change never shares the
         # execution of one that arrived before it (Engine's in-flight sharing keys on it)
         self.generation = 0
+        # the consent clock (PostgreSQL): the highest seq whose subject's entries this replica has
+        # dropped; None: not read yet (the next sync reads it and drops everything)
+        self.clocked = store.kind == "postgresql"
+        self.seen: int | None = None
+        self._reader: asyncio.Task | None = None  # the clock read in flight, and the ones queued behind it
+        self._queued: asyncio.Future | None = None  # the next read's answer, for requests arriving meanwhile
+        self._clock_failing = False
 
     def invalidate(self, subject: str) -> None:
+        self.invalidate_subjects({subject})
+
+    def invalidate_subjects(self, subjects: set[str]) -> None:
         self.generation += 1
-        for key in [k for k in list(self._active.keys()) if k[0] == subject]:
+        for key in [k for k in list(self._active.keys()) if k[0] in subjects]:
             self._active.pop(key, None)
 
     def invalidate_all(self) -> None:
         self.generation += 1
         self._active.clear()
+
+    # -- the consent clock (PostgreSQL) -----------------------------------------------------------
+
+    async def start_clock(self) -> None:
+        """Read the clock once, with every cache still empty (a failure leaves it to the first sync)."""
+        if self.clocked:
+            try:
+                self.seen = await self.store.consent_clock()
+            except Exception:
+                logger.exception("the consent clock cannot be read: the first request reads it")
+
+    async def sync(self) -> bool:
+        """Catch up with changes recorded through any replica, before a request uses a cache.
+
+        The request is served by a clock read that started after it arrived: a read already in
+        flight may predate the change it must see, so the requests arriving meanwhile all wait for
+        the next one, which starts as soon as it ends (group commit). False when the clock could
+        not be read: every cache was dropped, the request decides from the store (fail closed)."""
+        if not self.clocked:
+            return True
+        if self._reader is None:
+            waiting: asyncio.Future = asyncio.get_running_loop().create_future()
+            self._reader = asyncio.ensure_future(self._read_clock(waiting))
+        else:
+            if self._queued is None:
+                self._queued = asyncio.get_running_loop().create_future()
+            waiting = self._queued
+        return await asyncio.shield(waiting)  # a cancelled request never cancels the others' read
+
+    async def _read_clock(self, waiting: asyncio.Future | None) -> None:
+        try:
+            while waiting is not None:
+                caught_up = await self._catch_up()
+                if not waiting.done():
+                    waiting.set_result(caught_up)
+                # those who arrived during this read: the next read, starting now
+                waiting, self._queued = self._queued, None
+        finally:
+            self._reader = None
+            for left in (waiting, self._queued):  # cancelled (shutting down): nobody waits forever
+                if left is not None and not left.done():
+                    left.set_result(False)
+            if waiting is not None:
+                self._queued = None
+
+    async def _catch_up(self) -> bool:
+        try:
+            if self.seen is None:
+                clock = await self.store.consent_clock()
+                self.invalidate_all()
+                self.seen = clock
+            else:
+                changes = await self.store.consent_changes_since(self.seen, _CATCH_UP_LIMIT + 1)
+                if len(changes) > _CATCH_UP_LIMIT:
+                    clock = await self.store.consent_clock()  # before the drop: later events stay after `seen`
+                    self.invalidate_all()
+                    self.seen = clock
+                elif changes:
+                    self.invalidate_subjects({subject for _, subject in changes})
+                    self.seen = changes[-1][0]
+        except Exception as error:
+            # nothing cached may answer now: the request reads the store itself, or withholds
+            self.invalidate_all()
+            if not self._clock_failing:
+                logger.error("the consent clock cannot be read (%s): consent is decided without caches", type(error).__name__)
+            self._clock_failing = True
+            return False
+        if self._clock_failing:
+            logger.warning("the consent clock answers again")
+            self._clock_failing = False
+        return True
 
     def cached_active(self, subject: str, recipient: str, purpose: str) -> list[ConsentRecord] | None:
         """The subject's active consents for (recipient, purpose) if cached; None means: ask `active_for`."""

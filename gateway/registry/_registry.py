@@ -33,7 +33,7 @@ import orjson
 from ..composition import SdlLimits, SubgraphSource, compose, sdl_too_large
 from ..engine import Engine
 from ..executor import HttpPool, HttpSubgraph, InProcessSubgraph, Subgraphs, SubgraphUnavailable
-from ..executor._transport import BreakerSettings, SubgraphClient
+from ..executor._transport import AnswerTooLarge, BreakerSettings, SubgraphClient, UpstreamAddressRefused
 from ..policy import RegistryPolicy
 from ..store import Store
 from ..supergraph import SupergraphError, load_supergraph
@@ -150,6 +150,7 @@ class Registry:
         self.lock = asyncio.Lock()
         self.supergraph: str | None = None
         self.worker = CompositionWorker()  # composition and the rules, off the event loop
+        self.warming: asyncio.Task | None = None  # the worker started ahead (replicas), see warm_worker_soon
         # registered partners' traffic: addresses checked at each connection against the policy
         # in force (read at each connection: a policy reload applies at once)
         self.pool.allow_upstreams = lambda: self.policy.allow_upstreams
@@ -200,11 +201,67 @@ class Registry:
             raise RegistryError(f"the composed supergraph cannot be served: {error}") from None
         self._swap(engine, result.supergraph, self.connectors)  # type: ignore[arg-type]
 
+    def warm_worker_soon(self) -> asyncio.Task:
+        """Start the composition worker in the background, composing what is served (replicas
+        compose the changes other replicas made: one heard of should not wait for the spawn)."""
+
+        async def warm() -> None:
+            if self.connectors:
+                try:
+                    await self._compose(Change(self._sources(self.connectors.values()), self._owners(self.connectors), self.policy), Report())
+                except Exception:  # the first change composed starts it again
+                    logger.exception("the composition worker could not be started ahead")
+
+        self.warming = asyncio.ensure_future(warm())
+        return self.warming
+
+    async def refresh_from_store(self) -> bool:
+        """Serve what the store holds now, when another replica registered, replaced or removed a
+        connector: stored connectors whose version differs from the one served are read again and
+        the whole composed again; folder and built-in connectors stay. True when it swapped.
+
+        The other replica validated the change before storing it; what is checked here is that it
+        still composes with this replica's own folder. If not, the served supergraph stays (logged)."""
+        if self.store is None:
+            return False
+        async with self.lock:
+            rows = {row.name: row for row in await self.store.connectors()}
+            served = {name: c for name, c in self.connectors.items() if not c.from_folder}
+            if {name: c.version for name, c in served.items()} == {name: row.version for name, row in rows.items()}:
+                return False
+            connectors = {name: c for name, c in self.connectors.items() if c.from_folder}
+            for name, row in rows.items():
+                if name in connectors:
+                    logger.error("connector %s is both in the folder and in the store: the folder's is served", name)
+                    continue
+                current = served.get(name)
+                if current is not None and current.version == row.version:
+                    connectors[name] = current  # unchanged: same client, same breaker
+                    continue
+                manifest = replace(parse_manifest(row.manifest, provenance="store", secrets=row.secrets), sdl=row.sdl)
+                connectors[name] = Connector(manifest, row.sdl, self._stored_client(manifest), version=row.version)
+            if not connectors:
+                return False
+            report = Report()
+            supergraph = await self._compose(Change(self._sources(connectors.values()), self._owners(connectors), self.policy), report)
+            if supergraph is None:
+                logger.error("the stored connectors do not compose here: the served supergraph stays: %s", report.errors)
+                return False
+            try:
+                engine = await self._build_off_loop(supergraph, connectors)
+            except SupergraphError as error:
+                logger.error("the stored connectors cannot be served here: the served supergraph stays: %s", error)
+                return False
+            self._swap(engine, supergraph, connectors)
+            logger.warning("connectors changed through another replica: now serving versions %s",
+                           {name: c.version for name, c in connectors.items() if not c.from_folder})
+            return True
+
     async def rebuild(self) -> None:
         """Serve the current supergraph again (after a policy change); raises SupergraphError."""
         async with self.lock:
             if self.supergraph is not None:
-                self._swap(self._build(self.supergraph, self.connectors), self.supergraph, self.connectors)
+                self._swap(await self._build_off_loop(self.supergraph, self.connectors), self.supergraph, self.connectors)
 
     async def _from_folder(self, manifest: Manifest) -> Connector:
         if manifest.kind == "python":
@@ -234,34 +291,55 @@ class Registry:
             )
             return _Disconnected()
 
-    async def _fetch_sdl(self, manifest: Manifest, max_bytes: int | None = None) -> str:
+    async def _fetch_sdl(self, manifest: Manifest, max_bytes: int | None = None, *, guarded: bool = False) -> str:
         """The SDL through `_service { sdl }`; with `max_bytes`, an answer too large for such an SDL
-        is refused while it streams (SDL_TOO_LARGE), never read whole."""
+        is refused while it streams (SDL_TOO_LARGE), never read whole. A registered partner's
+        (`guarded`) is read through the subgraph pool's guard (executor/_addresses.py): its host's
+        addresses are checked when it connects, not only by the URL check before, so a name that
+        turns to a refused address in between receives nothing (UPSTREAM_URL_REFUSED)."""
         # JSON escapes (newlines, quotes) grow an SDL a little: twice its limit is room enough
         read_limit = None if max_bytes is None else 2 * max_bytes + 65536
         seconds = manifest.timeout if max_bytes is None else min(manifest.timeout, self.policy.max_timeout)
+        too_large = ManifestError([f"the SDL at {manifest.url} is over the limit of {max_bytes} bytes"], ["SDL_TOO_LARGE"])
         try:
             # the whole read, not each chunk: an upstream trickling bytes cannot hold a registration
-            async with asyncio.timeout(seconds), self.http_client.stream(
-                "POST",
-                manifest.resolved_url(),
-                json={"query": "{ _service { sdl } }"},
-                headers=manifest.resolved_headers(),
-                timeout=seconds,
-                follow_redirects=False,  # the headers carry the connector's secrets: its own origin only
-            ) as response:
-                chunks, size = [], 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if read_limit is not None and size > read_limit:
-                        raise ManifestError([f"the SDL at {manifest.url} is over the limit of {max_bytes} bytes"], ["SDL_TOO_LARGE"])
-                    chunks.append(chunk)
-            sdl = orjson.loads(b"".join(chunks))["data"]["_service"]["sdl"]
-        except (httpx.HTTPError, ValueError, KeyError, TypeError, TimeoutError):
+            async with asyncio.timeout(seconds):
+                if guarded:
+                    raw = await self.pool.post_guarded(
+                        manifest.resolved_url(), orjson.dumps({"query": "{ _service { sdl } }"}), manifest.resolved_headers(), max_bytes=read_limit
+                    )
+                else:
+                    raw = await self._read_sdl(manifest, seconds, read_limit, too_large)
+            sdl = orjson.loads(raw)["data"]["_service"]["sdl"]
+        except AnswerTooLarge:
+            raise too_large from None
+        except UpstreamAddressRefused:
+            raise ManifestError(
+                [f"the host of {manifest.url} resolves to an address the operator's policy does not allow"], ["UPSTREAM_URL_REFUSED"]
+            ) from None
+        except (httpx.HTTPError, SubgraphUnavailable, ValueError, KeyError, TypeError, TimeoutError):
             raise ManifestError([f"cannot read the SDL at {manifest.url} through _service {{ sdl }}"]) from None
         if not isinstance(sdl, str) or not sdl.strip():
             raise ManifestError([f"{manifest.url} answered _service {{ sdl }} without SDL"])
         return sdl
+
+    async def _read_sdl(self, manifest: Manifest, seconds: float, read_limit: int | None, too_large: ManifestError) -> bytes:
+        """The answer to `_service { sdl }` from a folder connector (the operator's: unguarded)."""
+        async with self.http_client.stream(
+            "POST",
+            manifest.resolved_url(),
+            json={"query": "{ _service { sdl } }"},
+            headers=manifest.resolved_headers(),
+            timeout=seconds,
+            follow_redirects=False,  # the headers carry the connector's secrets: its own origin only
+        ) as response:
+            chunks, size = [], 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if read_limit is not None and size > read_limit:
+                    raise too_large
+                chunks.append(chunk)
+        return b"".join(chunks)
 
     # -- serving ---------------------------------------------------------------------------------
 
@@ -275,6 +353,13 @@ class Registry:
     def _build(self, supergraph: str, connectors: dict[str, Connector]) -> Engine:
         transport = Subgraphs({name: c.client for name, c in connectors.items()}, self.pool)
         return self.build_engine(supergraph, transport, {name: c.manifest.owner for name, c in connectors.items()})
+
+    async def _build_off_loop(self, supergraph: str, connectors: dict[str, Connector]) -> Engine:
+        """_build in a thread, while the served Engine keeps answering: the Engine of a large
+        supergraph takes seconds to build (its schema, privacy tables and planner; ~1-4 s for
+        10,000 fields here), which on the event loop stalled every request. The build only reads
+        what it is given and shared settings (the policy); the swap stays on the loop."""
+        return await asyncio.to_thread(self._build, supergraph, connectors)
 
     def _swap(self, engine: Engine, supergraph: str, connectors: dict[str, Connector]) -> None:
         self.supergraph = supergraph
@@ -302,7 +387,7 @@ class Registry:
                 return report
             connectors = {**self.connectors, connector.manifest.name: connector}
             try:
-                engine = self._build(supergraph, connectors)
+                engine = await self._build_off_loop(supergraph, connectors)
             except SupergraphError as error:
                 report.add(Problem("NOT_SERVABLE", str(error)))
                 return report
@@ -336,7 +421,7 @@ class Registry:
             if supergraph is None:
                 return 409, report
             try:
-                engine = self._build(supergraph, remaining)
+                engine = await self._build_off_loop(supergraph, remaining)
             except SupergraphError as error:
                 report.add(Problem("NOT_SERVABLE", str(error)))
                 return 409, report
@@ -402,7 +487,7 @@ class Registry:
             return report, None, None
         limits = self._limits()
         try:
-            sdl = manifest.sdl or await self._fetch_sdl(manifest, limits.max_bytes)
+            sdl = manifest.sdl or await self._fetch_sdl(manifest, limits.max_bytes, guarded=True)
         except ManifestError as error:
             report.add_coded(error, "SUBGRAPH_SDL_UNAVAILABLE")
             return report, None, None

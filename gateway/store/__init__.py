@@ -13,6 +13,15 @@ A store that hangs fails fast instead (`StoreTimeouts`): PostgreSQL connections 
 own `statement_timeout`); SQLite waits for another writer's lock at most `statement` seconds.
 The caller gets the exception: the ledger and the audit log then withhold (gateway/consent).
 
+Replicas (PostgreSQL): `create()` installs triggers that notify the channel `citygate_changes`
+(`CHANGES_CHANNEL`) with a small JSON payload on every consent event (`{"kind": "consent", "seq",
+"subject"}`) and every connector inserted, updated or deleted (`{"kind": "connector", "name",
+"version", "op"}`); the application sends `{"kind": "policy", "version"}` itself (`notify`).
+`_changes.py` listens. Consent events are appended one after the other (a transaction-scoped
+advisory lock), so their `seq` order is their commit order: a replica that has seen `seq` N has
+seen every event up to N (`consent_changes_since` relies on it). SQLite is one process: `claim()`
+takes an exclusive lock next to the database file for the gateway's life.
+
 A connector's secrets are write-only: nothing here returns them but `connectors()`, for the
 registry to send them to the connector's origin, and no statement's parameters reach a log or
 an error message (`hide_parameters`, and values whose repr hides them from drivers' debug logs).
@@ -20,6 +29,8 @@ an error message (`hide_parameters`, and values whose repr hides them from drive
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import hashlib
 import os
 from collections.abc import Mapping
@@ -128,6 +139,33 @@ settings = Table(
 
 GENESIS_HASH = "0" * 64
 _APPEND_ONLY = ("consent_events", "audit_log")
+CHANGES_CHANNEL = "citygate_changes"
+# transaction-scoped advisory locks (PostgreSQL): arbitrary constants, Citygate's own
+_CREATE_LOCK = 0x43_47_00_01  # replicas starting at once create tables and triggers one after the other
+_CONSENT_APPEND_LOCK = 0x43_47_00_02  # consent events commit in the order of their seq
+# PostgreSQL: notifications of changes other replicas must hear of (see the module's docstring)
+_NOTIFY_DDL = [
+    "CREATE OR REPLACE FUNCTION citygate_notify_consent() RETURNS trigger AS $$ BEGIN "
+    f"PERFORM pg_notify('{CHANGES_CHANNEL}', json_build_object('kind', 'consent', 'seq', NEW.seq, 'subject', NEW.subject)::text); "
+    "RETURN NULL; END; $$ LANGUAGE plpgsql",
+    "DROP TRIGGER IF EXISTS consent_events_notify ON consent_events",
+    "CREATE TRIGGER consent_events_notify AFTER INSERT ON consent_events FOR EACH ROW EXECUTE FUNCTION citygate_notify_consent()",
+    "CREATE OR REPLACE FUNCTION citygate_notify_connector() RETURNS trigger AS $$ BEGIN "
+    "IF TG_OP = 'DELETE' THEN "
+    f"PERFORM pg_notify('{CHANGES_CHANNEL}', json_build_object('kind', 'connector', 'op', 'delete', 'name', OLD.name, 'version', OLD.version)::text); "
+    "ELSE "
+    f"PERFORM pg_notify('{CHANGES_CHANNEL}', json_build_object('kind', 'connector', 'op', lower(TG_OP), 'name', NEW.name, 'version', NEW.version)::text); "
+    "END IF; RETURN NULL; END; $$ LANGUAGE plpgsql",
+    "DROP TRIGGER IF EXISTS connectors_notify ON connectors",
+    "CREATE TRIGGER connectors_notify AFTER INSERT OR UPDATE OR DELETE ON connectors FOR EACH ROW EXECUTE FUNCTION citygate_notify_connector()",
+]
+_CONSENT_CHANGES = text("SELECT seq, subject FROM consent_events WHERE seq > :seen ORDER BY seq LIMIT :limit")
+_CONSENT_CHANGES_SQL = "SELECT seq, subject FROM consent_events WHERE seq > $1 ORDER BY seq LIMIT $2"
+_CONSENT_CLOCK = text("SELECT coalesce(max(seq), 0) FROM consent_events")
+
+
+class StoreInUse(Exception):
+    """Another gateway serves this SQLite store: SQLite is for one process."""
 
 
 def database_url(url: str) -> str:
@@ -214,15 +252,51 @@ class Store:
         self.engine: AsyncEngine = create_async_engine(self.url, hide_parameters=True, **options)
         database = self.engine.url.database
         # a file database: the audit log's own writer (an in-memory one exists once per connection)
-        self._sqlite_audit = (
-            SQLiteAuditWriter(database, busy_timeout=timeouts.statement)
-            if self.kind == "sqlite" and database not in (None, "", ":memory:")
-            else None
-        )
+        self._sqlite_file = database if self.kind == "sqlite" and database not in (None, "", ":memory:") else None
+        self._sqlite_audit = SQLiteAuditWriter(database, busy_timeout=timeouts.statement) if self._sqlite_file else None
+        self._claim: int | None = None  # the SQLite lock file's descriptor while this gateway holds it
+        # PostgreSQL: the consent clock's own connection (read before every guarded request: no pool
+        # checkout, no statement handling on the way), opened at its first read
+        self._clock_connection: Any = None
+        self._clock_lock = asyncio.Lock()
 
     @property
     def kind(self) -> str:
         return self.engine.dialect.name
+
+    @property
+    def lock_path(self) -> str | None:
+        """The lock file next to a SQLite database file (None for PostgreSQL and in-memory SQLite)."""
+        return f"{self._sqlite_file}.gateway-lock" if self._sqlite_file else None
+
+    def claim(self) -> None:
+        """Make this gateway the only one on a SQLite file, for as long as the store is open; raises
+        StoreInUse when another gateway (any process) holds it. PostgreSQL: nothing to claim.
+
+        An exclusive `flock` on a lock file next to the database: the kernel drops it when the
+        process ends, however it ends, so a crashed gateway never leaves a stale lock behind."""
+        path = self.lock_path
+        if path is None or self._claim is not None:
+            return
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            raise StoreInUse(
+                f"another Citygate gateway already serves the SQLite store {self._sqlite_file} (it holds {path}): "
+                "SQLite is for one gateway process; use PostgreSQL for several replicas"
+            ) from None
+        except OSError:
+            os.close(descriptor)
+            raise
+        self._claim = descriptor
+
+    def release(self) -> None:
+        """Let another gateway claim the SQLite file (closing the store does it too)."""
+        if self._claim is not None:
+            os.close(self._claim)  # closing the descriptor drops the flock
+            self._claim = None
 
     async def create(self) -> None:
         if self.kind == "sqlite":
@@ -230,9 +304,15 @@ class Store:
             async with self.engine.connect() as connection:
                 await connection.exec_driver_sql("PRAGMA journal_mode=WAL")
         async with self.engine.begin() as connection:
+            if self.kind == "postgresql":
+                # replicas starting together: one creates, the others then find everything there
+                await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CREATE_LOCK})
             await connection.run_sync(metadata.create_all)
             for table in _APPEND_ONLY:
                 for statement in self._append_only_ddl(table):
+                    await connection.execute(text(statement))
+            if self.kind == "postgresql":
+                for statement in _NOTIFY_DDL:
                     await connection.execute(text(statement))
             head = (await connection.execute(select(audit_head.c.seq).where(audit_head.c.id == 1))).first()
             if head is None:
@@ -264,7 +344,24 @@ class Store:
     async def close(self) -> None:
         if self._sqlite_audit is not None:
             await self._sqlite_audit.close()
+        if self._clock_connection is not None:
+            self._clock_connection.terminate()
+            self._clock_connection = None
         await self.engine.dispose()
+        self.release()
+
+    # -- replicas (PostgreSQL) -------------------------------------------------------------------
+
+    def listen_dsn(self) -> str:
+        """The URL for a plain asyncpg connection of its own (the change listener's)."""
+        return self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    async def notify(self, payload: dict[str, Any]) -> None:
+        """Tell every replica listening on CHANGES_CHANNEL (PostgreSQL; nothing on SQLite)."""
+        if self.kind != "postgresql":
+            return
+        async with self.engine.begin() as connection:
+            await connection.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANGES_CHANNEL, "payload": orjson.dumps(payload).decode()})
 
     # -- partners --------------------------------------------------------------------------------
 
@@ -346,7 +443,47 @@ class Store:
     async def append_consent_event(self, event: dict[str, Any]) -> None:
         row = {**event, "categories": orjson.dumps(list(event["categories"])).decode()}
         async with self.engine.begin() as connection:
+            if self.kind == "postgresql":
+                # one appender at a time, until its commit: seq order is commit order, so a replica
+                # that has seen seq N never misses an event numbered below N committing later
+                await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CONSENT_APPEND_LOCK})
             await connection.execute(insert(consent_events).values(**row))
+
+    async def consent_clock(self) -> int:
+        """The consent clock: the highest seq of the ledger's events (0 when there is none)."""
+        async with self.engine.connect() as connection:
+            return int((await connection.execute(_CONSENT_CLOCK)).scalar_one())
+
+    async def consent_changes_since(self, seen: int, limit: int) -> list[tuple[int, str]]:
+        """(seq, subject) of the events after `seen`, oldest first, at most `limit`: one query on
+        the primary key's index, the per-request read of the consent clock on PostgreSQL."""
+        if self.kind == "postgresql":
+            # a connection of its own, the driver's own call: this runs before every guarded
+            # request, where a pool checkout and SQLAlchemy's statement handling cost 2.5 times
+            # the CPU of the query itself (docs/benchmarks.md, "Replicas")
+            async with self._clock_lock:
+                connection = self._clock_connection
+                try:
+                    if connection is None or connection.is_closed():
+                        connection = self._clock_connection = await self._connect_clock()
+                    rows = await connection.fetch(_CONSENT_CHANGES_SQL, seen, limit, timeout=self.timeouts.statement)
+                except BaseException:
+                    if connection is not None:
+                        connection.terminate()  # in an unknown state: the next read opens another
+                    self._clock_connection = None
+                    raise
+            return [(row[0], row[1]) for row in rows]
+        async with self.engine.connect() as connection:
+            return [(row[0], row[1]) for row in await connection.execute(_CONSENT_CHANGES, {"seen": seen, "limit": limit})]
+
+    async def _connect_clock(self):
+        import asyncpg
+
+        timeouts = self.timeouts
+        return await asyncpg.connect(
+            self.listen_dsn(), timeout=timeouts.connect, command_timeout=timeouts.statement,
+            server_settings={"application_name": "citygate-clock", "statement_timeout": str(max(1, round(timeouts.statement * 1000)))},
+        )
 
     async def consent_events_for(self, subjects: list[str], recipient: str | None, purpose: str | None) -> list[dict[str, Any]]:
         """Events for these subjects (and recipient and purpose when given), oldest first."""
