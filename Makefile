@@ -6,7 +6,7 @@ GRAPHIQL := .citygate/graphiql
 GRAPHIQL_VERSION := 3.8.3
 REACT_VERSION := 18.3.1
 
-.PHONY: demo test lint clean browser bench attacks
+.PHONY: demo test lint clean browser nginx bench attacks
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Citygate needs Python 3.11 or newer ($(PYTHON) is older)"; exit 1; }
@@ -32,10 +32,16 @@ browser:
 		(apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)); } || \
 		{ echo "the browser test needs Debian's chromium: apt-get install chromium"; exit 1; }
 
+# The replicas test puts Debian's nginx in front of three gateways (installed when missing and we may).
+nginx:
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		(apt-get install -y -q nginx >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q nginx >/dev/null)); } || \
+		{ echo "the replicas test needs Debian's nginx: apt-get install nginx"; exit 1; }
+
 demo: $(INSTALLED) $(GRAPHIQL)/graphiql.min.js
 	$(VENV)/bin/citygate demo
 
-test: $(INSTALLED) $(GRAPHIQL)/graphiql.min.js browser
+test: $(INSTALLED) $(GRAPHIQL)/graphiql.min.js browser nginx
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest -q
 
