@@ -54,6 +54,8 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ._sqlite_audit import SQLiteAuditWriter, link
@@ -429,14 +431,17 @@ class Store:
     # -- settings ------------------------------------------------------------------------------------
 
     async def setting(self, name: str, default_factory) -> str:
-        """A stored setting, created once with `default_factory()` (first writer wins)."""
-        async with self.engine.begin() as connection:
+        """A stored setting, created once with `default_factory()` (first writer wins, also when
+        several replicas start at once: the losers' inserts do nothing and they read the winner's)."""
+        async with self.engine.connect() as connection:
             row = (await connection.execute(select(settings.c.value).where(settings.c.name == name))).first()
-            if row is not None:
-                return row[0]
-            value = default_factory()
-            await connection.execute(insert(settings).values(name=name, value=value))
-            return value
+        if row is not None:
+            return row[0]
+        dialect_insert = postgresql_insert if self.kind == "postgresql" else sqlite_insert
+        statement = dialect_insert(settings).values(name=name, value=default_factory()).on_conflict_do_nothing(index_elements=[settings.c.name])
+        async with self.engine.begin() as connection:
+            await connection.execute(statement)
+            return (await connection.execute(select(settings.c.value).where(settings.c.name == name))).scalar_one()
 
     # -- the consent ledger -----------------------------------------------------------------------
 
