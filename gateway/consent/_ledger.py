@@ -3,7 +3,7 @@
 A record carries what ISO/IEC TS 27560 and the Kantara consent receipt ask for: id, subject,
 recipient, purpose, categories, legal basis, time granted, expiry, time withdrawn, how it was
 collected, and the policy (notice) version. Granting returns a receipt. Active consents are
-cached per (subject, recipient, purpose); every change through this ledger drops the subject's
+cached per subject and (recipient, purpose); every change through this ledger drops the subject's
 entries, so a withdrawal takes effect on the very next request.
 
 Several replicas (PostgreSQL): a change recorded through another replica never passes through
@@ -36,6 +36,7 @@ logger = logging.getLogger("citygate.consent")
 
 # more events than this since the last clock read: drop every cache rather than read them all
 _CATCH_UP_LIMIT = 1_000
+_NONE_CACHED: dict = {}
 
 
 class LedgerUnavailable(Exception):
@@ -107,6 +108,7 @@ class Ledger:
     def __init__(self, store: Store, policy: Policy, cache_size: int = 100_000) -> None:
         self.store = store
         self.policy = policy
+        # subject -> {(recipient, purpose): records}: a change drops one subject's entry at once
         self._active: LRUCache = LRUCache(maxsize=cache_size)
         # bumped by every change: a request that arrives after a change never shares the
         # execution of one that arrived before it (Engine's in-flight sharing keys on it)
@@ -124,8 +126,8 @@ class Ledger:
 
     def invalidate_subjects(self, subjects: set[str]) -> None:
         self.generation += 1
-        for key in [k for k in list(self._active.keys()) if k[0] in subjects]:
-            self._active.pop(key, None)
+        for subject in subjects:
+            self._active.pop(subject, None)
 
     def invalidate_all(self) -> None:
         self.generation += 1
@@ -171,6 +173,7 @@ class Ledger:
             self._reader = None
             for left in (waiting, self._queued):  # cancelled (shutting down): nobody waits forever
                 if left is not None and not left.done():
+                    self.invalidate_all()  # unread clock: nothing cached answers those who waited
                     left.set_result(False)
             if waiting is not None:
                 self._queued = None
@@ -204,7 +207,7 @@ class Ledger:
 
     def cached_active(self, subject: str, recipient: str, purpose: str) -> list[ConsentRecord] | None:
         """The subject's active consents for (recipient, purpose) if cached; None means: ask `active_for`."""
-        records = self._active.get((subject, recipient, purpose))
+        records = self._active.get(subject, _NONE_CACHED).get((recipient, purpose))
         if records is None:
             return None
         now = datetime.now(UTC)
@@ -215,7 +218,7 @@ class Ledger:
         result: dict[str, list[ConsentRecord]] = {}
         missing = []
         for subject in subjects:
-            cached = self._active.get((subject, recipient, purpose))
+            cached = self._active.get(subject, _NONE_CACHED).get((recipient, purpose))
             if cached is None:
                 missing.append(subject)
             else:
@@ -234,7 +237,10 @@ class Ledger:
                 # a change while the store was read may not be in what was read: answer this
                 # request with it, but do not keep it for the next ones
                 if self.generation == generation:
-                    self._active[(subject, recipient, purpose)] = records
+                    kept = self._active.get(subject)
+                    if kept is None:
+                        kept = self._active[subject] = {}
+                    kept[(recipient, purpose)] = records
                 result[subject] = records
         now = datetime.now(UTC)
         return {s: [r for r in records if r.active(now)] for s, records in result.items()}

@@ -14,8 +14,8 @@ own `statement_timeout`); SQLite waits for another writer's lock at most `statem
 The caller gets the exception: the ledger and the audit log then withhold (gateway/consent).
 
 Replicas (PostgreSQL): `create()` installs triggers that notify the channel `citygate_changes`
-(`CHANGES_CHANNEL`) with a small JSON payload on every consent event (`{"kind": "consent", "seq",
-"subject"}`) and every connector inserted, updated or deleted (`{"kind": "connector", "name",
+(`CHANGES_CHANNEL`) with a small JSON payload on every consent event (`{"kind": "consent", "seq"}`: no resident's
+id, anyone who may LISTEN reads it; replicas read the subjects from the table) and every connector inserted, updated or deleted (`{"kind": "connector", "name",
 "version", "op"}`); the application sends `{"kind": "policy", "version"}` itself (`notify`).
 `_changes.py` listens. Consent events are appended one after the other (a transaction-scoped
 advisory lock), so their `seq` order is their commit order: a replica that has seen `seq` N has
@@ -148,7 +148,7 @@ _CONSENT_APPEND_LOCK = 0x43_47_00_02  # consent events commit in the order of th
 # PostgreSQL: notifications of changes other replicas must hear of (see the module's docstring)
 _NOTIFY_DDL = [
     "CREATE OR REPLACE FUNCTION citygate_notify_consent() RETURNS trigger AS $$ BEGIN "
-    f"PERFORM pg_notify('{CHANGES_CHANNEL}', json_build_object('kind', 'consent', 'seq', NEW.seq, 'subject', NEW.subject)::text); "
+    f"PERFORM pg_notify('{CHANGES_CHANNEL}', json_build_object('kind', 'consent', 'seq', NEW.seq)::text); "
     "RETURN NULL; END; $$ LANGUAGE plpgsql",
     "DROP TRIGGER IF EXISTS consent_events_notify ON consent_events",
     "CREATE TRIGGER consent_events_notify AFTER INSERT ON consent_events FOR EACH ROW EXECUTE FUNCTION citygate_notify_consent()",
@@ -161,7 +161,6 @@ _NOTIFY_DDL = [
     "DROP TRIGGER IF EXISTS connectors_notify ON connectors",
     "CREATE TRIGGER connectors_notify AFTER INSERT OR UPDATE OR DELETE ON connectors FOR EACH ROW EXECUTE FUNCTION citygate_notify_connector()",
 ]
-_CONSENT_CHANGES = text("SELECT seq, subject FROM consent_events WHERE seq > :seen ORDER BY seq LIMIT :limit")
 _CONSENT_CHANGES_SQL = "SELECT seq, subject FROM consent_events WHERE seq > $1 ORDER BY seq LIMIT $2"
 _CONSENT_CLOCK = text("SELECT coalesce(max(seq), 0) FROM consent_events")
 
@@ -199,6 +198,11 @@ class StoreTimeouts:
 
     connect: float = 5.0  # PostgreSQL: a new connection, and waiting for a pooled one
     statement: float = 5.0  # PostgreSQL: one statement (client and server side); SQLite: another writer's lock
+
+    @property
+    def server_statement_timeout(self) -> str:
+        """PostgreSQL's own `statement_timeout` setting for `statement` (milliseconds, at least 1)."""
+        return str(max(1, round(self.statement * 1000)))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, connect: float | None = None, statement: float | None = None) -> StoreTimeouts:
@@ -245,7 +249,7 @@ class Store:
                 "connect_args": {
                     "timeout": timeouts.connect,
                     "command_timeout": timeouts.statement,
-                    "server_settings": {"statement_timeout": str(max(1, round(timeouts.statement * 1000)))},
+                    "server_settings": {"statement_timeout": timeouts.server_statement_timeout},
                 },
             }
         elif self.url.startswith("sqlite"):
@@ -462,24 +466,23 @@ class Store:
     async def consent_changes_since(self, seen: int, limit: int) -> list[tuple[int, str]]:
         """(seq, subject) of the events after `seen`, oldest first, at most `limit`: one query on
         the primary key's index, the per-request read of the consent clock on PostgreSQL."""
-        if self.kind == "postgresql":
-            # a connection of its own, the driver's own call: this runs before every guarded
-            # request, where a pool checkout and SQLAlchemy's statement handling cost 2.5 times
-            # the CPU of the query itself (docs/benchmarks.md, "Replicas")
-            async with self._clock_lock:
-                connection = self._clock_connection
-                try:
-                    if connection is None or connection.is_closed():
-                        connection = self._clock_connection = await self._connect_clock()
-                    rows = await connection.fetch(_CONSENT_CHANGES_SQL, seen, limit, timeout=self.timeouts.statement)
-                except BaseException:
-                    if connection is not None:
-                        connection.terminate()  # in an unknown state: the next read opens another
-                    self._clock_connection = None
-                    raise
-            return [(row[0], row[1]) for row in rows]
-        async with self.engine.connect() as connection:
-            return [(row[0], row[1]) for row in await connection.execute(_CONSENT_CHANGES, {"seen": seen, "limit": limit})]
+        if self.kind != "postgresql":
+            raise NotImplementedError("the consent clock is PostgreSQL's: a SQLite store has one gateway, whose ledger sees every change")
+        # a connection of its own, the driver's own call: this runs before every guarded request,
+        # where a pool checkout and SQLAlchemy's statement handling cost 2.5 times the CPU of the
+        # query itself (docs/benchmarks.md, "Replicas")
+        async with self._clock_lock:
+            connection = self._clock_connection
+            try:
+                if connection is None or connection.is_closed():
+                    connection = self._clock_connection = await self._connect_clock()
+                rows = await connection.fetch(_CONSENT_CHANGES_SQL, seen, limit, timeout=self.timeouts.statement)
+            except BaseException:
+                if connection is not None:
+                    connection.terminate()  # in an unknown state: the next read opens another
+                self._clock_connection = None
+                raise
+        return [(row[0], row[1]) for row in rows]
 
     async def _connect_clock(self):
         import asyncpg
@@ -487,7 +490,7 @@ class Store:
         timeouts = self.timeouts
         return await asyncpg.connect(
             self.listen_dsn(), timeout=timeouts.connect, command_timeout=timeouts.statement,
-            server_settings={"application_name": "citygate-clock", "statement_timeout": str(max(1, round(timeouts.statement * 1000)))},
+            server_settings={"application_name": "citygate-clock", "statement_timeout": timeouts.server_statement_timeout},
         )
 
     async def consent_events_for(self, subjects: list[str], recipient: str | None, purpose: str | None) -> list[dict[str, Any]]:
