@@ -89,9 +89,15 @@ def serve(
         int | None, typer.Option(help="Requests in flight per client or public address; 0: none. (env CITYGATE_MAX_IN_FLIGHT; 0)")
     ] = None,
     redis_url: Annotated[str | None, typer.Option(help="Share rate limits between replicas through Redis. (env CITYGATE_REDIS_URL)")] = None,
+    admin_auth_failures: Annotated[
+        int | None, typer.Option(help="Refused /admin keys a minute per address before 429; 0: none. (env CITYGATE_ADMIN_AUTH_FAILURES; 10)")
+    ] = None,
     store_connect_timeout: Annotated[float | None, typer.Option(help="Seconds to connect to the store. (env CITYGATE_STORE_CONNECT_TIMEOUT; 5)")] = None,
     store_statement_timeout: Annotated[
         float | None, typer.Option(help="Seconds for one store statement or lock. (env CITYGATE_STORE_STATEMENT_TIMEOUT; 5)")
+    ] = None,
+    max_document_size: Annotated[
+        int | None, typer.Option(help="Characters in a document, checked before parsing. (env CITYGATE_MAX_DOCUMENT_SIZE; 65536)")
     ] = None,
     max_tokens: Annotated[int | None, typer.Option(help="Tokens in a document. (env CITYGATE_MAX_TOKENS; 50000)")] = None,
     max_depth: Annotated[int | None, typer.Option(help="Fields on an operation's longest path. (env CITYGATE_MAX_DEPTH; 32)")] = None,
@@ -134,7 +140,8 @@ def serve(
         limits = HttpLimits.from_env(
             max_body_bytes=max_body_bytes, admin_max_body_bytes=admin_max_body_bytes, header_timeout=header_timeout, body_timeout=body_timeout,
             keep_alive_timeout=keep_alive_timeout, write_timeout=write_timeout, rate_limit=rate_limit, public_rate_limit=public_rate_limit,
-            max_in_flight=max_in_flight, redis_url=redis_url, max_tokens=max_tokens, max_depth=max_depth, max_fields=max_fields,
+            max_in_flight=max_in_flight, redis_url=redis_url, admin_auth_failures=admin_auth_failures,
+            max_document_size=max_document_size, max_tokens=max_tokens, max_depth=max_depth, max_fields=max_fields,
             max_aliases=max_aliases, max_root_fields=max_root_fields, max_variables_depth=max_variables_depth,
             max_variables_values=max_variables_values, planning_timeout=planning_timeout, introspection=introspection, suggestions=suggestions,
             max_cost=max_cost, default_list_size=default_list_size,
