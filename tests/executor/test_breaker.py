@@ -113,14 +113,25 @@ class PartnerDns(AbstractResolver):
             await self.system.close()
 
 
-async def test_a_partner_host_resolving_to_a_refused_address_at_connect_time_reaches_nothing(world, tmp_path):
+async def city_behind_partner_dns(world, tmp_path) -> tuple[LimitedGateway, PartnerDns, str]:
+    """The city served by a gateway whose pool asks PartnerDns (under the production guard,
+    GuardedResolver, in place of the system's DNS), and the ratings partner's URL by the name
+    `localhost`, which resolves to loopback (allowed here) until a test overrides it."""
     gateway = LimitedGateway(f"sqlite:///{tmp_path / 'r.db'}", {})
     dns = PartnerDns()
-    gateway.gateway.pool.resolver = dns  # under the production guard (GuardedResolver), in place of the system's DNS
+    gateway.gateway.pool.resolver = dns
     try:
         await register_city(gateway, world)
+    except BaseException:
+        await gateway.close()
+        raise
+    return gateway, dns, world.url("ratings").replace("127.0.0.1", "localhost")
+
+
+async def test_a_partner_host_resolving_to_a_refused_address_at_connect_time_reaches_nothing(world, tmp_path):
+    gateway, dns, url = await city_behind_partner_dns(world, tmp_path)
+    try:
         # registered while `localhost` resolves to loopback, which the policy allows
-        url = world.url("ratings").replace("127.0.0.1", "localhost")
         assert (await gateway.register("ratings", url, owner="rater")).status_code == 200
         # then the partner's DNS answers a private address the policy does not allow
         dns.overrides["localhost"] = "10.20.30.40"

@@ -16,21 +16,16 @@ from starlette.applications import Starlette
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.executor.test_breaker import PartnerDns
-from tests.registry.test_admin import register_city
+from tests.executor.test_breaker import city_behind_partner_dns
 from tests.registry.test_partner_limits import LimitedGateway
 from tests.world.server import AppServer
 
 
 async def test_a_partner_host_rebinding_to_a_refused_address_before_its_sdl_is_read_receives_nothing(world, tmp_path):
-    gateway = LimitedGateway(f"sqlite:///{tmp_path / 'r.db'}", {})
-    dns = PartnerDns()
-    gateway.gateway.pool.resolver = dns  # under the production guard (GuardedResolver), in place of the system's DNS
+    gateway, dns, url = await city_behind_partner_dns(world, tmp_path)
     try:
-        await register_city(gateway, world)
         # the URL check resolves `localhost` to loopback (allowed here); the read's connection is
         # told a private address the policy does not allow
-        url = world.url("ratings").replace("127.0.0.1", "localhost")
         dns.overrides["localhost"] = "10.20.30.40"
         world.traffic.reset()
         response = await gateway.register("ratings", url, owner="rater", headers={"authorization": "Bearer ${secret:RATINGS}"},
