@@ -24,14 +24,31 @@ from graphql import (
 
 from ..planner import INTROSPECTION_ROOT_FIELDS, PreparedOperation, QueryPlan
 from ..supergraph import SupergraphModel
+from ._addresses import METADATA_HOSTS, UpstreamRefused, refused
 from ._fetch import Execution, FetchRunner, FlowGate, FlowValue, SubgraphTransport, SubgraphUnavailable
 from ._merge import SUBJECT_CONFLICT
 from ._shape import PLACE, FieldGuard, GuardLookup, PrivacyDecisions, Shaper, path_of
-from ._transport import HttpPool, HttpSubgraph, InProcessSubgraph, Subgraphs
+from ._transport import (
+    AnswerTooLarge,
+    BreakerSettings,
+    CircuitBreaker,
+    HttpPool,
+    HttpSubgraph,
+    InProcessSubgraph,
+    SubgraphCircuitOpen,
+    SubgraphClient,
+    Subgraphs,
+    UpstreamAddressRefused,
+    literal_address,
+)
 
 __all__ = [
+    "METADATA_HOSTS",
     "PLACE",
     "SUBJECT_CONFLICT",
+    "AnswerTooLarge",
+    "BreakerSettings",
+    "CircuitBreaker",
     "ExecutionResult",
     "Executor",
     "FieldGuard",
@@ -41,10 +58,16 @@ __all__ = [
     "HttpSubgraph",
     "InProcessSubgraph",
     "PrivacyDecisions",
+    "SubgraphCircuitOpen",
+    "SubgraphClient",
     "SubgraphTransport",
     "SubgraphUnavailable",
     "Subgraphs",
+    "UpstreamAddressRefused",
+    "UpstreamRefused",
+    "literal_address",
     "path_of",
+    "refused",
 ]
 
 

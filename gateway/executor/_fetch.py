@@ -319,7 +319,12 @@ class FetchRunner:
             extensions = error.get("extensions")
             extensions = dict(extensions) if isinstance(extensions, dict) else {}
             if self.redact_errors:
-                extensions = {"code": extensions["code"]} if isinstance(extensions.get("code"), str) else {}
+                # the code, and an HTTP status a REST connector reports (a number: it names no one)
+                kept = {"code": extensions.get("code"), "status": extensions.get("status")}
+                extensions = {
+                    key: value for key, value in kept.items()
+                    if (isinstance(value, str) if key == "code" else type(value) is int and 100 <= value <= 599)
+                }
             extensions["serviceName"] = node.subgraph
             out["extensions"] = extensions
             execution.errors.append(out)

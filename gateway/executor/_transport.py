@@ -157,7 +157,7 @@ class HttpPool:
         connection, no redirect followed (the headers may carry the partner's secrets), the answer
         read while it streams and refused past `max_bytes` (AnswerTooLarge). The caller sets the
         deadline. UpstreamAddressRefused when the guard refused the address: nothing was sent."""
-        literal = _literal_address(url)
+        literal = literal_address(url)
         if literal is not None and refused(literal, tuple(self.allow_upstreams())):
             raise UpstreamAddressRefused("its address is refused by the operator's policy")
         try:
@@ -208,7 +208,7 @@ class HttpSubgraph:
         self.headers = {**_BASE_HEADERS, **(headers or {})}
         self.breaker = CircuitBreaker(breaker or pool.breaker)
         self.guarded = guarded  # a registered partner's: addresses checked at each connection
-        self._literal = _literal_address(url)  # aiohttp resolves no IP literal: checked here instead
+        self._literal = literal_address(url)  # aiohttp resolves no IP literal: checked here instead
         self._in_flight: dict[bytes, asyncio.Future] = {}
 
     async def send(self, query: str, variables: dict[str, Any] | None, context: Any = None) -> bytes:
@@ -280,7 +280,7 @@ class HttpSubgraph:
                 raise SubgraphUnavailable(f"unreachable ({type(error).__name__})") from None
 
 
-def _literal_address(url: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def literal_address(url: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         return parse_address(urlsplit(url).hostname or "")
     except ValueError:
