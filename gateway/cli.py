@@ -227,9 +227,14 @@ def _tune_gc(application) -> None:
     alive; with CPython's default thresholds (700, 10, 10) the collector kept traversing them and
     took ~40% of the gateway's core (py-spy, bench/README.md). Collections are rarer here, and what
     start-up built (schemas, plans, the policy) is frozen out of them once the gateway is ready.
-    Reference counting still frees everything acyclic at once; only cycles wait longer.
+    Reference counting still frees everything acyclic at once; only cycles wait longer. Each
+    Engine swapped in (a registration, a removal, a policy rebuild) is frozen too, and the one it
+    replaced reclaimed once idle: engine.RetiredEngines.
     """
+    from .engine import retired_engines
+
     gc.set_threshold(100_000, 20, 20)
+    retired_engines.enable()
     started = application.router.lifespan_context
 
     @contextlib.asynccontextmanager
@@ -321,7 +326,9 @@ def demo(
     uvicorn.Server(server_config(gateway.app, host=host, port=port, limits=HttpLimits.from_env())).run()
 
 
-connector_app = typer.Typer(help="Validate, register, list and remove connectors through the admin API.", no_args_is_help=True)
+connector_app = typer.Typer(
+    help="Validate, register, list and remove connectors through the admin API; draft and test rest connectors locally.", no_args_is_help=True
+)
 partner_app = typer.Typer(help="Manage partners (operator only).", no_args_is_help=True)
 app.add_typer(connector_app, name="connector")
 app.add_typer(partner_app, name="partner")
@@ -419,9 +426,57 @@ def _report(status: int, body: dict) -> None:
         raise typer.Exit(1)
 
 
+def _print_connect_problems(problems, sdl_name: str) -> None:
+    """`schema.graphql:LINE:COL: CODE message`, one a line, as editors and CI read them. Never
+    through Rich markup: a type named `[parking]` in a message must print as written."""
+    for problem in problems:
+        where = f"{sdl_name}:{problem.line}:{problem.column}" if problem.line is not None else sdl_name
+        typer.echo(f"{where}: {problem.code} {problem.message}", err=True)
+
+
+def _local_rest_check(path: Path) -> None:
+    """A rest connector's SDL checked on this machine (mapping, URL templates, directives) before
+    the gateway is asked: problems with their line and column in the partner's own file."""
+    import os
+    import re
+
+    import yaml
+    from rich.markup import escape
+
+    from .connect import ConnectError, read_connect_sdl
+
+    manifest_path = path / "manifest.yaml" if path.is_dir() else path
+    try:
+        data = yaml.safe_load(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return  # _manifest_payload says what is wrong with it
+    if not isinstance(data, dict) or data.get("kind") != "rest":
+        return
+    sdl_name = str(data.get("sdl_file") or "sdl")
+    sdl = _read(manifest_path.parent / sdl_name) if data.get("sdl_file") else data.get("sdl")
+    if not isinstance(sdl, str):
+        return
+    url = data.get("url") if isinstance(data.get("url"), str) else None
+    if url is not None:
+        # ${NAME} set in this shell fills the url as the operator's folder would; otherwise the
+        # check runs without it (the gateway checks the origin)
+        url = re.sub(r"\$\{([A-Z_][A-Z0-9_]*)\}", lambda m: os.environ.get(m[1], m[0]), url)
+        url = None if "${" in url else url
+    try:
+        schema = read_connect_sdl(sdl, base_url=url)
+    except ConnectError as error:
+        _print_connect_problems(error.problems, sdl_name)
+        console.print(f"[red]{len(error.problems)} problem(s)[/red] in {escape(sdl_name)}: not sent to the gateway", highlight=False)
+        raise typer.Exit(1) from None
+    console.print(f"[green]locally valid[/green]: {escape(sdl_name)} maps to {', '.join(sorted(schema.origins)) or 'its base URL'}", highlight=False)
+
+
 @connector_app.command("validate")
 def connector_validate(path: Path, gateway: GatewayOption = "http://127.0.0.1:4000", key: KeyOption = "") -> None:
-    """Check a connector against everything registered, changing nothing."""
+    """Check a connector against everything registered, changing nothing.
+
+    A rest connector's SDL is checked on this machine first."""
+    _local_rest_check(path)
     status, body = _admin("POST", gateway, key, "/admin/connectors/validate", _manifest_payload(path))
     _report(status, body)
     console.print("[green]valid[/green]: it composes with every registered connector")
@@ -453,6 +508,167 @@ def connector_remove(name: str, gateway: GatewayOption = "http://127.0.0.1:4000"
     status, body = _admin("DELETE", gateway, key, f"/admin/connectors/{name}")
     _report(status, body)
     console.print(f"[green]removed[/green] {name}")
+
+
+def _read_openapi(spec: str) -> tuple[bytes, str | None]:
+    """The document's bytes and, for a URL, where it was read (relative server URLs resolve
+    against it). Read within the importer's size bound, from a file or over HTTP(S)."""
+    from .connect._openapi import MAX_DOCUMENT_BYTES
+
+    if spec.startswith(("http://", "https://")):
+        import httpx
+
+        try:
+            with httpx.stream("GET", spec, timeout=30, follow_redirects=True) as response:
+                if response.status_code != 200:
+                    typer.echo(f"cannot read {spec}: HTTP {response.status_code}", err=True)
+                    raise typer.Exit(2)
+                chunks, size = [], 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > MAX_DOCUMENT_BYTES:
+                        typer.echo(f"{spec} is over {MAX_DOCUMENT_BYTES // (1024 * 1024)} MB", err=True)
+                        raise typer.Exit(1)
+                    chunks.append(chunk)
+                return b"".join(chunks), str(response.url)
+        except httpx.HTTPError as error:
+            typer.echo(f"cannot read {spec}: {error}", err=True)
+            raise typer.Exit(2) from None
+    path = Path(spec)
+    try:
+        if path.stat().st_size > MAX_DOCUMENT_BYTES:
+            typer.echo(f"{spec} is over {MAX_DOCUMENT_BYTES // (1024 * 1024)} MB", err=True)
+            raise typer.Exit(1)
+        return path.read_bytes(), None
+    except OSError as error:
+        typer.echo(f"cannot read {spec}: {error.strerror}", err=True)
+        raise typer.Exit(2) from None
+
+
+@connector_app.command("import-openapi")
+def connector_import_openapi(
+    spec: Annotated[str, typer.Argument(help="The API's OpenAPI document (3.0 or 3.1, JSON or YAML): a file or an http(s) URL.")],
+    name: Annotated[str, typer.Option(help="The connector's name (lowercase letters, digits, dashes).")],
+    owner: Annotated[str | None, typer.Option(help="Your partner name (default: the connector's name).")] = None,
+    out: Annotated[Path | None, typer.Option(help="The folder to write (default: ./NAME).")] = None,
+    url: Annotated[str | None, typer.Option(help="The API's base URL, when servers[0] of the document is not it.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds the gateway waits for the API.")] = 5,
+    force: Annotated[bool, typer.Option(help="Overwrite the folder's manifest.yaml and schema.graphql.")] = False,
+) -> None:
+    """Draft a rest connector from an OpenAPI document.
+
+    Writes manifest.yaml and schema.graphql (@source/@connect): review them, annotate personal
+    data, then validate, test and register the connector."""
+    from .connect._openapi import OpenApiError, import_openapi
+    from .registry._manifest import NAME
+
+    owner = owner or name
+    for what, value in (("--name", name), ("--owner", owner)):
+        if not NAME.match(value):
+            typer.echo(f"{what} must be lowercase letters, digits and dashes, starting with a letter", err=True)
+            raise typer.Exit(2)
+    folder = out or Path(name)
+    targets = [folder / "manifest.yaml", folder / "schema.graphql"]
+    existing = [str(target) for target in targets if target.exists()]
+    if existing and not force:
+        typer.echo(f"{', '.join(existing)} already exist(s): give --force to overwrite, or another --out", err=True)
+        raise typer.Exit(2)
+    data, location = _read_openapi(spec)
+    try:
+        draft = import_openapi(data, name=name, owner=owner, timeout=timeout, location=location, base_url=url)
+    except OpenApiError as error:
+        for problem in error.problems:
+            typer.echo(f"error: {problem}", err=True)
+        typer.echo(f"{len(error.problems)} problem(s) in {spec}: nothing drafted", err=True)
+        raise typer.Exit(1) from None
+    folder.mkdir(parents=True, exist_ok=True)
+    targets[0].write_text(draft.manifest, encoding="utf-8")
+    targets[1].write_text(draft.sdl, encoding="utf-8")
+    for skipped in draft.skipped:
+        typer.echo(f"not drafted: {skipped}", err=True)
+    entities = f", entities: {', '.join(draft.entities)}" if draft.entities else ""
+    typer.echo(f"drafted {draft.operations} operation(s) of {draft.base_url} into {folder}{entities}", err=True)
+    typer.echo(
+        "next: annotate personal data (@personal/@subject) where schema.graphql says TODO, then "
+        f"`citygate connector validate {folder}` and `citygate connector test {folder} --query '{{ ... }}'`",
+        err=True,
+    )
+
+
+@connector_app.command("test")
+def connector_test(
+    path: Annotated[Path, typer.Argument(help="The rest connector's folder (manifest.yaml and its SDL).")],
+    query: Annotated[str, typer.Option(help="A GraphQL operation against the connector's own schema.")],
+    variables: Annotated[str | None, typer.Option(help="The operation's variables, as a JSON object.")] = None,
+) -> None:
+    """Run one operation through a rest connector against its API, on this machine.
+
+    No gateway involved: prints the mapped result, and each error with its code. `${NAME}` in
+    the manifest is read from this shell's environment."""
+    import asyncio
+
+    from .connect import ConnectError, RestClient, read_connect_sdl
+    from .executor import HttpPool
+    from .registry import ManifestError, read_manifest_folder
+
+    folder = path if path.is_dir() else path.parent
+    try:
+        manifest = read_manifest_folder(folder, allow_python=False)
+        if manifest.kind != "rest":
+            typer.echo(f"{folder} is a {manifest.kind} connector: `connector test` runs rest connectors", err=True)
+            raise typer.Exit(2)
+        base_url, headers = manifest.resolved_url(), manifest.resolved_headers()
+    except ManifestError as error:
+        for problem in error.problems:
+            typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        schema = read_connect_sdl(manifest.sdl or "", base_url=base_url)
+    except ConnectError as error:
+        _print_connect_problems(error.problems, str(_manifest_sdl_name(folder)))
+        raise typer.Exit(1) from None
+    try:
+        parsed_variables = json.loads(variables) if variables else None
+    except ValueError as error:
+        typer.echo(f"--variables is not JSON: {error}", err=True)
+        raise typer.Exit(2) from None
+    if parsed_variables is not None and not isinstance(parsed_variables, dict):
+        typer.echo("--variables must be a JSON object", err=True)
+        raise typer.Exit(2)
+
+    async def run() -> dict:
+        pool = HttpPool()
+        try:
+            # the partner's own API from the partner's machine: no address guard (the gateway's
+            # guarded pool checks it once registered)
+            client = RestClient(schema, pool, name=manifest.name, timeout=manifest.timeout, headers=headers, guarded=False)
+            return await client.send(query, parsed_variables)
+        finally:
+            await pool.close()
+
+    result = asyncio.run(run())
+    typer.echo(json.dumps({"data": result.get("data")}, indent=2, ensure_ascii=False))
+    errors = result.get("errors") or []
+    for error in errors:
+        code = (error.get("extensions") or {}).get("code", "ERROR")
+        where = ".".join(str(p) for p in error.get("path") or [])
+        status = (error.get("extensions") or {}).get("status")
+        typer.echo(
+            f"error {code}" + (f" at {where}" if where else "") + (f" (HTTP {status})" if status is not None else "") + f": {error.get('message')}",
+            err=True,
+        )
+    if errors:
+        raise typer.Exit(1)
+
+
+def _manifest_sdl_name(folder: Path) -> str:
+    import yaml
+
+    try:
+        data = yaml.safe_load((folder / "manifest.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return "sdl"
+    return str(data.get("sdl_file") or "sdl") if isinstance(data, dict) else "sdl"
 
 
 @partner_app.command("add")
