@@ -1,7 +1,8 @@
 """The demo city: every connector of `connectors/`, the gateway in front, in one command.
 
-The city's services run in-process; the partners' subgraphs (schema.py in their folders) are
-served by a second server on loopback and reached over HTTP, as real partners would be. The
+The city's services run in-process; the partners' subgraphs (schema.py in their folders) and
+REST APIs (api.py in the folders of `rest` connectors) are served by a second server on loopback
+and reached over HTTP, as real partners would be. The
 store is a fresh SQLite file under `.citygate/`. Every secret — the operator key, the clients'
 API keys, the identity provider's signing key and the residents' tokens — is generated at start,
 printed once and written to `.citygate/demo-credentials.json` for scripts; none is committed.
@@ -26,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from rich.console import Console
 from starlette.applications import Starlette
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from strawberry.asgi import GraphQL
 
 from .app import Gateway, registry_app
@@ -41,6 +42,7 @@ CLIENTS = {
     "parkr-app": {"name": "Parkr", "purposes": ["booking", "marketing"], "roles": ["parkr"], "partner": "parkr"},
     "voisinage-app": {"name": "Voisinage", "purposes": ["neighbourhood-help"], "roles": ["voisinage"], "partner": "voisinage"},
     "tablehote-app": {"name": "Table d'hôte", "purposes": ["dining"], "roles": ["tablehote"], "partner": "tablehote"},
+    "cyclo-app": {"name": "Cyclo", "purposes": ["bike-sharing"], "roles": ["cyclo"], "partner": "cyclo"},
     "technician-console": {"name": "Technicians' console", "purposes": ["street-maintenance"], "roles": ["technician"]},
     "open-data-portal": {"name": "Open data portal", "purposes": ["statistics"], "roles": []},
 }
@@ -62,6 +64,7 @@ def demo_policy(client_keys: dict[str, str], jwks_file: Path) -> dict:
             "marketing": {"description": "Offers from Parkr"},
             "neighbourhood-help": {"description": "Post and take small jobs between neighbours"},
             "dining": {"description": "Host and book home dinners"},
+            "bike-sharing": {"description": "Rent Cyclo's shared bikes"},
             "statistics": {"description": "Open data, aggregated per district"},
         },
         "clients": clients,
@@ -101,9 +104,9 @@ def demo_policy(client_keys: dict[str, str], jwks_file: Path) -> dict:
                 "name": "city-directory-public-task",
                 "basis": "public_task",
                 "recipients": ["city"],
-                "purposes": ["service-delivery", "street-maintenance", "booking", "marketing", "neighbourhood-help", "dining", "statistics"],
+                "purposes": ["service-delivery", "street-maintenance", "booking", "marketing", "neighbourhood-help", "dining", "bike-sharing", "statistics"],
                 "categories": ["user.unique_id"],
-                "sources": ["city", "parkr", "voisinage", "tablehote"],
+                "sources": ["city", "parkr", "voisinage", "tablehote", "cyclo"],
             },
         ],
         "masking": {
@@ -130,19 +133,18 @@ def _free_port() -> int:
 
 
 class PartnerServer:
-    """The partners' subgraphs on their own loopback server, in a background thread."""
+    """The partners' subgraphs (/subgraphs/NAME) and REST APIs (/rest/NAME) on their own loopback
+    server, in a background thread."""
 
     def __init__(self, folder: Path) -> None:
-        routes = []
+        routes: list[Route | Mount] = []
         for manifest_path in sorted(folder.glob("*/manifest.yaml")):
-            schema_file = manifest_path.parent / "schema.py"
-            if not schema_file.is_file():
-                continue
-            manifest = read_manifest_folder(manifest_path.parent, allow_python=True)
-            if manifest.kind != "subgraph":
-                continue
-            schema = load_python_schema(replace(manifest, schema="schema.py:schema"))
-            routes.append(Route(f"/subgraphs/{manifest.name}", GraphQL(schema), methods=["GET", "POST"]))
+            manifest = read_manifest_folder(manifest_path.parent, allow_python=True)  # its url is resolved later
+            if manifest.kind == "subgraph" and (manifest_path.parent / "schema.py").is_file():
+                schema = load_python_schema(replace(manifest, schema="schema.py:schema"))
+                routes.append(Route(f"/subgraphs/{manifest.name}", GraphQL(schema), methods=["GET", "POST"]))
+            elif manifest.kind == "rest" and (manifest_path.parent / "api.py").is_file():
+                routes.append(Mount(f"/rest/{manifest.name}", app=load_python_schema(replace(manifest, schema="api.py:app"))))
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(Starlette(routes=routes), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
@@ -178,6 +180,13 @@ def _examples(keys: dict[str, str], tokens: dict[str, str]) -> tuple[dict, ...]:
         'mutation GrantParkrMyContact {\n  grantConsent(recipient: "parkr-app", purpose: "booking", categories: ["user.contact"], expiresInDays: 30) {\n'
         "    consent { id active }\n    receipt\n  }\n}"
     )
+    # a REST partner (connectors/bikes): stations are open data; Cyclo sees r0001's rides as consented, not their price
+    bikes = (
+        'query BikesNearby {\n  district(code: "75118") {\n    name\n    bikeStations { name mechanicalBikes electricBikes }\n  }\n}'
+    )
+    cyclo = (
+        'query CycloRides {\n  resident(id: "r0001") {\n    bikeRentals { startedAt minutes electric priceCents fromStation { name districtCode } }\n  }\n}'
+    )
     bearer = {"Authorization": f"Bearer {tokens['r0001']}"}
     return (
         {"query": district, "headers": "{}"},
@@ -185,6 +194,8 @@ def _examples(keys: dict[str, str], tokens: dict[str, str]) -> tuple[dict, ...]:
         {"query": parkr, "headers": json.dumps({"x-api-key": keys["parkr-app"], "x-citygate-purpose": "booking"}, indent=2)},
         {"query": technician, "headers": json.dumps({"x-api-key": keys["technician-console"]}, indent=2)},
         {"query": grant, "headers": json.dumps({"Authorization": f"Bearer {tokens['r0003']}"}, indent=2)},
+        {"query": bikes, "headers": "{}"},
+        {"query": cyclo, "headers": json.dumps({"x-api-key": keys["cyclo-app"], "x-citygate-purpose": "bike-sharing"}, indent=2)},
     )
 
 
@@ -227,6 +238,11 @@ def demo_gateway(folder: Path, host: str, port: int, console: Console, state_dir
             collection_method="demo seed",
         )
         await ledger.grant(subject="r0002", recipient="tablehote-app", purpose="dining", categories=["user.contact.phone_number"], expires_in_days=365, collection_method="demo seed")
+        # Cyclo (a REST connector) sees when and where r0001 rode, not what it cost them: no consent for user.financial
+        await ledger.grant(
+            subject="r0001", recipient="cyclo-app", purpose="bike-sharing", categories=["user.unique_id", "user.behavior", "user.location"],
+            expires_in_days=365, collection_method="demo seed",
+        )
         rng = random.Random(2026)
         for index in rng.sample(range(4, 2001), 150):
             client = rng.choice(["parkr-app", "voisinage-app", "tablehote-app"])
@@ -235,7 +251,8 @@ def demo_gateway(folder: Path, host: str, port: int, console: Console, state_dir
             await ledger.grant(subject=f"r{index:04d}", recipient=client, purpose=purpose, categories=categories, expires_in_days=365, collection_method="demo seed")
         credentials = {"url": url, "operator_key": operator_key, "clients": client_keys, "partners": partner_keys, "residents": tokens}
         (state_dir / "demo-credentials.json").write_text(json.dumps(credentials, indent=2))
-        names = ", ".join(f"{n} ({c.source if c.source != 'folder' else ('in-process' if c.manifest.kind == 'python' else 'HTTP')})" for n, c in sorted(registry.connectors.items()))
+        how = {"python": "in-process", "rest": "REST, called by the gateway"}
+        names = ", ".join(f"{n} ({c.source if c.source != 'folder' else how.get(c.manifest.kind, 'HTTP')})" for n, c in sorted(registry.connectors.items()))
         console.print(f"[bold]Citygate demo city[/bold]: {names}")
         console.print(f"GraphiQL, with example operations ready: [bold]{url}/graphql[/bold]")
         console.print("Credentials of this run (also in .citygate/demo-credentials.json), ready to paste:", highlight=False)

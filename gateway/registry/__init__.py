@@ -10,7 +10,7 @@ from ._manifest import (
     read_manifest_folder,
 )
 from ._registry import OPERATOR, Actor, Connector, Registry, RegistryError, Report
-from ._rules import Problem, check_ownership, check_upstream_url, privacy_lint
+from ._rules import Problem, check_ownership, check_rest_origins, check_upstream_url, privacy_lint
 
 __all__ = [
     "OPERATOR",
@@ -25,6 +25,7 @@ __all__ = [
     "Report",
     "admin_routes",
     "check_ownership",
+    "check_rest_origins",
     "check_upstream_url",
     "load_python_schema",
     "new_key",

@@ -3,6 +3,10 @@
 Kinds:
 - `subgraph`: a federation subgraph over HTTP (`url`, `timeout`, `headers`, and the SDL from
   `_service { sdl }` or pinned with `sdl` / `sdl_file`).
+- `rest`: a REST/JSON API mapped into the graph by its SDL's `@source`/`@connect` (gateway/connect/),
+  executed by the gateway itself: `url` is the API's base URL (the origin its secrets may go to),
+  `headers` and `timeout` as a subgraph's, and the SDL always given (`sdl` / `sdl_file`): there is
+  no `_service { sdl }` to read.
 - `python`: a Strawberry federation schema run in-process (`schema: file.py:attribute`). Only
   from the operator's connectors folder: code is never accepted over the admin API.
 
@@ -43,7 +47,8 @@ _SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 # visible ASCII with inner spaces: what every HTTP client sends as a header value unchanged
 # (anything else makes a client raise an error that may quote the value)
 _SECRET_VALUE = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]{0,8190}[\x21-\x7e])?$")
-KINDS = ("subgraph", "python")
+KINDS = ("subgraph", "rest", "python")
+HTTP_KINDS = ("subgraph", "rest")  # reached over HTTP at their url, with their headers and secrets
 Provenance = Literal["folder", "admin", "store"]
 
 INVALID_MANIFEST = "INVALID_MANIFEST"
@@ -331,11 +336,13 @@ def parse_manifest(
                 problems.append(f"cannot read sdl_file: {error.strerror}")
     url = data.get("url")
     schema = data.get("schema")
-    if kind == "subgraph":
+    if kind in HTTP_KINDS:
         if not isinstance(url, str) or not url:
-            problems.append("a subgraph connector needs a url")
+            problems.append(f"a {kind} connector needs a url" + (": its API's base URL" if kind == "rest" else ""))
         if schema is not None:
             problems.append("schema is for python connectors")
+    if kind == "rest" and data.get("sdl_file") is None and not (isinstance(sdl, str) and sdl.strip()):
+        problems.append("a rest connector needs its SDL with @source/@connect ('sdl', or 'sdl_file' in a folder): a REST API has no _service { sdl } to read")
     if kind == "python":
         if not allow_python:
             problems.append("python connectors run code in the gateway: only the operator's connectors folder may hold them")
@@ -349,7 +356,7 @@ def parse_manifest(
         name=name,  # type: ignore[arg-type]
         owner=owner,  # type: ignore[arg-type]
         kind=kind,
-        url=url if kind == "subgraph" else None,
+        url=url if kind in HTTP_KINDS else None,
         timeout=float(timeout),
         headers=dict(headers),
         sdl=sdl,

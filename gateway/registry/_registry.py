@@ -12,6 +12,11 @@ worker process, never on the event loop: _worker.py), its timeout (a registratio
 `max_timeout` is refused; a stored one is served clamped), and, once served, its circuit breaker
 and the address check at each connection (gateway/executor/_transport.py).
 
+A REST connector (`kind: rest`) is read by gateway.connect: its `@source`/`@connect` checked (each
+problem with its code and location), composition reading its SDL without them; it is served by a
+`RestClient` in the gateway itself, held to the same URL rules (every origin its SDL calls is its
+url's), timeout cap, breaker and address check at each connection as a subgraph.
+
 Only the operator's folder manifests read the gateway's environment (`${NAME}`); a manifest sent
 over the admin API or read back from the store never does (see _manifest.py). A connector's
 secrets go only into its own client's headers (its SDL read and its subgraph traffic, neither
@@ -31,9 +36,19 @@ import httpx
 import orjson
 
 from ..composition import SdlLimits, SubgraphSource, compose, sdl_too_large
+from ..connect import ConnectError, ConnectSchema, RestClient, read_connect_sdl
 from ..engine import Engine
-from ..executor import HttpPool, HttpSubgraph, InProcessSubgraph, Subgraphs, SubgraphUnavailable
-from ..executor._transport import AnswerTooLarge, BreakerSettings, SubgraphClient, UpstreamAddressRefused
+from ..executor import (
+    AnswerTooLarge,
+    BreakerSettings,
+    HttpPool,
+    HttpSubgraph,
+    InProcessSubgraph,
+    SubgraphClient,
+    Subgraphs,
+    SubgraphUnavailable,
+    UpstreamAddressRefused,
+)
 from ..policy import RegistryPolicy
 from ..store import Store
 from ..supergraph import SupergraphError, load_supergraph
@@ -46,7 +61,7 @@ from ._manifest import (
     read_manifest_folder,
     with_kept_secrets,
 )
-from ._rules import Problem, Registered, check_annotation_ownership, check_upstream_url
+from ._rules import Problem, Registered, check_annotation_ownership, check_rest_origins, check_upstream_url
 from ._worker import COMPOSITION_BUDGET_EXCEEDED, BudgetExceeded, Change, CompositionWorker
 
 logger = logging.getLogger("citygate.registry")
@@ -76,6 +91,12 @@ class Connector:
     client: SubgraphClient
     source: str = "registry"  # "registry", "folder" (the operator's files) or "builtin"
     version: int = 0
+
+    @property
+    def registered_sdl(self) -> str:
+        """The SDL as its owner gave it, what is stored: a REST connector's with its @source/@connect
+        (`sdl` is what composition reads: for a REST connector, the same without them)."""
+        return self.manifest.sdl or self.sdl
 
     @property
     def from_folder(self) -> bool:
@@ -124,6 +145,22 @@ class _Disconnected:
 
     async def send(self, query: str, variables: dict[str, Any] | None, context: Any = None) -> bytes:
         raise SubgraphUnavailable("its manifest must be registered again")
+
+
+def connect_problems(name: str, error: ConnectError) -> list[Problem]:
+    """A REST connector's SDL problems, each with its own code and its place in the SDL."""
+    return [
+        Problem(p.code, p.message, subgraph=name, locations=((p.line, p.column or 1),) if p.line is not None else ())
+        for p in error.problems
+    ]
+
+
+def _connect_error(name: str, error: ConnectError) -> ManifestError:
+    """The same problems for the operator's folder (a start that cannot serve them stops)."""
+    problems = connect_problems(name, error)
+    return ManifestError(
+        [f"{p.code}: {p.message}" + "".join(f" at {line}:{column}" for line, column in p.locations) for p in problems], [p.code for p in problems]
+    )
 
 
 class Registry:
@@ -177,12 +214,13 @@ class Registry:
             for row in await self.store.connectors():
                 if row.name in self.connectors:
                     raise RegistryError(f"connector {row.name} is both in the folder and in the store")
-                # never the environment: a stored manifest came over the admin API
-                manifest = replace(parse_manifest(row.manifest, provenance="store", secrets=row.secrets), sdl=row.sdl)
+                connector = await self._stored_connector(row)
+                if connector is None:
+                    continue
                 # registered before the cap, or the cap lowered since: served with the cap, never refused at start
-                if manifest.timeout > self.policy.max_timeout:
-                    logger.warning("connector %s asks a %g s timeout: served with the policy's max_timeout, %g s", row.name, manifest.timeout, self.policy.max_timeout)
-                self.connectors[row.name] = Connector(manifest, row.sdl, self._stored_client(manifest), version=row.version)
+                if connector.manifest.timeout > self.policy.max_timeout:
+                    logger.warning("connector %s asks a %g s timeout: served with the policy's max_timeout, %g s", row.name, connector.manifest.timeout, self.policy.max_timeout)
+                self.connectors[row.name] = connector
         if not self.connectors:
             logger.warning("no connector yet: /graphql answers 503 until the first registration")
             return
@@ -238,8 +276,9 @@ class Registry:
                 if current is not None and current.version == row.version:
                     connectors[name] = current  # unchanged: same client, same breaker
                     continue
-                manifest = replace(parse_manifest(row.manifest, provenance="store", secrets=row.secrets), sdl=row.sdl)
-                connectors[name] = Connector(manifest, row.sdl, self._stored_client(manifest), version=row.version)
+                connector = await self._stored_connector(row)
+                if connector is not None:
+                    connectors[name] = connector
             if not connectors:
                 return False
             report = Report()
@@ -268,6 +307,15 @@ class Registry:
             schema = load_python_schema(manifest)
             sdl = manifest.sdl or python_schema_sdl(schema)
             return Connector(manifest, sdl, InProcessSubgraph(schema), source="folder")
+        if manifest.kind == "rest":
+            assert manifest.sdl is not None  # parse_manifest requires it
+            try:
+                rest = read_connect_sdl(manifest.sdl, base_url=manifest.resolved_url())
+            except ConnectError as error:
+                raise _connect_error(manifest.name, error) from None
+            # the operator's: unguarded, like _http_client
+            client = RestClient(rest, self.pool, name=manifest.name, timeout=manifest.timeout, headers=manifest.resolved_headers())
+            return Connector(manifest, rest.composition_sdl, client, source="folder")
         sdl = manifest.sdl or await self._fetch_sdl(manifest)
         return Connector(manifest, sdl, self._http_client(manifest), source="folder")
 
@@ -280,8 +328,35 @@ class Registry:
         timeout = min(manifest.timeout, self.policy.max_timeout)
         return HttpSubgraph(self.pool, url, timeout, headers, breaker=self._breaker(), guarded=True)
 
-    def _stored_client(self, manifest: Manifest) -> SubgraphClient:
+    def _rest_client(self, manifest: Manifest, rest: ConnectSchema, headers: dict[str, str]) -> RestClient:
+        """A registered REST connector's client: as _partner_client's, the calls made by the gateway itself."""
+        timeout = min(manifest.timeout, self.policy.max_timeout)
+        return RestClient(rest, self.pool, name=manifest.name, timeout=timeout, headers=headers, breaker=self._breaker(), guarded=True)
+
+    async def _stored_connector(self, row) -> Connector | None:
+        """A connector read back from the store; None when a REST connector's stored SDL no longer
+        reads (gateway.connect changed its rules since): left out, logged, until its owner registers
+        it again. Composition needs its SDL without @source/@connect, which only that read gives."""
+        # never the environment: a stored manifest came over the admin API
+        manifest = parse_manifest({**row.manifest, "sdl": row.sdl}, provenance="store", secrets=row.secrets)
+        if manifest.kind != "rest":
+            return Connector(manifest, row.sdl, self._stored_client(manifest), version=row.version)
         try:
+            # in a thread, as at registration: a replica refreshing keeps answering meanwhile
+            rest = await asyncio.to_thread(read_connect_sdl, row.sdl, base_url=manifest.url)
+        except ConnectError as error:
+            logger.error(
+                "connector %s (owner %s) is not served until its owner registers it again: its stored SDL no longer reads: %s",
+                manifest.name, manifest.owner, "; ".join(sorted({p.code for p in error.problems})),
+            )
+            return None
+        return Connector(manifest, rest.composition_sdl, self._stored_client(manifest, rest), version=row.version)
+
+    def _stored_client(self, manifest: Manifest, rest: ConnectSchema | None = None) -> SubgraphClient:
+        try:
+            if rest is not None:
+                manifest.resolved_url()  # a stored url never reads the environment: refused as the headers are
+                return self._rest_client(manifest, rest, manifest.resolved_headers())
             return self._partner_client(manifest, manifest.resolved_url(), manifest.resolved_headers())
         except ManifestError as error:
             # the operator's log: which connector and why, never a value (the messages carry none)
@@ -362,9 +437,12 @@ class Registry:
         return await asyncio.to_thread(self._build, supergraph, connectors)
 
     def _swap(self, engine: Engine, supergraph: str, connectors: dict[str, Connector]) -> None:
+        from ..engine import retired_engines  # here: this method alone is the swap's (the imports above are another's)
+
         self.supergraph = supergraph
         self.connectors = connectors
-        self.state.engine = engine  # the swap: one assignment; requests in flight keep the old engine
+        old, self.state.engine = self.state.engine, engine  # the swap: one assignment; requests in flight keep the old engine
+        retired_engines.swapped(old)  # the new one out of the collector's full passes, the old one reclaimed
         logger.info("serving %d connectors", len(connectors))
 
     # -- changes -----------------------------------------------------------------------------------
@@ -393,7 +471,7 @@ class Registry:
                 return report
             if self.store is not None:
                 connector.version = await self.store.put_connector(
-                    connector.manifest.name, connector.manifest.owner, connector.manifest.to_dict(), connector.sdl,
+                    connector.manifest.name, connector.manifest.owner, connector.manifest.to_dict(), connector.registered_sdl,
                     secrets=connector.manifest.secrets,  # exactly those its headers use: the others are dropped
                 )
             else:
@@ -495,7 +573,13 @@ class Registry:
         if too_large is not None:
             report.add(too_large.to_dict())
             return report, None, None
-        connector = Connector(replace(manifest, sdl=sdl), sdl, self._partner_client(manifest, url, headers))
+        if manifest.kind == "rest":
+            rest = await self._read_rest(manifest.name, sdl, url, report)
+            if rest is None:
+                return report, None, None
+            connector = Connector(replace(manifest, sdl=sdl), rest.composition_sdl, self._rest_client(manifest, rest, headers))
+        else:
+            connector = Connector(replace(manifest, sdl=sdl), sdl, self._partner_client(manifest, url, headers))
         candidates = {**self.connectors, manifest.name: connector}
         change = Change(
             self._sources(candidates.values()), self._owners(candidates), self.policy, candidate=manifest.name,
@@ -505,3 +589,17 @@ class Registry:
         if supergraph is None:
             return report, None, None
         return report, connector, supergraph
+
+    async def _read_rest(self, name: str, sdl: str, url: str, report: Report) -> ConnectSchema | None:
+        """A REST connector's SDL read by gateway.connect (in a thread: a large SDL takes a while
+        and the loop keeps answering), and every origin it calls held to the url's: None with the
+        problems in `report`."""
+        try:
+            rest = await asyncio.to_thread(read_connect_sdl, sdl, base_url=url)
+        except ConnectError as error:
+            for problem in connect_problems(name, error):
+                report.add(problem)
+            return None
+        for problem in await check_rest_origins(url, rest.origins, self.policy):
+            report.add(problem)
+        return rest if report.ok else None

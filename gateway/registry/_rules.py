@@ -1,6 +1,6 @@
 """The rules a registration must pass besides composition.
 
-- upstream URLs: no loopback, private, link-local, metadata or otherwise special address unless
+- upstream URLs (a REST connector's every origin too, which must be its url's): no loopback, private, link-local, metadata or otherwise special address unless
   the operator's policy allows that range;
 - ownership: a partner may not @override, @provides, share through @shareable, or extend through
   @interfaceObject a field another partner's connector resolves, unless the policy lists that
@@ -22,13 +22,15 @@ import asyncio
 import ipaddress
 import re
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ..composition._fieldsets import FieldSetProblem, walk
 from ..composition._subgraph import BUILT_IN_SCALARS, Subgraph, TypeDef, named_type
-from ..executor._addresses import METADATA_HOSTS, refused
+from ..executor import METADATA_HOSTS, refused
 from ..policy import RegistryPolicy
+from ._manifest import origin
 
 # the address rules are the transport's too (checked again at each connection): one definition
 _METADATA_HOSTS = METADATA_HOSTS
@@ -40,13 +42,20 @@ class Problem:
     message: str
     coordinate: str | None = None
     owner: str | None = None  # PRIVACY_ANNOTATION_NOT_OWNED: who owns the coordinate
+    # where in the connector's SDL (a REST connector's mapping problems), as composition's errors say it
+    subgraph: str | None = None
+    locations: tuple[tuple[int, int], ...] = ()
 
     def to_dict(self) -> dict:
-        data = {"code": self.code, "message": self.message}
+        data: dict = {"code": self.code, "message": self.message}
+        if self.subgraph:
+            data["subgraph"] = self.subgraph
         if self.coordinate:
             data["coordinate"] = self.coordinate
         if self.owner:
             data["owner"] = self.owner
+        if self.locations:
+            data["locations"] = [{"line": line, "column": column} for line, column in self.locations]
         return data
 
 
@@ -81,6 +90,19 @@ async def check_upstream_url(url: str, policy: RegistryPolicy) -> list[Problem]:
             problems.append(
                 Problem("UPSTREAM_URL_REFUSED", f"{host} resolves to {address}, {reason}; the operator's policy does not allow it")
             )
+    return problems
+
+
+async def check_rest_origins(url: str, origins: Iterable[str], policy: RegistryPolicy) -> list[Problem]:
+    """A REST connector calls its url's origin only: its headers (its secrets) go with every call.
+    An origin its SDL names besides (gateway.connect refuses one already: CONNECT_URL_ORIGIN) is
+    refused here too, and held to the URL rules like the url, so the report says all that is wrong."""
+    own = origin(url)
+    problems = []
+    for other in sorted(origins):
+        if origin(other) != own:
+            problems.append(Problem("CONNECT_URL_ORIGIN", f"the connector calls {other}, another origin than its url's: its headers and secrets go only to its url's"))
+            problems += await check_upstream_url(other, policy)
     return problems
 
 

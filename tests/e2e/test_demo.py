@@ -103,3 +103,54 @@ def test_the_demo_has_two_thousand_residents_and_no_secret_on_disk_in_the_reposi
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout
     assert "demo-credentials" not in tracked and "demo-jwks" not in tracked
     assert credentials["operator_key"] not in (ROOT / "README.md").read_text()
+
+
+def _bikes_data() -> dict:
+    """What Cyclo's REST API (connectors/bikes/api.py) holds: the same seed, read here directly."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("demo_bikes_api", ROOT / "connectors" / "bikes" / "api.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.DATA
+
+
+def test_the_rest_partner_joins_the_citys_districts_under_the_same_privacy_rules(demo):
+    url, credentials, _ = demo
+    data = _bikes_data()
+
+    def ask(query: str, headers: dict | None = None) -> dict:
+        response = httpx.post(f"{url}/graphql", json={"query": query}, headers=headers or {}, timeout=30)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    # open data: the city's district (in-process) joined with the stations of Cyclo's REST API
+    district = ask('{ district(code: "75118") { name population bikeStations { id name mechanicalBikes electricBikes } } }')
+    assert "errors" not in district, district
+    district = district["data"]["district"]
+    assert district["name"] == "Buttes-Montmartre" and district["population"] == 185825
+    expected = [s for s in data["stations"].values() if s["district"] == "75118"]
+    assert district["bikeStations"] == [
+        {"id": s["id"], "name": s["name"], "mechanicalBikes": s["bikes"]["mechanical"], "electricBikes": s["bikes"]["electric"]} for s in expected
+    ]
+
+    # a resident's rides, as Cyclo's app sees them: what r0001 consented to, never the price
+    rides_query = '{ resident(id: "r0001") { bikeRentals { id startedAt minutes priceCents fromStation { name } } } }'
+    rentals = sorted((r for r in data["rentals"].values() if r["resident_id"] == "r0001"), key=lambda r: r["started_at"], reverse=True)
+    cyclo = ask(rides_query, {"x-api-key": credentials["clients"]["cyclo-app"], "x-citygate-purpose": "bike-sharing"})
+    assert cyclo["data"]["resident"]["bikeRentals"] == [
+        {"id": r["id"], "startedAt": r["started_at"], "minutes": r["duration_min"], "priceCents": None,
+         "fromStation": {"name": data["stations"][r["from_station"]]["name"]}}
+        for r in rentals
+    ]
+    assert {(w["category"], w["reason"]) for w in cyclo["extensions"]["privacy"]["withheld"]} == {("user.financial", "no-consent")}
+    # the public: not even the resident's id goes to Cyclo to ask (a flow to a partner is a disclosure)
+    public = ask(rides_query)
+    assert public["data"] == {"resident": {"bikeRentals": None}}
+    assert public["extensions"]["privacy"]["withheld"] == [
+        {"path": ["resident", "bikeRentals"], "category": "user.unique_id", "reason": "no-consent", "strategy": "null", "recipient": "cyclo"}
+    ]
+    # the rider: everything
+    own = ask(rides_query, {"authorization": f"Bearer {credentials['residents']['r0001']}"})
+    assert [r["priceCents"] for r in own["data"]["resident"]["bikeRentals"]] == [r["price_cents"] for r in rentals]
