@@ -281,10 +281,8 @@ class Registry:
                     connectors[name] = connector
             if not connectors:
                 return False
-            report = Report()
-            supergraph = await self._compose(Change(self._sources(connectors.values()), self._owners(connectors), self.policy), report)
+            supergraph = await self._compose_stored(connectors, {name for name in rows if name not in served or served[name].version != rows[name].version})
             if supergraph is None:
-                logger.error("the stored connectors do not compose here: the served supergraph stays: %s", report.errors)
                 return False
             try:
                 engine = await self._build_off_loop(supergraph, connectors)
@@ -295,6 +293,28 @@ class Registry:
             logger.warning("connectors changed through another replica: now serving versions %s",
                            {name: c.version for name, c in connectors.items() if not c.from_folder})
             return True
+
+    async def _compose_stored(self, connectors: dict[str, Connector], fresh: set[str]) -> str | None:
+        """The composition of what the store holds, every annotation checked again (this replica's
+        folder may differ from the one the registering replica checked against): a fresh connector
+        (`fresh`: changed since served) whose annotations this replica cannot accept is left out,
+        logged, and the rest composed; None (logged) when even that fails."""
+        for _attempt in range(2):
+            report = Report()
+            change = Change(self._sources(connectors.values()), self._owners(connectors), self.policy, whole=True)
+            supergraph = await self._compose(change, report)
+            if supergraph is not None:
+                return supergraph
+            not_owned = {p.get("subgraph") for p in report.errors if p.get("code") == "PRIVACY_ANNOTATION_NOT_OWNED"}
+            left_out = sorted(name for name in not_owned & fresh if name in connectors)
+            if not left_out or len(not_owned - set(left_out)) > 0:
+                break
+            for name in left_out:
+                logger.error("connector %s (owner %s) is not served here: privacy annotations its owner does not own beside this replica's connectors",
+                             name, connectors[name].manifest.owner)
+                del connectors[name]
+        logger.error("the stored connectors cannot be served here: the served supergraph stays: %s", report.errors)
+        return None
 
     async def rebuild(self) -> None:
         """Serve the current supergraph again (after a policy change); raises SupergraphError."""

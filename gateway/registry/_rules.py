@@ -388,7 +388,7 @@ def check_annotation_ownership(
     that were there before it."""
     findings = _findings(connectors)
     if candidate is None:
-        return [Problem("PRIVACY_ANNOTATION_NOT_OWNED", f.message, f.coordinate, f.owner) for f in findings]
+        return [Problem("PRIVACY_ANNOTATION_NOT_OWNED", f.message, f.coordinate, f.owner, subgraph=f.annotator) for f in findings]
     known = {f.key for f in _findings(before or [])}
     findings = [f for f in findings if f.key not in known]
     registered = next(c for c in connectors if c.name == candidate)

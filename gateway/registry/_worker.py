@@ -39,6 +39,9 @@ class Change:
     policy: RegistryPolicy
     candidate: str | None = None
     previous: tuple[str, str] | None = None  # the candidate's served (owner, SDL), when it replaces one
+    # every connector's annotations checked, not only a candidate's: a replica serving what another
+    # replica checked under its own folder (which may differ) checks the whole again
+    whole: bool = False
 
 
 @dataclass(slots=True)
@@ -70,6 +73,9 @@ def check_change(change: Change) -> Outcome:
                 before.append(Registered(name, change.previous[0], previous))
         problems += check_annotation_ownership(after, candidate=name, before=before)
         outcome.problems += [p.to_dict() for p in problems]
+    elif change.whole and not outcome.problems:
+        registered = [Registered(n, change.owners[n], subgraphs[n]) for n in change.owners if n in subgraphs]
+        outcome.problems += [p.to_dict() for p in check_annotation_ownership(registered)]
     if not outcome.problems:
         outcome.supergraph = result.supergraph
     return outcome
