@@ -1,4 +1,4 @@
-"""Citygate against Hive Gateway and Apollo Gateway, side by side, in one run.
+"""Citygate against Grafbase's gateway, Hive Gateway and Apollo Gateway, side by side, in one run.
 
     .venv/bin/python -m bench.run [--duration 15] [--rounds 3] [--connections 32]
 
@@ -26,6 +26,7 @@ import shutil
 import signal
 import socket
 import statistics
+import string
 import subprocess
 import sys
 import threading
@@ -42,6 +43,14 @@ ROOT = BENCH.parent
 RESULTS = BENCH / "results"
 VENV_BIN = Path(sys.executable).parent
 GATEWAY_CORE, DRIVER_CORE = "0", "1"
+SUBGRAPHS = ("accounts", "inventory", "products", "reviews")
+# the Grafbase CLI's Rust binary, shipped by npm for x86_64 Linux only (an optional dependency)
+GRAFBASE = BENCH / "node_modules" / "@grafbase" / "cli-x86_64-unknown-linux-musl" / "grafbase"
+# what a federation subgraph library adds to its `_service { sdl }` for the gateway's use, and what
+# Grafbase's composition expects absent from a subgraph's schema file
+FEDERATION_TYPES = frozenset({"_Any", "_Entity", "_Service", "_FieldSet", "FieldSet", "federation__FieldSet", "federation__Scope",
+                              "federation__Policy", "link__Import", "link__Purpose"})
+FEDERATION_FIELDS = frozenset({"_service", "_entities"})
 
 
 def free_port() -> int:
@@ -189,22 +198,61 @@ class Subgraphs:
     def count(self) -> int:
         return sum(httpx.get(f"{self.url}/counts", timeout=5).json().values())
 
+    def sdl(self, name: str) -> str:
+        return httpx.post(f"{self.url}/{name}", json={"query": "{ _service { sdl } }"}, timeout=10).json()["data"]["_service"]["sdl"]
+
     def supergraph(self, path: Path) -> Path:
         from gateway.composition import SubgraphSource, compose
 
-        sources = []
-        for name in ("accounts", "inventory", "products", "reviews"):
-            sdl = httpx.post(f"{self.url}/{name}", json={"query": "{ _service { sdl } }"}, timeout=10).json()["data"]["_service"]["sdl"]
-            sources.append(SubgraphSource(name, sdl, f"{self.url}/{name}"))
+        sources = [SubgraphSource(name, self.sdl(name), f"{self.url}/{name}") for name in SUBGRAPHS]
         result = compose(sources)
         if not result.ok:
             raise RuntimeError("the benchmark subgraphs do not compose: " + "; ".join(map(str, result.errors)))
         path.write_text(result.supergraph or "")
         return path
 
+    def grafbase_config(self, folder: Path) -> Path:
+        """Grafbase composes the graph itself, from each subgraph's SDL in a file: bench/grafbase.toml
+        filled in with these subgraphs, written beside their SDL files."""
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in SUBGRAPHS:
+            (folder / f"{name}.graphql").write_text(without_federation_builtins(self.sdl(name)))
+        config = folder / "grafbase.toml"
+        template = string.Template((BENCH / "grafbase.toml").read_text())
+        config.write_text(template.substitute(subgraphs=self.url, schemas=str(folder)))
+        return config
 
-def start_gateway(name: str, supergraph: Path, port: int, policy: Path | None = None, store: Path | None = None, log_name: str = "") -> Process:
+
+def without_federation_builtins(sdl: str) -> str:
+    """A subgraph's SDL without the federation machinery its library adds (`_service`, `_entities`,
+    `_Any`, `_Entity`, `_Service`, `link__*`, ...): what a subgraph's author writes."""
+    from graphql import parse, print_ast
+    from graphql.language import DocumentNode, ObjectTypeDefinitionNode, ObjectTypeExtensionNode
+
+    definitions = []
+    for definition in parse(sdl).definitions:
+        name = getattr(definition, "name", None)
+        if name is not None and name.value in FEDERATION_TYPES:
+            continue
+        if isinstance(definition, ObjectTypeDefinitionNode | ObjectTypeExtensionNode) and definition.fields:
+            fields = tuple(f for f in definition.fields if f.name.value not in FEDERATION_FIELDS)
+            if not fields:  # a root type that only carried the machinery
+                continue
+            # graphql-core's nodes are frozen: a copy with the remaining fields
+            definition = type(definition)(**{key: getattr(definition, key) for key in definition.keys if key != "fields"}, fields=fields)
+        definitions.append(definition)
+    return print_ast(DocumentNode(definitions=tuple(definitions))) + "\n"
+
+
+def start_gateway(name: str, supergraph: Path, port: int, policy: Path | None = None, store: Path | None = None, log_name: str = "",
+                  grafbase_config: Path | None = None) -> Process:
     log = RESULTS / f"{log_name or name}.log"
+    if name == "grafbase":
+        if grafbase_config is None:
+            raise ValueError("grafbase composes its own graph: it needs its grafbase.toml")
+        # the CLI's dev server: the same federated server as the grafbase-gateway binary (which npm
+        # does not ship), plus a schema file watcher and the Pathfinder UI's static files (bench/README.md)
+        return Process([str(GRAFBASE), "dev", "-c", str(grafbase_config), "-p", str(port)], GATEWAY_CORE, cwd=grafbase_config.parent, log=log)
     if name.startswith("citygate"):
         command = [str(VENV_BIN / "citygate"), "serve", "--supergraph", str(supergraph), "--port", str(port), "--log-level", "error"]
         if name.endswith("unshared"):  # every request does all its own subgraph calls
@@ -226,9 +274,13 @@ def start_gateway(name: str, supergraph: Path, port: int, policy: Path | None = 
     raise ValueError(name)
 
 
-def ensure_peers() -> None:
-    if not (BENCH / "node_modules" / ".bin" / "hive-gateway").exists():
+def ensure_peers(gateways: list[str]) -> None:
+    if not (BENCH / "node_modules" / ".bin" / "hive-gateway").exists() or ("grafbase" in gateways and not GRAFBASE.exists()):
         subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=BENCH, check=True)
+    if "grafbase" in gateways and not GRAFBASE.exists():
+        # npm skips the optional dependency on other platforms than x86_64 Linux
+        sys.exit(f"the Grafbase CLI is shipped for x86_64 Linux only ({os.uname().sysname} {os.uname().machine} here): "
+                 "leave grafbase out of --gateways")
 
 
 def measure(name: str, process: Process, url: str, subgraphs: Subgraphs, body_file: Path, *, distinct: bool, args, headers: str = "", label: str = "") -> Run:
@@ -268,8 +320,12 @@ def small_p50(name: str, output: str) -> float:
     return p50
 
 
+def answer_bytes(url: str, query: str, headers: dict | None = None) -> bytes:
+    return httpx.post(url, json={"query": query}, headers={"accept": "application/json", **(headers or {})}, timeout=30).content
+
+
 def answer(url: str, query: str, headers: dict | None = None) -> dict:
-    return httpx.post(url, json={"query": query}, headers={"accept": "application/json", **(headers or {})}, timeout=30).json()
+    return json.loads(answer_bytes(url, query, headers))
 
 
 def main() -> None:
@@ -279,7 +335,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument(
         "--gateways",
-        default="citygate,citygate-unshared,hive-gateway,apollo-gateway",
+        default="citygate,citygate-unshared,grafbase,hive-gateway,apollo-gateway",
         help="citygate-unshared: Citygate with identical subgraph calls in flight not shared",
     )
     parser.add_argument("--skip", default="", help="comma-separated scenarios to skip: small,privacy,compose")
@@ -289,8 +345,8 @@ def main() -> None:
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
     RESULTS.mkdir(exist_ok=True)
-    ensure_peers()
     gateways = args.gateways.split(",")
+    ensure_peers(gateways)
     skip = set(filter(None, args.skip.split(",")))
     report = Report(time.strftime("%Y-%m-%d %H:%M:%S"), f"{os.cpu_count()} cores, {os.uname().machine}", args.duration, args.connections, args.rounds)
 
@@ -301,22 +357,28 @@ def main() -> None:
     subgraphs = Subgraphs()
     try:
         supergraph = subgraphs.supergraph(RESULTS / "supergraph.graphql")
-        reference = None
+        grafbase_config = subgraphs.grafbase_config(RESULTS / "grafbase") if "grafbase" in gateways else None
+        reference, reference_bytes = None, b""
         for name in gateways:
             port = free_port()
             url = f"http://127.0.0.1:{port}/graphql"
             (RESULTS / "bench.db").unlink(missing_ok=True)
-            process = start_gateway(name, supergraph, port)
+            process = start_gateway(name, supergraph, port, grafbase_config=grafbase_config)
             try:
                 wait_for(url, {"query": "{ __typename }"}, headers={"accept": "application/json"})
-                got = answer(url, HEAVY)
+                raw = answer_bytes(url, HEAVY)
+                got = json.loads(raw)
                 if "errors" in got:
                     raise RuntimeError(f"{name} answered the heavy query with errors: {got['errors'][:2]}")
                 if reference is None:
-                    reference = got
+                    reference, reference_bytes = got, raw
+                    print(f"{name}: the reference answer ({len(raw)} bytes); warming up", flush=True)
                 elif got != reference:
                     raise RuntimeError(f"{name} does not return the identical answer to the heavy query")
-                print(f"{name}: identical answer ({len(json.dumps(got))} bytes); warming up", flush=True)
+                else:
+                    # the JSON must be equal; the bytes may differ in layout only (whitespace, escapes)
+                    same = "the same bytes" if raw == reference_bytes else "the same JSON"
+                    print(f"{name}: identical answer ({len(raw)} bytes, {same} as {gateways[0]}); warming up", flush=True)
                 wrk(url, body_heavy, distinct=True, duration=5, connections=args.connections)
                 for round_index in range(args.rounds):
                     for distinct in (False, True):
