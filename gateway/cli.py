@@ -227,14 +227,9 @@ def _tune_gc(application) -> None:
     alive; with CPython's default thresholds (700, 10, 10) the collector kept traversing them and
     took ~40% of the gateway's core (py-spy, bench/README.md). Collections are rarer here, and what
     start-up built (schemas, plans, the policy) is frozen out of them once the gateway is ready.
-    Reference counting still frees everything acyclic at once; only cycles wait longer. Each
-    Engine swapped in (a registration, a removal, a policy rebuild) is frozen too, and the one it
-    replaced reclaimed once idle: engine.RetiredEngines.
+    Reference counting still frees everything acyclic at once; only cycles wait longer.
     """
-    from .engine import retired_engines
-
     gc.set_threshold(100_000, 20, 20)
-    retired_engines.enable()
     started = application.router.lifespan_context
 
     @contextlib.asynccontextmanager

@@ -457,12 +457,9 @@ class Registry:
         return await asyncio.to_thread(self._build, supergraph, connectors)
 
     def _swap(self, engine: Engine, supergraph: str, connectors: dict[str, Connector]) -> None:
-        from ..engine import retired_engines  # here: this method alone is the swap's (the imports above are another's)
-
         self.supergraph = supergraph
         self.connectors = connectors
-        old, self.state.engine = self.state.engine, engine  # the swap: one assignment; requests in flight keep the old engine
-        retired_engines.swapped(old)  # the new one out of the collector's full passes, the old one reclaimed
+        self.state.engine = engine  # the swap: one assignment; requests in flight keep the old engine
         logger.info("serving %d connectors", len(connectors))
 
     # -- changes -----------------------------------------------------------------------------------
