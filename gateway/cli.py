@@ -99,7 +99,7 @@ def serve(
     max_document_size: Annotated[
         int | None, typer.Option(help="Characters in a document, checked before parsing. (env CITYGATE_MAX_DOCUMENT_SIZE; 65536)")
     ] = None,
-    max_tokens: Annotated[int | None, typer.Option(help="Tokens in a document. (env CITYGATE_MAX_TOKENS; 50000)")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Tokens in a document. (env CITYGATE_MAX_TOKENS; 15000)")] = None,
     max_depth: Annotated[int | None, typer.Option(help="Fields on an operation's longest path. (env CITYGATE_MAX_DEPTH; 32)")] = None,
     max_fields: Annotated[int | None, typer.Option(help="Fields once fragments are expanded. (env CITYGATE_MAX_FIELDS; 2000)")] = None,
     max_aliases: Annotated[int | None, typer.Option(help="Aliases, fragments expanded. (env CITYGATE_MAX_ALIASES; 100)")] = None,

@@ -107,7 +107,9 @@ class Executor:
             errors = list(fetch_errors)
             return self.shaper.shape(plan, fetched, errors, decisions), errors
 
-        data, errors = shape(privacy)
+        # the first shaping in slices: a large answer gives the event loop turns while it is walked
+        errors = list(fetch_errors)
+        data = await self.shaper.shape_in_slices(plan, fetched, errors, privacy)
         return ExecutionResult(data, errors, execution.subgraph_requests, shape)
 
     def _run_introspection(self, prepared: PreparedOperation, variables: Mapping[str, Any], errors: list) -> dict:

@@ -78,7 +78,7 @@ def load_supergraph(
     """Read a supergraph; `privacy_overrides` (from the policy) add to or replace annotations;
     `owners` names the party owning each subgraph (by default each subgraph is its own owner)."""
     try:
-        document = parse(sdl)
+        document = parse(sdl, no_location=True)  # nothing reads a supergraph node's location: ~40% fewer objects per Engine, and no token chain (the collector's largest cycle)
     except Exception as exc:
         raise SupergraphError(f"the supergraph is not valid GraphQL SDL: {exc}") from exc
     features = _read_features(document)
