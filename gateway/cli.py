@@ -276,6 +276,8 @@ def plan(
         kind = "entities" if node["entity"] else description["kind"]
         typer.echo(f"[{node['id']}] {node['subgraph']} ({kind}){at}{after}")
         typer.echo("    " + node["operation"].replace("\n", "\n    "))
+    cost = description["cost"]
+    typer.echo(f"cost: {cost['fetches']} fetch(es) in {cost['waves']} wave(s)")
 
 
 @app.command()

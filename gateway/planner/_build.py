@@ -12,8 +12,13 @@ which subgraph can resolve the field from here:
 Abstract positions are expanded per possible type in the subgraph at hand. What cannot be
 resolved below a field is handed back to the parent as a *leftover*, which the parent re-routes
 through another subgraph (for example a shareable value type fetched from two subgraphs). When
-several routes exist, each is tried on the plan being built, scored, and undone (_UndoLog); the
-cheapest wins. The planner never performs I/O, and never copies its whole state per route.
+several routes exist, a local one that adds no fetch is kept untried (_kept_local); otherwise
+each is tried on the plan being built, scored, and undone (_UndoLog), the cheapest winning: the
+fewest fetches, then waves, then fields fetched late. Where the best route for a field alone adds
+a fetch, the routes are scored again with the later siblings that could share a fetch planned
+after each (_Siblings): sibling root fields and aliases share a fetch where one subgraph serves
+them together. docs/engine.md, "How candidates are chosen". The planner never performs I/O, and
+never copies its whole state per route.
 """
 
 from __future__ import annotations
@@ -138,6 +143,20 @@ class _Position:
         return tuple(p for p in self.path if p != "@")
 
 
+class _Siblings:
+    """The fields planned one after the other at one position (the root, an object, one possible
+    type of an abstract position). A route of one of them is scored with the later ones that could
+    share a fetch with it planned after it (QueryPlanner._rank_routes): the plan of the selection
+    set, not of the field alone, decides."""
+
+    __slots__ = ("fields", "reachable")
+
+    def __init__(self, fields: list[NField]) -> None:
+        self.fields = fields
+        # per field, once asked: the subgraphs a route other than the local one would fetch from
+        self.reachable: list[frozenset[str] | None] = [None] * len(fields)
+
+
 @dataclass(frozen=True)
 class _Route:
     subgraph: str
@@ -199,8 +218,10 @@ class QueryPlanner:
         self.jumps_in_progress: set[tuple] = set()
         self.touch_log: list[set[int]] = []  # fetch ids used while planning a jump's requirements
         self.undo: _UndoLog | None = None  # while a route is tried: its changes, to be undone
+        self.looking_ahead = False  # while later siblings are planned to score a route (no deeper look)
         self._field_set_cache: dict[int, tuple[NSelection, ...]] = {}
         self._jump_route_cache: dict[tuple[str, str], list[tuple[bool, _Route]]] = {}
+        self._coverage_cache: dict[tuple[int, str], int] = {}
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -210,17 +231,16 @@ class QueryPlanner:
         self._register_client_keys((), self.selections)
         root = _Position(None, None, (), self.root_type, None)
         fields = collect_fields(self.selections, lambda c: self._applies(c, self.root_type), self._is_concrete)
-        has_introspection = False
-        for collected in fields.values():
-            root_field = collected.field
-            if root_field.name == "__typename":
-                continue
-            if root_field.name in INTROSPECTION_ROOT_FIELDS:
-                has_introspection = True
-                continue
+        has_introspection = any(c.field.name in INTROSPECTION_ROOT_FIELDS for c in fields.values())
+        planned = [
+            c.field for c in fields.values() if c.field.name != "__typename" and c.field.name not in INTROSPECTION_ROOT_FIELDS
+        ]
+        # mutation fields run in order, each chosen on its own; query fields share fetches
+        siblings = _Siblings(planned) if self.kind != "mutation" else None
+        for index, root_field in enumerate(planned):
             if self.kind == "mutation":
                 self.state.stage += 1
-            leftover = self._route_field(root, root_field, frozenset())
+            leftover = self._route_field(root, root_field, frozenset(), siblings, index)
             if leftover is not None:
                 raise PlanningError(self._unplannable_message(self.root_type, leftover))
         return QueryPlan(
@@ -390,8 +410,9 @@ class QueryPlanner:
         model = self.model
         if pos.fetch is None:
             candidates = model.subgraphs_resolving(self.root_type, f.name)
-            used = {fetch.subgraph for fetch in self.state.fetches if not fetch.entity}
-            candidates.sort(key=lambda s: (s not in used, s))
+            if len(candidates) > 1:
+                used = {fetch.subgraph for fetch in self.state.fetches if not fetch.entity}
+                candidates.sort(key=lambda s: (s not in used, -self._root_coverage(f, s), s))
             return [_Route(s, self.root_type) for s in candidates]
         routes: list[_Route] = []
         if self._local_join(pos, f.name) is not None:
@@ -411,6 +432,44 @@ class QueryPlanner:
             key=lambda r: (r.target_type is not None, (r.subgraph, pos.path) not in existing, r.requires is not None, r.subgraph)
         )
         return routes
+
+    def _root_coverage(self, f: NField, subgraph: str) -> int:
+        """How much of root field `f`'s selection `subgraph` resolves itself: among subgraphs that
+        plan it at the same cost, the one that knows more of what is asked (its own fields, what
+        its `@provides` promise) is taken, not the first by name. Once per field and subgraph."""
+        cache_key = (id(f), subgraph)
+        coverage = self._coverage_cache.get(cache_key)
+        if coverage is None:
+            root = _Position(None, None, (), self.root_type, subgraph)
+            coverage = self._coverage_cache[cache_key] = self._coverage(root, (f,))
+        return coverage
+
+    def _coverage(self, pos: _Position, selections) -> int:
+        """The number of fields of `selections` the position's subgraph resolves without a jump."""
+        assert pos.subgraph is not None
+        types = [pos.type_name]
+        if self.model.is_abstract(pos.type_name) and not self.model.is_interface_object(pos.type_name, pos.subgraph):
+            types = self.model.possible_types_in(pos.type_name, pos.subgraph) or types
+        count = 0
+        for type_name in types:
+            at = replace(pos, type_name=type_name)
+            fields = collect_fields(selections, lambda c, t=type_name: self._applies(c, t), self._is_concrete)
+            for collected in fields.values():
+                sub_field = collected.field
+                join = self._local_join(at, sub_field.name) if sub_field.name != "__typename" else None
+                if join is None:
+                    continue
+                count += 1
+                if sub_field.selections:
+                    local_type, _ = self._field_type(type_name, sub_field.name, pos.subgraph)
+                    if join.provides:
+                        provided: tuple[NSelection, ...] | None = self._field_set(join.provides)
+                    else:
+                        provided_field = self._provided(at, sub_field.name)
+                        provided = provided_field.selections if provided_field is not None else None
+                    child = _Position(None, None, (), _named(local_type), pos.subgraph, provided)
+                    count += self._coverage(child, sub_field.selections)
+        return count
 
     def _jump_routes(self, target: str, field_name: str) -> list[tuple[bool, _Route]]:
         """(is an interface object there, route) for each subgraph that resolves `target.field_name`
@@ -433,8 +492,11 @@ class QueryPlanner:
             self._jump_route_cache[cache_key] = routes
         return routes
 
-    def _route_field(self, pos: _Position, f: NField, exclude: frozenset[str]) -> NField | None:
-        """Plan `f` at `pos`; return what could not be planned (None when all of it was)."""
+    def _route_field(
+        self, pos: _Position, f: NField, exclude: frozenset[str], siblings: _Siblings | None = None, index: int = 0
+    ) -> NField | None:
+        """Plan `f` at `pos`; return what could not be planned (None when all of it was). `f` is
+        `siblings.fields[index]` when it is planned among siblings (see _Siblings)."""
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise PlanningBudgetExceeded("planning the operation took longer than its budget: ask for less at once")
         if pos.fetch is None and self.kind == "mutation" and exclude:
@@ -443,20 +505,106 @@ class QueryPlanner:
         if not routes:
             return f
         if len(routes) > 1 and self.budget > 0:
-            routes = self._rank_routes(pos, f, routes, exclude)
+            if routes[0].target_type is None and self._kept_local(pos, f, routes[0]):
+                return None
+            routes = self._rank_routes(pos, f, routes, exclude, siblings, index)
             if not routes:
                 return f
         for route in routes:
             try:
-                return self._apply_and_reroute(pos, f, route, exclude)
+                return self._apply_and_reroute(pos, f, route, exclude, siblings, index)
             except _Infeasible:
                 continue
         return f
 
-    def _rank_routes(self, pos: _Position, f: NField, routes: list[_Route], exclude: frozenset[str]) -> list[_Route]:
+    def _kept_local(self, pos: _Position, f: NField, route: _Route) -> bool:
+        """Plan `f` in the subgraph at hand and keep it when that needs no fetch more, makes no
+        fetch wait longer and leaves nothing unplanned: no other route can then be cheaper (each
+        adds a fetch, or puts the field in a later one), for the field alone or with its siblings,
+        so none is tried. Otherwise undo it. Most fields of a plan end here, which leaves the
+        trials to the real choices (the benchmark's heavy query has none left)."""
+        outermost = self.undo is None
+        if outermost:
+            self.undo = _UndoLog()
+        undo = self.undo
+        assert undo is not None
+        mark = len(undo.entries)
+        fetches_before = len(self.state.fetches)
+        saved_touches = [set(touched) for touched in self.touch_log]
+        kept = False
+        try:
+            kept = (
+                self._apply_route(pos, f, route) is None
+                and len(self.state.fetches) == fetches_before
+                and not any(kind == _SET_ATTRIBUTE and target[1] == "depends_on" for kind, target, _ in undo.entries[mark:])
+            )
+        finally:
+            if not kept:
+                undo.undo_to(mark)
+                for touched, before in zip(self.touch_log, saved_touches, strict=True):
+                    touched.clear()
+                    touched.update(before)
+            if outermost:
+                self.undo = None
+        return kept
+
+    def _sharing_siblings(self, pos: _Position, routes: list[_Route], siblings: _Siblings | None, index: int) -> list[NField]:
+        """The siblings planned after `siblings.fields[index]` that could share a fetch with one of
+        its `routes`: a route of theirs leaves `pos` (root field, entity jump) for a subgraph one of
+        these routes leaves for. A sibling resolved only locally shares nothing a choice here can
+        change (what its selection needs below is planned at other merge paths)."""
+        if siblings is None or self.looking_ahead:
+            return []
+        reachable = {route.subgraph for route in routes if route.target_type is not None}
+        if not reachable:
+            return []
+        sharing = []
+        for later in range(index + 1, len(siblings.fields)):
+            theirs = siblings.reachable[later]
+            if theirs is None:
+                theirs = siblings.reachable[later] = frozenset(
+                    route.subgraph for route in self._routes(pos, siblings.fields[later]) if route.target_type is not None
+                )
+            if theirs & reachable:
+                sharing.append(siblings.fields[later])
+        return sharing
+
+    def _rank_routes(
+        self, pos: _Position, f: NField, routes: list[_Route], exclude: frozenset[str], siblings: _Siblings | None, index: int
+    ) -> list[_Route]:
         """Try each route on the state itself, score it, and undo what it changed (no copy of the
-        state per route: a trial costs what it changes)."""
-        scored = []
+        state per route: a trial costs what it changes).
+
+        When the route best for the field alone adds a fetch, the routes are tried again, each
+        with the later siblings that could share a fetch with it planned after it (each ranking
+        its own routes, without looking further ahead): `{ media { id } y: media { animals { id }
+        } }` then sends both fields to the subgraph that can answer the second, where `media { id }`
+        alone ties between two. A route that adds no fetch cannot be beaten that way (what another
+        route's fetches would save the siblings, they cost first), so then nothing is tried again.
+        Ties on the whole keep the route cheaper for the field alone, then the routes' order."""
+        fetches_before = len(self.state.fetches)
+        alone = self._try_routes(pos, f, routes, exclude, siblings, index, [])
+        if not alone:
+            return []
+        alone.sort(key=lambda item: item[0])
+        best_cost = alone[0][0][1]
+        if best_cost[0] > fetches_before:
+            later = self._sharing_siblings(pos, routes, siblings, index)
+            if later:
+                alone_cost = {id(route): key for key, route in alone}
+                together = self._try_routes(pos, f, [route for _, route in alone], exclude, siblings, index, later)
+                together.sort(key=lambda item: (item[0][:3], alone_cost[id(item[1])]))
+                return [route for _, route in together]
+        return [route for _, route in alone]
+
+    def _try_routes(
+        self, pos: _Position, f: NField, routes: list[_Route], exclude: frozenset[str], siblings: _Siblings | None, index: int,
+        later: list[NField],
+    ) -> list[tuple[tuple, _Route]]:
+        """(score, route) of each feasible route: (weight of what it leaves unplanned, cost of the
+        plan, order) or, with `later` siblings planned after it, (weight left of the field, of the
+        siblings, cost of the plan)."""
+        scored: list[tuple[tuple, _Route]] = []
         outermost = self.undo is None
         if outermost:
             self.undo = _UndoLog()
@@ -468,9 +616,21 @@ class QueryPlanner:
                 saved_touches = [set(touched) for touched in self.touch_log]
                 mark = len(undo.entries)
                 try:
-                    leftover = self._apply_and_reroute(pos, f, route, exclude)
+                    leftover = self._apply_and_reroute(pos, f, route, exclude, siblings, index)
                     weight = _selection_weight((leftover,)) if leftover is not None else 0
-                    scored.append(((weight, self.state.cost(), order), route))
+                    if not later:
+                        scored.append(((weight, self.state.cost(), order), route))
+                        continue
+                    later_weight = 0
+                    self.looking_ahead = True
+                    try:
+                        for sibling in later:
+                            left = self._route_field(pos, sibling, frozenset())
+                            if left is not None:
+                                later_weight += _selection_weight((left,))
+                    finally:
+                        self.looking_ahead = False
+                    scored.append(((weight, later_weight, self.state.cost()), route))
                 except _Infeasible:
                     pass
                 finally:
@@ -481,13 +641,14 @@ class QueryPlanner:
         finally:
             if outermost:
                 self.undo = None
-        scored.sort(key=lambda item: item[0])
-        return [route for _, route in scored]
+        return scored
 
-    def _apply_and_reroute(self, pos: _Position, f: NField, route: _Route, exclude: frozenset[str]) -> NField | None:
+    def _apply_and_reroute(
+        self, pos: _Position, f: NField, route: _Route, exclude: frozenset[str], siblings: _Siblings | None = None, index: int = 0
+    ) -> NField | None:
         leftover = self._apply_route(pos, f, route)
         if leftover is not None:
-            return self._route_field(pos, leftover, exclude | {route.subgraph})
+            return self._route_field(pos, leftover, exclude | {route.subgraph}, siblings, index)
         return None
 
     def _apply_route(self, pos: _Position, f: NField, route: _Route) -> NField | None:
@@ -550,10 +711,10 @@ class QueryPlanner:
     def _plan_object(self, pos: _Position, selections) -> list[NSelection]:
         leftovers: list[NSelection] = []
         fields = collect_fields(selections, lambda c: self._applies(c, pos.type_name), self._is_concrete)
-        for collected in fields.values():
-            if collected.field.name == "__typename":
-                continue  # the shaper knows the type of a concrete position
-            leftover = self._route_field(pos, collected.field, frozenset())
+        # the shaper knows the type of a concrete position: no __typename asked for it
+        siblings = _Siblings([c.field for c in fields.values() if c.field.name != "__typename"])
+        for index, sibling in enumerate(siblings.fields):
+            leftover = self._route_field(pos, sibling, frozenset(), siblings, index)
             if leftover is not None:
                 leftovers.append(leftover)
         return leftovers
@@ -573,8 +734,9 @@ class QueryPlanner:
             if not wanted:
                 continue
             concrete_pos = replace(pos, selection=self._fragment(pos.selection, concrete), type_name=concrete)
-            for collected in wanted:
-                leftover = self._route_field(concrete_pos, collected.field, frozenset())
+            siblings = _Siblings([c.field for c in wanted])
+            for index, collected in enumerate(wanted):
+                leftover = self._route_field(concrete_pos, collected.field, frozenset(), siblings, index)
                 if leftover is None:
                     continue
                 if collected.conditioned:

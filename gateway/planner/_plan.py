@@ -268,10 +268,21 @@ class QueryPlan:
     # filled by the executor: its compiled view of `selections` (shapes per runtime type)
     compiled: dict = field(default_factory=dict, compare=False, repr=False)
 
+    @property
+    def waves(self) -> int:
+        """The longest chain of fetches that wait for one another: 1 when all run at once."""
+        depth: dict[int, int] = {}
+        for node in self.nodes:  # every node follows its dependencies
+            depth[node.id] = 1 + max((depth[d] for d in node.depends_on), default=0)
+        return max(depth.values(), default=0)
+
     def describe(self) -> dict:
-        """A JSON-able view of the plan, for `citygate plan` and `extensions.queryPlan`."""
+        """A JSON-able view of the plan, for `citygate plan` and `extensions.queryPlan`: its cost
+        (fetches, waves of dependent fetches: what the planner minimises, in that order) and its
+        fetch nodes."""
         return {
             "kind": self.operation_kind,
+            "cost": {"fetches": len(self.nodes), "waves": self.waves},
             "nodes": [
                 {
                     "id": node.id,

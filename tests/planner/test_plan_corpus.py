@@ -12,11 +12,14 @@ import json
 import time
 
 import pytest
+from graphql import OperationDefinitionNode, parse
 
 from gateway.planner import Planner, PlanningBudgetExceeded
 from gateway.planner import _build as build
+from gateway.planner._operation import normalize_selections
 from gateway.supergraph import load_supergraph
 from tests.planner.plan_corpus import load_corpus, plan_case, plan_to_json, selections_from_json
+from tests.planner.sdl_subgraphs import fixture_supergraph
 from tests.world.server import SUPERGRAPH_FILE
 
 CORPUS = load_corpus()
@@ -63,11 +66,9 @@ def _clock_passing_the_deadline_after(checks: int):
     return lambda: 0.0 if next(reads) < checks else 1e9
 
 
-def test_the_budget_stops_planning_anywhere_even_in_the_middle_of_a_route_trial(monkeypatch):
-    heavy = next(case for case in CORPUS["cases"] if case["operationName"] == "TestQuery")
-    model = load_supergraph(CORPUS["supergraphs"][heavy["supergraph"]])
-
-    selections = selections_from_json(heavy["selections"]) or ()
+def _stop_everywhere(monkeypatch, model, selections, operation_name) -> set[str]:
+    """Plan once per read of the clock, the deadline passing at that read; the kinds of trial that
+    were running when the budget stopped planning."""
     reads = 0
 
     def counting_clock() -> float:
@@ -76,28 +77,47 @@ def test_the_budget_stops_planning_anywhere_even_in_the_middle_of_a_route_trial(
         return 0.0
 
     monkeypatch.setattr(build.time, "monotonic", counting_clock)
-    build.QueryPlanner(model, "query", selections, (), "TestQuery", deadline=1.0).plan()
+    build.QueryPlanner(model, "query", selections, (), operation_name, deadline=1.0).plan()
     assert reads > 20
-    stopped_in_a_trial = False
-    for checks in range(0, reads, reads // 20):
+    stopped_in: set[str] = set()
+    for checks in range(0, reads, max(1, reads // 200)):
         monkeypatch.setattr(build.time, "monotonic", _clock_passing_the_deadline_after(checks))
-        builder = build.QueryPlanner(model, "query", selections, (), "TestQuery", deadline=1.0)
-        original_rank = builder._rank_routes
+        builder = build.QueryPlanner(model, "query", selections, (), operation_name, deadline=1.0)
+        for trial in ("_rank_routes", "_kept_local"):
+            original = getattr(builder, trial)
 
-        def rank(*args, builder=builder, original_rank=original_rank):
-            try:
-                return original_rank(*args)
-            except PlanningBudgetExceeded:
-                nonlocal stopped_in_a_trial
-                stopped_in_a_trial = True
-                raise
+            def watched(*args, trial=trial, original=original):
+                try:
+                    return original(*args)
+                except PlanningBudgetExceeded:
+                    stopped_in.add(trial)
+                    raise
 
-        builder._rank_routes = rank  # type: ignore[method-assign]
+            setattr(builder, trial, watched)
         with pytest.raises(PlanningBudgetExceeded):
             builder.plan()
     monkeypatch.setattr(build.time, "monotonic", time.monotonic)
-    assert stopped_in_a_trial
+    return stopped_in
+
+
+def test_the_budget_stops_planning_anywhere_even_in_the_middle_of_a_route_trial(monkeypatch):
+    # two kinds of trial are undone when the budget stops them: routes ranked against each other
+    # (with the siblings planned after each), and a field planned in the subgraph at hand, kept
+    # only if it adds no fetch; the benchmark's heavy query has almost no choice left to rank
+    heavy = next(case for case in CORPUS["cases"] if case["operationName"] == "TestQuery")
+    model = load_supergraph(CORPUS["supergraphs"][heavy["supergraph"]])
+    stopped_in = _stop_everywhere(monkeypatch, model, selections_from_json(heavy["selections"]) or (), "TestQuery")
     assert plan_case(model, heavy) == heavy["plan"]
+
+    on_interface = load_supergraph(fixture_supergraph("provides_on_interface"))
+    query = "{ media { animals { ... on Cat { age } } b: animals { id ... on Cat { age } } } }"
+    operation = parse(query).definitions[0]
+    assert isinstance(operation, OperationDefinitionNode)
+    selections = normalize_selections(operation.selection_set.selections, {}, {})
+    stopped_in |= _stop_everywhere(monkeypatch, on_interface, selections, None)
+    assert stopped_in == {"_rank_routes", "_kept_local"}
+    whole = build.QueryPlanner(on_interface, "query", selections).plan()
+    assert [(node.subgraph, node.merge_path) for node in whole.nodes] == [("b", ()), ("c", ("media",))]
 
 
 def test_a_plan_over_its_budget_is_not_cached_and_the_next_one_is_whole():
