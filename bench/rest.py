@@ -5,8 +5,8 @@ mapped into the same graph by REST connectors (bench/rest/*.graphql, @source/@co
     .venv/bin/python -m bench.rest [--duration 15] [--rounds 5] [--connections 32] [--profile 12]
 
 Three Citygate processes, all pinned to core 0 (the upstreams and wrk share core 1, as in
-bench/run.py), all with `--no-subgraph-sharing` (a REST connector does not share calls between
-requests, so neither does the subgraph-backed gateway here: every request makes all its calls):
+bench/run.py), all with `--no-subgraph-sharing` (it turns off the subgraphs' and the REST
+connectors' sharing of calls in flight alike: every request makes all its calls):
 
 - subgraphs: `citygate serve --supergraph`, the supergraph composed from the subgraphs' SDL (as bench.run);
 - subgraphs-folder: `citygate serve --connectors`, the four subgraphs as `kind: subgraph` connectors

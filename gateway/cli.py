@@ -551,6 +551,9 @@ def connector_import_openapi(
     url: Annotated[str | None, typer.Option(help="The API's base URL, when servers[0] of the document is not it.")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds the gateway waits for the API.")] = 5,
     force: Annotated[bool, typer.Option(help="Overwrite the folder's manifest.yaml and schema.graphql.")] = False,
+    type_prefix: Annotated[
+        str | None, typer.Option(help="Name every drafted type PREFIX+Name (e.g. Voisinage: VoisinageCategory), so partners' drafts do not clash.")
+    ] = None,
 ) -> None:
     """Draft a rest connector from an OpenAPI document.
 
@@ -572,7 +575,7 @@ def connector_import_openapi(
         raise typer.Exit(2)
     data, location = _read_openapi(spec)
     try:
-        draft = import_openapi(data, name=name, owner=owner, timeout=timeout, location=location, base_url=url)
+        draft = import_openapi(data, name=name, owner=owner, timeout=timeout, location=location, base_url=url, type_prefix=type_prefix)
     except OpenApiError as error:
         for problem in error.problems:
             typer.echo(f"error: {problem}", err=True)

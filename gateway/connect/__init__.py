@@ -22,7 +22,10 @@ Decisions where Apollo's documentation is silent or where Citygate is stricter:
   gets its other fields from its entity connector, batched per step of the execution with $batch.
 - A keyed type without an entity connector resolves only its keys and its @connect fields (the
   planner may ask for any field by key): other fields are CONNECT_MISSING_RESOLVER.
-- Identical GET calls within one fetch are made once.
+- Identical GET calls within one fetch are made once; between fetches, identical GETs in flight
+  share one call when the pool shares identical requests. Other methods are never shared.
+- An entity connector may read from `$this`/`$batch`, besides the key, the fields a @requires of
+  its type names; it need not select the type's @external fields.
 
 Validation codes: see `_directives`. Execution codes (`extensions.code`, with `connector` and, for
 HTTP errors, `status`): CONNECTOR_HTTP_ERROR (non-2xx, redirects included: none is followed),

@@ -8,6 +8,17 @@ null propagation. Entities: one call per representation (at most `max_concurrenc
 client) or, with `$batch`, one call per `batch.maxSize` representations, the answer's items
 matched back by their key fields.
 
+Batches are made per step of the execution, not per turn of the event loop: an entity a
+selection made with its key only waits until the send has no call in flight and graphql-core has
+run out of work it could do without one (no new entity asked for `2 x depth + 4` turns of the
+loop, the depth of the document bounding how many turns graphql-core's nested gathers take);
+then every entity collected goes, in as few calls as `batch.maxSize` allows. So the calls a send
+makes depend on the data, not on when its answers arrive: the same under load as alone.
+
+Identical GET calls (method, URL, headers with the secrets, no body) share one call while it is
+in flight, across sends too when the pool shares identical requests (`pool.share_identical`, as
+HttpSubgraph does); within one send they are made once. Other methods are never shared.
+
 The partner is an adversary: its calls go through the gateway's pool (a registered partner's
 addresses checked at each connection, no redirect followed), each call and the whole fetch are
 bounded by the timeout, answers are read while they stream and refused past `max_answer_bytes`,
@@ -35,10 +46,14 @@ from cachetools import LRUCache
 from graphql import (
     DocumentNode,
     ExecutionResult,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
     GraphQLError,
     GraphQLObjectType,
     GraphQLSchema,
     GraphQLUnionType,
+    InlineFragmentNode,
+    OperationDefinitionNode,
     build_ast_schema,
     execute,
     parse,
@@ -73,11 +88,16 @@ _BREAKER_FAILURES = frozenset({CONNECTOR_TIMEOUT, CONNECTOR_UNREACHABLE, CONNECT
 class ConnectorFailure(Exception):
     """One call (or its mapping) failed: a code and words of our own, never the partner's."""
 
-    def __init__(self, code: str, message: str, status: int | None = None) -> None:
+    def __init__(self, code: str, message: str, status: int | None = None, *, shared: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
+        self.shared = shared  # another send's call: its breaker verdict is counted there
+
+
+class _LeaderGone(Exception):
+    """The send making a shared call was cancelled before its answer: a follower calls itself."""
 
 
 class RestClient:
@@ -112,14 +132,16 @@ class RestClient:
         self._origins = schema.origins
         self._executable = _executable_schema(schema)
         self._documents: LRUCache = LRUCache(maxsize=512)
+        # GET calls in flight, shared by every send asking the same (pool.share_identical)
+        self._in_flight: dict[tuple, asyncio.Future] = {}
 
     async def send(self, query: str, variables: dict[str, Any] | None, context: Any = None) -> dict:
-        document, problems = self._document(query)
+        document, problems, depth = self._document(query)
         if document is None:
             return {"data": None, "errors": problems}
         if not self.breaker.admit():
             raise SubgraphCircuitOpen("unavailable (failing: requests paused for a while)")
-        run = _Run(self)
+        run = _Run(self, settle_turns=2 * depth + 4)
         try:
             async with asyncio.timeout(self.timeout):
                 result = execute(self._executable, document, variable_values=variables or {}, context_value=run)
@@ -143,19 +165,19 @@ class RestClient:
         assert isinstance(result, ExecutionResult)
         return self._response(result)
 
-    def _document(self, query: str) -> tuple[DocumentNode | None, list[dict]]:
+    def _document(self, query: str) -> tuple[DocumentNode | None, list[dict], int]:
         cached = self._documents.get(query)
         if cached is None:
             try:
                 document = parse(query)
             except GraphQLError as error:
-                cached = (None, [{"message": error.message, "extensions": {"code": "GRAPHQL_PARSE_FAILED"}}])
+                cached = (None, [{"message": error.message, "extensions": {"code": "GRAPHQL_PARSE_FAILED"}}], 0)
             else:
                 errors = validate(self._executable, document)
                 if errors:
-                    cached = (None, [{"message": e.message, "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}} for e in errors])
+                    cached = (None, [{"message": e.message, "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}} for e in errors], 0)
                 else:
-                    cached = (document, [])
+                    cached = (document, [], _depth(document))
             self._documents[query] = cached
         return cached
 
@@ -187,6 +209,39 @@ class RestClient:
         return payload
 
     # -- HTTP
+
+    async def call_shared(self, url: str, headers: dict[str, str]) -> tuple[tuple[Any, int], bool]:
+        """A GET's answer, made once for every send asking it while it is in flight; and whether
+        this send made the call (a follower's failure is not the breaker's business twice)."""
+        key = (url, tuple(sorted(headers.items())))
+        while True:
+            shared = self._in_flight.get(key)
+            if shared is None:
+                break
+            try:
+                return await asyncio.shield(shared), False
+            except _LeaderGone:
+                continue  # the send that made the call left (timeout, cancel): this one calls
+            except ConnectorFailure as failure:
+                raise ConnectorFailure(failure.code, failure.message, failure.status, shared=True) from None
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = future
+        try:
+            answer = await self.call("GET", url, headers, None)
+        except ConnectorFailure as failure:
+            future.set_exception(failure)
+            future.exception()  # followers re-raise it; the leader's own raise is enough
+            raise
+        except BaseException:
+            future.set_exception(_LeaderGone())
+            future.exception()
+            raise
+        else:
+            future.set_result(answer)
+            return answer, True
+        finally:
+            if self._in_flight.get(key) is future:
+                del self._in_flight[key]
 
     async def call(self, method: str, url: str, headers: dict[str, str], body: bytes | None) -> tuple[Any, int]:
         """The partner's JSON answer to one request and its size; ConnectorFailure otherwise."""
@@ -253,9 +308,10 @@ def _origin(url: str) -> str | None:
 
 
 class _Run:
-    """One `send`: its calls (identical GETs share one), failures for the breaker, tasks to cancel."""
+    """One `send`: its calls (identical GETs share one), failures for the breaker, tasks to
+    cancel, and the entities waiting for a batch until the send has nothing else to do."""
 
-    def __init__(self, client: RestClient) -> None:
+    def __init__(self, client: RestClient, settle_turns: int = 4) -> None:
         self.client = client
         self.calls = 0
         self.failed = False
@@ -263,8 +319,18 @@ class _Run:
         self._tasks: list[asyncio.Future] = []
         self._entities: dict[tuple, asyncio.Future] = {}
         self._pending: dict[int, tuple[Connector, list[tuple[dict, asyncio.Future]]]] = {}
+        # when to send the collected batches: no call (or task making one) in flight, and no new
+        # entity asked for `settle_turns` turns of the loop
+        self._settle_turns = settle_turns
+        self._in_flight = 0
+        self._activity = 0
+        self._seen = -1
+        self._quiet = 0
+        self._polling = False
+        self._closed = False
 
     def cancel(self) -> None:
+        self._closed = True
         for task in self._tasks:
             if not task.done():
                 task.cancel()
@@ -277,10 +343,20 @@ class _Run:
             if future.done() and not future.cancelled():
                 future.exception()  # retrieved: an unawaited failure is not an error here
 
-    def spawn(self, awaitable: Awaitable) -> asyncio.Future:
+    def spawn(self, awaitable: Awaitable, settle: Any = None) -> asyncio.Future:
+        """A task of this send, in flight (batches wait) until it is done and `settle` has run."""
         task = asyncio.ensure_future(awaitable)
         self._tasks.append(task)
+        self._in_flight += 1
+        if settle is not None:
+            task.add_done_callback(settle)
+        task.add_done_callback(self._landed)
         return task
+
+    def _landed(self, _done: Any = None) -> None:
+        self._in_flight -= 1
+        if not self._in_flight:
+            self._poll()
 
     async def fetch(self, connector: Connector, variables: dict[str, Any]) -> tuple[Any, int]:
         """The partner's answer to the connector's request built from `variables`."""
@@ -304,28 +380,40 @@ class _Run:
         except (TypeError, orjson.JSONEncodeError, RecursionError):
             raise ConnectorFailure(CONNECTOR_REQUEST_ERROR, "the request cannot be built") from None
         headers.update(client.headers)
+        get = connector.method == "GET"
         key = (connector.method, url, body)
-        if connector.method == "GET":
-            shared = self._answers.get(key)
-            if shared is not None:
-                return await asyncio.shield(shared)
-        future: asyncio.Future = asyncio.get_running_loop().create_future()
-        if connector.method == "GET":
-            self._answers[key] = future
-        self.calls += 1
+        self._in_flight += 1
+        self._activity += 1
         try:
-            answer = await client.call(connector.method, url, headers, body)
-        except ConnectorFailure as failure:
-            if failure.code in _BREAKER_FAILURES or (failure.status is not None and failure.status >= 500):
-                self.failed = True
-            future.set_exception(failure)
-            future.exception()
-            raise
-        except BaseException:
-            future.cancel()
-            raise
-        future.set_result(answer)
-        return answer
+            if get:
+                shared = self._answers.get(key)
+                if shared is not None:
+                    return await asyncio.shield(shared)
+            future: asyncio.Future = asyncio.get_running_loop().create_future()
+            if get:
+                self._answers[key] = future
+            try:
+                if get and client.pool.share_identical:
+                    answer, made = await client.call_shared(url, headers)
+                else:
+                    answer, made = await client.call(connector.method, url, headers, body), True
+                if made:
+                    self.calls += 1
+            except ConnectorFailure as failure:
+                if not failure.shared:
+                    self.calls += 1
+                    if failure.code in _BREAKER_FAILURES or (failure.status is not None and failure.status >= 500):
+                        self.failed = True
+                future.set_exception(failure)
+                future.exception()
+                raise
+            except BaseException:
+                future.cancel()
+                raise
+            future.set_result(answer)
+            return answer
+        finally:
+            self._landed()
 
     async def resolve(self, connector: Connector, variables: dict[str, Any]) -> Any:
         answer, size = await self.fetch(connector, variables)
@@ -343,26 +431,71 @@ class _Run:
             memo = (id(connector), key)
             future = self._entities.get(memo)
             if future is None:
-                representation = _representation(obj, connector.key_paths)
+                representation = _representation(obj, connector.read_paths)
                 if connector.batch:
                     future = asyncio.get_running_loop().create_future()
-                    pending = self._pending.setdefault(id(connector), (connector, []))[1]
-                    if not pending:
-                        asyncio.get_running_loop().call_soon(self._flush, id(connector))
-                    pending.append((representation, future))
+                    self._pending.setdefault(id(connector), (connector, []))[1].append((representation, future))
+                    self._activity += 1
+                    self._poll()
                 else:
                     future = self.spawn(_one_entity(self, connector, representation))
                 self._entities[memo] = future
             return await asyncio.shield(future)
         return None
 
-    def _flush(self, connector_id: int) -> None:
-        connector, pending = self._pending.pop(connector_id)
-        size = connector.max_batch or len(pending)
-        for start in range(0, len(pending), size):
-            chunk = pending[start : start + size]
-            task = self.spawn(_batch_entities(self, connector, [r for r, _ in chunk]))
-            task.add_done_callback(lambda done, chunk=chunk, connector=connector: _settle(done, chunk, connector))
+    def _poll(self) -> None:
+        """Watch the loop's turns until the batches collected can go (see the module's notes)."""
+        if self._polling or self._closed or not self._pending or self._in_flight:
+            return
+        self._polling = True
+        self._seen, self._quiet = self._activity, 0
+        asyncio.get_running_loop().call_soon(self._turn)
+
+    def _turn(self) -> None:
+        self._polling = False
+        if self._closed or not self._pending or self._in_flight:
+            return  # a call in flight: polled again when the last one lands
+        if self._activity != self._seen:
+            self._seen, self._quiet = self._activity, 0
+        else:
+            self._quiet += 1
+            if self._quiet >= self._settle_turns:
+                self._flush()
+                return
+        self._polling = True
+        asyncio.get_running_loop().call_soon(self._turn)
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, {}
+        for connector, members in pending.values():
+            size = connector.max_batch or len(members)
+            for start in range(0, len(members), size):
+                chunk = members[start : start + size]
+                self.spawn(
+                    _batch_entities(self, connector, [r for r, _ in chunk]),
+                    lambda done, chunk=chunk, connector=connector: _settle(done, chunk, connector),
+                )
+
+
+def _depth(document: DocumentNode) -> int:
+    """How deeply the document's selection sets nest (fragments followed): graphql-core's nested
+    gathers take a turn of the loop each, at most two per level (a list, then its objects)."""
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+
+    def depth(selection_set: Any, seen: frozenset[str]) -> int:
+        deepest = 0
+        for selection in selection_set.selections if selection_set is not None else ():
+            if isinstance(selection, FragmentSpreadNode):
+                fragment = fragments.get(selection.name.value)
+                if fragment is not None and fragment.name.value not in seen:
+                    deepest = max(deepest, depth(fragment.selection_set, seen | {fragment.name.value}))
+            elif isinstance(selection, InlineFragmentNode):
+                deepest = max(deepest, depth(selection.selection_set, seen))
+            elif selection.selection_set is not None:
+                deepest = max(deepest, 1 + depth(selection.selection_set, seen))
+        return deepest
+
+    return max((1 + depth(d.selection_set, frozenset()) for d in document.definitions if isinstance(d, OperationDefinitionNode)), default=1)
 
 
 def _map(connector: Connector, answer: Any, size: int, variables: dict[str, Any]) -> Any:

@@ -25,11 +25,17 @@ Codes (ConnectProblem.code):
 - CONNECT_MISSING_RESOLVER   a root field without @connect, or an output field that nothing
                              resolves (no @connect, not a key, not selected where its type is made)
 - CONNECT_INVALID_KEY        an entity connector whose $this/$batch fields no @key of its type names
+                             (fields a @requires of the type names may be read besides the key:
+                             the representation carries them), or that reads no key field
 
 Keys: a type with a type-level @connect (or the type of a Query field with `entity: true`) is an
 entity. If it has no @key, `composition_sdl` gives it `@key(fields: ...)` made of the fields its
 entity connectors read from `$this` / `$batch` (or the field's arguments), so composition and the
 planner know how to reach it; if it has @key, those fields must be part of one of them.
+Fields of the type named by a @requires are read from `$this` / `$batch` besides the key (the
+planner sends them in the representation); they are not part of the key. An entity connector
+need not select the type's @external fields: the planner asks this connector for them only
+where a @provides says a selection gives them.
 """
 
 from __future__ import annotations
@@ -145,7 +151,8 @@ class Connector:
     selection: Selection
     batch: bool = False  # reads $batch: one call for many entities
     max_batch: int | None = None
-    key_paths: tuple[tuple[str, ...], ...] = ()  # $this/$batch fields (or `entity: true` arguments)
+    key_paths: tuple[tuple[str, ...], ...] = ()  # $this/$batch key fields (or `entity: true` arguments)
+    read_paths: tuple[tuple[str, ...], ...] = ()  # every $this/$batch field: the key and @requires'd ones
     entity_arguments: tuple[str, ...] | None = None  # a Query field with `entity: true`
 
 
@@ -299,6 +306,10 @@ class _Reader:
         self.source_names: set[str] = set()
         self.connect_names: set[str] = set()
         self.key_name = "key"
+        self.requires_names = {"requires", "federation__requires"}
+        self.external_names = {"external", "federation__external"}
+        self.required: dict[str, set[tuple[str, ...]]] = {}  # per type: fields its @requires name
+        self.external: dict[str, set[str]] = {}  # per type: its @external fields
         self.blanks: list[tuple[int, int]] = []  # SDL ranges composition does not see
         self.productions: dict[str, list[_Production]] = {}
         self.connectors: list[Connector] = []
@@ -347,6 +358,7 @@ class _Reader:
         if schema is None or self.problems:
             raise ConnectError(self.problems)
         self._read_sources(document)
+        self._read_requires(document)
         self._read_connects(document, schema)
         keys = self._read_keys(document, schema)
         entity_resolvers: dict[str, list[Connector]] = {}
@@ -409,10 +421,16 @@ class _Reader:
                 if match:
                     namespace = str(args.get("as") or "federation")
                     self.key_name = f"{namespace}__key"
+                    self.requires_names.add(f"{namespace}__requires")
+                    self.external_names.add(f"{namespace}__external")
                     for item in imports if isinstance(imports, list) else []:
                         original, alias = (item.get("name"), item.get("as") or item.get("name")) if isinstance(item, dict) else (item, item)
                         if original == "@key" and isinstance(alias, str):
                             self.key_name = alias.lstrip("@")
+                        elif original == "@requires" and isinstance(alias, str):
+                            self.requires_names.add(alias.lstrip("@"))
+                        elif original == "@external" and isinstance(alias, str):
+                            self.external_names.add(alias.lstrip("@"))
         if connect_link is None:
             used = [d for d in _all_directives(document) if d.name.value in ("connect", "source")]
             if used:
@@ -705,9 +723,15 @@ class _Reader:
                 self.problem("CONNECT_INVALID_VARIABLE", f"{where}: a type's connector must read the entity's key from $this or $batch", directive)
         if url is None or base is None or selection is None or not ok:
             return False
-        key_paths = tuple(sorted(context.batch_paths or context.this_paths)) if context.kind == "entity" else ()
+        read_paths = tuple(sorted(context.batch_paths or context.this_paths)) if context.kind == "entity" else ()
+        required = self.required.get(context.type.name, set())
+        key_paths = tuple(p for p in read_paths if p not in required)
+        if read_paths and not key_paths:
+            names = ", ".join(".".join(p) for p in read_paths)
+            self.problem("CONNECT_INVALID_KEY", f"{where}: reads only {names}, which a @requires names: it must read the entity's key too", directive)
+            return False
         if entity_arguments is not None:
-            key_paths = tuple((name,) for name in entity_arguments)
+            key_paths = read_paths = tuple((name,) for name in entity_arguments)
         self.connectors.append(
             Connector(
                 coordinate=where,
@@ -724,6 +748,7 @@ class _Reader:
                 batch=bool(context.batch_paths),
                 max_batch=max_batch,
                 key_paths=key_paths,
+                read_paths=read_paths,
                 entity_arguments=entity_arguments,
             )
         )
@@ -895,6 +920,29 @@ class _Reader:
 
     # -- keys and coverage
 
+    def _read_requires(self, document: DocumentNode) -> None:
+        """Per type, the fields its @requires name and its @external fields."""
+        from ..supergraph import parse_field_set
+
+        for definition in document.definitions:
+            if not isinstance(definition, (ObjectTypeDefinitionNode, ObjectTypeExtensionNode)):
+                continue
+            type_name = definition.name.value
+            for field_node in definition.fields or ():
+                for directive in field_node.directives or ():
+                    name = directive.name.value
+                    if name in self.external_names:
+                        self.external.setdefault(type_name, set()).add(field_node.name.value)
+                    elif name in self.requires_names:
+                        args = {a.name.value: value_from_ast_untyped(a.value) for a in directive.arguments or ()}
+                        if not isinstance(args.get("fields"), str):
+                            continue  # composition reports it
+                        try:
+                            selections = parse_field_set(args["fields"])
+                        except Exception:
+                            continue
+                        self.required.setdefault(type_name, set()).update(_field_paths(selections, ()))
+
     def _read_keys(self, document: DocumentNode, schema: GraphQLSchema) -> dict[str, list[frozenset[tuple[str, ...]]]]:
         """Resolvable @key field sets per type, as sets of field paths."""
         from ..supergraph import parse_field_set
@@ -959,9 +1007,12 @@ class _Reader:
             entity_selections = [p.fields for p in productions if p.entity]
             for root_entity in (c for c in resolvers if c.entity_arguments is not None):
                 entity_selections += [p.fields for p in productions if p.coordinate == root_entity.coordinate]
+            external = self.external.get(type_name, set())
             for field_name in gtype.fields:
                 if (type_name, field_name) in self.connected_fields or field_name in key_fields:
                     continue
+                if type_name in keys and field_name in external:
+                    continue  # another subgraph's field: asked here only where a @provides gives it
                 if type_name in keys:
                     # the planner may fetch any field of an entity by its key: each must be
                     # resolvable from a representation

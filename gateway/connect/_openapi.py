@@ -13,7 +13,9 @@ How the document maps (the decisions the issue leaves open):
   component, or after where it appears: `PetOwner`, `ListPetsResult`); field names are
   camelCased, the selection renames them (`firstName: first_name`). JSON types map to String,
   Int, Float, Boolean; `integer` with format int64 maps to Float (GraphQL's Int is 32-bit), a
-  property named `id` to ID. A field is non-null when it is required and not nullable. A string
+  string or integer property named `id`, `<x>Id` or `<x>_id` to ID. A field is non-null when it
+  is required and not nullable. `--type-prefix` names every drafted type PREFIX+Name, so two
+  partners' drafts do not clash on common names (`Category`) when composed. A string
   enum whose values are all GraphQL names becomes an enum type (otherwise a String). `allOf`
   merges its branches; `oneOf`/`anyOf` with a single non-null branch is that branch, with
   branches of one scalar type that scalar, and otherwise the `JSON` scalar (a union would need a
@@ -25,7 +27,8 @@ How the document maps (the decisions the issue leaves open):
 - Operations: GET becomes a Query field, every other method a Mutation field, named after the
   operationId (camelCased) or, without one, after the method and path (`getPetsById`). Path and
   query parameters become arguments (`{$args.x}` in the URL template); a JSON request body an
-  `input` argument, sent with `body`. Header and cookie parameters, non-JSON bodies and GETs
+  `input` argument, sent with `body`. A parameter's (or an input property's) `default` becomes the
+  argument's (input field's) default when it is a GraphQL value of its type (otherwise noted). Header and cookie parameters, non-JSON bodies and GETs
   without a JSON answer are left out and listed at the top of the draft. A mutation without a
   JSON answer returns Boolean (`$(true)`).
 - Entities: where `GET /things/{param}` answers one object of a component type that has a
@@ -368,6 +371,7 @@ class _Property:
     non_null: bool
     description: str | None
     note: str | None = None  # an end-of-line comment
+    default: str | None = None  # an input field's default, as a GraphQL value
 
 
 @dataclass(eq=False)  # types may refer to themselves: compared by identity
@@ -402,12 +406,68 @@ def _type_string(shape: _Type, non_null: bool) -> str:
     return text + "!" if non_null else text
 
 
+def _names_an_id(json_name: str) -> bool:
+    """`id`, `ownerId`, `owner_id`, `ownerID`: a property naming a thing by its identifier."""
+    return json_name.lower() == "id" or bool(re.search(r"[a-z0-9](Id|ID|_id|_ID|-id)$", json_name))
+
+
+def _integer_or_string(schema: Any) -> bool:
+    if not isinstance(schema, dict):
+        return False
+    declared = schema.get("type")
+    kinds = [k for k in declared if k != "null"] if isinstance(declared, list) else [declared]
+    return len(kinds) == 1 and kinds[0] in ("string", "integer") and "enum" not in schema
+
+
+def _short_json(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return " ".join((text if len(text) <= 40 else text[:37] + "...").split())
+
+
+def _default_dropped(value: Any, shape: _Type) -> str:
+    if shape == _JSON:
+        return f"default {_short_json(value)} not kept: the API applies it"
+    return f"default {_short_json(value)} does not fit {_type_string(shape, False)}: not kept"
+
+
+def graphql_value(value: Any, shape: _Type) -> str | None:
+    """`value` (an OpenAPI `default`) as a GraphQL value of `shape`; None when it is not one."""
+    if value is None:
+        return "null"
+    if isinstance(shape, _List):
+        items = value if isinstance(value, list) else [value]  # a single value is a list of one (input coercion)
+        written = [graphql_value(item, shape.item) for item in items]
+        if any(w is None or (w == "null" and not shape.item_nullable) for w in written):
+            return None
+        return "[" + ", ".join(w for w in written if w is not None) + "]"
+    if isinstance(shape, _Enum):
+        return value if isinstance(value, str) and value in shape.values else None
+    if not isinstance(shape, _Scalar):
+        return None  # an input object's default: rare, and left to the API
+    if shape.name == "Boolean":
+        return ("true" if value else "false") if isinstance(value, bool) else None
+    if isinstance(value, bool):
+        return None
+    if shape.name == "Int":
+        return str(value) if isinstance(value, int) and -(2**31) <= value < 2**31 else None
+    if shape.name == "Float":
+        return json.dumps(value) if isinstance(value, (int, float)) and value == value and abs(value) != float("inf") else None
+    if shape.name == "String":
+        return _string(value) if isinstance(value, str) else None
+    if shape.name == "ID":
+        if isinstance(value, str):
+            return _string(value)
+        return str(value) if isinstance(value, int) else None
+    return None  # JSON: a literal of any shape would do, but the API applies its own default
+
+
 class _Drafter:
-    def __init__(self, document: dict[str, Any], source: str) -> None:
+    def __init__(self, document: dict[str, Any], source: str, type_prefix: str = "") -> None:
         from jsonschema_path import SchemaPath
 
         self.document = document
         self.source = source
+        self.type_prefix = type_prefix
         root = SchemaPath.from_dict(document, handlers={})
         with root.resolve() as resolved:
             self.resolver = resolved.resolver
@@ -419,13 +479,17 @@ class _Drafter:
 
     # names are unique across types; a clash gets a number
     def _type_name(self, wanted: str) -> str:
-        base = pascal_case(wanted)
+        base = self.type_prefix + pascal_case(wanted)
         if base in _RESERVED_TYPES:
             base += "Object"
         name, counter = base, 2
         while name in self.types:
             name, counter = f"{base}{counter}", counter + 1
         return name
+
+    def stem(self, type_name: str) -> str:
+        """A drafted type's name without the prefix: what names its nested types."""
+        return type_name[len(self.type_prefix) :]
 
     def deref(self, node: Any, resolver: Any) -> tuple[Any, Any, str | None]:
         component = None
@@ -575,8 +639,8 @@ class _Drafter:
             while name in taken:
                 name += "_"
             taken.add(name)
-            shape, nullable = self.shape(schema, resolver, f"{obj.name}{pascal_case(json_name)}", is_input=is_input, depth=depth + 1)
-            if name == "id" and isinstance(shape, _Scalar) and shape.name in ("String", "Int", "Float"):
+            shape, nullable = self.shape(schema, resolver, f"{self.stem(obj.name)}{pascal_case(json_name)}", is_input=is_input, depth=depth + 1)
+            if _names_an_id(json_name) and isinstance(shape, _Scalar) and _integer_or_string(target):
                 shape = _Scalar("ID")
             non_null = json_name in required and not nullable
             if is_input and isinstance(_unwrap(shape), _Object):
@@ -586,7 +650,16 @@ class _Drafter:
                 note = "TODO personal?"
             elif isinstance(target, dict) and target.get("format") == "int64" and shape == _Scalar("Float"):
                 note = "int64: Float holds it (Int is 32-bit)"
-            obj.properties.append(_Property(json_name, name, shape, non_null, _description(target.get("description") if isinstance(target, dict) else None), note))
+            default = None
+            if is_input and isinstance(target, dict) and "default" in target:
+                default = graphql_value(target["default"], shape)
+                if default == "null":
+                    default = None
+                elif default is None:
+                    note = _default_dropped(target["default"], shape)
+            obj.properties.append(
+                _Property(json_name, name, shape, non_null, _description(target.get("description") if isinstance(target, dict) else None), note, default)
+            )
         if not obj.properties:
             del self.types[obj.name]
             self.uses_json = True
@@ -733,14 +806,17 @@ def draft_connector(
     timeout: float = 5,
     location: str | None = None,
     base_url: str | None = None,
+    type_prefix: str | None = None,
 ) -> ConnectorDraft:
     """A connector folder's manifest and SDL from a validated document."""
     for what, value in (("name", name), ("owner", owner)):
         if not re.match(r"^[a-z][a-z0-9-]{0,62}$", value):
             raise OpenApiError([f"the connector's {what} must be lowercase letters, digits and dashes, starting with a letter"])
+    if type_prefix and not re.match(r"^[A-Za-z][A-Za-z0-9]{0,30}$", type_prefix):
+        raise OpenApiError(["the type prefix must be letters and digits, starting with a letter (e.g. Voisinage)"])
     url = _base_url(document, location, base_url)
     source = re.sub(r"[^A-Za-z0-9_]", "_", name)
-    drafter = _Drafter(document, source)
+    drafter = _Drafter(document, source, pascal_case(type_prefix) if type_prefix else "")
     operations: list[_Operation] = []
     used = {"Query": set(), "Mutation": set()}  # type: dict[str, set[str]]
     for path, method, item, operation in _operations(document):
@@ -804,7 +880,16 @@ def _draft_operation(drafter: _Drafter, path: str, method: str, item: dict, oper
         elif isinstance(shape, _Scalar) and shape.name == "Float" and _format(drafter, parameter) == "int64":
             shape = _Scalar("Int")  # a Float argument would be written "5.0" into the URL
         required = location == "path" or parameter.get("required") is True
-        sink.arguments.append(_Argument(argument, _type_string(shape, required), _description(parameter.get("description"))))
+        schema_node, _, _ = drafter.deref(parameter.get("schema", {}), resolver)
+        default = None
+        if isinstance(schema_node, dict) and "default" in schema_node:
+            default = graphql_value(schema_node["default"], shape)
+            if default == "null":
+                default = None  # no default: what an absent argument is anyway
+            elif default is None:
+                notes.append(f"{location} parameter {parameter_name!r}: {_default_dropped(schema_node['default'], shape)}")
+                default = None
+        sink.arguments.append(_Argument(argument, _type_string(shape, required), _description(parameter.get("description")), default))
         sink.by_parameter[parameter_name] = argument
         if location == "query":
             sink.query.append(f"{parameter_name}={{$args.{argument}}}")  # the engine percent-encodes names and values
@@ -888,7 +973,7 @@ def _entities(drafter: _Drafter, document: dict) -> list[str]:
             continue
         param = match["param"]
         key = next((p for p in obj.properties if p.json_name == param and not isinstance(p.type, (_List, _Object))), None)
-        thing = obj.name.lower()
+        thing = drafter.stem(obj.name).lower()
         if key is None and param.lower().replace("_", "").replace("-", "") in ("id", f"{thing}id"):
             key = next((p for p in obj.properties if p.json_name == "id"), None)
         if key is None:
@@ -941,7 +1026,7 @@ def _render_operation(drafter: _Drafter, op: _Operation) -> list[str]:
     if op.description:
         lines.append(f"  {_string(op.description)}")
     if op.arguments:
-        arguments = ", ".join(f"{a.name}: {a.type}" for a in op.arguments)
+        arguments = ", ".join(f"{a.name}: {a.type}" + (f" = {a.default}" if a.default is not None else "") for a in op.arguments)
         head = f"  {op.name}({arguments}): {op.result}"
     else:
         head = f"  {op.name}: {op.result}"
@@ -981,6 +1066,8 @@ def _render_type(drafter: _Drafter, shape: _Object | _Enum) -> list[str]:
         if prop.description:
             lines.append(f"  {_string(prop.description)}")
         line = f"  {prop.name}: {_type_string(prop.type, prop.non_null)}"
+        if prop.default is not None:
+            line += f" = {prop.default}"
         if prop.note:
             line += f"  # {prop.note}"
         lines.append(line)
@@ -1019,11 +1106,12 @@ def import_openapi(
     timeout: float = 5,
     location: str | None = None,
     base_url: str | None = None,
+    type_prefix: str | None = None,
 ) -> ConnectorDraft:
     """Read, validate and draft: raises OpenApiError listing every problem."""
     document = load_document(data)
     validate_document(document)
     try:
-        return draft_connector(document, name=name, owner=owner, timeout=timeout, location=location, base_url=base_url)
+        return draft_connector(document, name=name, owner=owner, timeout=timeout, location=location, base_url=base_url, type_prefix=type_prefix)
     except RecursionError:
         raise OpenApiError(["the document's schemas are nested too deeply to draft"]) from None

@@ -4,6 +4,7 @@ with endpoints that misbehave on purpose, and what it saw (paths, headers, concu
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -34,6 +35,9 @@ class PartnerApi:
     in_flight: int = 0
     most_in_flight: int = 0
     delay: float = 0.0  # seconds each entity answer waits, so concurrent calls overlap
+    # seconds a spot's rentals wait, by spot (or a function of it): answers that land apart
+    rental_delay: dict[str, float] | None = None
+    jitter: Callable[[], float] | None = None  # added to every rentals answer's wait
 
     def paths(self, prefix: str = "") -> list[str]:
         return [path for _, path in self.requests if path.startswith(prefix)]
@@ -75,7 +79,19 @@ def partner_app(api: PartnerApi) -> web.Application:
         return web.json_response({"items": [DISTRICTS[c] for c in codes if c in DISTRICTS]})
 
     async def rentals_of_spot(request: web.Request) -> web.Response:
+        wait = (api.rental_delay or {}).get(request.match_info["id"], 0.0) + (api.jitter() if api.jitter else 0.0)
+        if wait:
+            await asyncio.sleep(wait)
         return web.json_response([r for r in RENTALS if r["spot"] == request.match_info["id"]])
+
+    async def estimates(request: web.Request) -> web.Response:
+        # repeated parameters, in the same order: the shipping cost of each product from the
+        # price and weight the gateway sends with it
+        upcs, prices, weights = (request.query.getall(name, []) for name in ("upc", "price", "weight"))
+        return web.json_response([
+            {"upc": upc, "estimate": round(int(price) * 0.01 + int(weight) * 0.5, 2)}
+            for upc, price, weight in zip(upcs, prices, weights, strict=True)
+        ])
 
     async def create_rental(request: web.Request) -> web.Response:
         body = await request.json()
@@ -130,6 +146,7 @@ def partner_app(api: PartnerApi) -> web.Application:
     app.router.add_get("/v1/redirect", redirect)
     app.router.add_get("/v1/wrong", wrong_shapes)
     app.router.add_get("/v1/echo/{rest:.*}", echo)
+    app.router.add_get("/v1/estimates", estimates)
     return app
 
 

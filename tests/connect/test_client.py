@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from gateway.connect import RestClient, read_connect_sdl
+from gateway.executor import HttpPool
 from gateway.executor._transport import BreakerSettings, SubgraphCircuitOpen
 from tests.connect.conftest import LEAKED, SPOTS
 from tests.connect.sdl import HEAD, parking
@@ -244,11 +245,15 @@ async def test_service_sdl_is_the_composition_sdl_and_a_bad_document_is_refused(
     assert partner.requests == []
 
 
-async def test_concurrent_sends_share_the_concurrency_bound(partner, pool):
-    client = client_for(partner, pool, max_concurrency=3)
-    partner.delay = 0.05
-    representations = [{"__typename": "Spot", "id": spot_id} for spot_id in SPOTS]
-    answers = await asyncio.gather(*(client.send(ENTITIES, {"representations": representations}) for _ in range(4)))
+async def test_concurrent_sends_share_the_concurrency_bound(partner):
+    unshared = HttpPool(share_identical=False)  # every send makes its own calls
+    try:
+        client = client_for(partner, unshared, max_concurrency=3)
+        partner.delay = 0.05
+        representations = [{"__typename": "Spot", "id": spot_id} for spot_id in SPOTS]
+        answers = await asyncio.gather(*(client.send(ENTITIES, {"representations": representations}) for _ in range(4)))
+    finally:
+        await unshared.close()
     assert all("errors" not in a for a in answers)
     assert len(partner.paths("/v1/spots/")) == 12
     assert partner.most_in_flight == 3

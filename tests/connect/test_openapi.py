@@ -185,7 +185,7 @@ def test_shapes_of_the_jobs_and_dining_documents():
     assert http_of(search) == {"GET": "/jobs?q={$args.q}&page={$args.page}&per_page={$args.perPage}&remote={$args.remote}"}
     assert selection_of(search)[-5:] == ["meta {", "total", "page", "perPage: per_page", "}"]  # pagination metadata
     assert {f.name.value: print_ast(f.type) for f in jobs["Job"].fields} == {
-        "id": "ID!", "title": "String!", "posterId": "String", "skills": "[Skill!]",
+        "id": "ID!", "title": "String!", "posterId": "ID", "skills": "[Skill!]",  # <x>_id: an ID
         "pay": "JSON",  # a discriminated oneOf of objects
         "schedule": "[[String!]!]", "postedAt": "String",
     }
@@ -193,7 +193,9 @@ def test_shapes_of_the_jobs_and_dining_documents():
     assert {a.name.value: print_ast(a.type) for a in replace.arguments} == {"jobId": "ID!", "input": "[SkillInput!]!"}
     assert http_of(replace) == {"PUT": "/jobs/{$args.jobId}/skills", "body": "$args.input"}
     job_sdl = draft("jobs.yaml").sdl
-    assert "  posterId: String  # TODO personal?" in job_sdl and "  page: Int\n" in job_sdl
+    assert "  posterId: ID  # TODO personal?" in job_sdl and "  page: Int\n" in job_sdl
+    # the page parameter's default (1) is the argument's
+    assert {a.name.value: (print_ast(a.type), a.default_value and print_ast(a.default_value)) for a in search.arguments}["page"] == ("Int", "1")
 
     dining_sdl = draft("dining.json").sdl
     dining = definitions(dining_sdl)
@@ -201,7 +203,7 @@ def test_shapes_of_the_jobs_and_dining_documents():
     courses = selection_of(field(dining["Query"], "listDinners"))
     assert courses[:10] == ["id", "menu {", "courses {", "name", "allergens", "wine {", "region", "vintage", "}", "}"]
     assert {f.name.value: print_ast(f.type) for f in dining["Dinner"].fields} == {
-        "id": "ID!", "menu": "DinnerMenu!", "price": "String", "seats": "Int", "translations": "JSON", "hostId": "String", "startsAt": "String",
+        "id": "ID!", "menu": "DinnerMenu!", "price": "String", "seats": "Int", "translations": "JSON", "hostId": "ID", "startsAt": "String",
     }
     cancel = field(dining["Mutation"], "cancelDinner")
     assert [d.name.value for d in cancel.directives] == ["deprecated", "connect"]
