@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 import orjson
 
+from .. import telemetry
 from ..store import GENESIS_HASH, Store
 
 
@@ -69,6 +70,7 @@ class AuditLog:
             return
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._queue.append((self._entries(request_id, recipient, purpose, disclosures), future))
+        telemetry.audit_queued(len(self._queue))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.ensure_future(self._drain())
         await future
@@ -77,14 +79,18 @@ class AuditLog:
         while self._queue:
             batch, self._queue = self._queue, []
             entries = [entry for batch_entries, _ in batch for entry in batch_entries]
+            telemetry.audit_queued(0)
+            commit = telemetry.audit_commit_started(len(entries))
             try:
                 await self.store.append_audit(entries, entry_hash)
             except Exception as error:
+                telemetry.audit_committed(commit, False)
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(error)
                         future.exception()
             else:
+                telemetry.audit_committed(commit, True)
                 for _, future in batch:
                     if not future.done():
                         future.set_result(None)

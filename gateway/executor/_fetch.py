@@ -19,6 +19,7 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 
+from .. import telemetry
 from ..planner import FetchNode, QueryPlan, Representation
 from ..supergraph import SupergraphModel
 from ._merge import DISPUTED, keep_asked, merge
@@ -98,18 +99,42 @@ class FetchRunner:
         if len(nodes) == 1:
             await self._run_node(nodes[0], execution)
             return
-        if plan.operation_kind == "mutation" or any(node.depends_on for node in nodes):
-            tasks: dict[int, asyncio.Task] = {}
-            for node in nodes:
-                tasks[node.id] = asyncio.ensure_future(self._after(node, [tasks[d] for d in node.depends_on], execution))
-            await asyncio.gather(*tasks.values())
-        else:
-            await asyncio.gather(*(self._run_node(node, execution) for node in nodes))
+        order = plan.compiled.get("fetch_order")
+        if order is None:
+            order = plan.compiled["fetch_order"] = _FetchOrder(nodes)
+        # Each node starts once every node it depends on is done (a mutation's fields are such a
+        # chain). A node that makes one dependent ready runs it in its own task; only the others
+        # get a task each: fewer tasks and no gather per node (a third of the fetch stage's asyncio
+        # overhead on the benchmark's heavy query).
+        waiting = dict(order.waiting)
+        tasks: list[asyncio.Task] = []
 
-    async def _after(self, node: FetchNode, dependencies: list[asyncio.Task], execution: Execution) -> None:
-        if dependencies:
-            await asyncio.gather(*dependencies)
-        await self._run_node(node, execution)
+        async def chain(node: FetchNode) -> None:
+            while True:
+                await self._run_node(node, execution)
+                ready = None
+                for dependent in order.dependents[node.id]:
+                    waiting[dependent.id] -= 1
+                    if waiting[dependent.id] == 0:
+                        if ready is None:
+                            ready = dependent
+                        else:
+                            tasks.append(asyncio.ensure_future(chain(dependent)))
+                if ready is None:
+                    return
+                node = ready
+
+        try:
+            tasks.extend(asyncio.ensure_future(chain(node)) for node in order.roots[1:])
+            await chain(order.roots[0])
+            index = 0
+            while index < len(tasks):  # tasks started while waiting are appended: awaited too
+                await tasks[index]
+                index += 1
+        except BaseException:
+            for task in tasks:
+                task.cancel()  # cancelled or failed: nothing of this execution keeps running
+            raise
 
     async def _run_node(self, node: FetchNode, execution: Execution) -> None:
         variables = {name: execution.variables[name] for name in node.variable_names if name in execution.variables}
@@ -173,13 +198,17 @@ class FetchRunner:
         data = result.get("data")
         entities = data.get("_entities") if isinstance(data, dict) else None
         if isinstance(entities, list):
+            interface_names = self._interface_names
             for index, entity in enumerate(entities[: len(targets)]):
                 if not isinstance(entity, dict):
                     continue
                 # the entity's fragments are picked by the type it was asked as, not by its answer
                 keep_asked(entity, node.selection, sent_types[index])
                 for obj in targets[index]:
-                    merge(obj, entity, self._interface_names)
+                    if obj.keys().isdisjoint(entity):
+                        obj.update(entity)  # merge's common case, without a call per object
+                    else:
+                        merge(obj, entity, interface_names)
         self._add_errors(node, result.get("errors"), execution, targets)
 
     # -- flows -------------------------------------------------------------------------------------
@@ -272,6 +301,7 @@ class FetchRunner:
 
     async def _send(self, node: FetchNode, variables: dict, execution: Execution) -> dict | None:
         execution.subgraph_requests += 1
+        fetch = telemetry.fetch_started(node.subgraph)
         try:
             raw = await self.transport.send(node.subgraph, node.document, variables or None, execution.context)
             result = raw if isinstance(raw, dict) else orjson.loads(raw)
@@ -279,11 +309,14 @@ class FetchRunner:
                 raise SubgraphUnavailable("the answer is not a GraphQL response")
         except SubgraphUnavailable as error:
             # a breaker open or an address refused: SUBGRAPH_UNAVAILABLE (nothing was sent)
+            telemetry.fetch_failed(fetch, getattr(error, "code", "SUBREQUEST_HTTP_ERROR"))
             self._subgraph_failed(node, execution, str(error), getattr(error, "code", "SUBREQUEST_HTTP_ERROR"))
             return None
         except (orjson.JSONDecodeError, TypeError):
+            telemetry.fetch_failed(fetch, "SUBREQUEST_HTTP_ERROR")
             self._subgraph_failed(node, execution, "the answer is not JSON")
             return None
+        telemetry.fetch_answered(fetch, result)
         return result
 
     def _subgraph_failed(self, node: FetchNode, execution: Execution, reason: str, code: str = "SUBREQUEST_HTTP_ERROR") -> None:
@@ -330,6 +363,20 @@ class FetchRunner:
             execution.errors.append(out)
 
 
+class _FetchOrder:
+    """When each fetch node of a plan may start (kept with the plan)."""
+
+    __slots__ = ("dependents", "roots", "waiting")
+
+    def __init__(self, nodes: list[FetchNode]) -> None:
+        self.roots = [node for node in nodes if not node.depends_on]
+        self.waiting = {node.id: len(set(node.depends_on)) for node in nodes}
+        self.dependents: dict[int, list[FetchNode]] = {node.id: [] for node in nodes}
+        for node in nodes:
+            for dependency in set(node.depends_on):
+                self.dependents[dependency].append(node)
+
+
 def _named(type_string: str) -> str:
     return type_string.replace("[", "").replace("]", "").replace("!", "").strip()
 
@@ -343,21 +390,14 @@ def _dicts(value: Any):
 
 
 def _objects_at(data: Any, path: tuple[str, ...]) -> list[dict]:
+    # the parsed answers hold plain dicts and lists only (orjson, graphql-core)
     current = [data]
     for step in path:
-        following: list = []
         if step == "@":
-            for value in current:
-                if isinstance(value, list):
-                    following.extend(value)
+            current = [item for value in current if value.__class__ is list for item in value]
         else:
-            for value in current:
-                if isinstance(value, dict):
-                    child = value.get(step)
-                    if child is not None:
-                        following.append(child)
-        current = following
-    return [value for value in current if isinstance(value, dict)]
+            current = [child for value in current if value.__class__ is dict and (child := value.get(step)) is not None]
+    return [value for value in current if value.__class__ is dict]
 
 
 def _object_paths(data: Any, path: tuple[str, ...]) -> dict[int, list]:

@@ -36,6 +36,7 @@ import aiohttp
 import orjson
 from aiohttp.abc import AbstractResolver
 
+from .. import telemetry
 from ._addresses import GuardedResolver, Network, UpstreamRefused, parse_address, refused
 from ._fetch import SubgraphUnavailable
 
@@ -148,7 +149,9 @@ class HttpPool:
                 # the guard sees every name resolution; the cache only keeps answers it allowed
                 options["resolver"] = GuardedResolver(lambda: self.allow_upstreams(), self.resolver)
             connector = aiohttp.TCPConnector(**options)
-            session = self._sessions[(guarded, fresh)] = aiohttp.ClientSession(connector=connector, trust_env=False, auto_decompress=True)
+            session = self._sessions[(guarded, fresh)] = aiohttp.ClientSession(
+                connector=connector, trust_env=False, auto_decompress=True, trace_configs=telemetry.trace_configs()  # traceparent
+            )
         return session
 
     async def post_guarded(self, url: str, body: bytes, headers: Mapping[str, str], *, max_bytes: int | None = None) -> bytes:
