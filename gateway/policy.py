@@ -29,6 +29,10 @@ client, no legal basis, every personal value masked with null). See docs/policy.
       default: null
       categories: {user.contact.email: partial, user.location.precise: coarsen}
     aggregates: {k: 10}
+    open_data:                              # differential privacy for aggregates (docs/privacy.md)
+      public: {epsilon_per_query: 0.1, budget: {epsilon: 1, period: day}}
+      clients:
+        open-data-portal: {epsilon_per_query: 0.5, budget: {epsilon: 10, period: week}}
     audit: {enabled: true}
     identity:
       issuers:
@@ -40,7 +44,7 @@ client, no legal basis, every personal value masked with null). See docs/policy.
     privacy:                                # annotations by schema coordinate (add or override)
       fields: {Resident.email: {category: user.contact.email, strategy: partial}}
       subjects: {Resident: id}
-      aggregates: {District.population: {contributors: residentCount, min_contributors: 20}}
+      aggregates: {District.averageAge: {contributors: residentCount, statistic: mean, lower: 0, upper: 110}}
       non_personal: [StreetIssue.kind]      # on a type with a subject, every other field is personal
     registry:
       allow_upstreams: ["10.20.0.0/16"]
@@ -163,6 +167,32 @@ class LegalBasis:
         )
 
 
+OPEN_DATA_PERIODS = ("day", "week", "month")
+AGGREGATE_STATISTICS = ("count", "sum", "mean")
+
+
+@dataclass(frozen=True)
+class OpenDataBudget:
+    """What one client (or the public) may learn from aggregates: each value released costs
+    `epsilon_per_query`, and the releases of one period may cost `epsilon` in all."""
+
+    epsilon_per_query: float
+    epsilon: float
+    period: str  # day | week | month (UTC)
+
+
+@dataclass(frozen=True)
+class OpenData:
+    """The policy's `open_data` section: when present, every aggregate value is released with
+    calibrated noise, charged to the requester's budget; a requester without one gets none."""
+
+    public: OpenDataBudget | None = None
+    clients: dict[str, OpenDataBudget] = field(default_factory=dict)
+
+    def budget_for(self, recipient: str, is_public: bool) -> OpenDataBudget | None:
+        return self.public if is_public else self.clients.get(recipient)
+
+
 @dataclass(frozen=True)
 class Issuer:
     issuer: str
@@ -190,6 +220,7 @@ class Policy:
     masking_default: str = "null"
     masking: dict[str, str] = field(default_factory=dict)  # category -> strategy
     k: int = 10
+    open_data: OpenData | None = None  # None: aggregates above k are released as they are
     audit_enabled: bool = True
     issuers: tuple[Issuer, ...] = ()
     privacy: PrivacyAnnotations = field(default_factory=PrivacyAnnotations)
@@ -249,7 +280,7 @@ def parse_policy(data: Any, base: Path | None = None) -> Policy:
     top = reader.mapping(data, "the policy")
     reader.known_keys(
         top,
-        {"version", "controller", "purposes", "clients", "legal_bases", "masking", "aggregates", "audit", "identity", "privacy", "registry"},
+        {"version", "controller", "purposes", "clients", "legal_bases", "masking", "aggregates", "open_data", "audit", "identity", "privacy", "registry"},
         "the policy",
     )
     categories = fides_categories()
@@ -373,6 +404,7 @@ def parse_policy(data: Any, base: Path | None = None) -> Policy:
         reader.problem("aggregates.k must be a whole number of at least 2")
         k = 10
     audit = reader.mapping(top.get("audit"), "audit")
+    open_data = _open_data(top.get("open_data"), clients, reader)
 
     issuers = []
     for index, entry in enumerate(reader.mapping(top.get("identity"), "identity").get("issuers") or []):
@@ -410,7 +442,9 @@ def parse_policy(data: Any, base: Path | None = None) -> Policy:
             reader.problem(f"privacy.aggregates.{coordinate}: needs Type.field and contributors")
             continue
         type_name, field_name = str(coordinate).split(".", 1)
-        privacy.aggregates[(type_name, field_name)] = AggregateField(details["contributors"], details.get("min_contributors"))
+        privacy.aggregates[(type_name, field_name)] = AggregateField(
+            details["contributors"], details.get("min_contributors"), *_statistic(details, f"privacy.aggregates.{coordinate}", reader)
+        )
     # fields the operator declares non-personal, on types with a subject (default private otherwise)
     for coordinate in reader.strings(privacy_data.get("non_personal"), "privacy.non_personal"):
         if "." not in coordinate:
@@ -454,6 +488,7 @@ def parse_policy(data: Any, base: Path | None = None) -> Policy:
         masking_default=str(default),
         masking=masking,
         k=k,
+        open_data=open_data,
         audit_enabled=audit.get("enabled", True) is not False,
         issuers=tuple(issuers),
         privacy=privacy,
@@ -494,6 +529,60 @@ def _registry_limits(data: dict, reader: _Reader) -> dict[str, Any]:
         else:
             limits["breaker_cool_down"] = float(cool_down)
     return limits
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == value and abs(value) != float("inf")
+
+
+def _statistic(details: dict, where: str, reader: _Reader) -> tuple[str | None, float | None, float | None]:
+    """An aggregate's statistic and the bounds of one contributor's value (privacy.aggregates)."""
+    statistic, lower, upper = details.get("statistic"), details.get("lower"), details.get("upper")
+    if statistic is None:
+        return None, None, None
+    if statistic not in AGGREGATE_STATISTICS:
+        reader.problem(f"{where}.statistic must be one of {', '.join(AGGREGATE_STATISTICS)}")
+        return None, None, None
+    if statistic == "count":
+        return statistic, None, None
+    if not _number(lower) or not _number(upper) or lower > upper:
+        reader.problem(f"{where}: a {statistic} needs lower and upper, the bounds of one contributor's value (lower <= upper)")
+        return None, None, None
+    return statistic, float(lower), float(upper)
+
+
+def _open_data(data: Any, clients: dict[str, Client], reader: _Reader) -> OpenData | None:
+    if data is None:
+        return None
+    data = reader.mapping(data, "open_data")
+    reader.known_keys(data, {"public", "clients"}, "open_data")
+
+    def budget(value: Any, where: str) -> OpenDataBudget | None:
+        value = reader.mapping(value, where)
+        reader.known_keys(value, {"epsilon_per_query", "budget"}, where)
+        total = reader.mapping(value.get("budget"), f"{where}.budget")
+        reader.known_keys(total, {"epsilon", "period"}, f"{where}.budget")
+        per_query, epsilon, period = value.get("epsilon_per_query"), total.get("epsilon"), total.get("period", "day")
+        if not _number(per_query) or per_query <= 0:
+            reader.problem(f"{where}.epsilon_per_query must be a positive number")
+        elif not _number(epsilon) or epsilon < per_query:
+            reader.problem(f"{where}.budget.epsilon must be a number at least epsilon_per_query")
+        elif period not in OPEN_DATA_PERIODS:
+            reader.problem(f"{where}.budget.period must be one of {', '.join(OPEN_DATA_PERIODS)}")
+        else:
+            return OpenDataBudget(float(per_query), float(epsilon), str(period))
+        return None
+
+    public = budget(data["public"], "open_data.public") if data.get("public") is not None else None
+    budgets: dict[str, OpenDataBudget] = {}
+    for client_id, value in reader.mapping(data.get("clients"), "open_data.clients").items():
+        if client_id not in clients:
+            reader.problem(f"open_data.clients: {client_id!r} is not declared under clients")
+            continue
+        found = budget(value, f"open_data.clients.{client_id}")
+        if found is not None:
+            budgets[client_id] = found
+    return OpenData(public, budgets)
 
 
 def _partner(value: Any, where: str, reader: _Reader) -> str | None:

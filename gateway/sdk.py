@@ -43,6 +43,9 @@ class Subject:
 class Aggregate:
     contributors: str
     min_contributors: int | None = strawberry.UNSET  # type: ignore[assignment]
+    statistic: str | None = strawberry.UNSET  # type: ignore[assignment]  # count | sum | mean (open data's noise)
+    lower: float | None = strawberry.UNSET  # type: ignore[assignment]  # bounds of one contributor's value
+    upper: float | None = strawberry.UNSET  # type: ignore[assignment]
 
 
 @schema_directive(locations=[Location.FIELD_DEFINITION], name="nonPersonal", compose=True, import_url=PRIVACY_SPEC_URL)

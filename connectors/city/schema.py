@@ -147,7 +147,7 @@ class District:
 
     @strawberry.federation.field(
         description="Average age of the district's residents in the directory (open data: published over k residents only).",
-        directives=[privacy.Aggregate(contributors="residentCount")],
+        directives=[privacy.Aggregate(contributors="residentCount", statistic="mean", lower=0, upper=110)],
     )
     def average_age(self) -> float | None:
         today = date(2026, 11, 25)

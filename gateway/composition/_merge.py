@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from graphql import ArgumentNode, DirectiveNode, IntValueNode, NameNode, StringValueNode
+from graphql import ArgumentNode, DirectiveNode, FloatValueNode, IntValueNode, NameNode, StringValueNode
 
 from ..supergraph._model import STRATEGIES_BY_STRICTNESS, PersonalField, stricter
 from ..taxonomy import fides_categories
@@ -343,6 +343,14 @@ class Merger:
                 )
             minimums = [m for a in aggregates if isinstance(m := _arguments(a).get("minContributors"), int)]
             arguments = {"contributors": contributors.pop()} | ({"minContributors": max(minimums)} if minimums else {})
+            # what the value is (open data's noise is calibrated to it): one description or none
+            described = {tuple(_arguments(a).get(name) for name in _STATISTIC_ARGUMENTS) for a in aggregates}
+            if len(described) > 1:
+                self.error(
+                    "PRIVACY_ANNOTATION_CONFLICT", f'"{coordinate}" describes its statistic differently in different subgraphs',
+                    aggregates[0].subgraph, aggregates[0].node,
+                )
+            arguments |= {name: value for name, value in zip(_STATISTIC_ARGUMENTS, described.pop(), strict=True) if value is not None}
             kept.append(_synthesized(aggregates[0], arguments))
         resolving = [(s, f) for s, _, f in field_defs if not f.external]
         non_personal = [a for a in applied if a.privacy == "nonPersonal"]
@@ -616,15 +624,23 @@ class Merger:
 def _arguments(applied: AppliedDirective) -> dict[str, object]:
     """A directive's arguments as plain values (a null is None)."""
     return {
-        argument.name.value: int(argument.value.value) if isinstance(argument.value, IntValueNode) else getattr(argument.value, "value", None)
+        argument.name.value: int(argument.value.value) if isinstance(argument.value, IntValueNode)
+        else float(argument.value.value) if isinstance(argument.value, FloatValueNode) else getattr(argument.value, "value", None)
         for argument in applied.node.arguments or ()
     }
+
+
+_STATISTIC_ARGUMENTS = ("statistic", "lower", "upper")
 
 
 def _synthesized(template: AppliedDirective, arguments: dict[str, object]) -> AppliedDirective:
     """A directive like `template` (same name) with these arguments: a merged annotation."""
     nodes = tuple(
-        ArgumentNode(name=NameNode(value=name), value=IntValueNode(value=str(value)) if isinstance(value, int) else StringValueNode(value=str(value)))
+        ArgumentNode(
+            name=NameNode(value=name),
+            value=IntValueNode(value=str(value)) if isinstance(value, int) else FloatValueNode(value=str(value)) if isinstance(value, float)
+            else StringValueNode(value=str(value)),
+        )
         for name, value in arguments.items()
     )
     return AppliedDirective(template.name, DirectiveNode(name=NameNode(value=template.name), arguments=nodes), "", template.privacy)

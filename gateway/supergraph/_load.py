@@ -7,6 +7,7 @@ and feature-namespaced types removed. It never contacts a subgraph.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -182,6 +183,18 @@ def _directives(node, name: str) -> list[dict[str, object]]:
 # -- privacy annotations --------------------------------------------------------------------------
 
 
+def _bound(value: object) -> float | None:
+    """An @aggregate bound (an Int or Float literal: its text here) as a number; anything else is
+    no bound, and no noise can be calibrated without one (privacy/_noise.py withholds the value)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _imports_privacy(document: DocumentNode) -> bool:
     """Whether the supergraph links the privacy spec and imports any of its directives."""
     for directive in _schema_directives(document):
@@ -217,8 +230,12 @@ def _read_privacy(document: DocumentNode) -> PrivacyAnnotations:
                 known = annotations.personal.get(coordinate)
                 annotations.personal[coordinate] = read if known is None else (stricter(known, read) or PersonalField("user", "null"))
             for args in _directives(field_node, "aggregate"):
-                minimum = args.get("minContributors")
-                annotations.aggregates[coordinate] = AggregateField(str(args.get("contributors")), int(minimum) if minimum is not None else None)
+                minimum, lower, upper = args.get("minContributors"), args.get("lower"), args.get("upper")
+                annotations.aggregates[coordinate] = AggregateField(
+                    str(args.get("contributors")), int(minimum) if minimum is not None else None,
+                    str(args["statistic"]) if args.get("statistic") is not None else None,
+                    _bound(lower), _bound(upper),
+                )
             if _directives(field_node, "nonPersonal") and coordinate not in annotations.personal:
                 annotations.non_personal.add(coordinate)
         annotations.non_personal.difference_update(annotations.personal)

@@ -135,6 +135,12 @@ class PersonalField:
 class AggregateField:
     contributors: str
     min_contributors: int | None = None
+    # what the value is, so that noise can be calibrated to it (docs/privacy.md, "Open data:
+    # differential privacy"): "count", "sum" or "mean", and the bounds of one contributor's value
+    # (sum and mean); None where the owner did not say (then no noise can be calibrated)
+    statistic: str | None = None
+    lower: float | None = None
+    upper: float | None = None
 
 
 def stricter(first: PersonalField, second: PersonalField) -> PersonalField | None:

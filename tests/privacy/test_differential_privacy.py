@@ -1,0 +1,292 @@
+"""Open data under differential privacy (issue 17): calibrated noise through OpenDP, budgets per
+client and period in the store (SQLite and PostgreSQL), the same question answered from the
+store, k-suppression first; over HTTP against the privacy world's gateway where it shows."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import statistics
+import uuid
+
+import pytest
+import sqlalchemy
+
+from gateway.policy import PolicyError, parse_policy
+from gateway.privacy._noise import calibrate, period_of, question_key, release
+from gateway.store import Store
+from tests.privacy import world
+from tests.privacy.conftest import City, connectors_folder, policy_document
+
+# PostgreSQL for these tests: CI's database unless told otherwise (a helper's own database)
+POSTGRES_URL = os.environ.get("CITYGATE_DP_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+MEAN_OF_BIRTH_YEARS = {"contributors": "residentCount", "statistic": "mean", "lower": 1900, "upper": 2030}
+
+
+async def reset_postgres() -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(POSTGRES_URL.replace("postgresql://", "postgresql+asyncpg://"))
+    async with engine.begin() as connection:
+        await connection.execute(sqlalchemy.text("DROP SCHEMA IF EXISTS public CASCADE"))
+        await connection.execute(sqlalchemy.text("CREATE SCHEMA public"))
+    await engine.dispose()
+
+
+def laplace_cdf(x: float, scale: float) -> float:
+    return 0.5 * math.exp(x / scale) if x < 0 else 1 - 0.5 * math.exp(-x / scale)
+
+
+def kolmogorov_smirnov(draws: list[float], scale: float) -> float:
+    """The largest gap between the draws' empirical distribution and Laplace(0, scale)."""
+    ordered = sorted(draws)
+    n = len(ordered)
+    return max(max(abs((i + 1) / n - laplace_cdf(x, scale)), abs(i / n - laplace_cdf(x, scale))) for i, x in enumerate(ordered))
+
+
+# -- calibration ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("statistic", "lower", "upper", "contributors", "exact", "epsilon", "sensitivity"),
+    [
+        ("mean", 0.0, 110.0, 20, 41.3, 0.5, 110 / 20),  # an average age over 20 residents
+        ("sum", -3.0, 8.0, 50, 120.0, 1.0, 8.0),  # a sum: the largest magnitude of one contributor
+        ("count", None, None, 500, 500.0, 0.25, 1.0),  # a count: one resident moves it by one
+    ],
+)
+def test_noise_is_calibrated_to_sensitivity_over_epsilon(statistic, lower, upper, contributors, exact, epsilon, sensitivity):
+    calibrated = calibrate(statistic, lower, upper, contributors, epsilon)
+    assert calibrated is not None
+    assert calibrated.sensitivity == pytest.approx(sensitivity)
+    assert calibrated.epsilon == pytest.approx(epsilon, rel=1e-9)  # OpenDP's privacy map: what a release costs
+    scale = sensitivity / epsilon
+    draws = [release(calibrated, exact, statistic, lower, upper, contributors, whole=False) - exact for _ in range(2000)]
+    spread = statistics.pstdev(draws)
+    gap = kolmogorov_smirnov(draws, scale)
+    print(f"{statistic}: scale {scale:.3f}, std {spread:.3f} (Laplace: {math.sqrt(2) * scale:.3f}), mean {statistics.fmean(draws):+.3f}, KS {gap:.4f}")
+    assert spread == pytest.approx(math.sqrt(2) * scale, rel=0.10)
+    assert abs(statistics.fmean(draws)) < 4 * math.sqrt(2) * scale / math.sqrt(2000)  # centred: 4 standard errors
+    assert gap < 0.045  # the 5% critical value for 2,000 draws is 0.030; this is p < 0.0001
+
+
+def test_a_statistic_without_bounds_is_not_calibrated():
+    assert calibrate("mean", None, 10.0, 20, 1.0) is None
+    assert calibrate("sum", 5.0, 1.0, 20, 1.0) is None  # lower above upper
+    assert calibrate("median", 0.0, 1.0, 20, 1.0) is None
+    assert calibrate(None, 0.0, 1.0, 20, 1.0) is None
+
+
+def test_whole_numbers_stay_whole_and_counts_never_negative():
+    calibrated = calibrate("count", None, None, 3, 0.1)
+    draws = [release(calibrated, 3, "count", None, None, 3, whole=True) for _ in range(300)]
+    assert all(isinstance(d, int) and d >= 0 for d in draws)
+    assert len(set(draws)) > 10  # noise, not the exact 3
+
+
+def test_periods():
+    from datetime import UTC, datetime
+
+    moment = datetime(2026, 11, 25, 23, 59, tzinfo=UTC)
+    assert (period_of("day", moment), period_of("week", moment), period_of("month", moment)) == ("2026-11-25", "2026-W48", "2026-11")
+
+
+# -- the policy -----------------------------------------------------------------------------------
+
+
+def test_policy_reads_open_data_and_refuses_what_cannot_work(signer):
+    document = policy_document(signer.jwks_file)
+    document["open_data"] = {
+        "public": {"epsilon_per_query": 0.5, "budget": {"epsilon": 2, "period": "week"}},
+        "clients": {"stats-portal": {"epsilon_per_query": 1, "budget": {"epsilon": 10}}},
+    }
+    document["privacy"]["aggregates"] = {"District.averageBirthYear": MEAN_OF_BIRTH_YEARS}
+    policy = parse_policy(document)
+    assert policy.open_data is not None
+    public = policy.open_data.budget_for("public", True)
+    assert (public.epsilon_per_query, public.epsilon, public.period) == (0.5, 2.0, "week")
+    assert policy.open_data.budget_for("stats-portal", False).period == "day"
+    assert policy.open_data.budget_for("city-app", False) is None  # no budget: nothing released
+    aggregate = policy.privacy.aggregates[("District", "averageBirthYear")]
+    assert (aggregate.statistic, aggregate.lower, aggregate.upper) == ("mean", 1900.0, 2030.0)
+
+    document["open_data"] = {
+        "public": {"epsilon_per_query": 0, "budget": {"epsilon": 2}},
+        "clients": {"nobody": {"epsilon_per_query": 1, "budget": {"epsilon": 1}}, "stats-portal": {"epsilon_per_query": 1, "budget": {"epsilon": 0.5}}},
+    }
+    document["privacy"]["aggregates"] = {"District.averageBirthYear": {"contributors": "residentCount", "statistic": "mean", "lower": 5}}
+    with pytest.raises(PolicyError) as refused:
+        parse_policy(document)
+    problems = "\n".join(refused.value.problems)
+    assert "open_data.public.epsilon_per_query must be a positive number" in problems
+    assert "open_data.clients: 'nobody' is not declared under clients" in problems
+    assert "open_data.clients.stats-portal.budget.epsilon must be a number at least epsilon_per_query" in problems
+    assert "a mean needs lower and upper" in problems
+
+
+# -- the store: budgets and released values (SQLite and PostgreSQL) -------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'open-data.db'}"
+    else:
+        await reset_postgres()
+        url = POSTGRES_URL
+    opened = Store(url)
+    await opened.create()
+    yield opened
+    await opened.close()
+
+
+async def test_budget_is_charged_and_refuses_when_spent(store):
+    question = question_key("District.averageAge", {"code": "75118"})
+    released = [await store.open_data_release("portal", "2026-11-25", None, 0.4, 1.0, 40.0 + i) for i in range(3)]
+    assert [r[0] for r in released] == ["released", "released", "exhausted"]
+    assert [r[2] for r in released] == [pytest.approx(0.4), pytest.approx(0.8), pytest.approx(0.8)]
+    assert await store.open_data_spent("portal", "2026-11-25") == pytest.approx(0.8)
+    # an exhausted budget stores no answer either: the same question later is not answered from it
+    assert (await store.open_data_release("portal", "2026-11-25", question, 0.4, 1.0, 41.0))[0] == "exhausted"
+    # another client, or another period, has its own budget
+    assert (await store.open_data_release("other", "2026-11-25", question, 0.4, 1.0, 42.0))[0] == "released"
+    assert (await store.open_data_release("portal", "2026-11-26", question, 0.4, 1.0, 43.0))[0] == "released"
+
+
+async def test_the_same_question_is_answered_the_same_without_charge(store):
+    question = question_key("District.averageAge", {"code": "75118"})
+    first = await store.open_data_release("portal", "2026-W48", question, 0.5, 1.0, 38.7)
+    again = [await store.open_data_release("portal", "2026-W48", question, 0.5, 1.0, draw) for draw in (52.0, 12.5, 99.9)]
+    assert first == ("released", 38.7, pytest.approx(0.5))
+    assert again == [("cached", 38.7, None)] * 3  # the first release, not the new draws
+    assert await store.open_data_spent("portal", "2026-W48") == pytest.approx(0.5)
+    # another entity is another question; the same entity for another client is that client's
+    other = await store.open_data_release("portal", "2026-W48", question_key("District.averageAge", {"code": "75105"}), 0.5, 1.0, 44.0)
+    assert other[0] == "released" and await store.open_data_spent("portal", "2026-W48") == pytest.approx(1.0)
+    assert (await store.open_data_release("public", "2026-W48", question, 0.5, 1.0, 61.0))[:2] == ("released", 61.0)
+
+
+async def test_replicas_asking_the_same_question_at_once_charge_it_once(tmp_path):
+    await reset_postgres()
+    replicas = [Store(POSTGRES_URL) for _ in range(4)]
+    await replicas[0].create()
+    try:
+        question = question_key("District.jobs", {"code": "75111"})
+        answers = await asyncio.gather(
+            *(replica.open_data_release("portal", "2026-11", question, 0.25, 5.0, float(i)) for i, replica in enumerate(replicas * 5))
+        )
+        values = {a[1] for a in answers}
+        assert len(values) == 1  # one release, seen by everyone
+        assert sorted(a[0] for a in answers).count("released") == 1
+        assert await replicas[0].open_data_spent("portal", "2026-11") == pytest.approx(0.25)
+        # different questions at once: each charged, never beyond the budget
+        answers = await asyncio.gather(
+            *(replica.open_data_release("portal", "2026-11", question_key("District.jobs", {"code": str(i)}), 0.25, 5.0, 1.0)
+              for i, replica in enumerate(replicas * 10))
+        )
+        assert [a[0] for a in answers].count("released") == 19  # 4.75 of 5 left: 19 more releases
+        assert await replicas[0].open_data_spent("portal", "2026-11") == pytest.approx(5.0)
+    finally:
+        for replica in replicas:
+            await replica.close()
+
+
+# -- over HTTP: the privacy world's gateway ------------------------------------------------------------
+
+
+def open_data_policy(signer) -> dict:
+    document = policy_document(signer.jwks_file)
+    document["open_data"] = {
+        "public": {"epsilon_per_query": 1.0, "budget": {"epsilon": 3.0, "period": "day"}},
+        "clients": {"stats-portal": {"epsilon_per_query": 0.5, "budget": {"epsilon": 1.0, "period": "week"}}},
+    }
+    document["privacy"]["aggregates"] = {"District.averageBirthYear": MEAN_OF_BIRTH_YEARS}
+    return document
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def open_city(request, tmp_path, privacy_world, signer):
+    world.reset()
+    if request.param == "sqlite":
+        store_url = f"sqlite:///{tmp_path / 'city.db'}"
+    else:
+        await reset_postgres()
+        store_url = POSTGRES_URL
+    folder = connectors_folder(tmp_path / f"connectors-{uuid.uuid4().hex[:6]}", privacy_world)
+    running = City(store_url, folder, open_data_policy(signer), signer)
+    running.store = Store(store_url)  # type: ignore[attr-defined]  # to read the budgets as another process would
+    yield running
+    await running.store.close()  # type: ignore[attr-defined]
+    await running.close()
+
+
+DISTRICTS = "{ districts { name averageBirthYear } }"
+EXACT_PANTHEON = (1969 + 2001) / 2  # two contributors: k is 2 in the test policy
+
+
+def by_name(answer: dict) -> dict:
+    return {d["name"]: d["averageBirthYear"] for d in answer["data"]["districts"]}
+
+
+def reasons(answer: dict) -> dict:
+    return {tuple(w["path"]): w["reason"] for w in (answer.get("extensions") or {}).get("privacy", {}).get("withheld", [])}
+
+
+async def test_open_data_is_noisy_charged_and_refused_when_spent(open_city):
+    store = open_city.store
+    released = []
+    for _ in range(3):
+        answer = await open_city.ask(DISTRICTS)
+        assert "errors" not in answer, answer
+        values = by_name(answer)
+        # below k: withheld first, and free of charge
+        assert values["Popincourt"] is None and values["Buttes-Montmartre"] is None
+        assert set(reasons(answer).values()) == {"below-k"}
+        released.append(values["Panthéon"])
+    assert all(isinstance(v, float) for v in released)
+    assert EXACT_PANTHEON not in released  # Laplace noise of scale 130/2/1 = 65 years: never the exact mean
+    assert len(set(released)) == 3  # no cache without the entity: each release a fresh draw, each charged
+    assert await store.open_data_spent("(public)", period_of("day")) == pytest.approx(3.0)
+
+    spent = await open_city.ask(DISTRICTS)
+    assert by_name(spent)["Panthéon"] is None
+    assert reasons(spent)[("districts", 0, "averageBirthYear")] == "budget"
+    assert [(e["path"], e["extensions"]["code"]) for e in spent["errors"]] == [(["districts", 0, "averageBirthYear"], "PRIVACY_BUDGET_EXHAUSTED")]
+    assert not any("Panthéon" in e["message"] or str(EXACT_PANTHEON) in e["message"] for e in spent["errors"])
+    assert await store.open_data_spent("(public)", period_of("day")) == pytest.approx(3.0)  # a refusal costs nothing
+
+    # a second client has its own budget (a week of 1.0 at 0.5 a value)
+    portal = [by_name(await open_city.ask(DISTRICTS, client="stats-portal"))["Panthéon"] for _ in range(3)]
+    assert portal[0] is not None and portal[1] is not None and portal[2] is None
+    assert await store.open_data_spent("stats-portal", period_of("week")) == pytest.approx(1.0)
+
+
+async def test_below_k_is_withheld_without_charge(open_city):
+    for _ in range(5):  # more than the public's budget would pay for
+        answer = await open_city.ask('{ resident(id: "r1") { district { name averageBirthYear } } }')
+        assert answer["data"]["resident"]["district"]["averageBirthYear"] is None
+        assert reasons(answer) == {("resident", "district", "averageBirthYear"): "below-k"}
+        assert "errors" not in answer
+    assert await open_city.store.open_data_spent("(public)", period_of("day")) == 0.0
+
+
+async def test_a_client_without_budget_gets_no_aggregate(open_city):
+    answer = await open_city.ask(DISTRICTS, client="technician-console")
+    assert by_name(answer)["Panthéon"] is None
+    assert reasons(answer)[("districts", 0, "averageBirthYear")] == "budget"
+    assert {e["extensions"]["code"] for e in answer["errors"]} == {"PRIVACY_BUDGET_EXHAUSTED"}
+
+
+async def test_an_aggregate_without_a_statistic_is_withheld_not_guessed(tmp_path, privacy_world, signer):
+    world.reset()
+    document = open_data_policy(signer)
+    document["privacy"]["aggregates"] = {"District.averageBirthYear": {"contributors": "residentCount"}}
+    city = City(f"sqlite:///{tmp_path / 'city.db'}", connectors_folder(tmp_path / "connectors", privacy_world), document, signer)
+    try:
+        answer = await city.ask(DISTRICTS)
+        assert by_name(answer)["Panthéon"] is None
+        assert reasons(answer)[("districts", 0, "averageBirthYear")] == "uncalibrated"
+    finally:
+        await city.close()
