@@ -2,12 +2,14 @@
 
 Residents read their consents and the disclosures made about them, grant consents (through a
 client the policy lets collect them) and withdraw them (through any client); everyone can read
-which clients exist and for which purposes they ask. The requester arrives as the execution
+which clients exist and for which purposes they ask. Each consent reads as an ISO/IEC TS 27560
+record (DPV JSON-LD) and as a receipt signed by the gateway (`_receipts.py`). The requester arrives as the execution
 context; nothing here trusts a resident id sent as an argument.
 """
 
 # No `from __future__ import annotations`: Strawberry must resolve the types defined in
 # control_plane_schema() from the annotations themselves.
+import logging
 from datetime import datetime
 
 import strawberry
@@ -19,8 +21,10 @@ from ..identity import Requester
 from ..policy import Policy
 from ._audit import AuditLog
 from ._ledger import ConsentError, ConsentRecord, Ledger
+from ._receipts import iso_27560_record, signed_receipt
 
 CONTROL_PLANE = "citygate"
+logger = logging.getLogger("citygate.consent")
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -42,6 +46,14 @@ def _resident(info: Info) -> tuple[Requester, str]:
 
 
 def control_plane_schema(ledger: Ledger, audit: AuditLog, policy: Policy) -> strawberry.federation.Schema:
+    async def sign(record: ConsentRecord) -> str:
+        try:
+            _, jws = await signed_receipt(ledger.signer, record, ledger.receipt(record), policy)
+        except Exception as error:  # the key cannot be read: the consent stands, its signature waits
+            logger.error("a consent receipt could not be signed (%s)", type(error).__name__)
+            raise GraphQLError("the receipt cannot be signed now: ask again later", extensions={"code": "RECEIPT_UNAVAILABLE"}) from None
+        return jws
+
     @strawberry.type(description="A consent a resident gave: ISO/IEC TS 27560 fields.")
     class Consent:
         id: strawberry.ID
@@ -55,6 +67,18 @@ def control_plane_schema(ledger: Ledger, audit: AuditLog, policy: Policy) -> str
         active: bool
         collection_method: str
         notice_version: str
+        ledger_record: strawberry.Private[ConsentRecord]
+
+        @strawberry.field(description="This consent as an ISO/IEC TS 27560 record in W3C DPV JSON-LD, its status as of now.")
+        def record(self) -> JSON:
+            return iso_27560_record(self.ledger_record, policy)
+
+        @strawberry.field(
+            description="A compact JWS (ES256) signed by the gateway, payload `iso27560` (the record, status as of now) and `kantara` "
+            "(the Kantara receipt); verify it with the keys at /.well-known/jwks.json."
+        )
+        async def signed_receipt(self) -> str | None:
+            return await sign(self.ledger_record)
 
         @classmethod
         def of(cls, record: ConsentRecord) -> "Consent":
@@ -70,12 +94,21 @@ def control_plane_schema(ledger: Ledger, audit: AuditLog, policy: Policy) -> str
                 active=record.active(),
                 collection_method=record.collection_method,
                 notice_version=record.notice_version,
+                ledger_record=record,
             )
 
-    @strawberry.type(description="Granting a consent answers with the consent and its Kantara receipt.")
+    @strawberry.type(description="Granting a consent answers with the consent, its Kantara receipt, its ISO/IEC TS 27560 record and both signed.")
     class ConsentReceipt:
         consent: Consent
         receipt: JSON
+
+        @strawberry.field(description="The consent as an ISO/IEC TS 27560 record in W3C DPV JSON-LD.")
+        def record(self) -> JSON:
+            return iso_27560_record(self.consent.ledger_record, policy)
+
+        @strawberry.field(description="The record and the Kantara receipt in one compact JWS signed by the gateway (keys: /.well-known/jwks.json).")
+        async def signed_receipt(self) -> str | None:
+            return await sign(self.consent.ledger_record)
 
     @strawberry.type(description="A disclosure of the resident's data to someone else, from the audit log.")
     class Disclosure:

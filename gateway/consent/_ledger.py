@@ -31,6 +31,7 @@ from cachetools import LRUCache
 from ..policy import Policy
 from ..store import Store
 from ..taxonomy import category_covers, fides_categories
+from ._receipts import RecordSigner
 
 logger = logging.getLogger("citygate.consent")
 
@@ -108,6 +109,7 @@ class Ledger:
     def __init__(self, store: Store, policy: Policy, cache_size: int = 100_000) -> None:
         self.store = store
         self.policy = policy
+        self.signer = RecordSigner(store)  # receipts and the audit head: docs/privacy.md "Verifiable records"
         # subject -> {(recipient, purpose): records}: a change drops one subject's entry at once
         self._active: LRUCache = LRUCache(maxsize=cache_size)
         # bumped by every change: a request that arrives after a change never shares the
