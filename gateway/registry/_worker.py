@@ -9,8 +9,9 @@ the change is refused with COMPOSITION_BUDGET_EXCEEDED; the running supergraph i
 here, whatever happens.
 
 What crosses to the worker is plain data (SDL text, names, the registry policy) and what comes
-back is problems as dicts and the supergraph's text: no secret (manifests and clients stay in the
-gateway), no live object.
+back is problems as dicts, the supergraph's text and the schema checks' changes (_checks.py: the
+served supergraph's API schema against the candidate's): no secret (manifests and clients stay in
+the gateway), no live object.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from typing import Any
 from ..composition import SdlLimits, SubgraphSource, compose
 from ..composition._subgraph import read_subgraph
 from ..policy import RegistryPolicy
+from ..supergraph import SupergraphError
+from ._checks import SchemaChange, schema_changes
 from ._rules import Problem, Registered, check_annotation_ownership, check_ownership, privacy_lint
 
 COMPOSITION_BUDGET_EXCEEDED = "COMPOSITION_BUDGET_EXCEEDED"
@@ -42,12 +45,16 @@ class Change:
     # every connector's annotations checked, not only a candidate's: a replica serving what another
     # replica checked under its own folder (which may differ) checks the whole again
     whole: bool = False
+    served: str | None = None  # the supergraph served now: the schema checks compare the change's with it
+
+
 
 
 @dataclass(slots=True)
 class Outcome:
     problems: list[dict[str, Any]] = field(default_factory=list)
     supergraph: str | None = None
+    changes: list[SchemaChange] = field(default_factory=list)  # to the clients' API schema, when `served` was given
 
 
 def check_change(change: Change) -> Outcome:
@@ -76,6 +83,11 @@ def check_change(change: Change) -> Outcome:
     elif change.whole and not outcome.problems:
         registered = [Registered(n, change.owners[n], subgraphs[n]) for n in change.owners if n in subgraphs]
         outcome.problems += [p.to_dict() for p in check_annotation_ownership(registered)]
+    if not outcome.problems and change.served is not None and result.supergraph is not None:
+        try:
+            outcome.changes = schema_changes(change.served, result.supergraph)
+        except SupergraphError as error:  # the build of its Engine would refuse it too
+            outcome.problems.append(Problem("NOT_SERVABLE", str(error)).to_dict())
     if not outcome.problems:
         outcome.supergraph = result.supergraph
     return outcome
