@@ -41,7 +41,8 @@ EXPOSE 4000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('CITYGATE_PORT', '4000'), timeout=2)"]
 
-# The variables become `citygate serve`'s options; arguments given to `docker run` are added after
-# them (e.g. --max-cost 5000). To serve a composed supergraph instead of connectors, set
-# CITYGATE_SUPERGRAPH=/etc/citygate/supergraph.graphql and CITYGATE_CONNECTORS= (empty).
-ENTRYPOINT ["/bin/sh", "-c", "exec citygate serve --host \"$CITYGATE_HOST\" --port \"$CITYGATE_PORT\" --log-level \"$CITYGATE_LOG_LEVEL\" ${CITYGATE_POLICY:+--policy \"$CITYGATE_POLICY\"} ${CITYGATE_SUPERGRAPH:+--supergraph \"$CITYGATE_SUPERGRAPH\"} ${CITYGATE_CONNECTORS:+--connectors \"$CITYGATE_CONNECTORS\"} --store \"$CITYGATE_STORE\" \"$@\"", "citygate"]
+# `citygate serve` reads every CITYGATE_* variable itself (an empty one counts as unset), so a
+# mounted citygate.yaml (CITYGATE_CONFIG=/etc/citygate/citygate.yaml) can set the rest; arguments
+# given to `docker run` are added as flags (e.g. --max-cost 5000), which win over both. To serve a
+# composed supergraph instead of connectors, set CITYGATE_SUPERGRAPH and CITYGATE_CONNECTORS= (empty).
+ENTRYPOINT ["citygate", "serve"]

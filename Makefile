@@ -5,19 +5,23 @@ INSTALLED := $(VENV)/.installed
 GRAPHIQL := .citygate/graphiql
 GRAPHIQL_VERSION := 3.8.3
 REACT_VERSION := 18.3.1
+PORT ?= 4000
 
 .PHONY: demo test lint clean browser nginx bench attacks
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Citygate needs Python 3.11 or newer ($(PYTHON) is older)"; exit 1; }
+	@echo "Installing Citygate and its dependencies into $(VENV) (once, about a minute)..."
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	@echo "Installed."
 	touch $(INSTALLED)
 
 # GraphiQL's files, so that the demo's GraphiQL works offline (fetched once from the npm registry).
 $(GRAPHIQL)/graphiql.min.js:
 	@command -v npm >/dev/null || { echo "npm is needed once to fetch GraphiQL's files"; exit 1; }
+	@echo "Fetching GraphiQL's files from the npm registry (once)..."
 	mkdir -p $(GRAPHIQL) .citygate/npm
 	cd .citygate/npm && npm pack --silent graphiql@$(GRAPHIQL_VERSION) react@$(REACT_VERSION) react-dom@$(REACT_VERSION) >/dev/null
 	tar -xzf .citygate/npm/react-$(REACT_VERSION).tgz -O package/umd/react.production.min.js > $(GRAPHIQL)/react.production.min.js
@@ -38,8 +42,10 @@ nginx:
 		(apt-get install -y -q nginx >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q nginx >/dev/null)); } || \
 		{ echo "the replicas test needs Debian's nginx: apt-get install nginx"; exit 1; }
 
+# `make demo PORT=4001` for another port.
 demo: $(INSTALLED) $(GRAPHIQL)/graphiql.min.js
-	$(VENV)/bin/citygate demo
+	@echo "Starting the demo city on port $(PORT) (about ten seconds)..."
+	$(VENV)/bin/citygate demo --port $(PORT)
 
 test: $(INSTALLED) $(GRAPHIQL)/graphiql.min.js browser nginx
 	$(VENV)/bin/ruff check .

@@ -288,7 +288,7 @@ def attack_rate_flood(demo: Demo, quick: bool) -> Outcome:
     with httpx.Client(timeout=10, base_url=demo.url) as client:
         for _ in range(count):
             sent = time.monotonic()
-            response = client.get("/graphql", params={"query": "{ districts { code } }"})
+            response = client.get("/graphql", params={"query": "{ districts { code } }"}, headers={"apollo-require-preflight": "true"})
             statuses[f"{response.status_code} {_code(response.content)}".strip()] += 1
             if response.status_code == 429 and first_refusal is None:
                 first_refusal = time.monotonic() - sent

@@ -35,6 +35,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from . import usage
 from .consent import CONTROL_PLANE, AuditLog, Ledger, control_plane_schema
 from .engine import Engine
 from .executor import HttpPool, InProcessSubgraph, Subgraphs
@@ -43,7 +44,10 @@ from .http_limits import HttpLimits
 from .identity import Authenticator
 from .policy import Policy, PolicyError, load_policy
 from .privacy import PrivacyGuard
+from .privacy_centre import privacy_centre_routes
+from .receipts import verifiable_record_routes
 from .registry import Connector, Keys, Manifest, Registry, admin_routes, python_schema_sdl
+from .settings import Settings
 from .store import Store, StoreTimeouts
 from .store._changes import ChangeListener, Rerun
 from .supergraph import SupergraphError, load_supergraph
@@ -129,6 +133,7 @@ def _gateway(
     graphiql: GraphiQL | None = None,
     limits: HttpLimits | None = None,
     store_timeouts: StoreTimeouts | None = None,
+    settings: Settings | None = None,
 ) -> Gateway:
     state = GatewayState(None, development=development)
     store = Store(store_url, store_timeouts or StoreTimeouts.from_env())
@@ -213,6 +218,7 @@ def _gateway(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
+        recorder = None
         try:
             store.claim()  # SQLite: this gateway only, for its whole life
         except Exception as error:
@@ -222,6 +228,7 @@ def _gateway(
             await store.create()
             runtime = await privacy_runtime(policy, store, http_client)
             serve(runtime)
+            recorder = usage.install(store)  # the operations' coordinates, for schema checks
             await start(gateway, runtime)
             if on_start is not None:
                 await on_start(gateway)
@@ -231,6 +238,8 @@ def _gateway(
                 )
                 await gateway.listener.start(wait=store.timeouts.connect)
         except BaseException:
+            if recorder is not None:
+                await usage.uninstall(recorder)
             store.release()  # this gateway never served: the file is free for another
             if gateway.listener is not None:
                 await gateway.listener.stop()
@@ -245,6 +254,14 @@ def _gateway(
                 loop.remove_signal_handler(signal.SIGHUP)
             if gateway.listener is not None:
                 await gateway.listener.stop()
+            if gateway.registry is not None:
+                # its composition process, stopped here rather than at interpreter exit: a worker
+                # process of `serve --workers` exiting could otherwise leave a respawned one behind
+                if gateway.registry.warming is not None:
+                    gateway.registry.warming.cancel()
+                await gateway.registry.worker.terminate()
+            if recorder is not None:
+                await usage.uninstall(recorder)
             await http_client.aclose()
             await pool.close()
             await store.close()
@@ -255,7 +272,10 @@ def _gateway(
         routes += _policy_routes(reload, keys)
     if extra_routes is not None:
         routes += extra_routes(gateway, keys)
-    app = create_app(state, graphiql, extra_routes=routes, limits=limits or HttpLimits.from_env())
+    # public: the keys that verify receipts, the signed audit head, the residents' page
+    routes += verifiable_record_routes(lambda: gateway.runtime.ledger.signer if gateway.runtime is not None else None, store)
+    routes += privacy_centre_routes()
+    app = create_app(state, graphiql, extra_routes=routes, limits=limits or HttpLimits.from_env(), settings=settings)
     app.router.lifespan_context = lifespan
     gateway.app = app
     return gateway
@@ -278,6 +298,7 @@ def static_app(
     owners: dict[str, str] | None = None,
     limits: HttpLimits | None = None,
     store_timeouts: StoreTimeouts | None = None,
+    settings: Settings | None = None,
 ) -> Gateway:
     async def start(gateway: Gateway, runtime: PrivacyRuntime) -> None:
         model_urls = {name: s.url for name, s in load_supergraph(supergraph).subgraphs.items()}
@@ -289,7 +310,7 @@ def static_app(
 
     return _gateway(
         store_url=store_url, policy=policy, policy_path=policy_path, development=development, start=start, rebuild=rebuild,
-        operator_key=None, graphiql=graphiql, limits=limits, store_timeouts=store_timeouts,
+        operator_key=None, graphiql=graphiql, limits=limits, store_timeouts=store_timeouts, settings=settings,
     )
 
 
@@ -305,6 +326,7 @@ def registry_app(
     graphiql: GraphiQL | None = None,
     limits: HttpLimits | None = None,
     store_timeouts: StoreTimeouts | None = None,
+    settings: Settings | None = None,
 ) -> Gateway:
     def routes(gateway: Gateway, keys: Keys) -> list[Route]:  # runs before the lifespan: start finds the registry
         registry = Registry(
@@ -350,6 +372,7 @@ def registry_app(
         graphiql=graphiql,
         limits=limits,
         store_timeouts=store_timeouts,
+        settings=settings,
     )
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
-import logging
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .supergraph import SupergraphError
 
@@ -22,7 +22,7 @@ def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except OSError as error:
-        console.print(f"[red]cannot read {path}: {error.strerror}[/red]")
+        console.print(f"[red]cannot read {escape(str(path))}: {escape(str(error.strerror))}[/red]", highlight=False)
         raise typer.Exit(2) from None
 
 
@@ -53,24 +53,35 @@ def _policy(path: Path | None):
 
 @app.command()
 def serve(
+    config: Annotated[
+        Path | None, typer.Option(envvar="CITYGATE_CONFIG", help="The settings file (citygate.yaml); options and CITYGATE_* variables override it.")
+    ] = None,
     supergraph: Annotated[Path | None, typer.Option(help="A composed supergraph in Apollo's format.")] = None,
     owner: Annotated[
         list[str] | None,
         typer.Option(help="With --supergraph: SUBGRAPH=OWNER, the party owning a subgraph (repeatable; by default each subgraph is its own owner)."),
     ] = None,
     connectors: Annotated[Path | None, typer.Option(help="Compose the connectors of this folder (and the registered ones).")] = None,
-    store: Annotated[str, typer.Option(help="Store URL (sqlite:///file.db or postgresql://...), with --connectors.")] = "sqlite:///citygate.db",
+    store: Annotated[
+        str | None, typer.Option(help="Store URL: sqlite:///file.db (one process) or postgresql://... (env CITYGATE_STORE; sqlite:///citygate.db)")
+    ] = None,
     policy: Annotated[Path | None, typer.Option(help="The operator's policy file (YAML).")] = None,
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 4000,
+    host: Annotated[str | None, typer.Option(help="Interface to listen on. (env CITYGATE_HOST; 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on. (env CITYGATE_PORT; 4000)")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes sharing the port, one per core; more than 1 needs PostgreSQL. (env CITYGATE_WORKERS; 1)")
+    ] = None,
     dev: Annotated[
-        bool, typer.Option("--dev", help="Development mode: query plans on request, introspection and suggestions for everyone.")
-    ] = False,
+        bool | None, typer.Option("--dev", help="Development mode: query plans on request, introspection and suggestions for everyone.")
+    ] = None,
     subgraph_sharing: Annotated[
-        bool, typer.Option(help="Identical subgraph requests in flight at once share one call (they carry no requester's identity).")
-    ] = True,
-    graphiql_assets: Annotated[Path, typer.Option(help="GraphiQL's files (else it loads them from a CDN).")] = Path(".citygate/graphiql"),
-    log_level: Annotated[str, typer.Option(help="Log level.")] = "warning",
+        bool | None,
+        typer.Option("--subgraph-sharing/--no-subgraph-sharing",
+                     help="Identical subgraph requests in flight at once share one call (they carry no requester's identity). [default: on]"),
+    ] = None,
+    graphiql_assets: Annotated[Path | None, typer.Option(help="GraphiQL's files (else it loads them from a CDN). [default: .citygate/graphiql]")] = None,
+    log_level: Annotated[str | None, typer.Option(help="Log level. (env CITYGATE_LOG_LEVEL; warning)")] = None,
+    log_format: Annotated[str | None, typer.Option(help="Log lines: text or json. (env CITYGATE_LOG_FORMAT; text)")] = None,
     max_body_bytes: Annotated[int | None, typer.Option(help="Largest /graphql request body. (env CITYGATE_MAX_BODY_BYTES; 2 MiB)")] = None,
     admin_max_body_bytes: Annotated[int | None, typer.Option(help="Largest /admin request body. (env CITYGATE_ADMIN_MAX_BODY_BYTES; 1 MiB)")] = None,
     header_timeout: Annotated[float | None, typer.Option(help="Seconds for a request's headers. (env CITYGATE_HEADER_TIMEOUT; 10)")] = None,
@@ -124,70 +135,142 @@ def serve(
         str | None, typer.Option(help="'Did you mean' in validation errors: on, off. (env CITYGATE_SUGGESTIONS; off, on with --dev)")
     ] = None,
 ) -> None:
-    """Serve a supergraph at /graphql: a composed file, or connectors with the admin API."""
-    from .http import GraphiQL
-    from .http_limits import HttpLimits, server_config
-    from .store import StoreTimeouts
+    """Serve a supergraph at /graphql: a composed file, or connectors with the admin API.
 
-    graphiql = GraphiQL(assets=graphiql_assets)
-    import uvicorn
+    Every setting is read from --config's file, then CITYGATE_* variables, then these options
+    (docs/operators.md, "Settings")."""
+    import os
 
-    logging.basicConfig(level=log_level.upper())
-    if supergraph is not None and connectors is not None:
-        console.print("[red]give either --supergraph FILE or --connectors DIR, not both[/red]")
-        raise typer.Exit(2)
-    try:
-        limits = HttpLimits.from_env(
-            max_body_bytes=max_body_bytes, admin_max_body_bytes=admin_max_body_bytes, header_timeout=header_timeout, body_timeout=body_timeout,
-            keep_alive_timeout=keep_alive_timeout, write_timeout=write_timeout, rate_limit=rate_limit, public_rate_limit=public_rate_limit,
-            max_in_flight=max_in_flight, redis_url=redis_url, admin_auth_failures=admin_auth_failures,
-            max_document_size=max_document_size, max_tokens=max_tokens, max_depth=max_depth, max_fields=max_fields,
-            max_aliases=max_aliases, max_root_fields=max_root_fields, max_variables_depth=max_variables_depth,
-            max_variables_values=max_variables_values, planning_timeout=planning_timeout, introspection=introspection, suggestions=suggestions,
-            max_cost=max_cost, default_list_size=default_list_size,
-        )
-        store_timeouts = StoreTimeouts.from_env(connect=store_connect_timeout, statement=store_statement_timeout)
-    except ValueError as error:
-        console.print(f"[red]{error}[/red]", highlight=False)
-        raise typer.Exit(2) from None
-    loaded_policy = _policy(policy)
-    _check_store(store, store_timeouts)
-    if supergraph is not None:
-        from .app import static_app
-        from .supergraph import load_supergraph
+    from .http import configure_logging
+    from .settings import SettingsError, load_settings
 
-        sdl = _read(supergraph)
-        try:
-            load_supergraph(sdl, loaded_policy.privacy)
-        except SupergraphError as error:
-            console.print(f"[red]the supergraph cannot be served: {error}[/red]")
-            raise typer.Exit(1) from None
+    owners: dict[str, str] | None = None
+    if owner:
         owners = {}
-        for entry in owner or ():
+        for entry in owner:
             subgraph_name, _, owner_name = entry.partition("=")
             if not subgraph_name or not owner_name:
                 console.print(f"--owner takes SUBGRAPH=OWNER, not {entry!r}", markup=False)
-                raise typer.Exit(2)
+                raise typer.Exit(1)
             owners[subgraph_name] = owner_name
-        built = static_app(
-            supergraph=sdl, store_url=store, policy=loaded_policy, policy_path=policy, development=dev, graphiql=graphiql, limits=limits,
-            store_timeouts=store_timeouts, owners=owners,
-        )
-        built.pool.share_identical = subgraph_sharing
-        application = built.app
-        console.print(f"Citygate serving {supergraph} at http://{host}:{port}/graphql")
+    flags = {
+        "supergraph": supergraph, "connectors": connectors, "policy": policy, "owners": owners, "store.url": store,
+        "store.connect_timeout": store_connect_timeout, "store.statement_timeout": store_statement_timeout,
+        "server.host": host, "server.port": port, "server.workers": workers, "server.dev": dev, "server.subgraph_sharing": subgraph_sharing,
+        "server.graphiql_assets": graphiql_assets, "server.introspection": introspection, "server.suggestions": suggestions,
+        "logging.level": log_level, "logging.format": log_format, "redis.url": redis_url,
+        "limits.max_body_bytes": max_body_bytes, "limits.admin_max_body_bytes": admin_max_body_bytes, "limits.header_timeout": header_timeout,
+        "limits.body_timeout": body_timeout, "limits.keep_alive_timeout": keep_alive_timeout, "limits.write_timeout": write_timeout,
+        "limits.rate_limit": rate_limit, "limits.public_rate_limit": public_rate_limit, "limits.max_in_flight": max_in_flight,
+        "limits.admin_auth_failures": admin_auth_failures, "limits.max_document_size": max_document_size, "limits.max_tokens": max_tokens,
+        "limits.max_depth": max_depth, "limits.max_fields": max_fields, "limits.max_aliases": max_aliases,
+        "limits.max_root_fields": max_root_fields, "limits.max_variables_depth": max_variables_depth,
+        "limits.max_variables_values": max_variables_values, "limits.planning_timeout": planning_timeout, "limits.max_cost": max_cost,
+        "limits.default_list_size": default_list_size,
+    }
+    try:
+        settings = load_settings(config, os.environ, flags)
+    except SettingsError as error:
+        for problem in error.problems:
+            console.print(f"[red]{escape(problem)}[/red]", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    configure_logging(settings.logging)
+    loaded_policy = _policy(settings.policy)
+    if settings.connectors is not None:
+        check_connectors_folder(settings.connectors)
+    _check_store(settings.store.url, _store_timeouts(settings))
+    if settings.supergraph is not None:
+        from .supergraph import load_supergraph
+
+        try:
+            load_supergraph(_read(settings.supergraph), loaded_policy.privacy)
+        except SupergraphError as error:
+            console.print(f"[red]the supergraph cannot be served: {escape(str(error))}[/red]", highlight=False)
+            raise typer.Exit(1) from None
+    operator_key = _operator_key() if settings.supergraph is None else None
+    where = f"http://{settings.server.host}:{settings.server.port}/graphql"
+    what = str(settings.supergraph) if settings.supergraph is not None else "the registry"
+    admin = "" if settings.supergraph is not None else " (admin API under /admin)"
+    if settings.server.workers > 1:
+        _serve_workers(settings, operator_key)
+        return
+    application = _gateway_app(settings, loaded_policy, operator_key)
+    console.print(f"Citygate serving {escape(what)} at {where}{admin}", highlight=False, soft_wrap=True)
+    _serve_one(application, settings)
+
+
+def _store_timeouts(settings):
+    from .store import StoreTimeouts
+
+    return StoreTimeouts(connect=settings.store.connect_timeout, statement=settings.store.statement_timeout)
+
+
+def _gateway_app(settings, policy, operator_key: str | None):
+    """The gateway `settings` describe, as an ASGI app (one per process)."""
+    from .http import GraphiQL
+
+    common = {
+        "store_url": settings.store.url, "policy": policy, "policy_path": settings.policy, "development": settings.server.dev,
+        "graphiql": GraphiQL(assets=settings.server.graphiql_assets), "limits": settings.http_limits(),
+        "store_timeouts": _store_timeouts(settings), "settings": settings,
+    }
+    if settings.supergraph is not None:
+        from .app import static_app
+
+        gateway = static_app(supergraph=_read(settings.supergraph), owners=dict(settings.owners), **common)
     else:
         from .app import registry_app
 
-        gateway = registry_app(
-            folder=connectors, store_url=store, policy=loaded_policy, policy_path=policy, operator_key=_operator_key(), development=dev,
-            graphiql=graphiql, limits=limits, store_timeouts=store_timeouts,
-        )
-        gateway.pool.share_identical = subgraph_sharing
-        application = gateway.app
-        console.print(f"Citygate serving the registry at http://{host}:{port}/graphql (admin API under /admin)")
-    _tune_gc(application)
-    uvicorn.Server(server_config(application, host=host, port=port, limits=limits, log_level=log_level)).run()
+        assert operator_key is not None
+        gateway = registry_app(folder=settings.connectors, operator_key=operator_key, **common)
+    gateway.pool.share_identical = settings.server.subgraph_sharing
+    _tune_gc(gateway.app)
+    return gateway.app
+
+
+def _serve_one(application, settings) -> None:
+    import uvicorn
+
+    from .http_limits import server_config
+
+    limits = settings.http_limits()
+    uvicorn.Server(
+        server_config(application, host=settings.server.host, port=settings.server.port, limits=limits, log_level=settings.logging.level, log_config=None)
+    ).run()
+
+
+def _serve_workers(settings, operator_key: str | None) -> None:
+    """`settings.server.workers` processes on one listening socket, each a whole gateway (a
+    replica: the store's consent clock and notifications make them agree), supervised by uvicorn
+    (a worker that dies is replaced; SIGHUP replaces them one by one, each reading the policy
+    file again; SIGTERM stops them after their requests in flight)."""
+    import functools
+
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors.multiprocess import Multiprocess
+
+    from .http_limits import WorkerConfig
+
+    config = WorkerConfig(
+        functools.partial(_worker_app, settings, operator_key), limits=settings.http_limits(), host=settings.server.host,
+        port=settings.server.port, workers=settings.server.workers, log_level=settings.logging.level,
+    )
+    listening = config.bind_socket()
+    where = f"http://{settings.server.host}:{settings.server.port}/graphql"
+    console.print(f"Citygate serving with {settings.server.workers} worker processes at {where}", highlight=False)
+    supervisor = Multiprocess(config, sockets=[listening])
+    supervisor.run()
+    if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
+        console.print("[red]a worker could not start: see its log lines above[/red]", highlight=False)
+        raise typer.Exit(1)
+
+
+def _worker_app(settings, operator_key: str | None):
+    """One worker process's gateway (run in the worker, which shares nothing with its parent)."""
+    from .http import configure_logging
+
+    configure_logging(settings.logging)
+    return _gateway_app(settings, _policy(settings.policy), operator_key)
 
 
 def _check_store(url: str, timeouts) -> None:
@@ -257,14 +340,14 @@ def plan(
     try:
         model = load_supergraph(_read(supergraph))
     except SupergraphError as error:
-        console.print(f"[red]{error}[/red]")
+        console.print(f"[red]{escape(str(error))}[/red]", highlight=False)
         raise typer.Exit(1) from None
     planner = Planner(model)
     try:
         prepared = planner.prepare(query, operation_name)
         query_plan = planner.plan(prepared, json.loads(variables) if variables else {})
     except (DocumentError, PlanningError) as error:
-        console.print(f"[red]{error}[/red]")
+        console.print(f"[red]{escape(str(error))}[/red]", highlight=False)
         raise typer.Exit(1) from None
     description = query_plan.describe()
     if as_json:
@@ -292,7 +375,7 @@ def compose(
     try:
         sources = read_compose_config(config)
     except ConfigError as error:
-        console.print(f"[red]{error}[/red]")
+        console.print(f"[red]{escape(str(error))}[/red]", highlight=False)
         raise typer.Exit(2) from None
     result = compose_subgraphs(sources)
     if not result.ok:
@@ -304,7 +387,7 @@ def compose(
         typer.echo(result.supergraph, nl=False)
     else:
         output.write_text(result.supergraph or "", encoding="utf-8")
-        console.print(f"supergraph of {len(sources)} subgraphs written to {output}")
+        console.print(f"supergraph of {len(sources)} subgraphs written to {escape(str(output))}", highlight=False)
 
 
 @app.command()
@@ -344,10 +427,10 @@ def _manifest_payload(path: Path) -> dict:
     try:
         data = yaml.safe_load(manifest_path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as error:
-        console.print(f"[red]cannot read {manifest_path}: {error}[/red]")
+        console.print(f"[red]cannot read {escape(str(manifest_path))}: {escape(str(error))}[/red]", highlight=False)
         raise typer.Exit(2) from None
     if not isinstance(data, dict):
-        console.print(f"[red]{manifest_path} is not a manifest[/red]")
+        console.print(f"[red]{escape(str(manifest_path))} is not a manifest[/red]", highlight=False)
         raise typer.Exit(2)
     sdl_file = data.pop("sdl_file", None)
     if sdl_file is not None:
@@ -388,7 +471,7 @@ def _local_secrets(data: dict, manifest_path: Path) -> None:
     if missing:
         names = ", ".join(sorted(set(missing)))
         console.print(
-            f"[red]{manifest_path} uses {names} in its headers: set them in this shell's environment "
+            f"[red]{escape(str(manifest_path))} uses {escape(names)} in its headers: set them in this shell's environment "
             "(each is sent to the gateway as a secret of the connector), or give them under 'secrets'[/red]",
             highlight=False,
         )
@@ -398,29 +481,118 @@ def _local_secrets(data: dict, manifest_path: Path) -> None:
         data["secrets"] = secrets
 
 
+def gateway_base_url(url: str) -> str:
+    """The gateway's base URL from what a user gives: its base URL, or its GraphQL endpoint
+    (`.../graphql`, what the demo's curl examples use): the admin API is under the base."""
+    url = url.strip().rstrip("/")
+    if url.endswith("/graphql"):
+        url = url[: -len("/graphql")].rstrip("/")
+    return url
+
+
+def check_connectors_folder(folder: Path) -> None:
+    """An operator's connectors folder checked before the gateway starts: a manifest that cannot be
+    read, or whose `${NAME}` is not set in this environment, is one line naming the connector and
+    the problem, and exit code 1 (not a traceback from the server's start-up)."""
+    from .registry import ManifestError, read_manifest_folder
+
+    if not folder.is_dir():
+        console.print(f"[red]{escape(str(folder))} is not a folder of connectors[/red]", highlight=False)
+        raise typer.Exit(1)
+    problems: list[str] = []
+    for manifest_path in sorted(folder.glob("*/manifest.yaml")):
+        try:
+            manifest = read_manifest_folder(manifest_path.parent, allow_python=True)
+            if manifest.kind != "python":
+                manifest.resolved_url()
+            manifest.resolved_headers()
+        except ManifestError as error:
+            problems.extend(f"connector {manifest_path.parent.name} ({manifest_path}): {problem}" for problem in error.problems)
+    if problems:
+        for problem in problems:
+            console.print(f"[red]{escape(problem)}[/red]", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
 def _admin(method: str, gateway: str, key: str, path: str, payload=None):
     import httpx
 
+    base = gateway_base_url(gateway)
+    if not base.startswith(("http://", "https://")):
+        shown = f"{gateway!r} is not" if gateway.strip() else "no gateway URL given:"
+        console.print(f"[red]{escape(shown)} the gateway's http(s) base URL (--gateway or CITYGATE_URL)[/red]", highlight=False)
+        raise typer.Exit(2)
+    if not key.strip():
+        console.print("[red]no key given (--key or CITYGATE_KEY): a partner key, or the operator's[/red]", highlight=False)
+        raise typer.Exit(2)
     try:
-        response = httpx.request(method, gateway.rstrip("/") + path, json=payload, headers={"authorization": f"Bearer {key}"}, timeout=60)
-    except httpx.HTTPError as error:
-        console.print(f"[red]cannot reach {gateway}: {error}[/red]")
+        response = httpx.request(method, base + path, json=payload, headers={"authorization": f"Bearer {key.strip()}"}, timeout=60)
+    except (httpx.HTTPError, httpx.InvalidURL) as error:
+        console.print(f"[red]cannot reach {escape(base)}: {escape(str(error) or type(error).__name__)}[/red]", highlight=False)
         raise typer.Exit(2) from None
+    if response.status_code == 401:
+        console.print(f"[red]the gateway rejected the key (401)[/red]: {escape(base)} knows no partner or operator with it", highlight=False)
+        raise typer.Exit(1)
     try:
-        return response.status_code, response.json()
+        body = response.json()
     except ValueError:
-        return response.status_code, {"ok": False, "errors": [{"code": "HTTP", "message": response.text[:200]}]}
+        body = None
+    if not isinstance(body, dict):
+        # not the admin API answering (its answers are JSON objects): never print what did
+        console.print(
+            f"[red]{escape(base)} answered HTTP {response.status_code} without the admin API[/red]: "
+            "give the gateway's base URL, and a gateway serving connectors (citygate serve --connectors)",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+    return response.status_code, body
 
 
-def _report(status: int, body: dict) -> None:
+def _report(status: int, body: dict, sdl_files: dict[str, str] | None = None) -> None:
+    """Print the admin API's errors and warnings. Each location says which SDL it is in: the
+    connector sent (by its file's name, `sdl_files`) or another connector's, which a partner may
+    not have and must not look for in their own file. Everything the gateway sent is escaped:
+    `[parking]` is a subgraph's name, not Rich markup."""
+    sdl_files = sdl_files or {}
+
+    def line(kind: str, style: str, problem: dict) -> str:
+        subgraph = problem.get("subgraph")
+        where = f" [{subgraph}]" if subgraph else ""
+        locations = [f"{loc.get('line')}:{loc.get('column')}" for loc in problem.get("locations") or [] if isinstance(loc, dict)]
+        at = ""
+        if locations and subgraph in sdl_files:
+            at = " at " + ", ".join(f"{sdl_files[subgraph]}:{location}" for location in locations)
+        elif locations and subgraph:
+            at = f" at {', '.join(locations)} in the SDL of {subgraph} (another connector's, not yours)"
+        elif locations:
+            at = f" at {', '.join(locations)}"
+        text = f"{problem.get('code')}{where}: {problem.get('message')}{at}"
+        return f"[{style}]{kind}[/{style}] {escape(text)}"
+
+    # one line each, never wrapped: editors and CI read `file:line:col`
     for error in body.get("errors", []):
-        where = f" [{error['subgraph']}]" if error.get("subgraph") else ""
-        at = "".join(f" at {loc['line']}:{loc['column']}" for loc in error.get("locations", []))
-        console.print(f"[red]error[/red] {error.get('code')}{where}: {error.get('message')}{at}", highlight=False)
+        console.print(line("error", "red", error), highlight=False, soft_wrap=True)
     for warning in body.get("warnings", []):
-        console.print(f"[yellow]warning[/yellow] {warning.get('code')}: {warning.get('message')}", highlight=False)
+        console.print(line("warning", "yellow", warning), highlight=False, soft_wrap=True)
     if status >= 300 or not body.get("ok", True):
         raise typer.Exit(1)
+
+
+def _sdl_files(path: Path, payload: dict) -> dict[str, str]:
+    """{connector name: how to name its SDL in a location}: its sdl_file (as the partner wrote the
+    path), or `sdl` (read from the subgraph's `_service { sdl }` or given inline)."""
+    import yaml
+
+    name = payload.get("name")
+    if not isinstance(name, str):
+        return {}
+    manifest_path = path / "manifest.yaml" if path.is_dir() else path
+    try:
+        data = yaml.safe_load(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        data = None
+    sdl_file = data.get("sdl_file") if isinstance(data, dict) else None
+    return {name: str(manifest_path.parent / str(sdl_file)) if sdl_file else f"{name}'s SDL"}
 
 
 def _print_connect_problems(problems, sdl_name: str) -> None:
@@ -474,8 +646,13 @@ def connector_validate(path: Path, gateway: GatewayOption = "http://127.0.0.1:40
 
     A rest connector's SDL is checked on this machine first."""
     _local_rest_check(path)
-    status, body = _admin("POST", gateway, key, "/admin/connectors/validate", _manifest_payload(path))
-    _report(status, body)
+    payload = _manifest_payload(path)
+    status, body = _admin("POST", gateway, key, "/admin/connectors/validate", payload)
+    _report(status, body, _sdl_files(path, payload))
+    breaking = sum(1 for warning in body.get("warnings", []) if warning.get("code") in ("BREAKING_CHANGE", "BREAKING_CHANGE_IN_USE"))
+    if breaking:
+        console.print(f"[green]valid[/green]: it composes with every registered connector; [yellow]{breaking} breaking change(s)[/yellow] to the served schema (warnings above)")
+        return
     console.print("[green]valid[/green]: it composes with every registered connector")
 
 
@@ -484,8 +661,8 @@ def connector_register(path: Path, gateway: GatewayOption = "http://127.0.0.1:40
     """Register (or update) a connector: validated first, then served without dropping a request."""
     payload = _manifest_payload(path)
     status, body = _admin("PUT", gateway, key, f"/admin/connectors/{payload.get('name', '')}", payload)
-    _report(status, body)
-    console.print(f"[green]registered[/green] {payload.get('name')} (version {body.get('version')})")
+    _report(status, body, _sdl_files(path, payload))
+    console.print(f"[green]registered[/green] {escape(str(payload.get('name')))} (version {body.get('version')})", highlight=False)
 
 
 @connector_app.command("list")
@@ -504,7 +681,7 @@ def connector_remove(name: str, gateway: GatewayOption = "http://127.0.0.1:4000"
     """Remove a connector, if what remains still composes."""
     status, body = _admin("DELETE", gateway, key, f"/admin/connectors/{name}")
     _report(status, body)
-    console.print(f"[green]removed[/green] {name}")
+    console.print(f"[green]removed[/green] {escape(name)}", highlight=False)
 
 
 def _read_openapi(spec: str) -> tuple[bytes, str | None]:
@@ -679,6 +856,38 @@ def partner_add(name: str, gateway: GatewayOption = "http://127.0.0.1:4000", key
     typer.echo(body["key"])
 
 
+@partner_app.command("list")
+def partner_list(gateway: GatewayOption = "http://127.0.0.1:4000", key: KeyOption = "") -> None:
+    """Every partner: name, when it was added, the connectors it owns (tab-separated)."""
+    status, body = _admin("GET", gateway, key, "/admin/partners")
+    _report(status, body)
+    for partner in body.get("partners", []):
+        typer.echo(f"{partner['name']}\t{partner['created_at']}\t{','.join(partner.get('connectors') or []) or '-'}")
+
+
+@partner_app.command("revoke")
+def partner_revoke(name: str, gateway: GatewayOption = "http://127.0.0.1:4000", key: KeyOption = "") -> None:
+    """Revoke a partner: its key is refused from now on, by every replica. Its connectors stay
+    served until you remove them (`citygate connector remove NAME`)."""
+    status, body = _admin("DELETE", gateway, key, f"/admin/partners/{name}")
+    _report(status, body)
+    console.print(f"[green]revoked[/green] {escape(name)}: its key is refused from now on", highlight=False)
+    if body.get("connectors"):
+        console.print(
+            f"its connectors are still served: {escape(', '.join(body['connectors']))} (`citygate connector remove NAME` to stop one)",
+            highlight=False,
+        )
+
+
+@partner_app.command("rotate-key")
+def partner_rotate_key(name: str, gateway: GatewayOption = "http://127.0.0.1:4000", key: KeyOption = "") -> None:
+    """Give a partner a new key and print it (shown once): the old one is refused from now on."""
+    status, body = _admin("POST", gateway, key, f"/admin/partners/{name}/key")
+    _report(status, body)
+    console.print(f"[green]new key[/green] for {escape(name)}; the old one is refused from now on", highlight=False)
+    typer.echo(body["key"])
+
+
 audit_app = typer.Typer(help="The audit log of disclosures.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 
@@ -703,7 +912,7 @@ def audit_verify(
     try:
         result = asyncio.run(verify())
     except Exception as error:  # the store cannot be read: say so, never "intact"
-        console.print(f"[red]cannot read the audit log: {type(error).__name__}: {error}[/red]")
+        console.print(f"[red]cannot read the audit log: {type(error).__name__}: {escape(str(error))}[/red]", highlight=False)
         raise typer.Exit(2) from None
     if result.intact:
         console.print(f"[green]intact[/green]: {result.entries} entries, the chain and its head agree")
@@ -712,6 +921,48 @@ def audit_verify(
     for problem in result.problems:
         console.print(f"  - {problem}", highlight=False, markup=False)
     raise typer.Exit(1)
+
+
+@audit_app.command("head")
+def audit_head(
+    store: Annotated[str, typer.Option(help="Store URL (sqlite:///file.db or postgresql://...).")] = "sqlite:///citygate.db",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the head as JSON.")] = False,
+) -> None:
+    """Print the audit chain's head (seq, hash, time of its newest entry): publish it elsewhere now
+    and then, so that even a rewrite of the whole chain shows. Reads only; takes no lock."""
+    import asyncio
+
+    from .store import Store
+
+    if store.startswith("sqlite:///") and not Path(store.removeprefix("sqlite:///")).is_file():
+        console.print(f"[red]there is no SQLite store at {escape(store.removeprefix('sqlite:///'))}[/red]", highlight=False)
+        raise typer.Exit(2)
+
+    async def read() -> tuple[int, str, dict | None]:
+        database = Store(store)
+        try:
+            seq, head = await database.audit_chain_head()
+            newest = await database.audit_entries(limit=1, newest_first=True)
+            return seq, head, newest[0] if newest else None
+        finally:
+            await database.close()
+
+    try:
+        seq, head, newest = asyncio.run(read())
+    except Exception as error:
+        reason = (str(error).strip().splitlines() or [""])[0]  # not the statement SQLAlchemy appends
+        console.print(f"[red]cannot read the audit log: {type(error).__name__}: {escape(reason)}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+    if (newest is None and seq != 0) or (newest is not None and (newest["seq"], newest["hash"]) != (seq, head)):
+        console.print(
+            f"[red]the chain head (seq {seq}) is not the newest entry's[/red]: run `citygate audit verify --store ...`", highlight=False
+        )
+        raise typer.Exit(1)
+    at = newest["at"] if newest is not None else None
+    if as_json:
+        typer.echo(json.dumps({"seq": seq, "hash": head, "at": at}))
+        return
+    typer.echo(f"seq {seq}\nhash {head}\nat {at or '- (no entry yet)'}")
 
 
 def main() -> None:

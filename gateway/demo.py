@@ -4,9 +4,11 @@ The city's services run in-process; the partners' subgraphs (schema.py in their 
 REST APIs (api.py in the folders of `rest` connectors) are served by a second server on loopback
 and reached over HTTP, as real partners would be. The
 store is a fresh SQLite file under `.citygate/`. Every secret — the operator key, the clients'
-API keys, the identity provider's signing key and the residents' tokens — is generated at start,
+API keys, the partners' keys, the identity provider's signing key and the residents' tokens — is generated at start,
 printed once and written to `.citygate/demo-credentials.json` for scripts; none is committed.
-Demo consents are recorded for some residents. For demos only: it listens on loopback.
+Demo consents are recorded for some residents. For demos only: it listens on loopback, and its
+demo-only sign-in (`/demo/sign-in`, for the privacy centre at /privacy) hands the demo residents'
+tokens to whoever asks.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from rich.console import Console
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from strawberry.asgi import GraphQL
 
@@ -121,6 +125,15 @@ def demo_policy(client_keys: dict[str, str], jwks_file: Path) -> dict:
             },
         },
         "aggregates": {"k": 10},
+        # open data under differential privacy: each aggregate value costs epsilon_per_query of the
+        # requester's budget for the period (docs/privacy.md, "Open data: differential privacy")
+        "open_data": {
+            "public": {"epsilon_per_query": 0.5, "budget": {"epsilon": 10, "period": "day"}},
+            "clients": {"open-data-portal": {"epsilon_per_query": 0.25, "budget": {"epsilon": 50, "period": "week"}}},
+        },
+        # what the city's aggregates are, to calibrate their noise (the connector's @aggregate says
+        # the same once composition carries statistic, lower and upper)
+        "privacy": {"aggregates": {"District.averageAge": {"contributors": "residentCount", "statistic": "mean", "lower": 0, "upper": 110}}},
         "identity": {"issuers": [{"issuer": ISSUER, "audience": "citygate", "jwks_file": str(jwks_file), "client_claim": "azp"}]},
         "registry": {"allow_upstreams": ["127.0.0.0/8", "::1/128"]},
     }
@@ -199,6 +212,31 @@ def _examples(keys: dict[str, str], tokens: dict[str, str]) -> tuple[dict, ...]:
     )
 
 
+def demo_sign_in_routes(tokens: dict[str, str]) -> list[Route]:
+    """DEMO ONLY: the demo's identity provider signs anyone in as a demo resident, without a
+    password (the privacy centre's "Sign in as" buttons). A real city's page sends residents to
+    its own identity provider instead; nothing like this exists outside `citygate demo`."""
+
+    def refusal(message: str, code: str, status: int) -> JSONResponse:
+        return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, status)
+
+    async def sign_in(request: Request) -> JSONResponse:
+        if request.method == "GET":
+            return JSONResponse({"demo": True, "residents": sorted(tokens)}, headers={"cache-control": "no-store"})
+        # JSON only: a cross-site form cannot send it without a preflight
+        if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+            return refusal("send {\"resident\": ...} as application/json", "BAD_REQUEST", 415)
+        try:
+            resident = (await request.json()).get("resident")
+        except (ValueError, AttributeError):
+            return refusal("send {\"resident\": ...} as application/json", "BAD_REQUEST", 400)
+        if resident not in tokens:
+            return refusal(f"the demo signs in only {', '.join(sorted(tokens))}", "UNKNOWN_DEMO_RESIDENT", 404)
+        return JSONResponse({"resident": resident, "token": tokens[resident]}, headers={"cache-control": "no-store"})
+
+    return [Route("/demo/sign-in", sign_in, methods=["GET", "POST"])]
+
+
 def demo_gateway(folder: Path, host: str, port: int, console: Console, state_dir: Path = Path(".citygate")) -> Gateway:
     state_dir.mkdir(exist_ok=True)
     database = state_dir / "demo.db"
@@ -249,32 +287,40 @@ def demo_gateway(folder: Path, host: str, port: int, console: Console, state_dir
             purpose = CLIENTS[client]["purposes"][0]
             categories = rng.sample(["user.contact", "user.name", "user.contact.email", "user.unique_id", "user.social"], rng.randint(1, 2))
             await ledger.grant(subject=f"r{index:04d}", recipient=client, purpose=purpose, categories=categories, expires_in_days=365, collection_method="demo seed")
-        credentials = {"url": url, "operator_key": operator_key, "clients": client_keys, "partners": partner_keys, "residents": tokens}
+        credentials = {
+            "url": url, "graphql": f"{url}/graphql", "operator_key": operator_key, "clients": client_keys, "partners": partner_keys, "residents": tokens,
+        }
         (state_dir / "demo-credentials.json").write_text(json.dumps(credentials, indent=2))
         how = {"python": "in-process", "rest": "REST, called by the gateway"}
         names = ", ".join(f"{n} ({c.source if c.source != 'folder' else how.get(c.manifest.kind, 'HTTP')})" for n, c in sorted(registry.connectors.items()))
         console.print(f"[bold]Citygate demo city[/bold]: {names}")
         console.print(f"GraphiQL, with example operations ready: [bold]{url}/graphql[/bold]")
+        console.print(f"The residents' privacy centre (demo sign-in): [bold]{url}/privacy[/bold]")
         console.print("Credentials of this run (also in .citygate/demo-credentials.json), ready to paste:", highlight=False)
-        console.print(f"  export CITYGATE={url}/graphql", highlight=False, soft_wrap=True)
+        # CITYGATE_URL is the base URL, as the CLI and docs/partners.md read it; GraphQL is at /graphql
+        console.print(f"  export CITYGATE_URL={url}", highlight=False, soft_wrap=True)
         console.print(f"  export RESIDENT_TOKEN={tokens['r0001']}", highlight=False, soft_wrap=True)
         console.print(f"  export OTHER_RESIDENT_TOKEN={tokens['r0003']}", highlight=False, soft_wrap=True)
         for client_id, key in client_keys.items():
             console.print(f"  export {client_id.upper().replace('-', '_')}_KEY={key}", highlight=False, soft_wrap=True)
         console.print(f"  export CITYGATE_OPERATOR_KEY={operator_key}", highlight=False, soft_wrap=True)
+        # the partners' keys, for the `citygate connector` commands of docs/partners.md (CITYGATE_KEY)
+        for owner, key in partner_keys.items():
+            console.print(f"  export {owner.upper().replace('-', '_')}_PARTNER_KEY={key}", highlight=False, soft_wrap=True)
         console.print("Then, for instance (the README has more):", highlight=False)
         console.print(
-            "  curl -s $CITYGATE -H 'content-type: application/json' "
+            "  curl -s $CITYGATE_URL/graphql -H 'content-type: application/json' "
             "-d '{\"query\": \"{ district(code: \\\"75118\\\") { name averageAge freeSpots openJobs { title } } }\"}'",
             highlight=False, soft_wrap=True,
         )
         console.print(
-            "  curl -s $CITYGATE -H 'content-type: application/json' -H \"authorization: Bearer $RESIDENT_TOKEN\" "
+            "  curl -s $CITYGATE_URL/graphql -H 'content-type: application/json' -H \"authorization: Bearer $RESIDENT_TOKEN\" "
             "-d '{\"query\": \"{ me { residentId consents { recipient purpose } } }\"}'",
             highlight=False, soft_wrap=True,
         )
+        console.print("  CITYGATE_KEY=$PARKR_PARTNER_KEY .venv/bin/citygate connector list   # as Parkr, a partner (docs/partners.md)", highlight=False, soft_wrap=True)
 
-    return registry_app(
+    gateway = registry_app(
         folder=folder,
         store_url=f"sqlite:///{database}",
         policy=parse_policy(demo_policy(client_keys, jwks_file)),
@@ -283,3 +329,5 @@ def demo_gateway(folder: Path, host: str, port: int, console: Console, state_dir
         on_start=seed,
         graphiql=GraphiQL(assets=state_dir / "graphiql", tabs=_examples(client_keys, tokens)),
     )
+    gateway.app.router.routes.extend(demo_sign_in_routes(tokens))
+    return gateway

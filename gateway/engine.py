@@ -19,6 +19,7 @@ import orjson
 from graphql import GraphQLError
 from graphql.execution.values import get_variable_values
 
+from . import telemetry, usage
 from .executor import Executor, Subgraphs, SubgraphTransport
 from .identity import PUBLIC, Requester
 from .planner import (
@@ -118,6 +119,7 @@ class Engine:
         else:
             self.planner = Planner(model)
             self.executor = Executor(model, transport)
+        telemetry.watch_planner(self.planner)
 
     def _guarded(self, type_name: str, field_name: str) -> tuple | None:
         assert self.privacy is not None
@@ -225,6 +227,7 @@ class Engine:
         `max_cost` (default: the limits'; 0: none) is refused before it is planned
         (COST_ESTIMATED_TOO_EXPENSIVE); with `report_cost` the estimate is in `extensions.cost`."""
         limits = limits or self.planner.limits
+        started = telemetry.now()
         try:
             try:
                 check_variables(variables, limits)  # before anything walks them (recursively)
@@ -239,6 +242,7 @@ class Engine:
                 ]
                 messages = [e.message if isinstance(e, GraphQLError) else str(e) for e in error.errors]
                 raise RequestError(error.code, messages, locations=locations) from None
+            planning = telemetry.stage("graphql.validate", started)
             if prepared.kind not in allowed_kinds:
                 if prepared.kind == "subscription":
                     raise RequestError("OPERATION_NOT_SUPPORTED", ["subscriptions are not supported over this transport"])
@@ -257,7 +261,10 @@ class Engine:
                 raise RequestError("QUERY_PLANNING_BUDGET_EXCEEDED", [str(error)]) from None
             except PlanningError as error:
                 raise RequestError("QUERY_PLANNING_FAILED", [str(error)], executed=True) from None
+            telemetry.planned(requester, prepared, planning)
+            usage.record(requester.recipient, prepared, self.model.api_schema)  # schema checks: coordinates used, counts only
         except RequestError as error:
+            telemetry.refused(requester, error.code)
             if not suggestions:
                 error.messages = [_SUGGESTION.sub("", message) for message in error.messages]
             raise
@@ -313,7 +320,9 @@ class Engine:
         decisions = self.guard.decisions(requester, audit_refused=audit_refused) if guarded else None  # type: ignore[union-attr]
         # what the fetches send to subgraphs is decided too, the subgraph's owner as recipient
         flows = RequestFlows(self.guard, requester, request_id) if guarded else None  # type: ignore[arg-type]
+        execution = telemetry.begin("graphql.execute")
         result = await self.executor.execute(prepared, plan, coerced, context=requester, privacy=decisions, flows=flows)
+        telemetry.end(execution)
         response = GraphQLResponse(None, [], dict(extensions or {}), subgraph_requests=result.subgraph_requests)
         # a query's answer is serialized before its audit record is awaited: other requests run
         # meanwhile, and serializing and freeing it later costs cache misses on every value (about
@@ -325,6 +334,7 @@ class Engine:
         def decided(withheld: dict[str, Any] | None) -> None:
             response.data, response.errors = result.data, result.errors
             if flows is not None and flows.withheld:
+                telemetry.flows_withheld(flows.withheld)
                 withheld = {**(withheld or {}), "withheld": [*flows.withheld, *((withheld or {}).get("withheld") or [])]}
             if withheld is not None:
                 response.extensions["privacy"] = withheld

@@ -6,23 +6,34 @@ It never lets an exception through as a stack trace: every failure is a GraphQL 
 stable `extensions.code`. The limits of the edge (body sizes and deadlines, per-client rates and
 requests in flight) are `http_limits`'s; `/readyz` says whether the gateway can serve correctly
 now (a supergraph, and a store that answers).
+
+Around every request: a request id (the client's `x-request-id` when well-formed, else a new
+one) in the response's header and in every log line, an access log line (method, path, status,
+duration, client id: never a resident's id, a token or variables), CORS (an allow-list of
+origins; preflights answered) and CSRF prevention as Apollo Router's (an operation a browser
+could send without a preflight must carry a header that needs one).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
+import re
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
@@ -31,8 +42,10 @@ from starlette.staticfiles import StaticFiles
 from .engine import Engine, RequestError
 from .http_limits import AdminAuthLimit, Admission, EdgeMiddleware, HttpLimits, address_key, retry_after
 from .identity import PUBLIC, Authenticator, IdentityError, Requester
+from .settings import SIMPLE_CONTENT_TYPES, LoggingSettings, Settings
 
 logger = logging.getLogger("citygate.http")
+access_logger = logging.getLogger("citygate.access")
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -136,14 +149,140 @@ def _edge_refusal(scope: dict, status: int, code: str, message: str) -> tuple[st
     return f"{media}; charset=utf-8", orjson.dumps({"errors": [{"message": message, "extensions": {"code": code}}]})
 
 
+# -- request ids and logs -------------------------------------------------------------------------
+
+REQUEST_ID = "citygate.request_id"  # in a request's scope: its id
+CLIENT = "citygate.client"  # in a request's scope: the client id it was counted against ("public" for the public)
+current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("citygate_request_id", default=None)
+# a client's own id is kept when it is an id and nothing else: it reaches log lines and the audit log
+_WELL_FORMED_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+class RequestLog:
+    """Gives each request its id (scope, log lines, `x-request-id` on the answer) and writes the
+    access log line once the answer is sent (ASGI, outermost). Only the method, the path without
+    its query string (a GET's variables are there), the status, the duration and the client id
+    are logged."""
+
+    def __init__(self, app: Any, access_log: bool = True) -> None:
+        self.app = app
+        self.access_log = access_log
+
+    async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]], send: Callable[[dict], Awaitable[None]]) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((value for name, value in scope["headers"] if name == b"x-request-id"), b"").decode("latin-1")
+        request_id = given if _WELL_FORMED_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        scope[REQUEST_ID] = request_id
+        token = current_request_id.set(request_id)
+        started = time.perf_counter()
+        status = 0
+
+        async def send_with_id(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", request_id.encode())]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if self.access_log:
+                milliseconds = (time.perf_counter() - started) * 1000
+                client = scope.get(CLIENT, "-")
+                access_logger.info(
+                    "%s %s %s %.1f ms client=%s", scope["method"], scope["path"], status or "-", milliseconds, client,
+                    extra={"method": scope["method"], "path": scope["path"], "status": status or None,
+                           "duration_ms": round(milliseconds, 3), "client": client},
+                )
+            current_request_id.reset(token)
+
+
+_ACCESS_FIELDS = ("method", "path", "status", "duration_ms", "client")
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object a line: time (UTC, ISO 8601), level, logger, message, process id, request
+    id, and the access log's fields on its lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "pid": record.process,  # which worker process (server.workers)
+        }
+        request_id = current_request_id.get()
+        if request_id is not None:
+            line["request_id"] = request_id
+        for name in _ACCESS_FIELDS:
+            if name in record.__dict__:
+                line[name] = record.__dict__[name]
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(line, default=str).decode()
+
+
+class TextLogFormatter(logging.Formatter):
+    """Readable lines: time, level, logger, message, and the request id when there is one."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        request_id = current_request_id.get()
+        return f"{text} [request {request_id}]" if request_id is not None else text
+
+
+def configure_logging(settings: LoggingSettings) -> None:
+    """The process's log lines on stderr, in `settings.format`, at `settings.level`; the access log
+    at INFO whatever the level (off when `access_log` is false)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLogFormatter() if settings.format == "json" else TextLogFormatter())
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(settings.level.upper())
+    access_logger.setLevel(logging.INFO if settings.access_log else logging.CRITICAL + 1)
+
+
+def _csrf_refusal(request: Request, required_headers: tuple[str, ...]) -> str | None:
+    """Why an operation request is refused as a possible cross-site request forgery (None: it is
+    not). A browser sends GET, and POST with no content type or a simple one, from any page without
+    asking the server first (no preflight); such a request must carry one of `required_headers`,
+    which no page can add without a preflight that CORS answers."""
+    content_type = request.headers.get("content-type")
+    if content_type is not None:
+        essence = content_type.split(";")[0].strip().lower()
+        if essence not in SIMPLE_CONTENT_TYPES:
+            return None  # a browser asks first (preflight): CORS decides
+    if any(request.headers.get(name) for name in required_headers):
+        return None
+    return (
+        "this operation has been blocked as a potential cross-site request forgery: send a Content-Type other than "
+        f"{', '.join(SIMPLE_CONTENT_TYPES)} (e.g. application/json), or a non-empty header among {', '.join(required_headers)}"
+    )
+
+
 def create_app(
-    state: GatewayState, graphiql: GraphiQL | None = None, extra_routes: list | None = None, limits: HttpLimits | None = None
+    state: GatewayState,
+    graphiql: GraphiQL | None = None,
+    extra_routes: list | None = None,
+    limits: HttpLimits | None = None,
+    settings: Settings | None = None,
 ) -> Starlette:
     graphiql = graphiql or GraphiQL()
     graphiql_page = graphiql.html()  # built once: the page and the assets it names do not change
     limits = limits or HttpLimits()
+    settings = settings or Settings()
     admission = state.admission = Admission(limits)
     document_limits = limits.document
+    csrf_headers = tuple(name.lower() for name in settings.csrf.required_headers) if settings.csrf.enabled else None
 
     def client_limits(requester: Requester, request: Request) -> tuple[str, float, int]:
         """Whom a request counts against, and that one's requests per second and in flight. The
@@ -173,6 +312,10 @@ def create_app(
             return HTMLResponse(graphiql_page)  # a browser opening the endpoint
         if media is None:
             return _request_error("the Accept header allows no media type this endpoint answers with", "NOT_ACCEPTABLE", 406, JSON)
+        if csrf_headers is not None:
+            refusal = _csrf_refusal(request, csrf_headers)
+            if refusal is not None:
+                return _request_error(refusal, "CSRF_PREVENTED", 400, media)
         engine = state.engine
         if engine is None:
             return _request_error("no supergraph is loaded yet", "SERVICE_UNAVAILABLE", 503, media)
@@ -190,6 +333,7 @@ def create_app(
             logger.exception("identifying the requester failed")
             return _request_error("internal error while serving the request", "INTERNAL_SERVER_ERROR", 500, media)
         key, rate, in_flight = client_limits(requester, request)
+        request.scope[CLIENT] = requester.client.id if requester.client is not None else "public"
         limited = await too_many(key, rate, media)
         if limited is not None:
             return limited
@@ -210,7 +354,7 @@ def create_app(
             return _request_error(error[0], "BAD_REQUEST", error[1], media)
         assert params is not None
         include_plan = state.development and request.headers.get("x-citygate-query-plan", "").lower() in ("1", "true")
-        request_id = uuid.uuid4().hex
+        request_id = request.scope.get(REQUEST_ID) or uuid.uuid4().hex
         # production (not --dev): no introspection for the public, no "Did you mean" (both show the schema)
         introspection = document_limits.introspection or ("all" if state.development else "clients")
         suggestions = (document_limits.suggestions or ("on" if state.development else "off")) == "on"
@@ -231,7 +375,7 @@ def create_app(
                 report_cost=state.development,
             )
             assert response.encoded is not None
-            return _json(response.encoded, 200, media, {"x-request-id": request_id})
+            return _json(response.encoded, 200, media)
         except RequestError as failure:
             body: dict[str, Any] = {"errors": failure.errors()}
             if failure.code == "METHOD_NOT_ALLOWED":
@@ -255,8 +399,19 @@ def create_app(
             return PlainTextResponse(problem, status_code=503)
         return PlainTextResponse("ready")
 
+    cors = settings.cors
+    # gateway/telemetry.py (metrics, traces): its middleware sees every request, refusals included,
+    # inside the request id's; its routes (/metrics) beside ours
+    from . import telemetry
+
     return Starlette(
         middleware=[
+            Middleware(RequestLog, access_log=settings.logging.access_log),
+            *telemetry.middleware(settings),
+            Middleware(
+                CORSMiddleware, allow_origins=cors.allow_origins, allow_methods=cors.allow_methods, allow_headers=cors.allow_headers,
+                allow_credentials=cors.allow_credentials, expose_headers=cors.expose_headers, max_age=cors.max_age,
+            ),
             Middleware(EdgeMiddleware, limits=limits, refusal=_edge_refusal),
             Middleware(AdminAuthLimit, limits=limits, admission=lambda: state.admission, refusal=_edge_refusal),
         ],
@@ -265,6 +420,7 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
             Route("/health", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            *telemetry.routes(settings),
             *([Mount("/graphiql-assets", app=StaticFiles(directory=str(graphiql.assets)))] if graphiql.local else []),
             *(extra_routes or []),
         ]

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 import orjson
+import uvicorn
 from cachetools import LRUCache
 from starlette.requests import ClientDisconnect
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -289,12 +290,29 @@ def edge_protocol(limits: HttpLimits) -> type[HttpToolsProtocol]:
 
 def server_config(app: Any, *, host: str, port: int, limits: HttpLimits, log_level: str = "warning", **options: Any):
     """A uvicorn configuration serving `app` with the edge's connection limits."""
-    import uvicorn
-
     return uvicorn.Config(
         app, host=host, port=port, http=edge_protocol(limits), timeout_keep_alive=limits.keep_alive_timeout,  # type: ignore[arg-type]
         log_level=log_level, access_log=False, **options,
     )
+
+
+class WorkerConfig(uvicorn.Config):
+    """The uvicorn configuration of one worker process among several sharing a socket: spawned
+    workers each receive it as it is, so it holds how to build the app (`build`: a picklable
+    callable, run in the worker when uvicorn loads the configuration), never an app."""
+
+    def __init__(self, build: Callable[[], Any], *, limits: HttpLimits, host: str, port: int, workers: int, log_level: str) -> None:
+        super().__init__(
+            None, host=host, port=port, workers=workers, timeout_keep_alive=limits.keep_alive_timeout, log_level=log_level,
+            log_config=None, access_log=False,
+        )
+        self.build = build
+        self.limits = limits
+
+    def load(self) -> None:
+        self.http = edge_protocol(self.limits)
+        self.app = self.build()
+        super().load()
 
 
 # -- the request body -----------------------------------------------------------------------------

@@ -30,11 +30,13 @@ from typing import Any
 
 from cachetools import LRUCache
 
+from .. import telemetry
 from ..consent import AuditLog, Disclosure, Ledger, LedgerUnavailable
 from ..executor import PLACE, SUBJECT_CONFLICT, ExecutionResult, FieldGuard, path_of
 from ..identity import Requester
 from ..policy import Policy
 from ._masking import mask, recipient_key
+from ._noise import release_aggregate, settle_releases
 
 logger = logging.getLogger("citygate.privacy")
 
@@ -143,6 +145,7 @@ class PrivacyGuard:
         CPU's caches; a refusal then raises AuditRefused, and the response must not leave: the
         caller answers the request again with `decisions(..., audit_refused=True)`.
         """
+        privacy = telemetry.begin("privacy")
         if decisions.missing:
             try:
                 loaded = await self.ledger.active_for(decisions.missing, requester.recipient, requester.purpose or "")
@@ -158,6 +161,7 @@ class PrivacyGuard:
                 )
             assert result.reshape is not None
             result.data, result.errors = result.reshape(decisions)
+        decisions = await settle_releases(self, requester, decisions, result)  # open data released (_noise.py)
         audited = decisions.audited()
         early = refusal_raises and bool(audited) and self.audit is not None
         if early:
@@ -178,6 +182,7 @@ class PrivacyGuard:
                 result.data, result.errors = result.reshape(decisions)
         if not early:
             decided(_extension(decisions))
+        telemetry.privacy_settled(privacy, decisions.withheld, audited)
         return audited
 
 
@@ -250,6 +255,8 @@ class RequestDecisions:
         self.objects: dict[tuple, tuple] = self.table.objects if self.table is not None else {}
 
     def place(self, field_guard: FieldGuard, subject: Any, value: Any, node: tuple | None, key: str) -> Any:
+        if field_guard.kind == "aggregate" and self.guard.policy.open_data is not None:
+            return release_aggregate(self, field_guard, subject, value, node, key)  # differential privacy (_noise.py)
         entry = self.verdicts.get((field_guard, subject))
         if entry is None:
             entry = self.verdicts[(field_guard, subject)] = self._entry(field_guard, subject)
@@ -391,6 +398,7 @@ class RequestDecisions:
         records = self.consents.get(subject)
         if records is None:
             records = self.guard.ledger.cached_active(subject, requester.recipient, requester.purpose or "")
+            telemetry.consent_cache(records is not None)
             if records is None:
                 return _LEDGER_DOWN if self.final else None
             self.consents[subject] = records  # the same view if this response is shaped again

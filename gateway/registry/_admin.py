@@ -1,7 +1,8 @@
 """The admin HTTP API under /admin: partners manage their connectors, the operator everything.
 
 Authentication: `Authorization: Bearer <key>`. The operator's key is compared in constant time
-with its hash; partner keys are looked up by hash in the store. Keys are never stored or logged
+with its hash; partner keys are looked up by hash in the store on every request (never cached:
+a partner revoked or given a new key through any replica is refused by every replica at once). Keys are never stored or logged
 in clear. A key accepted marks its request (`AUTHENTICATED`): the edge counts the others per
 address and refuses an address that sends too many (gateway/http_limits.py, AdminAuthLimit). Answers are JSON; every refusal has a stable `code`.
 
@@ -145,6 +146,35 @@ def admin_routes(registry: Registry, keys: Keys) -> list[Route]:
         await keys.store.add_partner(name, key)
         return _json({"name": name, "key": key}, 201)
 
+    def owned(partner: str) -> list[str]:
+        """The connectors a partner owns, as this replica serves them."""
+        return sorted(name for name, connector in registry.connectors.items() if connector.manifest.owner == partner)
+
+    async def list_partners(request: Request, actor: Actor) -> Response:
+        if keys.store is None:
+            return _json({"partners": []})
+        listing = [
+            {"name": name, "created_at": created_at.isoformat(), "connectors": owned(name)}
+            for name, created_at in await keys.store.partner_list()
+        ]
+        return _json({"partners": listing})
+
+    async def revoke_partner(request: Request, actor: Actor) -> Response:
+        name = request.path_params["name"]
+        if keys.store is None or not await keys.store.revoke_partner(name):
+            return _refusal("PARTNER_NOT_FOUND", f"there is no partner {name!r}", 404)
+        # its connectors keep serving the city's clients until the operator removes them
+        logger.info("partner %s revoked", name)
+        return _json({"ok": True, "name": name, "connectors": owned(name)})
+
+    async def rotate_partner_key(request: Request, actor: Actor) -> Response:
+        name = request.path_params["name"]
+        key = new_key("cgp")
+        if keys.store is None or not await keys.store.rotate_partner_key(name, key):
+            return _refusal("PARTNER_NOT_FOUND", f"there is no partner {name!r}", 404)
+        logger.info("partner %s was given a new key", name)
+        return _json({"name": name, "key": key})
+
     async def supergraph(request: Request, actor: Actor) -> Response:
         return Response(registry.supergraph or "", media_type="text/plain; charset=utf-8")
 
@@ -154,5 +184,8 @@ def admin_routes(registry: Registry, keys: Keys) -> list[Route]:
         Route("/admin/connectors/{name}", endpoint(put_connector), methods=["PUT"]),
         Route("/admin/connectors/{name}", endpoint(delete_connector), methods=["DELETE"]),
         Route("/admin/partners", endpoint(add_partner, operator_only="creates partners"), methods=["POST"]),
+        Route("/admin/partners", endpoint(list_partners, operator_only="lists partners"), methods=["GET"]),
+        Route("/admin/partners/{name}", endpoint(revoke_partner, operator_only="revokes partners"), methods=["DELETE"]),
+        Route("/admin/partners/{name}/key", endpoint(rotate_partner_key, operator_only="gives partners new keys"), methods=["POST"]),
         Route("/admin/supergraph", endpoint(supergraph, operator_only="reads the whole supergraph"), methods=["GET"]),
     ]

@@ -17,6 +17,11 @@ problem with its code and location), composition reading its SDL without them; i
 `RestClient` in the gateway itself, held to the same URL rules (every origin its SDL calls is its
 url's), timeout cap, breaker and address check at each connection as a subgraph.
 
+Every change is checked against the supergraph served now too (_checks.py): a breaking change to
+the clients' API schema is a warning, or an error when recorded usage (gateway/usage.py) shows a
+client's operation selected it in the usage window; the operator (only) accepts such a change by
+sending `"accept_breaking": true` with the manifest. A removal reports them, never refused for them.
+
 Only the operator's folder manifests read the gateway's environment (`${NAME}`); a manifest sent
 over the admin API or read back from the store never does (see _manifest.py). A connector's
 secrets go only into its own client's headers (its SDL read and its subgraph traffic, neither
@@ -29,6 +34,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +58,8 @@ from ..executor import (
 from ..policy import RegistryPolicy
 from ..store import Store
 from ..supergraph import SupergraphError, load_supergraph
+from ..usage import current as current_usage
+from ._checks import USAGE_WINDOW_DAYS, SchemaChange, Use, classify, usage_by_change
 from ._manifest import (
     Manifest,
     ManifestError,
@@ -512,9 +520,13 @@ class Registry:
             if not remaining:
                 report.add(Problem("LAST_CONNECTOR", "the last connector cannot be removed: nothing would be served"))
                 return 409, report
-            supergraph = await self._compose(Change(self._sources(remaining.values()), self._owners(remaining), self.policy), report)
+            changes: list[SchemaChange] = []
+            change = Change(self._sources(remaining.values()), self._owners(remaining), self.policy, served=self.supergraph)
+            supergraph = await self._compose(change, report, changes)
             if supergraph is None:
                 return 409, report
+            # what the removal breaks, reported: the connector's owner may remove it whatever its use
+            await self._schema_checks(changes, report, accepted=True)
             try:
                 engine = await self._build_off_loop(supergraph, remaining)
             except SupergraphError as error:
@@ -529,9 +541,9 @@ class Registry:
     def _owners(connectors: dict[str, Connector]) -> dict[str, str]:
         return {name: c.manifest.owner for name, c in connectors.items()}
 
-    async def _compose(self, change: Change, report: Report) -> str | None:
+    async def _compose(self, change: Change, report: Report, changes: list[SchemaChange] | None = None) -> str | None:
         """The change composed and checked in the worker, within the policy's budget: the supergraph,
-        or None with the problems in `report`."""
+        or None with the problems in `report`; the schema checks' changes (when `change.served`) into `changes`."""
         try:
             outcome = await self.worker.run(change, self.policy.composition_budget)
         except BudgetExceeded as error:
@@ -539,10 +551,44 @@ class Registry:
             return None
         for problem in outcome.problems:
             report.add(problem)
+        if changes is not None:
+            changes += outcome.changes
         return outcome.supergraph if report.ok else None
+
+    async def _schema_checks(self, changes: list[SchemaChange], report: Report, *, accepted: bool) -> None:
+        """The schema checks' changes into `report`, each breaking one an error when a client used
+        what it breaks in the usage window (unless `accepted`). Recorded usage is read from the store,
+        this replica's latest counts written first; a store that cannot tell makes each breaking
+        change an error (unless `accepted`): a change is not let through on usage nobody could read."""
+        if not changes:
+            return
+        breaking = [c for c in changes if c.breaking]
+        used: dict[int, Use] = {}
+        if self.store is not None and breaking:
+            since = (datetime.now(UTC).date() - timedelta(days=USAGE_WINDOW_DAYS)).isoformat()
+            try:
+                recorder = current_usage()
+                if recorder is not None and recorder.store is self.store:
+                    await recorder.flush()
+                rows = await self.store.usage_of({coordinate for c in breaking for coordinate in c.affects}, since)
+            except Exception as error:
+                logger.error("recorded usage could not be read for the schema checks: %s", type(error).__name__)
+                if not accepted:
+                    report.add(Problem("SCHEMA_CHECK_UNAVAILABLE", "recorded usage could not be read: a breaking change is refused unless the operator accepts it"))
+                rows = []
+            used = usage_by_change(changes, rows)
+        errors, warnings = classify(changes, used, accepted=accepted)
+        for error in errors:
+            report.add(error)
+        for warning in warnings:
+            report.add(warning, warning=True)
 
     async def _check(self, data: Any, actor: Actor) -> tuple[Report, Connector | None, str | None]:
         report = Report()
+        accepted = False  # breaking changes some client uses: accepted by the operator only
+        if isinstance(data, dict) and "accept_breaking" in data:
+            accepted = data["accept_breaking"] is True and actor.is_operator
+            data = {key: value for key, value in data.items() if key != "accept_breaking"}
         try:
             manifest = parse_manifest(data, provenance="admin")  # never the gateway's environment
         except ManifestError as error:
@@ -600,10 +646,14 @@ class Registry:
         candidates = {**self.connectors, manifest.name: connector}
         change = Change(
             self._sources(candidates.values()), self._owners(candidates), self.policy, candidate=manifest.name,
-            previous=(existing.manifest.owner, existing.sdl) if existing is not None else None,
+            previous=(existing.manifest.owner, existing.sdl) if existing is not None else None, served=self.supergraph,
         )
-        supergraph = await self._compose(change, report)
+        changes: list[SchemaChange] = []
+        supergraph = await self._compose(change, report, changes)
         if supergraph is None:
+            return report, None, None
+        await self._schema_checks(changes, report, accepted=accepted)
+        if not report.ok:
             return report, None, None
         return report, connector, supergraph
 

@@ -3,8 +3,9 @@
 SQLite (a file on disk) by default, PostgreSQL when configured, through SQLAlchemy 2 async.
 This module only reads and writes rows; it decides nothing. Tables: partners and their key
 hashes, registered connectors and the upstream secrets their owners stored with them, the
-consent ledger's events, the audit log and its chain head, and a few settings (the
-pseudonymisation key). The ledger and the audit log are append-only: triggers refuse UPDATE and
+consent ledger's events, the audit log and its chain head, a few settings (the
+pseudonymisation key), and recorded usage (counts of operations per client and day, and the schema
+coordinates each operation selects: never a document's text or a variable). The ledger and the audit log are append-only: triggers refuse UPDATE and
 DELETE on both databases. New tables appear in an existing database at start (`create_all` adds
 what is missing, on SQLite and PostgreSQL alike); a new column would need a migration.
 
@@ -33,7 +34,7 @@ import asyncio
 import fcntl
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -43,12 +44,14 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Float,
     Integer,
     MetaData,
     String,
     Table,
     Text,
     delete,
+    func,
     insert,
     select,
     text,
@@ -139,6 +142,47 @@ settings = Table(
     Column("value", Text, nullable=False),
 )
 
+# recorded usage (gateway/usage.py): which operations each client sent a day, counts only, and the
+# schema coordinates each operation selects; an operation is the hash of its document with every
+# literal value blanked out, never its text, never a variable
+usage_counts = Table(
+    "usage_counts",
+    metadata,
+    Column("day", String(10), primary_key=True),  # ISO date, UTC
+    Column("client", String(100), primary_key=True),
+    Column("operation", String(64), primary_key=True),
+    Column("count", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+)
+
+usage_coordinates = Table(
+    "usage_coordinates",
+    metadata,
+    Column("operation", String(64), primary_key=True),
+    Column("coordinate", String(400), primary_key=True, index=True),  # Type.field, Type.field(arg:), Enum.VALUE, @directive
+)
+
+# open data under differential privacy (gateway/privacy/_noise.py): the epsilon each client (or the
+# public) spent per period, and every value released to it, so that the same question is answered
+# the same way on every replica for the rest of the period without being charged again
+open_data_budgets = Table(
+    "open_data_budgets",
+    metadata,
+    Column("recipient", String(100), primary_key=True),
+    Column("period", String(10), primary_key=True),  # 2026-11-25, 2026-W48 or 2026-11 (UTC)
+    Column("spent", Float, nullable=False),
+)
+
+open_data_releases = Table(
+    "open_data_releases",
+    metadata,
+    Column("recipient", String(100), primary_key=True),
+    Column("period", String(10), primary_key=True),
+    Column("question", String(64), primary_key=True),  # SHA-256 of (coordinate, entity): never a value
+    Column("value", Text, nullable=False),  # JSON: the released (noisy) value
+    Column("epsilon", Float, nullable=False),
+    Column("released_at", DateTime(timezone=True), nullable=False),
+)
+
 GENESIS_HASH = "0" * 64
 _APPEND_ONLY = ("consent_events", "audit_log")
 CHANGES_CHANNEL = "citygate_changes"
@@ -163,6 +207,14 @@ _NOTIFY_DDL = [
 ]
 _CONSENT_CHANGES_SQL = "SELECT seq, subject FROM consent_events WHERE seq > $1 ORDER BY seq LIMIT $2"
 _CONSENT_CLOCK = text("SELECT coalesce(max(seq), 0) FROM consent_events")
+
+
+class _AnsweredMeanwhile(Exception):
+    """Another writer released the same question first: roll back, read theirs."""
+
+
+class _Exhausted(Exception):
+    """The budget cannot pay: roll back (nothing released, nothing stored)."""
 
 
 class StoreInUse(Exception):
@@ -384,6 +436,24 @@ class Store:
         async with self.engine.connect() as connection:
             return [r[0] for r in await connection.execute(select(partners.c.name).order_by(partners.c.name))]
 
+    async def partner_list(self) -> list[tuple[str, datetime]]:
+        """(name, created_at) of every partner, by name; never their key hashes."""
+        async with self.engine.connect() as connection:
+            return [(r.name, r.created_at) for r in await connection.execute(select(partners.c.name, partners.c.created_at).order_by(partners.c.name))]
+
+    async def revoke_partner(self, name: str) -> bool:
+        """Forget a partner and its key (False when there was none): its next admin request is
+        refused, on every replica, as keys are looked up here on each request. Its connectors stay."""
+        async with self.engine.begin() as connection:
+            result = await connection.execute(delete(partners).where(partners.c.name == name))
+        return bool(result.rowcount)
+
+    async def rotate_partner_key(self, name: str, key: str) -> bool:
+        """Replace a partner's key (False when there is no such partner): the old one is refused from now on."""
+        async with self.engine.begin() as connection:
+            result = await connection.execute(update(partners).where(partners.c.name == name).values(key_hash=key_hash(key)))
+        return bool(result.rowcount)
+
     # -- connectors ------------------------------------------------------------------------------
 
     async def connectors(self) -> list[ConnectorRow]:
@@ -432,6 +502,50 @@ class Store:
             result = await connection.execute(delete(connectors).where(connectors.c.name == name))
         return bool(result.rowcount)
 
+    # -- recorded usage ---------------------------------------------------------------------------
+
+    async def add_usage(self, counts: Mapping[tuple[str, str, str], int], coordinates: Mapping[str, Iterable[str]]) -> None:
+        """Add `counts` ((day, client, operation) -> requests) to the stored ones and record the
+        `coordinates` of operations (operation -> coordinates; an operation's are written once)."""
+        dialect_insert = postgresql_insert if self.kind == "postgresql" else sqlite_insert
+        async with self.engine.begin() as connection:
+            rows = [{"operation": operation, "coordinate": coordinate} for operation, used in coordinates.items() for coordinate in used]
+            for start in range(0, len(rows), 1000):
+                await connection.execute(dialect_insert(usage_coordinates).on_conflict_do_nothing(), rows[start : start + 1000])
+            if counts:
+                statement = dialect_insert(usage_counts)
+                statement = statement.on_conflict_do_update(
+                    index_elements=[usage_counts.c.day, usage_counts.c.client, usage_counts.c.operation],
+                    set_={"count": usage_counts.c.count + statement.excluded.count},
+                )
+                # one order for every writer (replicas flushing at once take row locks alike)
+                await connection.execute(
+                    statement,
+                    [{"day": day, "client": client, "operation": operation, "count": count} for (day, client, operation), count in sorted(counts.items())],
+                )
+
+    async def usage_of(self, coordinates: Iterable[str], since: str) -> list[tuple[str, str, str, int]]:
+        """(coordinate, client, operation, requests) for every operation recorded on or after the
+        day `since` (ISO date) that selects one of `coordinates`."""
+        wanted = sorted(set(coordinates))
+        found: list[tuple[str, str, str, int]] = []
+        async with self.engine.connect() as connection:
+            for start in range(0, len(wanted), 500):
+                query = (
+                    select(usage_coordinates.c.coordinate, usage_counts.c.client, usage_counts.c.operation, func.sum(usage_counts.c.count))
+                    .join(usage_counts, usage_counts.c.operation == usage_coordinates.c.operation)
+                    .where(usage_coordinates.c.coordinate.in_(wanted[start : start + 500]), usage_counts.c.day >= since)
+                    .group_by(usage_coordinates.c.coordinate, usage_counts.c.client, usage_counts.c.operation)
+                )
+                found += [(r[0], r[1], r[2], int(r[3])) for r in await connection.execute(query)]
+        return found
+
+    async def purge_usage(self, before: str) -> None:
+        """Forget the counts of days before `before` (ISO date), and the coordinates of operations no count names any more."""
+        async with self.engine.begin() as connection:
+            await connection.execute(delete(usage_counts).where(usage_counts.c.day < before))
+            await connection.execute(delete(usage_coordinates).where(usage_coordinates.c.operation.not_in(select(usage_counts.c.operation))))
+
     # -- settings ------------------------------------------------------------------------------------
 
     async def setting(self, name: str, default_factory) -> str:
@@ -446,6 +560,65 @@ class Store:
         async with self.engine.begin() as connection:
             await connection.execute(statement)
             return (await connection.execute(select(settings.c.value).where(settings.c.name == name))).scalar_one()
+
+    # -- open data: privacy budgets and released values ----------------------------------------------
+
+    async def open_data_release(
+        self, recipient: str, period: str, question: str | None, epsilon: float, limit: float, value: Any
+    ) -> tuple[str, Any, float | None]:
+        """Release `value` (already noisy) to `recipient` for `question` in `period`, charging
+        `epsilon` to its budget of `limit`, in one transaction: ("released", value, spent);
+        ("cached", the value released before, None) when the question was answered in the period
+        (nothing charged; also when another replica answers it at the same moment: the unique key
+        makes the second writer wait and then find the first's row); ("exhausted", None, spent)
+        when the budget cannot pay (nothing stored). A None question is never cached."""
+        dialect_insert = postgresql_insert if self.kind == "postgresql" else sqlite_insert
+        released = open_data_releases.c
+        wanted = (released.recipient == recipient, released.period == period, released.question == question)
+        if question is not None:
+            async with self.engine.connect() as connection:
+                row = (await connection.execute(select(released.value).where(*wanted))).first()
+            if row is not None:
+                return "cached", orjson.loads(row[0]), None
+        try:
+            async with self.engine.begin() as connection:
+                if question is not None:
+                    stored = await connection.execute(
+                        dialect_insert(open_data_releases)
+                        .values(recipient=recipient, period=period, question=question, value=orjson.dumps(value).decode(), epsilon=epsilon,
+                                released_at=datetime.now(UTC))
+                        .on_conflict_do_nothing()
+                    )
+                    if not stored.rowcount:
+                        raise _AnsweredMeanwhile
+                await connection.execute(
+                    dialect_insert(open_data_budgets).values(recipient=recipient, period=period, spent=0.0).on_conflict_do_nothing()
+                )
+                budgets = open_data_budgets.c
+                # the check and the charge in one statement: concurrent charges queue on the row
+                # and each sees the others' spending (PostgreSQL re-reads the row it waited for)
+                charged = await connection.execute(
+                    update(open_data_budgets)
+                    .where(budgets.recipient == recipient, budgets.period == period, budgets.spent + epsilon <= limit + 1e-9)
+                    .values(spent=budgets.spent + epsilon)
+                    .returning(budgets.spent)
+                )
+                spent = charged.scalar_one_or_none()
+                if spent is None:
+                    raise _Exhausted
+        except _AnsweredMeanwhile:
+            async with self.engine.connect() as connection:
+                return "cached", orjson.loads((await connection.execute(select(released.value).where(*wanted))).scalar_one()), None
+        except _Exhausted:
+            return "exhausted", None, await self.open_data_spent(recipient, period)
+        return "released", value, float(spent)
+
+    async def open_data_spent(self, recipient: str, period: str) -> float:
+        """The epsilon `recipient` spent in `period` (0 when nothing)."""
+        budgets = open_data_budgets.c
+        async with self.engine.connect() as connection:
+            spent = (await connection.execute(select(budgets.spent).where(budgets.recipient == recipient, budgets.period == period))).scalar()
+        return float(spent or 0.0)
 
     # -- the consent ledger -----------------------------------------------------------------------
 

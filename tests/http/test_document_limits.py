@@ -133,7 +133,7 @@ def test_the_planning_budget_follows_the_configuration(world_server, monkeypatch
             assert response.status_code == 200 and "errors" not in response.json(), response.text[:300]
         else:
             refused(response, "QUERY_PLANNING_BUDGET_EXCEEDED")
-        assert httpx.get(gateway.base_url + "/graphql", params={"query": "{ __typename }"}).json() == {"data": {"__typename": "Query"}}
+        assert httpx.get(gateway.base_url + "/graphql", params={"query": "{ __typename }"}, headers={"apollo-require-preflight": "true"}).json() == {"data": {"__typename": "Query"}}
     finally:
         gateway.stop()
 

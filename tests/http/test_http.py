@@ -21,7 +21,7 @@ async def client(engine):
 
 
 async def post(client, body, accept: str | None = GRAPHQL_RESPONSE, content_type: str = "application/json"):
-    headers = {"content-type": content_type}
+    headers = {"content-type": content_type, "apollo-require-preflight": "true"}  # CSRF prevention: tests/http/test_csrf.py
     if accept:
         headers["accept"] = accept
     content = body if isinstance(body, bytes) else orjson.dumps(body)
@@ -49,10 +49,10 @@ async def test_post_with_variables_and_operation_name(client):
 
 
 async def test_get_query_and_get_mutation(client):
-    response = await client.get("/graphql", params={"query": "query($c: String!) { district(code: $c) { name } }", "variables": '{"c":"75105"}'})
+    response = await client.get("/graphql", params={"query": "query($c: String!) { district(code: $c) { name } }", "variables": '{"c":"75105"}'}, headers={"apollo-require-preflight": "true"})
     assert response.status_code == 200 and response.json()["data"]["district"]["name"] == "Panthéon"
     response = await client.get(
-        "/graphql", params={"query": 'mutation { renameResident(id: "r1", name: "x") { id } }'}, headers={"accept": GRAPHQL_RESPONSE}
+        "/graphql", params={"query": 'mutation { renameResident(id: "r1", name: "x") { id } }'}, headers={"accept": GRAPHQL_RESPONSE, "apollo-require-preflight": "true"}
     )
     assert response.status_code == 405
     assert response.headers["allow"] == "POST"
