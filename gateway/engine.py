@@ -35,11 +35,13 @@ from .planner import (
 from .policy import Policy
 from .privacy import (
     CONTRIBUTORS_PREFIX,
+    ENTITY_PREFIX,
     SUBJECT_KEY,
     AuditRefused,
     PrivacyGuard,
     PrivacySchema,
     RequestFlows,
+    entity_key_fields,
     inject_privacy_fields,
 )
 from .supergraph import PrivacyAnnotations, SupergraphError, SupergraphModel, load_supergraph
@@ -131,7 +133,12 @@ class Engine:
             return ("personal", personal, SUBJECT_KEY, self.privacy.subject_field(type_name), sources, by_path)
         aggregate = self.privacy.aggregate(type_name, field_name)
         if aggregate is not None:
-            return ("aggregate", aggregate, CONTRIBUTORS_PREFIX + field_name, None)
+            # open data under differential privacy answers the same question about the same entity
+            # the same way (privacy/_noise.py): the guard reads the entity's key where the
+            # injection put it; without open data the count alone is the subject
+            assert self.guard is not None
+            keys = entity_key_fields(self.model, type_name) if self.guard.policy.open_data is not None else ()
+            return ("aggregate", aggregate, CONTRIBUTORS_PREFIX + field_name, None, frozenset(), False, tuple(ENTITY_PREFIX + k for k in keys))
         # An object whose answer names no concrete type is shaped as the abstract type: where any
         # type it may be guards the field, it is guarded with a subject (or count) that is never
         # there, so the value is withheld (fail closed).

@@ -71,10 +71,12 @@ class _FieldShape:
 
 
 # (type name, field name) -> ("personal" | "aggregate", annotation, data key, stand-in, sources,
-# by path) or None; the stand-in is a field whose value is the subject too (the type's subject
-# field), or None; sources are the owners of the subgraphs that can resolve the field (whose data
-# its values are); by path: some legal basis covers the field only where its object was reached
-# through given fields (then each position gets its own FieldGuard, see Shaper.field_guard)
+# by path[, entity keys]) or None; the stand-in is a field whose value is the subject too (the
+# type's subject field), or None; sources are the owners of the subgraphs that can resolve the
+# field (whose data its values are); by path: some legal basis covers the field only where its
+# object was reached through given fields (then each position gets its own FieldGuard, see
+# Shaper.field_guard); entity keys: where an aggregate's object has its entity's key
+# (FieldGuard.entity_keys)
 GuardLookup = Callable[[str, str], tuple | None]
 
 
@@ -82,11 +84,12 @@ class FieldGuard:
     """What guards one field of one type, shared by every position of a plan that selects it, so
     a request decides a (field, subject) pair once, wherever the field appears."""
 
-    __slots__ = ("annotation", "by_path", "data_key", "kind", "name", "parent", "sources", "stand_in", "via")
+    __slots__ = ("annotation", "by_path", "data_key", "entity_keys", "kind", "name", "parent", "sources", "stand_in", "via")
 
     def __init__(
         self, kind: str, annotation: Any, data_key: str, parent: str, name: str, stand_in: str | None = None,
         sources: frozenset[str] = frozenset(), by_path: bool = False, via: frozenset[str] = frozenset(),
+        entity_keys: tuple[str, ...] = (),
     ) -> None:
         self.kind = kind  # "personal" | "aggregate"
         self.annotation = annotation
@@ -103,6 +106,9 @@ class FieldGuard:
         # and its interfaces) and only those; otherwise `via` is empty and the guard serves all
         self.by_path = by_path
         self.via = via
+        # an aggregate's: where the object has its entity's key; the aggregate's subject is then
+        # (contributor count, the key's values), so that a question is told by its entity
+        self.entity_keys = entity_keys
 
 
 class PrivacyDecisions(Protocol):
@@ -206,7 +212,10 @@ class Shaper:
         cache_key: tuple = (typename, name)
         if cache_key not in self._guards:
             found = self.guarded(typename, name)
-            self._guards[cache_key] = FieldGuard(found[0], found[1], found[2], typename, name, found[3], *found[4:6]) if found is not None else None
+            self._guards[cache_key] = (
+                FieldGuard(found[0], found[1], found[2], typename, name, found[3], *found[4:6], entity_keys=found[6] if len(found) > 6 else ())
+                if found is not None else None
+            )
         guard = self._guards[cache_key]
         if guard is None or not guard.by_path or not via:
             return guard  # the common case: one guard for every position of the field
@@ -216,7 +225,7 @@ class Shaper:
         scoped = self._guards.get(cache_key)
         if scoped is None:
             scoped = self._guards[cache_key] = FieldGuard(
-                guard.kind, guard.annotation, guard.data_key, typename, name, guard.stand_in, guard.sources, True, via
+                guard.kind, guard.annotation, guard.data_key, typename, name, guard.stand_in, guard.sources, True, via, guard.entity_keys
             )
         return scoped
 
@@ -417,6 +426,8 @@ class _Walk:
                 # no usable subject (or contributor count): decided as unknown; one that answers
                 # disputed, or an object of disputed type (see _merge.py): decided as a conflict
                 subject = SUBJECT_CONFLICT if type_disputed or isinstance(subject, DISPUTED) else None
+            elif guard.entity_keys and subject.__class__ is int:
+                subject = (subject, _entity(obj, guard.entity_keys))
             verdict = privacy.verdicts.get((guard, subject))
             if verdict is not None and verdict[0] == PLACE:
                 out[key] = value
@@ -503,6 +514,13 @@ class _Walk:
                 return  # an error already explains this null
         self._error_paths.append(here)
         self.errors.append({"message": f"Cannot return null for non-nullable field {field_shape.parent}.{field_shape.name}.", "path": path})
+
+
+def _entity(obj: dict[str, Any], keys: tuple[str, ...]) -> tuple | None:
+    """The key of the entity `obj` is, or None where a key field is missing or disputed (the
+    aggregate is then not recognised as a question asked before)."""
+    values = tuple(obj.get(key) for key in keys)
+    return values if all(v.__class__ is str or v.__class__ is int for v in values) else None
 
 
 # A position selecting more fields than this is shaped by the interpreter (_Walk.object): the

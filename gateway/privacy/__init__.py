@@ -3,11 +3,12 @@
 from ._annotations import STRATEGIES, AnnotationProblem, PrivacySchema, category_covers, fides_categories
 from ._flows import FlowVerdict, RequestFlows
 from ._guard import AuditRefused, PrivacyGuard
-from ._inject import CONTRIBUTORS_PREFIX, SUBJECT_KEY, inject_privacy_fields
+from ._inject import CONTRIBUTORS_PREFIX, ENTITY_PREFIX, SUBJECT_KEY, entity_key_fields, inject_privacy_fields
 from ._masking import mask
 
 __all__ = [
     "CONTRIBUTORS_PREFIX",
+    "ENTITY_PREFIX",
     "STRATEGIES",
     "SUBJECT_KEY",
     "AnnotationProblem",
@@ -17,6 +18,7 @@ __all__ = [
     "PrivacySchema",
     "RequestFlows",
     "category_covers",
+    "entity_key_fields",
     "fides_categories",
     "inject_privacy_fields",
     "mask",

@@ -3,19 +3,39 @@
 Wherever a query selects a personal field, the subject field of that type is selected too (as
 `_cg_subject`), unless the client selects it there itself under its own name and without
 arguments; wherever it selects an aggregate, the aggregate's contributor count (as
-`_cg_count_<field>`). The client never sees them: shaping follows the client's own selection.
-Both keys carry the gateway's reserved prefix: no client alias and no registered schema name may
-use it, and a subgraph's answer never adds a key its fetch did not ask for (executor/_merge.py),
-so what the guard reads there is what the fetch that selected it answered.
+`_cg_count_<field>`) and the fields of its type's entity key (as `_cg_entity_<key field>`), by
+which open data under differential privacy knows which entity an aggregate is about (_noise.py).
+The client never sees them: shaping follows the client's own selection. All these keys carry the
+gateway's reserved prefix: no client alias and no registered schema name may use it, and a
+subgraph's answer never adds a key its fetch did not ask for (executor/_merge.py), so what the
+guard reads there is what the fetch that selected it answered.
 """
 
 from __future__ import annotations
 
+from graphql import FieldNode
+
 from ..planner import RESERVED_PREFIX, NField, NFragment, NSelection, collect_fields
+from ..supergraph import SupergraphModel
 from ._annotations import PrivacySchema
 
 SUBJECT_KEY = RESERVED_PREFIX + "subject"
 CONTRIBUTORS_PREFIX = RESERVED_PREFIX + "count_"
+ENTITY_PREFIX = RESERVED_PREFIX + "entity_"
+
+
+def entity_key_fields(model: SupergraphModel, type_name: str) -> tuple[str, ...]:
+    """The fields of the type's first resolvable `@key` (subgraphs in name order) made of scalar
+    fields only: what names one entity of the type wherever it is reached. Empty when it has none
+    (an aggregate of such a type is then never recognised as the same question again)."""
+    facts = model.types.get(type_name)
+    if facts is None:
+        return ()
+    for subgraph in sorted(facts.subgraphs):
+        for key in facts.subgraphs[subgraph].resolvable_keys():
+            if key.selections and all(isinstance(s, FieldNode) and s.selection_set is None and s.alias is None for s in key.selections):
+                return tuple(dict.fromkeys(s.name.value for s in key.selections))  # type: ignore[attr-defined]
+    return ()
 
 
 def _named(type_string: str) -> str:
@@ -69,10 +89,14 @@ def _additions(schema: PrivacySchema, selections: tuple[NSelection, ...], type_n
             # already carries the subject: the shaper reads it there (FieldGuard.stand_in)
             if subject is not None and (own is None or own.field.name != subject or own.field.arguments):
                 wanted.append(NField(SUBJECT_KEY, subject, "", frozenset(), None))
+        entity_wanted = False
         for collected in fields.values():
             aggregate = schema.aggregate(concrete, collected.field.name)
             if aggregate is not None:
                 wanted.append(NField(CONTRIBUTORS_PREFIX + collected.field.name, aggregate.contributors, "", frozenset(), None))
+                entity_wanted = True
+        if entity_wanted:
+            wanted.extend(NField(ENTITY_PREFIX + name, name, "", frozenset(), None) for name in entity_key_fields(model, concrete))
         if wanted:
             additions.append(NFragment(concrete, tuple(wanted)))
     return tuple(additions)

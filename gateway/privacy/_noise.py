@@ -12,9 +12,11 @@ budget that cannot pay withholds the value (reason `budget`, error `PRIVACY_BUDG
 
 The same question (requester, coordinate, entity, period) is answered from the store's
 `open_data_releases` for the rest of the period, on every replica, without another charge: asking
-again neither spends budget nor gets a fresh draw to average. A question is only recognised by
-its entity, which the shaper does not pass yet (the count alone reaches the guard): until it does,
-every release is charged (docs/privacy.md says why a position or a value is no substitute).
+again neither spends budget nor gets a fresh draw to average. A question is recognised by its
+entity: the shaper passes (contributor count, the entity's key values), read where the injection
+selected the type's first resolvable @key (_inject.py); a type without one, or an object whose key
+did not come back, is never recognised, so each of its releases is charged (docs/privacy.md says why
+a position or a value is no substitute).
 
 This module never releases an exact aggregate while `open_data` is configured, never releases a
 value it could not charge, and never charges for a value withheld below k. The shaper asks
@@ -185,7 +187,7 @@ def release_aggregate(decisions: RequestDecisions, field_guard: FieldGuard, subj
     guard = decisions.guard
     policy = guard.policy
     annotation = field_guard.annotation
-    # the shaper passes the contributor count; (count, entity key) once it passes the entity too
+    # the shaper passes (contributor count, entity key); the count alone where the type has no key
     contributors, entity = subject if isinstance(subject, tuple) else (subject, None)
     minimum = max(policy.k, annotation.min_contributors or 0)
     path = None

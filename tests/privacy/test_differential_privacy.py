@@ -196,34 +196,56 @@ async def test_replicas_asking_the_same_question_at_once_charge_it_once(tmp_path
 # -- over HTTP: the privacy world's gateway ------------------------------------------------------------
 
 
-def open_data_policy(signer) -> dict:
+def open_data_policy(signer, *, public_budget: float = 3.0) -> dict:
     document = policy_document(signer.jwks_file)
     document["open_data"] = {
-        "public": {"epsilon_per_query": 1.0, "budget": {"epsilon": 3.0, "period": "day"}},
+        "public": {"epsilon_per_query": 1.0, "budget": {"epsilon": public_budget, "period": "day"}},
         "clients": {"stats-portal": {"epsilon_per_query": 0.5, "budget": {"epsilon": 1.0, "period": "week"}}},
     }
     document["privacy"]["aggregates"] = {"District.averageBirthYear": MEAN_OF_BIRTH_YEARS}
     return document
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def open_city(request, tmp_path, privacy_world, signer):
+async def start_open_city(kind: str, tmp_path, privacy_world, signer, document: dict) -> City:
     world.reset()
-    if request.param == "sqlite":
+    if kind == "sqlite":
         store_url = f"sqlite:///{tmp_path / 'city.db'}"
     else:
         await reset_postgres()
         store_url = POSTGRES_URL
     folder = connectors_folder(tmp_path / f"connectors-{uuid.uuid4().hex[:6]}", privacy_world)
-    running = City(store_url, folder, open_data_policy(signer), signer)
+    running = City(store_url, folder, document, signer)
     running.store = Store(store_url)  # type: ignore[attr-defined]  # to read the budgets as another process would
-    yield running
+    return running
+
+
+async def stop_open_city(running: City) -> None:
     await running.store.close()  # type: ignore[attr-defined]
     await running.close()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def open_city(request, tmp_path, privacy_world, signer):
+    running = await start_open_city(request.param, tmp_path, privacy_world, signer, open_data_policy(signer))
+    yield running
+    await stop_open_city(running)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def crowded_city(request, tmp_path, privacy_world, signer):
+    """Every district above k (two residents each), and a public budget for two releases a day."""
+    running = await start_open_city(request.param, tmp_path, privacy_world, signer, open_data_policy(signer, public_budget=2.0))
+    for resident, district, birth in (("r5", "75111", "1980-03-01T09:00:00"), ("r6", "75118", "1975-06-30T09:00:00")):
+        world.data["residents"][resident] = {
+            "name": f"Resident {resident}", "email": None, "phone": None, "address": "Paris", "birth": birth, "district": district,
+        }
+    yield running
+    await stop_open_city(running)
+
+
 DISTRICTS = "{ districts { name averageBirthYear } }"
 EXACT_PANTHEON = (1969 + 2001) / 2  # two contributors: k is 2 in the test policy
+EXACT_CROWDED = {"Panthéon": EXACT_PANTHEON, "Popincourt": (2010 + 1980) / 2, "Buttes-Montmartre": (1990 + 1975) / 2}
 
 
 def by_name(answer: dict) -> dict:
@@ -234,7 +256,7 @@ def reasons(answer: dict) -> dict:
     return {tuple(w["path"]): w["reason"] for w in (answer.get("extensions") or {}).get("privacy", {}).get("withheld", [])}
 
 
-async def test_open_data_is_noisy_charged_and_refused_when_spent(open_city):
+async def test_open_data_is_noisy_and_the_same_question_charged_once(open_city):
     store = open_city.store
     released = []
     for _ in range(3):
@@ -247,20 +269,47 @@ async def test_open_data_is_noisy_charged_and_refused_when_spent(open_city):
         released.append(values["Panthéon"])
     assert all(isinstance(v, float) for v in released)
     assert EXACT_PANTHEON not in released  # Laplace noise of scale 130/2/1 = 65 years: never the exact mean
-    assert len(set(released)) == 3  # no cache without the entity: each release a fresh draw, each charged
-    assert await store.open_data_spent("(public)", period_of("day")) == pytest.approx(3.0)
+    # the same question (client, coordinate, district, period): the stored release, charged once
+    assert len(set(released)) == 1
+    assert await store.open_data_spent("(public)", period_of("day")) == pytest.approx(1.0)
 
-    spent = await open_city.ask(DISTRICTS)
-    assert by_name(spent)["Panthéon"] is None
-    assert reasons(spent)[("districts", 0, "averageBirthYear")] == "budget"
-    assert [(e["path"], e["extensions"]["code"]) for e in spent["errors"]] == [(["districts", 0, "averageBirthYear"], "PRIVACY_BUDGET_EXHAUSTED")]
-    assert not any("Panthéon" in e["message"] or str(EXACT_PANTHEON) in e["message"] for e in spent["errors"])
-    assert await store.open_data_spent("(public)", period_of("day")) == pytest.approx(3.0)  # a refusal costs nothing
+    # the same district reached by another path, twice in one response: the same question again
+    both = await open_city.ask('{ districts { name averageBirthYear } resident(id: "r2") { district { name averageBirthYear } } }')
+    assert "errors" not in both, both
+    assert by_name(both)["Panthéon"] == released[0]
+    assert both["data"]["resident"]["district"] == {"name": "Panthéon", "averageBirthYear": released[0]}
+    assert await store.open_data_spent("(public)", period_of("day")) == pytest.approx(1.0)
 
-    # a second client has its own budget (a week of 1.0 at 0.5 a value)
+    # a second client has its own budget and its own draw; asking again costs it nothing either
     portal = [by_name(await open_city.ask(DISTRICTS, client="stats-portal"))["Panthéon"] for _ in range(3)]
-    assert portal[0] is not None and portal[1] is not None and portal[2] is None
-    assert await store.open_data_spent("stats-portal", period_of("week")) == pytest.approx(1.0)
+    assert portal[0] is not None and len(set(portal)) == 1
+    assert portal[0] != released[0]
+    assert await store.open_data_spent("stats-portal", period_of("week")) == pytest.approx(0.5)
+
+
+async def test_two_districts_in_one_request_are_charged_apart_and_refused_when_spent(crowded_city):
+    store = crowded_city.store
+    first = await crowded_city.ask(DISTRICTS)
+    values = by_name(first)
+    # the budget (2.0 at 1.0 a value) pays for the first two districts, each its own question
+    pantheon, popincourt = values["Panthéon"], values["Popincourt"]
+    assert isinstance(pantheon, float) and isinstance(popincourt, float)
+    assert pantheon != EXACT_CROWDED["Panthéon"] and popincourt != EXACT_CROWDED["Popincourt"]
+    # independent draws: not one noise added to both, nor one value for both
+    assert pantheon != popincourt and pantheon - EXACT_CROWDED["Panthéon"] != popincourt - EXACT_CROWDED["Popincourt"]
+    assert await store.open_data_spent("(public)", period_of("day")) == pytest.approx(2.0)
+    assert values["Buttes-Montmartre"] is None
+    assert reasons(first) == {("districts", 2, "averageBirthYear"): "budget"}
+    assert [(e["path"], e["extensions"]["code"]) for e in first["errors"]] == [(["districts", 2, "averageBirthYear"], "PRIVACY_BUDGET_EXHAUSTED")]
+    assert not any("Buttes" in e["message"] or str(EXACT_CROWDED["Buttes-Montmartre"]) in e["message"] for e in first["errors"])
+
+    # a spent budget still answers what it paid for, the same way; a refusal costs nothing
+    again = await crowded_city.ask(DISTRICTS)
+    assert by_name(again) == values
+    reached = await crowded_city.ask('{ resident(id: "r1") { district { name averageBirthYear } } }')
+    assert reached["data"]["resident"]["district"]["averageBirthYear"] is None  # Buttes-Montmartre: not paid for
+    assert [e["extensions"]["code"] for e in reached["errors"]] == ["PRIVACY_BUDGET_EXHAUSTED"]
+    assert await store.open_data_spent("(public)", period_of("day")) == pytest.approx(2.0)
 
 
 async def test_below_k_is_withheld_without_charge(open_city):
