@@ -54,6 +54,10 @@ logger = logging.getLogger("citygate.usage")
 
 _CLIENT_LENGTH = 100  # the store's column
 _OPERATIONS_CACHED = 10_000  # distinct (document, operation name) pairs whose description is kept
+# operations not yet in the store that one flush window takes: a client inventing a new document
+# per request grows neither this process nor the store's tables without bound (beyond it, their
+# usage is not recorded: a schema check may then call a change unused)
+_NEW_OPERATIONS_PER_FLUSH = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +195,7 @@ class UsageRecorder:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
         self._purged: str | None = None  # the day the store's old counts were last purged
+        self._dropped = 0  # requests not recorded since the last flush (_NEW_OPERATIONS_PER_FLUSH)
 
     def record(self, client: str, prepared: Any, schema: GraphQLSchema) -> None:
         if schema is not self._schema:  # another supergraph served: the same text may select other types
@@ -207,8 +212,11 @@ class UsageRecorder:
                 logger.exception("the usage of an operation could not be described")
                 return
             self._operations[key] = operation
-            if operation.id not in self._written:
-                self._unwritten[operation.id] = operation.coordinates
+        if operation.id not in self._written and operation.id not in self._unwritten:
+            if len(self._unwritten) >= _NEW_OPERATIONS_PER_FLUSH:
+                self._dropped += 1
+                return
+            self._unwritten[operation.id] = operation.coordinates
         counter = (_today(), client[:_CLIENT_LENGTH], operation.id)
         self._pending[counter] = self._pending.get(counter, 0) + 1
 
@@ -227,6 +235,9 @@ class UsageRecorder:
         async with self._lock:
             counts, self._pending = self._pending, {}
             coordinates, self._unwritten = self._unwritten, {}
+            if self._dropped:
+                logger.warning("usage of %d requests not recorded: over %d new operations in one flush window", self._dropped, _NEW_OPERATIONS_PER_FLUSH)
+                self._dropped = 0
             if not counts and not coordinates:
                 return
             try:
