@@ -629,7 +629,7 @@ def _local_rest_check(path: Path) -> None:
     if url is not None:
         # ${NAME} set in this shell fills the url as the operator's folder would; otherwise the
         # check runs without it (the gateway checks the origin)
-        url = re.sub(r"\$\{([A-Z_][A-Z0-9_]*)\}", lambda m: os.environ.get(m[1], m[0]), url)
+        url = re.sub(_LOCAL_VARIABLE, lambda m: os.environ.get(m[1], m[0]), url)
         url = None if "${" in url else url
     try:
         schema = read_connect_sdl(sdl, base_url=url)
