@@ -142,7 +142,8 @@ class _Pending:
     entity: Any
     exact: float
     whole: bool
-    contributors: int
+    contributors: int  # as fetched: what a sum is clamped with
+    minimum: int  # the public minimum (k): what a mean's noise is calibrated on
     statistic: str
     lower: float | None
     upper: float | None
@@ -164,7 +165,7 @@ class OpenDataReleases:
         self.requests: LRUCache = LRUCache(maxsize=4096)
 
     async def release_one(self, requester: Requester, budget: OpenDataBudget, item: _Pending) -> tuple:
-        calibrated = calibrate(item.statistic, item.lower, item.upper, item.contributors, budget.epsilon_per_query)
+        calibrated = calibrate(item.statistic, item.lower, item.upper, item.minimum, budget.epsilon_per_query)
         if calibrated is None:
             return ("uncalibrated",)
         value = release(calibrated, item.exact, item.statistic, item.lower, item.upper, item.contributors, item.whole)
@@ -179,6 +180,9 @@ def releases_of(guard: PrivacyGuard) -> OpenDataReleases:
     if found is None:
         found = guard.open_data_releases = OpenDataReleases(guard.ledger.store)  # type: ignore[attr-defined]
     return found
+
+
+QUESTIONS_PER_REQUEST = 200  # open-data releases one request may ask the store for
 
 
 def release_aggregate(decisions: RequestDecisions, field_guard: FieldGuard, subject: Any, value: Any, node: tuple | None, key: str) -> Any:
@@ -199,7 +203,9 @@ def release_aggregate(decisions: RequestDecisions, field_guard: FieldGuard, subj
     statistic = annotation.statistic
     numeric = value.__class__ in (int, float) and math.isfinite(value)
     reason = None
-    if not numeric or sensitivity(statistic, annotation.lower, annotation.upper, contributors) is None:
+    # a mean's sensitivity is calibrated on the public minimum of contributors (k), never on the
+    # count a subgraph answers: a partner inflating its count would otherwise shrink the noise
+    if not numeric or sensitivity(statistic, annotation.lower, annotation.upper, minimum) is None:
         reason = "uncalibrated"
     else:
         coordinate = f"{field_guard.parent}.{field_guard.name}"
@@ -212,7 +218,7 @@ def release_aggregate(decisions: RequestDecisions, field_guard: FieldGuard, subj
         outcome = state.outcomes.get(question)
         if outcome is None:
             state.pending[question] = _Pending(
-                coordinate, entity, float(value), value.__class__ is int, contributors, statistic, annotation.lower, annotation.upper  # type: ignore[arg-type]
+                coordinate, entity, float(value), value.__class__ is int, contributors, minimum, statistic, annotation.lower, annotation.upper  # type: ignore[arg-type]
             )
             return None  # placed once settle_releases has released it
         if outcome[0] == "released":
@@ -232,8 +238,10 @@ async def settle_releases(guard: PrivacyGuard, requester: Requester, decisions: 
         return decisions
     budget = guard.policy.open_data.budget_for(requester.recipient, requester.is_public) if guard.policy.open_data else None
     outcomes: dict[Hashable, tuple] = {}
-    for question, item in pending_state.pending.items():
-        if budget is None:
+    for asked, (question, item) in enumerate(pending_state.pending.items()):
+        # one store round trip or more per question, and a client chooses how many entities a
+        # list holds: past a bound, the rest are withheld as over budget
+        if budget is None or asked >= QUESTIONS_PER_REQUEST:
             outcomes[question] = ("exhausted",)
             continue
         try:

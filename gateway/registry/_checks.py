@@ -227,6 +227,10 @@ def classify(
             warnings.append({"code": DANGEROUS_CHANGE, "message": f"{change.change}: {change.message}", **entry})
             continue
         use = used.get(index)
+        if use is None and change.coordinate is None:
+            # a change whose coordinate could not be read off graphql-core's description cannot
+            # be traced to usage: treated as in use (fail closed), the operator may accept it
+            use = Use(0, 0, 0)
         if use is None:
             warnings.append({
                 "code": BREAKING_CHANGE,
