@@ -54,10 +54,11 @@ logger = logging.getLogger("citygate.usage")
 
 _CLIENT_LENGTH = 100  # the store's column
 _OPERATIONS_CACHED = 10_000  # distinct (document, operation name) pairs whose description is kept
-# operations not yet in the store that one flush window takes: a client inventing a new document
-# per request grows neither this process nor the store's tables without bound (beyond it, their
-# usage is not recorded: a schema check may then call a change unused)
+# operations not yet in the store that one flush window (and one day) takes: a client inventing a
+# new document per request grows neither this process nor the store's tables without bound (beyond
+# them, their usage is not recorded: a schema check may then call a change unused)
 _NEW_OPERATIONS_PER_FLUSH = 1_000
+_NEW_OPERATIONS_PER_DAY = 20_000  # and per day, per process: what the store's tables take at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +197,7 @@ class UsageRecorder:
         self._task: asyncio.Task | None = None
         self._purged: str | None = None  # the day the store's old counts were last purged
         self._dropped = 0  # requests not recorded since the last flush (_NEW_OPERATIONS_PER_FLUSH)
+        self._new_on, self._new_today = "", 0  # new operations taken today (_NEW_OPERATIONS_PER_DAY)
 
     def record(self, client: str, prepared: Any, schema: GraphQLSchema) -> None:
         if schema is not self._schema:  # another supergraph served: the same text may select other types
@@ -213,9 +215,13 @@ class UsageRecorder:
                 return
             self._operations[key] = operation
         if operation.id not in self._written and operation.id not in self._unwritten:
-            if len(self._unwritten) >= _NEW_OPERATIONS_PER_FLUSH:
+            today = _today()
+            if self._new_on != today:
+                self._new_on, self._new_today = today, 0
+            if len(self._unwritten) >= _NEW_OPERATIONS_PER_FLUSH or self._new_today >= _NEW_OPERATIONS_PER_DAY:
                 self._dropped += 1
                 return
+            self._new_today += 1
             self._unwritten[operation.id] = operation.coordinates
         counter = (_today(), client[:_CLIENT_LENGTH], operation.id)
         self._pending[counter] = self._pending.get(counter, 0) + 1

@@ -41,6 +41,7 @@ where a @provides says a selection gives them.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,7 +68,6 @@ from graphql import (
     StringValueNode,
     TypeDefinitionNode,
     build_ast_schema,
-    get_location,
     is_enum_type,
     is_specified_scalar_type,
     parse,
@@ -86,6 +86,9 @@ from ._selection import (
     variable_keys,
 )
 from ._template import Template, UrlProblem, UrlTemplate, origin_of, parse_template, parse_url
+
+MAX_PROBLEMS = 200  # problems one reading reports (a partner's SDL may hold any number)
+_LINE_BREAK = re.compile(r"\r\n|[\n\r]")  # graphql-core's line breaks
 
 CONNECT_SPEC = "https://specs.apollo.dev/connect/"
 CONNECT_VERSIONS = ("v0.1", "v0.2", "v0.3")
@@ -298,6 +301,7 @@ class _Reader:
         self.base_url = base_url
         self.problems: list[ConnectProblem] = []
         self.source = Source(sdl)
+        self._line_starts: list[int] | None = None  # offsets where each line begins (problem())
         self.base: str | None = None
         self.base_origin: str | None = None
         self.origins: set[str] = set()
@@ -322,11 +326,17 @@ class _Reader:
     def problem(self, code: str, message: str, node: Any = None, offset: int | None = None) -> None:
         if offset is None and node is not None and getattr(node, "loc", None) is not None:
             offset = node.loc.start
+        if len(self.problems) >= MAX_PROBLEMS:
+            return  # the report stays bounded; the SDL is refused all the same
         if offset is None:
             self.problems.append(ConnectProblem(code, message))
             return
-        place = get_location(self.source, offset)
-        self.problems.append(ConnectProblem(code, message, place.line, place.column))
+        # lines found once per SDL and offsets placed by bisection: graphql-core's get_location
+        # scans from the start at each call, minutes for a partner's SDL with thousands of problems
+        if self._line_starts is None:
+            self._line_starts = [0] + [match.end() for match in _LINE_BREAK.finditer(self.source.body)]
+        line = bisect_right(self._line_starts, offset)
+        self.problems.append(ConnectProblem(code, message, line, offset - self._line_starts[line - 1] + 1))
 
     def string_problem(self, code: str, coordinate: str, what: str, message: str, node: Any, value: str, offset: int) -> None:
         """A problem at `offset` inside the string `value` of `node` (a mapping, a URL, ...)."""
