@@ -196,6 +196,9 @@ class Registry:
         self.supergraph: str | None = None
         self.worker = CompositionWorker()  # composition and the rules, off the event loop
         self.warming: asyncio.Task | None = None  # the worker started ahead (replicas), see warm_worker_soon
+        # stored rows this replica read and did not serve (by version): already seen, so that a
+        # row it cannot serve does not make every later change notice recompose everything
+        self.left_out: dict[str, int] = {}
         # registered partners' traffic: addresses checked at each connection against the policy
         # in force (read at each connection: a policy reload applies at once)
         self.pool.allow_upstreams = lambda: self.policy.allow_upstreams
@@ -224,6 +227,7 @@ class Registry:
                     raise RegistryError(f"connector {row.name} is both in the folder and in the store")
                 connector = await self._stored_connector(row)
                 if connector is None:
+                    self.left_out[row.name] = row.version
                     continue
                 # registered before the cap, or the cap lowered since: served with the cap, never refused at start
                 if connector.manifest.timeout > self.policy.max_timeout:
@@ -273,7 +277,8 @@ class Registry:
         async with self.lock:
             rows = {row.name: row for row in await self.store.connectors()}
             served = {name: c for name, c in self.connectors.items() if not c.from_folder}
-            if {name: c.version for name, c in served.items()} == {name: row.version for name, row in rows.items()}:
+            seen = {**self.left_out, **{name: c.version for name, c in served.items()}}
+            if seen == {name: row.version for name, row in rows.items()}:
                 return False
             connectors = {name: c for name, c in self.connectors.items() if c.from_folder}
             for name, row in rows.items():
@@ -297,6 +302,7 @@ class Registry:
             except SupergraphError as error:
                 logger.error("the stored connectors cannot be served here: the served supergraph stays: %s", error)
                 return False
+            self.left_out = {name: row.version for name, row in rows.items() if name not in connectors}
             self._swap(engine, supergraph, connectors)
             logger.warning("connectors changed through another replica: now serving versions %s",
                            {name: c.version for name, c in connectors.items() if not c.from_folder})
