@@ -9,15 +9,14 @@ import uuid
 
 import httpx
 import pytest
-import sqlalchemy
 from joserfc import jws
 from joserfc.errors import BadSignatureError
 from joserfc.jwk import ECKey, KeySet
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.consent import AuditLog
 from gateway.consent._receipts import new_signing_key_pem
 from gateway.store import Store
+from tests.postgres import fresh_database
 from tests.privacy import world
 from tests.privacy.conftest import City, connectors_folder, policy_document
 from tests.privacy.test_ledger_and_audit import _tamper
@@ -31,11 +30,7 @@ GRANT = (
 
 
 async def _reset_own_postgres() -> None:
-    engine = create_async_engine("postgresql+asyncpg://postgres@127.0.0.1:5432/citygate_t")
-    async with engine.begin() as connection:
-        await connection.execute(sqlalchemy.text("DROP SCHEMA IF EXISTS public CASCADE"))
-        await connection.execute(sqlalchemy.text("CREATE SCHEMA public"))
-    await engine.dispose()
+    await fresh_database("citygate_t")
 
 
 def _start(store_url: str, tmp_path, privacy_world, signer) -> City:

@@ -16,9 +16,7 @@ import json
 
 import httpx
 import pytest
-import sqlalchemy
 import strawberry
-from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse
@@ -27,6 +25,7 @@ from starlette.routing import Route
 from gateway.http import GatewayState
 from gateway.registry import Registry, RegistryError
 from gateway.sdk import privacy
+from tests.postgres import fresh_database
 from tests.privacy import world
 from tests.privacy.conftest import OPERATOR_KEY, City, connectors_folder, policy_document, privacy_world, signer  # noqa: F401
 from tests.registry.conftest import LOOPBACK
@@ -499,12 +498,7 @@ async def store_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'city.db'}"
     # this file's own database (tests/registry's shared one is reset by other tests)
-    engine = create_async_engine("postgresql+asyncpg://postgres@127.0.0.1:5432/citygate_b2")
-    async with engine.begin() as connection:
-        await connection.execute(sqlalchemy.text("DROP SCHEMA IF EXISTS public CASCADE"))
-        await connection.execute(sqlalchemy.text("CREATE SCHEMA public"))
-    await engine.dispose()
-    return "postgresql://postgres@127.0.0.1:5432/citygate_b2"
+    return await fresh_database("citygate_b2")
 
 
 async def test_a_restart_serves_the_stored_rest_connector_again(store_url, tmp_path, privacy_world, signer, apis):  # noqa: F811

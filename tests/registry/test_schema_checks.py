@@ -21,6 +21,7 @@ from graphql import BreakingChangeType, build_schema, find_breaking_changes
 from gateway import usage
 from gateway.app import registry_app
 from gateway.registry._checks import _breaking
+from tests.postgres import fresh_database
 from tests.registry.conftest import LOOPBACK, OPERATOR_KEY
 from tests.world.server import AppServer
 
@@ -32,14 +33,7 @@ HOOK_WIRED = "usage.record(" in (Path(__file__).parents[2] / "gateway" / "engine
 async def store_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'checks.db'}"
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    engine = create_async_engine("postgresql+asyncpg://postgres@127.0.0.1:5432/citygate_q")
-    async with engine.begin() as connection:
-        await connection.execute(sqlalchemy.text("DROP SCHEMA IF EXISTS public CASCADE"))
-        await connection.execute(sqlalchemy.text("CREATE SCHEMA public"))
-    await engine.dispose()
-    return POSTGRES_URL
+    return await fresh_database("citygate_q")
 
 
 class CheckedGateway:
