@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from .consent._receipts import RecordSigner, signed_audit_head
+from .consent import RecordSigner, signed_audit_head
 from .store import Store
 
 logger = logging.getLogger("citygate.receipts")

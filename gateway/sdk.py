@@ -25,7 +25,7 @@ from types import SimpleNamespace
 import strawberry
 from strawberry.federation.schema_directive import Location, schema_directive
 
-PRIVACY_SPEC_URL = "https://citygate.dev/privacy/v0.1"
+from .supergraph import PRIVACY_SPEC_URL
 
 
 @schema_directive(locations=[Location.FIELD_DEFINITION], name="personal", compose=True, import_url=PRIVACY_SPEC_URL)

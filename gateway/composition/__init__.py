@@ -19,16 +19,32 @@ from dataclasses import dataclass, field
 
 from graphql import print_ast
 
-from ..privacy._annotations import PrivacySchema
+from ..privacy import PrivacySchema
 from ..supergraph import PRIVACY_SPEC, SupergraphError, load_supergraph
 from ._errors import CompositionError, location_of
-from ._fieldsets import check_field_sets, externals
-from ._merge import Merger
+from ._fieldsets import FieldSetProblem, SelectedField, check_field_sets, externals, walk
+from ._merge import Merger, composed_view
 from ._print import print_supergraph
 from ._satisfiability import check_satisfiability
-from ._subgraph import Subgraph, read_subgraph
+from ._subgraph import BUILT_IN_SCALARS, Field, Subgraph, TypeDef, read_subgraph
 
-__all__ = ["CompositionError", "CompositionResult", "SdlLimits", "SubgraphSource", "compose", "sdl_too_large"]
+# what the registry's rules read of a subgraph: the parsed subgraph and its field sets
+__all__ = [
+    "BUILT_IN_SCALARS",
+    "CompositionError",
+    "CompositionResult",
+    "Field",
+    "FieldSetProblem",
+    "SdlLimits",
+    "SelectedField",
+    "Subgraph",
+    "SubgraphSource",
+    "TypeDef",
+    "compose",
+    "read_subgraph",
+    "sdl_too_large",
+    "walk",
+]
 
 SDL_TOO_LARGE = "SDL_TOO_LARGE"
 
@@ -102,6 +118,7 @@ def compose(
         errors.append(CompositionError("NO_QUERIES", "there is no subgraph to compose"))
     subgraphs: list[Subgraph] = []
     used: dict[str, set[tuple[str, str]]] = {}
+    in_keys: list[set[tuple[str, str]]] = []  # per subgraph read: the fields its keys select
     for source in sources:
         subgraph, read_errors = read_subgraph(source.name, source.sdl, source.url)
         errors += read_errors
@@ -111,12 +128,16 @@ def compose(
             too_many = _too_many(subgraph, limits)
             if too_many is not None:
                 return CompositionResult(None, [too_many], [])
-        set_errors, used_fields = check_field_sets(subgraph)
+        set_errors, used_fields, key_fields = check_field_sets(subgraph)
         errors += set_errors
         used[subgraph.name] = used_fields
         errors += _unused_externals(subgraph, used_fields)
         errors += _uncomposed_privacy(subgraph)
         subgraphs.append(subgraph)
+        in_keys.append(key_fields)
+    # what composition reads, and the registry's rules after it: the subgraphs as merged
+    names = [s.name for s in subgraphs]
+    subgraphs = [composed_view(s, key_fields, names) for s, key_fields in zip(subgraphs, in_keys, strict=True)]
     if errors:
         return CompositionResult(None, errors, subgraphs)
     merger = Merger(subgraphs, used)

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 from graphql import FieldNode, GraphQLError, InlineFragmentNode, parse
 
+from ..supergraph import named_type
 from ._errors import CompositionError, location_of
-from ._subgraph import Field, Key, Subgraph, TypeDef, named_type
+from ._subgraph import Field, Key, Subgraph, TypeDef
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,26 +71,29 @@ def _walk(subgraph: Subgraph, type_name: str, selections, selected: list[Selecte
             _walk(subgraph, named_type(field_def.type), selection.selection_set.selections, selected, under_external or field_def.external)
 
 
-def check_field_sets(subgraph: Subgraph) -> tuple[list[CompositionError], set[tuple[str, str]]]:
-    """Validate every field set of a subgraph; return errors and the (type, field) pairs used."""
+def check_field_sets(subgraph: Subgraph) -> tuple[list[CompositionError], set[tuple[str, str]], set[tuple[str, str]]]:
+    """Validate every field set of a subgraph; return errors, the (type, field) pairs used, and of
+    those the pairs a `@key` selects (at any depth: such fields are shareable, see composed_view).
+    The subgraph is only read."""
     errors: list[CompositionError] = []
     used: set[tuple[str, str]] = set()
+    in_keys: set[tuple[str, str]] = set()
 
     def fail(code: str, message: str, node) -> None:
         errors.append(CompositionError(code, message, subgraph.name, location_of(node)))
 
     for type_def in subgraph.types.values():
         for key in type_def.keys:
-            _check_key(subgraph, type_def, key, fail, used)
+            _check_key(subgraph, type_def, key, fail, used, in_keys)
         for field_def in type_def.fields.values():
             if field_def.requires is not None:
                 _check_requires(subgraph, type_def, field_def, fail, used)
             if field_def.provides is not None:
                 _check_provides(subgraph, type_def, field_def, fail, used)
-    return errors, used
+    return errors, used, in_keys
 
 
-def _check_key(subgraph: Subgraph, type_def: TypeDef, key: Key, fail, used: set) -> None:
+def _check_key(subgraph: Subgraph, type_def: TypeDef, key: Key, fail, used: set, in_keys: set) -> None:
     try:
         selected = walk(subgraph, type_def.name, key.fields)
     except FieldSetProblem as problem:
@@ -97,7 +101,7 @@ def _check_key(subgraph: Subgraph, type_def: TypeDef, key: Key, fail, used: set)
         return
     for item in selected:
         used.add((item.parent, item.field.name))
-        item.field.shareable = True  # fields of a key, at any depth, may be defined anywhere
+        in_keys.add((item.parent, item.field.name))
         if item.has_arguments or item.field.arguments:
             fail("KEY_FIELDS_HAS_ARGS", f'on type "{type_def.name}", the @key uses field "{item.parent}.{item.field.name}" which has arguments', key.node)
         target = subgraph.types.get(named_type(item.field.type))

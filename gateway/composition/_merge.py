@@ -11,15 +11,15 @@ question, not composition's. Errors are collected, never raised.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
 
 from graphql import ArgumentNode, DirectiveNode, FloatValueNode, IntValueNode, NameNode, StringValueNode
 
-from ..supergraph._model import STRATEGIES_BY_STRICTNESS, PersonalField, stricter
+from ..supergraph import STRATEGIES, PersonalField, named_type, stricter
 from ..taxonomy import fides_categories
 from ._errors import CompositionError, location_of
-from ._subgraph import AppliedDirective, Field, Subgraph, TypeDef, named_type
+from ._subgraph import AppliedDirective, Field, Subgraph, TypeDef
 
 
 @dataclass(slots=True)
@@ -148,9 +148,49 @@ def _with_levels(named: str, levels: list[bool]) -> str:
     return result
 
 
+def composed_view(subgraph: Subgraph, in_keys: Iterable[tuple[str, str]], composed: Iterable[str]) -> Subgraph:
+    """The subgraph as composition merges it, by two rules of federation: a field a `@key` selects
+    (at any depth, `in_keys`) may be defined anywhere, so it is shareable; an `@override` from a
+    subgraph that is not composed (`composed`: the names) takes nothing over, so it is dropped and
+    the field is shareable (Apollo only hints). The registry's rules read this view too.
+
+    The parsed subgraph is never changed: what differs is in copies (the subgraph, its changed
+    types and fields), so the same parsed subgraphs can be composed any number of times."""
+    in_keys = frozenset(in_keys)
+    composed = frozenset(composed)
+    changed_types: dict[str, TypeDef] = {}
+    for type_def in subgraph.types.values():
+        changed_fields: dict[str, Field] = {}
+        for field_def in type_def.fields.values():
+            shared_key = not field_def.shareable and (type_def.name, field_def.name) in in_keys
+            # what the merge reads: an @override of an object or interface field that is not @external
+            lost_override = (
+                field_def.override is not None
+                and field_def.override not in composed
+                and not field_def.external
+                and type_def.kind != "INPUT_OBJECT"
+            )
+            if lost_override:
+                changed_fields[field_def.name] = replace(field_def, override=None, shareable=True)
+            elif shared_key:
+                changed_fields[field_def.name] = replace(field_def, shareable=True)
+        if changed_fields:
+            changed_types[type_def.name] = replace(type_def, fields={**type_def.fields, **changed_fields})
+    if not changed_types:
+        return subgraph
+    return replace(subgraph, types={**subgraph.types, **changed_types})
+
+
 class Merger:
-    def __init__(self, subgraphs: list[Subgraph], used: dict[str, set[tuple[str, str]]]) -> None:
-        self.subgraphs = sorted(subgraphs, key=lambda s: s.name)
+    """Merges subgraphs (as composed_view gives them) into a MergedSupergraph; reads its inputs,
+    never changes them."""
+
+    def __init__(
+        self, subgraphs: list[Subgraph], used: dict[str, set[tuple[str, str]]], in_keys: dict[str, set[tuple[str, str]]] | None = None
+    ) -> None:
+        names = [s.name for s in subgraphs]
+        in_keys = in_keys or {}
+        self.subgraphs = sorted((composed_view(s, in_keys.get(s.name, ()), names) for s in subgraphs), key=lambda s: s.name)
         self.by_name = {s.name: s for s in self.subgraphs}
         self.used = used  # subgraph -> (type, field) pairs its field sets use
         self.errors: list[CompositionError] = []
@@ -237,10 +277,6 @@ class Merger:
                 continue
             if field_def.external:
                 self.error("OVERRIDE_COLLISION_WITH_ANOTHER_DIRECTIVE", f'"{coordinate}" in "{subgraph.name}" is both @override and @external', subgraph.name, node)
-                continue
-            if source not in self.by_name:
-                field_def.override = None  # no such subgraph: nothing to take over (Apollo hints)
-                field_def.shareable = True
                 continue
             source_def = next((f for s, _, f in field_defs if s.name == source), None)
             if source_def is None or source_def.external:
@@ -369,8 +405,8 @@ class Merger:
             if category not in categories:
                 self.error("PRIVACY_UNKNOWN_CATEGORY", f'"{coordinate}": "{category}" is not a data category of the Fides taxonomy', directive.subgraph, directive.node)
                 return None
-            if strategy is not None and strategy not in STRATEGIES_BY_STRICTNESS:
-                self.error("PRIVACY_UNKNOWN_STRATEGY", f'"{coordinate}": strategy "{strategy}" is not one of {", ".join(STRATEGIES_BY_STRICTNESS)}', directive.subgraph, directive.node)
+            if strategy is not None and strategy not in STRATEGIES:
+                self.error("PRIVACY_UNKNOWN_STRATEGY", f'"{coordinate}": strategy "{strategy}" is not one of {", ".join(STRATEGIES)}', directive.subgraph, directive.node)
                 return None
             here = PersonalField(category, str(strategy) if strategy is not None else None)
             met = here if merged is None else stricter(merged, here)

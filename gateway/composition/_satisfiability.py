@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from collections import deque
 
-from ..supergraph import SupergraphModel
+from ..supergraph import SupergraphModel, named_type
 from ._errors import CompositionError
-from ._subgraph import named_type
 
 State = tuple[str, str]  # (type name in that subgraph, subgraph)
 

@@ -42,8 +42,7 @@ from graphql import (
 )
 
 from ..planner import RESERVED_PREFIX
-from ..supergraph import PRIVACY_SPEC, SupergraphError, parse_field_set
-from ..supergraph._model import field_set_names
+from ..supergraph import PRIVACY_SPEC, PRIVACY_SPEC_URL, SupergraphError, field_set_names, named_type, parse_field_set
 from ._errors import CompositionError, location_of
 
 FEDERATION_DIRECTIVES = frozenset(
@@ -188,11 +187,6 @@ class Subgraph:
     @property
     def is_fed1(self) -> bool:
         return self.federation is None
-
-
-def named_type(type_string: str) -> str:
-    """The named type of a type string: "[User!]!" -> "User"."""
-    return type_string.replace("[", "").replace("]", "").replace("!", "")
 
 
 def _top_level_names(field_set: str) -> set[str]:
@@ -374,7 +368,7 @@ class _Reader:
                 # where they decide (a look-alike @nonPersonal would unguard the city's fields)
                 self.error(
                     "RESERVED_NAME",
-                    f'@{name} is a name of the privacy spec: import it from https://citygate.dev/privacy/v0.1, or name your directive otherwise',
+                    f'@{name} is a name of the privacy spec: import it from {PRIVACY_SPEC_URL}, or name your directive otherwise',
                     schema_nodes[0] if schema_nodes else None,
                 )
 

@@ -40,12 +40,16 @@ from __future__ import annotations
 
 from ._client import RestClient
 from ._directives import CONNECT_SPEC, ConnectError, ConnectProblem, ConnectSchema, read_connect_sdl
+from ._openapi import MAX_DOCUMENT_BYTES, OpenApiError, import_openapi
 
 __all__ = [
     "CONNECT_SPEC",
+    "MAX_DOCUMENT_BYTES",
     "ConnectError",
     "ConnectProblem",
     "ConnectSchema",
+    "OpenApiError",
     "RestClient",
+    "import_openapi",
     "read_connect_sdl",
 ]

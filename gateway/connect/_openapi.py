@@ -52,6 +52,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from ..supergraph import PRIVACY_SPEC_URL
+
 MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
 MAX_OPERATIONS = 500
 MAX_YAML_NODES = 2_000_000  # values after YAML aliases are expanded: a "billion laughs" stops here
@@ -81,8 +83,8 @@ _PERSON_ID = re.compile(
     r"citizen|tenant|patient|passenger|buyer|seller|employee|reviewer|sender|recipient|assignee|requester|voter|student|"
     r"parent)ids?$"
 )
-_PRIVACY_HEADER = """\
-  @link(url: "https://citygate.dev/privacy/v0.1", import: ["@personal", "@subject", "@aggregate", "@nonPersonal"])
+_PRIVACY_HEADER = f"""\
+  @link(url: "{PRIVACY_SPEC_URL}", import: ["@personal", "@subject", "@aggregate", "@nonPersonal"])
   @composeDirective(name: "@personal")
   @composeDirective(name: "@subject")
   @composeDirective(name: "@aggregate")

@@ -48,6 +48,9 @@ from ._plan import (
     FetchNode,
     QueryPlan,
     Representation,
+    RepresentationEntry,
+    RepresentationField,
+    RepresentationFragment,
     SField,
     SSelection,
 )
@@ -72,6 +75,9 @@ __all__ = [
     "PreparedOperation",
     "QueryPlan",
     "Representation",
+    "RepresentationEntry",
+    "RepresentationField",
+    "RepresentationFragment",
     "SField",
     "SSelection",
     "check_variables",
@@ -164,6 +170,11 @@ class Planner:
         self._plans: LRUCache = LRUCache(maxsize=cache_bytes, getsizeof=_plan_bytes)
         self._cache_size = cache_size
         self._field_costs = field_costs(model.schema)  # @cost / @listSize, when the supergraph carries them
+
+    def clear_caches(self) -> None:
+        """Forget every document and plan (a retired Engine's planner, before it is freed)."""
+        self._documents.clear()
+        self._plans.clear()
 
     @staticmethod
     def _remember(cache: LRUCache, key, value, entries: int) -> None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 
 from graphql import VariableDefinitionNode, print_ast
 
-from ..supergraph import SupergraphModel
+from ..supergraph import SupergraphModel, named_type
 from ._operation import (
     INTROSPECTION_ROOT_FIELDS,
     NField,
@@ -37,7 +37,17 @@ from ._operation import (
     collect_fields,
     field_set_selections,
 )
-from ._plan import RESERVED_PREFIX, FetchNode, QueryPlan, Representation, SField, SSelection
+from ._plan import (
+    RESERVED_PREFIX,
+    FetchNode,
+    QueryPlan,
+    Representation,
+    RepresentationEntry,
+    RepresentationField,
+    RepresentationFragment,
+    SField,
+    SSelection,
+)
 
 _COMPOSITE_KINDS = ("OBJECT", "INTERFACE", "UNION")
 _DRY_RUN_BUDGET = 400
@@ -56,6 +66,16 @@ class _Infeasible(Exception):
     """A route cannot be taken (e.g. an entity key cannot be obtained)."""
 
 
+@dataclass(slots=True, eq=False)
+class _PendingRepresentation:
+    """What an entity fetch being planned sends for the objects of one type found in the data: the
+    lists grow (undoably) as jumps join the fetch; `_fetch_node` turns it into a Representation."""
+
+    typename: str  # the __typename sent (an interface for @interfaceObject)
+    key_fields: list[NSelection]
+    required_fields: list[NSelection]
+
+
 @dataclass(eq=False)
 class _Fetch:
     id: int
@@ -66,8 +86,8 @@ class _Fetch:
     stage: int
     selection: SSelection = field(default_factory=SSelection)
     depends_on: set[int] = field(default_factory=set)
-    # typename found in the data -> (typename sent, key fields, @requires fields)
-    representations: dict[str, tuple[str, list[NSelection], list[NSelection]]] = field(default_factory=dict)
+    # typename found in the data -> what is sent for such objects
+    representations: dict[str, _PendingRepresentation] = field(default_factory=dict)
 
 
 @dataclass(eq=False)
@@ -184,10 +204,6 @@ def _selection_weight(selections) -> int:
         else:
             total += _selection_weight(selection.selections)
     return total
-
-
-def _named(type_str: str) -> str:
-    return type_str.replace("[", "").replace("]", "").replace("!", "").strip()
 
 
 def _list_depth(type_str: str) -> int:
@@ -467,7 +483,7 @@ class QueryPlanner:
                     else:
                         provided_field = self._provided(at, sub_field.name)
                         provided = provided_field.selections if provided_field is not None else None
-                    child = _Position(None, None, (), _named(local_type), pos.subgraph, provided)
+                    child = _Position(None, None, (), named_type(local_type), pos.subgraph, provided)
                     count += self._coverage(child, sub_field.selections)
         return count
 
@@ -674,7 +690,7 @@ class QueryPlanner:
             self._add_typename(pos.selection)
             return None
         local_type, supergraph_type = self._field_type(pos.type_name, f.name, pos.subgraph)
-        named = _named(local_type)
+        named = named_type(local_type)
         facts = self.model.types.get(named)
         composite = facts is not None and facts.kind in _COMPOSITE_KINDS
         added = self._add_field(pos.selection, f, local_type, composite)
@@ -686,7 +702,7 @@ class QueryPlanner:
         else:
             provided_field = self._provided(pos, f.name)
             provided = provided_field.selections if provided_field is not None else None
-        if self.model.is_abstract(_named(supergraph_type)):
+        if self.model.is_abstract(named_type(supergraph_type)):
             self._add_typename(added.selection)
         child = _Position(
             pos.fetch,
@@ -877,10 +893,12 @@ class QueryPlanner:
                 representation = fetch.representations.get(pos.type_name)
                 if representation is None:
                     sent = route.representation_typename or route.target_type
-                    self._enter(fetch.representations, pos.type_name, (sent, list(key_fields), list(required_fields)))
+                    self._enter(
+                        fetch.representations, pos.type_name, _PendingRepresentation(sent, list(key_fields), list(required_fields))
+                    )
                 else:
-                    self._extend(representation[1], key_fields)
-                    self._extend(representation[2], required_fields)
+                    self._extend(representation.key_fields, key_fields)
+                    self._extend(representation.required_fields, required_fields)
                 return _Position(
                     fetch,
                     self._fragment(fetch.selection, route.target_type),  # type: ignore[arg-type]
@@ -917,7 +935,7 @@ class QueryPlanner:
                 return False
             if selection.selections:
                 local_type, _ = self._field_type(pos.type_name, selection.name, pos.subgraph)
-                child = replace(pos, type_name=_named(local_type), provided=None)
+                child = replace(pos, type_name=named_type(local_type), provided=None)
                 if not self._locally_available(child, selection.selections):
                     return False
         return True
@@ -993,10 +1011,10 @@ class QueryPlanner:
         )
         representations = {
             typename: Representation(
-                sent,
-                _representation_entries(self, key_fields, True) + _representation_entries(self, required_fields, False),
+                pending.typename,
+                _representation_entries(self, pending.key_fields, True) + _representation_entries(self, pending.required_fields, False),
             )
-            for typename, (sent, key_fields, required_fields) in fetch.representations.items()
+            for typename, pending in fetch.representations.items()
         }
         # An object whose concrete type became known later still uses its interface's shape.
         for typename, facts in self.model.types.items():
@@ -1020,11 +1038,10 @@ class QueryPlanner:
         )
 
 
-def _compatible(existing, added: tuple[NSelection, ...]) -> bool:
+def _compatible(existing: _PendingRepresentation | None, added: tuple[NSelection, ...]) -> bool:
     """Whether one representation can carry both: a field may appear once, with one alias."""
     if existing is None:
         return True
-    _, key_fields, required_fields = existing
 
     def keys_by_name(selections, into: dict[tuple, set[str]], prefix: tuple = ()) -> dict[tuple, set[str]]:
         for selection in selections:
@@ -1036,30 +1053,31 @@ def _compatible(existing, added: tuple[NSelection, ...]) -> bool:
                 keys_by_name(selection.selections, into, prefix)
         return into
 
-    merged = keys_by_name(added, keys_by_name(list(key_fields) + list(required_fields), {}))
+    merged = keys_by_name(added, keys_by_name(existing.key_fields + existing.required_fields, {}))
     return all(len(keys) == 1 for keys in merged.values())
 
 
-def _representation_entries(planner: QueryPlanner, selections, is_key: bool) -> tuple:
-    """Merge the key or @requires selections of a representation into entries (see RepEntry)."""
-    merged: dict[str, list] = {}
-    fragments: list[tuple] = []
+def _representation_entries(planner: QueryPlanner, selections, is_key: bool) -> tuple[RepresentationEntry, ...]:
+    """Merge the key or @requires selections of a representation into its entries: one per field
+    name (the selections below a field selected twice merged), then the fragments."""
+    merged: dict[str, tuple[str, list[NSelection], bool]] = {}  # name -> (source key, selections below, composite)
+    fragments: list[RepresentationEntry] = []
     for selection in selections:
         if isinstance(selection, NField):
             entry = merged.get(selection.name)
             if entry is None:
-                merged[selection.name] = [selection.key, list(selection.selections or ()), selection.selections is not None]
+                merged[selection.name] = (selection.key, list(selection.selections or ()), selection.selections is not None)
             else:
                 entry[1].extend(selection.selections or ())
         else:
             condition = selection.type_condition
             types = frozenset(planner.model.api_possible_types(condition) | {condition}) if condition else frozenset()
-            fragments.append(("fragment", types, _representation_entries(planner, selection.selections, is_key)))
-    entries = tuple(
-        ("field", name, key, _representation_entries(planner, subs, is_key) if composite else None, is_key)
-        for name, (key, subs, composite) in merged.items()
+            fragments.append(RepresentationFragment(types, _representation_entries(planner, selection.selections, is_key)))
+    fields = tuple(
+        RepresentationField(name, key, _representation_entries(planner, below, is_key) if composite else None, is_key)
+        for name, (key, below, composite) in merged.items()
     )
-    return entries + tuple(fragments)
+    return fields + tuple(fragments)
 
 
 def _alias_conflicts(selections: list[SSelection]) -> bool:

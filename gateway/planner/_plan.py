@@ -24,25 +24,46 @@ from ._operation import NSelection
 # are refused (Planner.prepare), and so are schema names with it, in any case (composition).
 RESERVED_PREFIX = "_cg_"
 
-# A representation shape: ("field", out_key, source_key, sub_entries | None, is_key) or
-# ("fragment", frozenset(type names), sub_entries). An object whose key field is null or
-# missing gets no representation. The representation of an object is built by
-# reading `source_key` from the merged data and writing it under `out_key` (the field's name):
-# key and @requires fields may carry an internal alias in the data, never in the representation.
-RepEntry = tuple
+@dataclass(frozen=True, slots=True)
+class RepresentationField:
+    """A key or `@requires` field of a representation: read `source_key` from the merged data and
+    write it under `name` (key and @requires fields may carry an internal alias in the data, never
+    in the representation). An object whose key field is null or missing gets no representation;
+    a null @requires field is sent as null."""
+
+    name: str  # the field's name, the key in the representation
+    source_key: str  # the response key the value sits under in the merged data
+    entries: tuple[RepresentationEntry, ...] | None  # what is sent of a composite value; None: a leaf
+    is_key: bool  # a key field (else a @requires field)
+
+
+@dataclass(frozen=True, slots=True)
+class RepresentationFragment:
+    """Fields sent only for an object whose `__typename` is one of `types` (a field set's inline
+    fragment on an abstract type)."""
+
+    types: frozenset[str]
+    entries: tuple[RepresentationEntry, ...]
+
+
+RepresentationEntry = RepresentationField | RepresentationFragment
 
 
 @dataclass(frozen=True, slots=True)
 class Representation:
+    """How an entity fetch turns an object of the merged data into a representation."""
+
     typename: str  # the __typename sent to the subgraph (an interface for @interfaceObject)
-    entries: tuple[RepEntry, ...]
+    entries: tuple[RepresentationEntry, ...]
 
     @property
-    def single_key(self) -> tuple[str, str] | None:
-        """(field name, source key) when the representation is one key field of a leaf type and
-        nothing else (`@key(fields: "id")`, the common case), else None."""
-        if len(self.entries) == 1 and self.entries[0][0] == "field" and self.entries[0][3] is None and self.entries[0][4]:
-            return self.entries[0][1], self.entries[0][2]
+    def single_key(self) -> RepresentationField | None:
+        """The one key field of a leaf type when the representation is that and nothing else
+        (`@key(fields: "id")`, the common case: the executor's fast path), else None."""
+        if len(self.entries) == 1:
+            entry = self.entries[0]
+            if isinstance(entry, RepresentationField) and entry.entries is None and entry.is_key:
+                return entry
         return None
 
 
@@ -244,8 +265,8 @@ class FetchNode:
     # Entity fetches only: representation shape by the __typename found in the data.
     representations: dict[str, Representation] | None = None
     representations_variable: str = "representations"
-    # the shapes that are one plain key field: __typename found in the data -> (name, source key)
-    single_keys: dict[str, tuple[str, str]] = field(init=False, default_factory=dict, compare=False)
+    # the shapes that are one plain key field: __typename found in the data -> that field
+    single_keys: dict[str, RepresentationField] = field(init=False, default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         for typename, shape in (self.representations or {}).items():

@@ -16,12 +16,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..supergraph import AggregateField, PersonalField, SupergraphModel
-from ..supergraph._model import STRATEGIES_BY_STRICTNESS, PrivacyView, fitting_strategies, stricter
+from ..supergraph import (
+    STRATEGIES,
+    AggregateField,
+    PersonalField,
+    PrivacyView,
+    SupergraphModel,
+    fitting_strategies,
+    stricter,
+)
 from ..taxonomy import category_covers, fides_categories
 
-STRATEGIES = ("null", "partial", "coarsen", "pseudonymise")
-__all__ = ["STRATEGIES", "STRATEGIES_BY_STRICTNESS", "AnnotationProblem", "PrivacySchema", "category_covers", "fides_categories"]
+__all__ = ["STRATEGIES", "AnnotationProblem", "PrivacySchema", "category_covers", "fides_categories"]
 
 
 @dataclass(frozen=True, slots=True)

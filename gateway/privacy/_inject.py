@@ -16,7 +16,7 @@ from __future__ import annotations
 from graphql import FieldNode
 
 from ..planner import RESERVED_PREFIX, NField, NFragment, NSelection, collect_fields
-from ..supergraph import SupergraphModel
+from ..supergraph import SupergraphModel, named_type
 from ._annotations import PrivacySchema
 
 SUBJECT_KEY = RESERVED_PREFIX + "subject"
@@ -38,10 +38,6 @@ def entity_key_fields(model: SupergraphModel, type_name: str) -> tuple[str, ...]
     return ()
 
 
-def _named(type_string: str) -> str:
-    return type_string.replace("[", "").replace("]", "").replace("!", "")
-
-
 def inject_privacy_fields(schema: PrivacySchema, selections: tuple[NSelection, ...], root_type: str) -> tuple[NSelection, ...]:
     return _rewrite(schema, selections, root_type)
 
@@ -51,7 +47,7 @@ def _field_type(schema: PrivacySchema, parent: str, name: str) -> str | None:
     if facts is None:
         return None
     field_facts = facts.fields.get(name)
-    return _named(field_facts.api_type) if field_facts is not None else None
+    return named_type(field_facts.api_type) if field_facts is not None else None
 
 
 def _rewrite(schema: PrivacySchema, selections: tuple[NSelection, ...], parent: str) -> tuple[NSelection, ...]:

@@ -26,10 +26,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ..composition._fieldsets import FieldSetProblem, walk
-from ..composition._subgraph import BUILT_IN_SCALARS, Subgraph, TypeDef, named_type
+from ..composition import BUILT_IN_SCALARS, FieldSetProblem, Subgraph, TypeDef, walk
 from ..executor import METADATA_HOSTS, refused
 from ..policy import RegistryPolicy
+from ..supergraph import named_type
 from ._manifest import origin
 
 # the address rules are the transport's too (checked again at each connection): one definition
@@ -160,7 +160,7 @@ def check_ownership(candidate: Registered, others: list[Registered], policy: Reg
                 for implementation in [type_def.name, *implementations]:
                     refuse("extend through @interfaceObject", implementation, field_def.name, owners_of(implementation, field_def.name))
             if field_def.provides is not None:
-                target = field_def.type.replace("[", "").replace("]", "").replace("!", "")
+                target = named_type(field_def.type)
                 try:
                     selected = walk(candidate.subgraph, target, field_def.provides)
                 except FieldSetProblem:

@@ -23,8 +23,7 @@ import multiprocessing.pool
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..composition import SdlLimits, SubgraphSource, compose
-from ..composition._subgraph import read_subgraph
+from ..composition import SdlLimits, SubgraphSource, compose, read_subgraph
 from ..policy import RegistryPolicy
 from ..supergraph import SupergraphError
 from ._checks import SchemaChange, schema_changes

@@ -24,7 +24,9 @@ from typing import Any
 import asyncpg
 import orjson
 
-from . import CHANGES_CHANNEL
+# the channel the store's triggers notify (gateway/store/__init__.py); here, where it is listened
+# to, so that the package can export the listener without importing itself
+CHANGES_CHANNEL = "citygate_changes"
 
 logger = logging.getLogger("citygate.replicas")
 

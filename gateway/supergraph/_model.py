@@ -118,8 +118,14 @@ def field_set_names(selections: tuple[SelectionNode, ...]) -> set[str]:
     return names
 
 
-# Masking strategies, the strictest first: where two annotations meet, the stricter one wins.
-STRATEGIES_BY_STRICTNESS = ("null", "pseudonymise", "coarsen", "partial")
+# The masking strategies (docs/policy.md), the strictest first: where two annotations of one value
+# meet, the stricter one wins. The one list of them: the policy's and the annotations' checks read it.
+STRATEGIES = ("null", "pseudonymise", "coarsen", "partial")
+
+
+def named_type(type_string: str) -> str:
+    """The named type of a printed type: "[User!]!" -> "User"."""
+    return type_string.replace("[", "").replace("]", "").replace("!", "").strip()
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,8 +157,8 @@ def stricter(first: PersonalField, second: PersonalField) -> PersonalField | Non
     if category is None:
         return None
     declared = [s for s in (first.strategy, second.strategy) if s is not None]
-    known = [s for s in declared if s in STRATEGIES_BY_STRICTNESS]
-    strategy = min(known, key=STRATEGIES_BY_STRICTNESS.index) if known else (declared[0] if declared else None)
+    known = [s for s in declared if s in STRATEGIES]
+    strategy = min(known, key=STRATEGIES.index) if known else (declared[0] if declared else None)
     return PersonalField(category, strategy, first.fits)
 
 

@@ -17,7 +17,16 @@ from pathlib import Path
 
 from graphql import OperationDefinitionNode, parse, print_ast
 
-from gateway.planner import AnswerSelection, NField, NFragment, NSelection, PlanningError, QueryPlan
+from gateway.planner import (
+    AnswerSelection,
+    NField,
+    NFragment,
+    NSelection,
+    PlanningError,
+    QueryPlan,
+    RepresentationField,
+    RepresentationFragment,
+)
 from gateway.planner._build import QueryPlanner
 from gateway.supergraph import SupergraphModel, load_supergraph
 
@@ -51,6 +60,11 @@ def selections_from_json(data: list | None) -> tuple[NSelection, ...] | None:
 
 
 def _jsonable(value):
+    # representation entries in the form the corpus was recorded in (tagged lists)
+    if isinstance(value, RepresentationField):
+        return ["field", value.name, value.source_key, _jsonable(value.entries), value.is_key]
+    if isinstance(value, RepresentationFragment):
+        return ["fragment", sorted(value.types), _jsonable(value.entries)]
     if isinstance(value, frozenset | set):
         return sorted(value)
     if isinstance(value, tuple | list):

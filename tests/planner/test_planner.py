@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.planner import DocumentError, NField, Planner, PlanningError
+from gateway.planner import DocumentError, NField, Planner, PlanningError, RepresentationField
 from gateway.supergraph import load_supergraph
 from tests.supergraphs import supergraph
 from tests.world.server import SUPERGRAPH_FILE
@@ -54,13 +54,13 @@ def test_requires_fields_are_fetched_first_and_sent_in_the_representation(planne
     assert shape(query_plan) == [("residents", False, "", ()), ("districts", True, "resident", (0,))]
     assert "districtCode" in query_plan.nodes[0].document  # inaccessible to clients, usable inside
     entries = query_plan.nodes[1].representations["Resident"].entries
-    assert [e[1] for e in entries] == ["id", "districtCode"]
+    assert [(e.name, e.is_key) for e in entries] == [("id", True), ("districtCode", False)]
 
 
 def test_a_key_field_the_client_uses_for_something_else_travels_under_the_gateways_own_alias(planner):
     query_plan = plan(planner, '{ resident(id: "r1") { id: email bookings { hours } } }')
     assert "_cg_1_id: id" in query_plan.nodes[0].document
-    assert query_plan.nodes[1].representations["Resident"].entries == (("field", "id", "_cg_1_id", None, True),)
+    assert query_plan.nodes[1].representations["Resident"].entries == (RepresentationField("id", "_cg_1_id", None, True),)
 
 
 def test_a_representation_reads_the_gateways_own_key_of_a_field_before_a_client_alias():
@@ -74,7 +74,7 @@ def test_a_representation_reads_the_gateways_own_key_of_a_field_before_a_client_
     planner = Planner(load_supergraph(SUPERGRAPH_FILE.read_text()), augment=select_subject)
     query_plan = plan(planner, '{ resident(id: "r1") { myid: id bookings { hours } } }')
     assert "myid: id" in query_plan.nodes[0].document and "_cg_subject: id" in query_plan.nodes[0].document
-    assert query_plan.nodes[1].representations["Resident"].entries == (("field", "id", "_cg_subject", None, True),)
+    assert query_plan.nodes[1].representations["Resident"].entries == (RepresentationField("id", "_cg_subject", None, True),)
 
 
 def test_provides_keeps_a_provided_field_local(planner):
