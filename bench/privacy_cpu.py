@@ -120,6 +120,7 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--only", choices=("on", "off"), help="measure one gateway only (under a profiler)")
     parser.add_argument("--no-gc", action="store_true", help="no garbage collection while measuring (steadier figures)")
+    parser.add_argument("--profile", type=Path, help="write cProfile statistics of the measured rounds to this file (pstats)")
     parser.add_argument(
         "--owners", choices=("one", "each"), default="one",
         help="one party owns the four subgraphs (default), or each is its own party: every flow between them decided and audited",
@@ -192,6 +193,12 @@ async def main() -> None:
         subgraphs.process.stop()  # every answer is in memory now
     per_request: dict[str, list[float]] = {label: [] for label in drivers}
     rates: dict[str, list[float]] = {label: [] for label in drivers}
+    profiler = None
+    if args.profile is not None:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     for round_index in range(args.rounds):
         for label, driver in drivers.items():
             if args.only is None or label.endswith(args.only):
@@ -203,6 +210,9 @@ async def main() -> None:
         rates["annotations on"].append(1 / drivers["annotations on"].wall)
         print(f"round {round_index + 1}: off {off * 1000:.3f} ms  on {on * 1000:.3f} ms  cost {1 - off / on:.1%}  "
               f"on {rates['annotations on'][-1]:.0f} req/s", flush=True)
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
     if args.only is None:
         off = statistics.median(per_request["annotations off"])
         on = statistics.median(per_request["annotations on"])

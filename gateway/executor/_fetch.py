@@ -13,16 +13,17 @@ and the fields it would have fetched stay null, listed in the gate's `withheld`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 import orjson
 
 from .. import telemetry
-from ..planner import FetchNode, QueryPlan, Representation
-from ..supergraph import SupergraphModel
-from ._merge import DISPUTED, keep_asked, merge
+from ..planner import FetchNode, QueryPlan, Representation, RepresentationEntry, RepresentationField
+from ..supergraph import SupergraphModel, named_type
+from ._merge import DISPUTED, AnswerCheck, merge
+from ._shape import GuardLookup
 
 
 class SubgraphUnavailable(Exception):
@@ -76,12 +77,12 @@ class FetchRunner:
         model: SupergraphModel,
         transport: SubgraphTransport,
         redact_errors: bool = False,
-        guarded: Callable[[str, str], tuple | None] | None = None,
+        guarded: GuardLookup | None = None,
     ) -> None:
         self.model = model
         self.transport = transport
-        # the privacy stage's lookup (type, field) -> ("personal", annotation, subject key, subject
-        # field, sources, ...): which values of a representation are personal
+        # the privacy stage's lookup (type, field) -> FieldGuard or None: which values of a
+        # representation are personal
         self.guarded = guarded
         # (type, field, recipient) -> what deciding a flow of its values needs, or None when there
         # is nothing to decide (not personal, or every source of it is the recipient itself)
@@ -96,37 +97,21 @@ class FetchRunner:
         nodes = plan.nodes
         if not nodes:
             return
-        if len(nodes) == 1:
-            await self._run_node(nodes[0], execution)
-            return
         order = plan.compiled.get("fetch_order")
         if order is None:
             order = plan.compiled["fetch_order"] = _FetchOrder(nodes)
+        if len(nodes) == 1:
+            await self._run_node(nodes[0], execution, order.checks[nodes[0].id])
+            return
         # Each node starts once every node it depends on is done (a mutation's fields are such a
         # chain). A node that makes one dependent ready runs it in its own task; only the others
         # get a task each: fewer tasks and no gather per node (a third of the fetch stage's asyncio
         # overhead on the benchmark's heavy query).
         waiting = dict(order.waiting)
         tasks: list[asyncio.Task] = []
-
-        async def chain(node: FetchNode) -> None:
-            while True:
-                await self._run_node(node, execution)
-                ready = None
-                for dependent in order.dependents[node.id]:
-                    waiting[dependent.id] -= 1
-                    if waiting[dependent.id] == 0:
-                        if ready is None:
-                            ready = dependent
-                        else:
-                            tasks.append(asyncio.ensure_future(chain(dependent)))
-                if ready is None:
-                    return
-                node = ready
-
         try:
-            tasks.extend(asyncio.ensure_future(chain(node)) for node in order.roots[1:])
-            await chain(order.roots[0])
+            tasks.extend(asyncio.ensure_future(self._chain(node, execution, order, waiting, tasks)) for node in order.roots[1:])
+            await self._chain(order.roots[0], execution, order, waiting, tasks)
             index = 0
             while index < len(tasks):  # tasks started while waiting are appended: awaited too
                 await tasks[index]
@@ -136,7 +121,28 @@ class FetchRunner:
                 task.cancel()  # cancelled or failed: nothing of this execution keeps running
             raise
 
-    async def _run_node(self, node: FetchNode, execution: Execution) -> None:
+    async def _chain(
+        self, node: FetchNode, execution: Execution, order: _FetchOrder, waiting: dict[int, int], tasks: list[asyncio.Task]
+    ) -> None:
+        """Run `node`, then the dependent it made ready, and so on; other dependents it made ready
+        get a task each (in `tasks`). A method, not a closure: a closure calling itself is a
+        reference cycle, which would keep each execution's fetched data until the collector runs."""
+        while True:
+            await self._run_node(node, execution, order.checks[node.id])
+            ready = None
+            for dependent in order.dependents[node.id]:
+                waiting[dependent.id] -= 1
+                if waiting[dependent.id] == 0:
+                    if ready is None:
+                        ready = dependent
+                    else:
+                        tasks.append(asyncio.ensure_future(self._chain(dependent, execution, order, waiting, tasks)))
+            if ready is None:
+                return
+            node = ready
+
+    async def _run_node(self, node: FetchNode, execution: Execution, check: AnswerCheck) -> None:
+        """`check`: `keep_asked` for the node's selection (kept with the plan)."""
         variables = {name: execution.variables[name] for name in node.variable_names if name in execution.variables}
         if node.representations is None:
             result = await self._send(node, variables, execution)
@@ -144,7 +150,7 @@ class FetchRunner:
                 return
             data = result.get("data")
             if isinstance(data, dict):
-                keep_asked(data, node.selection, None)
+                check(data, None)
                 merge(execution.data, data, self._interface_names)
             self._add_errors(node, result.get("errors"), execution, None)
             return
@@ -161,7 +167,7 @@ class FetchRunner:
             if shape is None:
                 continue
             single = single_keys.get(typename)  # type: ignore[arg-type]
-            value = obj.get(single[1]) if single is not None else None
+            value = obj.get(single.source_key) if single is not None else None
             if value.__class__ is str or value.__class__ is int:
                 # one plain key (`@key(fields: "id")`): its value is the representation's identity
                 identity: Any = (shape.typename, value)
@@ -174,7 +180,7 @@ class FetchRunner:
             index = seen.get(identity)
             if index is None:
                 if representation is None:
-                    representation = {"__typename": shape.typename, single[0]: value}  # type: ignore[index]
+                    representation = {"__typename": shape.typename, single.name: value}  # type: ignore[union-attr]
                 seen[identity] = len(representations)
                 representations.append(representation)
                 sent_types.append(shape.typename)
@@ -203,7 +209,7 @@ class FetchRunner:
                 if not isinstance(entity, dict):
                     continue
                 # the entity's fragments are picked by the type it was asked as, not by its answer
-                keep_asked(entity, node.selection, sent_types[index])
+                check(entity, sent_types[index])
                 for obj in targets[index]:
                     if obj.keys().isdisjoint(entity):
                         obj.update(entity)  # merge's common case, without a call per object
@@ -260,10 +266,9 @@ class FetchRunner:
         if info is False:
             found = self.guarded(type_name, field_name) if self.guarded is not None else None
             info = None
-            if found is not None and found[0] == "personal":
-                sources = found[4] if len(found) > 4 else frozenset()
-                if sources != frozenset((recipient,)):  # the recipient's own data, back to it: no flow
-                    info = (f"{type_name}.{field_name}", found[1].category, sources, found[2], found[3])
+            # the recipient's own data, back to it: no flow
+            if found is not None and found.kind == "personal" and found.sources != frozenset((recipient,)):
+                info = (f"{type_name}.{field_name}", found.annotation.category, found.sources, found.data_key, found.stand_in)
             self._flow_info[cache_key] = info
         return info  # type: ignore[return-value]
 
@@ -279,7 +284,7 @@ class FetchRunner:
             if value.__class__ is dict or value.__class__ is list:
                 facts = self.model.types.get(typename)
                 field_facts = facts.fields.get(name) if facts is not None else None
-                named = _named(field_facts.api_type) if field_facts is not None else ""
+                named = named_type(field_facts.api_type) if field_facts is not None else ""
                 for item in _dicts(value):
                     inner = item.get("__typename")
                     # a nested object's own subject is read from what was sent of it
@@ -364,21 +369,18 @@ class FetchRunner:
 
 
 class _FetchOrder:
-    """When each fetch node of a plan may start (kept with the plan)."""
+    """When each fetch node of a plan may start, and what of its answer may merge (kept with the plan)."""
 
-    __slots__ = ("dependents", "roots", "waiting")
+    __slots__ = ("checks", "dependents", "roots", "waiting")
 
     def __init__(self, nodes: list[FetchNode]) -> None:
         self.roots = [node for node in nodes if not node.depends_on]
         self.waiting = {node.id: len(set(node.depends_on)) for node in nodes}
         self.dependents: dict[int, list[FetchNode]] = {node.id: [] for node in nodes}
+        self.checks = {node.id: AnswerCheck(node.selection) for node in nodes}  # what may merge of each answer
         for node in nodes:
             for dependency in set(node.depends_on):
                 self.dependents[dependency].append(node)
-
-
-def _named(type_string: str) -> str:
-    return type_string.replace("[", "").replace("]", "").replace("!", "").strip()
 
 
 def _dicts(value: Any):
@@ -422,32 +424,32 @@ def _represent(obj: dict, shape: Representation) -> dict | None:
     return representation
 
 
-def _fill(source: dict, entries: tuple, target: dict) -> bool:
+def _fill(source: dict, entries: tuple[RepresentationEntry, ...], target: dict) -> bool:
+    """Write what `entries` send of `source` into `target`; False when a key field is missing or
+    null (the object gets no representation)."""
     for entry in entries:
-        if entry[0] == "field":
-            _, name, key, sub, is_key = entry
+        if isinstance(entry, RepresentationField):
+            key = entry.source_key
             if key not in source:
                 return False
             value = source[key]
             if value is None:
-                if is_key:
+                if entry.is_key:
                     return False
-                target[name] = None
-            elif sub is None:
-                target[name] = value
+                target[entry.name] = None
+            elif entry.entries is None:
+                target[entry.name] = value
             else:
-                projected = _project(value, sub)
-                if projected is None and is_key:
+                projected = _project(value, entry.entries)
+                if projected is None and entry.is_key:
                     return False
-                target[name] = projected
-        else:
-            _, types, sub = entry
-            if source.get("__typename") in types and not _fill(source, sub, target):
-                return False
+                target[entry.name] = projected
+        elif source.get("__typename") in entry.types and not _fill(source, entry.entries, target):
+            return False
     return True
 
 
-def _project(value: Any, entries: tuple) -> Any:
+def _project(value: Any, entries: tuple[RepresentationEntry, ...]) -> Any:
     if isinstance(value, list):
         return [_project(item, entries) for item in value]
     if not isinstance(value, dict):

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Literal, Protocol
 
 from graphql import (
     GraphQLEnumType,
@@ -70,64 +71,59 @@ class _FieldShape:
         self.weight = 1 + len(child.selections) if child is not None else 1  # units of work per list item
 
 
-# (type name, field name) -> ("personal" | "aggregate", annotation, data key, stand-in, sources,
-# by path[, entity keys]) or None; the stand-in is a field whose value is the subject too (the
-# type's subject field), or None; sources are the owners of the subgraphs that can resolve the
-# field (whose data its values are); by path: some legal basis covers the field only where its
-# object was reached through given fields (then each position gets its own FieldGuard, see
-# Shaper.field_guard); entity keys: where an aggregate's object has its entity's key
-# (FieldGuard.entity_keys)
-GuardLookup = Callable[[str, str], tuple | None]
-
-
+@dataclass(frozen=True, slots=True, eq=False)
 class FieldGuard:
-    """What guards one field of one type, shared by every position of a plan that selects it, so
-    a request decides a (field, subject) pair once, wherever the field appears."""
+    """What guards one field of one type: what the privacy stage's guard lookup (GuardLookup)
+    returns for it. The shaper shares one FieldGuard among every position of a plan that selects
+    the field, so a request decides a (field, subject) pair once, wherever the field appears.
+    Compared and hashed by identity: it keys the privacy stage's per-request verdicts."""
 
-    __slots__ = ("annotation", "by_path", "data_key", "entity_keys", "kind", "name", "parent", "sources", "stand_in", "via")
+    kind: Literal["personal", "aggregate"]
+    annotation: Any  # the field's PersonalField or AggregateField (gateway.supergraph)
+    data_key: str  # where the object's subject (or contributor count) is in the data
+    parent: str  # the type's name
+    name: str  # the field's name
+    # the subject field itself: where the client selects it under its own name, without arguments,
+    # its value is the subject and nothing is added to the subgraph requests for it (gateway.privacy's
+    # injection applies the same rule); None: the type has none
+    stand_in: str | None = None
+    sources: frozenset[str] = frozenset()  # the owners whose data the field's values are (legal bases name them)
+    # by_path: a legal basis covers the field only through given fields; then the shaper gives each
+    # way of reaching it a guard of its own (Shaper.field_guard): `via` holds the parent field's
+    # coordinates, on the parent's type and its interfaces; otherwise `via` is empty and the guard
+    # serves all positions
+    by_path: bool = False
+    via: frozenset[str] = frozenset()
+    # an aggregate's: where the object has its entity's key; the aggregate's subject is then
+    # (contributor count, the key's values), so that a question is told by its entity
+    entity_keys: tuple[str, ...] = ()
 
-    def __init__(
-        self, kind: str, annotation: Any, data_key: str, parent: str, name: str, stand_in: str | None = None,
-        sources: frozenset[str] = frozenset(), by_path: bool = False, via: frozenset[str] = frozenset(),
-        entity_keys: tuple[str, ...] = (),
-    ) -> None:
-        self.kind = kind  # "personal" | "aggregate"
-        self.annotation = annotation
-        self.data_key = data_key  # where the object's subject (or contributor count) is in the data
-        self.parent = parent
-        self.name = name
-        # the subject field itself: where the client selects it under its own name, without
-        # arguments, its value is the subject and nothing is added to the subgraph requests for it
-        # (gateway.privacy's injection applies the same rule)
-        self.stand_in = stand_in
-        self.sources = sources  # the owners whose data the field's values are (legal bases name them)
-        # by_path: a legal basis covers the field only through given fields; then this guard serves
-        # the positions reached through `via` (the parent field's coordinates, on the parent's type
-        # and its interfaces) and only those; otherwise `via` is empty and the guard serves all
-        self.by_path = by_path
-        self.via = via
-        # an aggregate's: where the object has its entity's key; the aggregate's subject is then
-        # (contributor count, the key's values), so that a question is told by its entity
-        self.entity_keys = entity_keys
+
+# (type name, field name) -> the field's FieldGuard, or None when nothing guards it (the privacy
+# stage's lookup: gateway.engine.Engine._guarded)
+GuardLookup = Callable[[str, str], FieldGuard | None]
 
 
 class PrivacyDecisions(Protocol):
     """Decides each personal or aggregate value while the response is shaped (gateway.privacy).
 
-    `place` gets the field's FieldGuard, the object's subject (or contributor count; None when
-    unusable), the value, and where it sits (parent path node, response key); it returns what
-    goes in the response: the value, a masked value or null.
+    The shaper asks before it places each guarded value, and reads one thing of the decider's
+    state: `placed_whole`, the fast path. An object whose (position and runtime type, subject) is
+    in it has every guarded field placed as it is, so it is shaped as if nothing in it were
+    guarded, by the position's compiled code: one look-up per object instead of one call per
+    value (thousands of values of a few subjects in a typical answer). Every other guarded value
+    goes through `place`, and `object_placed` after its object, which may add the pair.
     """
 
-    # (field guard, subject) -> verdict; a verdict whose first item is PLACE means "the value goes in
-    # as it is", so the shaper places it without a call
-    verdicts: dict[tuple, list]
-    # (type fields, subject) pairs whose every guarded field goes in as it is, met in this response:
-    # objects of that subject at that position are shaped as if nothing were guarded (the common
-    # case: thousands of values, one look-up per object)
-    seen: dict[tuple, Any]
+    # (type fields, subject) -> anything (the decider's own record of what it disclosed): the
+    # pairs met in this response whose every guarded field goes in as it is
+    placed_whole: Mapping[tuple, Any]
 
-    def place(self, field_guard: FieldGuard, subject: Any, value: Any, node: tuple | None, key: str) -> Any: ...
+    def place(self, field_guard: FieldGuard, subject: Any, value: Any, node: tuple | None, key: str) -> Any:
+        """What goes in the response for `value` of `field_guard`'s field, of `subject` (the
+        object's subject or contributor count; None when unusable; SUBJECT_CONFLICT when
+        disputed), placed at (parent path node, response key): the value, a masked value or null."""
+        ...
 
     def withholds(self, field_guard: FieldGuard, subject: Any) -> bool:
         """Whether a guarded object field's value is withheld whole (masked to null): asked before
@@ -137,16 +133,13 @@ class PrivacyDecisions(Protocol):
 
     def known_object(self, object_key: tuple) -> bool:
         """Whether earlier requests found every guarded field of (type fields, subject) placed as
-        it is (then it is in `seen` from now on)."""
+        it is (then it is in `placed_whole` from now on)."""
         ...
 
     def object_placed(self, object_key: tuple, guards: tuple[FieldGuard, ...]) -> None:
-        """Called after an object whose fields went through `place`: remembers the pair when every
-        one of them went in as it is."""
+        """Called after an object whose fields went through `place`: remembers the pair in
+        `placed_whole` when every one of them went in as it is."""
         ...
-
-
-PLACE = 0
 
 
 class _TypeFields:
@@ -211,11 +204,7 @@ class Shaper:
             return None
         cache_key: tuple = (typename, name)
         if cache_key not in self._guards:
-            found = self.guarded(typename, name)
-            self._guards[cache_key] = (
-                FieldGuard(found[0], found[1], found[2], typename, name, found[3], *found[4:6], entity_keys=found[6] if len(found) > 6 else ())
-                if found is not None else None
-            )
+            self._guards[cache_key] = self.guarded(typename, name)
         guard = self._guards[cache_key]
         if guard is None or not guard.by_path or not via:
             return guard  # the common case: one guard for every position of the field
@@ -224,9 +213,7 @@ class Shaper:
         cache_key = (typename, name, via)
         scoped = self._guards.get(cache_key)
         if scoped is None:
-            scoped = self._guards[cache_key] = FieldGuard(
-                guard.kind, guard.annotation, guard.data_key, typename, name, guard.stand_in, guard.sources, True, via, guard.entity_keys
-            )
+            scoped = self._guards[cache_key] = replace(guard, via=via)
         return scoped
 
     def compile_fields(self, shape: _ObjectShape, typename: str) -> _TypeFields:
@@ -373,7 +360,7 @@ class _Walk:
             subject = obj.get(type_fields.subject_key)
             if subject.__class__ is str or subject.__class__ is int:
                 object_key = (type_fields, subject)
-                if object_key in privacy.seen or privacy.known_object(object_key):
+                if object_key in privacy.placed_whole or privacy.known_object(object_key):
                     # every guarded field goes in as it is for this subject here
                     if type_fields.placed is not None:
                         return type_fields.placed(obj, node, self)
@@ -428,10 +415,6 @@ class _Walk:
                 subject = SUBJECT_CONFLICT if type_disputed or isinstance(subject, DISPUTED) else None
             elif guard.entity_keys and subject.__class__ is int:
                 subject = (subject, _entity(obj, guard.entity_keys))
-            verdict = privacy.verdicts.get((guard, subject))
-            if verdict is not None and verdict[0] == PLACE:
-                out[key] = value
-                continue
             out[key] = privacy.place(guard, subject, value, node, key)
         if object_key is not None:
             privacy.object_placed(object_key, type_fields.guards)  # type: ignore[union-attr]

@@ -26,13 +26,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any
 
 from cachetools import LRUCache
 
 from .. import telemetry
 from ..consent import AuditLog, Disclosure, Ledger, LedgerUnavailable
-from ..executor import PLACE, SUBJECT_CONFLICT, ExecutionResult, FieldGuard, path_of
+from ..executor import SUBJECT_CONFLICT, ExecutionResult, FieldGuard, path_of
 from ..identity import Requester
 from ..policy import Policy
 from ._masking import mask, recipient_key
@@ -198,30 +199,63 @@ def _extension(decisions: RequestDecisions) -> dict[str, Any] | None:
 _VERDICT_TABLE_LIMIT = 5_000  # pairs kept per requester: started afresh beyond
 
 
+class Action(IntEnum):
+    """What a (field, subject) pair's values get, decided once per request."""
+
+    PLACE = 0  # as they are, nothing to record
+    PLACE_AUDITED = 1  # as they are, a disclosure to audit: recorded once, then PLACE for the response
+    MASK = 2  # masked with the verdict's strategy (listed as withheld)
+    BELOW_K = 3  # an aggregate of fewer contributors than k: null (listed as withheld)
+    UNDECIDED = 4  # null until the ledger is read (RequestDecisions.missing), then shaped again
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A (field, subject) pair's verdict. What else it carries depends on its action."""
+
+    action: Action
+    # PLACE_AUDITED (and the PLACE it becomes): what the audit log records; UNDECIDED: `subject` only
+    subject: str | None = None
+    coordinate: str | None = None  # "Type.field"
+    basis: str | None = None  # "policy:<rule>", "consent:<id>"
+    valid_until: float | None = None  # when the consent allowing it expires (POSIX time), if it does
+    # MASK
+    category: str | None = None
+    reason: str | None = None
+    strategy: str | None = None
+
+
+_PLACED = Verdict(Action.PLACE)
+_BELOW_K = Verdict(Action.BELOW_K)
+
+
+@dataclass(frozen=True, slots=True)
+class _WholeObject:
+    """Objects of a (type fields, subject) pair whose every guarded field goes in as it is."""
+
+    disclosure: tuple[str, frozenset[str], frozenset[str]] | None  # (subject, "Type.field"s, bases); None: nothing to audit
+    valid_until: float | None  # the earliest expiry of the consents it rests on
+
+
 class _VerdictTable:
     """One requester's verdicts on one ledger generation, kept across its requests."""
 
     __slots__ = ("fields", "objects")
 
     def __init__(self) -> None:
-        # (field guard, subject) -> (verdict, valid until or None)
-        self.fields: dict[tuple, tuple] = {}
-        # (type fields, subject) -> (what placing such an object discloses, valid until or None),
-        # for the pairs whose every guarded field goes in as it is; the disclosure is
-        # (subject, fields, bases), or None when nothing needs auditing (the subject themself)
-        self.objects: dict[tuple, tuple] = {}
-
-# What a (field, subject) pair gets, decided once per request: verdict[0] is one of these.
-_PLACE = PLACE  # as it is (the shaper does this one itself)
-_PLACE_AUDITED, _MASK, _BELOW_K, _UNDECIDED = range(1, 5)
+        # (field guard, subject) -> its verdict, good until the verdict's `valid_until`
+        self.fields: dict[tuple[FieldGuard, Any], Verdict] = {}
+        # (type fields, subject) -> what placing such an object discloses, for the pairs whose
+        # every guarded field goes in as it is
+        self.objects: dict[tuple, _WholeObject] = {}
 
 
 class RequestDecisions:
     """One request's decisions, made while the shaper walks the response (no I/O: see settle)."""
 
     __slots__ = (
-        "consents", "decided", "disclosures", "final", "generation", "guard", "missing", "mode", "now", "objects", "requester",
-        "seen", "table", "verdicts", "withheld",
+        "consents", "decided", "disclosures", "final", "generation", "guard", "missing", "mode", "now", "objects", "placed_whole",
+        "requester", "table", "verdicts", "withheld",
     )
 
     def __init__(
@@ -243,8 +277,9 @@ class RequestDecisions:
         self.mode = mode  # _LEDGER_DOWN: everything withheld; _AUDIT_DOWN: audited disclosures withheld
         self.final = final  # no second chance: a subject still unknown to the ledger is withheld
         self.decided: dict[tuple, _Decision | None] = {}  # (subject, category, sources, via) -> decision
-        self.verdicts: dict[tuple, list] = {}  # (field guard, subject) -> [action, ...]
-        self.seen: dict[tuple, tuple | None] = {}  # (type fields, subject) -> its disclosure (PrivacyDecisions.seen)
+        self.verdicts: dict[tuple[FieldGuard, Any], Verdict] = {}  # this response's, made here or taken from the table
+        # (type fields, subject) -> its disclosure or None: the shaper's fast path (PrivacyDecisions.placed_whole)
+        self.placed_whole: dict[tuple, tuple | None] = {}
         self.withheld: list[dict[str, Any]] = []
         self.disclosures: dict[str, Disclosure] = {}
         self.missing: set[str] = set()
@@ -252,73 +287,76 @@ class RequestDecisions:
         # verdicts made for this requester by earlier requests on the same ledger generation; none
         # when the ledger or the audit log is down (those verdicts are this request's alone)
         self.table = guard.verdict_table(requester, self.generation) if mode is None else None
-        self.objects: dict[tuple, tuple] = self.table.objects if self.table is not None else {}
+        self.objects: dict[tuple, _WholeObject] = self.table.objects if self.table is not None else {}
 
     def place(self, field_guard: FieldGuard, subject: Any, value: Any, node: tuple | None, key: str) -> Any:
         if field_guard.kind == "aggregate" and self.guard.policy.open_data is not None:
             return release_aggregate(self, field_guard, subject, value, node, key)  # differential privacy (_noise.py)
-        entry = self.verdicts.get((field_guard, subject))
-        if entry is None:
-            entry = self.verdicts[(field_guard, subject)] = self._entry(field_guard, subject)
-        action = entry[0]
-        if action == _PLACE:
+        verdict = self.verdicts.get((field_guard, subject))
+        if verdict is None:
+            verdict = self.verdicts[(field_guard, subject)] = self._verdict(field_guard, subject)
+        action = verdict.action
+        if action is Action.PLACE:
             return value
-        if action == _PLACE_AUDITED:
-            # audited even when null: the requester learns that the subject has no such value
-            entry[0] = _PLACE  # disclosed once: the field's other values of this subject go in as they are
-            disclosure = self.disclosures.get(entry[1])
+        if action is Action.PLACE_AUDITED:
+            # audited even when null: the requester learns that the subject has no such value.
+            # Disclosed once: the field's other values of this subject go in as they are
+            self.verdicts[(field_guard, subject)] = Verdict(Action.PLACE, verdict.subject, verdict.coordinate, verdict.basis, verdict.valid_until)
+            subject_id: str = verdict.subject  # type: ignore[assignment]
+            disclosure = self.disclosures.get(subject_id)
             if disclosure is None:
-                disclosure = self.disclosures[entry[1]] = Disclosure(entry[1])
-            disclosure.fields.add(entry[2])
-            disclosure.basis.add(entry[3])
+                disclosure = self.disclosures[subject_id] = Disclosure(subject_id)
+            disclosure.fields.add(verdict.coordinate)
+            disclosure.basis.add(verdict.basis)
             return value
-        if action == _MASK:
+        if action is Action.MASK:
             if value is None:
                 return None  # nothing to withhold, nothing listed
-            self.withheld.append({"path": path_of((node, key)), "category": entry[1], "reason": entry[2], "strategy": entry[3]})
-            return mask(value, entry[3], entry[1], self.guard._key(self.requester.recipient))
-        if action == _BELOW_K:
+            self.withheld.append({"path": path_of((node, key)), "category": verdict.category, "reason": verdict.reason, "strategy": verdict.strategy})
+            return mask(value, verdict.strategy, verdict.category, self.guard._key(self.requester.recipient))
+        if action is Action.BELOW_K:
             self.withheld.append({"path": path_of((node, key)), "category": "aggregate", "reason": "below-k", "strategy": "null"})
             return None
-        self.missing.add(entry[1])  # _UNDECIDED: settled after the ledger is read
+        self.missing.add(verdict.subject)  # type: ignore[arg-type]  # UNDECIDED: settled after the ledger is read
         return None
 
     def withholds(self, field_guard: FieldGuard, subject: Any) -> bool:
         """Whether the value of a guarded object field is withheld whole, before the object is
         shaped (PrivacyDecisions.withholds): masked with anything but coarsen (which keeps a
         point's coordinates), below k, or undecided yet. Nothing inside it is then decided."""
-        entry = self.verdicts.get((field_guard, subject))
-        if entry is None:
-            entry = self.verdicts[(field_guard, subject)] = self._entry(field_guard, subject)
-        return entry[0] == _UNDECIDED or entry[0] == _BELOW_K or (entry[0] == _MASK and entry[3] != "coarsen")
+        verdict = self.verdicts.get((field_guard, subject))
+        if verdict is None:
+            verdict = self.verdicts[(field_guard, subject)] = self._verdict(field_guard, subject)
+        action = verdict.action
+        return action is Action.UNDECIDED or action is Action.BELOW_K or (action is Action.MASK and verdict.strategy != "coarsen")
 
     def known_object(self, object_key: tuple) -> bool:
         known = self.objects.get(object_key)
-        if known is None or (known[1] is not None and known[1] <= self.now):
+        if known is None or (known.valid_until is not None and known.valid_until <= self.now):
             return False
-        self.seen[object_key] = known[0]
+        self.placed_whole[object_key] = known.disclosure
         return True
 
     def object_placed(self, object_key: tuple, guards: tuple[FieldGuard, ...]) -> None:
         subject = object_key[1]
         fields, bases, valid_until = [], [], None
         for field_guard in guards:
-            entry = self.verdicts.get((field_guard, subject))
-            if entry is None or entry[0] != _PLACE:
+            verdict = self.verdicts.get((field_guard, subject))
+            if verdict is None or verdict.action is not Action.PLACE:
                 return  # masked, withheld or undecided: each value of it goes through `place`
-            if len(entry) > 1:  # audited: [action, subject, "Type.field", basis, valid until]
-                fields.append(entry[2])
-                bases.append(entry[3])
-                if entry[4] is not None:
-                    valid_until = entry[4] if valid_until is None else min(valid_until, entry[4])
+            if verdict.coordinate is not None:  # audited
+                fields.append(verdict.coordinate)
+                bases.append(verdict.basis)
+                if verdict.valid_until is not None:
+                    valid_until = verdict.valid_until if valid_until is None else min(valid_until, verdict.valid_until)
         disclosure = (str(subject), frozenset(fields), frozenset(bases)) if fields else None
-        self.objects[object_key] = (disclosure, valid_until)
-        self.seen[object_key] = disclosure
+        self.objects[object_key] = _WholeObject(disclosure, valid_until)
+        self.placed_whole[object_key] = disclosure
 
     def audited(self) -> list[Disclosure]:
         """What this response discloses to anyone but the subject, one Disclosure per subject."""
         disclosures = self.disclosures
-        for disclosure in self.seen.values():
+        for disclosure in self.placed_whole.values():
             if disclosure is not None:
                 subject, fields, bases = disclosure
                 found = disclosures.get(subject)
@@ -328,39 +366,38 @@ class RequestDecisions:
                 found.basis.update(bases)
         return list(disclosures.values())
 
-    def _entry(self, field_guard: FieldGuard, subject: Any) -> list:
+    def _verdict(self, field_guard: FieldGuard, subject: Any) -> Verdict:
         table = self.table
         if table is not None:
             known = table.fields.get((field_guard, subject))
-            if known is not None and (known[1] is None or known[1] > self.now):
-                return list(known[0])
+            if known is not None and (known.valid_until is None or known.valid_until > self.now):
+                return known
         kind, annotation = field_guard.kind, field_guard.annotation
-        valid_until = None
         keep = True
         if kind == "aggregate":
             minimum = max(self.guard.policy.k, annotation.min_contributors or 0)
-            entry = [_PLACE] if isinstance(subject, int) and subject >= minimum else [_BELOW_K]
+            verdict = _PLACED if isinstance(subject, int) and subject >= minimum else _BELOW_K
         else:
             category = annotation.category
             decision = self._decision(subject, field_guard)
             if decision is None:
-                return [_UNDECIDED, str(subject)]  # never kept: the next request may know more
+                return Verdict(Action.UNDECIDED, str(subject))  # never kept: the next request may know more
             if decision.allowed and decision.basis == "self":
-                entry = [_PLACE]
+                verdict = _PLACED
             elif decision.allowed and self.mode is not _AUDIT_DOWN:
-                valid_until = decision.valid_until
-                # [action, subject, "Type.field", basis, valid until]
-                entry = [_PLACE_AUDITED, str(subject), f"{field_guard.parent}.{field_guard.name}", decision.basis, valid_until]
+                verdict = Verdict(
+                    Action.PLACE_AUDITED, str(subject), f"{field_guard.parent}.{field_guard.name}", decision.basis, decision.valid_until
+                )
             else:
                 keep = decision is not _LEDGER_DOWN
                 if decision.allowed:
                     decision = _AUDIT_DOWN
                 # a category rule the field's type cannot take masks with null (annotation.fits)
                 strategy = self.guard.policy.strategy_for(category, annotation.strategy, annotation.fits)
-                entry = [_MASK, category, decision.reason, strategy]
+                verdict = Verdict(Action.MASK, category=category, reason=decision.reason, strategy=strategy)
         if table is not None and keep:
-            table.fields[(field_guard, subject)] = (tuple(entry), valid_until)
-        return entry
+            table.fields[(field_guard, subject)] = verdict
+        return verdict
 
     def _decision(self, subject: Any, field_guard: FieldGuard) -> _Decision | None:
         category = field_guard.annotation.category

@@ -163,3 +163,78 @@ def test_a_later_answer_naming_another_concrete_type_is_disputed():
     assert type(tree["__typename"]) is str
     merge(tree, {"__typename": "Garage"}, frozenset({"Place"}))
     assert isinstance(tree["__typename"], DisputedStr) and tree["__typename"] == "Garage"
+
+
+def typed(value):
+    """`value` with every text and number's class beside it: a disputed value differs from a plain one."""
+    if isinstance(value, dict):
+        return {key: typed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [typed(item) for item in value]
+    return (value.__class__.__name__, value)
+
+
+ALSO = {
+    "aliases the planner adds and a field asked twice": '{ resident(id: "r1") { id: email who: name name bookings { hours } } }',
+    "fragments on a union with aliases": "{ feed { ... on Job { t: title postedBy { id n: name } } ... on Announcement { text } } }",
+}
+
+
+@pytest.mark.parametrize("case", [*QUERIES, *ALSO])
+async def test_the_compiled_answer_check_keeps_exactly_what_keep_asked_keeps(case, tampered_engine, tampered_world):
+    """AnswerCheck (code generated per selection) against keep_asked (the walk it replaces), on
+    the real plans' real answers with keys planted at every depth."""
+    from copy import deepcopy
+
+    from gateway.executor._merge import AnswerCheck, keep_asked
+
+    query = QUERIES.get(case) or ALSO[case]
+    variables = {"on": True} if "$on" in query else {}
+    plan = tampered_engine.planner.plan(tampered_engine.planner.prepare(query, None), variables)
+    await merged_tree(tampered_engine, query, variables)
+    compared = 0
+    for node in plan.nodes:
+        tampering = tampered_world.tampering[node.subgraph]
+        exchanges = [(q, a) for q, a in zip(tampering.requests, tampering.answers, strict=True) if q.get("query") == node.document]
+        assert exchanges, f"no answer recorded for node {node.id}"
+        for request, answer in exchanges:
+            if node.representations is None:
+                pairs = [(answer["data"], None)]
+            else:
+                sent = request["variables"][node.representations_variable]
+                pairs = [(entity, sent[i]["__typename"]) for i, entity in enumerate(answer["data"]["_entities"]) if isinstance(entity, dict)]
+            for obj, typename in pairs:
+                walked, compiled = deepcopy(obj), deepcopy(obj)
+                keep_asked(walked, node.selection, typename)
+                AnswerCheck(node.selection)(compiled, typename)
+                assert typed(compiled) == typed(walked)
+                assert "planted" not in json.dumps(compiled)
+                compared += 1
+    assert compared >= len(plan.nodes)
+
+
+def test_the_compiled_answer_check_undoes_the_planners_aliases_as_keep_asked_does():
+    from copy import deepcopy
+
+    from gateway.executor._merge import AnswerCheck, keep_asked
+    from gateway.planner import Planner
+    from gateway.supergraph import load_supergraph
+    from tests.planner.test_planner import CONFLICTING_TYPES
+
+    planner = Planner(load_supergraph(CONFLICTING_TYPES))
+    plan = planner.plan(planner.prepare("{ accounts { ... on User { id } ... on Admin { id } } }", None), {})
+    accounts = plan.nodes[0].selection.view(None).nested[0][1]  # fragments on a union: a view per type
+    answers = [
+        {"__typename": "User", "_cg_id_1": "u1", "id": "planted", "extra": {"_cg_subject": "r9"}},
+        {"__typename": "Admin", "id": "a1", "_cg_id_1": "planted"},
+        {"_cg_id_1": "u2", "id": "a2"},  # no __typename: every fragment's keys, no rename known
+    ]
+    for answer in answers:
+        for typename in (None, "User", "Admin"):
+            walked, compiled = deepcopy(answer), deepcopy(answer)
+            keep_asked(walked, accounts, typename)
+            AnswerCheck(accounts)(compiled, typename)
+            assert typed(compiled) == typed(walked)
+    user = deepcopy(answers[0])
+    AnswerCheck(accounts)(user, None)
+    assert user == {"__typename": "User", "id": "u1"}
