@@ -17,6 +17,8 @@ client, no legal basis, every personal value masked with null). See docs/policy.
         rate_limit: 50                      # optional: requests per second (else the server's default)
         max_in_flight: 8                    # optional: requests at once (else the server's default)
         max_cost: 20000                     # optional: estimated cost of one operation (else the server's max_cost)
+        persisted_documents: safelist       # optional: only its trusted documents run (default allow)
+    persisted_documents: {public: allow}    # the public's mode (allow | safelist)
     legal_bases:
       - name: public-task-street-issue-reporters
         basis: public_task
@@ -67,13 +69,15 @@ from typing import Any
 
 import yaml
 
-from .supergraph import AggregateField, PersonalField, PrivacyAnnotations
+from .supergraph import STRATEGIES, AggregateField, PersonalField, PrivacyAnnotations
 from .taxonomy import category_covers
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _COORDINATE = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*\.[_A-Za-z][_0-9A-Za-z]*$")  # Type.field
-_STRATEGIES = ("null", "partial", "coarsen", "pseudonymise")
 _BASES = ("public_task", "legal_obligation", "vital_interests", "contract", "legitimate_interests")
+# what a requester may send (gateway/persisted.py): any document (allow), or only the trusted
+# documents pushed for it (safelist)
+PERSISTED_DOCUMENT_MODES = ("allow", "safelist")
 
 
 class PolicyError(Exception):
@@ -124,6 +128,7 @@ class Client:
     # the partner (connector owner) operating this client: a resident's consent to the client is
     # consent to that organisation, so it also covers flows to the partner's subgraphs
     partner: str | None = None
+    persisted_documents: str = "allow"  # allow | safelist (PERSISTED_DOCUMENT_MODES)
 
 
 @dataclass(frozen=True)
@@ -225,6 +230,11 @@ class Policy:
     issuers: tuple[Issuer, ...] = ()
     privacy: PrivacyAnnotations = field(default_factory=PrivacyAnnotations)
     registry: RegistryPolicy = field(default_factory=RegistryPolicy)
+    public_persisted_documents: str = "allow"  # the public requester's mode (PERSISTED_DOCUMENT_MODES)
+
+    def persisted_documents_mode(self, client: Client | None) -> str:
+        """What documents a requester may send: its client's mode, or the public's."""
+        return client.persisted_documents if client is not None else self.public_persisted_documents
 
     def strategy_for(self, category: str, declared: str | None, fits: frozenset[str] | None = None) -> str:
         """The field's own strategy, else the most specific category rule, else the default. A
@@ -280,7 +290,8 @@ def parse_policy(data: Any, base: Path | None = None) -> Policy:
     top = reader.mapping(data, "the policy")
     reader.known_keys(
         top,
-        {"version", "controller", "purposes", "clients", "legal_bases", "masking", "aggregates", "open_data", "audit", "identity", "privacy", "registry"},
+        {"version", "controller", "purposes", "clients", "legal_bases", "masking", "aggregates", "open_data", "audit", "identity", "privacy", "registry",
+         "persisted_documents"},
         "the policy",
     )
     categories = fides_categories()
@@ -309,10 +320,13 @@ def parse_policy(data: Any, base: Path | None = None) -> Policy:
         if not isinstance(client_id, str) or not _NAME.match(client_id):
             reader.problem(f"{where}: the id must be lowercase letters, digits and dashes")
             continue
+        if client_id == "public":  # the public requester's name (usage, trusted documents, metrics)
+            reader.problem(f"{where}: 'public' names the public requester (no credentials); give the client another id")
+            continue
         details = reader.mapping(details, where)
         reader.known_keys(
             details, {"name", "description", "purposes", "roles", "api_key_sha256", "api_key_env", "collects_consent", "rate_limit", "max_in_flight", "max_cost",
-                      "partner"}, where
+                      "partner", "persisted_documents"}, where
         )
         rate_limit, max_in_flight = details.get("rate_limit"), details.get("max_in_flight")
         if rate_limit is not None and (not isinstance(rate_limit, int | float) or isinstance(rate_limit, bool) or rate_limit < 0):
@@ -351,6 +365,7 @@ def parse_policy(data: Any, base: Path | None = None) -> Policy:
             rate_limit=rate_limit,
             max_in_flight=max_in_flight,
             max_cost=max_cost,
+            persisted_documents=_persisted_documents_mode(details.get("persisted_documents"), f"{where}.persisted_documents", reader),
         )
 
     legal_bases = []
@@ -390,13 +405,13 @@ def parse_policy(data: Any, base: Path | None = None) -> Policy:
 
     masking_data = reader.mapping(top.get("masking"), "masking")
     default = masking_data.get("default") or "null"
-    if default not in _STRATEGIES:
-        reader.problem(f"masking.default must be one of {', '.join(_STRATEGIES)}")
+    if default not in STRATEGIES:
+        reader.problem(f"masking.default must be one of {', '.join(STRATEGIES)}")
     masking = {}
     for key, strategy in reader.mapping(masking_data.get("categories"), "masking.categories").items():
         category(str(key), "masking.categories")
-        if strategy not in _STRATEGIES:
-            reader.problem(f"masking.categories.{key}: {strategy!r} is not one of {', '.join(_STRATEGIES)}")
+        if strategy not in STRATEGIES:
+            reader.problem(f"masking.categories.{key}: {strategy!r} is not one of {', '.join(STRATEGIES)}")
         masking[str(key)] = str(strategy)
 
     k = reader.mapping(top.get("aggregates"), "aggregates").get("k", 10)
@@ -476,6 +491,9 @@ def parse_policy(data: Any, base: Path | None = None) -> Policy:
             continue
         agreements.append(Agreement(owner, grants, tuple(fields)))
     registry_limits = _registry_limits(registry_data, reader)
+    persisted_data = reader.mapping(top.get("persisted_documents"), "persisted_documents")
+    reader.known_keys(persisted_data, {"public"}, "persisted_documents")
+    public_mode = _persisted_documents_mode(persisted_data.get("public"), "persisted_documents.public", reader)
 
     if reader.problems:
         raise PolicyError(reader.problems)
@@ -493,7 +511,17 @@ def parse_policy(data: Any, base: Path | None = None) -> Policy:
         issuers=tuple(issuers),
         privacy=privacy,
         registry=RegistryPolicy(tuple(networks), tuple(agreements), **registry_limits),
+        public_persisted_documents=public_mode,
     )
+
+
+def _persisted_documents_mode(value: Any, where: str, reader: _Reader) -> str:
+    if value is None:
+        return "allow"
+    if value not in PERSISTED_DOCUMENT_MODES:
+        reader.problem(f"{where} must be one of {', '.join(PERSISTED_DOCUMENT_MODES)}")
+        return "safelist"  # never read: the policy is refused
+    return str(value)
 
 
 _REGISTRY_LIMITS: dict[str, tuple[type, float, float]] = {  # key: (type, lowest, highest)

@@ -13,6 +13,7 @@ a test checks that it does.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +24,7 @@ from pydantic.fields import FieldInfo
 
 from .http_limits import HttpLimits
 from .planner import DocumentLimits
+from .store import StoreTimeouts
 
 # what a browser may send cross-origin without a preflight (the Fetch standard's CORS-safelisted
 # content types): a GraphQL request with one of these, or none, must prove it is not a form
@@ -101,7 +103,21 @@ class LimitSettings(_Section):
 
 
 class RedisSettings(_Section):
-    url: str | None = setting(None, "CITYGATE_REDIS_URL", "Share rate limits between replicas through Redis (redis://host:6379/0).", flag="--redis-url")
+    url: str | None = setting(
+        None, "CITYGATE_REDIS_URL", "Share rate limits between replicas through Redis (redis://host:6379/0); trusted documents are cached there too.",
+        flag="--redis-url",
+    )
+
+
+class PersistedDocumentsSettings(_Section):
+    """Persisted documents (gateway/persisted.py): APQ, and the trusted documents' caches."""
+
+    apq: bool = setting(True, "CITYGATE_APQ", "Automatic persisted queries (Apollo's APQ): a document's SHA-256 instead of its text, once the gateway has it.")
+    apq_cache_bytes: int = setting(
+        16 * 1024 * 1024, "CITYGATE_APQ_CACHE_BYTES", "Memory APQ documents may take per process (least recently used dropped first).", ge=0
+    )
+    cache_entries: int = setting(10_000, "CITYGATE_PERSISTED_DOCUMENTS_CACHE_ENTRIES", "Trusted documents kept in memory per process.", ge=0)
+    redis_ttl: int = setting(86_400, "CITYGATE_PERSISTED_DOCUMENTS_REDIS_TTL", "Seconds a trusted document stays cached in Redis (with redis.url).", ge=1)
 
 
 class CorsSettings(_Section):
@@ -177,6 +193,7 @@ class Settings(_Section):
     store: StoreSettings = Field(default_factory=StoreSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
+    persisted_documents: PersistedDocumentsSettings = Field(default_factory=PersistedDocumentsSettings)
     cors: CorsSettings = Field(default_factory=CorsSettings)
     csrf: CsrfSettings = Field(default_factory=CsrfSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
@@ -194,6 +211,9 @@ class Settings(_Section):
                 "process (store.url is a SQLite file)"
             )
         return self
+
+    def store_timeouts(self) -> StoreTimeouts:
+        return StoreTimeouts(connect=self.store.connect_timeout, statement=self.store.statement_timeout)
 
     def http_limits(self) -> HttpLimits:
         limits = self.limits.model_dump()
@@ -236,6 +256,13 @@ def env_name(info: FieldInfo) -> str | None:
 def flag_name(info: FieldInfo) -> str | None:
     extra = info.json_schema_extra
     return extra.get("flag") if isinstance(extra, dict) else None  # type: ignore[return-value]
+
+
+def settings_from_environment(environ: Mapping[str, str] | None = None) -> Settings:
+    """The defaults, then the CITYGATE_* variables of `environ` (this process's by default): what a
+    gateway built without a settings file or options runs with (tests, `citygate demo`). The one
+    place, with load_settings, where the server's settings are read from the environment."""
+    return load_settings(None, os.environ if environ is None else environ)
 
 
 def load_settings(

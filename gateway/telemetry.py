@@ -27,7 +27,6 @@ import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -53,6 +52,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from .settings import Settings, TelemetrySettings
+
 GRAPHQL_PATH = "/graphql"
 OTHER = "(other)"  # any label value past a label's cap
 UNIDENTIFIED = "(unidentified)"  # a request answered before its requester was known
@@ -72,38 +73,14 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 _COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
 
 
-@dataclass(frozen=True)
-class TelemetrySettings:
-    """The `telemetry` section of the server settings (gateway/settings.py holds the real model;
-    any object with these attributes will do)."""
-
-    metrics: bool = True
-    metrics_path: str = "/metrics"
-    metrics_token: str | None = None  # set: /metrics answers only `Authorization: Bearer <token>`
-    otlp_endpoint: str | None = None  # OTLP over HTTP; a base URL gets /v1/traces appended
-    service_name: str = "citygate"
-    # the share of requests traced (0 to 1); None: OpenTelemetry's OTEL_TRACES_SAMPLER(_ARG), else all
-    traces_sample_ratio: float | None = None
-
-
-def _section(settings: Any) -> TelemetrySettings:
-    """The telemetry section of `settings` (the whole settings, the section itself, or None)."""
-    section = getattr(settings, "telemetry", settings)
-    if section is None:
+def _section(settings: Settings | TelemetrySettings | None) -> TelemetrySettings:
+    """The telemetry section (gateway/settings.py, its one definition) of `settings`: the whole
+    settings, the section itself, or None (the defaults)."""
+    if settings is None:
         return TelemetrySettings()
-    if isinstance(section, TelemetrySettings):
-        return section
-    token = getattr(section, "metrics_token", None)
-    if token is not None and hasattr(token, "get_secret_value"):  # a pydantic SecretStr
-        token = token.get_secret_value()
-    return TelemetrySettings(
-        metrics=bool(getattr(section, "metrics", True)),
-        metrics_path=str(getattr(section, "metrics_path", "/metrics") or "/metrics"),
-        metrics_token=token or None,
-        otlp_endpoint=getattr(section, "otlp_endpoint", None) or None,
-        service_name=str(getattr(section, "service_name", "citygate") or "citygate"),
-        traces_sample_ratio=getattr(section, "traces_sample_ratio", None),
-    )
+    if isinstance(settings, TelemetrySettings):
+        return settings
+    return settings.telemetry
 
 
 class _BoundedLabel:
@@ -143,7 +120,7 @@ _request: ContextVar[_RequestRecord | None] = ContextVar("citygate_telemetry_req
 
 # cache lookups (hits, misses), counted whether or not metrics are served: plain integers, read at
 # each scrape (monotonic across Telemetry instances and Engines)
-_cache_counts: dict[str, list[int]] = {"document": [0, 0], "plan": [0, 0], "consent": [0, 0]}
+_cache_counts: dict[str, list[int]] = {"document": [0, 0], "plan": [0, 0], "consent": [0, 0], "apq": [0, 0], "trusted_document": [0, 0]}
 
 
 class _CacheCollector:
@@ -238,7 +215,7 @@ _COUNTING = {"document": _counting("document"), "plan": _counting("plan")}
 class Telemetry:
     """The metrics registry and the tracer of one gateway process, built from its settings."""
 
-    def __init__(self, settings: Any = None, *, span_exporter: Any = None) -> None:
+    def __init__(self, settings: Settings | TelemetrySettings | None = None, *, span_exporter: Any = None) -> None:
         self.settings = _section(settings)
         self.metrics = self.settings.metrics
         disable_created_metrics()  # no `_created` series beside each counter: half the scrape, nothing lost
@@ -317,8 +294,8 @@ class Telemetry:
         span.end(end_time=ended + self._epoch_offset)
 
     def metrics_response(self, request: Request) -> Response:
-        token = self.settings.metrics_token
-        if token is not None:
+        token = self.settings.metrics_token.get_secret_value() if self.settings.metrics_token is not None else ""
+        if token:
             given = request.headers.get("authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
                 body = {"errors": [{"message": "the metrics need the operator's bearer token", "extensions": {"code": "UNAUTHENTICATED"}}]}
@@ -385,7 +362,7 @@ def install(telemetry: Telemetry | None) -> None:
         previous.close()
 
 
-def configure(settings: Any) -> Telemetry | None:
+def configure(settings: Settings | TelemetrySettings | None) -> Telemetry | None:
     """The installed Telemetry for `settings`: the one already installed if built from equal
     settings (routes() and middleware() share it), else a new one."""
     section = _section(settings)
@@ -402,7 +379,7 @@ def shutdown() -> None:
 # -- what the HTTP app mounts --------------------------------------------------------------------
 
 
-def routes(settings: Any) -> list[Route]:
+def routes(settings: Settings | TelemetrySettings | None) -> list[Route]:
     """`/metrics` (settings.telemetry.metrics_path) when metrics are on; else none."""
     telemetry = configure(settings)
     if telemetry is None or not telemetry.metrics:
@@ -415,7 +392,7 @@ def routes(settings: Any) -> list[Route]:
     return [Route(telemetry.settings.metrics_path, metrics, methods=["GET"])]
 
 
-def middleware(settings: Any) -> list[Middleware]:
+def middleware(settings: Settings | TelemetrySettings | None) -> list[Middleware]:
     """Counts and traces every request to /graphql; none when telemetry is off."""
     telemetry = configure(settings)
     return [Middleware(TelemetryMiddleware, telemetry=telemetry)] if telemetry is not None else []
@@ -618,6 +595,13 @@ def consent_cache(hit: bool) -> None:
     """The consent ledger's cache held a subject's consents (hit) or the store must be read (miss)."""
     if _current is not None:
         _cache_counts["consent"][0 if hit else 1] += 1
+
+
+def cache_lookup(cache: str, hit: bool) -> None:
+    """A lookup in the persisted documents' caches (gateway/persisted.py): "apq" (a hash sent
+    alone) or "trusted_document" (this process's memory; a miss asks Redis or the store)."""
+    if _current is not None:
+        _cache_counts[cache][0 if hit else 1] += 1
 
 
 def watch_planner(planner: Any) -> None:

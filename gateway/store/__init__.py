@@ -5,7 +5,8 @@ This module only reads and writes rows; it decides nothing. Tables: partners and
 hashes, registered connectors and the upstream secrets their owners stored with them, the
 consent ledger's events, the audit log and its chain head, a few settings (the
 pseudonymisation key), and recorded usage (counts of operations per client and day, and the schema
-coordinates each operation selects: never a document's text or a variable). The ledger and the audit log are append-only: triggers refuse UPDATE and
+coordinates each operation selects: never a document's text or a variable), and the trusted
+documents operators pushed per client (gateway/persisted.py; queries in `_documents.py`). The ledger and the audit log are append-only: triggers refuse UPDATE and
 DELETE on both databases. New tables appear in an existing database at start (`create_all` adds
 what is missing, on SQLite and PostgreSQL alike); a new column would need a migration.
 
@@ -45,6 +46,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -61,6 +63,9 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from ._changes import CHANGES_CHANNEL
+from ._changes import ChangeListener as ChangeListener  # for the application (replicas)
+from ._changes import Rerun as Rerun
 from ._sqlite_audit import SQLiteAuditWriter, link
 
 metadata = MetaData()
@@ -183,9 +188,23 @@ open_data_releases = Table(
     Column("released_at", DateTime(timezone=True), nullable=False),
 )
 
+# trusted documents (gateway/persisted.py): what an operator pushed for a client from its
+# manifest, by the manifest's id and by the SHA-256 of the text; a (client, id) never changes text
+persisted_documents = Table(
+    "persisted_documents",
+    metadata,
+    Column("client", String(100), primary_key=True),  # a policy client's id, or "public"
+    Column("id", String(200), primary_key=True),
+    Column("sha256", String(64), nullable=False),  # of the body, hex
+    Column("name", String(200)),
+    Column("type", String(20)),  # query | mutation | subscription, as the manifest says
+    Column("body", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("persisted_documents_by_text", "client", "sha256"),
+)
+
 GENESIS_HASH = "0" * 64
 _APPEND_ONLY = ("consent_events", "audit_log")
-CHANGES_CHANNEL = "citygate_changes"
 # transaction-scoped advisory locks (PostgreSQL): arbitrary constants, Citygate's own
 _CREATE_LOCK = 0x43_47_00_01  # replicas starting at once create tables and triggers one after the other
 _CONSENT_APPEND_LOCK = 0x43_47_00_02  # consent events commit in the order of their seq
@@ -255,28 +274,6 @@ class StoreTimeouts:
     def server_statement_timeout(self) -> str:
         """PostgreSQL's own `statement_timeout` setting for `statement` (milliseconds, at least 1)."""
         return str(max(1, round(self.statement * 1000)))
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, *, connect: float | None = None, statement: float | None = None) -> StoreTimeouts:
-        """Given values, else CITYGATE_STORE_CONNECT_TIMEOUT / CITYGATE_STORE_STATEMENT_TIMEOUT, else the defaults."""
-        environ = os.environ if environ is None else environ
-
-        def seconds(given: float | None, variable: str, default: float) -> float:
-            if given is None:
-                raw = environ.get(variable)
-                try:
-                    given = float(raw) if raw else default
-                except ValueError:
-                    raise ValueError(f"{variable} must be a number of seconds, not {raw!r}") from None
-            if given <= 0:
-                raise ValueError(f"{variable} must be more than 0 seconds")
-            return given
-
-        defaults = cls()
-        return cls(
-            seconds(connect, "CITYGATE_STORE_CONNECT_TIMEOUT", defaults.connect),
-            seconds(statement, "CITYGATE_STORE_STATEMENT_TIMEOUT", defaults.statement),
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -706,3 +703,13 @@ class Store:
         async with self.engine.connect() as connection:
             seq, head = (await connection.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1))).one()
         return seq, head
+
+
+# The trusted documents' queries, for the gateway and the CLI (they need Store, defined above).
+from ._documents import DocumentConflict as DocumentConflict  # noqa: E402
+from ._documents import StoredDocument as StoredDocument  # noqa: E402
+from ._documents import TrustedDocument as TrustedDocument  # noqa: E402
+from ._documents import document_by_id as document_by_id  # noqa: E402
+from ._documents import document_by_text_hash as document_by_text_hash  # noqa: E402
+from ._documents import documents_of as documents_of  # noqa: E402
+from ._documents import put_documents as put_documents  # noqa: E402
