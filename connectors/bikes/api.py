@@ -12,6 +12,8 @@ Routes (JSON, snake_case as such APIs are):
 - GET /stations/{id}
 - GET /residents/{id}/rentals - a resident's rentals, newest first
 - GET /openapi.json - this API's OpenAPI document (what `citygate connector import-openapi` reads)
+- POST /erasure - the city forwards a resident's erasure request: their rentals are deleted
+  (the manifest's `erasure` endpoint; not in the OpenAPI document, it is no part of the graph)
 """
 
 from __future__ import annotations
@@ -100,6 +102,25 @@ async def rentals(request: Request) -> JSONResponse:
     return JSONResponse(sorted(found, key=lambda r: r["started_at"], reverse=True))
 
 
+async def _erasure_subject(request: Request) -> str | None:
+    """The resident an erasure request (from the city's gateway) names, or None for a bad request."""
+    try:
+        body = await request.json()
+    except ValueError:
+        return None
+    subject = body.get("residentId") if isinstance(body, dict) else None
+    return subject if isinstance(subject, str) and subject else None
+
+
+async def erasure(request: Request) -> JSONResponse:
+    subject = await _erasure_subject(request)
+    if subject is None:
+        return JSONResponse({"error": "send {\"residentId\": ...}"}, status_code=400)
+    for rental_id in [i for i, r in DATA["rentals"].items() if r["resident_id"] == subject]:
+        del DATA["rentals"][rental_id]
+    return JSONResponse({"status": "done"})
+
+
 def _openapi_document() -> dict:
     station = {
         "type": "object",
@@ -172,5 +193,6 @@ app = Starlette(
         Route("/stations", stations),
         Route("/stations/{id}", station),
         Route("/residents/{id}/rentals", rentals),
+        Route("/erasure", erasure, methods=["POST"]),
     ]
 )

@@ -65,7 +65,7 @@ def _booked_seats() -> dict[str, int]:
     return booked
 
 
-BOOKED = _booked_seats()  # per dinner, once: the data does not change while the demo runs
+BOOKED = _booked_seats()  # per dinner, once: the data changes only on an erasure request (recounted then)
 
 
 def _dinner(dinner_id: str) -> dict:
@@ -143,6 +143,32 @@ async def reservations(request: Request) -> JSONResponse:
     if len(wanted) > MAX_IDS:
         return _refused(f"at most {MAX_IDS} ids")
     return JSONResponse([_reservation(i) for i in dict.fromkeys(wanted) if i in DATA["reservations"]])
+
+
+async def _erasure_subject(request: Request) -> str | None:
+    """The resident an erasure request (from the city's gateway) names, or None for a bad request."""
+    try:
+        body = await request.json()
+    except ValueError:
+        return None
+    subject = body.get("residentId") if isinstance(body, dict) else None
+    return subject if isinstance(subject, str) and subject else None
+
+
+async def erasure(request: Request) -> JSONResponse:
+    """A resident's erasure request, from the city: their reservations and the dinners they host
+    (with the seats booked on them) are deleted."""
+    subject = await _erasure_subject(request)
+    if subject is None:
+        return _refused("send {\"residentId\": ...}")
+    hosted = {i for i, d in DATA["dinners"].items() if d["host"] == subject}
+    for reservation_id in [i for i, r in DATA["reservations"].items() if r["guest"] == subject or r["dinner"] in hosted]:
+        del DATA["reservations"][reservation_id]
+    for dinner_id in hosted:
+        del DATA["dinners"][dinner_id]
+    BOOKED.clear()
+    BOOKED.update(_booked_seats())
+    return JSONResponse({"status": "done"})
 
 
 def _openapi_document() -> dict:
@@ -250,5 +276,6 @@ app = Starlette(
         Route("/residents/{resident_id}/dinners", hosted_dinners),
         Route("/residents/{resident_id}/reservations", resident_reservations),
         Route("/reservations", reservations),
+        Route("/erasure", erasure, methods=["POST"]),  # the manifest's erasure endpoint, not in the OpenAPI document
     ]
 )

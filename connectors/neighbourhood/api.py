@@ -129,6 +129,33 @@ async def ratings(request: Request) -> JSONResponse:
     ])
 
 
+async def _erasure_subject(request: Request) -> str | None:
+    """The resident an erasure request (from the city's gateway) names, or None for a bad request."""
+    try:
+        body = await request.json()
+    except ValueError:
+        return None
+    subject = body.get("residentId") if isinstance(body, dict) else None
+    return subject if isinstance(subject, str) and subject else None
+
+
+async def erasure(request: Request) -> JSONResponse:
+    """A resident's erasure request, from the city: the jobs they posted and every rating given to
+    them or by them are deleted; a job they took is open again, without its taker."""
+    subject = await _erasure_subject(request)
+    if subject is None:
+        return _refused("send {\"residentId\": ...}")
+    posted = {i for i, j in DATA["jobs"].items() if j["poster"] == subject}
+    for rating_id in [i for i, r in DATA["ratings"].items() if subject in (r["ratee"], r["rater"]) or r["job"] in posted]:
+        del DATA["ratings"][rating_id]
+    for job_id in posted:
+        del DATA["jobs"][job_id]
+    for job in DATA["jobs"].values():
+        if job["taker"] == subject:
+            job.update(taker=None, status="OPEN")
+    return JSONResponse({"status": "done"})
+
+
 def _openapi_document() -> dict:
     def ref(name: str) -> dict:
         return {"$ref": f"#/components/schemas/{name}"}
@@ -252,5 +279,6 @@ app = Starlette(
         Route("/residents/{resident_id}/posted-jobs", posted_jobs),
         Route("/residents/{resident_id}/taken-jobs", taken_jobs),
         Route("/residents/{resident_id}/ratings", ratings),
+        Route("/erasure", erasure, methods=["POST"]),  # the manifest's erasure endpoint, not in the OpenAPI document
     ]
 )

@@ -7,6 +7,8 @@ import string
 from enum import Enum
 
 import strawberry
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 
 from gateway.sdk import privacy
 
@@ -170,6 +172,24 @@ class Query:
     def spots(self, district: str | None = None, free_only: bool = False, first: int = 50) -> list[Spot]:
         ids = [i for i, s in DATA["spots"].items() if (district is None or s["district"] == district) and (s["free"] or not free_only)]
         return [Spot.of(i) for i in ids[: max(0, min(first, 200))]]
+
+
+async def erasure(request: Request) -> JSONResponse:
+    """A resident's erasure request, from the city (the manifest's `erasure` endpoint, served next
+    to the subgraph by `citygate demo`): their vehicles and bookings are deleted."""
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    subject = body.get("residentId") if isinstance(body, dict) else None
+    if not isinstance(subject, str) or not subject:
+        return JSONResponse({"error": "send {\"residentId\": ...}"}, status_code=400)
+    vehicles = {i for i, v in DATA["vehicles"].items() if v["owner"] == subject}
+    for booking_id in [i for i, b in DATA["bookings"].items() if b["resident"] == subject or b["vehicle"] in vehicles]:
+        del DATA["bookings"][booking_id]
+    for vehicle_id in vehicles:
+        del DATA["vehicles"][vehicle_id]
+    return JSONResponse({"status": "done"})
 
 
 schema = strawberry.federation.Schema(query=Query, types=[District, Resident, Booking, Vehicle], federation_version="2.5")

@@ -2,7 +2,10 @@
 
 from ._audit import AuditLog, Disclosure, Verification, entry_hash
 from ._control_plane import CONTROL_PLANE, control_plane_schema
+from ._erasure import ErasureSettings, ErasureStore
 from ._ledger import ConsentError, ConsentRecord, Ledger, LedgerUnavailable
+from ._receipts import RecordSigner, signed_audit_head
+from ._rights import ResidentRights
 
 __all__ = [
     "CONTROL_PLANE",
@@ -10,9 +13,14 @@ __all__ = [
     "ConsentError",
     "ConsentRecord",
     "Disclosure",
+    "ErasureSettings",
+    "ErasureStore",
     "Ledger",
     "LedgerUnavailable",
+    "RecordSigner",
+    "ResidentRights",
     "Verification",
     "control_plane_schema",
     "entry_hash",
+    "signed_audit_head",
 ]

@@ -22,6 +22,7 @@ from ..policy import Policy
 from ._audit import AuditLog
 from ._ledger import ConsentError, ConsentRecord, Ledger
 from ._receipts import iso_27560_record, signed_receipt
+from ._rights import ResidentRights, RightsError
 
 CONTROL_PLANE = "citygate"
 logger = logging.getLogger("citygate.consent")
@@ -45,7 +46,14 @@ def _resident(info: Info) -> tuple[Requester, str]:
     return requester, requester.resident
 
 
-def control_plane_schema(ledger: Ledger, audit: AuditLog, policy: Policy) -> strawberry.federation.Schema:
+def control_plane_schema(ledger: Ledger, audit: AuditLog, policy: Policy, rights: ResidentRights | None = None) -> strawberry.federation.Schema:
+    def rights_or_refuse() -> ResidentRights:
+        if rights is None:
+            raise GraphQLError("residents' rights are not served by this gateway", extensions={"code": "NOT_SUPPORTED"})
+        return rights
+
+    audited = audit if policy.audit_enabled else None
+
     async def sign(record: ConsentRecord) -> str:
         try:
             _, jws = await signed_receipt(ledger.signer, record, ledger.receipt(record), policy)
@@ -119,6 +127,36 @@ def control_plane_schema(ledger: Ledger, audit: AuditLog, policy: Policy) -> str
         fields: list[str]
         basis: list[str]
 
+    @strawberry.type(description="Where one connector stands with an erasure request.")
+    class ErasureDelivery:
+        connector: str
+        owner: str
+        status: str = strawberry.field(description="pending, done, failed or not-supported (the connector declares no erasure endpoint).")
+        reason: str | None = strawberry.field(description="Why it failed or is not supported: a stable code of the gateway's, never the partner's words.")
+        attempts: int
+        updated_at: str
+
+    @strawberry.type(description="An erasure request (GDPR art. 17), forwarded to every connector holding residents' data.")
+    class ErasureRequest:
+        id: strawberry.ID
+        requested_at: str
+        via: str
+        deliveries: list[ErasureDelivery]
+
+        @classmethod
+        def of(cls, request) -> "ErasureRequest":
+            return cls(
+                id=strawberry.ID(request.id),
+                requested_at=_iso(request.requested_at) or "",
+                via=request.via,
+                deliveries=[
+                    ErasureDelivery(
+                        connector=d.connector, owner=d.owner, status=d.status, reason=d.reason, attempts=d.attempts, updated_at=_iso(d.updated_at) or ""
+                    )
+                    for d in request.deliveries
+                ],
+            )
+
     @strawberry.type
     class Purpose:
         id: strawberry.ID
@@ -147,6 +185,25 @@ def control_plane_schema(ledger: Ledger, audit: AuditLog, policy: Policy) -> str
                 Disclosure(at=e["at"], request_id=e["request_id"], recipient=e["recipient"], purpose=e["purpose"], fields=e["fields"], basis=e["basis"])
                 for e in entries
             ]
+
+        @strawberry.field(
+            description="Everything the city's graph holds about you, from every connector, as one JSON document (format citygate-export/1; "
+            "docs/privacy.md, \"Residents' rights\"). Each export is recorded in the audit log."
+        )
+        async def export(self, info: Info) -> JSON:
+            requester = _requester(info)
+            try:
+                return await rights_or_refuse().export(requester, audited)
+            except RightsError as error:
+                raise GraphQLError(error.message, extensions={"code": error.code}) from None
+
+        @strawberry.field(description="Your erasure requests, newest first, with each connector's status.")
+        async def erasure_requests(self, limit: int = 20) -> list[ErasureRequest]:
+            try:
+                found = await rights_or_refuse().requests(str(self.resident_id), max(1, min(limit, 100)))
+            except RightsError as error:
+                raise GraphQLError(error.message, extensions={"code": error.code}) from None
+            return [ErasureRequest.of(r) for r in found]
 
     @strawberry.type
     class Query:
@@ -197,5 +254,17 @@ def control_plane_schema(ledger: Ledger, audit: AuditLog, policy: Policy) -> str
             except ConsentError as error:
                 raise GraphQLError(error.message, extensions={"code": error.code}) from None
             return Consent.of(record)
+
+        @strawberry.mutation(
+            description="Ask every connector holding your data to erase it (GDPR art. 17): recorded at once, forwarded in the background; "
+            "follow it in me { erasureRequests }."
+        )
+        async def request_erasure(self, info: Info) -> ErasureRequest:
+            requester, _ = _resident(info)
+            try:
+                request = await rights_or_refuse().request_erasure(requester, audited)
+            except RightsError as error:
+                raise GraphQLError(error.message, extensions={"code": error.code}) from None
+            return ErasureRequest.of(request)
 
     return strawberry.federation.Schema(query=Query, mutation=Mutation, federation_version="2.5")

@@ -122,6 +122,8 @@ class Manifest:
     folder: Path | None = None  # python: where the file lives
     provenance: Provenance = "admin"  # only "folder" reads the gateway's environment
     secrets: Secrets = field(default_factory=Secrets, repr=False, compare=False)  # never in to_dict()
+    # where residents' erasure requests go (docs/partners.md, "Erasure requests"): on the url's origin
+    erasure: ErasureEndpoint | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """What is stored and listed: the templates, never a secret's value."""
@@ -132,7 +134,18 @@ class Manifest:
             data["headers"] = dict(self.headers)
         if self.schema:
             data["schema"] = self.schema
+        if self.erasure is not None:
+            data["erasure"] = {"url": self.erasure.url, "method": self.erasure.method}
         return data
+
+    def resolved_erasure_url(self) -> str | None:
+        """The erasure endpoint's URL, `${NAME}` read as the url's are (the operator's folder only)."""
+        if self.erasure is None:
+            return None
+        problems: list[tuple[str, str]] = []
+        url = self._environment(self.erasure.url, "the erasure url", problems)
+        _raise(problems)
+        return url
 
     def secret_references(self) -> set[str]:
         """The names of the secrets the header values use."""
@@ -197,6 +210,55 @@ class Manifest:
             return os.environ[match[1]]
 
         return _ENV.sub(value, text)
+
+
+@dataclass(frozen=True)
+class ErasureEndpoint:
+    """A connector's endpoint for residents' erasure requests: `url` (as written, a template for
+    the operator's folder) on the origin of the connector's url, so that the connector's headers,
+    its secrets included, go to its own origin only; `method` POST, PUT or DELETE."""
+
+    url: str
+    method: str = "POST"
+
+
+ERASURE_METHODS = ("POST", "PUT", "DELETE")
+
+
+def _parse_erasure(raw: Any, url: Any, kind: str, provenance: Provenance, problems: list[str]) -> ErasureEndpoint | None:
+    if raw is None:
+        return None
+    if kind not in HTTP_KINDS:
+        problems.append("erasure is for subgraph and rest connectors (an in-process connector is the operator's own code)")
+        return None
+    if not isinstance(raw, dict) or set(raw) - {"url", "method"} or not isinstance(raw.get("url"), str):
+        problems.append("erasure must be {url: ..., method: POST|PUT|DELETE}")
+        return None
+    method = raw.get("method", "POST")
+    if not isinstance(method, str) or method.upper() not in ERASURE_METHODS:
+        problems.append("erasure.method must be POST, PUT or DELETE")
+        return None
+    endpoint = ErasureEndpoint(raw["url"], method.upper())
+    if provenance != "folder" and isinstance(url, str) and "${" not in url and "${" not in endpoint.url:
+        problem = erasure_origin_problem(endpoint.url, url)
+        if problem is not None:
+            problems.append(problem)
+    return endpoint
+
+
+def erasure_origin_problem(erasure_url: str, url: str) -> str | None:
+    """Why an erasure URL is refused next to the connector's `url`, or None: http(s), no
+    credentials, and on the url's origin (scheme, host, port), where the connector's headers go."""
+    try:
+        parts = urlsplit(erasure_url)
+    except ValueError:
+        return "erasure.url is not a valid URL"
+    if parts.username or parts.password:
+        return "erasure.url may not carry credentials: the connector's headers are sent with it"
+    own = origin(url)
+    if origin(erasure_url) is None or own is None or origin(erasure_url) != own:
+        return "erasure.url must be an http(s) URL on the origin (scheme, host and port) of the connector's url"
+    return None
 
 
 def _raise(problems: list[tuple[str, str]]) -> None:
@@ -298,7 +360,7 @@ def parse_manifest(
     if not isinstance(data, dict):
         raise ManifestError(["the manifest must be a mapping"])
     refused = _variable_references(data) if provenance == "admin" else []
-    known = {"name", "owner", "kind", "url", "timeout", "headers", "sdl", "sdl_file", "schema", "secrets"}
+    known = {"name", "owner", "kind", "url", "timeout", "headers", "sdl", "sdl_file", "schema", "secrets", "erasure"}
     for unknown in sorted(set(data) - known, key=str):
         problems.append(f"unknown manifest key {unknown!r}" if "${" not in str(unknown) else "unknown manifest key")
     name = data.get("name")
@@ -350,6 +412,7 @@ def parse_manifest(
             problems.append("a python connector needs schema: file.py:attribute")
         if folder is None:
             problems.append("a python connector needs its folder")
+    erasure = _parse_erasure(data.get("erasure"), url, kind, provenance, problems)
     if refused or problems:
         raise ManifestError(refused + problems, [SECRET_REFERENCE_REFUSED] * len(refused) + [INVALID_MANIFEST] * len(problems))
     return Manifest(
@@ -364,6 +427,7 @@ def parse_manifest(
         folder=folder,
         provenance=provenance,
         secrets=Secrets(sent_secrets if provenance == "admin" else secrets),
+        erasure=erasure,
     )
 
 

@@ -1,7 +1,8 @@
 """The residents' privacy centre (/privacy) in headless Chromium, against `citygate demo` as a real
 process: a demo resident signs in, grants Parkr a consent, Parkr (its own client, over HTTP from
 the test) reads the resident's e-mail, the disclosure shows on the page, the signed receipt
-downloads and verifies against the published JWKS, the resident withdraws and Parkr sees it masked."""
+downloads and verifies against the published JWKS, the resident withdraws and Parkr sees it masked,
+downloads the export of their data and requests erasure (each connector's status on the page)."""
 
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ def test_a_resident_grants_sees_the_disclosure_and_withdraws_in_the_browser(demo
             assert page.inner_text("#resident-id") == RESIDENT
             assert page.locator("#consents tbody tr").count() == 0
             assert page.is_visible("#no-disclosures")
-            assert page.is_visible("#your-rights")  # the place kept for export and erasure
+            assert page.is_visible("#your-rights") and page.is_visible("#no-erasures")
 
             # grant Parkr (booking) the resident's contact details
             page.select_option("#grant-client", "parkr-app")
@@ -92,6 +93,24 @@ def test_a_resident_grants_sees_the_disclosure_and_withdraws_in_the_browser(demo
             page.locator(f"#consents tbody tr[data-consent-id='{consent_id}'][data-status='withdrawn']").wait_for(timeout=WAIT)
             assert page.locator(f"#consents tbody tr[data-consent-id='{consent_id}'] button.withdraw").count() == 0
             assert _as_parkr(url, credentials)["data"]["resident"]["email"] == before
+
+            # the export: everything about the resident, from every connector, as a JSON file
+            with page.expect_download(timeout=60_000) as download_info:
+                page.click("#export")
+            exported_file = tmp_path / "export.json"
+            download_info.value.save_as(exported_file)
+            exported = json.loads(exported_file.read_text())
+            assert exported["format"] == "citygate-export/1" and exported["subject"] == RESIDENT
+            city = {v["coordinate"]: v["value"] for r in exported["connectors"]["city"]["records"] for v in r["values"]}
+            assert city["Resident.email"].split("@")[1] == before.split("@")[1] and "*" not in city["Resident.email"]
+            page.locator("#disclosures tbody tr[data-recipient='city-app']").wait_for(timeout=WAIT)  # the export, audited
+
+            # erasure: asked once, each connector's status listed, the city's own "not supported"
+            page.on("dialog", lambda dialog: dialog.accept())
+            page.click("#request-erasure")
+            page.locator("#erasures tbody tr[data-connector='city'][data-status='not-supported']").wait_for(timeout=WAIT)
+            page.locator("#erasures tbody tr[data-connector='parking'][data-status='done']").wait_for(timeout=WAIT)
+            assert page.locator("#erasures tbody tr").count() == 5
 
             # signing out forgets the token
             page.click("#sign-out")

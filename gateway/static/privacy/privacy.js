@@ -31,6 +31,21 @@
   }`;
   const WITHDRAW = `mutation Withdraw($id: ID!) { withdrawConsent(consentId: $id) { id withdrawnAt } }`;
   const RECEIPTS = `query Receipts { me { consents { id signedReceipt } } }`;
+  const EXPORT = `query Export { me { export } }`;
+  const ERASURES = `query Erasures { me { erasureRequests { id requestedAt deliveries { connector owner status reason attempts } } } }`;
+  const REQUEST_ERASURE = `mutation RequestErasure { requestErasure { id } }`;
+  const ERASURE_REASONS = {
+    "no-endpoint": "this service takes no erasure requests through the city (ask it directly)",
+    rejected: "the service refused the request",
+    "http-error": "the service kept failing",
+    timeout: "the service did not answer in time",
+    unreachable: "the service could not be reached",
+    "invalid-response": "the service's answer could not be understood",
+    "address-refused": "the service's address is not allowed",
+    "endpoint-refused": "the service's erasure address is not allowed",
+    "connector-removed": "the service has left the city's graph",
+    "no-confirmation": "the service never confirmed",
+  };
 
   const $ = (id) => document.getElementById(id);
   let clients = [];
@@ -210,7 +225,64 @@
     renderConsents(data.me.consents);
     renderDisclosures(data.me.disclosures, data.me.consents);
     renderGrantForm();
+    await loadErasures();
     showSignedIn(true);
+  }
+
+  function renderErasures(requests) {
+    const body = $("erasures").querySelector("tbody");
+    body.replaceChildren();
+    $("no-erasures").hidden = requests.length > 0;
+    for (const request of requests) {
+      for (const delivery of request.deliveries) {
+        const row = document.createElement("tr");
+        row.dataset.requestId = request.id;
+        row.dataset.connector = delivery.connector;
+        row.dataset.status = delivery.status;
+        cell(row, when(request.requestedAt));
+        cell(row, `${delivery.owner} (${delivery.connector})`);
+        cell(row, delivery.status);
+        cell(row, delivery.reason ? ERASURE_REASONS[delivery.reason] || delivery.reason : "");
+        cell(row, String(delivery.attempts));
+        body.appendChild(row);
+      }
+    }
+    // while a partner has not answered, look again shortly
+    clearTimeout(renderErasures.timer);
+    if (requests.some((r) => r.deliveries.some((d) => d.status === "pending"))) {
+      renderErasures.timer = setTimeout(() => act("Refreshing erasure requests", loadErasures), 2000);
+    }
+  }
+
+  async function loadErasures() {
+    const data = await graphql(ERASURES);
+    if (data.me) renderErasures(data.me.erasureRequests);
+  }
+
+  async function downloadExport() {
+    await act("Gathering your data", async () => {
+      say("Gathering your data from every service...");
+      const data = await graphql(EXPORT);
+      const link = document.createElement("a");
+      const json = JSON.stringify(data.me.export, null, 2);
+      link.href = URL.createObjectURL(new Blob([json], { type: "application/json" }));
+      link.download = `my-data-${data.me.export.subject}.json`;
+      document.body.appendChild(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+      say("Your data is downloaded.");
+      await load();
+    });
+  }
+
+  async function requestErasure() {
+    if (!window.confirm("Ask the city and every partner to erase your data? This cannot be undone.")) return;
+    await act("Requesting erasure", async () => {
+      await graphql(REQUEST_ERASURE);
+      say("Erasure requested: each service's answer shows below.");
+      await load();
+    });
   }
 
   async function act(what, action) {
@@ -304,6 +376,8 @@
     $("refresh").addEventListener("click", () => act("Refreshing", load));
     $("grant").addEventListener("click", grantConsent);
     $("grant-client").addEventListener("change", renderPurposes);
+    $("export").addEventListener("click", downloadExport);
+    $("request-erasure").addEventListener("click", requestErasure);
     offerDemoSignIn();
     if (sessionStorage.getItem(TOKEN_KEY)) act("Signing in", load);
   });

@@ -1,0 +1,188 @@
+"""Residents' rights across every connector: the export (`_export.py`) and erasure requests
+(`_erasure.py`), wired to the Engine being served and to the registry's connectors.
+
+One `ResidentRights` lives as long as the gateway (policy reloads rebuild the control plane, not
+this): it holds the erasure dispatcher, whose deliveries must go on whatever is reloaded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from ..identity import Requester
+from ._audit import AuditLog, Disclosure
+from ._erasure import ErasureDispatcher, ErasureRequest, ErasureSettings, ErasureStore, ErasureTarget
+from ._export import (
+    EXPORT_BASIS,
+    EXPORT_PURPOSE,
+    ExportOperation,
+    ExportUnavailable,
+    build_document,
+    build_export_operation,
+    new_request_id,
+)
+
+logger = logging.getLogger("citygate.rights")
+
+ERASURE_PURPOSE = "erasure"
+ERASURE_BASIS = "self:erasure"
+
+
+class RightsError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class ResidentRights:
+    def __init__(
+        self,
+        erasures: ErasureStore,
+        *,
+        engine: Callable[[], Any],
+        connectors: Callable[[], dict[str, Any]],
+        max_timeout: Callable[[], float],
+        session: Callable[[bool], Any],
+        address_refused: Callable[[str], bool] | None = None,
+        erasure_endpoint: Callable[[Any], tuple[str, dict[str, str]] | None] = lambda _manifest: None,
+        excluded: frozenset[str] = frozenset(),
+        settings: ErasureSettings | None = None,
+    ) -> None:
+        self.erasures = erasures
+        self.engine = engine  # the Engine served now
+        self.connectors = connectors  # the registry's connectors now: name -> Connector
+        self.max_timeout = max_timeout
+        self.excluded = excluded  # the control plane: never exported from, never asked to erase
+        # a manifest's erasure URL and headers, resolved and checked (the registry's rules), or None: refused
+        self.erasure_endpoint = erasure_endpoint
+        self.dispatcher = ErasureDispatcher(erasures, self.targets, session, settings, address_refused)
+        self._operations: WeakKeyDictionary = WeakKeyDictionary()  # Engine -> its export operation
+
+    # -- export ----------------------------------------------------------------------------------
+
+    def operation(self, engine) -> ExportOperation:
+        operation = self._operations.get(engine)
+        if operation is None:
+            if engine.privacy is None:
+                raise ExportUnavailable("the supergraph carries no privacy annotations")
+            operation = self._operations[engine] = build_export_operation(engine.model, engine.privacy, self.excluded)
+        return operation
+
+    async def export(self, requester: Requester, audit: AuditLog | None) -> dict[str, Any]:
+        """Everything about the signed-in resident, through the Engine with the resident as the
+        requester, audited (recipient: the client it is handed to, purpose `export`) before it is
+        returned; an audit log that refuses refuses the export (fail closed)."""
+        resident = requester.resident
+        assert resident is not None
+        engine = self.engine()
+        if engine is None:
+            raise RightsError("EXPORT_UNAVAILABLE", "the gateway is not serving yet")
+        try:
+            operation = self.operation(engine)
+        except ExportUnavailable as error:
+            raise RightsError("EXPORT_UNAVAILABLE", str(error)) from None
+        request_id = new_request_id()
+        # the generated operation is the gateway's own: it may be larger than a client's may be
+        limits = replace(engine.planner.limits, max_fields=50_000, max_tokens=200_000, max_document_size=1024 * 1024, max_cost=0)
+        response = await engine.run(
+            operation.query, "CitygateExport", {"resident": resident}, allowed_kinds=("query",), requester=requester,
+            request_id=request_id, limits=limits, max_cost=0,
+        )
+        owners = {name: c.manifest.owner for name, c in self.connectors().items()}
+        exported = build_document(
+            operation, response.data, response.errors, resident=resident, model=engine.model, privacy=engine.privacy,
+            request_id=request_id, connectors=owners,
+        )
+        if audit is not None:
+            try:
+                await audit.record(
+                    request_id, requester.recipient, EXPORT_PURPOSE, [Disclosure(resident, set(exported.coordinates), {EXPORT_BASIS})]
+                )
+            except Exception as error:
+                logger.error("an export could not be audited (%s): refused", type(error).__name__)
+                raise RightsError("AUDIT_UNAVAILABLE", "the export cannot be recorded now: ask again later") from None
+        return exported.document
+
+    # -- erasure ---------------------------------------------------------------------------------
+
+    def holders(self) -> dict[str, str]:
+        """The connectors holding residents' data in the served supergraph (they resolve a personal
+        field of a type with a subject, a resident's id as a key included), with their owners."""
+        engine = self.engine()
+        if engine is None or engine.privacy is None:
+            return {}
+        model, privacy = engine.model, engine.privacy
+        found: set[str] = set()
+        for type_name, named in model.api_schema.type_map.items():
+            if type_name.startswith("__") or privacy.subject_field(type_name) is None or not hasattr(named, "fields"):
+                continue
+            for field_name in named.fields:
+                if privacy.personal(type_name, field_name) is not None:
+                    found.update(model.subgraphs_resolving(type_name, field_name))
+        connectors = self.connectors()
+        return {name: (connectors[name].manifest.owner if name in connectors else model.owner_of(name)) for name in sorted(found - self.excluded)}
+
+    def targets(self) -> dict[str, ErasureTarget]:
+        """Every connector's erasure endpoint as its manifest says now (read at each attempt)."""
+        targets = {}
+        cap = self.max_timeout()
+        for name, connector in self.connectors().items():
+            manifest = connector.manifest
+            timeout = min(manifest.timeout, cap)
+            guarded = connector.source == "registry"
+            if manifest.erasure is None:
+                targets[name] = ErasureTarget(name, manifest.owner, None, timeout=timeout, guarded=guarded)
+                continue
+            endpoint = self.erasure_endpoint(manifest)
+            url, headers, problem = (endpoint[0], endpoint[1], None) if endpoint is not None else (None, {}, "endpoint-refused")
+            targets[name] = ErasureTarget(
+                name, manifest.owner, url or manifest.erasure.url, manifest.erasure.method, tuple(headers.items()), timeout, guarded, problem
+            )
+        return targets
+
+    async def request_erasure(self, requester: Requester, audit: AuditLog | None) -> ErasureRequest:
+        resident = requester.resident
+        assert resident is not None
+        holders = self.holders()
+        targets = self.targets()
+        chosen = [targets.get(name) or ErasureTarget(name, owner, None) for name, owner in holders.items()]
+        key = self._resident_key()
+        if audit is not None:
+            # each partner with an endpoint receives the resident's id: a disclosure, recorded
+            # before anything is sent (an audit log that refuses refuses the request)
+            request_tag = new_request_id()
+            try:
+                for owner in sorted({t.owner for t in chosen if t.url is not None}):
+                    await audit.record(request_tag, owner, ERASURE_PURPOSE, [Disclosure(resident, {key}, {ERASURE_BASIS})])
+            except Exception as error:
+                logger.error("an erasure request could not be audited (%s): refused", type(error).__name__)
+                raise RightsError("AUDIT_UNAVAILABLE", "the erasure request cannot be recorded now: ask again later") from None
+        try:
+            request_id = await self.erasures.record(resident, requester.recipient, chosen)
+        except Exception as error:
+            logger.error("an erasure request could not be stored (%s)", type(error).__name__)
+            raise RightsError("STORE_UNAVAILABLE", "the erasure request cannot be recorded now: ask again later") from None
+        self.dispatcher.wake()
+        requests = await self.erasures.requests_for(resident, limit=50)
+        return next(r for r in requests if r.id == request_id)
+
+    def _resident_key(self) -> str:
+        """The coordinate of the resident's id as connectors receive it (`Resident.id`)."""
+        engine = self.engine()
+        try:
+            operation = self.operation(engine) if engine is not None else None
+        except ExportUnavailable:
+            operation = None
+        return f"{operation.resident_type}.{operation.argument}" if operation is not None else "Resident.id"
+
+    async def requests(self, subject: str, limit: int = 20) -> list[ErasureRequest]:
+        try:
+            return await self.erasures.requests_for(subject, limit)
+        except Exception as error:
+            logger.error("erasure requests could not be read (%s)", type(error).__name__)
+            raise RightsError("STORE_UNAVAILABLE", "erasure requests cannot be read now: ask again later") from None
