@@ -2,28 +2,71 @@
 
 from __future__ import annotations
 
-import contextlib
+import copy
 import gc
 import json
+import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from . import collector
+from .cli_documents import documents_app
 from .supergraph import SupergraphError
 
 app = typer.Typer(help="Citygate: a consent-aware GraphQL federation gateway.", no_args_is_help=True)
 console = Console(stderr=True)
 
 
+def _one_line(text: str) -> str:
+    """A message on one line, as editors, CI and log readers take it: a GraphQL error's excerpt of
+    the source becomes its location, a YAML error's excerpt of the file and SQLAlchemy's link go."""
+    lines = [line.strip() for line in text.splitlines()]
+    kept: list[str] = []
+    for index, line in enumerate(lines):
+        following = lines[index + 1] if index + 1 < len(lines) else ""
+        location = re.fullmatch(r"GraphQL request:(\d+):(\d+)", line)
+        if location is not None:
+            kept.append(f"(at {location[1]}:{location[2]})")
+        elif not line or set(line) <= {"^", " "} or re.match(r"\d+ \|", line) or line.startswith("|"):
+            continue  # blank, a caret, a GraphQL excerpt's line
+        elif following and set(following) <= {"^", " "}:
+            continue  # the excerpt a caret points into
+        elif not line.startswith("(Background on this error"):
+            kept.append(line)
+    return " ".join(kept)
+
+
+def _fail(message: str, exit_code: int = 1) -> NoReturn:
+    """One red line on stderr (the message's data escaped: `[parking]` is not markup), and exit."""
+    console.print(f"[red]{escape(_one_line(message))}[/red]", highlight=False, soft_wrap=True)
+    raise typer.Exit(exit_code)
+
+
 def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except OSError as error:
-        console.print(f"[red]cannot read {escape(str(path))}: {escape(str(error.strerror))}[/red]", highlight=False)
+        _fail(f"cannot read {path}: {error.strerror}", 2)
+
+
+def _json_object_option(option: str, value: str | None) -> dict | None:
+    """An option given as a JSON object (None when not given); anything else is one line and exit code 2."""
+    if value is None or not value.strip():
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError as error:
+        console.print(f"{option} is not JSON: {error}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(2) from None
+    if not isinstance(parsed, dict):
+        console.print(f"{option} must be a JSON object", highlight=False, markup=False)
+        raise typer.Exit(2)
+    return parsed
 
 
 def _operator_key() -> str:
@@ -35,7 +78,7 @@ def _operator_key() -> str:
     if key:
         return key
     key = new_key("cgo")
-    console.print(f"[yellow]CITYGATE_OPERATOR_KEY is not set: this run's operator key is[/yellow] {key}", highlight=False)
+    console.print(f"[yellow]CITYGATE_OPERATOR_KEY is not set: this run's operator key is[/yellow] {escape(key)}", highlight=False)
     return key
 
 
@@ -47,7 +90,7 @@ def _policy(path: Path | None):
     except PolicyError as error:
         console.print("[red]the policy file is invalid:[/red]")
         for problem in error.problems:
-            console.print(f"  - {problem}", highlight=False, markup=False)
+            console.print(f"  - {_one_line(problem)}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 
@@ -178,15 +221,14 @@ def serve(
     loaded_policy = _policy(settings.policy)
     if settings.connectors is not None:
         check_connectors_folder(settings.connectors)
-    _check_store(settings.store.url, _store_timeouts(settings))
+    _check_store(settings.store.url, settings.store_timeouts())
     if settings.supergraph is not None:
         from .supergraph import load_supergraph
 
         try:
             load_supergraph(_read(settings.supergraph), loaded_policy.privacy)
         except SupergraphError as error:
-            console.print(f"[red]the supergraph cannot be served: {escape(str(error))}[/red]", highlight=False)
-            raise typer.Exit(1) from None
+            _fail(f"the supergraph cannot be served: {error}")
     operator_key = _operator_key() if settings.supergraph is None else None
     where = f"http://{settings.server.host}:{settings.server.port}/graphql"
     what = str(settings.supergraph) if settings.supergraph is not None else "the registry"
@@ -195,24 +237,19 @@ def serve(
         _serve_workers(settings, operator_key)
         return
     application = _gateway_app(settings, loaded_policy, operator_key)
-    console.print(f"Citygate serving {escape(what)} at {where}{admin}", highlight=False, soft_wrap=True)
+    console.print(f"Citygate serving {escape(what)} at {escape(where)}{admin}", highlight=False, soft_wrap=True)
     _serve_one(application, settings)
-
-
-def _store_timeouts(settings):
-    from .store import StoreTimeouts
-
-    return StoreTimeouts(connect=settings.store.connect_timeout, statement=settings.store.statement_timeout)
 
 
 def _gateway_app(settings, policy, operator_key: str | None):
     """The gateway `settings` describe, as an ASGI app (one per process)."""
     from .http import GraphiQL
 
+    _tune_gc()
     common = {
         "store_url": settings.store.url, "policy": policy, "policy_path": settings.policy, "development": settings.server.dev,
         "graphiql": GraphiQL(assets=settings.server.graphiql_assets), "limits": settings.http_limits(),
-        "store_timeouts": _store_timeouts(settings), "settings": settings,
+        "store_timeouts": settings.store_timeouts(), "settings": settings, "on_start": _freeze_start_up,
     }
     if settings.supergraph is not None:
         from .app import static_app
@@ -224,7 +261,6 @@ def _gateway_app(settings, policy, operator_key: str | None):
         assert operator_key is not None
         gateway = registry_app(folder=settings.connectors, operator_key=operator_key, **common)
     gateway.pool.share_identical = settings.server.subgraph_sharing
-    _tune_gc(gateway.app)
     return gateway.app
 
 
@@ -257,7 +293,7 @@ def _serve_workers(settings, operator_key: str | None) -> None:
     )
     listening = config.bind_socket()
     where = f"http://{settings.server.host}:{settings.server.port}/graphql"
-    console.print(f"Citygate serving with {settings.server.workers} worker processes at {where}", highlight=False)
+    console.print(f"Citygate serving with {settings.server.workers} worker processes at {escape(where)}", highlight=False)
     supervisor = Multiprocess(config, sockets=[listening])
     supervisor.run()
     if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
@@ -299,11 +335,11 @@ def _check_store(url: str, timeouts) -> None:
         asyncio.run(open_store())
     except Exception as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else f"no answer within its timeouts ({type(error).__name__})"
-        console.print(f"[red]the store cannot be used: {shown}: {reason}[/red]", highlight=False, soft_wrap=True)
+        console.print(f"[red]the store cannot be used: {escape(shown)}: {escape(reason)}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
 
-def _tune_gc(application) -> None:
+def _tune_gc() -> None:
     """The serving process's garbage collector, tuned for many large answers in flight.
 
     Under load the answers in flight are tens of thousands of young containers that are all still
@@ -313,16 +349,13 @@ def _tune_gc(application) -> None:
     Reference counting still frees everything acyclic at once; only cycles wait longer.
     """
     gc.set_threshold(100_000, 20, 20)
-    started = application.router.lifespan_context
+    collector.manage()
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app):
-        async with started(app):
-            gc.collect()
-            gc.freeze()
-            yield
 
-    application.router.lifespan_context = lifespan
+async def _freeze_start_up(_gateway) -> None:
+    """What start-up built, out of the collector's way once the gateway has started (see _tune_gc)."""
+    gc.collect()
+    gc.freeze()
 
 
 @app.command()
@@ -340,15 +373,14 @@ def plan(
     try:
         model = load_supergraph(_read(supergraph))
     except SupergraphError as error:
-        console.print(f"[red]{escape(str(error))}[/red]", highlight=False)
-        raise typer.Exit(1) from None
+        _fail(str(error))
+    parsed_variables = _json_object_option("--variables", variables)
     planner = Planner(model)
     try:
         prepared = planner.prepare(query, operation_name)
-        query_plan = planner.plan(prepared, json.loads(variables) if variables else {})
+        query_plan = planner.plan(prepared, parsed_variables or {})
     except (DocumentError, PlanningError) as error:
-        console.print(f"[red]{escape(str(error))}[/red]", highlight=False)
-        raise typer.Exit(1) from None
+        _fail(str(error))
     description = query_plan.describe()
     if as_json:
         typer.echo(json.dumps(description, indent=2))
@@ -375,13 +407,12 @@ def compose(
     try:
         sources = read_compose_config(config)
     except ConfigError as error:
-        console.print(f"[red]{escape(str(error))}[/red]", highlight=False)
-        raise typer.Exit(2) from None
+        _fail(str(error), 2)
     result = compose_subgraphs(sources)
     if not result.ok:
         console.print(f"[red]composition failed with {len(result.errors)} error(s):[/red]")
         for error in result.errors:
-            console.print(f"  {error}", highlight=False, markup=False)
+            console.print(f"  {_one_line(str(error))}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1)
     if output is None:
         typer.echo(result.supergraph, nl=False)
@@ -400,10 +431,56 @@ def demo(
     import uvicorn
 
     from .demo import demo_gateway
-    from .http_limits import HttpLimits, server_config
+    from .http_limits import server_config
+    from .settings import SettingsError, settings_from_environment
 
-    gateway = demo_gateway(connectors, host, port, console)  # its limits: the defaults and CITYGATE_* variables
-    uvicorn.Server(server_config(gateway.app, host=host, port=port, limits=HttpLimits.from_env())).run()
+    collector.manage()  # Engines built, frozen and released off the collector's full passes (gateway/collector.py)
+    try:
+        limits = settings_from_environment().http_limits()  # the defaults and CITYGATE_* variables, the gateway's too
+    except SettingsError as error:
+        _fail("; ".join(error.problems))
+    gateway = demo_gateway(connectors, host, port, console)
+    uvicorn.Server(server_config(gateway.app, host=host, port=port, limits=limits)).run()
+
+
+@app.command()
+def schema(
+    supergraph: Annotated[Path, typer.Option(help="A composed supergraph in Apollo's format (a running gateway's: GET /admin/supergraph).")],
+    policy: Annotated[Path | None, typer.Option(help="The operator's policy file (YAML).")] = None,
+    client: Annotated[str | None, typer.Option(help="The client's id in the policy (absent: the public, no credentials).")] = None,
+    resident: Annotated[bool, typer.Option("--resident", help="A resident signed in through the client (sees their own data).")] = False,
+    role: Annotated[list[str] | None, typer.Option(help="A role a token adds to the client's (repeatable).")] = None,
+    owner: Annotated[list[str] | None, typer.Option(help="SUBGRAPH=OWNER, the party owning a subgraph (repeatable; by default each its own).")] = None,
+) -> None:
+    """Print the schema (SDL) that a client's introspection shows: the fields its policy could ever let it receive."""
+    from graphql import print_schema
+
+    from .privacy import PUBLIC_AUDIENCE, Audience, client_schema
+
+    loaded = _policy(policy)
+    if client is None:
+        if resident or role:
+            console.print("[red]--resident and --role need --client: a resident signs in through a client[/red]")
+            raise typer.Exit(2)
+        audience = PUBLIC_AUDIENCE
+    elif client not in loaded.clients:
+        console.print(f"no client {client!r} in the policy (clients: {', '.join(sorted(loaded.clients)) or 'none'})", markup=False)
+        raise typer.Exit(2)
+    else:
+        audience = Audience(client, resident, frozenset(loaded.clients[client].roles) | frozenset(role or ()))
+    owners = {}
+    for entry in owner or ():
+        subgraph_name, _, owner_name = entry.partition("=")
+        if not subgraph_name or not owner_name:
+            console.print(f"--owner takes SUBGRAPH=OWNER, not {entry!r}", markup=False)
+            raise typer.Exit(2)
+        owners[subgraph_name] = owner_name
+    try:
+        filtered = client_schema(_read(supergraph), loaded, audience, owners or None)
+    except SupergraphError as error:
+        console.print(f"[red]{escape(str(error))}[/red]", highlight=False)
+        raise typer.Exit(1) from None
+    typer.echo(print_schema(filtered))
 
 
 connector_app = typer.Typer(
@@ -420,22 +497,49 @@ KeyOption = Annotated[str, typer.Option(envvar="CITYGATE_KEY", help="Your partne
 _LOCAL_VARIABLE = r"\$\{([A-Z_][A-Z0-9_]*)\}"
 
 
-def _manifest_payload(path: Path) -> dict:
+@dataclass(frozen=True)
+class _LocalManifest:
+    """A connector's manifest as its partner wrote it, and its SDL file's text: read once per command."""
+
+    path: Path  # the manifest.yaml
+    data: dict[str, Any]  # as written
+    sdl_file: str | None  # the SDL file's path as written in the manifest, if any
+    sdl: str | None  # that file's text, or the manifest's inline `sdl`
+
+    @property
+    def sdl_name(self) -> str:
+        """How locations name the SDL: its file as written, or `sdl` (inline)."""
+        return self.sdl_file or "sdl"
+
+
+def _read_manifest(path: Path) -> _LocalManifest:
+    """The manifest of `path` (a connector's folder or its manifest.yaml) and its SDL file; one line
+    and exit code 2 when either cannot be read or the file is not a manifest."""
     import yaml
 
     manifest_path = path / "manifest.yaml" if path.is_dir() else path
     try:
         data = yaml.safe_load(manifest_path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as error:
-        console.print(f"[red]cannot read {escape(str(manifest_path))}: {escape(str(error))}[/red]", highlight=False)
-        raise typer.Exit(2) from None
+        _fail(f"cannot read {manifest_path}: {error.strerror if isinstance(error, OSError) else error}", 2)
     if not isinstance(data, dict):
         console.print(f"[red]{escape(str(manifest_path))} is not a manifest[/red]", highlight=False)
         raise typer.Exit(2)
-    sdl_file = data.pop("sdl_file", None)
+    sdl_file = data.get("sdl_file")
     if sdl_file is not None:
-        data["sdl"] = _read(manifest_path.parent / str(sdl_file))
-    _local_secrets(data, manifest_path)
+        return _LocalManifest(manifest_path, data, str(sdl_file), _read(manifest_path.parent / str(sdl_file)))
+    inline = data.get("sdl")
+    return _LocalManifest(manifest_path, data, None, inline if isinstance(inline, str) else None)
+
+
+def _manifest_payload(local: _LocalManifest) -> dict:
+    """What is sent to the admin API: the manifest with its SDL file's text inline, `${NAME}`s in
+    its headers read from this shell (see _local_secrets)."""
+    data = copy.deepcopy(local.data)  # _local_secrets fills its `secrets`: the manifest as written stays
+    data.pop("sdl_file", None)
+    if local.sdl_file is not None:
+        data["sdl"] = local.sdl
+    _local_secrets(data, local.path)
     return data
 
 
@@ -520,18 +624,17 @@ def _admin(method: str, gateway: str, key: str, path: str, payload=None):
     base = gateway_base_url(gateway)
     if not base.startswith(("http://", "https://")):
         shown = f"{gateway!r} is not" if gateway.strip() else "no gateway URL given:"
-        console.print(f"[red]{escape(shown)} the gateway's http(s) base URL (--gateway or CITYGATE_URL)[/red]", highlight=False)
-        raise typer.Exit(2)
+        _fail(f"{shown} the gateway's http(s) base URL (--gateway or CITYGATE_URL)", 2)
     if not key.strip():
-        console.print("[red]no key given (--key or CITYGATE_KEY): a partner key, or the operator's[/red]", highlight=False)
-        raise typer.Exit(2)
+        _fail("no key given (--key or CITYGATE_KEY): a partner key, or the operator's", 2)
     try:
         response = httpx.request(method, base + path, json=payload, headers={"authorization": f"Bearer {key.strip()}"}, timeout=60)
     except (httpx.HTTPError, httpx.InvalidURL) as error:
-        console.print(f"[red]cannot reach {escape(base)}: {escape(str(error) or type(error).__name__)}[/red]", highlight=False)
-        raise typer.Exit(2) from None
+        _fail(f"cannot reach {base}: {str(error) or type(error).__name__}", 2)
     if response.status_code == 401:
-        console.print(f"[red]the gateway rejected the key (401)[/red]: {escape(base)} knows no partner or operator with it", highlight=False)
+        console.print(
+            f"[red]the gateway rejected the key (401)[/red]: {escape(base)} knows no partner or operator with it", highlight=False, soft_wrap=True
+        )
         raise typer.Exit(1)
     try:
         body = response.json()
@@ -546,6 +649,24 @@ def _admin(method: str, gateway: str, key: str, path: str, payload=None):
         )
         raise typer.Exit(1)
     return response.status_code, body
+
+
+def _print_rows(columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    """A listing on stdout: a Rich table on a terminal; piped, tab-separated lines without a header,
+    one a row, as scripts read them. Cells are the gateway's data, never markup (`Text`)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    out = Console()
+    cells = [tuple("" if value is None else str(value) for value in row) for row in rows]
+    if not out.is_terminal:
+        for row in cells:
+            typer.echo("\t".join(row))
+        return
+    table = Table(*columns, box=None, header_style="bold", pad_edge=False)
+    for row in cells:
+        table.add_row(*(Text(value) for value in row))
+    out.print(table, soft_wrap=True)
 
 
 def _report(status: int, body: dict, sdl_files: dict[str, str] | None = None) -> None:
@@ -578,21 +699,13 @@ def _report(status: int, body: dict, sdl_files: dict[str, str] | None = None) ->
         raise typer.Exit(1)
 
 
-def _sdl_files(path: Path, payload: dict) -> dict[str, str]:
+def _sdl_files(local: _LocalManifest) -> dict[str, str]:
     """{connector name: how to name its SDL in a location}: its sdl_file (as the partner wrote the
     path), or `sdl` (read from the subgraph's `_service { sdl }` or given inline)."""
-    import yaml
-
-    name = payload.get("name")
+    name = local.data.get("name")
     if not isinstance(name, str):
         return {}
-    manifest_path = path / "manifest.yaml" if path.is_dir() else path
-    try:
-        data = yaml.safe_load(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        data = None
-    sdl_file = data.get("sdl_file") if isinstance(data, dict) else None
-    return {name: str(manifest_path.parent / str(sdl_file)) if sdl_file else f"{name}'s SDL"}
+    return {name: str(local.path.parent / local.sdl_file) if local.sdl_file else f"{name}'s SDL"}
 
 
 def _print_connect_problems(problems, sdl_name: str) -> None:
@@ -603,27 +716,16 @@ def _print_connect_problems(problems, sdl_name: str) -> None:
         typer.echo(f"{where}: {problem.code} {problem.message}", err=True)
 
 
-def _local_rest_check(path: Path) -> None:
+def _local_rest_check(local: _LocalManifest) -> None:
     """A rest connector's SDL checked on this machine (mapping, URL templates, directives) before
     the gateway is asked: problems with their line and column in the partner's own file."""
     import os
     import re
 
-    import yaml
-    from rich.markup import escape
-
     from .connect import ConnectError, read_connect_sdl
 
-    manifest_path = path / "manifest.yaml" if path.is_dir() else path
-    try:
-        data = yaml.safe_load(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return  # _manifest_payload says what is wrong with it
-    if not isinstance(data, dict) or data.get("kind") != "rest":
-        return
-    sdl_name = str(data.get("sdl_file") or "sdl")
-    sdl = _read(manifest_path.parent / sdl_name) if data.get("sdl_file") else data.get("sdl")
-    if not isinstance(sdl, str):
+    data, sdl, sdl_name = local.data, local.sdl, local.sdl_name
+    if data.get("kind") != "rest" or sdl is None:
         return
     url = data.get("url") if isinstance(data.get("url"), str) else None
     if url is not None:
@@ -637,7 +739,7 @@ def _local_rest_check(path: Path) -> None:
         _print_connect_problems(error.problems, sdl_name)
         console.print(f"[red]{len(error.problems)} problem(s)[/red] in {escape(sdl_name)}: not sent to the gateway", highlight=False)
         raise typer.Exit(1) from None
-    console.print(f"[green]locally valid[/green]: {escape(sdl_name)} maps to {', '.join(sorted(schema.origins)) or 'its base URL'}", highlight=False)
+    console.print(f"[green]locally valid[/green]: {escape(sdl_name)} maps to {escape(', '.join(sorted(schema.origins)) or 'its base URL')}", highlight=False)
 
 
 @connector_app.command("validate")
@@ -645,10 +747,11 @@ def connector_validate(path: Path, gateway: GatewayOption = "http://127.0.0.1:40
     """Check a connector against everything registered, changing nothing.
 
     A rest connector's SDL is checked on this machine first."""
-    _local_rest_check(path)
-    payload = _manifest_payload(path)
+    local = _read_manifest(path)
+    _local_rest_check(local)
+    payload = _manifest_payload(local)
     status, body = _admin("POST", gateway, key, "/admin/connectors/validate", payload)
-    _report(status, body, _sdl_files(path, payload))
+    _report(status, body, _sdl_files(local))
     breaking = sum(1 for warning in body.get("warnings", []) if warning.get("code") in ("BREAKING_CHANGE", "BREAKING_CHANGE_IN_USE"))
     if breaking:
         console.print(f"[green]valid[/green]: it composes with every registered connector; [yellow]{breaking} breaking change(s)[/yellow] to the served schema (warnings above)")
@@ -659,21 +762,24 @@ def connector_validate(path: Path, gateway: GatewayOption = "http://127.0.0.1:40
 @connector_app.command("register")
 def connector_register(path: Path, gateway: GatewayOption = "http://127.0.0.1:4000", key: KeyOption = "") -> None:
     """Register (or update) a connector: validated first, then served without dropping a request."""
-    payload = _manifest_payload(path)
+    local = _read_manifest(path)
+    payload = _manifest_payload(local)
     status, body = _admin("PUT", gateway, key, f"/admin/connectors/{payload.get('name', '')}", payload)
-    _report(status, body, _sdl_files(path, payload))
-    console.print(f"[green]registered[/green] {escape(str(payload.get('name')))} (version {body.get('version')})", highlight=False)
+    _report(status, body, _sdl_files(local))
+    console.print(f"[green]registered[/green] {escape(str(payload.get('name')))} (version {escape(str(body.get('version')))})", highlight=False)
 
 
 @connector_app.command("list")
 def connector_list(gateway: GatewayOption = "http://127.0.0.1:4000", key: KeyOption = "") -> None:
-    """The connectors you manage."""
+    """The connectors you manage (a table; tab-separated when piped)."""
     status, body = _admin("GET", gateway, key, "/admin/connectors")
     if status != 200:
         _report(status, body)
-    for connector in body.get("connectors", []):
-        target = connector.get("url") or connector.get("schema") or ""
-        typer.echo(f"{connector['name']}\t{connector['owner']}\t{connector['kind']}\tv{connector['version']}\t{connector['source']}\t{target}")
+    rows = [
+        (c.get("name"), c.get("owner"), c.get("kind"), f"v{c.get('version')}", c.get("source"), c.get("url") or c.get("schema") or "")
+        for c in body.get("connectors", [])
+    ]
+    _print_rows(("name", "owner", "kind", "version", "source", "url or schema"), rows)
 
 
 @connector_app.command("remove")
@@ -687,7 +793,7 @@ def connector_remove(name: str, gateway: GatewayOption = "http://127.0.0.1:4000"
 def _read_openapi(spec: str) -> tuple[bytes, str | None]:
     """The document's bytes and, for a URL, where it was read (relative server URLs resolve
     against it). Read within the importer's size bound, from a file or over HTTP(S)."""
-    from .connect._openapi import MAX_DOCUMENT_BYTES
+    from .connect import MAX_DOCUMENT_BYTES
 
     if spec.startswith(("http://", "https://")):
         import httpx
@@ -736,12 +842,12 @@ def connector_import_openapi(
 
     Writes manifest.yaml and schema.graphql (@source/@connect): review them, annotate personal
     data, then validate, test and register the connector."""
-    from .connect._openapi import OpenApiError, import_openapi
-    from .registry._manifest import NAME
+    from .connect import OpenApiError, import_openapi
+    from .registry import CONNECTOR_NAME
 
     owner = owner or name
     for what, value in (("--name", name), ("--owner", owner)):
-        if not NAME.match(value):
+        if not CONNECTOR_NAME.match(value):
             typer.echo(f"{what} must be lowercase letters, digits and dashes, starting with a letter", err=True)
             raise typer.Exit(2)
     folder = out or Path(name)
@@ -804,14 +910,7 @@ def connector_test(
     except ConnectError as error:
         _print_connect_problems(error.problems, str(_manifest_sdl_name(folder)))
         raise typer.Exit(1) from None
-    try:
-        parsed_variables = json.loads(variables) if variables else None
-    except ValueError as error:
-        typer.echo(f"--variables is not JSON: {error}", err=True)
-        raise typer.Exit(2) from None
-    if parsed_variables is not None and not isinstance(parsed_variables, dict):
-        typer.echo("--variables must be a JSON object", err=True)
-        raise typer.Exit(2)
+    parsed_variables = _json_object_option("--variables", variables)
 
     async def run() -> dict:
         pool = HttpPool()
@@ -858,11 +957,11 @@ def partner_add(name: str, gateway: GatewayOption = "http://127.0.0.1:4000", key
 
 @partner_app.command("list")
 def partner_list(gateway: GatewayOption = "http://127.0.0.1:4000", key: KeyOption = "") -> None:
-    """Every partner: name, when it was added, the connectors it owns (tab-separated)."""
+    """Every partner: name, when it was added, the connectors it owns (a table; tab-separated when piped)."""
     status, body = _admin("GET", gateway, key, "/admin/partners")
     _report(status, body)
-    for partner in body.get("partners", []):
-        typer.echo(f"{partner['name']}\t{partner['created_at']}\t{','.join(partner.get('connectors') or []) or '-'}")
+    rows = [(p.get("name"), p.get("created_at"), ",".join(p.get("connectors") or []) or "-") for p in body.get("partners", [])]
+    _print_rows(("name", "added", "connectors"), rows)
 
 
 @partner_app.command("revoke")
@@ -890,6 +989,13 @@ def partner_rotate_key(name: str, gateway: GatewayOption = "http://127.0.0.1:400
 
 audit_app = typer.Typer(help="The audit log of disclosures.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+app.add_typer(documents_app, name="documents")  # gateway/cli_documents.py: trusted documents
+
+
+def _existing_store(store: str) -> None:
+    """A SQLite store's file must be there: reading the audit log never creates an empty store."""
+    if store.startswith("sqlite:///") and not Path(store.removeprefix("sqlite:///")).is_file():
+        _fail(f"there is no SQLite store at {store.removeprefix('sqlite:///')}", 2)
 
 
 @audit_app.command("verify")
@@ -902,6 +1008,8 @@ def audit_verify(
     from .consent import AuditLog
     from .store import Store
 
+    _existing_store(store)
+
     async def verify():
         database = Store(store)
         try:
@@ -912,8 +1020,8 @@ def audit_verify(
     try:
         result = asyncio.run(verify())
     except Exception as error:  # the store cannot be read: say so, never "intact"
-        console.print(f"[red]cannot read the audit log: {type(error).__name__}: {escape(str(error))}[/red]", highlight=False)
-        raise typer.Exit(2) from None
+        reason = (str(error).strip().splitlines() or [""])[0]  # not the statement SQLAlchemy appends
+        _fail(f"cannot read the audit log: {type(error).__name__}: {reason}", 2)
     if result.intact:
         console.print(f"[green]intact[/green]: {result.entries} entries, the chain and its head agree")
         return
@@ -934,9 +1042,7 @@ def audit_head(
 
     from .store import Store
 
-    if store.startswith("sqlite:///") and not Path(store.removeprefix("sqlite:///")).is_file():
-        console.print(f"[red]there is no SQLite store at {escape(store.removeprefix('sqlite:///'))}[/red]", highlight=False)
-        raise typer.Exit(2)
+    _existing_store(store)
 
     async def read() -> tuple[int, str, dict | None]:
         database = Store(store)
@@ -951,8 +1057,7 @@ def audit_head(
         seq, head, newest = asyncio.run(read())
     except Exception as error:
         reason = (str(error).strip().splitlines() or [""])[0]  # not the statement SQLAlchemy appends
-        console.print(f"[red]cannot read the audit log: {type(error).__name__}: {escape(reason)}[/red]", highlight=False)
-        raise typer.Exit(2) from None
+        _fail(f"cannot read the audit log: {type(error).__name__}: {reason}", 2)
     if (newest is None and seq != 0) or (newest is not None and (newest["seq"], newest["hash"]) != (seq, head)):
         console.print(
             f"[red]the chain head (seq {seq}) is not the newest entry's[/red]: run `citygate audit verify --store ...`", highlight=False

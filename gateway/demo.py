@@ -19,6 +19,7 @@ import os
 import random
 import secrets
 import socket
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -156,6 +157,9 @@ class PartnerServer:
             if manifest.kind == "subgraph" and (manifest_path.parent / "schema.py").is_file():
                 schema = load_python_schema(replace(manifest, schema="schema.py:schema"))
                 routes.append(Route(f"/subgraphs/{manifest.name}", GraphQL(schema), methods=["GET", "POST"]))
+                erasure = getattr(sys.modules.get(f"citygate_connector_{manifest.name.replace('-', '_')}"), "erasure", None)
+                if erasure is not None:  # the partner's erasure endpoint, beside its subgraph (its manifest's `erasure`)
+                    routes.append(Route(f"/subgraphs/{manifest.name}/erasure", erasure, methods=["POST"]))
             elif manifest.kind == "rest" and (manifest_path.parent / "api.py").is_file():
                 routes.append(Mount(f"/rest/{manifest.name}", app=load_python_schema(replace(manifest, schema="api.py:app"))))
         self.port = _free_port()
@@ -327,7 +331,7 @@ def demo_gateway(folder: Path, host: str, port: int, console: Console, state_dir
         operator_key=operator_key,
         development=True,
         on_start=seed,
+        routes=demo_sign_in_routes(tokens),
         graphiql=GraphiQL(assets=state_dir / "graphiql", tabs=_examples(client_keys, tokens)),
     )
-    gateway.app.router.routes.extend(demo_sign_in_routes(tokens))
     return gateway

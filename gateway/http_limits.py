@@ -30,13 +30,12 @@ import contextlib
 import ipaddress
 import logging
 import math
-import os
 import socket
 import struct
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -73,43 +72,8 @@ class HttpLimits:
     admin_auth_failures: int = 10
     redis_url: str | None = None  # rate limits shared by replicas; None: in this process's memory
     # what one operation may cost (depth, expanded size, aliases, variables, planning time, who
-    # may introspect): the planner's limits, read from the same CITYGATE_<FIELD> variables
+    # may introspect): the planner's limits (gateway/settings.py reads them all, Settings.http_limits)
     document: DocumentLimits = field(default_factory=DocumentLimits)
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> HttpLimits:
-        """The defaults, then `CITYGATE_<FIELD>` variables (e.g. CITYGATE_BODY_TIMEOUT=5,
-        CITYGATE_MAX_DEPTH=20), then `overrides` that are not None; the fields of DocumentLimits
-        are read and overridden the same way, by name."""
-        environ = os.environ if environ is None else environ
-        document_names = {item.name for item in fields(DocumentLimits)}
-        given = {name: value for name, value in overrides.items() if value is not None}
-        document = DocumentLimits(**_settings(DocumentLimits, environ, {k: v for k, v in given.items() if k in document_names}))
-        values = _settings(cls, environ, {k: v for k, v in given.items() if k not in document_names})
-        return cls(**values, document=document)
-
-
-def _settings(cls: type, environ: Mapping[str, str], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """The values of a settings dataclass's scalar fields from CITYGATE_<FIELD>, then `overrides`;
-    none negative."""
-    values: dict[str, Any] = {}
-    for item in fields(cls):
-        if item.name in overrides or not isinstance(item.default, int | float | str | type(None)):
-            continue
-        raw = environ.get(f"CITYGATE_{item.name.upper()}")
-        if raw is None or raw == "":
-            continue
-        kind = type(item.default) if item.default is not None else str
-        try:
-            values[item.name] = kind(raw)
-        except ValueError:
-            raise ValueError(f"CITYGATE_{item.name.upper()} must be a {kind.__name__}, not {raw!r}") from None
-    values.update(overrides)
-    for name, value in values.items():
-        if isinstance(value, int | float) and value < 0:
-            raise ValueError(f"{name} must not be negative")
-    return values
-
 
 def _problem(message: str, code: str) -> bytes:
     return orjson.dumps({"errors": [{"message": message, "extensions": {"code": code}}]})

@@ -22,6 +22,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import jwt
@@ -63,38 +64,72 @@ def _unauthenticated(message: str) -> IdentityError:
     return IdentityError("UNAUTHENTICATED", message, 401)
 
 
-class _Keys:
-    """One issuer's JWKS, from a file or a URL (refreshed at most every 30 s on an unknown kid)."""
+def signing_keys(document: Any) -> dict[str | None, jwt.PyJWK]:
+    """The verification keys of a JWKS document, by key id: RSA and EC keys for signatures only
+    (symmetric and encryption keys are never used to verify), parsed by PyJWT's `PyJWKSet`, which
+    leaves out a key it cannot use. Anything that is not a JWKS holds no key."""
+    entries = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(entries, list):
+        return {}
+    usable = [e for e in entries if isinstance(e, dict) and e.get("kty") in _ALGORITHMS_BY_KEY and e.get("use", "sig") == "sig"]
+    try:
+        key_set = jwt.PyJWKSet(usable)
+    except jwt.PyJWKSetError:  # not one usable key
+        return {}
+    return {key.key_id: key for key in key_set.keys}
+
+
+class IssuerKeys:
+    """One issuer's verification keys, from its JWKS file or URL.
+
+    Read again when a token names a key id that is not held, at most once per `refresh_interval`
+    (a flood of made-up key ids costs one read), and kept until then: a key rotated in is taken
+    on its first token, one rotated out stays until the next read. A read that fails (unreachable,
+    over `fetch_timeout`, an HTTP error, not JSON) keeps the keys held; the token is refused
+    (UNAUTHENTICATED), never served as the public's.
+
+    PyJWT's `PyJWKClient` is not used: it reads with urllib, synchronously, which on the event
+    loop would hold every request for the read, and in a thread costs each token a thread hop
+    while a hung endpoint holds a worker thread per waiting request behind its lock; it reads no
+    file, keeps no key without a key id (a token without `kid` is verified here when the JWKS holds
+    one key), and honours the environment's proxies (the gateway's control client does not). The
+    read is this client's (async httpx); the parsing is PyJWT's (`PyJWKSet`, `signing_keys`)."""
+
+    refresh_interval = 30.0  # seconds between two reads on unknown key ids
+    fetch_timeout = 5.0  # seconds for one read of a JWKS URL
 
     def __init__(self, issuer: Issuer, http_client: httpx.AsyncClient | None) -> None:
         self.issuer = issuer
         self.http_client = http_client
         self.keys: dict[str | None, jwt.PyJWK] = {}
-        self.fetched_at = 0.0
+        self.read_at = -float("inf")
 
-    def _load(self, document: dict) -> None:
-        keys = {}
-        for entry in document.get("keys", []):
-            if entry.get("kty") not in _ALGORITHMS_BY_KEY or entry.get("use", "sig") != "sig":
-                continue  # symmetric and encryption keys are never used to verify
-            try:
-                keys[entry.get("kid")] = jwt.PyJWK(entry)
-            except jwt.PyJWKError:
-                continue
-        self.keys = keys
+    async def _read(self) -> dict[str | None, jwt.PyJWK] | None:
+        """The issuer's keys now; None when they cannot be read."""
+        try:
+            if self.issuer.jwks_file:
+                document = json.loads(Path(self.issuer.jwks_file).read_text(encoding="utf-8"))
+            elif self.issuer.jwks_url and self.http_client is not None:
+                response = await self.http_client.get(self.issuer.jwks_url, timeout=self.fetch_timeout)
+                if response.status_code != 200:
+                    return None
+                document = response.json()
+            else:
+                return None
+        except (OSError, ValueError, httpx.HTTPError, httpx.InvalidURL):
+            return None
+        if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+            return None  # not a JWKS (an error page's JSON, say): the keys held stay
+        return signing_keys(document)
 
     async def key(self, kid: str | None) -> jwt.PyJWK | None:
         now = time.monotonic()
-        if kid not in self.keys and now - self.fetched_at > 30:
-            self.fetched_at = now
-            try:
-                if self.issuer.jwks_file:
-                    self._load(json.loads(Path(self.issuer.jwks_file).read_text(encoding="utf-8")))
-                elif self.issuer.jwks_url and self.http_client is not None:
-                    response = await self.http_client.get(self.issuer.jwks_url, timeout=5)
-                    self._load(response.json())
-            except (OSError, ValueError, httpx.HTTPError):
+        if kid not in self.keys and now - self.read_at > self.refresh_interval:
+            self.read_at = now
+            keys = await self._read()
+            if keys is None:
                 return None
+            self.keys = keys
         if kid is None and len(self.keys) == 1:
             return next(iter(self.keys.values()))
         return self.keys.get(kid)
@@ -103,7 +138,7 @@ class _Keys:
 class Authenticator:
     def __init__(self, policy: Policy, http_client: httpx.AsyncClient | None = None) -> None:
         self.policy = policy
-        self._keys = {issuer.issuer: _Keys(issuer, http_client) for issuer in policy.issuers}
+        self._keys = {issuer.issuer: IssuerKeys(issuer, http_client) for issuer in policy.issuers}
 
     async def identify(self, headers: Mapping[str, str]) -> Requester:
         api_key = headers.get("x-api-key")

@@ -27,7 +27,7 @@ from starlette.routing import Route
 from ..http_limits import AUTHENTICATED
 from ..store import Store, key_hash
 from ._manifest import NAME
-from ._registry import OPERATOR, Actor, Registry
+from ._registry import OPERATOR, Actor, Refusal, Registry, Report
 
 logger = logging.getLogger("citygate.admin")
 
@@ -64,6 +64,15 @@ def _json(body: Any, status: int = 200) -> Response:
 
 def _refusal(code: str, message: str, status: int) -> Response:
     return _json({"ok": False, "errors": [{"code": code, "message": message}]}, status)
+
+
+# the HTTP status of each kind of refusal (None: nothing refused the change)
+_STATUS_OF = {None: 200, Refusal.INVALID: 422, Refusal.FORBIDDEN: 403, Refusal.NOT_FOUND: 404, Refusal.CONFLICT: 409}
+
+
+def _answer(report: Report) -> Response:
+    """A validation's, registration's or removal's report, with the status its refusal (if any) has."""
+    return _json(report.to_dict(), _STATUS_OF[report.refusal])
 
 
 class _Refused(Exception):
@@ -115,8 +124,7 @@ def admin_routes(registry: Registry, keys: Keys) -> list[Route]:
 
     async def validate(request: Request, actor: Actor) -> Response:
         data = await _body(request)
-        report = await registry.validate(data, actor)
-        return _json(report.to_dict(), 200 if report.ok else 422)
+        return _answer(await registry.validate(data, actor))
 
     async def put_connector(request: Request, actor: Actor) -> Response:
         data = await _body(request)
@@ -125,13 +133,10 @@ def admin_routes(registry: Registry, keys: Keys) -> list[Route]:
             return _refusal("INVALID_MANIFEST", "the body must be a manifest object", 400)
         if data.setdefault("name", name) != name:
             return _refusal("INVALID_MANIFEST", "the manifest's name differs from the URL's", 400)
-        report = await registry.register(data, actor)
-        status = 200 if report.ok else (403 if any(e["code"] in ("FORBIDDEN", "CONNECTOR_OWNED_BY_ANOTHER_PARTNER") for e in report.errors) else 422)
-        return _json(report.to_dict(), status)
+        return _answer(await registry.register(data, actor))
 
     async def delete_connector(request: Request, actor: Actor) -> Response:
-        status, report = await registry.remove(request.path_params["name"], actor)
-        return _json(report.to_dict(), status)
+        return _answer(await registry.remove(request.path_params["name"], actor))
 
     async def add_partner(request: Request, actor: Actor) -> Response:
         if keys.store is None:

@@ -1,9 +1,9 @@
 """The registry: which connectors make up the supergraph, and the only way to change that.
 
 Every change is validated first (manifest, upstream URL, SDL, composition with everything else,
-ownership of fields and of privacy annotations, privacy lint), then stored, then served (the
-annotations' ownership is checked at start too, for every connector): a new Engine is built and swapped in with one
-reference assignment, so requests in flight finish on the old one and none fails. A change that
+ownership of fields and of privacy annotations, privacy lint), its Engine built, then stored, then
+served (the annotations' ownership is checked at start too, for every connector): the new Engine
+is swapped in with one reference assignment, so requests in flight finish on the old one and none fails. A change that
 fails validation leaves the running supergraph untouched and returns every problem.
 
 What a partner's connector may cost is bounded by the policy's registry section: its SDL's size
@@ -31,6 +31,7 @@ following redirects), never into a report, a listing or a log.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -74,6 +75,9 @@ from ._worker import COMPOSITION_BUDGET_EXCEEDED, BudgetExceeded, Change, Compos
 
 logger = logging.getLogger("citygate.registry")
 
+# builds the Engine of a supergraph over its subgraphs' clients, given each subgraph's owner
+EngineBuilder = Callable[[str, Subgraphs, dict[str, str]], Engine]
+
 
 @dataclass(frozen=True, slots=True)
 class Actor:
@@ -112,18 +116,43 @@ class Connector:
         return self.source != "registry"
 
 
+class Refusal(enum.Enum):
+    """Why a change was refused, by kind: the admin API answers each with its own HTTP status
+    (_admin.py). The problems themselves, each with its stable code, are the report's errors."""
+
+    INVALID = "invalid"  # the change does not validate: manifest, URL, SDL, composition, rules, schema checks
+    FORBIDDEN = "forbidden"  # the actor may not manage that connector
+    NOT_FOUND = "not_found"  # no connector of that name that the actor manages
+    CONFLICT = "conflict"  # not possible as things stand: a folder connector, the last one, what would remain
+
+
 @dataclass(slots=True)
 class Report:
+    """What validating, registering or removing a connector came to: the errors (then `refusal`
+    says of which kind), the warnings, and the version a registration stored."""
+
     errors: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[dict[str, Any]] = field(default_factory=list)
     version: int | None = None
+    refusal: Refusal | None = None  # None while nothing refuses the change
 
     @property
     def ok(self) -> bool:
         return not self.errors
 
     def add(self, problem: Problem | dict, *, warning: bool = False) -> None:
+        """A problem; an error refuses the change (as INVALID unless `refuse` says otherwise)."""
         (self.warnings if warning else self.errors).append(problem.to_dict() if isinstance(problem, Problem) else problem)
+        if not warning and self.refusal is None:
+            self.refusal = Refusal.INVALID
+
+    def refuse(self, refusal: Refusal, problem: Problem | None = None) -> Report:
+        """The change refused for `refusal` (with `problem`, or the errors already added)."""
+        if problem is not None:
+            self.add(problem)
+        assert self.errors, "a refusal says why"
+        self.refusal = refusal
+        return self
 
     def add_all(self, code: str, messages: Iterable[str]) -> None:
         for message in messages:
@@ -181,7 +210,7 @@ class Registry:
         http_client: httpx.AsyncClient,
         pool: HttpPool | None = None,
         folder: Path | None = None,
-        build_engine: Callable[[str, Subgraphs, dict[str, str]], Engine] | None = None,
+        build_engine: EngineBuilder | None = None,
         builtins: dict[str, Connector] | None = None,
     ) -> None:
         self.state = state  # gateway.http.GatewayState: holds the Engine being served
@@ -212,8 +241,14 @@ class Registry:
 
     # -- start ---------------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Load the folder's and the store's connectors and serve their composition."""
+    async def start(
+        self, *, build_engine: EngineBuilder | None = None, builtins: dict[str, Connector] | None = None
+    ) -> None:
+        """Load the folder's and the store's connectors and serve their composition (with
+        `build_engine` and `builtins`, when given, from now on)."""
+        if build_engine is not None:
+            self.build_engine = build_engine
+        self.connectors.update(builtins or {})
         if self.folder is not None:
             for manifest_path in sorted(self.folder.glob("*/manifest.yaml")):
                 try:
@@ -237,7 +272,7 @@ class Registry:
             logger.warning("no connector yet: /graphql answers 503 until the first registration")
             return
         result = compose(self._sources(self.connectors.values()))
-        if not result.ok:
+        if result.supergraph is None or not result.ok:
             raise RegistryError("the registered connectors do not compose:\n" + "\n".join(f"  {e}" for e in result.errors))
         # every connector's annotations by its owner, the folder's included (partners' connectors
         # may be there, their SDL read from their own servers at each start)
@@ -246,10 +281,10 @@ class Registry:
         if not_owned:
             raise RegistryError("privacy annotations by a party that does not own them:\n" + "\n".join(f"  {p.code}: {p.message}" for p in not_owned))
         try:
-            engine = self._build(result.supergraph, self.connectors)  # type: ignore[arg-type]
+            engine = self._build(result.supergraph, self.connectors)
         except SupergraphError as error:
             raise RegistryError(f"the composed supergraph cannot be served: {error}") from None
-        self._swap(engine, result.supergraph, self.connectors)  # type: ignore[arg-type]
+        self._swap(engine, result.supergraph, self.connectors)
 
     def warm_worker_soon(self) -> asyncio.Task:
         """Start the composition worker in the background, composing what is served (replicas
@@ -330,11 +365,20 @@ class Registry:
         logger.error("the stored connectors cannot be served here: the served supergraph stays: %s", report.errors)
         return None
 
-    async def rebuild(self) -> None:
-        """Serve the current supergraph again (after a policy change); raises SupergraphError."""
+    async def rebuild(
+        self, *, build_engine: EngineBuilder, builtins: dict[str, Connector], policy: RegistryPolicy
+    ) -> None:
+        """Serve the current supergraph again under another policy: built with `build_engine`, the
+        built-in connectors replaced by `builtins`, the registry rules `policy`'s. Raises
+        SupergraphError, and then nothing changed (the running policy stays, its rules included)."""
         async with self.lock:
-            if self.supergraph is not None:
-                self._swap(await self._build_off_loop(self.supergraph, self.connectors), self.supergraph, self.connectors)
+            connectors = {**self.connectors, **builtins}
+            engine = await self._build_off_loop(self.supergraph, connectors, build_engine) if self.supergraph is not None else None
+            self.build_engine, self.policy = build_engine, policy
+            if engine is not None and self.supergraph is not None:
+                self._swap(engine, self.supergraph, connectors)
+            else:
+                self.connectors = connectors
 
     async def _from_folder(self, manifest: Manifest) -> Connector:
         if manifest.kind == "python":
@@ -459,16 +503,20 @@ class Registry:
             for c in sorted(connectors, key=lambda c: c.manifest.name)
         ]
 
-    def _build(self, supergraph: str, connectors: dict[str, Connector]) -> Engine:
+    def _build(
+        self, supergraph: str, connectors: dict[str, Connector], build_engine: EngineBuilder | None = None
+    ) -> Engine:
         transport = Subgraphs({name: c.client for name, c in connectors.items()}, self.pool)
-        return self.build_engine(supergraph, transport, {name: c.manifest.owner for name, c in connectors.items()})
+        return (build_engine or self.build_engine)(supergraph, transport, {name: c.manifest.owner for name, c in connectors.items()})
 
-    async def _build_off_loop(self, supergraph: str, connectors: dict[str, Connector]) -> Engine:
+    async def _build_off_loop(
+        self, supergraph: str, connectors: dict[str, Connector], build_engine: EngineBuilder | None = None
+    ) -> Engine:
         """_build in a thread, while the served Engine keeps answering: the Engine of a large
         supergraph takes seconds to build (its schema, privacy tables and planner; ~1-4 s for
         10,000 fields here), which on the event loop stalled every request. The build only reads
         what it is given and shared settings (the policy); the swap stays on the loop."""
-        return await asyncio.to_thread(self._build, supergraph, connectors)
+        return await asyncio.to_thread(self._build, supergraph, connectors, build_engine)
 
     def _swap(self, engine: Engine, supergraph: str, connectors: dict[str, Connector]) -> None:
         self.supergraph = supergraph
@@ -512,36 +560,33 @@ class Registry:
             report.version = connector.version
             return report
 
-    async def remove(self, name: str, actor: Actor) -> tuple[int, Report]:
+    async def remove(self, name: str, actor: Actor) -> Report:
         async with self.lock:
             report = Report()
             existing = self.connectors.get(name)
             if existing is None or not actor.may_manage(existing.manifest.owner):
-                report.add(Problem("CONNECTOR_NOT_FOUND", f"no connector named {name!r} that you manage"))
-                return 404, report
+                return report.refuse(Refusal.NOT_FOUND, Problem("CONNECTOR_NOT_FOUND", f"no connector named {name!r} that you manage"))
             if existing.from_folder:
-                report.add(Problem("CONNECTOR_IN_FOLDER", f"{name!r} comes from the operator's connectors folder: remove it there"))
-                return 409, report
+                problem = Problem("CONNECTOR_IN_FOLDER", f"{name!r} comes from the operator's connectors folder: remove it there")
+                return report.refuse(Refusal.CONFLICT, problem)
             remaining = {n: c for n, c in self.connectors.items() if n != name}
             if not remaining:
-                report.add(Problem("LAST_CONNECTOR", "the last connector cannot be removed: nothing would be served"))
-                return 409, report
+                return report.refuse(Refusal.CONFLICT, Problem("LAST_CONNECTOR", "the last connector cannot be removed: nothing would be served"))
             changes: list[SchemaChange] = []
             change = Change(self._sources(remaining.values()), self._owners(remaining), self.policy, served=self.supergraph)
             supergraph = await self._compose(change, report, changes)
-            if supergraph is None:
-                return 409, report
+            if supergraph is None:  # what would remain does not compose: the removal is what cannot be made
+                return report.refuse(Refusal.CONFLICT)
             # what the removal breaks, reported: the connector's owner may remove it whatever its use
             await self._schema_checks(changes, report, accepted=True)
             try:
                 engine = await self._build_off_loop(supergraph, remaining)
             except SupergraphError as error:
-                report.add(Problem("NOT_SERVABLE", str(error)))
-                return 409, report
+                return report.refuse(Refusal.CONFLICT, Problem("NOT_SERVABLE", str(error)))
             if self.store is not None:
                 await self.store.delete_connector(name)
             self._swap(engine, supergraph, remaining)
-            return 200, report
+            return report
 
     @staticmethod
     def _owners(connectors: dict[str, Connector]) -> dict[str, str]:
@@ -601,14 +646,14 @@ class Registry:
             report.add_coded(error)
             return report, None, None
         if not actor.may_manage(manifest.owner):
-            report.add(Problem("FORBIDDEN", f"you may only register connectors owned by {actor.partner}"))
+            report.refuse(Refusal.FORBIDDEN, Problem("FORBIDDEN", f"you may only register connectors owned by {actor.partner}"))
             return report, None, None
         existing = self.connectors.get(manifest.name)
         if existing is not None and existing.from_folder:
             report.add(Problem("CONNECTOR_IN_FOLDER", f"{manifest.name!r} comes from the operator's connectors folder"))
             return report, None, None
         if existing is not None and not actor.may_manage(existing.manifest.owner):
-            report.add(Problem("CONNECTOR_OWNED_BY_ANOTHER_PARTNER", f"{manifest.name!r} belongs to another partner"))
+            report.refuse(Refusal.FORBIDDEN, Problem("CONNECTOR_OWNED_BY_ANOTHER_PARTNER", f"{manifest.name!r} belongs to another partner"))
             return report, None, None
         # the secrets its headers use: sent now, or kept from the connector it replaces (same owner and origin)
         manifest = with_kept_secrets(manifest, existing.manifest if existing is not None else None)

@@ -16,8 +16,8 @@ import pytest
 
 from gateway.engine import Engine
 from gateway.http import GatewayState, create_app
-from gateway.http_limits import HttpLimits
 from gateway.planner import _build as build
+from gateway.settings import settings_from_environment
 from tests.http.edge import Probe, post_graphql, refused, serve_world, world_to_serve
 from tests.world.server import AppServer
 
@@ -126,7 +126,8 @@ def test_the_planning_budget_follows_the_configuration(world_server, monkeypatch
         "{ districts { name freeSpots spots { id name district { name freeSpots code } } }"
         " residents { name bookings { hours } district { name freeSpots spots { id } } } }"
     )
-    gateway = AppServer(create_app(GatewayState(Engine.from_sdl(world_server.supergraph())), limits=HttpLimits.from_env())).start()
+    limits = settings_from_environment().http_limits()
+    gateway = AppServer(create_app(GatewayState(Engine.from_sdl(world_server.supergraph())), limits=limits)).start()
     try:
         response = httpx.post(gateway.base_url + "/graphql", json={"query": many_routes}, headers={"accept": "application/graphql-response+json"})
         if budget == "0":
