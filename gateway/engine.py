@@ -10,7 +10,7 @@ import asyncio
 import logging
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -19,8 +19,8 @@ import orjson
 from graphql import GraphQLError
 from graphql.execution.values import get_variable_values
 
-from . import telemetry, usage
-from .executor import Executor, Subgraphs, SubgraphTransport
+from . import collector, telemetry, usage
+from .executor import Executor, FieldGuard, Subgraphs, SubgraphTransport
 from .identity import PUBLIC, Requester
 from .planner import (
     INTROSPECTION_ROOT_FIELDS,
@@ -38,6 +38,7 @@ from .privacy import (
     ENTITY_PREFIX,
     SUBJECT_KEY,
     AuditRefused,
+    ClientSchemas,
     PrivacyGuard,
     PrivacySchema,
     RequestFlows,
@@ -101,6 +102,9 @@ class Engine:
     one the Engine refuses to exist (fail closed).
     """
 
+    runs = 0  # operations running on this Engine now (see run)
+    released = False  # retired and freed (see release_steps)
+
     def __init__(self, model: SupergraphModel, transport: SubgraphTransport, guard: PrivacyGuard | None = None) -> None:
         self.model = model
         self.transport = transport
@@ -117,20 +121,29 @@ class Engine:
             if problems:
                 raise SupergraphError("; ".join(f"{p.code}: {p.message}" for p in problems))
             self.planner = Planner(model, augment=partial(inject_privacy_fields, self.privacy))
-            self.executor = Executor(model, transport, guarded=self._guarded)
+            # introspection shows each requester what it could ever receive (privacy/_client_schema.py)
+            assert guard is not None
+            self.client_schemas: ClientSchemas | None = ClientSchemas(model, self.privacy, guard.policy, self._sources)
+            self.executor = Executor(model, transport, guarded=self._guarded, introspection_schema=self.client_schemas.for_requester)
         else:
             self.planner = Planner(model)
+            self.client_schemas = None  # nothing personal: every requester introspects the whole API schema
             self.executor = Executor(model, transport)
         telemetry.watch_planner(self.planner)
 
-    def _guarded(self, type_name: str, field_name: str) -> tuple | None:
+    def _guarded(self, type_name: str, field_name: str) -> FieldGuard | None:
+        """What guards `type_name.field_name` for the executor (shaping, flows), or None: the
+        privacy stage's guard lookup (executor.GuardLookup)."""
         assert self.privacy is not None
         personal = self.privacy.personal(type_name, field_name)
         if personal is not None:
             sources = self._sources(type_name, field_name)
             assert self.guard is not None
             by_path = any(rule.paths and rule.could_cover(personal.category, sources) for rule in self.guard.policy.legal_bases)
-            return ("personal", personal, SUBJECT_KEY, self.privacy.subject_field(type_name), sources, by_path)
+            return FieldGuard(
+                "personal", personal, SUBJECT_KEY, type_name, field_name,
+                stand_in=self.privacy.subject_field(type_name), sources=sources, by_path=by_path,
+            )
         aggregate = self.privacy.aggregate(type_name, field_name)
         if aggregate is not None:
             # open data under differential privacy answers the same question about the same entity
@@ -138,14 +151,16 @@ class Engine:
             # injection put it; without open data the count alone is the subject
             assert self.guard is not None
             keys = entity_key_fields(self.model, type_name) if self.guard.policy.open_data is not None else ()
-            return ("aggregate", aggregate, CONTRIBUTORS_PREFIX + field_name, None, frozenset(), False, tuple(ENTITY_PREFIX + k for k in keys))
+            return FieldGuard(
+                "aggregate", aggregate, CONTRIBUTORS_PREFIX + field_name, type_name, field_name, entity_keys=tuple(ENTITY_PREFIX + k for k in keys)
+            )
         # An object whose answer names no concrete type is shaped as the abstract type: where any
         # type it may be guards the field, it is guarded with a subject (or count) that is never
         # there, so the value is withheld (fail closed).
         for concrete in self.privacy.concrete_types_with(type_name):
             guard = self._guarded(concrete, field_name) if concrete != type_name else None
             if guard is not None:
-                return (guard[0], guard[1], UNKNOWN_CONCRETE_TYPE, None)
+                return FieldGuard(guard.kind, guard.annotation, UNKNOWN_CONCRETE_TYPE, type_name, field_name)
         return None
 
     def _sources(self, type_name: str, field_name: str) -> frozenset[str]:
@@ -188,10 +203,25 @@ class Engine:
     ) -> Engine:
         """An Engine for a supergraph, reaching its subgraphs at their join__graph URLs; `owners`
         names the party owning each subgraph (see SupergraphModel.owners)."""
-        model = load_supergraph(sdl, privacy_overrides, owners)
-        if transport is None:
-            transport = Subgraphs.over_http({name: s.url for name, s in model.subgraphs.items()})
-        return cls(model, transport, guard)
+        with collector.building():
+            model = load_supergraph(sdl, privacy_overrides, owners)
+            if transport is None:
+                transport = Subgraphs.over_http({name: s.url for name, s in model.subgraphs.items()})
+            return cls(model, transport, guard)
+
+    def release_steps(self) -> Iterator[None]:
+        """Free a retired Engine (gateway/collector.py): its schemas' reference cycles broken a slice
+        a step, then everything it holds dropped. Only once no request runs on it: a request that
+        still reaches it afterwards is refused with SERVICE_UNAVAILABLE."""
+        assert self.runs == 0
+        self.released = True
+        model = self.model
+        self.planner.clear_caches()
+        for schema in (model.api_schema, model.schema):
+            yield from collector.schema_release_steps(schema)
+        released = {"released": True, "runs": 0}
+        vars(self).clear()
+        vars(self).update(released)
 
     def coerce_variables(self, prepared, variables: Mapping[str, Any] | None) -> dict[str, Any]:
         definitions = prepared.operation.variable_definitions
@@ -209,7 +239,18 @@ class Engine:
                 forwarded[name] = _plain(coerced[name])
         return forwarded
 
-    async def run(
+    async def run(self, *args: Any, **kwargs: Any) -> GraphQLResponse:
+        """Answer one operation (see `_run`), counted while it runs: a retired Engine is released
+        only once none runs on it."""
+        if self.released:
+            raise RequestError("SERVICE_UNAVAILABLE", ["the supergraph this request started with is no longer served: retry"])
+        self.runs += 1
+        try:
+            return await self._run(*args, **kwargs)
+        finally:
+            self.runs -= 1
+
+    async def _run(
         self,
         query: str,
         operation_name: str | None = None,
@@ -366,7 +407,7 @@ class Engine:
         return response
 
     async def close(self) -> None:
-        close = getattr(self.transport, "close", None)
+        close = getattr(getattr(self, "transport", None), "close", None)  # a released Engine holds none
         if close is not None:
             await close()
 

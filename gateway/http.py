@@ -17,6 +17,7 @@ could send without a preflight must carry a header that needs one).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import logging
@@ -39,9 +40,11 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from . import collector
 from .engine import Engine, RequestError
 from .http_limits import AdminAuthLimit, Admission, EdgeMiddleware, HttpLimits, address_key, retry_after
 from .identity import PUBLIC, Authenticator, IdentityError, Requester
+from .persisted import DocumentAsk, DocumentRefusal, PersistedDocuments
 from .settings import SIMPLE_CONTENT_TYPES, LoggingSettings, Settings
 
 logger = logging.getLogger("citygate.http")
@@ -95,11 +98,26 @@ class GatewayState:
     """The Engine and Authenticator currently served. Swapping either is one assignment."""
 
     def __init__(self, engine: Engine | None = None, *, development: bool = False, authenticator: Authenticator | None = None) -> None:
-        self.engine = engine
+        self._engine = engine
         self.development = development
         self.authenticator = authenticator
         self.readiness: Readiness | None = None  # set by the app that owns a store
         self.admission: Admission | None = None  # set by create_app
+        self.documents: PersistedDocuments | None = None  # APQ and trusted documents (gateway/persisted.py); create_app's default has no store
+
+    @property
+    def engine(self) -> Engine | None:
+        return self._engine
+
+    @engine.setter
+    def engine(self, engine: Engine | None) -> None:
+        # the swap: one assignment; requests in flight keep the Engine they started with, which is
+        # released once none runs on it (gateway/collector.py)
+        retired, self._engine = self._engine, engine
+        if engine is not None and engine is not retired:
+            collector.serving()
+            if retired is not None:
+                collector.retire(retired)
 
 
 def _negotiate(accept: str | None) -> str | None:
@@ -275,12 +293,17 @@ def create_app(
     extra_routes: list | None = None,
     limits: HttpLimits | None = None,
     settings: Settings | None = None,
+    lifespan: Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]] | None = None,
 ) -> Starlette:
+    """The HTTP front of `state`; `lifespan` starts and stops what serving needs (gateway/app.py's Gateway)."""
     graphiql = graphiql or GraphiQL()
     graphiql_page = graphiql.html()  # built once: the page and the assets it names do not change
     limits = limits or HttpLimits()
     settings = settings or Settings()
     admission = state.admission = Admission(limits)
+    if state.documents is None:
+        state.documents = PersistedDocuments.from_settings(settings)
+    documents = state.documents
     document_limits = limits.document
     csrf_headers = tuple(name.lower() for name in settings.csrf.required_headers) if settings.csrf.enabled else None
 
@@ -308,7 +331,7 @@ def create_app(
     async def graphql(request: Request) -> Response:
         accept = request.headers.get("accept")
         media = _negotiate(accept)
-        if request.method == "GET" and "text/html" in (accept or "") and "query" not in request.query_params:
+        if request.method == "GET" and "text/html" in (accept or "") and not any(name in request.query_params for name in _DOCUMENT_PARAMETERS):
             return HTMLResponse(graphiql_page)  # a browser opening the endpoint
         if media is None:
             return _request_error("the Accept header allows no media type this endpoint answers with", "NOT_ACCEPTABLE", 406, JSON)
@@ -353,6 +376,18 @@ def create_app(
         if error is not None:
             return _request_error(error[0], "BAD_REQUEST", error[1], media)
         assert params is not None
+        # the text to run: the request's own, an APQ hash's or a trusted document's (gateway/persisted.py)
+        client = requester.client
+        if client is not None:
+            mode = getattr(client, "persisted_documents", "allow")
+        else:
+            mode = getattr(getattr(state.authenticator, "policy", None), "public_persisted_documents", "allow")
+        try:
+            resolved = await documents.resolve(
+                DocumentAsk(params.get("query"), params.get("documentId"), params.get("persistedQuery")), requester.recipient, mode
+            )
+        except DocumentRefusal as refusal:
+            return _request_error(refusal.message, refusal.code, refusal.status, media, refusal.headers)
         include_plan = state.development and request.headers.get("x-citygate-query-plan", "").lower() in ("1", "true")
         request_id = request.scope.get(REQUEST_ID) or uuid.uuid4().hex
         # production (not --dev): no introspection for the public, no "Did you mean" (both show the schema)
@@ -360,7 +395,7 @@ def create_app(
         suggestions = (document_limits.suggestions or ("on" if state.development else "off")) == "on"
         try:
             response = await engine.run(
-                params["query"],
+                resolved.query,
                 params.get("operationName"),
                 params.get("variables"),
                 allowed_kinds=allowed,
@@ -375,6 +410,7 @@ def create_app(
                 report_cost=state.development,
             )
             assert response.encoded is not None
+            documents.learn(resolved)  # an APQ registration whose document passed every limit
             return _json(response.encoded, 200, media)
         except RequestError as failure:
             body: dict[str, Any] = {"errors": failure.errors()}
@@ -423,15 +459,33 @@ def create_app(
             *telemetry.routes(settings),
             *([Mount("/graphiql-assets", app=StaticFiles(directory=str(graphiql.assets)))] if graphiql.local else []),
             *(extra_routes or []),
-        ]
+        ],
+        lifespan=lifespan,
     )
 
 
+_DOCUMENT_PARAMETERS = ("query", "documentId", "extensions")  # a GET naming its document (else a browser opening GraphiQL)
+
+
+def _persisted_query(extensions: Any) -> Any:
+    """APQ's extension of a request's `extensions`, None when absent (extensions that are not an
+    object are ignored, as before persisted documents)."""
+    return extensions.get("persistedQuery") if isinstance(extensions, dict) else None
+
+
 def _params_from_query(request: Request) -> tuple[dict[str, Any] | None, tuple[str, int] | None]:
-    query = request.query_params.get("query")
-    if not query:
+    query = request.query_params.get("query") or None
+    document_id = request.query_params.get("documentId")
+    persisted_query = None
+    raw_extensions = request.query_params.get("extensions")
+    if raw_extensions:
+        with contextlib.suppress(orjson.JSONDecodeError):
+            persisted_query = _persisted_query(orjson.loads(raw_extensions))
+    if query is None and document_id is None and persisted_query is None:
         return None, ("a GET request needs a 'query' parameter", 400)
-    params: dict[str, Any] = {"query": query, "operationName": request.query_params.get("operationName") or None}
+    params: dict[str, Any] = {
+        "query": query, "documentId": document_id, "persistedQuery": persisted_query, "operationName": request.query_params.get("operationName") or None,
+    }
     raw_variables = request.query_params.get("variables")
     if raw_variables:
         try:
@@ -458,15 +512,19 @@ async def _params_from_body(request: Request) -> tuple[dict[str, Any] | None, tu
     if not isinstance(payload, dict):
         return None, ("the request body must be a JSON object", 400)
     query = payload.get("query")
-    if not isinstance(query, str) or not query.strip():
-        return None, ("the request body needs a 'query' string", 400)
+    document_id = payload.get("documentId")
+    persisted_query = _persisted_query(payload.get("extensions"))
+    if document_id is not None and not isinstance(document_id, str):
+        return None, ("'documentId' must be a string", 400)
+    if (query is not None or (document_id is None and persisted_query is None)) and (not isinstance(query, str) or not query.strip()):
+        return None, ("the request body needs a 'query' string (or a 'documentId')", 400)
     operation_name = payload.get("operationName")
     if operation_name is not None and not isinstance(operation_name, str):
         return None, ("'operationName' must be a string", 400)
     variables = payload.get("variables")
     if variables is not None and not isinstance(variables, dict):
         return None, ("'variables' must be a JSON object", 400)
-    return {"query": query, "operationName": operation_name, "variables": variables}, None
+    return {"query": query, "documentId": document_id, "persistedQuery": persisted_query, "operationName": operation_name, "variables": variables}, None
 
 
 GRAPHIQL_FILES = ("graphiql.min.css", "react.production.min.js", "react-dom.production.min.js", "graphiql.min.js")
@@ -514,7 +572,28 @@ _GRAPHIQL_PAGE = """<!doctype html>
   <script src="{react_dom}"></script>
   <script src="{graphiql}"></script>
   <script>
-    const fetcher = GraphiQL.createFetcher({{ url: window.location.pathname }});
+    // Automatic persisted queries (gateway/persisted.py): the SHA-256 of the document first, the
+    // document itself only when the gateway does not have it yet. crypto.subtle exists only on
+    // secure origins (https, localhost, 127.0.0.1): elsewhere every document is sent whole.
+    const url = window.location.pathname;
+    const whole = GraphiQL.createFetcher({{ url }});
+    async function sha256(text) {{
+      const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
+      return Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, '0')).join('');
+    }}
+    async function fetcher(params, options) {{
+      if (!(window.crypto && crypto.subtle) || typeof params.query !== 'string') return whole(params, options);
+      const headers = Object.assign({{ 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json' }},
+                                    (options && options.headers) || {{}});
+      const persistedQuery = {{ version: 1, sha256Hash: await sha256(params.query) }};
+      const send = async (body) => (await fetch(url, {{ method: 'POST', headers, body: JSON.stringify(body) }})).json();
+      const asked = {{ operationName: params.operationName, variables: params.variables }};
+      const answer = await send(Object.assign({{ extensions: {{ persistedQuery }} }}, asked));
+      const codes = (answer.errors || []).map((error) => error.extensions && error.extensions.code);
+      if (codes.includes('PERSISTED_QUERY_NOT_FOUND')) return send(Object.assign({{ query: params.query, extensions: {{ persistedQuery }} }}, asked));
+      if (codes.includes('PERSISTED_QUERY_NOT_SUPPORTED')) return send(Object.assign({{ query: params.query }}, asked));
+      return answer;
+    }}
     const props = {props};
     ReactDOM.createRoot(document.getElementById('graphiql'))
       .render(React.createElement(GraphiQL, Object.assign({{ fetcher, isHeadersEditorEnabled: true }}, props)));

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +16,7 @@ from graphql import (
     DocumentNode,
     FieldNode,
     FragmentSpreadNode,
+    GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
@@ -27,7 +28,7 @@ from ..supergraph import SupergraphModel
 from ._addresses import METADATA_HOSTS, UpstreamRefused, refused
 from ._fetch import Execution, FetchRunner, FlowGate, FlowValue, SubgraphTransport, SubgraphUnavailable
 from ._merge import SUBJECT_CONFLICT
-from ._shape import PLACE, FieldGuard, GuardLookup, PrivacyDecisions, Shaper, path_of
+from ._shape import FieldGuard, GuardLookup, PrivacyDecisions, Shaper, path_of
 from ._transport import (
     AnswerTooLarge,
     BreakerSettings,
@@ -44,7 +45,6 @@ from ._transport import (
 
 __all__ = [
     "METADATA_HOSTS",
-    "PLACE",
     "SUBJECT_CONFLICT",
     "AnswerTooLarge",
     "BreakerSettings",
@@ -54,6 +54,7 @@ __all__ = [
     "FieldGuard",
     "FlowGate",
     "FlowValue",
+    "GuardLookup",
     "HttpPool",
     "HttpSubgraph",
     "InProcessSubgraph",
@@ -80,11 +81,21 @@ class ExecutionResult:
     reshape: Callable[[PrivacyDecisions], tuple[dict[str, Any] | None, list[dict[str, Any]]]] | None = None
 
 
+# The schema a requester's introspection reads (`__schema`, `__type`): (a key naming whom it is
+# for, the schema), from the execution's context (privacy/_client_schema.py)
+IntrospectionSchema = Callable[[Any], tuple[Hashable, GraphQLSchema]]
+
+
 class Executor:
-    def __init__(self, model: SupergraphModel, transport: SubgraphTransport, guarded: GuardLookup | None = None) -> None:
+    def __init__(
+        self, model: SupergraphModel, transport: SubgraphTransport, guarded: GuardLookup | None = None,
+        introspection_schema: IntrospectionSchema | None = None,
+    ) -> None:
         self.model = model
         self.runner = FetchRunner(model, transport, redact_errors=guarded is not None, guarded=guarded)
         self.shaper = Shaper(model.api_schema, guarded)
+        # without it, every requester introspects the whole API schema
+        self.introspection_schema = introspection_schema
         self._introspection: LRUCache = LRUCache(maxsize=256)
 
     async def execute(
@@ -98,7 +109,7 @@ class Executor:
     ) -> ExecutionResult:
         execution = Execution(variables=variables, context=context, flows=flows)
         if plan.has_introspection:
-            execution.data.update(self._run_introspection(prepared, variables, execution.errors))
+            execution.data.update(self._run_introspection(prepared, variables, execution.errors, context))
         await self.runner.run(plan, execution)
         fetch_errors, fetched = execution.errors, execution.data
 
@@ -112,12 +123,15 @@ class Executor:
         data = await self.shaper.shape_in_slices(plan, fetched, errors, privacy)
         return ExecutionResult(data, errors, execution.subgraph_requests, shape)
 
-    def _run_introspection(self, prepared: PreparedOperation, variables: Mapping[str, Any], errors: list) -> dict:
-        cache_key = (prepared.text, prepared.name, orjson.dumps(dict(variables), option=orjson.OPT_SORT_KEYS))
+    def _run_introspection(self, prepared: PreparedOperation, variables: Mapping[str, Any], errors: list, context: Any = None) -> dict:
+        # the requester's own schema (what it could ever receive); the operation was validated on
+        # the whole API schema, so a type its schema lacks reads as null (`__type`) or is absent
+        audience, schema = self.introspection_schema(context) if self.introspection_schema is not None else (None, self.model.api_schema)
+        cache_key = (audience, prepared.text, prepared.name, orjson.dumps(dict(variables), option=orjson.OPT_SORT_KEYS))
         cached = self._introspection.get(cache_key)
         if cached is None:
             document = _introspection_document(prepared)
-            result = execute(self.model.api_schema, document, variable_values=dict(variables))
+            result = execute(schema, document, variable_values=dict(variables))
             cached = (result.data or {}, [e.formatted for e in result.errors or ()])
             self._introspection[cache_key] = cached
         data, introspection_errors = cached
