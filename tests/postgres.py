@@ -6,6 +6,8 @@ database a module names must be made by the module, never assumed to be there.""
 from __future__ import annotations
 
 import contextlib
+import uuid
+from collections.abc import AsyncIterator
 
 import asyncpg
 
@@ -27,3 +29,22 @@ async def fresh_database(name: str) -> str:
     finally:
         await database.close()
     return f"{SERVER}/{name}"
+
+
+@contextlib.asynccontextmanager
+async def temporary_database(prefix: str) -> AsyncIterator[str]:
+    """A new database named `prefix`_<random> for one test (others use theirs meanwhile), dropped after."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(f"{SERVER}/postgres", timeout=10)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield f"{SERVER}/{name}"
+    finally:
+        admin = await asyncpg.connect(f"{SERVER}/postgres", timeout=10)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()

@@ -19,12 +19,12 @@ import yaml
 
 from gateway.persisted import ApqCache, ManifestError, read_manifest, text_hash
 from tests.http.edge import CITYGATE, ServeProcess
+from tests.postgres import temporary_database
 
 APP_KEY = "ck_persisted-app-not-a-secret"
 SAFE_KEY = "ck_persisted-safe-not-a-secret"
 JSON = "application/json"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379/5"  # this helper's database number
 
 DISTRICTS = "query Districts { districts { code } }"
@@ -313,18 +313,8 @@ def test_documents_belong_to_their_client(files, gateway, sqlite_store):
 
 @pytest.fixture
 async def pg_store():
-    name = f"citygate_h2_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(ADMIN_URL, timeout=5)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    admin = await asyncpg.connect(ADMIN_URL, timeout=5)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with temporary_database("citygate_h2") as url:
+        yield url
 
 
 @pytest.fixture

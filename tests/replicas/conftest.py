@@ -4,12 +4,11 @@ PostgreSQL database of their own, as two replicas behind a load balancer would b
 from __future__ import annotations
 
 import asyncio
-import uuid
 
-import asyncpg
 import pytest
 import strawberry
 
+from tests.postgres import temporary_database
 from tests.privacy import conftest as privacy_fixtures
 from tests.privacy import world
 from tests.privacy.conftest import City, connectors_folder, policy_document
@@ -43,18 +42,8 @@ def notices_world():
 @pytest.fixture
 async def replica_database():
     """A database of this test's own (other helpers' tests use `test` concurrently), dropped after."""
-    name = f"citygate_replicas_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(ADMIN_URL, timeout=5)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    admin = await asyncpg.connect(ADMIN_URL, timeout=5)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with temporary_database("citygate_replicas") as url:
+        yield url
 
 
 def replica_policy(jwks_file) -> dict:
