@@ -15,7 +15,7 @@ from weakref import WeakKeyDictionary
 
 from ..identity import Requester
 from ._audit import AuditLog, Disclosure
-from ._erasure import ErasureDispatcher, ErasureRequest, ErasureSettings, ErasureStore, ErasureTarget
+from ._erasure import PENDING, ErasureDispatcher, ErasureRequest, ErasureSettings, ErasureStore, ErasureTarget
 from ._export import (
     EXPORT_BASIS,
     EXPORT_PURPOSE,
@@ -60,6 +60,7 @@ class ResidentRights:
         self.excluded = excluded  # the control plane: never exported from, never asked to erase
         # a manifest's erasure URL and headers, resolved and checked (the registry's rules), or None: refused
         self.erasure_endpoint = erasure_endpoint
+        self._exporting: set[str] = set()  # residents with an export running: one at a time each
         self.dispatcher = ErasureDispatcher(erasures, self.targets, session, settings, address_refused)
         self._operations: WeakKeyDictionary = WeakKeyDictionary()  # Engine -> its export operation
 
@@ -74,6 +75,19 @@ class ResidentRights:
         return operation
 
     async def export(self, requester: Requester, audit: AuditLog | None) -> dict[str, Any]:
+        """One export at a time per resident: an operation repeating `export` under a hundred aliases
+        runs one, the others are refused (each is a whole generated operation over every connector)."""
+        resident = requester.resident
+        assert resident is not None
+        if resident in self._exporting:
+            raise RightsError("RATE_LIMITED", "an export of yours is already running: ask again once it is answered")
+        self._exporting.add(resident)
+        try:
+            return await self._export(requester, audit)
+        finally:
+            self._exporting.discard(resident)
+
+    async def _export(self, requester: Requester, audit: AuditLog | None) -> dict[str, Any]:
         """Everything about the signed-in resident, through the Engine with the resident as the
         requester, audited (recipient: the client it is handed to, purpose `export`) before it is
         returned; an audit log that refuses refuses the export (fail closed)."""
@@ -148,6 +162,11 @@ class ResidentRights:
     async def request_erasure(self, requester: Requester, audit: AuditLog | None) -> ErasureRequest:
         resident = requester.resident
         assert resident is not None
+        # a request still pending is the answer to another one (mutations aliased a hundred times,
+        # or a resident pressing twice): no new deliveries, no new disclosures
+        for earlier in await self.requests(resident, limit=5):
+            if any(delivery.status == PENDING for delivery in earlier.deliveries):
+                return earlier
         holders = self.holders()
         targets = self.targets()
         chosen = [targets.get(name) or ErasureTarget(name, owner, None) for name, owner in holders.items()]
@@ -168,8 +187,10 @@ class ResidentRights:
             logger.error("an erasure request could not be stored (%s)", type(error).__name__)
             raise RightsError("STORE_UNAVAILABLE", "the erasure request cannot be recorded now: ask again later") from None
         self.dispatcher.wake()
-        requests = await self.erasures.requests_for(resident, limit=50)
-        return next(r for r in requests if r.id == request_id)
+        for request in await self.requests(resident, limit=50):
+            if request.id == request_id:
+                return request
+        raise RightsError("STORE_UNAVAILABLE", "the erasure request is recorded but cannot be read back now: see me { erasureRequests }")
 
     def _resident_key(self) -> str:
         """The coordinate of the resident's id as connectors receive it (`Resident.id`)."""

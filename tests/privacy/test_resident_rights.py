@@ -185,3 +185,19 @@ def test_erasure_reaches_each_connector_holding_the_residents_data(city):
     export = ask(city, resident, EXPORT)["data"]["me"]["export"]
     partner_types = {r["type"] for name, r in _records(export) if name != "city"}
     assert partner_types <= {"Resident"}
+
+
+def test_aliases_run_one_export_and_one_erasure_request_per_resident(city):
+    # a hundred aliases of `export` in one operation: one export runs, the others are refused
+    aliased = "{ me { " + " ".join(f"e{n}: export" for n in range(20)) + " } }"
+    answer = ask(city, "r0003", aliased)
+    codes = {error["extensions"]["code"] for error in answer.get("errors", [])}
+    assert codes == {"RATE_LIMITED"}  # (export is non-null: a refusal nulls `me`, as GraphQL says)
+    disclosures = "{ me { disclosures(limit: 50) { purpose } } }"
+    exports = [d for d in ask(city, "r0003", disclosures)["data"]["me"]["disclosures"] if d["purpose"] == "export"]
+    assert len(exports) <= 1  # at most one export ran (the refusals may cancel it too), not twenty
+    assert ask(city, "r0003", EXPORT)["data"]["me"]["export"]["subject"] == "r0003"  # and the next one runs
+    # erasure aliased: one request, its deliveries, answered again while they are pending
+    requested = ask(city, "r0003", "mutation { " + " ".join(f"r{n}: requestErasure {{ id }}" for n in range(5)) + " }")
+    ids = {value["id"] for value in requested["data"].values()}
+    assert len(ids) == 1, ids
