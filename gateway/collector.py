@@ -52,6 +52,7 @@ _lock = threading.Lock()
 _builds = 0
 _saved_threshold2 = 0
 _saved_switch_interval = 0.005
+_pending: set[asyncio.Task] = set()  # release tasks, held until done (the loop keeps only weak references)
 _managed = False  # only a serving process (`citygate serve`, `citygate demo`) manages the collector
 
 
@@ -111,14 +112,12 @@ def retire(engine: Any) -> None:
     task.add_done_callback(_pending.discard)
 
 
-_pending: set[asyncio.Task] = set()
-
 
 async def _release_when_idle(engine: Any, grace: float | None = None) -> None:
     retired = time.monotonic()
     grace = RELEASE_GRACE_SECONDS if grace is None else grace
     while time.monotonic() - retired < grace or getattr(engine, "runs", 0):
-        await asyncio.sleep(_CHECK_EVERY_SECONDS if grace >= _CHECK_EVERY_SECONDS else grace / 4 or 0.01)
+        await asyncio.sleep(min(_CHECK_EVERY_SECONDS, max(grace / 4, 0.01)))
     try:
         for _ in engine.release_steps():
             await asyncio.sleep(0)

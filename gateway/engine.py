@@ -43,6 +43,7 @@ from .privacy import (
     PrivacySchema,
     RequestFlows,
     entity_key_fields,
+    field_sources,
     inject_privacy_fields,
 )
 from .supergraph import PrivacyAnnotations, SupergraphError, SupergraphModel, load_supergraph
@@ -167,11 +168,7 @@ class Engine:
         """The owners whose data a value of `type_name.field_name` is: those of every subgraph that
         can resolve the field, on the type or on an interface it implements (an @interfaceObject
         may resolve it there): a legal basis covers the value only if it names them all."""
-        model = self.model
-        subgraphs = set(model.subgraphs_resolving(type_name, field_name))
-        for interface in model.interfaces_of(type_name):
-            subgraphs.update(model.subgraphs_resolving(interface, field_name))
-        return frozenset(model.owner_of(subgraph) for subgraph in subgraphs)
+        return field_sources(self.model, type_name, field_name)
 
     def _check_legal_bases(self, policy: Policy) -> None:
         """Refuse a basis whose `paths` name a field the supergraph lacks (the policy does not fit);

@@ -377,11 +377,8 @@ def create_app(
             return _request_error(error[0], "BAD_REQUEST", error[1], media)
         assert params is not None
         # the text to run: the request's own, an APQ hash's or a trusted document's (gateway/persisted.py)
-        client = requester.client
-        if client is not None:
-            mode = getattr(client, "persisted_documents", "allow")
-        else:
-            mode = getattr(getattr(state.authenticator, "policy", None), "public_persisted_documents", "allow")
+        # the policy's mode; a gateway without a policy (no authenticator) has no client to safelist
+        mode = state.authenticator.policy.persisted_documents_mode(requester.client) if state.authenticator is not None else "allow"
         try:
             resolved = await documents.resolve(
                 DocumentAsk(params.get("query"), params.get("documentId"), params.get("persistedQuery")), requester.recipient, mode
@@ -416,6 +413,8 @@ def create_app(
             body: dict[str, Any] = {"errors": failure.errors()}
             if failure.code == "METHOD_NOT_ALLOWED":
                 return _json(body, 405, media, {"allow": "POST"})
+            if failure.code == "SERVICE_UNAVAILABLE":  # it started on an Engine since released: retry now
+                return _json(body, 503, media, {"retry-after": "0"})
             if failure.executed:
                 body["data"] = None
                 return _json(body, 200, media)

@@ -122,6 +122,7 @@ class AnswerCheck:
             answered = answer.get("__typename")
             if answered.__class__ is str:
                 typename = answered
+            typename = asked.view_key(typename)  # a partner's unknown typename compiles nothing new
         check = self._by_type.get(typename)
         if check is None:
             view = asked.fixed if asked.fixed is not None else asked.view(typename)
@@ -183,7 +184,7 @@ def _compile_view(view: AnswerView) -> Any:
     emit("o0", view, 0, "    ")
     namespace = dict(constants)
     exec(compile("\n".join(lines), "<answer check>", "exec"), namespace)  # our own code: names from the plan, as repr()s
-    return namespace["check"]
+    return namespace.pop("check")  # not kept in its own globals: no cycle to outlive a released Engine
 
 
 def _drop_unasked(answer: dict, keys: frozenset[str]) -> None:

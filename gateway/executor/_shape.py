@@ -602,7 +602,7 @@ def _compile(fields: list[_FieldShape], typename: str) -> Callable[[dict, tuple 
                      f"    {v} = walk.value({v}, F{index}, 0, {here})", f"    if {v} is _BUBBLE:", "        return _BUBBLE"]
     source = "\n".join(["def placed(obj, node, walk):", "    get = obj.get", *_indent(body, 1), f"    return {{{', '.join(entries)}}}", ""])
     exec(compile(source, f"<shaping {typename}>", "exec"), namespace)  # our own code: names and literals only
-    return namespace["placed"]
+    return namespace.pop("placed")  # not kept in its own globals: no cycle to outlive a released Engine
 
 
 def _complete_object(target: str, index: int, here: str, source: str | None = None) -> list[str]:

@@ -189,13 +189,15 @@ class AnswerSelection:
     per runtime type is computed on first use and kept with the plan.
     """
 
-    __slots__ = ("_views", "fields", "fixed", "fragments", "leaf_keys", "mentions_typename")
+    __slots__ = ("_views", "fields", "fixed", "fragments", "leaf_keys", "mentions_typename", "named_types")
 
     def __init__(self, fields: tuple[AskedField, ...], fragments: tuple[tuple[frozenset[str], AnswerSelection], ...]) -> None:
         self.fields = fields
         self.fragments = fragments  # ((the types a fragment applies to, its selection), ...)
         # whether `__typename` is asked here or in one of the fragments (it then picks the fragments)
         self.mentions_typename = any(f.name == "__typename" for f in fields) or any(s.mentions_typename for _, s in fragments)
+        # every type a fragment here (or in a fragment of one) applies to: any other name has one view
+        self.named_types: frozenset[str] = frozenset().union(*(types | selection.named_types for types, selection in fragments))
         self._views: dict[str | None, AnswerView] = {}
         # the common cases, for the executor's walk: no fragments, so one view for every type...
         self.fixed = self._flatten(None) if not fragments else None
@@ -207,10 +209,16 @@ class AnswerSelection:
         """The fields asked of an object of `typename`. None: the type is not known (an answer that
         leaves out the `__typename` it was asked for): every fragment's fields, since any may
         apply; shaping then knows no concrete type either, and the privacy stage no subject."""
+        typename = self.view_key(typename)
         view = self._views.get(typename)
         if view is None:
             view = self._views[typename] = self._flatten(typename)
         return view
+
+    def view_key(self, typename: str | None) -> str | None:
+        """`typename`, or "" for every name no fragment applies to (a name the answer chose): the
+        views, and what is compiled from them, stay as many as the plan's own type names."""
+        return typename if typename is None or typename in self.named_types else ""
 
     def _collect(self, typename: str | None, into: list[AskedField]) -> None:
         into.extend(self.fields)

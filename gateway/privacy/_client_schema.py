@@ -83,8 +83,9 @@ PUBLIC_AUDIENCE = Audience(None)
 
 
 def field_sources(model: SupergraphModel, type_name: str, field_name: str) -> frozenset[str]:
-    """The owners whose data a value of the field is, as the engine scopes legal bases
-    (Engine._sources): every owner of a subgraph resolving it on the type or an interface."""
+    """The owners whose data a value of the field is, as legal bases are scoped (the engine's and
+    the client schemas' one definition): every owner of a subgraph resolving it on the type or an
+    interface it implements."""
     subgraphs = set(model.subgraphs_resolving(type_name, field_name))
     for interface in model.interfaces_of(type_name):
         subgraphs.update(model.subgraphs_resolving(interface, field_name))

@@ -58,7 +58,7 @@ from ..executor import (
 )
 from ..policy import RegistryPolicy
 from ..store import Store
-from ..supergraph import SupergraphError, load_supergraph
+from ..supergraph import SupergraphError
 from ..usage import current as current_usage
 from ._checks import USAGE_WINDOW_DAYS, SchemaChange, Use, classify, usage_by_change
 from ._manifest import (
@@ -219,7 +219,7 @@ class Registry:
         self.http_client = http_client  # control traffic: reading SDLs
         self.pool = pool or HttpPool()  # subgraph traffic
         self.folder = folder
-        self.build_engine = build_engine or (lambda sdl, transport, owners: Engine(load_supergraph(sdl, owners=owners), transport))
+        self.build_engine = build_engine or (lambda sdl, transport, owners: Engine.from_sdl(sdl, transport, owners=owners))
         self.connectors: dict[str, Connector] = dict(builtins or {})
         self.lock = asyncio.Lock()
         self.supergraph: str | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -100,9 +100,3 @@ async def documents_of(store: Store, client: str | None = None) -> list[StoredDo
         query = query.where(table.client == client)
     async with store.engine.connect() as connection:
         return [StoredDocument(*row) for row in await connection.execute(query)]
-
-
-async def document_count(store: Store, client: str) -> int:
-    table = persisted_documents.c
-    async with store.engine.connect() as connection:
-        return int((await connection.execute(select(func.count()).where(table.client == client))).scalar_one())
