@@ -40,6 +40,7 @@ from ._transport import (
     SubgraphClient,
     Subgraphs,
     UpstreamAddressRefused,
+    UpstreamStatus,
     literal_address,
 )
 
@@ -66,6 +67,7 @@ __all__ = [
     "Subgraphs",
     "UpstreamAddressRefused",
     "UpstreamRefused",
+    "UpstreamStatus",
     "literal_address",
     "path_of",
     "refused",

@@ -34,9 +34,11 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
+import yarl
 from aiohttp.abc import AbstractResolver
 
 from .. import telemetry
+from ..errors import PartnerFault
 from ._addresses import GuardedResolver, Network, UpstreamRefused, parse_address, refused
 from ._fetch import SubgraphUnavailable
 
@@ -105,8 +107,16 @@ _BASE_HEADERS = {"content-type": "application/json", "accept": "application/grap
 _NO_OWN_TIMEOUT = aiohttp.ClientTimeout(total=None)  # post_guarded's caller holds the one deadline
 
 
-class AnswerTooLarge(Exception):
+class AnswerTooLarge(PartnerFault):
     """An upstream's answer went past the size its reader allows; the rest was never read."""
+
+
+class UpstreamStatus(SubgraphUnavailable):
+    """An upstream answered `post_guarded` with a status that is not 2xx (a redirect included: never followed)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
 
 
 class HttpPool:
@@ -150,25 +160,37 @@ class HttpPool:
                 options["resolver"] = GuardedResolver(lambda: self.allow_upstreams(), self.resolver)
             connector = aiohttp.TCPConnector(**options)
             session = self._sessions[(guarded, fresh)] = aiohttp.ClientSession(
-                connector=connector, trust_env=False, auto_decompress=True, trace_configs=telemetry.trace_configs()  # traceparent
+                connector=connector, trust_env=False, auto_decompress=True, trace_configs=telemetry.trace_configs(),  # traceparent
+                # no cookie jar: a cookie a partner sets while answering one resident's request
+                # would go back to it with every later request, whoever it is for (and a jar
+                # costs a lookup per request)
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return session
 
-    async def post_guarded(self, url: str, body: bytes, headers: Mapping[str, str], *, max_bytes: int | None = None) -> bytes:
-        """POST `body` to a registered partner's `url` outside a subgraph request (its SDL, read at
-        registration) under the same guard: every address its host resolves to checked at
-        connection, no redirect followed (the headers may carry the partner's secrets), the answer
-        read while it streams and refused past `max_bytes` (AnswerTooLarge). The caller sets the
-        deadline. UpstreamAddressRefused when the guard refused the address: nothing was sent."""
-        literal = literal_address(url)
-        if literal is not None and refused(literal, tuple(self.allow_upstreams())):
-            raise UpstreamAddressRefused("its address is refused by the operator's policy")
+    async def post_guarded(
+        self, url: str, body: bytes, headers: Mapping[str, str], *, method: str = "POST", max_bytes: int | None = None, guarded: bool = True
+    ) -> bytes:
+        """Send `body` (`method`: POST by default; an erasure delivery may PUT or DELETE) to a
+        partner's `url` outside a subgraph request (its SDL, read at registration; a resident's
+        erasure request) under the same guard: every address its host resolves to checked at
+        connection (`guarded=False`: an operator's folder connector, unchecked as its traffic is),
+        no redirect followed (the headers may carry the partner's secrets), the answer read while
+        it streams and refused past `max_bytes` (AnswerTooLarge). The caller sets the deadline.
+        UpstreamAddressRefused when the guard refused the address: nothing was sent. An answer
+        that is not 2xx raises UpstreamStatus (its body unread)."""
+        if guarded:
+            literal = literal_address(url)
+            if literal is not None and refused(literal, tuple(self.allow_upstreams())):
+                raise UpstreamAddressRefused("its address is refused by the operator's policy")
         try:
             # a connection of its own, closed after: a registration's read leaves nothing in the
             # pool (no connection, no cached name) for the connector's traffic to reuse unchecked
-            async with self.fresh_session(guarded=True).post(
-                url, data=body, headers={**_BASE_HEADERS, **headers}, allow_redirects=False, timeout=_NO_OWN_TIMEOUT
+            async with self.fresh_session(guarded=guarded).request(
+                method, url, data=body, headers={**_BASE_HEADERS, **headers}, allow_redirects=False, timeout=_NO_OWN_TIMEOUT
             ) as response:
+                if not 200 <= response.status < 300:
+                    raise UpstreamStatus(response.status)
                 chunks, size = [], 0
                 async for chunk in response.content.iter_chunked(65536):
                     size += len(chunk)
@@ -207,6 +229,7 @@ class HttpSubgraph:
     ) -> None:
         self.pool = pool
         self.url = url
+        self._target = yarl.URL(url)  # parsed once: aiohttp would parse a str on every request
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self.headers = {**_BASE_HEADERS, **(headers or {})}
         self.breaker = CircuitBreaker(breaker or pool.breaker)
@@ -258,7 +281,7 @@ class HttpSubgraph:
         session = self.pool.session(self.guarded)
         while True:
             try:
-                async with session.post(self.url, data=body, headers=self.headers, timeout=self.timeout, allow_redirects=False) as response:
+                async with session.post(self._target, data=body, headers=self.headers, timeout=self.timeout, allow_redirects=False) as response:
                     content = await response.read()
                     if response.status >= 300 and "json" not in response.headers.get("content-type", ""):
                         raise SubgraphUnavailable(f"HTTP {response.status}")

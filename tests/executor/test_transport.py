@@ -75,3 +75,35 @@ async def test_a_mutation_is_never_sent_twice(dropping):
     with pytest.raises(SubgraphUnavailable, match="unreachable"):
         await subgraph.send("mutation M { pay }", None)
     assert [b["query"] for b in server.bodies].count("mutation M { pay }") == 1
+
+
+async def test_a_cookie_a_subgraph_sets_never_goes_back_to_it():
+    """A partner setting a cookie while answering one resident's request must not see it on the
+    next request, which may be another resident's: the gateway keeps no cookie jar."""
+    from aiohttp import web
+
+    seen: list[str | None] = []
+
+    async def graphql(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Cookie"))
+        response = web.json_response({"data": {"answer": len(seen)}})
+        response.set_cookie("resident", f"resident-{len(seen)}", path="/")
+        return response
+
+    app = web.Application()
+    app.router.add_post("/graphql", graphql)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    pool = HttpPool(share_identical=False)
+    try:
+        # a name, not an IP literal: aiohttp's default jar refuses cookies from IP addresses
+        subgraph = HttpSubgraph(pool, f"http://localhost:{port}/graphql", timeout=5)
+        answers = [orjson.loads(await subgraph.send(f"query Q{n} {{ answer }}", None)) for n in range(3)]
+    finally:
+        await pool.close()
+        await runner.cleanup()
+    assert [a["data"]["answer"] for a in answers] == [1, 2, 3]
+    assert seen == [None, None, None]
