@@ -21,8 +21,9 @@ import secrets
 import socket
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import jwt
 import uvicorn
@@ -241,15 +242,17 @@ def demo_sign_in_routes(tokens: dict[str, str]) -> list[Route]:
     return [Route("/demo/sign-in", sign_in, methods=["GET", "POST"])]
 
 
-def demo_gateway(folder: Path, host: str, port: int, console: Console, state_dir: Path = Path(".citygate")) -> Gateway:
-    state_dir.mkdir(exist_ok=True)
-    database = state_dir / "demo.db"
-    database.unlink(missing_ok=True)
-    url = f"http://{host}:{port}"
+@dataclass(frozen=True)
+class DemoCredentials:
+    """The secrets of one demo run, generated at start: never committed, printed once."""
 
-    # Secrets of this run only.
-    operator_key = new_key("cgo")
-    client_keys = {client_id: new_key("cgc") for client_id in CLIENTS}
+    operator_key: str
+    client_keys: dict[str, str]  # client id -> API key
+    tokens: dict[str, str]  # demo resident -> a JWT signed in through the city's app
+    jwks_file: Path  # the demo identity provider's public keys, which the policy trusts
+
+
+def demo_credentials(state_dir: Path) -> DemoCredentials:
     signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     jwk = json.loads(RSAAlgorithm.to_jwk(signing_key.public_key()))
     jwk.update(kid=secrets.token_hex(4), use="sig", alg="RS256")
@@ -261,77 +264,103 @@ def demo_gateway(folder: Path, host: str, port: int, console: Console, state_dir
         claims = {"iss": ISSUER, "aud": "citygate", "sub": subject, "azp": client, "iat": now, "exp": now + 12 * 3600}
         return jwt.encode(claims, signing_key, algorithm="RS256", headers={"kid": jwk["kid"]})
 
-    tokens = {resident: token(resident, "city-app") for resident in DEMO_RESIDENTS}
+    return DemoCredentials(
+        operator_key=new_key("cgo"),
+        client_keys={client_id: new_key("cgc") for client_id in CLIENTS},
+        tokens={resident: token(resident, "city-app") for resident in DEMO_RESIDENTS},
+        jwks_file=jwks_file,
+    )
+
+
+async def seed_consents(ledger: Any) -> None:
+    """The demo's consents: the ones the README's examples rely on, then 150 random ones (seeded)."""
+    await ledger.grant(
+        subject="r0001", recipient="parkr-app", purpose="booking",
+        categories=["user.contact", "user.unique_id", "user.government_id.vehicle_registration"], expires_in_days=365,
+        collection_method="demo seed",
+    )
+    await ledger.grant(subject="r0002", recipient="tablehote-app", purpose="dining", categories=["user.contact.phone_number"], expires_in_days=365, collection_method="demo seed")
+    # Cyclo (a REST connector) sees when and where r0001 rode, not what it cost them: no consent for user.financial
+    await ledger.grant(
+        subject="r0001", recipient="cyclo-app", purpose="bike-sharing", categories=["user.unique_id", "user.behavior", "user.location"],
+        expires_in_days=365, collection_method="demo seed",
+    )
+    rng = random.Random(2026)
+    for index in rng.sample(range(4, 2001), 150):
+        client = rng.choice(["parkr-app", "voisinage-app", "tablehote-app"])
+        purpose = CLIENTS[client]["purposes"][0]
+        categories = rng.sample(["user.contact", "user.name", "user.contact.email", "user.unique_id", "user.social"], rng.randint(1, 2))
+        await ledger.grant(subject=f"r{index:04d}", recipient=client, purpose=purpose, categories=categories, expires_in_days=365, collection_method="demo seed")
+
+
+def print_welcome(console: Console, url: str, credentials: DemoCredentials, partner_keys: dict[str, str], connectors: dict[str, Any]) -> None:
+    """What runs, where, and every credential of this run, ready to paste."""
+    tokens = credentials.tokens
+    how = {"python": "in-process", "rest": "REST, called by the gateway"}
+    names = ", ".join(f"{n} ({c.source if c.source != 'folder' else how.get(c.manifest.kind, 'HTTP')})" for n, c in sorted(connectors.items()))
+    console.print(f"[bold]Citygate demo city[/bold]: {names}")
+    console.print(f"GraphiQL, with example operations ready: [bold]{url}/graphql[/bold]")
+    console.print(f"The residents' privacy centre (demo sign-in): [bold]{url}/privacy[/bold]")
+    console.print("Credentials of this run (also in .citygate/demo-credentials.json), ready to paste:", highlight=False)
+    # CITYGATE_URL is the base URL, as the CLI and docs/partners.md read it; GraphQL is at /graphql
+    console.print(f"  export CITYGATE_URL={url}", highlight=False, soft_wrap=True)
+    console.print(f"  export RESIDENT_TOKEN={tokens['r0001']}", highlight=False, soft_wrap=True)
+    console.print(f"  export OTHER_RESIDENT_TOKEN={tokens['r0003']}", highlight=False, soft_wrap=True)
+    for client_id, key in credentials.client_keys.items():
+        console.print(f"  export {client_id.upper().replace('-', '_')}_KEY={key}", highlight=False, soft_wrap=True)
+    console.print(f"  export CITYGATE_OPERATOR_KEY={credentials.operator_key}", highlight=False, soft_wrap=True)
+    # the partners' keys, for the `citygate connector` commands of docs/partners.md (CITYGATE_KEY)
+    for owner, key in partner_keys.items():
+        console.print(f"  export {owner.upper().replace('-', '_')}_PARTNER_KEY={key}", highlight=False, soft_wrap=True)
+    console.print("Then, for instance (the README has more):", highlight=False)
+    console.print(
+        "  curl -s $CITYGATE_URL/graphql -H 'content-type: application/json' "
+        "-d '{\"query\": \"{ district(code: \\\"75118\\\") { name averageAge freeSpots openJobs { title } } }\"}'",
+        highlight=False, soft_wrap=True,
+    )
+    console.print(
+        "  curl -s $CITYGATE_URL/graphql -H 'content-type: application/json' -H \"authorization: Bearer $RESIDENT_TOKEN\" "
+        "-d '{\"query\": \"{ me { residentId consents { recipient purpose } } }\"}'",
+        highlight=False, soft_wrap=True,
+    )
+    console.print("  CITYGATE_KEY=$PARKR_PARTNER_KEY .venv/bin/citygate connector list   # as Parkr, a partner (docs/partners.md)", highlight=False, soft_wrap=True)
+
+
+def demo_gateway(folder: Path, host: str, port: int, console: Console, state_dir: Path = Path(".citygate")) -> Gateway:
+    state_dir.mkdir(exist_ok=True)
+    database = state_dir / "demo.db"
+    database.unlink(missing_ok=True)
+    url = f"http://{host}:{port}"
+    credentials = demo_credentials(state_dir)  # secrets of this run only
 
     partners = PartnerServer(folder).start()
     os.environ["CITYGATE_DEMO_URL"] = partners.url
+    # where the demo partners read the gateway's JWKS, to check the erasure requests it signs
+    os.environ["CITYGATE_DEMO_GATEWAY_URL"] = url
 
     async def seed(gateway: Gateway) -> None:
+        """Once the gateway runs: the partners' keys, the demo consents, the credentials file, the welcome."""
         registry, runtime = gateway.registry, gateway.runtime
         assert registry is not None and runtime is not None
         partner_keys = {}
         for owner in sorted({c.manifest.owner for c in registry.connectors.values() if c.source == "folder"}):
             partner_keys[owner] = new_key("cgp")
             await gateway.store.add_partner(owner, partner_keys[owner])
-        ledger = runtime.ledger
-        await ledger.grant(
-            subject="r0001", recipient="parkr-app", purpose="booking",
-            categories=["user.contact", "user.unique_id", "user.government_id.vehicle_registration"], expires_in_days=365,
-            collection_method="demo seed",
-        )
-        await ledger.grant(subject="r0002", recipient="tablehote-app", purpose="dining", categories=["user.contact.phone_number"], expires_in_days=365, collection_method="demo seed")
-        # Cyclo (a REST connector) sees when and where r0001 rode, not what it cost them: no consent for user.financial
-        await ledger.grant(
-            subject="r0001", recipient="cyclo-app", purpose="bike-sharing", categories=["user.unique_id", "user.behavior", "user.location"],
-            expires_in_days=365, collection_method="demo seed",
-        )
-        rng = random.Random(2026)
-        for index in rng.sample(range(4, 2001), 150):
-            client = rng.choice(["parkr-app", "voisinage-app", "tablehote-app"])
-            purpose = CLIENTS[client]["purposes"][0]
-            categories = rng.sample(["user.contact", "user.name", "user.contact.email", "user.unique_id", "user.social"], rng.randint(1, 2))
-            await ledger.grant(subject=f"r{index:04d}", recipient=client, purpose=purpose, categories=categories, expires_in_days=365, collection_method="demo seed")
-        credentials = {
-            "url": url, "graphql": f"{url}/graphql", "operator_key": operator_key, "clients": client_keys, "partners": partner_keys, "residents": tokens,
+        await seed_consents(runtime.ledger)
+        written = {
+            "url": url, "graphql": f"{url}/graphql", "operator_key": credentials.operator_key, "clients": credentials.client_keys,
+            "partners": partner_keys, "residents": credentials.tokens,
         }
-        (state_dir / "demo-credentials.json").write_text(json.dumps(credentials, indent=2))
-        how = {"python": "in-process", "rest": "REST, called by the gateway"}
-        names = ", ".join(f"{n} ({c.source if c.source != 'folder' else how.get(c.manifest.kind, 'HTTP')})" for n, c in sorted(registry.connectors.items()))
-        console.print(f"[bold]Citygate demo city[/bold]: {names}")
-        console.print(f"GraphiQL, with example operations ready: [bold]{url}/graphql[/bold]")
-        console.print(f"The residents' privacy centre (demo sign-in): [bold]{url}/privacy[/bold]")
-        console.print("Credentials of this run (also in .citygate/demo-credentials.json), ready to paste:", highlight=False)
-        # CITYGATE_URL is the base URL, as the CLI and docs/partners.md read it; GraphQL is at /graphql
-        console.print(f"  export CITYGATE_URL={url}", highlight=False, soft_wrap=True)
-        console.print(f"  export RESIDENT_TOKEN={tokens['r0001']}", highlight=False, soft_wrap=True)
-        console.print(f"  export OTHER_RESIDENT_TOKEN={tokens['r0003']}", highlight=False, soft_wrap=True)
-        for client_id, key in client_keys.items():
-            console.print(f"  export {client_id.upper().replace('-', '_')}_KEY={key}", highlight=False, soft_wrap=True)
-        console.print(f"  export CITYGATE_OPERATOR_KEY={operator_key}", highlight=False, soft_wrap=True)
-        # the partners' keys, for the `citygate connector` commands of docs/partners.md (CITYGATE_KEY)
-        for owner, key in partner_keys.items():
-            console.print(f"  export {owner.upper().replace('-', '_')}_PARTNER_KEY={key}", highlight=False, soft_wrap=True)
-        console.print("Then, for instance (the README has more):", highlight=False)
-        console.print(
-            "  curl -s $CITYGATE_URL/graphql -H 'content-type: application/json' "
-            "-d '{\"query\": \"{ district(code: \\\"75118\\\") { name averageAge freeSpots openJobs { title } } }\"}'",
-            highlight=False, soft_wrap=True,
-        )
-        console.print(
-            "  curl -s $CITYGATE_URL/graphql -H 'content-type: application/json' -H \"authorization: Bearer $RESIDENT_TOKEN\" "
-            "-d '{\"query\": \"{ me { residentId consents { recipient purpose } } }\"}'",
-            highlight=False, soft_wrap=True,
-        )
-        console.print("  CITYGATE_KEY=$PARKR_PARTNER_KEY .venv/bin/citygate connector list   # as Parkr, a partner (docs/partners.md)", highlight=False, soft_wrap=True)
+        (state_dir / "demo-credentials.json").write_text(json.dumps(written, indent=2))
+        print_welcome(console, url, credentials, partner_keys, registry.connectors)
 
-    gateway = registry_app(
+    return registry_app(
         folder=folder,
         store_url=f"sqlite:///{database}",
-        policy=parse_policy(demo_policy(client_keys, jwks_file)),
-        operator_key=operator_key,
+        policy=parse_policy(demo_policy(credentials.client_keys, credentials.jwks_file)),
+        operator_key=credentials.operator_key,
         development=True,
         on_start=seed,
-        routes=demo_sign_in_routes(tokens),
-        graphiql=GraphiQL(assets=state_dir / "graphiql", tabs=_examples(client_keys, tokens)),
+        routes=demo_sign_in_routes(credentials.tokens),
+        graphiql=GraphiQL(assets=state_dir / "graphiql", tabs=_examples(credentials.client_keys, credentials.tokens)),
     )
-    return gateway

@@ -20,6 +20,7 @@ from graphql import GraphQLError
 from graphql.execution.values import get_variable_values
 
 from . import collector, telemetry, usage
+from .errors import ClientRefusal
 from .executor import Executor, FieldGuard, Subgraphs, SubgraphTransport
 from .identity import PUBLIC, Requester
 from .planner import (
@@ -55,8 +56,9 @@ UNKNOWN_CONCRETE_TYPE = "_cg_unknown_concrete_type"  # a data key no answer hold
 _SUGGESTION = re.compile(r"\s*Did you mean .*\?$", re.DOTALL)
 
 
-class RequestError(Exception):
-    """The request cannot run: bad document, bad variables, no plan. Carries GraphQL errors."""
+class RequestError(ClientRefusal):
+    """The request cannot run: bad document, bad variables, no plan. Carries GraphQL errors; `code`
+    is the refusal's (or the document's, the limit's, the planner's error's) own."""
 
     def __init__(self, code: str, messages: list[str], *, executed: bool = False, locations=None) -> None:
         super().__init__("; ".join(messages))
@@ -303,9 +305,9 @@ class Engine:
             try:
                 plan = self.planner.plan(prepared, coerced, budget=limits.planning_timeout)
             except PlanningBudgetExceeded as error:
-                raise RequestError("QUERY_PLANNING_BUDGET_EXCEEDED", [str(error)]) from None
+                raise RequestError(error.code, [str(error)]) from None
             except PlanningError as error:
-                raise RequestError("QUERY_PLANNING_FAILED", [str(error)], executed=True) from None
+                raise RequestError(error.code, [str(error)], executed=True) from None
             telemetry.planned(requester, prepared, planning)
             usage.record(requester.recipient, prepared, self.model.api_schema)  # schema checks: coordinates used, counts only
         except RequestError as error:

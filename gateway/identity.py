@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import jwt
 
+from .errors import ClientRefusal
 from .policy import Client, Issuer, Policy
 
 _ALGORITHMS_BY_KEY = {"RSA": "RS256", "EC": "ES256"}
@@ -52,7 +53,7 @@ class Requester:
 PUBLIC = Requester(None, None, frozenset(), None)
 
 
-class IdentityError(Exception):
+class IdentityError(ClientRefusal):
     def __init__(self, code: str, message: str, status: int) -> None:
         super().__init__(message)
         self.code = code

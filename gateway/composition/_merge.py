@@ -263,10 +263,43 @@ class Merger:
                 merged.fields[name] = merged_field
 
     def _merge_field(self, merged: MergedType, field_defs, type_subgraphs: set[str]) -> MergedField | None:
-        type_name = merged.name
+        """One field of an object or interface from its definitions in every subgraph (subgraph,
+        type definition, field definition), or None when they cannot be merged (errors recorded)."""
         name = field_defs[0][2].name
+        coordinate = f"{merged.name}.{name}"
+        overridden = self._overrides(merged.name, name, field_defs)
+        if merged.kind == "OBJECT":
+            self._check_sharing(coordinate, field_defs, overridden)
+        non_external = [(s, t, f) for s, t, f in field_defs if not f.external]
+        if not non_external and not any(t.interface_object for _, t, _ in field_defs):
+            subgraph, _, field_def = field_defs[0]
+            self.error(
+                "EXTERNAL_MISSING_ON_BASE",
+                f'"{coordinate}" is marked @external in {", ".join(s.name for s, _, _ in field_defs)} but no subgraph defines it',
+                subgraph.name,
+                field_def.node,
+            )
+            return None
+        base = non_external or field_defs
+        field_type = self._merge_output_types(coordinate, base)
+        if field_type is None:
+            return None
+        self._check_external_types(coordinate, field_defs, field_type)
+        result = MergedField(name=name, type=field_type)
+        result.description = _first(f.description for _, _, f in field_defs)
+        result.inaccessible = any(f.inaccessible for _, _, f in field_defs)
+        result.deprecated = _first(f.deprecated for _, _, f in field_defs)
+        result.tags = _unique(tag for _, _, f in field_defs for tag in f.tags)
+        result.applied = self._merge_field_privacy(coordinate, field_defs)
+        result.arguments = self._merge_arguments(coordinate, [(s, f) for s, _, f in base])
+        result.joins = _field_joins(field_defs, field_type, overridden, type_subgraphs)
+        return result
+
+    def _overrides(self, type_name: str, name: str, field_defs) -> dict[str, bool]:
+        """The subgraphs the field is moved away from by @override, each with whether that subgraph
+        still uses the field in its own field sets (and so keeps its definition)."""
         coordinate = f"{type_name}.{name}"
-        overridden: dict[str, bool] = {}  # subgraph -> still used there
+        overridden: dict[str, bool] = {}
         for subgraph, _type_def, field_def in field_defs:
             if field_def.override is None:
                 continue
@@ -290,22 +323,9 @@ class Merger:
                 )
                 continue
             overridden[source] = self._still_used(source, type_name, name)
-        if merged.kind == "OBJECT":
-            self._check_sharing(coordinate, field_defs, overridden)
-        non_external = [(s, t, f) for s, t, f in field_defs if not f.external]
-        if not non_external and not any(t.interface_object for _, t, _ in field_defs):
-            subgraph, _, field_def = field_defs[0]
-            self.error(
-                "EXTERNAL_MISSING_ON_BASE",
-                f'"{coordinate}" is marked @external in {", ".join(s.name for s, _, _ in field_defs)} but no subgraph defines it',
-                subgraph.name,
-                field_def.node,
-            )
-            return None
-        base = non_external or field_defs
-        field_type = self._merge_output_types(coordinate, base)
-        if field_type is None:
-            return None
+        return overridden
+
+    def _check_external_types(self, coordinate: str, field_defs, field_type: str) -> None:
         for subgraph, _, field_def in field_defs:
             if field_def.external and named_type(field_def.type) != named_type(field_type):
                 self.error(
@@ -314,33 +334,6 @@ class Merger:
                     subgraph.name,
                     field_def.node,
                 )
-        result = MergedField(name=name, type=field_type)
-        result.description = _first(f.description for _, _, f in field_defs)
-        result.inaccessible = any(f.inaccessible for _, _, f in field_defs)
-        result.deprecated = _first(f.deprecated for _, _, f in field_defs)
-        result.tags = _unique(tag for _, _, f in field_defs for tag in f.tags)
-        result.applied = self._merge_field_privacy(coordinate, field_defs)
-        result.arguments = self._merge_arguments(coordinate, [(s, f) for s, _, f in base])
-        kept = [(s, t, f) for s, t, f in field_defs if s.name not in overridden or overridden[s.name]]
-        types_differ = len({f.type for _, _, f in kept}) > 1 or any(f.type != field_type for _, _, f in kept)
-        special = any(
-            f.external or f.requires or f.provides or f.override or s.name in overridden for s, _, f in field_defs
-        )
-        if special or types_differ or {s.name for s, _, _ in field_defs} != type_subgraphs:
-            for subgraph, _, field_def in kept:
-                result.joins.append(
-                    JoinField(
-                        subgraph=subgraph.name,
-                        type=field_def.type if types_differ else None,
-                        requires=field_def.requires,
-                        provides=field_def.provides,
-                        external=field_def.external,
-                        override=field_def.override,
-                        override_label=field_def.override_label,
-                        used_overridden=subgraph.name in overridden,
-                    )
-                )
-        return result
 
     # -- privacy annotations ----------------------------------------------------------------------
 
@@ -655,6 +648,29 @@ class Merger:
                         inaccessible=source.inaccessible,
                         deprecated=source.deprecated,
                     )
+
+
+def _field_joins(field_defs, field_type: str, overridden: dict[str, bool], type_subgraphs: set[str]) -> list[JoinField]:
+    """The field's @join__field facts: none when every subgraph of its type resolves it plainly with
+    the merged type; otherwise one per definition kept (an overridden one only where still used)."""
+    kept = [(s, t, f) for s, t, f in field_defs if s.name not in overridden or overridden[s.name]]
+    types_differ = len({f.type for _, _, f in kept}) > 1 or any(f.type != field_type for _, _, f in kept)
+    special = any(f.external or f.requires or f.provides or f.override or s.name in overridden for s, _, f in field_defs)
+    if not special and not types_differ and {s.name for s, _, _ in field_defs} == type_subgraphs:
+        return []
+    return [
+        JoinField(
+            subgraph=subgraph.name,
+            type=field_def.type if types_differ else None,
+            requires=field_def.requires,
+            provides=field_def.provides,
+            external=field_def.external,
+            override=field_def.override,
+            override_label=field_def.override_label,
+            used_overridden=subgraph.name in overridden,
+        )
+        for subgraph, _, field_def in kept
+    ]
 
 
 def _arguments(applied: AppliedDirective) -> dict[str, object]:

@@ -18,11 +18,12 @@ from pathlib import Path
 import httpx
 import yaml
 
+from ..errors import ConfigurationError
 from . import SubgraphSource
 
 
-class ConfigError(Exception):
-    pass
+class ConfigError(ConfigurationError):
+    """The composition config (or a subgraph it names) cannot be read."""
 
 
 def fetch_sdl(url: str, headers: dict[str, str] | None = None, timeout: float = 10.0) -> str:

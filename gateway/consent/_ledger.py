@@ -28,6 +28,7 @@ from typing import Any
 
 from cachetools import LRUCache
 
+from ..errors import ClientRefusal
 from ..policy import Policy
 from ..store import Store
 from ..taxonomy import category_covers, fides_categories
@@ -44,7 +45,9 @@ class LedgerUnavailable(Exception):
     """The ledger could not be read: every personal value is withheld (fail closed)."""
 
 
-class ConsentError(Exception):
+class ConsentError(ClientRefusal):
+    """A consent refused (grant or withdrawal): `code` says why."""
+
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code

@@ -20,14 +20,18 @@ from typing import Any, NamedTuple, Protocol
 import orjson
 
 from .. import telemetry
+from ..errors import PartnerFault
 from ..planner import FetchNode, QueryPlan, Representation, RepresentationEntry, RepresentationField
 from ..supergraph import SupergraphModel, named_type
 from ._merge import DISPUTED, AnswerCheck, merge
 from ._shape import GuardLookup
 
 
-class SubgraphUnavailable(Exception):
-    """The subgraph could not be reached or did not answer with GraphQL."""
+class SubgraphUnavailable(PartnerFault):
+    """The subgraph could not be reached or did not answer with GraphQL (a breaker open or an address
+    refused: SUBGRAPH_UNAVAILABLE, set by those subclasses)."""
+
+    code = "SUBREQUEST_HTTP_ERROR"
 
 
 class SubgraphTransport(Protocol):
@@ -314,8 +318,8 @@ class FetchRunner:
                 raise SubgraphUnavailable("the answer is not a GraphQL response")
         except SubgraphUnavailable as error:
             # a breaker open or an address refused: SUBGRAPH_UNAVAILABLE (nothing was sent)
-            telemetry.fetch_failed(fetch, getattr(error, "code", "SUBREQUEST_HTTP_ERROR"))
-            self._subgraph_failed(node, execution, str(error), getattr(error, "code", "SUBREQUEST_HTTP_ERROR"))
+            telemetry.fetch_failed(fetch, error.code)
+            self._subgraph_failed(node, execution, str(error), error.code)
             return None
         except (orjson.JSONDecodeError, TypeError):
             telemetry.fetch_failed(fetch, "SUBREQUEST_HTTP_ERROR")

@@ -26,6 +26,7 @@ from graphql import (
     visit,
 )
 
+from ..errors import ClientRefusal
 from ..supergraph import SupergraphModel
 from ._build import PlanningBudgetExceeded, PlanningError, QueryPlanner
 from ._cost import estimate_cost, field_costs
@@ -85,7 +86,7 @@ __all__ = [
 ]
 
 
-class DocumentError(Exception):
+class DocumentError(ClientRefusal):
     """The request's document cannot be run; `code` is the stable `extensions.code`."""
 
     def __init__(self, code: str, errors: list[GraphQLError] | list[str]) -> None:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 
 from graphql import VariableDefinitionNode, print_ast
 
+from ..errors import ClientRefusal
 from ..supergraph import SupergraphModel, named_type
 from ._operation import (
     INTROSPECTION_ROOT_FIELDS,
@@ -53,13 +54,17 @@ _COMPOSITE_KINDS = ("OBJECT", "INTERFACE", "UNION")
 _DRY_RUN_BUDGET = 400
 
 
-class PlanningError(Exception):
+class PlanningError(ClientRefusal):
     """No subgraph route resolves part of the operation."""
+
+    code = "QUERY_PLANNING_FAILED"
 
 
 class PlanningBudgetExceeded(PlanningError):
     """Planning took longer than its budget (QUERY_PLANNING_BUDGET_EXCEEDED): the event loop is
     never held longer than that by one operation's plan."""
+
+    code = "QUERY_PLANNING_BUDGET_EXCEEDED"
 
 
 class _Infeasible(Exception):

@@ -29,6 +29,8 @@ from graphql import (
     SelectionSetNode,
 )
 
+from ..errors import ClientRefusal
+
 KiB = 1024
 MiB = 1024 * KiB
 # counts saturate here: a bomb's expanded size is "more than any limit", never a bignum
@@ -83,7 +85,7 @@ class DocumentLimits:
             raise ValueError(f"suggestions must be on or off, not {self.suggestions!r}")
 
 
-class LimitExceeded(Exception):
+class LimitExceeded(ClientRefusal):
     """A document or its variables are over a limit; `code` is the stable `extensions.code`."""
 
     def __init__(self, code: str, message: str) -> None:

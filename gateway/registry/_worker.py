@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..composition import SdlLimits, SubgraphSource, compose, read_subgraph
+from ..errors import CitygateError
 from ..policy import RegistryPolicy
 from ..supergraph import SupergraphError
 from ._checks import SchemaChange, schema_changes
@@ -96,8 +97,10 @@ def _ready() -> bool:
     return True
 
 
-class BudgetExceeded(Exception):
-    pass
+class BudgetExceeded(CitygateError):
+    """A change's composition went past the policy's budget: the change is refused."""
+
+    code = COMPOSITION_BUDGET_EXCEEDED
 
 
 class CompositionWorker:

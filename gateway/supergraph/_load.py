@@ -433,84 +433,89 @@ def _nullable_in_api(schema: GraphQLSchema, personal: set[tuple[str, str]]) -> s
 def _build_api_schema(
     document: DocumentNode, features: dict[str, _Feature], inaccessible: str, personal: set[tuple[str, str]]
 ) -> GraphQLSchema:
-    prefixes = {f.prefix for f in features.values()} | {"link", "join", "core"}
-    feature_directives = set(prefixes)
-    hidden_types: set[str] = set()
-
-    def is_feature_element(name: str) -> bool:
-        return name in feature_directives or any(name.startswith(p + "__") for p in prefixes)
-
-    def is_inaccessible(node) -> bool:
-        return any(d.name.value == inaccessible for d in getattr(node, "directives", None) or ())
-
-    for definition in document.definitions:
-        name_node = getattr(definition, "name", None)
-        if name_node is None or isinstance(definition, DirectiveDefinitionNode):
-            continue
-        if is_feature_element(name_node.value) or is_inaccessible(definition):
-            hidden_types.add(name_node.value)
-
-    def kept_directives(node):
-        return tuple(d for d in node.directives or () if d.name.value in _KEPT_DIRECTIVES)
-
-    def type_hidden(type_node) -> bool:
-        while not isinstance(type_node, NamedTypeNode):
-            type_node = type_node.type
-        return type_node.name.value in hidden_types
-
-    definitions = []
-    for definition in document.definitions:
-        if isinstance(definition, DirectiveDefinitionNode):
-            if is_feature_element(definition.name.value):
-                continue
-            definitions.append(definition)
-            continue
-        if isinstance(definition, SchemaDefinitionNode):
-            definitions.append(definition.__class__(
-                description=definition.description,
-                directives=(),
-                operation_types=tuple(
-                    op for op in definition.operation_types if op.type.name.value not in hidden_types
-                ),
-            ))
-            continue
-        name_node = getattr(definition, "name", None)
-        if name_node is None:
-            continue
-        if name_node.value in hidden_types:
-            continue
-        changes: dict[str, object] = {"directives": kept_directives(definition)}
-        if getattr(definition, "fields", None) is not None:
-            fields = []
-            for field_node in definition.fields:
-                if is_inaccessible(field_node) or type_hidden(field_node.type):
-                    continue
-                field_changes: dict[str, object] = {"directives": kept_directives(field_node)}
-                if (name_node.value, field_node.name.value) in personal and isinstance(field_node.type, NonNullTypeNode):
-                    # withholding a personal value must never erase its parent: nullable in the API
-                    field_changes["type"] = field_node.type.type
-                if getattr(field_node, "arguments", None) is not None:
-                    field_changes["arguments"] = tuple(
-                        _copy(arg, directives=kept_directives(arg))
-                        for arg in field_node.arguments
-                        if not is_inaccessible(arg) and not type_hidden(arg.type)
-                    )
-                fields.append(_copy(field_node, **field_changes))
-            changes["fields"] = tuple(fields)
-        if getattr(definition, "interfaces", None) is not None:
-            changes["interfaces"] = tuple(i for i in definition.interfaces if i.name.value not in hidden_types)
-        if isinstance(definition, UnionTypeDefinitionNode):
-            changes["types"] = tuple(t for t in definition.types or () if t.name.value not in hidden_types)
-        if isinstance(definition, (EnumTypeDefinitionNode, EnumTypeExtensionNode)):
-            changes["values"] = tuple(
-                _copy(v, directives=kept_directives(v)) for v in definition.values or () if not is_inaccessible(v)
-            )
-        definitions.append(_copy(definition, **changes))
-    api_document = DocumentNode(definitions=tuple(definitions))
+    api = _ApiView(document, features, inaccessible, personal)
+    definitions = [kept for definition in document.definitions if (kept := api.definition(definition)) is not None]
     try:
-        return build_ast_schema(api_document, assume_valid_sdl=True)
+        return build_ast_schema(DocumentNode(definitions=tuple(definitions)), assume_valid_sdl=True)
     except Exception as exc:
         raise SupergraphError(f"the API schema derived from the supergraph is invalid: {exc}") from exc
+
+
+class _ApiView:
+    """What clients see of a supergraph's definitions: feature machinery (link, join, renamed
+    prefixes) and @inaccessible elements removed, with whatever refers to them; only the
+    directives in _KEPT_DIRECTIVES kept applied; personal fields nullable."""
+
+    def __init__(self, document: DocumentNode, features: dict[str, _Feature], inaccessible: str, personal: set[tuple[str, str]]) -> None:
+        self.prefixes = {f.prefix for f in features.values()} | {"link", "join", "core"}
+        self.inaccessible = inaccessible
+        self.personal = personal
+        self.hidden_types: set[str] = set()
+        for definition in document.definitions:
+            name_node = getattr(definition, "name", None)
+            if name_node is None or isinstance(definition, DirectiveDefinitionNode):
+                continue
+            if self.is_feature_element(name_node.value) or self.is_inaccessible(definition):
+                self.hidden_types.add(name_node.value)
+
+    def is_feature_element(self, name: str) -> bool:
+        return name in self.prefixes or any(name.startswith(p + "__") for p in self.prefixes)
+
+    def is_inaccessible(self, node) -> bool:
+        return any(d.name.value == self.inaccessible for d in getattr(node, "directives", None) or ())
+
+    def type_hidden(self, type_node) -> bool:
+        while not isinstance(type_node, NamedTypeNode):
+            type_node = type_node.type
+        return type_node.name.value in self.hidden_types
+
+    def definition(self, definition):
+        """The definition as clients see it, or None when they do not see it at all."""
+        if isinstance(definition, DirectiveDefinitionNode):
+            return None if self.is_feature_element(definition.name.value) else definition
+        if isinstance(definition, SchemaDefinitionNode):
+            return definition.__class__(
+                description=definition.description,
+                directives=(),
+                operation_types=tuple(op for op in definition.operation_types if op.type.name.value not in self.hidden_types),
+            )
+        name_node = getattr(definition, "name", None)
+        if name_node is None or name_node.value in self.hidden_types:
+            return None
+        changes: dict[str, object] = {"directives": _kept_directives(definition)}
+        if getattr(definition, "fields", None) is not None:
+            changes["fields"] = tuple(
+                self._field(name_node.value, field_node)
+                for field_node in definition.fields
+                if not self.is_inaccessible(field_node) and not self.type_hidden(field_node.type)
+            )
+        if getattr(definition, "interfaces", None) is not None:
+            changes["interfaces"] = tuple(i for i in definition.interfaces if i.name.value not in self.hidden_types)
+        if isinstance(definition, UnionTypeDefinitionNode):
+            changes["types"] = tuple(t for t in definition.types or () if t.name.value not in self.hidden_types)
+        if isinstance(definition, (EnumTypeDefinitionNode, EnumTypeExtensionNode)):
+            changes["values"] = tuple(
+                _copy(v, directives=_kept_directives(v)) for v in definition.values or () if not self.is_inaccessible(v)
+            )
+        return _copy(definition, **changes)
+
+    def _field(self, type_name: str, field_node):
+        """A field (or input field) kept in the API, with its arguments as clients see them."""
+        changes: dict[str, object] = {"directives": _kept_directives(field_node)}
+        if (type_name, field_node.name.value) in self.personal and isinstance(field_node.type, NonNullTypeNode):
+            # withholding a personal value must never erase its parent: nullable in the API
+            changes["type"] = field_node.type.type
+        if getattr(field_node, "arguments", None) is not None:
+            changes["arguments"] = tuple(
+                _copy(arg, directives=_kept_directives(arg))
+                for arg in field_node.arguments
+                if not self.is_inaccessible(arg) and not self.type_hidden(arg.type)
+            )
+        return _copy(field_node, **changes)
+
+
+def _kept_directives(node):
+    return tuple(d for d in node.directives or () if d.name.value in _KEPT_DIRECTIVES)
 
 
 def _copy(node, **changes):

@@ -27,11 +27,14 @@ from graphql import (
     parse,
 )
 
+from ..errors import ConfigurationError
 from ..taxonomy import common_category
 
 
-class SupergraphError(Exception):
+class SupergraphError(ConfigurationError):
     """The supergraph document cannot be served (bad syntax, unsupported feature, ...)."""
+
+    code = "NOT_SERVABLE"
 
 
 @dataclass(frozen=True, slots=True)

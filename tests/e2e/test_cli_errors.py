@@ -29,6 +29,7 @@ def run(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
 def files(tmp_path: Path) -> Path:
     (tmp_path / "bad.yaml").write_text("subgraphs: [unclosed\n")
     (tmp_path / "bad.graphql").write_text("type Query { a: Int")
+    (tmp_path / "plain.graphql").write_text("type Query { a: Int }")
     (tmp_path / "unreachable.yaml").write_text(
         f"subgraphs:\n  a:\n    routing_url: http://127.0.0.1:{free_port()}/graphql\n"
         f"    schema:\n      subgraph_url: http://127.0.0.1:{free_port()}/graphql\n"
@@ -58,6 +59,13 @@ CASES = {
     "audit head, store URL unreadable": (["audit", "head", "--store", "nonsense"], 2, "cannot read the audit log"),
     "serve, settings not YAML": (["serve", "--config", "bad.yaml"], 1, "bad.yaml is not valid YAML"),
     "serve, supergraph not SDL": (["serve", "--supergraph", "bad.graphql", "--store", "sqlite:///served.db"], 1, "cannot be served"),
+    "schema, no such client": (["schema", "--supergraph", str(SUPERGRAPH), "--client", "[nosuch]"], 2, "no client '[nosuch]' in the policy"),
+    "schema, resident without a client": (["schema", "--supergraph", str(SUPERGRAPH), "--resident"], 2, "need --client"),
+    "schema, owner not SUBGRAPH=OWNER": (["schema", "--supergraph", str(SUPERGRAPH), "--owner", "parking"], 2, "--owner takes SUBGRAPH=OWNER"),
+    "schema, supergraph not SDL": (["schema", "--supergraph", "bad.graphql"], 1, "bad.graphql cannot be served: the supergraph is not valid GraphQL SDL"),
+    "schema, SDL not a supergraph": (["schema", "--supergraph", "plain.graphql"], 1, "links no join spec"),
+    "schema, no supergraph file": (["schema", "--supergraph", "gone.graphql"], 2, "cannot read gone.graphql"),
+    "schema, policy not YAML": (["schema", "--supergraph", str(SUPERGRAPH), "--policy", "bad.yaml"], 2, "the policy file is invalid: bad.yaml is not valid YAML"),
 }
 
 
