@@ -1,5 +1,10 @@
 """The operator's policy file (YAML): read, validated with clear errors, never half-applied.
 
+The file's sections are typed models (pydantic: frozen, unknown keys refused); the models are the
+policy the gateway runs with. Every problem is listed at once, each naming its key path
+(`clients.app.purposes`, `legal_bases[0].paths`) and never repeating more of the input than the
+offending name. A key set to nothing (`key:` in YAML) is the same as the key left out.
+
 It reads like the rules it states. Every section is optional; what is absent is closed (no
 client, no legal basis, every personal value masked with null). See docs/policy.md.
 
@@ -55,7 +60,6 @@ client, no legal basis, every personal value masked with null). See docs/policy.
       composition_budget: 10                # composition_budget (s): docs/operators.md
       circuit_breaker: {failures: 5, cool_down: 10}
 """
-
 from __future__ import annotations
 
 import fnmatch
@@ -63,14 +67,33 @@ import hashlib
 import ipaddress
 import os
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection
+from datetime import date
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, NoReturn
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    WrapValidator,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from .supergraph import STRATEGIES, AggregateField, PersonalField, PrivacyAnnotations
-from .taxonomy import category_covers
+from .taxonomy import category_covers, fides_categories
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _COORDINATE = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*\.[_A-Za-z][_0-9A-Za-z]*$")  # Type.field
@@ -78,6 +101,9 @@ _BASES = ("public_task", "legal_obligation", "vital_interests", "contract", "leg
 # what a requester may send (gateway/persisted.py): any document (allow), or only the trusted
 # documents pushed for it (safelist)
 PERSISTED_DOCUMENT_MODES = ("allow", "safelist")
+OPEN_DATA_PERIODS = ("day", "week", "month")
+AGGREGATE_STATISTICS = ("count", "sum", "mean")
+_EVERYTHING = "{parent} needs roles (or recipients), purposes and categories: a rule for everything is not a rule"
 
 
 class PolicyError(Exception):
@@ -86,69 +112,286 @@ class PolicyError(Exception):
         self.problems = problems
 
 
-@dataclass(frozen=True)
-class Agreement:
-    owner: str
-    grants: str
-    fields: tuple[str, ...]  # coordinates, "Type.field" or "Type.*"
+# -- how a rule of the file is stated ---------------------------------------------------------------
+
+
+# How a rule of a file read into models (the policy, connector manifests) is stated: a problem of
+# type RULE, whose message says `{where}` for the key path of the value and `{parent}` for the
+# path of the mapping holding it; the reader puts the paths in (`_problem`). Never the input.
+RULE = "rule"
+
+
+def refuse(message: str) -> NoReturn:
+    """Refuse the value being read, for the reason `message` states (see RULE)."""
+    raise PydanticCustomError(RULE, message)
+
+
+def explained(message: str) -> WrapValidator:
+    """Any failure of the type it wraps (wrong type, out of range) is reported as `message`."""
+
+    def wrap(value: Any, handler: Callable[[Any], Any]) -> Any:
+        try:
+            return handler(value)
+        except ValidationError:
+            refuse(message)
+
+    return WrapValidator(wrap)
+
+
+def choice(options: tuple[str, ...], message: str) -> BeforeValidator:
+    def check(value: Any) -> Any:
+        if not isinstance(value, str) or value not in options:
+            refuse(message)
+        return value
+
+    return BeforeValidator(check)
+
+
+def matching(pattern: re.Pattern[str], message: str) -> AfterValidator:
+    """A string that `pattern` matches; `{value}` in `message` is the refused string, quoted."""
+
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            refuse(message.replace("{value}", repr(value)))
+        return value
+
+    return AfterValidator(check)
+
+
+def _quoted(values: Collection[str]) -> str:
+    return ", ".join(repr(value) for value in sorted(values))
+
+
+def _undeclared(values: Collection[str], info: ValidationInfo, section: str) -> None:
+    """Refuse names not declared under `section` (the names parse_policy put in the context)."""
+    declared = (info.context or {}).get(section)
+    missing = [value for value in values if declared is not None and value not in declared]
+    if missing:
+        refuse(f"{{where}}: {_quoted(missing)} {'is' if len(missing) == 1 else 'are'} not declared under {section}")
+
+
+def _category(value: str) -> str:
+    if value not in fides_categories():
+        refuse(f'{{where}}: "{value}" is not a data category of the Fides taxonomy')
+    return value
+
+
+def _network(value: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(str(value) if isinstance(value, str | int) else "-", strict=False)
+    except ValueError:
+        refuse(f"{{where}}: {value!r} is not an IP network" if isinstance(value, str | int) else "{where} must be an IP network")
+
+
+def _text(value: Any) -> Any:
+    """A scalar written unquoted in YAML (`version: 3`, a date) read as the text it was."""
+    return str(value) if isinstance(value, int | float | date) and not isinstance(value, bool) else value
+
+
+Name = Annotated[StrictStr, matching(_NAME, "{where}: {value} must be lowercase letters, digits and dashes")]
+Category = Annotated[StrictStr, AfterValidator(_category)]
+Coordinate = Annotated[StrictStr, matching(_COORDINATE, "{where}: {value} is not a schema coordinate Type.field")]
+Strategy = Annotated[str, BeforeValidator(lambda value: value if value in STRATEGIES else refuse(f"{{where}}: {value!r} is not one of {', '.join(STRATEGIES)}"))]
+Mode = Annotated[str, choice(PERSISTED_DOCUMENT_MODES, f"{{where}} must be one of {', '.join(PERSISTED_DOCUMENT_MODES)}")]
+Network = Annotated[ipaddress.IPv4Network | ipaddress.IPv6Network, BeforeValidator(_network)]
+Strings = tuple[StrictStr, ...]
+
+
+def _client_id(value: str) -> str:
+    if value == "public":  # the public requester's name (usage, trusted documents, metrics)
+        refuse("{where}.public: 'public' names the public requester (no credentials); give the client another id")
+    if not _NAME.match(value):
+        refuse(f"{{where}}: {value!r} must be lowercase letters, digits and dashes (a client's id)")
+    return value
+
+
+def _description(value: Any) -> str:
+    """A purpose's entry, `{description: ...}`, read as its description."""
+    if value is None:
+        return ""
+    if not isinstance(value, dict) or set(value) - {"description"} or not isinstance(value.get("description", ""), str | None):
+        refuse("{where} must be {description: text}")
+    return value.get("description") or ""
+
+
+class _Section(BaseModel):
+    """A part of the policy: frozen, unknown keys refused, a key set to nothing (`key:`) absent."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nothing_is_absent(cls, data: Any) -> Any:
+        return _present(data)
+
+
+def _present(data: Any) -> Any:
+    return {key: value for key, value in data.items() if value is not None} if isinstance(data, dict) else data
+
+
+# -- the policy's parts, as the gateway uses them -------------------------------------------------
+
+
+class Agreement(_Section):
+    owner: StrictStr
+    grants: StrictStr
+    fields: tuple[StrictStr, ...] = Field((), validate_default=True)  # coordinates, "Type.field" or "Type.*"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parties(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not (isinstance(data.get("owner"), str) and isinstance(data.get("grants"), str)):
+            refuse("{where}: needs owner and grants (partner names)")
+        return data
+
+    @field_validator("fields")
+    @classmethod
+    def _coordinates(cls, fields: tuple[str, ...]) -> tuple[str, ...]:
+        if not fields or not all("." in coordinate for coordinate in fields):
+            refuse("{where} must list coordinates such as Type.field or Type.*")
+        return fields
 
     def covers(self, owner: str, partner: str, coordinate: str) -> bool:
         return self.owner == owner and self.grants == partner and any(fnmatch.fnmatchcase(coordinate, p) for p in self.fields)
 
 
-@dataclass(frozen=True)
-class RegistryPolicy:
-    allow_upstreams: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+class CircuitBreaker(_Section):
+    failures: Annotated[StrictInt, Field(ge=0, le=1000), explained("{where}: must be a whole number between 0 (never opens) and 1000")] = 5
+    cool_down: Annotated[StrictFloat, Field(gt=0, le=3600), explained("{where}: must be a number of seconds between 0 and 3600")] = 10.0
+
+
+class RegistryPolicy(_Section):
+    allow_upstreams: tuple[Network, ...] = ()
     agreements: tuple[Agreement, ...] = ()
     # what one partner's connector may cost the gateway (docs/operators.md, "Partners")
-    max_timeout: float = 10.0  # seconds; a registration asking more is refused, stored ones are clamped
-    max_sdl_bytes: int = 1024 * 1024  # checked before the SDL is parsed
-    max_types: int = 2000  # per subgraph, before it is composed
-    max_fields: int = 20000
-    composition_budget: float = 10.0  # seconds of composition (in a worker process) per change
-    breaker_failures: int = 5  # consecutive failures that open a subgraph's circuit breaker (0: never)
-    breaker_cool_down: float = 10.0  # seconds it stays open before one probe
+    # seconds; a registration asking more is refused, stored ones are clamped
+    max_timeout: Annotated[StrictFloat, Field(ge=0.001, le=300), explained("{where}: must be a number between 0.001 and 300")] = 10.0
+    # checked before the SDL is parsed
+    max_sdl_bytes: Annotated[StrictInt, Field(ge=1, le=64 * 1024 * 1024), explained("{where}: must be a whole number between 1 and 67108864")] = 1024 * 1024
+    max_types: Annotated[StrictInt, Field(ge=1, le=1_000_000), explained("{where}: must be a whole number between 1 and 1000000")] = 2000  # per subgraph
+    max_fields: Annotated[StrictInt, Field(ge=1, le=10_000_000), explained("{where}: must be a whole number between 1 and 10000000")] = 20000
+    # seconds of composition (in a worker process) per change
+    composition_budget: Annotated[StrictFloat, Field(ge=0.1, le=600), explained("{where}: must be a number between 0.1 and 600")] = 10.0
+    circuit_breaker: CircuitBreaker = CircuitBreaker()
+
+    @property
+    def breaker_failures(self) -> int:
+        """Consecutive failures that open a subgraph's circuit breaker (0: never)."""
+        return self.circuit_breaker.failures
+
+    @property
+    def breaker_cool_down(self) -> float:
+        """Seconds the breaker stays open before one probe."""
+        return self.circuit_breaker.cool_down
 
     def agreed(self, owner: str, partner: str, coordinate: str) -> bool:
         return any(a.covers(owner, partner, coordinate) for a in self.agreements)
 
 
-@dataclass(frozen=True)
-class Client:
-    id: str
-    name: str
-    description: str
-    purposes: tuple[str, ...]
-    roles: tuple[str, ...]
-    api_key_sha256: str | None
-    collects_consent: bool
-    rate_limit: float | None = None  # requests per second; None: the server's default (docs/operators.md)
-    max_in_flight: int | None = None  # requests in flight at once; None: the server's default
-    max_cost: int | None = None  # estimated cost of one operation (demand control); None: the server's max_cost; 0: none
+class Client(_Section):
+    id: StrictStr  # its key under clients
+    name: StrictStr  # default: its id
+    description: StrictStr = ""
+    purposes: Strings = ()
+    roles: Strings = ()
+    api_key_sha256: Annotated[StrictStr, matching(re.compile(r"^[0-9a-f]{64}\Z"), "{where} must be 64 lowercase hex digits")] | None = None
+    api_key_env: StrictStr | None = Field(None, repr=False)  # read at load into api_key_sha256
+    collects_consent: StrictBool = False  # may record residents' consents (grantConsent)
+    # requests per second; None: the server's default (docs/operators.md)
+    rate_limit: Annotated[StrictFloat, Field(ge=0, allow_inf_nan=False), explained("{where} must be a number of requests per second (0: no limit)")] | None = None
+    # requests in flight at once; None: the server's default
+    max_in_flight: Annotated[StrictInt, Field(ge=0), explained("{where} must be a whole number of requests (0: no limit)")] | None = None
+    # estimated cost of one operation (demand control); None: the server's max_cost; 0: none
+    max_cost: Annotated[StrictInt, Field(ge=0), explained("{where} must be a whole number (0: no limit)")] | None = None
     # the partner (connector owner) operating this client: a resident's consent to the client is
     # consent to that organisation, so it also covers flows to the partner's subgraphs
-    partner: str | None = None
-    persisted_documents: str = "allow"  # allow | safelist (PERSISTED_DOCUMENT_MODES)
+    partner: Annotated[StrictStr, matching(_NAME, "{where} must name a partner (a connector owner: lowercase letters, digits and dashes)")] | None = None
+    persisted_documents: Mode = "allow"  # allow | safelist (PERSISTED_DOCUMENT_MODES)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: Any) -> Any:
+        data = _present(data)
+        if isinstance(data, dict):
+            data = dict(data)
+            if "id" in data:
+                data.setdefault("name", data["id"])
+            variable = data.get("api_key_env")
+            if isinstance(variable, str) and variable in os.environ:  # the variable wins over a written hash
+                data["api_key_sha256"] = hashlib.sha256(os.environ[variable].encode()).hexdigest()
+        return data
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _variable_is_set(cls, variable: str | None) -> str | None:
+        if variable is not None and variable not in os.environ:
+            refuse(f"{{where}}: environment variable {variable} is not set")
+        return variable
+
+    @field_validator("purposes")
+    @classmethod
+    def _purposes_declared(cls, purposes: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        _undeclared(purposes, info, "purposes")
+        return purposes
 
 
-@dataclass(frozen=True)
-class LegalBasis:
+class LegalBasis(_Section):
     """A rule of the policy that allows disclosing without consent: to requesters with one of
     `roles`, for one of `purposes`, values of `categories`, and only from the data of `sources`
     (owners: a value is theirs when every subgraph that can resolve its field belongs to one of
     them). With `paths` (coordinates `Parent.field`), only where the value's object was reached
     through one of those fields."""
 
-    name: str
-    basis: str
-    roles: tuple[str, ...]
-    purposes: tuple[str, ...]
-    categories: tuple[str, ...]
-    sources: frozenset[str] = frozenset()
-    paths: frozenset[str] = frozenset()
+    name: StrictStr  # default: rule-<its index>
+    basis: Annotated[str, choice(_BASES, f"{{where}} must be one of {', '.join(_BASES)} (consent is the ledger's business)")]
+    roles: Strings = ()
+    purposes: Strings = Field((), validate_default=True)
+    categories: tuple[Category, ...] = Field((), validate_default=True)
+    # whose data the rule covers: owners of subgraphs (an owner not registered yet is no error)
+    sources: frozenset[StrictStr] = Field(frozenset(), validate_default=True)
+    paths: frozenset[StrictStr] = frozenset()
     # owners of subgraphs that may receive such values in the gateway's own requests to them
     # (representations, @requires inputs): a basis for flows rather than for requesters
-    recipients: frozenset[str] = frozenset()
+    recipients: frozenset[StrictStr] = Field(frozenset(), validate_default=True)
+
+    @field_validator("purposes")
+    @classmethod
+    def _purposes(cls, purposes: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        if not purposes:
+            refuse(_EVERYTHING)
+        _undeclared(purposes, info, "purposes")
+        return purposes
+
+    @field_validator("categories")
+    @classmethod
+    def _some_categories(cls, categories: tuple[str, ...]) -> tuple[str, ...]:
+        if not categories:
+            refuse(_EVERYTHING)
+        return categories
+
+    @field_validator("recipients")
+    @classmethod
+    def _someone(cls, recipients: frozenset[str], info: ValidationInfo) -> frozenset[str]:
+        if not recipients and info.data.get("roles") == ():  # roles refused already: said there
+            refuse(_EVERYTHING)
+        return recipients
+
+    @field_validator("sources")
+    @classmethod
+    def _whose_data(cls, sources: frozenset[str]) -> frozenset[str]:
+        if not sources or not all(source.strip() for source in sources):
+            refuse("{where}: a basis names whose data it covers (owners, e.g. [city])")
+        return sources
+
+    @field_validator("paths")
+    @classmethod
+    def _fields(cls, paths: frozenset[str]) -> frozenset[str]:
+        if not paths:
+            refuse("{where}: name at least one field (Type.field), or leave paths out")
+        malformed = [path for path in paths if not _COORDINATE.match(path)]
+        if malformed:
+            refuse(f"{{where}}: {_quoted(malformed)} {'is not a schema coordinate' if len(malformed) == 1 else 'are not schema coordinates'} Type.field")
+        return paths
 
     def covers_flow(self, recipient: str, purpose: str, category: str, sources: frozenset[str]) -> bool:
         """Whether the rule lets a value of `category` from `sources` go to the subgraphs of
@@ -172,69 +415,226 @@ class LegalBasis:
         )
 
 
-OPEN_DATA_PERIODS = ("day", "week", "month")
-AGGREGATE_STATISTICS = ("count", "sum", "mean")
+class OpenDataTotal(_Section):
+    epsilon: Annotated[StrictFloat, Field(allow_inf_nan=False), explained("{where} must be a number at least epsilon_per_query")]
+    period: Annotated[str, choice(OPEN_DATA_PERIODS, f"{{where}} must be one of {', '.join(OPEN_DATA_PERIODS)}")] = "day"  # UTC
 
 
-@dataclass(frozen=True)
-class OpenDataBudget:
+class OpenDataBudget(_Section):
     """What one client (or the public) may learn from aggregates: each value released costs
     `epsilon_per_query`, and the releases of one period may cost `epsilon` in all."""
 
-    epsilon_per_query: float
-    epsilon: float
-    period: str  # day | week | month (UTC)
+    epsilon_per_query: Annotated[StrictFloat, Field(gt=0, allow_inf_nan=False), explained("{where} must be a positive number")]
+    budget: OpenDataTotal
+
+    @model_validator(mode="after")
+    def _affordable(self) -> OpenDataBudget:
+        if self.budget.epsilon < self.epsilon_per_query:
+            refuse("{where}.budget.epsilon must be a number at least epsilon_per_query")
+        return self
+
+    @property
+    def epsilon(self) -> float:
+        return self.budget.epsilon
+
+    @property
+    def period(self) -> str:  # day | week | month (UTC)
+        return self.budget.period
 
 
-@dataclass(frozen=True)
-class OpenData:
+def _declared_client(client_id: str, info: ValidationInfo) -> str:
+    _undeclared((client_id,), info, "clients")
+    return client_id
+
+
+class OpenData(_Section):
     """The policy's `open_data` section: when present, every aggregate value is released with
     calibrated noise, charged to the requester's budget; a requester without one gets none."""
 
     public: OpenDataBudget | None = None
-    clients: dict[str, OpenDataBudget] = field(default_factory=dict)
+    clients: dict[Annotated[StrictStr, AfterValidator(_declared_client)], OpenDataBudget] = {}
 
     def budget_for(self, recipient: str, is_public: bool) -> OpenDataBudget | None:
         return self.public if is_public else self.clients.get(recipient)
 
 
-@dataclass(frozen=True)
-class Issuer:
-    issuer: str
-    audience: str
-    jwks_file: str | None
-    jwks_url: str | None
-    client_claim: str
-    roles_claim: str | None
+class Issuer(_Section):
+    issuer: StrictStr
+    audience: StrictStr
+    jwks_file: StrictStr | None = None  # relative to the policy file's folder
+    jwks_url: StrictStr | None = None
+    client_claim: StrictStr = "azp"
+    roles_claim: StrictStr | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _complete(cls, data: Any) -> Any:
+        data = _present(data)
+        if isinstance(data, dict):
+            if not data.get("issuer") or not data.get("audience"):
+                refuse("{where} needs issuer and audience")
+            if bool(data.get("jwks_file")) == bool(data.get("jwks_url")):
+                refuse("{where} needs exactly one of jwks_file and jwks_url")
+        return data
+
+    @field_validator("jwks_file")
+    @classmethod
+    def _beside_the_policy(cls, jwks_file: str | None, info: ValidationInfo) -> str | None:
+        base = (info.context or {}).get("base")
+        return str(base / jwks_file) if jwks_file and base is not None and not Path(jwks_file).is_absolute() else jwks_file
 
 
-@dataclass(frozen=True)
-class Controller:
-    name: str = "the city"
-    jurisdiction: str = "FR"
-    policy_url: str = ""
+class Controller(_Section):
+    name: StrictStr = "the city"
+    jurisdiction: StrictStr = "FR"
+    policy_url: StrictStr = ""
 
 
-@dataclass(frozen=True)
-class Policy:
-    version: str = "unversioned"
-    controller: Controller = field(default_factory=Controller)
-    purposes: dict[str, str] = field(default_factory=dict)  # id -> description
-    clients: dict[str, Client] = field(default_factory=dict)
-    legal_bases: tuple[LegalBasis, ...] = ()
-    masking_default: str = "null"
-    masking: dict[str, str] = field(default_factory=dict)  # category -> strategy
-    k: int = 10
-    open_data: OpenData | None = None  # None: aggregates above k are released as they are
-    audit_enabled: bool = True
+# -- the sections that are only read --------------------------------------------------------------
+
+
+class Masking(_Section):
+    default: Strategy = "null"
+    categories: dict[Category, Strategy] = {}  # category -> strategy
+
+
+class Aggregates(_Section):
+    k: Annotated[StrictInt, Field(ge=2), explained("{where} must be a whole number of at least 2")] = 10
+
+
+class Audit(_Section):
+    enabled: StrictBool = True
+
+
+class Identity(_Section):
     issuers: tuple[Issuer, ...] = ()
-    privacy: PrivacyAnnotations = field(default_factory=PrivacyAnnotations)
-    registry: RegistryPolicy = field(default_factory=RegistryPolicy)
-    public_persisted_documents: str = "allow"  # the public requester's mode (PERSISTED_DOCUMENT_MODES)
+
+
+class PersistedDocuments(_Section):
+    public: Mode = "allow"  # the public requester's mode
+
+
+class PersonalRule(_Section):
+    category: Category
+    strategy: StrictStr | None = None  # checked against the field's type when the policy is applied
+
+
+class AggregateRule(_Section):
+    contributors: StrictStr
+    min_contributors: Annotated[StrictInt, Field(ge=0), explained("{where} must be a whole number")] | None = None
+    statistic: Annotated[str, choice(AGGREGATE_STATISTICS, f"{{where}} must be one of {', '.join(AGGREGATE_STATISTICS)}")] | None = None
+    # the bounds of one contributor's value (sum and mean)
+    lower: Annotated[StrictFloat, Field(allow_inf_nan=False)] | None = None
+    upper: Annotated[StrictFloat, Field(allow_inf_nan=False)] | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> AggregateRule:
+        if self.statistic in ("sum", "mean") and (self.lower is None or self.upper is None or self.lower > self.upper):
+            refuse(f"{{where}}: a {self.statistic} needs lower and upper, the bounds of one contributor's value (lower <= upper)")
+        return self
+
+    def annotation(self) -> AggregateField:
+        bounded = self.statistic in ("sum", "mean")
+        return AggregateField(self.contributors, self.min_contributors, self.statistic, self.lower if bounded else None, self.upper if bounded else None)
+
+
+class PrivacyRules(_Section):
+    """Annotations by schema coordinate, added to or overriding the owners' (docs/privacy.md)."""
+
+    fields: dict[Coordinate, PersonalRule] = {}
+    subjects: dict[StrictStr, StrictStr] = {}  # type -> the field naming its subject
+    aggregates: dict[Coordinate, AggregateRule] = {}
+    # fields the operator declares non-personal, on types with a subject (default private otherwise)
+    non_personal: tuple[Coordinate, ...] = ()
+
+    @model_validator(mode="after")
+    def _personal_or_not(self) -> PrivacyRules:
+        both = set(self.non_personal) & set(self.fields)
+        if both:
+            refuse(f"{{where}}.non_personal: {', '.join(sorted(both))} {'is' if len(both) == 1 else 'are'} also under privacy.fields")
+        return self
+
+    def annotations(self) -> PrivacyAnnotations:
+        def split(coordinate: str) -> tuple[str, str]:
+            type_name, field_name = coordinate.split(".", 1)
+            return type_name, field_name
+
+        return PrivacyAnnotations(
+            personal={split(c): PersonalField(rule.category, rule.strategy) for c, rule in self.fields.items()},
+            subjects=dict(self.subjects),
+            aggregates={split(c): rule.annotation() for c, rule in self.aggregates.items()},
+            non_personal={split(c) for c in self.non_personal},
+        )
+
+
+class Policy(_Section):
+    version: Annotated[StrictStr, BeforeValidator(_text)] = "unversioned"
+    controller: Controller = Controller()
+    purposes: dict[Name, Annotated[str, BeforeValidator(_description)]] = {}  # id -> description
+    clients: dict[Annotated[StrictStr, AfterValidator(_client_id)], Client] = {}
+    legal_bases: tuple[LegalBasis, ...] = ()
+    masking: Masking = Masking()
+    aggregates: Aggregates = Aggregates()
+    open_data: OpenData | None = None  # None: aggregates above k are released as they are
+    audit: Audit = Audit()
+    identity: Identity = Identity()
+    privacy_rules: PrivacyRules = Field(PrivacyRules(), validation_alias="privacy")
+    registry: RegistryPolicy = RegistryPolicy()
+    persisted_documents: PersistedDocuments = PersistedDocuments()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _named(cls, data: Any) -> Any:
+        """A client's id is its key; a legal basis without a name is called by its place."""
+        data = _present(data)
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        clients = data.get("clients")
+        if isinstance(clients, dict):
+            data["clients"] = {key: {**value, "id": key} if isinstance(value, dict) and "id" not in value else value for key, value in clients.items()}
+        rules = data.get("legal_bases")
+        if isinstance(rules, list):
+            data["legal_bases"] = [{"name": f"rule-{index}", **rule} if isinstance(rule, dict) and rule.get("name") is None else rule for index, rule in enumerate(rules)]
+        return data
+
+    @field_validator("clients")
+    @classmethod
+    def _ids_are_keys(cls, clients: dict[str, Client]) -> dict[str, Client]:
+        for key, client in clients.items():
+            if client.id != key:
+                refuse(f"{{where}}.{key}: unknown key 'id' (a client's id is its key)")
+        return clients
+
+    @cached_property
+    def privacy(self) -> PrivacyAnnotations:
+        """The privacy section as annotations by coordinate (one object per policy)."""
+        return self.privacy_rules.annotations()
+
+    @property
+    def k(self) -> int:
+        return self.aggregates.k
+
+    @property
+    def masking_default(self) -> str:
+        return self.masking.default
+
+    @property
+    def audit_enabled(self) -> bool:
+        return self.audit.enabled
+
+    @property
+    def issuers(self) -> tuple[Issuer, ...]:
+        return self.identity.issuers
+
+    @property
+    def public_persisted_documents(self) -> str:
+        """The public requester's mode (PERSISTED_DOCUMENT_MODES)."""
+        return self.persisted_documents.public
 
     def persisted_documents_mode(self, client: Client | None) -> str:
         """What documents a requester may send: its client's mode, or the public's."""
-        return client.persisted_documents if client is not None else self.public_persisted_documents
+        return client.persisted_documents if client is not None else self.persisted_documents.public
 
     def strategy_for(self, category: str, declared: str | None, fits: frozenset[str] | None = None) -> str:
         """The field's own strategy, else the most specific category rule, else the default. A
@@ -244,10 +644,10 @@ class Policy:
         if declared:
             return declared
         best = None
-        for prefix, strategy in self.masking.items():
+        for prefix, strategy in self.masking.categories.items():
             if (category == prefix or category.startswith(prefix + ".")) and (best is None or len(prefix) > len(best[0])):
                 best = (prefix, strategy)
-        chosen = best[1] if best else self.masking_default
+        chosen = best[1] if best else self.masking.default
         return chosen if fits is None or chosen in fits else "null"
 
     def client_for_key(self, key: str) -> Client | None:
@@ -255,371 +655,67 @@ class Policy:
         return next((c for c in self.clients.values() if c.api_key_sha256 is not None and c.api_key_sha256 == digest), None)
 
 
-class _Reader:
-    def __init__(self) -> None:
-        self.problems: list[str] = []
-
-    def problem(self, message: str) -> None:
-        self.problems.append(message)
-
-    def mapping(self, value: Any, where: str) -> dict:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            self.problem(f"{where} must be a mapping")
-            return {}
-        return value
-
-    def strings(self, value: Any, where: str) -> tuple[str, ...]:
-        if value is None:
-            return ()
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.problem(f"{where} must be a list of strings")
-            return ()
-        return tuple(value)
-
-    def known_keys(self, data: dict, allowed: set[str], where: str) -> None:
-        for unknown in sorted(set(data) - allowed):
-            self.problem(f"{where}: unknown key {unknown!r}")
+# -- reading the file ------------------------------------------------------------------------------
 
 
 def parse_policy(data: Any, base: Path | None = None) -> Policy:
-    from .taxonomy import fides_categories
-
-    reader = _Reader()
-    top = reader.mapping(data, "the policy")
-    reader.known_keys(
-        top,
-        {"version", "controller", "purposes", "clients", "legal_bases", "masking", "aggregates", "open_data", "audit", "identity", "privacy", "registry",
-         "persisted_documents"},
-        "the policy",
-    )
-    categories = fides_categories()
-
-    def category(value: str, where: str) -> None:
-        if value not in categories:
-            reader.problem(f'{where}: "{value}" is not a data category of the Fides taxonomy')
-
-    controller_data = reader.mapping(top.get("controller"), "controller")
-    controller = Controller(
-        name=str(controller_data.get("name", "the city")),
-        jurisdiction=str(controller_data.get("jurisdiction", "FR")),
-        policy_url=str(controller_data.get("policy_url", "")),
-    )
-
-    purposes: dict[str, str] = {}
-    for purpose, details in reader.mapping(top.get("purposes"), "purposes").items():
-        if not isinstance(purpose, str) or not _NAME.match(purpose):
-            reader.problem(f"purposes: {purpose!r} must be lowercase letters, digits and dashes")
-            continue
-        purposes[purpose] = str(reader.mapping(details, f"purposes.{purpose}").get("description", ""))
-
-    clients: dict[str, Client] = {}
-    for client_id, details in reader.mapping(top.get("clients"), "clients").items():
-        where = f"clients.{client_id}"
-        if not isinstance(client_id, str) or not _NAME.match(client_id):
-            reader.problem(f"{where}: the id must be lowercase letters, digits and dashes")
-            continue
-        if client_id == "public":  # the public requester's name (usage, trusted documents, metrics)
-            reader.problem(f"{where}: 'public' names the public requester (no credentials); give the client another id")
-            continue
-        details = reader.mapping(details, where)
-        reader.known_keys(
-            details, {"name", "description", "purposes", "roles", "api_key_sha256", "api_key_env", "collects_consent", "rate_limit", "max_in_flight", "max_cost",
-                      "partner", "persisted_documents"}, where
-        )
-        rate_limit, max_in_flight = details.get("rate_limit"), details.get("max_in_flight")
-        if rate_limit is not None and (not isinstance(rate_limit, int | float) or isinstance(rate_limit, bool) or rate_limit < 0):
-            reader.problem(f"{where}.rate_limit must be a number of requests per second (0: no limit)")
-            rate_limit = None
-        if max_in_flight is not None and (not isinstance(max_in_flight, int) or isinstance(max_in_flight, bool) or max_in_flight < 0):
-            reader.problem(f"{where}.max_in_flight must be a whole number of requests (0: no limit)")
-            max_in_flight = None
-        max_cost = details.get("max_cost")
-        if max_cost is not None and (not isinstance(max_cost, int) or isinstance(max_cost, bool) or max_cost < 0):
-            reader.problem(f"{where}.max_cost must be a whole number (0: no limit)")
-            max_cost = None
-        client_purposes = reader.strings(details.get("purposes"), f"{where}.purposes")
-        for purpose in client_purposes:
-            if purpose not in purposes:
-                reader.problem(f"{where}.purposes: {purpose!r} is not declared under purposes")
-        key_hash = details.get("api_key_sha256")
-        if key_hash is not None and (not isinstance(key_hash, str) or not re.fullmatch(r"[0-9a-f]{64}", key_hash)):
-            reader.problem(f"{where}.api_key_sha256 must be 64 lowercase hex digits")
-            key_hash = None
-        if details.get("api_key_env") is not None:
-            value = os.environ.get(str(details["api_key_env"]))
-            if value is None:
-                reader.problem(f"{where}.api_key_env: environment variable {details['api_key_env']} is not set")
-            else:
-                key_hash = hashlib.sha256(value.encode()).hexdigest()
-        clients[client_id] = Client(
-            id=client_id,
-            name=str(details.get("name", client_id)),
-            description=str(details.get("description", "")),
-            purposes=client_purposes,
-            roles=reader.strings(details.get("roles"), f"{where}.roles"),
-            api_key_sha256=key_hash,
-            collects_consent=details.get("collects_consent") is True,
-            partner=_partner(details.get("partner"), where, reader),
-            rate_limit=rate_limit,
-            max_in_flight=max_in_flight,
-            max_cost=max_cost,
-            persisted_documents=_persisted_documents_mode(details.get("persisted_documents"), f"{where}.persisted_documents", reader),
-        )
-
-    legal_bases = []
-    for index, rule in enumerate(top.get("legal_bases") or []):
-        where = f"legal_bases[{index}]"
-        rule = reader.mapping(rule, where)
-        reader.known_keys(rule, {"name", "basis", "roles", "purposes", "categories", "sources", "paths", "recipients"}, where)
-        if rule.get("basis") not in _BASES:
-            reader.problem(f"{where}.basis must be one of {', '.join(_BASES)} (consent is the ledger's business)")
-        rule_categories = reader.strings(rule.get("categories"), f"{where}.categories")
-        for value in rule_categories:
-            category(value, f"{where}.categories")
-        rule_purposes = reader.strings(rule.get("purposes"), f"{where}.purposes")
-        for purpose in rule_purposes:
-            if purpose not in purposes:
-                reader.problem(f"{where}.purposes: {purpose!r} is not declared under purposes")
-        roles = reader.strings(rule.get("roles"), f"{where}.roles")
-        recipients = reader.strings(rule.get("recipients"), f"{where}.recipients")
-        if not (roles or recipients) or not rule_purposes or not rule_categories:
-            reader.problem(f"{where} needs roles (or recipients), purposes and categories: a rule for everything is not a rule")
-        # whose data the rule covers: owners of subgraphs (an owner not registered yet is no error)
-        sources = reader.strings(rule.get("sources"), f"{where}.sources")
-        if not sources or not all(source.strip() for source in sources):
-            reader.problem(f"{where}.sources: a basis names whose data it covers (owners, e.g. [city])")
-        paths = reader.strings(rule.get("paths"), f"{where}.paths")
-        if rule.get("paths") is not None and not paths:
-            reader.problem(f"{where}.paths: name at least one field (Type.field), or leave paths out")
-        for path in paths:
-            if not _COORDINATE.match(path):
-                reader.problem(f"{where}.paths: {path!r} is not a schema coordinate Type.field")
-        legal_bases.append(
-            LegalBasis(
-                str(rule.get("name", f"rule-{index}")), str(rule.get("basis")), roles, rule_purposes, rule_categories,
-                frozenset(sources), frozenset(paths), frozenset(recipients),
-            )
-        )
-
-    masking_data = reader.mapping(top.get("masking"), "masking")
-    default = masking_data.get("default") or "null"
-    if default not in STRATEGIES:
-        reader.problem(f"masking.default must be one of {', '.join(STRATEGIES)}")
-    masking = {}
-    for key, strategy in reader.mapping(masking_data.get("categories"), "masking.categories").items():
-        category(str(key), "masking.categories")
-        if strategy not in STRATEGIES:
-            reader.problem(f"masking.categories.{key}: {strategy!r} is not one of {', '.join(STRATEGIES)}")
-        masking[str(key)] = str(strategy)
-
-    k = reader.mapping(top.get("aggregates"), "aggregates").get("k", 10)
-    if not isinstance(k, int) or isinstance(k, bool) or k < 2:
-        reader.problem("aggregates.k must be a whole number of at least 2")
-        k = 10
-    audit = reader.mapping(top.get("audit"), "audit")
-    open_data = _open_data(top.get("open_data"), clients, reader)
-
-    issuers = []
-    for index, entry in enumerate(reader.mapping(top.get("identity"), "identity").get("issuers") or []):
-        where = f"identity.issuers[{index}]"
-        entry = reader.mapping(entry, where)
-        if not entry.get("issuer") or not entry.get("audience"):
-            reader.problem(f"{where} needs issuer and audience")
-            continue
-        if bool(entry.get("jwks_file")) == bool(entry.get("jwks_url")):
-            reader.problem(f"{where} needs exactly one of jwks_file and jwks_url")
-            continue
-        jwks_file = entry.get("jwks_file")
-        if jwks_file and base is not None and not Path(jwks_file).is_absolute():
-            jwks_file = str(base / jwks_file)
-        issuers.append(
-            Issuer(str(entry["issuer"]), str(entry["audience"]), jwks_file, entry.get("jwks_url"), str(entry.get("client_claim", "azp")), entry.get("roles_claim"))
-        )
-
-    privacy = PrivacyAnnotations()
-    privacy_data = reader.mapping(top.get("privacy"), "privacy")
-    reader.known_keys(privacy_data, {"fields", "subjects", "aggregates", "non_personal"}, "privacy")
-    for coordinate, details in reader.mapping(privacy_data.get("fields"), "privacy.fields").items():
-        details = reader.mapping(details, f"privacy.fields.{coordinate}")
-        if "." not in str(coordinate) or not isinstance(details.get("category"), str):
-            reader.problem(f"privacy.fields.{coordinate}: needs Type.field and a category")
-            continue
-        category(details["category"], f"privacy.fields.{coordinate}")
-        type_name, field_name = str(coordinate).split(".", 1)
-        privacy.personal[(type_name, field_name)] = PersonalField(details["category"], details.get("strategy"))
-    for type_name, subject in reader.mapping(privacy_data.get("subjects"), "privacy.subjects").items():
-        privacy.subjects[str(type_name)] = str(subject)
-    for coordinate, details in reader.mapping(privacy_data.get("aggregates"), "privacy.aggregates").items():
-        details = reader.mapping(details, f"privacy.aggregates.{coordinate}")
-        if "." not in str(coordinate) or not isinstance(details.get("contributors"), str):
-            reader.problem(f"privacy.aggregates.{coordinate}: needs Type.field and contributors")
-            continue
-        type_name, field_name = str(coordinate).split(".", 1)
-        privacy.aggregates[(type_name, field_name)] = AggregateField(
-            details["contributors"], details.get("min_contributors"), *_statistic(details, f"privacy.aggregates.{coordinate}", reader)
-        )
-    # fields the operator declares non-personal, on types with a subject (default private otherwise)
-    for coordinate in reader.strings(privacy_data.get("non_personal"), "privacy.non_personal"):
-        if "." not in coordinate:
-            reader.problem(f"privacy.non_personal: {coordinate!r} must be Type.field")
-        elif tuple(coordinate.split(".", 1)) in privacy.personal:
-            reader.problem(f"privacy.non_personal: {coordinate} is also under privacy.fields")
-        else:
-            privacy.non_personal.add(tuple(coordinate.split(".", 1)))  # type: ignore[arg-type]
-
-    registry_data = reader.mapping(top.get("registry"), "registry")
-    networks = []
-    for index, value in enumerate(registry_data.get("allow_upstreams") or []):
-        try:
-            networks.append(ipaddress.ip_network(str(value), strict=False))
-        except ValueError:
-            reader.problem(f"registry.allow_upstreams[{index}]: {value!r} is not an IP network")
-    agreements = []
-    for index, entry in enumerate(registry_data.get("agreements") or []):
-        where = f"registry.agreements[{index}]"
-        if not isinstance(entry, dict):
-            reader.problem(f"{where}: must be a mapping")
-            continue
-        owner, grants, fields = entry.get("owner"), entry.get("grants"), entry.get("fields")
-        if not isinstance(owner, str) or not isinstance(grants, str):
-            reader.problem(f"{where}: needs owner and grants (partner names)")
-            continue
-        if not isinstance(fields, list) or not fields or not all(isinstance(f, str) and "." in f for f in fields):
-            reader.problem(f"{where}: fields must list coordinates such as Type.field or Type.*")
-            continue
-        agreements.append(Agreement(owner, grants, tuple(fields)))
-    registry_limits = _registry_limits(registry_data, reader)
-    persisted_data = reader.mapping(top.get("persisted_documents"), "persisted_documents")
-    reader.known_keys(persisted_data, {"public"}, "persisted_documents")
-    public_mode = _persisted_documents_mode(persisted_data.get("public"), "persisted_documents.public", reader)
-
-    if reader.problems:
-        raise PolicyError(reader.problems)
-    return Policy(
-        version=str(top.get("version", "unversioned")),
-        controller=controller,
-        purposes=purposes,
-        clients=clients,
-        legal_bases=tuple(legal_bases),
-        masking_default=str(default),
-        masking=masking,
-        k=k,
-        open_data=open_data,
-        audit_enabled=audit.get("enabled", True) is not False,
-        issuers=tuple(issuers),
-        privacy=privacy,
-        registry=RegistryPolicy(tuple(networks), tuple(agreements), **registry_limits),
-        public_persisted_documents=public_mode,
-    )
+    """The policy from the file's data; `base` is the file's folder (relative jwks_file paths).
+    Raises PolicyError with every problem, each naming its key path."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise PolicyError(["the policy must be a mapping"])
+    # what other sections may refer to: names checked where they are declared, so that a
+    # reference is checked even when the declaration has problems of its own
+    declared = {
+        section: frozenset(key for key in data.get(section) or {} if isinstance(key, str) and _NAME.match(key))
+        for section in ("purposes", "clients")
+        if isinstance(data.get(section) or {}, dict)
+    }
+    try:
+        return Policy.model_validate(data, context={**declared, "base": base})
+    except ValidationError as error:
+        raise PolicyError(list(dict.fromkeys(_problem(item) for item in error.errors()))) from None
 
 
-def _persisted_documents_mode(value: Any, where: str, reader: _Reader) -> str:
-    if value is None:
-        return "allow"
-    if value not in PERSISTED_DOCUMENT_MODES:
-        reader.problem(f"{where} must be one of {', '.join(PERSISTED_DOCUMENT_MODES)}")
-        return "safelist"  # never read: the policy is refused
-    return str(value)
-
-
-_REGISTRY_LIMITS: dict[str, tuple[type, float, float]] = {  # key: (type, lowest, highest)
-    "max_timeout": (float, 0.001, 300.0),
-    "max_sdl_bytes": (int, 1, 64 * 1024 * 1024),
-    "max_types": (int, 1, 1_000_000),
-    "max_fields": (int, 1, 10_000_000),
-    "composition_budget": (float, 0.1, 600.0),
+# what a wrong type is called in a problem (pydantic's own message otherwise)
+TYPE_PROBLEMS = {
+    "missing": "is required",
+    "model_type": "must be a mapping",
+    "dict_type": "must be a mapping",
+    "string_type": "must be a string",
+    "tuple_type": "must be a list",
+    "list_type": "must be a list",
+    "frozen_set_type": "must be a list",
+    "bool_type": "must be true or false",
+    "float_type": "must be a number",
+    "finite_number": "must be a finite number",
+    "int_type": "must be a whole number",
 }
 
 
-def _registry_limits(data: dict, reader: _Reader) -> dict[str, Any]:
-    """The registry section's limits (absent: RegistryPolicy's defaults) and its circuit breaker."""
-    limits: dict[str, Any] = {}
-    for key, (kind, lowest, highest) in _REGISTRY_LIMITS.items():
-        value = data.get(key)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()) or not lowest <= value <= highest:
-            reader.problem(f"registry.{key}: must be a {'whole ' if kind is int else ''}number between {lowest:g} and {highest:g}")
-        else:
-            limits[key] = kind(value)
-    breaker = reader.mapping(data.get("circuit_breaker"), "registry.circuit_breaker")
-    failures, cool_down = breaker.get("failures"), breaker.get("cool_down")
-    if failures is not None:
-        if isinstance(failures, bool) or not isinstance(failures, int) or not 0 <= failures <= 1000:
-            reader.problem("registry.circuit_breaker.failures: must be a whole number between 0 (never opens) and 1000")
-        else:
-            limits["breaker_failures"] = failures
-    if cool_down is not None:
-        if isinstance(cool_down, bool) or not isinstance(cool_down, (int, float)) or not 0 < cool_down <= 3600:
-            reader.problem("registry.circuit_breaker.cool_down: must be a number of seconds between 0 and 3600")
-        else:
-            limits["breaker_cool_down"] = float(cool_down)
-    return limits
+def _path(location: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in location:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+    return path or "the policy"
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value == value and abs(value) != float("inf")
-
-
-def _statistic(details: dict, where: str, reader: _Reader) -> tuple[str | None, float | None, float | None]:
-    """An aggregate's statistic and the bounds of one contributor's value (privacy.aggregates)."""
-    statistic, lower, upper = details.get("statistic"), details.get("lower"), details.get("upper")
-    if statistic is None:
-        return None, None, None
-    if statistic not in AGGREGATE_STATISTICS:
-        reader.problem(f"{where}.statistic must be one of {', '.join(AGGREGATE_STATISTICS)}")
-        return None, None, None
-    if statistic == "count":
-        return statistic, None, None
-    if not _number(lower) or not _number(upper) or lower > upper:
-        reader.problem(f"{where}: a {statistic} needs lower and upper, the bounds of one contributor's value (lower <= upper)")
-        return None, None, None
-    return statistic, float(lower), float(upper)
-
-
-def _open_data(data: Any, clients: dict[str, Client], reader: _Reader) -> OpenData | None:
-    if data is None:
-        return None
-    data = reader.mapping(data, "open_data")
-    reader.known_keys(data, {"public", "clients"}, "open_data")
-
-    def budget(value: Any, where: str) -> OpenDataBudget | None:
-        value = reader.mapping(value, where)
-        reader.known_keys(value, {"epsilon_per_query", "budget"}, where)
-        total = reader.mapping(value.get("budget"), f"{where}.budget")
-        reader.known_keys(total, {"epsilon", "period"}, f"{where}.budget")
-        per_query, epsilon, period = value.get("epsilon_per_query"), total.get("epsilon"), total.get("period", "day")
-        if not _number(per_query) or per_query <= 0:
-            reader.problem(f"{where}.epsilon_per_query must be a positive number")
-        elif not _number(epsilon) or epsilon < per_query:
-            reader.problem(f"{where}.budget.epsilon must be a number at least epsilon_per_query")
-        elif period not in OPEN_DATA_PERIODS:
-            reader.problem(f"{where}.budget.period must be one of {', '.join(OPEN_DATA_PERIODS)}")
-        else:
-            return OpenDataBudget(float(per_query), float(epsilon), str(period))
-        return None
-
-    public = budget(data["public"], "open_data.public") if data.get("public") is not None else None
-    budgets: dict[str, OpenDataBudget] = {}
-    for client_id, value in reader.mapping(data.get("clients"), "open_data.clients").items():
-        if client_id not in clients:
-            reader.problem(f"open_data.clients: {client_id!r} is not declared under clients")
-            continue
-        found = budget(value, f"open_data.clients.{client_id}")
-        if found is not None:
-            budgets[client_id] = found
-    return OpenData(public, budgets)
-
-
-def _partner(value: Any, where: str, reader: _Reader) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not _NAME.match(value):
-        reader.problem(f"{where}.partner must name a partner (a connector owner: lowercase letters, digits and dashes)")
-        return None
-    return value
+def _problem(error: ErrorDetails) -> str:
+    """One line for one problem, naming its key path: pydantic's location, its own message only
+    for a wrong type (never the input)."""
+    location = error["loc"]
+    if location and location[-1] == "[key]":  # a mapping's key: the problem is the mapping's
+        where = _path(location[:-2])
+        if error["type"] != RULE:
+            return f"{where}: the key {location[-2]!r} {TYPE_PROBLEMS.get(error['type'], 'is refused')}"
+    else:
+        where = _path(location)
+    if error["type"] == "extra_forbidden":
+        return f"{_path(location[:-1])}: unknown key {str(location[-1])!r}"
+    if error["type"] == RULE:
+        return error["msg"].replace("{where}", where).replace("{parent}", _path(location[:-1]))
+    return f"{where} {TYPE_PROBLEMS.get(error['type'], 'is refused: ' + error['msg'])}"
 
 
 def load_policy(path: Path | None) -> Policy:

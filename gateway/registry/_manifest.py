@@ -1,5 +1,8 @@
 """Connector manifests: what a partner registers, read and checked before anything runs.
 
+One typed model (`ManifestDocument`) reads every manifest, a folder's YAML or the admin API's JSON:
+unknown keys and wrong types are problems naming the key, never repeating a value.
+
 Kinds:
 - `subgraph`: a federation subgraph over HTTP (`url`, `timeout`, `headers`, and the SDL from
   `_service { sdl }` or pinned with `sdl` / `sdl_file`).
@@ -35,10 +38,24 @@ import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+
+from ..policy import RULE, TYPE_PROBLEMS, choice, explained, matching, refuse
 
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _ENV = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
@@ -135,12 +152,14 @@ class Manifest:
         if self.schema:
             data["schema"] = self.schema
         if self.erasure is not None:
-            data["erasure"] = {"url": self.erasure.url, "method": self.erasure.method}
+            data["erasure"] = (
+                {"retained": self.erasure.retained} if self.erasure.retained is not None else {"url": self.erasure.url, "method": self.erasure.method}
+            )
         return data
 
     def resolved_erasure_url(self) -> str | None:
         """The erasure endpoint's URL, `${NAME}` read as the url's are (the operator's folder only)."""
-        if self.erasure is None:
+        if self.erasure is None or self.erasure.url is None:
             return None
         problems: list[tuple[str, str]] = []
         url = self._environment(self.erasure.url, "the erasure url", problems)
@@ -216,34 +235,24 @@ class Manifest:
 class ErasureEndpoint:
     """A connector's endpoint for residents' erasure requests: `url` (as written, a template for
     the operator's folder) on the origin of the connector's url, so that the connector's headers,
-    its secrets included, go to its own origin only; `method` POST, PUT or DELETE."""
+    its secrets included, go to its own origin only; `method` POST, PUT or DELETE. Or, declared by
+    the operator only (its folder), `retained`: the connector must keep residents' data, for a
+    legal reason of RETENTION_REASONS (GDPR art. 17(3)); nothing is sent to it."""
 
-    url: str
+    url: str | None
     method: str = "POST"
+    retained: str | None = None
 
 
 ERASURE_METHODS = ("POST", "PUT", "DELETE")
-
-
-def _parse_erasure(raw: Any, url: Any, kind: str, provenance: Provenance, problems: list[str]) -> ErasureEndpoint | None:
-    if raw is None:
-        return None
-    if kind not in HTTP_KINDS:
-        problems.append("erasure is for subgraph and rest connectors (an in-process connector is the operator's own code)")
-        return None
-    if not isinstance(raw, dict) or set(raw) - {"url", "method"} or not isinstance(raw.get("url"), str):
-        problems.append("erasure must be {url: ..., method: POST|PUT|DELETE}")
-        return None
-    method = raw.get("method", "POST")
-    if not isinstance(method, str) or method.upper() not in ERASURE_METHODS:
-        problems.append("erasure.method must be POST, PUT or DELETE")
-        return None
-    endpoint = ErasureEndpoint(raw["url"], method.upper())
-    if provenance != "folder" and isinstance(url, str) and "${" not in url and "${" not in endpoint.url:
-        problem = erasure_origin_problem(endpoint.url, url)
-        if problem is not None:
-            problems.append(problem)
-    return endpoint
+# why a connector keeps residents' data despite an erasure request (GDPR art. 17(3)), stable codes
+RETENTION_REASONS = {
+    "legal-obligation": "art. 17(3)(b): a legal obligation of the controller",
+    "public-task": "art. 17(3)(b): a task in the public interest or in the exercise of official authority",
+    "public-health": "art. 17(3)(c): public health",
+    "archiving": "art. 17(3)(d): archiving in the public interest, research or statistics",
+    "legal-claims": "art. 17(3)(e): legal claims",
+}
 
 
 def erasure_origin_problem(erasure_url: str, url: str) -> str | None:
@@ -289,16 +298,18 @@ def with_kept_secrets(manifest: Manifest, previous: Manifest | None) -> Manifest
 
 
 def _strings(value: Any) -> Iterator[str]:
-    """Every string in a JSON-like value, mapping keys included."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _strings(key)
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
+    """Every string in a JSON-like value, mapping keys included: walked without recursion, so that
+    a deeply nested hostile value costs a loop, never the interpreter's stack."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                pending.extend((inner, key))
+        elif isinstance(item, list):
+            pending.extend(item)
 
 
 def _variable_references(data: dict) -> list[str]:
@@ -325,25 +336,129 @@ def _variable_references(data: dict) -> list[str]:
     return list(dict.fromkeys(problems))
 
 
-def _parse_secrets(raw: Any, provenance: Provenance, problems: list[str]) -> dict[str, str]:
-    """The `secrets` a manifest sent over the admin API carries. Problems name a secret, never its value."""
-    if raw is None:
-        return {}
-    if provenance != "admin":
+# -- the manifest as written -------------------------------------------------------------------------
+
+MAX_PROBLEMS = 50  # a hostile manifest's problems are listed up to this many, then counted
+_SHOWN_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")  # a key repeated in a problem; others are not
+
+
+class ErasureEntry(BaseModel):
+    """`erasure:` as written: `{url: ..., method: POST|PUT|DELETE}`, or `{retained: <reason>}`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: StrictStr | None = None
+    method: Annotated[StrictStr, AfterValidator(lambda method: method.upper() if method.upper() in ERASURE_METHODS else refuse("{where} must be POST, PUT or DELETE"))] = "POST"
+    retained: Annotated[str, choice(tuple(RETENTION_REASONS), f"{{where}} must be one of {', '.join(RETENTION_REASONS)}")] | None = None
+
+    @model_validator(mode="after")
+    def _endpoint_or_retained(self) -> ErasureEntry:
+        if (self.url is None) == (self.retained is None) or (self.retained is not None and "method" in self.model_fields_set):
+            refuse("{where} must be {url: ..., method: POST|PUT|DELETE}, or {retained: <reason>}")
+        return self
+
+
+class ManifestDocument(BaseModel):
+    """A manifest as written, wherever it comes from: a connector folder's manifest.yaml, the admin
+    API's JSON body, a stored connector read back. The keys, their types and their forms; what
+    depends on where it comes from (secrets, python code, the folder) is `parse_manifest`'s.
+    A key set to nothing (`key:` in YAML, null in JSON) is the same as the key left out."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[StrictStr, matching(NAME, "name must be lowercase letters, digits and dashes, starting with a letter (at most 63)")]
+    owner: Annotated[StrictStr, matching(NAME, "owner must name a partner (lowercase letters, digits and dashes)")]
+    kind: Annotated[str, choice(KINDS, f"kind must be one of {', '.join(KINDS)}")] = "subgraph"
+    url: StrictStr | None = None
+    timeout: Annotated[StrictFloat, Field(gt=0, le=120), explained("timeout must be a number of seconds between 0 and 120")] = 10.0
+    headers: Annotated[dict[StrictStr, StrictStr], explained("headers must map header names to strings")] = {}  # templates
+    sdl: StrictStr | None = None
+    sdl_file: StrictStr | None = None  # in the connector's folder
+    python_schema: StrictStr | None = Field(None, alias="schema")  # python: "file.py:attribute"
+    secrets: dict[
+        Annotated[StrictStr, matching(_SECRET_NAME, "{where}: secret names are letters, digits and underscores, not starting with a digit (at most 64)")],
+        Annotated[StrictStr, matching(_SECRET_VALUE, "the value of {where} must be visible ASCII characters (inner spaces allowed), at most 8192")],
+    ] = {}
+    erasure: ErasureEntry | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nothing_is_absent(cls, data: Any) -> Any:
+        return {key: value for key, value in data.items() if value is not None} if isinstance(data, dict) else data
+
+    @field_validator("headers")
+    @classmethod
+    def _settable(cls, headers: dict[str, str]) -> dict[str, str]:
+        if any(name.lower() in ("host", "content-length", "transfer-encoding", "connection") for name in headers):
+            refuse("headers may not set host, content-length, transfer-encoding or connection")
+        return headers
+
+
+def _problem(error: ErrorDetails) -> str:
+    """One line for one problem of the document, naming its key (when it is safe to repeat)."""
+    location = error["loc"]
+    if error["type"] == "extra_forbidden":
+        key = str(location[-1])
+        shown = f" {key!r}" if _SHOWN_KEY.match(key) else ""
+        return f"unknown manifest key{shown}" if len(location) == 1 else f"{_path(location[:-1])}: unknown key{shown}"
+    if location[-1:] == ("[key]",):
+        where, parent = _path(location[:-2]), _path(location[:-3])
+    else:
+        where, parent = _path(location), _path(location[:-1])
+    if error["type"] == RULE:
+        return error["msg"].replace("{where}", where).replace("{parent}", parent)
+    return f"{where} {TYPE_PROBLEMS.get(error['type'], 'is refused')}"
+
+
+def _path(location: tuple[int | str, ...]) -> str:
+    parts = [f"[{part}]" if isinstance(part, int) else f".{part}" if _SHOWN_KEY.match(part) else ".<key>" for part in location]
+    return "".join(parts).lstrip(".") or "the manifest"
+
+
+def _coherence(document: ManifestDocument, folder: Path | None, allow_python: bool, provenance: Provenance) -> list[str]:
+    """What the document's keys say together, and what its origin allows."""
+    problems = []
+    kind, url = document.kind, document.url
+    if document.secrets and provenance != "admin":
         problems.append("secrets are sent over the admin API; the operator's folder manifests take theirs from the environment")
-        return {}
-    if not isinstance(raw, dict):
-        problems.append("secrets must map names to values")
-        return {}
-    values = {}
-    for name, value in raw.items():
-        if not isinstance(name, str) or not _SECRET_NAME.match(name):
-            problems.append("secret names are letters, digits and underscores, not starting with a digit (at most 64)")
-        elif not isinstance(value, str) or not _SECRET_VALUE.match(value):
-            problems.append(f"the value of secret {name} must be visible ASCII characters (inner spaces allowed), at most 8192")
-        else:
-            values[name] = value
-    return values
+    elif document.secrets:
+        used = {reference for template in document.headers.values() for reference in _SECRET_REFERENCE.findall(template)}
+        problems += [f"secret {unused} is not used by any header value ('${{secret:{unused}}}')" for unused in sorted(set(document.secrets) - used)]
+    if document.sdl_file is not None and folder is None:
+        problems.append("sdl_file needs a connector folder; send the SDL itself as 'sdl'")
+    if kind in HTTP_KINDS:
+        if not url:
+            problems.append(f"a {kind} connector needs a url" + (": its API's base URL" if kind == "rest" else ""))
+        if document.python_schema is not None:
+            problems.append("schema is for python connectors")
+    if kind == "rest" and document.sdl_file is None and not (document.sdl or "").strip():
+        problems.append("a rest connector needs its SDL with @source/@connect ('sdl', or 'sdl_file' in a folder): a REST API has no _service { sdl } to read")
+    if kind == "python":
+        if not allow_python:
+            problems.append("python connectors run code in the gateway: only the operator's connectors folder may hold them")
+        if document.python_schema is None or ":" not in document.python_schema:
+            problems.append("a python connector needs schema: file.py:attribute")
+        if folder is None:
+            problems.append("a python connector needs its folder")
+    erasure = document.erasure
+    if erasure is not None and erasure.retained is not None:
+        if provenance == "admin":
+            problems.append("erasure.retained is declared by the operator (its connectors folder): a partner names an erasure endpoint")
+    elif erasure is not None and kind not in HTTP_KINDS:
+        problems.append("erasure is for subgraph and rest connectors (an in-process connector is the operator's own code)")
+    elif erasure is not None and erasure.url is not None and provenance != "folder" and url and "${" not in url and "${" not in erasure.url:
+        problems += [problem for problem in (erasure_origin_problem(erasure.url, url),) if problem is not None]
+    return problems
+
+
+def _read_sdl_file(document: ManifestDocument, folder: Path | None, problems: list[str]) -> str | None:
+    if document.sdl_file is None or folder is None:
+        return document.sdl
+    try:
+        return (folder / document.sdl_file).read_text(encoding="utf-8")
+    except OSError as error:
+        problems.append(f"cannot read sdl_file: {error.strerror}")
+        return None
 
 
 def parse_manifest(
@@ -356,78 +471,38 @@ def parse_manifest(
 ) -> Manifest:
     """A manifest from its data. `provenance` says where it comes from (see the module's docstring;
     the default is the untrusted one); `secrets` are those stored with the connector (store only)."""
-    problems: list[str] = []
     if not isinstance(data, dict):
         raise ManifestError(["the manifest must be a mapping"])
     refused = _variable_references(data) if provenance == "admin" else []
-    known = {"name", "owner", "kind", "url", "timeout", "headers", "sdl", "sdl_file", "schema", "secrets", "erasure"}
-    for unknown in sorted(set(data) - known, key=str):
-        problems.append(f"unknown manifest key {unknown!r}" if "${" not in str(unknown) else "unknown manifest key")
-    name = data.get("name")
-    if not isinstance(name, str) or not NAME.match(name):
-        problems.append("name must be lowercase letters, digits and dashes, starting with a letter (at most 63)")
-    owner = data.get("owner")
-    if not isinstance(owner, str) or not NAME.match(owner):
-        problems.append("owner must name a partner (lowercase letters, digits and dashes)")
-    kind = data.get("kind", "subgraph")
-    if kind not in KINDS:
-        problems.append(f"kind must be one of {', '.join(KINDS)}")
-    timeout = data.get("timeout", 10.0)
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout <= 120:
-        problems.append("timeout must be a number of seconds between 0 and 120")
-    headers = data.get("headers") or {}
-    if not isinstance(headers, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
-        problems.append("headers must map header names to strings")
-        headers = {}
-    elif any(k.lower() in ("host", "content-length", "transfer-encoding", "connection") for k in headers):
-        problems.append("headers may not set host, content-length, transfer-encoding or connection")
-    sent_secrets = _parse_secrets(data.get("secrets"), provenance, problems)
-    used = {reference for template in headers.values() for reference in _SECRET_REFERENCE.findall(template)}
-    for unused in sorted(set(sent_secrets) - used):
-        problems.append(f"secret {unused} is not used by any header value ('${{secret:{unused}}}')")
-    sdl = data.get("sdl")
-    if sdl is not None and not isinstance(sdl, str):
-        problems.append("sdl must be a string")
-    if data.get("sdl_file") is not None:
-        if folder is None:
-            problems.append("sdl_file needs a connector folder; send the SDL itself as 'sdl'")
-        else:
-            try:
-                sdl = (folder / str(data["sdl_file"])).read_text(encoding="utf-8")
-            except OSError as error:
-                problems.append(f"cannot read sdl_file: {error.strerror}")
-    url = data.get("url")
-    schema = data.get("schema")
-    if kind in HTTP_KINDS:
-        if not isinstance(url, str) or not url:
-            problems.append(f"a {kind} connector needs a url" + (": its API's base URL" if kind == "rest" else ""))
-        if schema is not None:
-            problems.append("schema is for python connectors")
-    if kind == "rest" and data.get("sdl_file") is None and not (isinstance(sdl, str) and sdl.strip()):
-        problems.append("a rest connector needs its SDL with @source/@connect ('sdl', or 'sdl_file' in a folder): a REST API has no _service { sdl } to read")
-    if kind == "python":
-        if not allow_python:
-            problems.append("python connectors run code in the gateway: only the operator's connectors folder may hold them")
-        if not isinstance(schema, str) or ":" not in schema:
-            problems.append("a python connector needs schema: file.py:attribute")
-        if folder is None:
-            problems.append("a python connector needs its folder")
-    erasure = _parse_erasure(data.get("erasure"), url, kind, provenance, problems)
-    if refused or problems:
-        raise ManifestError(refused + problems, [SECRET_REFERENCE_REFUSED] * len(refused) + [INVALID_MANIFEST] * len(problems))
+    document, sdl = None, None
+    try:
+        document = ManifestDocument.model_validate(data)
+    except ValidationError as error:
+        problems = list(dict.fromkeys(_problem(item) for item in error.errors()))
+    else:
+        problems = _coherence(document, folder, allow_python, provenance)
+        sdl = _read_sdl_file(document, folder, problems)
+    if refused or problems or document is None:
+        codes = [SECRET_REFERENCE_REFUSED] * len(refused) + [INVALID_MANIFEST] * len(problems)
+        listed = (refused + problems)[:MAX_PROBLEMS]
+        if len(codes) > MAX_PROBLEMS:
+            listed.append(f"... and {len(codes) - MAX_PROBLEMS} more problems")
+            codes = [*codes[:MAX_PROBLEMS], INVALID_MANIFEST]
+        raise ManifestError(listed, codes)
+    http = document.kind in HTTP_KINDS
     return Manifest(
-        name=name,  # type: ignore[arg-type]
-        owner=owner,  # type: ignore[arg-type]
-        kind=kind,
-        url=url if kind in HTTP_KINDS else None,
-        timeout=float(timeout),
-        headers=dict(headers),
+        name=document.name,
+        owner=document.owner,
+        kind=document.kind,
+        url=document.url if http else None,
+        timeout=document.timeout,
+        headers=dict(document.headers),
         sdl=sdl,
-        schema=schema if kind == "python" else None,
+        schema=document.python_schema if document.kind == "python" else None,
         folder=folder,
         provenance=provenance,
-        secrets=Secrets(sent_secrets if provenance == "admin" else secrets),
-        erasure=erasure,
+        secrets=Secrets(document.secrets if provenance == "admin" else secrets),
+        erasure=ErasureEndpoint(document.erasure.url, document.erasure.method, document.erasure.retained) if document.erasure is not None else None,
     )
 
 

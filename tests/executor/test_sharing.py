@@ -65,7 +65,7 @@ async def test_identical_queries_of_one_requester_share_one_execution(world):
 
 async def test_requests_that_differ_in_anything_share_nothing(world):
     engine, transport = await _gated_engine(world)
-    client = Client("parking-app", "Parkr", "", ("booking",), ("partner",), None, False)
+    client = Client(id="parking-app", name="Parkr", purposes=("booking",), roles=("partner",))
     requesters = [
         PUBLIC,
         Requester(client, "booking", frozenset({"partner"})),

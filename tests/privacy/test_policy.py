@@ -110,3 +110,46 @@ def test_privacy_annotations_are_checked_at_composition(sdl, code):
     result = compose([SubgraphSource("people", sdl)])
     assert not result.ok
     assert code in {e.code for e in result.errors}, [str(e) for e in result.errors]
+
+
+def test_problems_name_their_key_path_and_never_repeat_the_input():
+    with pytest.raises(PolicyError) as failure:
+        parse_policy(
+            {
+                "purposes": {"p": {"description": 3}},
+                "clients": {"app": {"roles": "technician", "collects_consent": "yes", "rate_limit": float("nan"), "api_key_sha256": "hunter2-not-a-hash"}},
+                "registry": {"max_timeout": True, "circuit_breaker": {"failures": -1}, "colour": "red"},
+                "privacy": {"non_personal": ["A.b", "bad"]},
+                "controller": "Ville de Paris",
+            }
+        )
+    assert sorted(failure.value.problems) == [
+        "clients.app.api_key_sha256 must be 64 lowercase hex digits",
+        "clients.app.collects_consent must be true or false",
+        "clients.app.rate_limit must be a number of requests per second (0: no limit)",
+        "clients.app.roles must be a list",
+        "controller must be a mapping",
+        "privacy.non_personal[1]: 'bad' is not a schema coordinate Type.field",
+        "purposes.p must be {description: text}",
+        "registry.circuit_breaker.failures: must be a whole number between 0 (never opens) and 1000",
+        "registry.max_timeout: must be a number between 0.001 and 300",
+        "registry: unknown key 'colour'",
+    ]
+    assert "hunter2" not in str(failure.value)
+
+
+def test_a_client_is_its_key_and_the_policy_cannot_change_once_read(monkeypatch):
+    monkeypatch.setenv("CITYGATE_TEST_APP_KEY", "app-key-1")
+    policy = parse_policy({"purposes": {"p": None}, "clients": {"app": {"api_key_env": "CITYGATE_TEST_APP_KEY", "purposes": ["p"]}}, "masking": None})
+    client = policy.clients["app"]
+    assert (client.id, client.name, policy.purposes, policy.masking_default) == ("app", "app", {"p": ""}, "null")
+    assert policy.client_for_key("app-key-1") is client and "app-key-1" not in repr(client)
+    with pytest.raises(ValueError):  # frozen: a running policy is replaced, never edited
+        client.roles = ("operator",)  # type: ignore[misc]
+    with pytest.raises(PolicyError) as spoofed:
+        parse_policy({"clients": {"app": {"id": "other-app"}}})
+    assert spoofed.value.problems == ["clients.app: unknown key 'id' (a client's id is its key)"]
+    monkeypatch.delenv("CITYGATE_TEST_APP_KEY")
+    with pytest.raises(PolicyError) as unset:
+        parse_policy({"clients": {"app": {"api_key_env": "CITYGATE_TEST_APP_KEY"}}})
+    assert unset.value.problems == ["clients.app.api_key_env: environment variable CITYGATE_TEST_APP_KEY is not set"]
