@@ -43,6 +43,7 @@ from .consent import (
     ErasureSettings,
     ErasureStore,
     Ledger,
+    RecordSigner,
     ResidentRights,
     control_plane_schema,
 )
@@ -367,6 +368,9 @@ class Gateway:
                 await self.runtime.ledger.sync()  # early: most requests then find the caches right
         elif kind == "connector":
             await self._registry_refresh.ask()
+        elif kind == "documents":
+            if self.state.documents is not None:
+                self.state.documents.forget_misses()  # pushed ids now exist: ask the store again
         elif kind == "policy":
             version = change.get("version")
             self._heard_policy_version = version if isinstance(version, str) else None
@@ -376,6 +380,8 @@ class Gateway:
         """Listening (again): what was notified while not listening is read again."""
         if self.runtime is not None:
             self.runtime.ledger.invalidate_all()
+        if self.state.documents is not None:
+            self.state.documents.forget_misses()  # a push may have been notified meanwhile
         await self._registry_refresh.ask()
         self._heard_policy_version = None
         await self._policy_reload.ask()
@@ -471,7 +477,8 @@ def rights_for_gateway(state, store, pool, registry, control_plane: str, setting
         engine=lambda: state.engine,
         connectors=lambda: registry.connectors,
         max_timeout=lambda: registry.policy.max_timeout,
-        session=lambda guarded: pool.fresh_session(guarded),
+        pool=pool,
+        signer=RecordSigner(store),  # the receipts' key: each erasure delivery carries a token it signs
         address_refused=address_refused,
         erasure_endpoint=erasure_endpoint,
         excluded=frozenset({control_plane}),

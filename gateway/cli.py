@@ -88,10 +88,7 @@ def _policy(path: Path | None):
     try:
         return load_policy(path)
     except PolicyError as error:
-        console.print("[red]the policy file is invalid:[/red]")
-        for problem in error.problems:
-            console.print(f"  - {_one_line(problem)}", highlight=False, markup=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        _fail("the policy file is invalid: " + "; ".join(error.problems), 2)
 
 
 @app.command()
@@ -137,7 +134,7 @@ def serve(
         float | None, typer.Option(help="Requests per second per client (the policy may set its own); 0: none. (env CITYGATE_RATE_LIMIT; 0)")
     ] = None,
     public_rate_limit: Annotated[
-        float | None, typer.Option(help="Requests per second per remote address of the public; 0: none. (env CITYGATE_PUBLIC_RATE_LIMIT; 0)")
+        float | None, typer.Option(help="Requests per second per remote address of the public (queries and the public records routes: /audit/head, the JWKS, the privacy centre, ...); 0: none. (env CITYGATE_PUBLIC_RATE_LIMIT; 0)")
     ] = None,
     max_in_flight: Annotated[
         int | None, typer.Option(help="Requests in flight per client or public address; 0: none. (env CITYGATE_MAX_IN_FLIGHT; 0)")
@@ -460,26 +457,23 @@ def schema(
     loaded = _policy(policy)
     if client is None:
         if resident or role:
-            console.print("[red]--resident and --role need --client: a resident signs in through a client[/red]")
-            raise typer.Exit(2)
+            _fail("--resident and --role need --client: a resident signs in through a client", 2)
         audience = PUBLIC_AUDIENCE
     elif client not in loaded.clients:
-        console.print(f"no client {client!r} in the policy (clients: {', '.join(sorted(loaded.clients)) or 'none'})", markup=False)
-        raise typer.Exit(2)
+        _fail(f"no client {client!r} in the policy (clients: {', '.join(sorted(loaded.clients)) or 'none'})", 2)
     else:
         audience = Audience(client, resident, frozenset(loaded.clients[client].roles) | frozenset(role or ()))
     owners = {}
     for entry in owner or ():
         subgraph_name, _, owner_name = entry.partition("=")
         if not subgraph_name or not owner_name:
-            console.print(f"--owner takes SUBGRAPH=OWNER, not {entry!r}", markup=False)
-            raise typer.Exit(2)
+            _fail(f"--owner takes SUBGRAPH=OWNER, not {entry!r}", 2)
         owners[subgraph_name] = owner_name
+    sdl = _read(supergraph)
     try:
-        filtered = client_schema(_read(supergraph), loaded, audience, owners or None)
+        filtered = client_schema(sdl, loaded, audience, owners or None)
     except SupergraphError as error:
-        console.print(f"[red]{escape(str(error))}[/red]", highlight=False)
-        raise typer.Exit(1) from None
+        _fail(f"{supergraph} cannot be served: {error}")
     typer.echo(print_schema(filtered))
 
 
@@ -1068,6 +1062,66 @@ def audit_head(
         typer.echo(json.dumps({"seq": seq, "hash": head, "at": at}))
         return
     typer.echo(f"seq {seq}\nhash {head}\nat {at or '- (no entry yet)'}")
+
+
+keys_app = typer.Typer(help="The gateway's signing keys (receipts, audit heads, erasure requests).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+StoreOption = Annotated[str, typer.Option(help="Store URL (sqlite:///file.db or postgresql://...).", envvar="CITYGATE_STORE")]
+
+
+def _signing_keys(store: str, action):
+    """Run `action(SigningKeyStore)` on the store's keys; exit 2 when the key is the operator's own."""
+    import asyncio
+    import os
+
+    from .consent import SigningKeyError, SigningKeyStore
+    from .store import Store
+
+    if os.environ.get("CITYGATE_SIGNING_KEY"):
+        _fail("CITYGATE_SIGNING_KEY gives the key: it is yours to rotate (the store's keys are not used)", 2)
+    _existing_store(store)
+
+    async def run():
+        database = Store(store)
+        try:
+            return await action(SigningKeyStore(database))
+        finally:
+            await database.close()
+
+    try:
+        return asyncio.run(run())
+    except SigningKeyError as error:
+        _fail(str(error), 1)
+    except Exception as error:
+        reason = (str(error).strip().splitlines() or [""])[0]  # not the statement SQLAlchemy appends
+        _fail(f"cannot read the signing keys: {type(error).__name__}: {reason}", 2)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    store: StoreOption = "sqlite:///citygate.db",
+    verification_days: Annotated[
+        float, typer.Option(help="Days the current key stays published after it is replaced, so what it signed still verifies.", min=0)
+    ] = 30,
+) -> None:
+    """Make a new signing key the current one; running gateways sign with it within a minute."""
+    new, old = _signing_keys(store, lambda keys: keys.rotate(verification_days))
+    console.print(f"[green]new signing key[/green] {new}; {old} stays published for {verification_days:g} days", highlight=False)
+    typer.echo(new)
+
+
+@keys_app.command("list")
+def keys_list(store: StoreOption = "sqlite:///citygate.db") -> None:
+    """The store's signing keys (never a private half): current, published, or past their window."""
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    rows = []
+    for key in _signing_keys(store, lambda keys: keys.listed()):
+        state = "current" if key.retired_at is None else ("published" if key.published(now) else "expired")
+        until = key.verify_until.isoformat(timespec="seconds") if key.verify_until is not None else "-"
+        rows.append((key.kid, state, key.created_at.isoformat(timespec="seconds"), until))
+    _print_rows(("kid", "state", "created", "published until"), rows)
 
 
 def main() -> None:

@@ -12,12 +12,13 @@ Routes (JSON, snake_case as such APIs are):
 - GET /stations/{id}
 - GET /residents/{id}/rentals - a resident's rentals, newest first
 - GET /openapi.json - this API's OpenAPI document (what `citygate connector import-openapi` reads)
-- POST /erasure - the city forwards a resident's erasure request: their rentals are deleted
+- POST /erasure - the city forwards a resident's erasure request (signed: gateway/sdk_erasure.py): their rentals are deleted
   (the manifest's `erasure` endpoint; not in the OpenAPI document, it is no part of the graph)
 """
 
 from __future__ import annotations
 
+import os
 import random
 from datetime import datetime, timedelta
 
@@ -26,6 +27,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from gateway.sdk_erasure import ErasureRequestRefused, ErasureRequestVerifier, GatewayKeysUnavailable
 
 RESIDENTS = 2000
 MAX_IDS = 100  # one batched call names at most this many stations
@@ -102,20 +105,26 @@ async def rentals(request: Request) -> JSONResponse:
     return JSONResponse(sorted(found, key=lambda r: r["started_at"], reverse=True))
 
 
-async def _erasure_subject(request: Request) -> str | None:
-    """The resident an erasure request (from the city's gateway) names, or None for a bad request."""
+# the city's gateway signs each erasure request for this connector (gateway/sdk_erasure.py); the
+# demo reads the gateway's keys where `citygate demo` says the gateway listens
+ERASURE_REQUESTS = ErasureRequestVerifier("bikes", lambda: os.environ.get("CITYGATE_DEMO_GATEWAY_URL", "") + "/.well-known/jwks.json")
+
+
+async def _erasure_subject(request: Request) -> str | JSONResponse:
+    """The resident an erasure request names, once checked as the city's gateway's own request for
+    this connector; else the answer that refuses it (401: final; 503: asked again later)."""
     try:
-        body = await request.json()
-    except ValueError:
-        return None
-    subject = body.get("residentId") if isinstance(body, dict) else None
-    return subject if isinstance(subject, str) and subject else None
+        return (await ERASURE_REQUESTS.verify(request.headers, await request.body()))["residentId"]
+    except ErasureRequestRefused:
+        return JSONResponse({"error": "not an erasure request the city's gateway signed for this connector"}, status_code=401)
+    except GatewayKeysUnavailable:
+        return JSONResponse({"error": "the city's keys cannot be read now"}, status_code=503)
 
 
 async def erasure(request: Request) -> JSONResponse:
     subject = await _erasure_subject(request)
-    if subject is None:
-        return JSONResponse({"error": "send {\"residentId\": ...}"}, status_code=400)
+    if isinstance(subject, JSONResponse):
+        return subject
     for rental_id in [i for i, r in DATA["rentals"].items() if r["resident_id"] == subject]:
         del DATA["rentals"][rental_id]
     return JSONResponse({"status": "done"})

@@ -20,12 +20,15 @@ Routes (JSON, snake_case):
 
 from __future__ import annotations
 
+import os
 import random
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from gateway.sdk_erasure import ErasureRequestRefused, ErasureRequestVerifier, GatewayKeysUnavailable
 
 RESIDENTS = 2000
 MAX_FIRST = 100
@@ -145,22 +148,28 @@ async def reservations(request: Request) -> JSONResponse:
     return JSONResponse([_reservation(i) for i in dict.fromkeys(wanted) if i in DATA["reservations"]])
 
 
-async def _erasure_subject(request: Request) -> str | None:
-    """The resident an erasure request (from the city's gateway) names, or None for a bad request."""
+# the city's gateway signs each erasure request for this connector (gateway/sdk_erasure.py); the
+# demo reads the gateway's keys where `citygate demo` says the gateway listens
+ERASURE_REQUESTS = ErasureRequestVerifier("dining", lambda: os.environ.get("CITYGATE_DEMO_GATEWAY_URL", "") + "/.well-known/jwks.json")
+
+
+async def _erasure_subject(request: Request) -> str | JSONResponse:
+    """The resident an erasure request names, once checked as the city's gateway's own request for
+    this connector; else the answer that refuses it (401: final; 503: asked again later)."""
     try:
-        body = await request.json()
-    except ValueError:
-        return None
-    subject = body.get("residentId") if isinstance(body, dict) else None
-    return subject if isinstance(subject, str) and subject else None
+        return (await ERASURE_REQUESTS.verify(request.headers, await request.body()))["residentId"]
+    except ErasureRequestRefused:
+        return JSONResponse({"error": "not an erasure request the city's gateway signed for this connector"}, status_code=401)
+    except GatewayKeysUnavailable:
+        return JSONResponse({"error": "the city's keys cannot be read now"}, status_code=503)
 
 
 async def erasure(request: Request) -> JSONResponse:
     """A resident's erasure request, from the city: their reservations and the dinners they host
     (with the seats booked on them) are deleted."""
     subject = await _erasure_subject(request)
-    if subject is None:
-        return _refused("send {\"residentId\": ...}")
+    if isinstance(subject, JSONResponse):
+        return subject
     hosted = {i for i, d in DATA["dinners"].items() if d["host"] == subject}
     for reservation_id in [i for i, r in DATA["reservations"].items() if r["guest"] == subject or r["dinner"] in hosted]:
         del DATA["reservations"][reservation_id]

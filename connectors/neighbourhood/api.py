@@ -20,12 +20,15 @@ Routes (JSON, snake_case):
 
 from __future__ import annotations
 
+import os
 import random
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from gateway.sdk_erasure import ErasureRequestRefused, ErasureRequestVerifier, GatewayKeysUnavailable
 
 RESIDENTS = 2000
 MAX_FIRST = 100
@@ -129,22 +132,28 @@ async def ratings(request: Request) -> JSONResponse:
     ])
 
 
-async def _erasure_subject(request: Request) -> str | None:
-    """The resident an erasure request (from the city's gateway) names, or None for a bad request."""
+# the city's gateway signs each erasure request for this connector (gateway/sdk_erasure.py); the
+# demo reads the gateway's keys where `citygate demo` says the gateway listens
+ERASURE_REQUESTS = ErasureRequestVerifier("neighbourhood", lambda: os.environ.get("CITYGATE_DEMO_GATEWAY_URL", "") + "/.well-known/jwks.json")
+
+
+async def _erasure_subject(request: Request) -> str | JSONResponse:
+    """The resident an erasure request names, once checked as the city's gateway's own request for
+    this connector; else the answer that refuses it (401: final; 503: asked again later)."""
     try:
-        body = await request.json()
-    except ValueError:
-        return None
-    subject = body.get("residentId") if isinstance(body, dict) else None
-    return subject if isinstance(subject, str) and subject else None
+        return (await ERASURE_REQUESTS.verify(request.headers, await request.body()))["residentId"]
+    except ErasureRequestRefused:
+        return JSONResponse({"error": "not an erasure request the city's gateway signed for this connector"}, status_code=401)
+    except GatewayKeysUnavailable:
+        return JSONResponse({"error": "the city's keys cannot be read now"}, status_code=503)
 
 
 async def erasure(request: Request) -> JSONResponse:
     """A resident's erasure request, from the city: the jobs they posted and every rating given to
     them or by them are deleted; a job they took is open again, without its taker."""
     subject = await _erasure_subject(request)
-    if subject is None:
-        return _refused("send {\"residentId\": ...}")
+    if isinstance(subject, JSONResponse):
+        return subject
     posted = {i for i, j in DATA["jobs"].items() if j["poster"] == subject}
     for rating_id in [i for i, r in DATA["ratings"].items() if subject in (r["ratee"], r["rater"]) or r["job"] in posted]:
         del DATA["ratings"][rating_id]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import string
 from enum import Enum
@@ -11,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from gateway.sdk import privacy
+from gateway.sdk_erasure import ErasureRequestRefused, ErasureRequestVerifier, GatewayKeysUnavailable
 
 RESIDENTS = 2000
 
@@ -174,16 +176,28 @@ class Query:
         return [Spot.of(i) for i in ids[: max(0, min(first, 200))]]
 
 
+# the city's gateway signs each erasure request for this connector (gateway/sdk_erasure.py); the
+# demo reads the gateway's keys where `citygate demo` says the gateway listens
+ERASURE_REQUESTS = ErasureRequestVerifier("parking", lambda: os.environ.get("CITYGATE_DEMO_GATEWAY_URL", "") + "/.well-known/jwks.json")
+
+
+async def _erasure_subject(request: Request) -> str | JSONResponse:
+    """The resident an erasure request names, once checked as the city's gateway's own request for
+    this connector; else the answer that refuses it (401: final; 503: asked again later)."""
+    try:
+        return (await ERASURE_REQUESTS.verify(request.headers, await request.body()))["residentId"]
+    except ErasureRequestRefused:
+        return JSONResponse({"error": "not an erasure request the city's gateway signed for this connector"}, status_code=401)
+    except GatewayKeysUnavailable:
+        return JSONResponse({"error": "the city's keys cannot be read now"}, status_code=503)
+
+
 async def erasure(request: Request) -> JSONResponse:
     """A resident's erasure request, from the city (the manifest's `erasure` endpoint, served next
     to the subgraph by `citygate demo`): their vehicles and bookings are deleted."""
-    try:
-        body = await request.json()
-    except ValueError:
-        body = None
-    subject = body.get("residentId") if isinstance(body, dict) else None
-    if not isinstance(subject, str) or not subject:
-        return JSONResponse({"error": "send {\"residentId\": ...}"}, status_code=400)
+    subject = await _erasure_subject(request)
+    if isinstance(subject, JSONResponse):
+        return subject
     vehicles = {i for i, v in DATA["vehicles"].items() if v["owner"] == subject}
     for booking_id in [i for i, b in DATA["bookings"].items() if b["resident"] == subject or b["vehicle"] in vehicles]:
         del DATA["bookings"][booking_id]

@@ -5,12 +5,17 @@ A request is stored (tables `erasure_requests` and `erasure_deliveries`, one del
 connector) before anything is sent, and the mutation answers at once: deliveries run in the
 background (`ErasureDispatcher`), so a slow or hanging partner holds neither the resident's request
 nor the process. Each delivery is one row whose status only its own attempt changes: `pending`
-(being sent, or to be sent again), `done` (the partner confirmed), `failed` (with a stable reason)
-or `not-supported` (the connector holds residents' data and declares no endpoint).
+(being sent, or to be sent again), `done` (the partner confirmed), `failed` (with a stable reason),
+`not-supported` (the connector holds residents' data and declares no endpoint) or `retained` (the
+operator declares that the connector must keep the data, with a stable legal reason). What cannot be
+sent (no endpoint, retained, an endpoint or address refused) is final from the moment it is recorded:
+never `pending`, never retried, never audited as a disclosure.
 
 What a partner receives: `{"requestId": ..., "residentId": ..., "requestedAt": ...}` as JSON, with
-the connector's own headers (its secrets: the endpoint is on the connector's origin), no redirect
-followed, within the connector's timeout (capped by the registry's `max_timeout`). What it answers:
+the connector's own headers (its secrets: the endpoint is on the connector's origin) and a JWT the
+gateway signs for this connector and resident (`Citygate-Erasure-Token`, gateway/sdk_erasure.py),
+through `HttpPool.post_guarded` (a registered partner's addresses checked at connection, no redirect
+followed), within the connector's timeout (capped by the registry's `max_timeout`). What it answers:
 2xx with `{"status": "done"}` (erased) or `{"status": "pending"}` (accepted, not finished: it is
 asked again, with the same request id, until it says done or the attempts run out). Its answer is
 read up to 4 KiB and never stored or shown: only the status and a reason of ours are kept.
@@ -32,12 +37,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
 import orjson
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, and_, insert, or_, select, update
 
-from ..executor import UpstreamRefused
+from ..executor import AnswerTooLarge, HttpPool, SubgraphUnavailable, UpstreamAddressRefused, UpstreamStatus
+from ..sdk_erasure import ERASURE_TOKEN_HEADER, ERASURE_TOKEN_ISSUER, ERASURE_TOKEN_LIFETIME, ERASURE_TOKEN_TYPE
 from ..store import Store
+from ._receipts import RecordSigner
 
 logger = logging.getLogger("citygate.erasure")
 
@@ -58,7 +64,7 @@ erasure_deliveries = Table(
     Column("request_id", String(36), primary_key=True),
     Column("connector", String(100), primary_key=True),
     Column("owner", String(100), nullable=False),
-    Column("status", String(20), nullable=False, index=True),  # pending | done | failed | not-supported
+    Column("status", String(20), nullable=False, index=True),  # pending | done | failed | not-supported | retained
     Column("reason", String(40)),  # ours, stable; never a partner's words
     Column("attempts", Integer, nullable=False),
     Column("next_attempt_at", DateTime(timezone=True), nullable=False),
@@ -66,7 +72,7 @@ erasure_deliveries = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
-PENDING, DONE, FAILED, NOT_SUPPORTED = "pending", "done", "failed", "not-supported"
+PENDING, DONE, FAILED, NOT_SUPPORTED, RETAINED = "pending", "done", "failed", "not-supported", "retained"
 # reasons (stable, documented in docs/privacy.md)
 NO_ENDPOINT = "no-endpoint"
 REJECTED = "rejected"  # a 4xx answer: the partner refuses this request
@@ -78,7 +84,11 @@ ADDRESS_REFUSED = "address-refused"  # the host resolves to an address the polic
 ENDPOINT_REFUSED = "endpoint-refused"  # the endpoint is not on the connector's origin
 CONNECTOR_REMOVED = "connector-removed"
 NO_CONFIRMATION = "no-confirmation"  # still "pending" when the attempts ran out
+SIGNING_UNAVAILABLE = "signing-unavailable"  # the gateway's key could not sign the delivery's token
+# a retained connector's reason is the legal one its manifest declares (registry RETENTION_REASONS)
 MAX_ANSWER_BYTES = 4096
+# headers of ours a connector's own headers never replace
+_OWN_HEADERS = {ERASURE_TOKEN_HEADER, "content-type", "accept"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +111,24 @@ class ErasureTarget:
     headers: tuple[tuple[str, str], ...] = ()
     timeout: float = 10.0
     guarded: bool = True  # a registered partner's: its addresses checked at each connection
-    problem: str | None = None  # a reason the endpoint cannot be used (ENDPOINT_REFUSED)
+    problem: str | None = None  # a reason the endpoint cannot be used (ENDPOINT_REFUSED, ADDRESS_REFUSED)
+    retained: str | None = None  # the legal reason the operator declares for keeping the data
+
+    def initial(self) -> tuple[str, str | None]:
+        """The status and reason a delivery to this target is recorded with: only a target that
+        can be sent to is `pending`; anything else is final at once."""
+        if self.retained is not None:
+            return RETAINED, self.retained
+        if self.url is None:
+            return NOT_SUPPORTED, NO_ENDPOINT
+        if self.problem is not None:
+            return FAILED, self.problem
+        return PENDING, None
+
+    @property
+    def deliverable(self) -> bool:
+        """Whether the resident's id is to be sent to this connector (and audited as disclosed)."""
+        return self.initial()[0] == PENDING
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,12 +162,18 @@ class ErasureStore:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._created = False
+        # the dispatcher's first claim and the first record() can ask at once: one create_all, not
+        # two racing to CREATE TABLE (SQLite answers the second with "table already exists")
+        self._creating = asyncio.Lock()
 
     async def create(self) -> None:
-        if not self._created:
-            async with self.store.engine.begin() as connection:
-                await connection.run_sync(metadata.create_all)
-            self._created = True
+        if self._created:
+            return
+        async with self._creating:
+            if not self._created:
+                async with self.store.engine.begin() as connection:
+                    await connection.run_sync(metadata.create_all)
+                self._created = True
 
     async def record(self, subject: str, via: str, targets: Iterable[ErasureTarget]) -> str:
         """One request and a delivery per target, in one transaction; its id."""
@@ -152,8 +185,8 @@ class ErasureStore:
                 "request_id": request_id,
                 "connector": target.connector,
                 "owner": target.owner,
-                "status": PENDING if target.url is not None else NOT_SUPPORTED,
-                "reason": None if target.url is not None else NO_ENDPOINT,
+                "status": target.initial()[0],
+                "reason": target.initial()[1],
                 "attempts": 0,
                 "next_attempt_at": now,
                 "lease_until": None,
@@ -242,15 +275,15 @@ class ErasureDispatcher:
         self,
         store: ErasureStore,
         targets: Callable[[], dict[str, ErasureTarget]],
-        session: Callable[[bool], aiohttp.ClientSession],
+        pool: HttpPool,
+        signer: RecordSigner,
         settings: ErasureSettings | None = None,
-        address_refused: Callable[[str], bool] | None = None,
     ) -> None:
         self.store = store
         self.targets = targets  # read at each attempt: a connector registered again sends to its new endpoint
-        self.session = session  # guarded -> a session that follows no redirect and checks addresses if guarded
+        self.pool = pool  # post_guarded: a fresh connection, addresses checked for a registered partner
+        self.signer = signer  # the gateway's key: each delivery carries a token it signs
         self.settings = settings or ErasureSettings()
-        self.address_refused = address_refused or (lambda url: False)
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._in_flight: set[asyncio.Task] = set()
@@ -305,10 +338,9 @@ class ErasureDispatcher:
         try:
             if target is None:
                 raise _Outcome(FAILED, CONNECTOR_REMOVED)
-            if target.url is None:
-                raise _Outcome(NOT_SUPPORTED, NO_ENDPOINT)
-            if target.problem is not None:
-                raise _Outcome(FAILED, target.problem)
+            status, reason = target.initial()
+            if status != PENDING:  # its manifest changed since the request: final, nothing sent
+                raise _Outcome(status, reason)
             await asyncio.wait_for(self._send(target, request_id, subject), timeout)
             status, reason, retry = DONE, None, False
         except _Outcome as outcome:
@@ -331,33 +363,45 @@ class ErasureDispatcher:
 
     async def _send(self, target: ErasureTarget, request_id: str, subject: str) -> None:
         assert target.url is not None
-        if target.guarded and self.address_refused(target.url):
-            raise _Outcome(FAILED, ADDRESS_REFUSED)
+        try:
+            token = await erasure_token(self.signer, target.connector, request_id, subject)
+        except Exception as error:  # the key cannot be read: nothing goes out unsigned
+            logger.error("an erasure delivery could not be signed (%s)", type(error).__name__)
+            raise _Outcome(FAILED, SIGNING_UNAVAILABLE, retry=True) from None
         body = orjson.dumps({"requestId": request_id, "residentId": subject, "requestedAt": datetime.now(UTC).isoformat()})
-        headers = {**dict(target.headers), "content-type": "application/json", "accept": "application/json"}
+        headers = {name: value for name, value in target.headers if name.lower() not in _OWN_HEADERS}
+        headers.update({ERASURE_TOKEN_HEADER: token, "content-type": "application/json", "accept": "application/json"})
         try:
-            async with self.session(target.guarded).request(target.method, target.url, data=body, headers=headers, allow_redirects=False) as response:
-                answer = bytearray()
-                async for chunk in response.content.iter_chunked(1024):
-                    answer += chunk
-                    if len(answer) > MAX_ANSWER_BYTES:
-                        raise _Outcome(FAILED, INVALID_RESPONSE, retry=True)
-                code = response.status
-        except aiohttp.ClientConnectorError as error:
-            if isinstance(error.os_error, UpstreamRefused):
-                raise _Outcome(FAILED, ADDRESS_REFUSED) from None
+            answer = await self.pool.post_guarded(
+                target.url, body, headers, method=target.method, max_bytes=MAX_ANSWER_BYTES, guarded=target.guarded
+            )
+        except UpstreamAddressRefused:
+            raise _Outcome(FAILED, ADDRESS_REFUSED) from None  # nothing was sent: final
+        except UpstreamStatus as error:
+            if error.status == 429 or error.status >= 500:
+                raise _Outcome(FAILED, HTTP_ERROR, retry=True) from None
+            # a 4xx, or a redirect (never followed: the partner must answer at its endpoint)
+            raise _Outcome(FAILED, REJECTED) from None
+        except AnswerTooLarge:
+            raise _Outcome(FAILED, INVALID_RESPONSE, retry=True) from None
+        except SubgraphUnavailable:
             raise _Outcome(FAILED, UNREACHABLE, retry=True) from None
-        except aiohttp.ClientError:
-            raise _Outcome(FAILED, UNREACHABLE, retry=True) from None
-        if code == 429 or code >= 500:
-            raise _Outcome(FAILED, HTTP_ERROR, retry=True)
-        if code >= 300:  # a redirect is not followed: the partner must answer at its endpoint
-            raise _Outcome(FAILED, REJECTED)
         try:
-            status = orjson.loads(bytes(answer)).get("status")
+            status = orjson.loads(answer).get("status")
         except (orjson.JSONDecodeError, AttributeError):
             raise _Outcome(FAILED, INVALID_RESPONSE, retry=True) from None
         if status == "pending":
             raise _Outcome(PENDING, None)
         if status != "done":
             raise _Outcome(FAILED, INVALID_RESPONSE, retry=True)
+
+
+async def erasure_token(signer: RecordSigner, connector: str, request_id: str, subject: str) -> str:
+    """The JWT a delivery carries (gateway/sdk_erasure.py checks it): for this connector only
+    (`aud`), this resident (`sub`, the id the connector knows) and this request, for 5 minutes."""
+    now = int(datetime.now(UTC).timestamp())
+    claims = {
+        "iss": ERASURE_TOKEN_ISSUER, "aud": connector, "sub": subject, "requestId": request_id,
+        "iat": now, "exp": now + ERASURE_TOKEN_LIFETIME, "jti": str(uuid.uuid4()),
+    }
+    return await signer.sign(claims, ERASURE_TOKEN_TYPE)

@@ -10,12 +10,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from weakref import WeakKeyDictionary
 
+from ..errors import ClientRefusal
 from ..identity import Requester
 from ._audit import AuditLog, Disclosure
-from ._erasure import PENDING, ErasureDispatcher, ErasureRequest, ErasureSettings, ErasureStore, ErasureTarget
+from ._erasure import (
+    ADDRESS_REFUSED,
+    ENDPOINT_REFUSED,
+    PENDING,
+    ErasureDispatcher,
+    ErasureRequest,
+    ErasureSettings,
+    ErasureStore,
+    ErasureTarget,
+)
 from ._export import (
     EXPORT_BASIS,
     EXPORT_PURPOSE,
@@ -30,9 +41,13 @@ logger = logging.getLogger("citygate.rights")
 
 ERASURE_PURPOSE = "erasure"
 ERASURE_BASIS = "self:erasure"
+# a resident's erasure request answers their repeats made within this time (and while it is pending)
+ERASURE_REPEAT_WINDOW = timedelta(minutes=1)
 
 
-class RightsError(Exception):
+class RightsError(ClientRefusal):
+    """An export or erasure refused or not served now: `code` says why."""
+
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
@@ -47,7 +62,8 @@ class ResidentRights:
         engine: Callable[[], Any],
         connectors: Callable[[], dict[str, Any]],
         max_timeout: Callable[[], float],
-        session: Callable[[bool], Any],
+        pool: Any,
+        signer: Any,
         address_refused: Callable[[str], bool] | None = None,
         erasure_endpoint: Callable[[Any], tuple[str, dict[str, str]] | None] = lambda _manifest: None,
         excluded: frozenset[str] = frozenset(),
@@ -60,8 +76,10 @@ class ResidentRights:
         self.excluded = excluded  # the control plane: never exported from, never asked to erase
         # a manifest's erasure URL and headers, resolved and checked (the registry's rules), or None: refused
         self.erasure_endpoint = erasure_endpoint
+        # a registered partner's endpoint whose address the policy refuses: final when recorded
+        self.address_refused = address_refused or (lambda _url: False)
         self._exporting: set[str] = set()  # residents with an export running: one at a time each
-        self.dispatcher = ErasureDispatcher(erasures, self.targets, session, settings, address_refused)
+        self.dispatcher = ErasureDispatcher(erasures, self.targets, pool, signer, settings)
         self._operations: WeakKeyDictionary = WeakKeyDictionary()  # Engine -> its export operation
 
     # -- export ----------------------------------------------------------------------------------
@@ -149,11 +167,14 @@ class ResidentRights:
             manifest = connector.manifest
             timeout = min(manifest.timeout, cap)
             guarded = connector.source == "registry"
-            if manifest.erasure is None:
-                targets[name] = ErasureTarget(name, manifest.owner, None, timeout=timeout, guarded=guarded)
+            if manifest.erasure is None or manifest.erasure.retained is not None:
+                retained = manifest.erasure.retained if manifest.erasure is not None else None
+                targets[name] = ErasureTarget(name, manifest.owner, None, timeout=timeout, guarded=guarded, retained=retained)
                 continue
             endpoint = self.erasure_endpoint(manifest)
-            url, headers, problem = (endpoint[0], endpoint[1], None) if endpoint is not None else (None, {}, "endpoint-refused")
+            url, headers, problem = (endpoint[0], endpoint[1], None) if endpoint is not None else (None, {}, ENDPOINT_REFUSED)
+            if problem is None and guarded and self.address_refused(url):
+                problem = ADDRESS_REFUSED
             targets[name] = ErasureTarget(
                 name, manifest.owner, url or manifest.erasure.url, manifest.erasure.method, tuple(headers.items()), timeout, guarded, problem
             )
@@ -162,10 +183,15 @@ class ResidentRights:
     async def request_erasure(self, requester: Requester, audit: AuditLog | None) -> ErasureRequest:
         resident = requester.resident
         assert resident is not None
-        # a request still pending is the answer to another one (mutations aliased a hundred times,
-        # or a resident pressing twice): no new deliveries, no new disclosures
+        # a request still pending, or made within the repeat window, is the answer to another one
+        # (mutations aliased a hundred times, a resident pressing twice, a retry after a lost
+        # answer): no new deliveries, no new disclosures. The window matters when deliveries are
+        # quick: the aliases of one operation run one after another and must not open one request
+        # each because the first one's deliveries were already done.
+        now = datetime.now(UTC)
         for earlier in await self.requests(resident, limit=5):
-            if any(delivery.status == PENDING for delivery in earlier.deliveries):
+            recent = now - earlier.requested_at < ERASURE_REPEAT_WINDOW
+            if recent or any(delivery.status == PENDING for delivery in earlier.deliveries):
                 return earlier
         holders = self.holders()
         targets = self.targets()
@@ -176,7 +202,7 @@ class ResidentRights:
             # before anything is sent (an audit log that refuses refuses the request)
             request_tag = new_request_id()
             try:
-                for owner in sorted({t.owner for t in chosen if t.url is not None}):
+                for owner in sorted({t.owner for t in chosen if t.deliverable}):
                     await audit.record(request_tag, owner, ERASURE_PURPOSE, [Disclosure(resident, {key}, {ERASURE_BASIS})])
             except Exception as error:
                 logger.error("an erasure request could not be audited (%s): refused", type(error).__name__)

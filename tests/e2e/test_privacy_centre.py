@@ -105,10 +105,10 @@ def test_a_resident_grants_sees_the_disclosure_and_withdraws_in_the_browser(demo
             assert city["Resident.email"].split("@")[1] == before.split("@")[1] and "*" not in city["Resident.email"]
             page.locator("#disclosures tbody tr[data-recipient='city-app']").wait_for(timeout=WAIT)  # the export, audited
 
-            # erasure: asked once, each connector's status listed, the city's own "not supported"
+            # erasure: asked once, each connector's status listed, the city's own "retained" (kept by law)
             page.on("dialog", lambda dialog: dialog.accept())
             page.click("#request-erasure")
-            page.locator("#erasures tbody tr[data-connector='city'][data-status='not-supported']").wait_for(timeout=WAIT)
+            page.locator("#erasures tbody tr[data-connector='city'][data-status='retained']").wait_for(timeout=WAIT)
             page.locator("#erasures tbody tr[data-connector='parking'][data-status='done']").wait_for(timeout=WAIT)
             assert page.locator("#erasures tbody tr").count() == 5
 

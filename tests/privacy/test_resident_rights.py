@@ -6,17 +6,22 @@ that holds residents' data, whose demo handlers delete the resident's rows."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import sqlite3
 import sys
 import time
 from pathlib import Path
 
 import httpx
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from graphql import GraphQLObjectType, get_named_type
 from rich.console import Console
 
 from gateway.demo import demo_gateway
+from gateway.sdk_erasure import ERASURE_TOKEN_HEADER, ERASURE_TOKEN_TYPE
 from tests.world.server import AppServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,9 +33,12 @@ def city(tmp_path_factory):
     state = tmp_path_factory.mktemp("demo-rights")
     gateway = demo_gateway(ROOT / "connectors", "127.0.0.1", free_port(), Console(quiet=True), state_dir=state)
     server = AppServer(gateway.app, lifespan="on").start()
+    # the demo partners read the gateway's JWKS where it listens: AppServer chose its own port
+    os.environ["CITYGATE_DEMO_GATEWAY_URL"] = server.base_url
     credentials = json.loads((state / "demo-credentials.json").read_text())  # written once started
     yield server.base_url, credentials, gateway
     server.stop()
+    os.environ.pop("CITYGATE_DEMO_GATEWAY_URL", None)
 
 
 def ask(city, resident: str, query: str) -> dict:
@@ -163,7 +171,7 @@ def test_erasure_reaches_each_connector_holding_the_residents_data(city):
     request = requested["data"]["requestErasure"]
     assert request["via"] == "city-app"
     assert {d["connector"]: d["status"] for d in request["deliveries"]} == {
-        "bikes": "pending", "city": "not-supported", "dining": "pending", "neighbourhood": "pending", "parking": "pending",
+        "bikes": "pending", "city": "retained", "dining": "pending", "neighbourhood": "pending", "parking": "pending",
     }
     statuses: dict[str, tuple[str, str | None]] = {}
     for _ in range(200):
@@ -174,7 +182,7 @@ def test_erasure_reaches_each_connector_holding_the_residents_data(city):
         time.sleep(0.1)
     assert found[0]["id"] == request["id"]
     assert statuses == {
-        "bikes": ("done", None), "city": ("not-supported", "no-endpoint"), "dining": ("done", None),
+        "bikes": ("done", None), "city": ("retained", "legal-obligation"), "dining": ("done", None),
         "neighbourhood": ("done", None), "parking": ("done", None),
     }
     assert held() == {"bikes": 0, "dining": 0, "neighbourhood": 0, "parking": 0}  # the demo partners deleted the rows
@@ -185,6 +193,44 @@ def test_erasure_reaches_each_connector_holding_the_residents_data(city):
     export = ask(city, resident, EXPORT)["data"]["me"]["export"]
     partner_types = {r["type"] for name, r in _records(export) if name != "city"}
     assert partner_types <= {"Resident"}
+
+
+def test_a_demo_partner_erases_only_on_the_gateways_signed_request(city):
+    """Anyone on the network may reach a partner's erasure endpoint: without the gateway's token,
+    with one signed by another key, or with one the gateway signed for another connector, nothing
+    is erased (401); the gateway's own delivery is accepted (test_erasure_reaches_each_connector...)."""
+    _, _, gateway = city
+    rentals = sys.modules["citygate_connector_bikes"].DATA["rentals"]
+    resident = min(r["resident_id"] for r in rentals.values() if r["resident_id"] not in ("r0001", "r0002", "r0003"))  # no other test's
+    held = sum(r["resident_id"] == resident for r in rentals.values())
+    assert held > 0
+    endpoint = f"{os.environ['CITYGATE_DEMO_URL']}/rest/bikes/erasure"
+    body = {"requestId": "2b6f1d2e-0000-4000-8000-000000000001", "residentId": resident, "requestedAt": "2026-11-30T05:00:00+00:00"}
+    # the gateway's current key, where it keeps it (the store), and the kid it publishes
+    with sqlite3.connect(gateway.store.engine.url.database) as database:
+        kid, pem = database.execute("SELECT kid, pem FROM signing_keys WHERE retired_at IS NULL").fetchone()
+    now = int(time.time())
+    claims = {"iss": "citygate", "sub": resident, "requestId": body["requestId"], "iat": now, "exp": now + 300, "jti": "x"}
+    headers = {"kid": kid, "typ": ERASURE_TOKEN_TYPE}
+    impostor = ec.generate_private_key(ec.SECP256R1())
+    attempts = {
+        "no token": {},
+        "not a JWT": {ERASURE_TOKEN_HEADER: "not-a-token"},
+        "another key": {ERASURE_TOKEN_HEADER: jwt.encode({**claims, "aud": "bikes"}, impostor, algorithm="ES256", headers=headers)},
+        "another connector": {ERASURE_TOKEN_HEADER: jwt.encode({**claims, "aud": "dining"}, pem, algorithm="ES256", headers=headers)},
+        "another resident": {ERASURE_TOKEN_HEADER: jwt.encode({**claims, "aud": "bikes", "sub": "r0003"}, pem, algorithm="ES256", headers=headers)},
+        "expired": {ERASURE_TOKEN_HEADER: jwt.encode({**claims, "aud": "bikes", "exp": now - 600}, pem, algorithm="ES256", headers=headers)},
+        "a receipt's type": {ERASURE_TOKEN_HEADER: jwt.encode({**claims, "aud": "bikes"}, pem, algorithm="ES256", headers={**headers, "typ": "citygate-consent-receipt+jwt"})},
+    }
+    for what, extra in attempts.items():
+        response = httpx.post(endpoint, json=body, headers=extra, timeout=30)
+        assert response.status_code == 401, (what, response.text)
+    assert sum(r["resident_id"] == resident for r in rentals.values()) == held  # nothing erased
+    # the same request, signed by the gateway's key for this connector: accepted
+    signed = jwt.encode({**claims, "aud": "bikes"}, pem, algorithm="ES256", headers=headers)
+    accepted = httpx.post(endpoint, json=body, headers={ERASURE_TOKEN_HEADER: signed}, timeout=30)
+    assert accepted.status_code == 200 and accepted.json() == {"status": "done"}
+    assert sum(r["resident_id"] == resident for r in rentals.values()) == 0
 
 
 def test_aliases_run_one_export_and_one_erasure_request_per_resident(city):

@@ -45,6 +45,13 @@
     "endpoint-refused": "the service's erasure address is not allowed",
     "connector-removed": "the service has left the city's graph",
     "no-confirmation": "the service never confirmed",
+    "signing-unavailable": "the city could not sign the request yet",
+    // retained: the law makes the city keep these records (GDPR art. 17(3))
+    "legal-obligation": "kept: the city must keep these records by law (GDPR art. 17(3)(b))",
+    "public-task": "kept: needed for a task in the public interest (GDPR art. 17(3)(b))",
+    "public-health": "kept: needed for public health (GDPR art. 17(3)(c))",
+    archiving: "kept: archived in the public interest (GDPR art. 17(3)(d))",
+    "legal-claims": "kept: needed for legal claims (GDPR art. 17(3)(e))",
   };
 
   const $ = (id) => document.getElementById(id);
