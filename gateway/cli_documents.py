@@ -1,7 +1,8 @@
 """`citygate documents`: the trusted documents operators push for clients (gateway/persisted.py).
 
 The commands write and read the store directly (like `citygate audit`): every gateway on that store
-serves a pushed document at its next request naming it, no restart, no reload.
+serves a pushed document without a restart or a reload (an id it found missing just before: once
+PostgreSQL notifies the push, or after `persisted_documents.miss_ttl` seconds, gateway/persisted.py).
 """
 
 from __future__ import annotations

@@ -14,7 +14,12 @@ one"). Three measures, together:
   long-lived Engine leaves the collector's view: later full passes visit only what was made since;
 - a retired Engine is released once no request has used it for a while (`retire`): its
   graphql-core schemas' cycles are broken in slices on the loop, so reference counting frees it
-  (a frozen object is never collected, but it is freed when its count drops to zero).
+  (a frozen object is never collected, but it is freed when its count drops to zero). What its
+  transport held goes with it, unless an Engine still serving or awaiting release uses it too: the
+  executable schema of each REST connector client (`RestClient.release_steps`: a connector
+  replaced or removed), and the transport's own connection pool when the Engine created it
+  (`Subgraphs.owns_pool`), closed; a late request is refused (SERVICE_UNAVAILABLE) before it
+  could reach either.
 
 What stays behind on each swap is the cyclic garbage that happened to be in the oldest generation,
 unreachable but not yet collected, when it was frozen (a full pass first would remove it, but that
@@ -31,7 +36,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from graphql import GraphQLSchema, is_introspection_type, is_specified_directive, is_specified_scalar_type
@@ -53,6 +58,7 @@ _builds = 0
 _saved_threshold2 = 0
 _saved_switch_interval = 0.005
 _pending: set[asyncio.Task] = set()  # release tasks, held until done (the loop keeps only weak references)
+_awaiting: list[Any] = []  # retired Engines not released yet: what their transports hold is still theirs
 _managed = False  # only a serving process (`citygate serve`, `citygate demo`) manages the collector
 
 
@@ -98,31 +104,60 @@ def serving() -> None:
     gc.freeze()
 
 
-def retire(engine: Any) -> None:
+def retire(engine: Any, serving: Callable[[], Any] | None = None) -> None:
     """`engine` no longer serves: release it once idle (on the running loop; without one, never:
-    it is then collected or not like any other object)."""
+    it is then collected or not like any other object). `serving`: the Engine served at the
+    time of the release (its transport's clients and pool are not released with `engine`'s)."""
     if not _managed:
         return
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         return
-    task = loop.create_task(_release_when_idle(engine))
+    _awaiting.append(engine)
+    task = loop.create_task(_release_when_idle(engine, serving=serving))
     _pending.add(task)
     task.add_done_callback(_pending.discard)
 
 
-
-async def _release_when_idle(engine: Any, grace: float | None = None) -> None:
+async def _release_when_idle(engine: Any, grace: float | None = None, serving: Callable[[], Any] | None = None) -> None:
     retired = time.monotonic()
     grace = RELEASE_GRACE_SECONDS if grace is None else grace
-    while time.monotonic() - retired < grace or getattr(engine, "runs", 0):
-        await asyncio.sleep(min(_CHECK_EVERY_SECONDS, max(grace / 4, 0.01)))
     try:
-        for _ in engine.release_steps():
-            await asyncio.sleep(0)
-    except Exception:  # freeing memory is never worth a failure elsewhere: the rest is left as it is
-        logger.exception("releasing a retired engine failed")
+        while time.monotonic() - retired < grace or getattr(engine, "runs", 0):
+            await asyncio.sleep(min(_CHECK_EVERY_SECONDS, max(grace / 4, 0.01)))
+        transport = getattr(engine, "transport", None)  # before release_steps drops it
+        try:
+            for _ in engine.release_steps():
+                await asyncio.sleep(0)
+        except Exception:  # freeing memory is never worth a failure elsewhere: the rest is left as it is
+            logger.exception("releasing a retired engine failed")
+            return
+    finally:
+        with contextlib.suppress(ValueError):
+            _awaiting.remove(engine)
+    if transport is not None:
+        await _release_transport(transport, [serving() if serving is not None else None, *_awaiting])
+
+
+async def _release_transport(transport: Any, others: list[Any]) -> None:
+    """What a released Engine's transport holds, unless one of the `others` Engines uses it too
+    (an unchanged connector's client, a transport handed on at a policy reload): REST clients'
+    executable schemas released, an owned pool closed."""
+    others_transports = [getattr(other, "transport", None) for other in others if other is not None]
+    others_transports = [t for t in others_transports if t is not None]
+    clients_in_use = {id(client) for t in others_transports for client in getattr(t, "clients", {}).values()}
+    pools_in_use = {id(getattr(t, "http_pool", None)) for t in others_transports}
+    try:
+        for client in list(getattr(transport, "clients", {}).values()):
+            release = getattr(client, "release_steps", None)
+            if release is not None and id(client) not in clients_in_use:
+                for _ in release():
+                    await asyncio.sleep(0)
+        if getattr(transport, "owns_pool", False) and transport not in others_transports and id(transport.http_pool) not in pools_in_use:
+            await transport.close()
+    except Exception:  # as above: a failure to free leaves the rest as it is, never fails a request
+        logger.exception("releasing a retired engine's transport failed")
 
 
 def schema_release_steps(schema: GraphQLSchema) -> Iterator[None]:

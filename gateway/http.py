@@ -42,7 +42,15 @@ from starlette.staticfiles import StaticFiles
 
 from . import collector
 from .engine import Engine, RequestError
-from .http_limits import AdminAuthLimit, Admission, EdgeMiddleware, HttpLimits, address_key, retry_after
+from .http_limits import (
+    AdminAuthLimit,
+    Admission,
+    EdgeMiddleware,
+    HttpLimits,
+    PublicRouteLimit,
+    address_key,
+    retry_after,
+)
 from .identity import PUBLIC, Authenticator, IdentityError, Requester
 from .persisted import DocumentAsk, DocumentRefusal, PersistedDocuments
 from .settings import SIMPLE_CONTENT_TYPES, LoggingSettings, Settings
@@ -117,7 +125,7 @@ class GatewayState:
         if engine is not None and engine is not retired:
             collector.serving()
             if retired is not None:
-                collector.retire(retired)
+                collector.retire(retired, serving=lambda: self._engine)
 
 
 def _negotiate(accept: str | None) -> str | None:
@@ -435,6 +443,13 @@ def create_app(
         return PlainTextResponse("ready")
 
     cors = settings.cors
+    # routes beside the public limits: those with limits of their own (/graphql: per client, the
+    # public per address; /admin/*: keys), the probes, the metrics (loopback or token only)
+    unlimited = {"/graphql", "/healthz", "/health", "/readyz", settings.telemetry.metrics_path}
+
+    def exempt(path: str) -> bool:
+        return path in unlimited or path.startswith("/admin/")
+
     # gateway/telemetry.py (metrics, traces): its middleware sees every request, refusals included,
     # inside the request id's; its routes (/metrics) beside ours
     from . import telemetry
@@ -449,6 +464,7 @@ def create_app(
             ),
             Middleware(EdgeMiddleware, limits=limits, refusal=_edge_refusal),
             Middleware(AdminAuthLimit, limits=limits, admission=lambda: state.admission, refusal=_edge_refusal),
+            Middleware(PublicRouteLimit, limits=limits, admission=lambda: state.admission, refusal=_edge_refusal, exempt=exempt),
         ],
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),

@@ -15,7 +15,11 @@ Three layers, each where the work it bounds happens:
 - the client (`Admission`): requests per second per client (the public: per remote address,
   IPv6 per /64), in memory or shared through Redis, and requests in flight per client;
   `AdminAuthLimit` counts the admin API's refused keys per address the same way, and refuses an
-  address over `admin_auth_failures` before its key is looked at or its body read.
+  address over `admin_auth_failures` before its key is looked at or its body read;
+  `PublicRouteLimit` counts every other public route (the JWKS, the signed audit head, the
+  residents' page and its files, ...) against the public's limits of its address, as an anonymous
+  /graphql request is counted: all but the routes with limits of their own (/graphql, /admin/*),
+  the probes of load balancers and the metrics (loopback or token only).
 
 Every refusal carries a stable code (`PAYLOAD_TOO_LARGE`, `REQUEST_TIMEOUT`,
 `REQUEST_HEADER_FIELDS_TOO_LARGE`, `RATE_LIMITED`). This module decides nothing about privacy and
@@ -498,6 +502,50 @@ class Admission:
 
 def retry_after(seconds: float) -> str:
     return str(max(1, math.ceil(seconds)))
+
+
+# -- the other public routes ------------------------------------------------------------------------
+
+
+class PublicRouteLimit:
+    """Requests to the public routes beside /graphql count against the public's rate and requests
+    in flight of their remote address (`address_key`: the same count as an anonymous /graphql
+    request's), before their handler runs: a flood of /audit/head (two store reads and a signature
+    each) or /.well-known/jwks.json gets 429 `RATE_LIMITED` like a flood of queries. `exempt(path)`:
+    the routes left alone (they have limits of their own, or must answer a load balancer's probes).
+    Fail closed: a route added later is limited unless exempted."""
+
+    def __init__(
+        self, app: Any, limits: HttpLimits, admission: Callable[[], Admission | None], refusal: Refusal, exempt: Callable[[str], bool]
+    ) -> None:
+        self.app = app
+        self.rate = limits.public_rate_limit
+        self.max_in_flight = limits.max_in_flight
+        self.admission = admission
+        self.refusal = refusal
+        self.exempt = exempt
+
+    async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]], send: Callable[[dict], Awaitable[None]]) -> None:
+        admission = self.admission()
+        if scope["type"] != "http" or admission is None or not (self.rate or self.max_in_flight) or self.exempt(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        key = address_key(scope)
+        wait = await admission.wait_time(key, self.rate)
+        if wait:
+            await self._refuse(scope, send, f"more than {self.rate:g} requests per second: retry after the time in Retry-After", retry_after(wait))
+            return
+        with admission.in_flight(key, self.max_in_flight) as admitted:
+            if not admitted:
+                await self._refuse(scope, send, f"more than {self.max_in_flight} requests in flight: retry when one is answered", "1")
+                return
+            await self.app(scope, receive, send)
+
+    async def _refuse(self, scope: dict, send: Callable[[dict], Awaitable[None]], message: str, retry: str) -> None:
+        media, body = self.refusal(scope, 429, "RATE_LIMITED", message)
+        headers = [(b"content-type", media.encode()), (b"content-length", str(len(body)).encode()), (b"retry-after", retry.encode())]
+        await send({"type": "http.response.start", "status": 429, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 # -- the admin API's keys -------------------------------------------------------------------------

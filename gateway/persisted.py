@@ -27,9 +27,14 @@ Which text a request runs, before the Engine sees it (gateway/http.py calls `res
   APQ hash that is not one of them `PERSISTED_QUERY_NOT_FOUND` (so that an APQ client sends the
   text, which is then checked).
 
-Trusted documents are never learnt from requests and a (client, id) never changes text, so the
-caches keep only what was found (an unknown id is asked of Redis and the store each time: the
-requester's rate limit bounds that).
+Trusted documents are never learnt from requests and a (client, id) never changes text, so what
+was found is cached for good (memory LRU, Redis). What was not found is remembered too, in each
+process's memory only (`TrustedDocuments` misses: bounded in entries, each for `miss_ttl` seconds),
+so that a client repeating unknown ids or APQ hashes asks Redis and the store once, not at every
+request. A push makes a missing id exist: the misses are forgotten when PostgreSQL notifies the
+push (its trigger on `persisted_documents`, heard by every replica's change listener, and all of
+them on the listener's reconnection); on SQLite (one gateway, pushes from the CLI's process) and
+until a notification arrives, a miss is remembered `miss_ttl` seconds at most.
 """
 
 from __future__ import annotations
@@ -43,9 +48,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from cachetools import LRUCache
+from cachetools import LRUCache, TTLCache
 
 from . import telemetry
+from .errors import ClientRefusal
 
 logger = logging.getLogger("citygate.persisted")
 
@@ -56,7 +62,7 @@ _ENTRY_OVERHEAD = 200  # bytes an APQ entry costs beside its text (its key, the 
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 
-class DocumentRefusal(Exception):
+class DocumentRefusal(ClientRefusal):
     """The request names no document it may run: a GraphQL error with a stable code."""
 
     def __init__(self, code: str, message: str, status: int, headers: dict[str, str] | None = None) -> None:
@@ -118,16 +124,21 @@ def _apq_size(text: str) -> int:
 
 class TrustedDocuments:
     """The trusted documents of the store, read through a memory LRU and Redis (when configured).
-    Only what was found is cached: a (client, id) never changes text."""
+    What was found is cached for good (a (client, id) never changes text); what was not, in memory
+    for `miss_ttl` seconds at most, until `forget_misses` (a push was notified)."""
 
     REDIS_BACKOFF = 5.0  # seconds without asking Redis after it failed (the store answers meanwhile)
 
     def __init__(
         self, store: Any, *, cache_entries: int = 10_000, redis_url: str | None = None, redis_ttl: int = 86_400,
-        redis_prefix: str = "citygate:documents:",
+        redis_prefix: str = "citygate:documents:", miss_ttl: float = 10.0,
     ) -> None:
         self.store = store
         self._memory: LRUCache | None = LRUCache(maxsize=cache_entries) if cache_entries > 0 else None
+        # (client, kind, key) known missing: as many entries as found ones at most, so that a client
+        # inventing ids evicts only other misses; never in Redis (nothing there hears of a push)
+        self._misses: TTLCache | None = TTLCache(maxsize=cache_entries, ttl=miss_ttl) if cache_entries > 0 and miss_ttl > 0 else None
+        self._generation = 0  # bumped by forget_misses: a lookup begun before it records no miss
         self._redis: Any = None
         self._redis_ttl = redis_ttl
         self._redis_prefix = redis_prefix
@@ -143,11 +154,16 @@ class TrustedDocuments:
 
         kind, key = ("id", document_id) if document_id is not None else ("sha256", sha256)
         assert key is not None
-        cached = self._memory.get((client, kind, key)) if self._memory is not None else None
+        entry = (client, kind, key)
+        cached = self._memory.get(entry) if self._memory is not None else None
         if cached is not None:
             telemetry.cache_lookup("trusted_document", True)
             return cached
+        if self._misses is not None and entry in self._misses:
+            telemetry.cache_lookup("trusted_document", True)  # known missing: neither Redis nor the store is asked
+            return None
         telemetry.cache_lookup("trusted_document", False)
+        generation = self._generation
         redis_key = f"{self._redis_prefix}{client}:{kind}:{key}"
         text = await self._redis_get(redis_key)
         if text is None:
@@ -158,8 +174,21 @@ class TrustedDocuments:
             if text is not None:
                 await self._redis_set(redis_key, text)
         if text is not None and self._memory is not None:
-            self._memory[(client, kind, key)] = text
+            self._memory[entry] = text
+        elif text is None and self._misses is not None and generation == self._generation:
+            self._misses[entry] = True  # (a push notified while the store was read: the miss may be stale, not kept)
         return text
+
+    def forget_misses(self) -> None:
+        """A document was pushed (or may have been, unheard): every id known missing is asked again."""
+        self._generation += 1
+        if self._misses is not None:
+            self._misses.clear()
+
+    @property
+    def misses(self) -> int:
+        """Ids known missing now (their entries in memory)."""
+        return len(self._misses) if self._misses is not None else 0
 
     def _use_redis(self) -> bool:
         return self._redis is not None and time.monotonic() >= self._redis_down_until
@@ -207,9 +236,15 @@ class PersistedDocuments:
         trusted = None
         if store is not None:
             trusted = TrustedDocuments(
-                store, cache_entries=section.cache_entries, redis_url=settings.redis.url, redis_ttl=section.redis_ttl, redis_prefix=redis_prefix
+                store, cache_entries=section.cache_entries, redis_url=settings.redis.url, redis_ttl=section.redis_ttl, redis_prefix=redis_prefix,
+                miss_ttl=section.miss_ttl,
             )
         return cls(apq=section.apq, apq_cache_bytes=section.apq_cache_bytes, trusted=trusted)
+
+    def forget_misses(self) -> None:
+        """Trusted documents were pushed (PostgreSQL notified it, or notifications may have been lost)."""
+        if self.trusted is not None:
+            self.trusted.forget_misses()
 
     async def resolve(self, ask: DocumentAsk, client: str, mode: str) -> Resolved:
         """The text to run for `client` (a policy client's id, or "public") in `mode` (allow |

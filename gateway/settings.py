@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
+from .errors import ConfigurationError
 from .http_limits import HttpLimits
 from .planner import DocumentLimits
 from .store import StoreTimeouts
@@ -86,7 +87,7 @@ class LimitSettings(_Section):
     keep_alive_timeout: float = setting(_H.keep_alive_timeout, "CITYGATE_KEEP_ALIVE_TIMEOUT", "Seconds an idle connection stays open.", ge=0, flag="--keep-alive-timeout")
     write_timeout: float = setting(_H.write_timeout, "CITYGATE_WRITE_TIMEOUT", "Seconds in which a client must take 64 KiB of its answer (or all).", ge=0, flag="--write-timeout")
     rate_limit: float = setting(_H.rate_limit, "CITYGATE_RATE_LIMIT", "Requests per second per client (the policy may set its own); 0: none.", ge=0, flag="--rate-limit")
-    public_rate_limit: float = setting(_H.public_rate_limit, "CITYGATE_PUBLIC_RATE_LIMIT", "Requests per second per remote address of the public; 0: none.", ge=0, flag="--public-rate-limit")
+    public_rate_limit: float = setting(_H.public_rate_limit, "CITYGATE_PUBLIC_RATE_LIMIT", "Requests per second per remote address of the public (queries and the public records routes: /audit/head, the JWKS, the privacy centre, ...); 0: none.", ge=0, flag="--public-rate-limit")
     max_in_flight: int = setting(_H.max_in_flight, "CITYGATE_MAX_IN_FLIGHT", "Requests in flight per client or public address; 0: none.", ge=0, flag="--max-in-flight")
     admin_auth_failures: int = setting(_H.admin_auth_failures, "CITYGATE_ADMIN_AUTH_FAILURES", "Refused /admin keys a minute per address before 429; 0: none.", ge=0, flag="--admin-auth-failures")
     max_document_size: int = setting(_D.max_document_size, "CITYGATE_MAX_DOCUMENT_SIZE", "Characters in a document, checked before parsing.", ge=0, flag="--max-document-size")
@@ -118,6 +119,10 @@ class PersistedDocumentsSettings(_Section):
     )
     cache_entries: int = setting(10_000, "CITYGATE_PERSISTED_DOCUMENTS_CACHE_ENTRIES", "Trusted documents kept in memory per process.", ge=0)
     redis_ttl: int = setting(86_400, "CITYGATE_PERSISTED_DOCUMENTS_REDIS_TTL", "Seconds a trusted document stays cached in Redis (with redis.url).", ge=1)
+    miss_ttl: float = setting(
+        10.0, "CITYGATE_PERSISTED_DOCUMENTS_MISS_TTL",
+        "Seconds an id no trusted document has is remembered as missing in memory (a push on PostgreSQL forgets it at once); 0: never.", ge=0,
+    )
 
 
 class CorsSettings(_Section):
@@ -174,7 +179,9 @@ class LoggingSettings(_Section):
 class TelemetrySettings(_Section):
     metrics: bool = setting(True, "CITYGATE_METRICS", "Prometheus metrics at metrics_path.")
     metrics_path: str = setting("/metrics", "CITYGATE_METRICS_PATH", "Where the metrics are served.", pattern=r"^/[A-Za-z0-9/_.-]*$")
-    metrics_token: SecretStr | None = setting(None, "CITYGATE_METRICS_TOKEN", "Set: the metrics answer only `Authorization: Bearer <token>`.")
+    metrics_token: SecretStr | None = setting(
+        None, "CITYGATE_METRICS_TOKEN", "Set: the metrics answer only `Authorization: Bearer <token>`; unset: only requests from loopback addresses."
+    )
     otlp_endpoint: str | None = setting(None, "CITYGATE_OTLP_ENDPOINT", "OTLP/HTTP endpoint traces are exported to; unset: no traces exported.")
     service_name: str = setting("citygate", "CITYGATE_SERVICE_NAME", "service.name of the traces.", min_length=1)
     traces_sample_ratio: float | None = setting(
@@ -230,7 +237,7 @@ class Settings(_Section):
 # -- reading them ---------------------------------------------------------------------------------
 
 
-class SettingsError(Exception):
+class SettingsError(ConfigurationError):
     """The settings cannot be used; `problems`: one line each, naming the key."""
 
     def __init__(self, problems: list[str]) -> None:

@@ -3,7 +3,7 @@
 The stages call the hook functions of this module (`stage`, `planned`, `fetch_started`, ...) at
 the points where something worth counting happened; each is a no-op costing one global read while
 no `Telemetry` is installed. `routes(settings)` serves `/metrics` (behind a bearer token when one
-is configured) and `middleware(settings)` counts and traces each GraphQL request; both install the
+is configured, else to loopback peers only) and `middleware(settings)` counts and traces each GraphQL request; both install the
 one `Telemetry` built from the settings' `telemetry` section.
 
 Traces are exported only when an OTLP endpoint is configured (or a test hands an exporter): without
@@ -22,6 +22,7 @@ a client cannot grow the registry without bound.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import re
 import time
 from bisect import bisect_left
@@ -294,12 +295,20 @@ class Telemetry:
         span.end(end_time=ended + self._epoch_offset)
 
     def metrics_response(self, request: Request) -> Response:
+        """The metrics, to whoever shows the token when one is set; without one, only to a peer on
+        a loopback address (fail closed: a gateway whose port is public does not publish its
+        traffic's figures because nobody thought of a token). The peer is the ASGI scope's client:
+        the connection's, or X-Forwarded-For's when uvicorn trusts the connection as a proxy's."""
         token = self.settings.metrics_token.get_secret_value() if self.settings.metrics_token is not None else ""
         if token:
             given = request.headers.get("authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
                 body = {"errors": [{"message": "the metrics need the operator's bearer token", "extensions": {"code": "UNAUTHENTICATED"}}]}
                 return Response(orjson.dumps(body), 401, media_type="application/json", headers={"www-authenticate": 'Bearer realm="metrics"'})
+        elif not _from_loopback(request.scope):
+            message = "without telemetry.metrics_token the metrics are served on loopback addresses only"
+            body = {"errors": [{"message": message, "extensions": {"code": "FORBIDDEN"}}]}
+            return Response(orjson.dumps(body), 403, media_type="application/json")
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
     # -- the request (middleware) ------------------------------------------------------------------
@@ -321,6 +330,21 @@ class Telemetry:
                 span.set_attribute("graphql.operation.name", record.operation)
             if status >= 500:
                 span.set_status(trace.Status(trace.StatusCode.ERROR))
+
+
+def _from_loopback(scope: Any) -> bool:
+    """Whether the request's connection comes from a loopback address (127.0.0.0/8, ::1, or an
+    IPv4-mapped loopback); no peer known (a Unix socket, a test transport without one): no."""
+    client = scope.get("client")
+    if not client:
+        return False
+    try:
+        address = ipaddress.ip_address(client[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
 
 
 def _traces_url(endpoint: str) -> str:
@@ -599,7 +623,8 @@ def consent_cache(hit: bool) -> None:
 
 def cache_lookup(cache: str, hit: bool) -> None:
     """A lookup in the persisted documents' caches (gateway/persisted.py): "apq" (a hash sent
-    alone) or "trusted_document" (this process's memory; a miss asks Redis or the store)."""
+    alone) or "trusted_document" (this process's memory, a document found or an id known missing;
+    a miss asks Redis or the store)."""
     if _current is not None:
         _cache_counts[cache][0 if hit else 1] += 1
 

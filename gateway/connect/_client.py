@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
 from inspect import isawaitable
 from typing import Any
 from urllib.parse import urlsplit
@@ -60,6 +60,7 @@ from graphql import (
     validate,
 )
 
+from ..errors import PartnerFault
 from ..executor import (
     BreakerSettings,
     CircuitBreaker,
@@ -85,7 +86,7 @@ SUBGRAPH_UNAVAILABLE = "SUBGRAPH_UNAVAILABLE"
 _BREAKER_FAILURES = frozenset({CONNECTOR_TIMEOUT, CONNECTOR_UNREACHABLE, CONNECTOR_INVALID_RESPONSE})
 
 
-class ConnectorFailure(Exception):
+class ConnectorFailure(PartnerFault):
     """One call (or its mapping) failed: a code and words of our own, never the partner's."""
 
     def __init__(self, code: str, message: str, status: int | None = None, *, shared: bool = False) -> None:
@@ -134,6 +135,17 @@ class RestClient:
         self._documents: LRUCache = LRUCache(maxsize=512)
         # GET calls in flight, shared by every send asking the same (pool.share_identical)
         self._in_flight: dict[tuple, asyncio.Future] = {}
+
+    def release_steps(self) -> Iterator[None]:
+        """Free this client's executable schema (its graphql-core cycles broken a slice a step, as an
+        Engine's: gateway/collector.py), once no Engine serving or awaiting release uses it: its
+        connector was replaced or removed. The client answers nothing afterwards."""
+        from ..collector import schema_release_steps
+
+        self._documents.clear()
+        self._in_flight.clear()
+        yield from schema_release_steps(self._executable)
+        del self._executable
 
     async def send(self, query: str, variables: dict[str, Any] | None, context: Any = None) -> dict:
         document, problems, depth = self._document(query)

@@ -57,7 +57,7 @@ __all__ = ["PLACEHOLDER_FIELD", "PUBLIC_AUDIENCE", "Audience", "ClientSchemas", 
 # Query's field when nothing of it can reach the requester: GraphQL wants at least one field. It is
 # no field of the API schema: asking for it is refused like any unknown field.
 PLACEHOLDER_FIELD = "_empty"
-_CACHED_SCHEMAS = 64  # audiences kept per engine (clients x signed in or not x roles tokens add)
+_CACHED_SCHEMAS = 64  # schemas kept per engine: audiences reduced to what decides them (ClientSchemas.decisive)
 
 Sources = Callable[[str, str], frozenset[str]]
 
@@ -105,15 +105,52 @@ class ClientSchemas:
         self._full_orphans: frozenset[str] | None = None
 
     def for_requester(self, requester: Requester | None) -> tuple[Hashable, GraphQLSchema]:
-        """(a key naming the audience, its schema): the executor's introspection hook."""
-        audience = Audience.of(requester)
-        return audience, self.schema(audience)
+        """(a key naming what decides the audience's schema, its schema): the executor's
+        introspection hook (it caches introspection answers under the same key)."""
+        audience = self.decisive(Audience.of(requester))
+        key = self._key(audience)
+        return key, self._schema(key, audience)
 
     def schema(self, audience: Audience) -> GraphQLSchema:
-        found = self._schemas.get(audience)
+        audience = self.decisive(audience)
+        return self._schema(self._key(audience), audience)
+
+    def _schema(self, key: Hashable, audience: Audience) -> GraphQLSchema:
+        found = self._schemas.get(key)
         if found is None:
-            found = self._schemas[audience] = self._build(audience)
+            found = self._schemas[key] = self._build(audience)
         return found
+
+    def _enabling(self, audience: Audience) -> tuple[int, ...]:
+        """The legal bases (their places in the policy) that the audience's roles and its client's
+        purposes enable: with the client and whether a resident is signed in, all that can change
+        its schema (_personal_receivable's step 2)."""
+        client = self.policy.clients.get(audience.client) if audience.client is not None else None
+        if client is None or audience.resident or not audience.roles:
+            return ()
+        purposes = set(client.purposes)
+        return tuple(
+            place for place, rule in enumerate(self.policy.legal_bases)
+            if not audience.roles.isdisjoint(rule.roles) and not purposes.isdisjoint(rule.purposes)
+        )
+
+    def decisive(self, audience: Audience) -> Audience:
+        """The audience with only the roles that enable one of the policy's legal bases for its
+        client: the roles a token carries beyond those (any number of them) change nothing it could
+        receive, so they neither build another schema nor take another place in the caches. A
+        resident signed in could receive every personal field whatever its roles; the public has
+        none that count."""
+        if audience.client is None:
+            return PUBLIC_AUDIENCE
+        enabling = self._enabling(audience)
+        roles = frozenset().union(*(audience.roles.intersection(self.policy.legal_bases[place].roles) for place in enabling))
+        return audience if roles == audience.roles else Audience(audience.client, audience.resident, roles)
+
+    def _key(self, audience: Audience) -> Hashable:
+        """What decides a (decisive) audience's schema: two sets of roles enabling the same legal
+        bases share one schema. The number of keys is bounded by the policy (clients x signed in x
+        subsets of its legal bases), never by what requesters send; the LRU bounds it further."""
+        return (audience.client, audience.resident, self._enabling(audience))
 
     # -- what the audience could ever receive -----------------------------------------------------
 

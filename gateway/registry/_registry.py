@@ -45,6 +45,7 @@ import orjson
 from ..composition import SdlLimits, SubgraphSource, compose, sdl_too_large
 from ..connect import ConnectError, ConnectSchema, RestClient, read_connect_sdl
 from ..engine import Engine
+from ..errors import ConfigurationError
 from ..executor import (
     AnswerTooLarge,
     BreakerSettings,
@@ -71,7 +72,7 @@ from ._manifest import (
     with_kept_secrets,
 )
 from ._rules import Problem, Registered, check_annotation_ownership, check_rest_origins, check_upstream_url
-from ._worker import COMPOSITION_BUDGET_EXCEEDED, BudgetExceeded, Change, CompositionWorker
+from ._worker import BudgetExceeded, Change, CompositionWorker
 
 logger = logging.getLogger("citygate.registry")
 
@@ -170,8 +171,8 @@ class Report:
         return data
 
 
-class RegistryError(Exception):
-    pass
+class RegistryError(ConfigurationError):
+    """The connectors the gateway starts with (its folder, its store) cannot be served."""
 
 
 class _Disconnected:
@@ -546,7 +547,7 @@ class Registry:
             try:
                 engine = await self._build_off_loop(supergraph, connectors)
             except SupergraphError as error:
-                report.add(Problem("NOT_SERVABLE", str(error)))
+                report.add(Problem(error.code, str(error)))
                 return report
             if self.store is not None:
                 connector.version = await self.store.put_connector(
@@ -582,7 +583,7 @@ class Registry:
             try:
                 engine = await self._build_off_loop(supergraph, remaining)
             except SupergraphError as error:
-                return report.refuse(Refusal.CONFLICT, Problem("NOT_SERVABLE", str(error)))
+                return report.refuse(Refusal.CONFLICT, Problem(error.code, str(error)))
             if self.store is not None:
                 await self.store.delete_connector(name)
             self._swap(engine, supergraph, remaining)
@@ -598,7 +599,7 @@ class Registry:
         try:
             outcome = await self.worker.run(change, self.policy.composition_budget)
         except BudgetExceeded as error:
-            report.add(Problem(COMPOSITION_BUDGET_EXCEEDED, f"{error}: the change is refused, the served supergraph stays"))
+            report.add(Problem(error.code, f"{error}: the change is refused, the served supergraph stays"))
             return None
         for problem in outcome.problems:
             report.add(problem)
@@ -650,7 +651,8 @@ class Registry:
             return report, None, None
         existing = self.connectors.get(manifest.name)
         if existing is not None and existing.from_folder:
-            report.add(Problem("CONNECTOR_IN_FOLDER", f"{manifest.name!r} comes from the operator's connectors folder"))
+            # the registry's state, not the manifest, is what stands in the way: CONFLICT, as for a removal
+            report.refuse(Refusal.CONFLICT, Problem("CONNECTOR_IN_FOLDER", f"{manifest.name!r} comes from the operator's connectors folder"))
             return report, None, None
         if existing is not None and not actor.may_manage(existing.manifest.owner):
             report.refuse(Refusal.FORBIDDEN, Problem("CONNECTOR_OWNED_BY_ANOTHER_PARTNER", f"{manifest.name!r} belongs to another partner"))

@@ -18,7 +18,7 @@ The caller gets the exception: the ledger and the audit log then withhold (gatew
 Replicas (PostgreSQL): `create()` installs triggers that notify the channel `citygate_changes`
 (`CHANGES_CHANNEL`) with a small JSON payload on every consent event (`{"kind": "consent", "seq"}`: no resident's
 id, anyone who may LISTEN reads it; replicas read the subjects from the table) and every connector inserted, updated or deleted (`{"kind": "connector", "name",
-"version", "op"}`); the application sends `{"kind": "policy", "version"}` itself (`notify`).
+"version", "op"}`), every push of trusted documents (`{"kind": "documents"}`, once per statement); the application sends `{"kind": "policy", "version"}` itself (`notify`).
 `_changes.py` listens. Consent events are appended one after the other (a transaction-scoped
 advisory lock), so their `seq` order is their commit order: a replica that has seen `seq` N has
 seen every event up to N (`consent_changes_since` relies on it). SQLite is one process: `claim()`
@@ -63,6 +63,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from ..errors import ConfigurationError
 from ._changes import CHANGES_CHANNEL
 from ._changes import ChangeListener as ChangeListener  # for the application (replicas)
 from ._changes import Rerun as Rerun
@@ -223,6 +224,12 @@ _NOTIFY_DDL = [
     "END IF; RETURN NULL; END; $$ LANGUAGE plpgsql",
     "DROP TRIGGER IF EXISTS connectors_notify ON connectors",
     "CREATE TRIGGER connectors_notify AFTER INSERT OR UPDATE OR DELETE ON connectors FOR EACH ROW EXECUTE FUNCTION citygate_notify_connector()",
+    # a push of trusted documents (one statement per chunk): replicas forget the ids they knew missing
+    "CREATE OR REPLACE FUNCTION citygate_notify_documents() RETURNS trigger AS $$ BEGIN "
+    f"PERFORM pg_notify('{CHANGES_CHANNEL}', json_build_object('kind', 'documents')::text); "
+    "RETURN NULL; END; $$ LANGUAGE plpgsql",
+    "DROP TRIGGER IF EXISTS persisted_documents_notify ON persisted_documents",
+    "CREATE TRIGGER persisted_documents_notify AFTER INSERT ON persisted_documents FOR EACH STATEMENT EXECUTE FUNCTION citygate_notify_documents()",
 ]
 _CONSENT_CHANGES_SQL = "SELECT seq, subject FROM consent_events WHERE seq > $1 ORDER BY seq LIMIT $2"
 _CONSENT_CLOCK = text("SELECT coalesce(max(seq), 0) FROM consent_events")
@@ -236,8 +243,10 @@ class _Exhausted(Exception):
     """The budget cannot pay: roll back (nothing released, nothing stored)."""
 
 
-class StoreInUse(Exception):
+class StoreInUse(ConfigurationError):
     """Another gateway serves this SQLite store: SQLite is for one process."""
+
+    code = "STORE_IN_USE"
 
 
 def database_url(url: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import threading
+import weakref
 
 import pytest
 from starlette.applications import Starlette
@@ -14,8 +15,12 @@ from strawberry.asgi import GraphQL
 
 from gateway import collector
 from gateway.composition import SubgraphSource, compose
+from gateway.connect import RestClient, read_connect_sdl
 from gateway.engine import Engine, RequestError
+from gateway.executor import InProcessSubgraph, Subgraphs
 from gateway.http import GatewayState
+from tests.connect.conftest import partner, pool  # noqa: F401 (fixtures: the parking partner's REST API on loopback)
+from tests.connect.test_gateway import CITY, PARKING
 from tests.world.server import _PLACEHOLDER, SUBGRAPHS, SUPERGRAPH_FILE, AppServer
 
 QUERY = "{ districts { code name } }"
@@ -139,3 +144,73 @@ async def test_a_retired_engine_is_released_once_its_last_request_is_answered(ma
     finally:
         world.gate.set()
         world.stop()
+
+
+async def test_a_retired_engines_own_pool_is_closed_once_released_never_while_a_successor_shares_it(managed, monkeypatch):
+    """An Engine built without a transport creates its own (Subgraphs.owns_pool): released, its
+    pool is closed; handed on to the next Engine (a policy reload of a static supergraph), it is not."""
+    monkeypatch.setattr(collector, "RELEASE_GRACE_SECONDS", 0.05)
+    world = GatedWorld().start()
+    try:
+        first = Engine.from_sdl(world.supergraph())
+        assert first.transport.owns_pool
+        pool = first.transport.http_pool
+        answered = await first.run(QUERY)
+        assert not answered.errors and pool._sessions
+        state = GatewayState(first)
+        sharing = Engine.from_sdl(world.supergraph(), first.transport)  # as StaticSupergraph.rebuild builds it
+        state.engine = sharing
+        await _until(lambda: first.released)
+        await asyncio.sleep(0.05)  # the release task's last steps, were it to close anything
+        assert not any(session.closed for session in pool._sessions.values())
+        assert (await sharing.run(QUERY)).data == answered.data  # the shared pool still serves
+        own = Engine.from_sdl(world.supergraph())
+        state.engine = own
+        await _until(lambda: sharing.released)
+        await _until(lambda: all(session.closed for session in pool._sessions.values()))
+        with pytest.raises(RequestError) as late:
+            await sharing.run(QUERY)
+        assert late.value.code == "SERVICE_UNAVAILABLE"
+        assert (await own.run(QUERY)).data == answered.data
+        assert not any(session.closed for session in own.transport.http_pool._sessions.values())
+        await own.close()
+    finally:
+        world.stop()
+
+
+def _parking_engine(partner, pool, client: RestClient | None = None) -> tuple[Engine, RestClient]:  # noqa: F811
+    """The city (in process) and the parking partner's REST connector, composed; `client`: the
+    connector's client of an Engine before (an unchanged connector keeps it), else a new one (replaced)."""
+    schema = read_connect_sdl(PARKING.replace("BASE", partner.base_url), base_url=partner.base_url)
+    city_sdl = CITY.execute_sync("{ _service { sdl } }").data["_service"]["sdl"]
+    result = compose([SubgraphSource("city", city_sdl, "http://city.invalid"), SubgraphSource("parking", schema.composition_sdl, partner.base_url)])
+    assert result.ok and result.supergraph is not None, [str(e) for e in result.errors]
+    client = client or RestClient(schema, pool, name="parking")
+    return Engine.from_sdl(result.supergraph, Subgraphs({"city": InProcessSubgraph(CITY), "parking": client})), client
+
+
+async def test_a_replaced_rest_connectors_schema_is_freed_with_its_engine_an_unchanged_ones_kept(managed, monkeypatch, partner, pool):  # noqa: F811
+    """The REST connector's client holds an executable graphql-core schema (cycles: frozen with its
+    Engine, never collected). Replaced, it is freed once the Engine using it is released; an
+    unchanged connector's client, which the next Engine uses too, is left whole."""
+    monkeypatch.setattr(collector, "RELEASE_GRACE_SECONDS", 0.05)
+    spots = "{ spots { name district { name } } }"
+    first, replaced = _parking_engine(partner, pool)
+    answered = await first.run(spots)
+    assert not answered.errors and answered.data["spots"]
+    state = GatewayState(first)
+    second, kept = _parking_engine(partner, pool)  # the connector registered again: a new client
+    state.engine = second
+    replaced_schema = weakref.ref(replaced._executable)
+    await _until(lambda: first.released)
+    await _until(lambda: replaced_schema() is None)  # freed by reference counting, though frozen
+    third, same = _parking_engine(partner, pool, client=kept)  # another connector's change: this one unchanged
+    assert same is kept
+    state.engine = third
+    await _until(lambda: second.released)
+    await asyncio.sleep(0.05)  # the release task's last steps, were it to free the shared client
+    assert (await third.run(spots)).data == answered.data  # the kept client's schema is whole
+    with pytest.raises(RequestError) as late:
+        await second.run(spots)
+    assert late.value.code == "SERVICE_UNAVAILABLE"
+    await third.close()

@@ -30,6 +30,7 @@ from tests.http.edge import (
     stream_request,
     trickle_request,
 )
+from tests.workers import REDIS_URL
 from tests.world.server import AppServer, free_port
 
 OPERATOR_KEY = "cgo_edge-tests-operator-key-not-a-secret"
@@ -214,6 +215,44 @@ def test_the_public_is_rate_limited_per_address(gateway):
     probe.assert_kept_answering()
 
 
+@pytest.fixture(scope="module")
+def sparing_gateway(edge_world):
+    """The public may send one request per 100 s per address (a burst of one): what is counted is
+    seen without racing the clock."""
+    running = _serve(edge_world, {"CITYGATE_PUBLIC_RATE_LIMIT": "0.01"})
+    yield running
+    running.stop()
+
+
+@pytest.mark.parametrize("path", ["/audit/head", "/.well-known/jwks.json"])
+def test_the_public_records_routes_are_rate_limited_per_address(sparing_gateway, path):
+    """The signed audit head (store reads and a signature each) and the JWKS count against the
+    public's limits of their address, as an anonymous query does: a flood gets 429, another
+    address and the probes are still answered."""
+    attacker, bystander = _address(), _address()
+    with _probe(sparing_gateway) as probe, httpx.Client(base_url=sparing_gateway.url, timeout=10) as client:
+        answers = [client.get(path, headers={"x-forwarded-for": attacker}) for _ in range(20)]
+        other = client.get(path, headers={"x-forwarded-for": bystander})
+        probes = [client.get("/healthz", headers={"x-forwarded-for": attacker}).status_code for _ in range(10)]
+    assert answers[0].status_code == 200, answers[0].text
+    assert [a.status_code for a in answers[1:]] == [429] * 19
+    refused = answers[1]
+    assert refused.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED" and int(refused.headers["retry-after"]) >= 1
+    assert other.status_code == 200, other.text  # one address's flood, not everyone's
+    assert probes == [200] * 10  # a load balancer's probes are never limited
+    probe.assert_kept_answering()
+
+
+def test_an_address_has_one_public_budget_for_queries_and_records(sparing_gateway):
+    headers = {"x-forwarded-for": _address(), "apollo-require-preflight": "true"}
+    with httpx.Client(base_url=sparing_gateway.url, timeout=10, headers=headers) as client:
+        query = client.get("/graphql", params={"query": "{ hello }"})
+        head, keys = client.get("/audit/head"), client.get("/.well-known/jwks.json")
+    assert query.status_code == 200 and query.json()["data"] == {"hello": "hello"}
+    for refused in (head, keys):
+        assert refused.status_code == 429 and refused.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+
+
 def test_a_client_is_held_to_the_rate_its_policy_sets(gateway):
     with httpx.Client(base_url=gateway.url, timeout=5, headers={"x-api-key": LIMITED_KEY, "apollo-require-preflight": "true"}) as client:
         statuses = [client.get("/graphql", params={"query": "{ hello }"}).status_code for _ in range(4)]
@@ -244,7 +283,7 @@ def _redis_up() -> bool:
 
 @pytest.mark.skipif(not _redis_up(), reason="no Redis on 127.0.0.1:6379")
 def test_two_gateways_count_one_client_together_through_redis(edge_world):
-    env = {"CITYGATE_REDIS_URL": "redis://127.0.0.1:6379/0", "CITYGATE_PUBLIC_RATE_LIMIT": "1"}
+    env = {"CITYGATE_REDIS_URL": REDIS_URL, "CITYGATE_PUBLIC_RATE_LIMIT": "1"}
     first, second = _serve(edge_world, env), _serve(edge_world, env)
     try:
         address = _address()

@@ -5,9 +5,11 @@ cached in a real Redis) and the safelist mode of the policy."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -20,12 +22,12 @@ import yaml
 from gateway.persisted import ApqCache, ManifestError, read_manifest, text_hash
 from tests.http.edge import CITYGATE, ServeProcess
 from tests.postgres import temporary_database
+from tests.workers import REDIS_URL
 
 APP_KEY = "ck_persisted-app-not-a-secret"
 SAFE_KEY = "ck_persisted-safe-not-a-secret"
 JSON = "application/json"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
-REDIS_URL = "redis://127.0.0.1:6379/5"  # this helper's database number
 
 DISTRICTS = "query Districts { districts { code } }"
 DISTRICT = "query District($code: String!) { district(code: $code) { name } }"
@@ -331,17 +333,22 @@ def redis_db():
 async def test_two_gateways_on_one_postgresql_serve_the_documents_pushed_once_and_redis_caches_them(files, pg_store, redis_db):
     assert push(files / "manifest.json", "safe", pg_store).returncode == 0
     with_redis = {"CITYGATE_REDIS_URL": REDIS_URL, "CITYGATE_PERSISTED_DOCUMENTS_REDIS_TTL": "120"}
-    a = serve(files, pg_store)
-    b = serve(files, pg_store, env=with_redis)
+    remember_misses = {"CITYGATE_PERSISTED_DOCUMENTS_MISS_TTL": "3600"}  # only the push's notification can make them forget
+    a = serve(files, pg_store, env=remember_misses)
+    b = serve(files, pg_store, env={**with_redis, **remember_misses})
     started = [a, b]
     try:
         for gateway in (a, b):
             assert post(gateway, {"documentId": "district-by-code", "variables": {"code": "75105"}}, key=SAFE_KEY).json()["data"] == {"district": {"name": "Panthéon"}}
+            for _ in range(2):  # missing: remembered so by each replica
+                assert code_of(post(gateway, {"documentId": "late-names"}, key=SAFE_KEY)) == "PERSISTED_DOCUMENT_NOT_FOUND"
         late = files / "late.json"
         late.write_text(json.dumps({"late-names": "query Names { districts { name } }"}))
         assert push(late, "safe", pg_store).returncode == 0  # while both run: no restart, no reload
         for gateway in (a, b):
-            assert post(gateway, {"documentId": "late-names"}, key=SAFE_KEY).json()["data"]["districts"][0] == {"name": "Panthéon"}
+            # each replica hears the push (PostgreSQL NOTIFY) and forgets what it knew missing
+            answer = served_once_heard(gateway, {"documentId": "late-names"}, key=SAFE_KEY)
+            assert answer["data"]["districts"][0] == {"name": "Panthéon"}
         # b kept what it read in Redis, for as long as configured
         key = "citygate:documents:safe:id:district-by-code"
         assert redis_db.get(key) == DISTRICT.encode() and 0 < redis_db.ttl(key) <= 120
@@ -361,6 +368,60 @@ async def test_two_gateways_on_one_postgresql_serve_the_documents_pushed_once_an
     finally:
         for gateway in started:
             gateway.stop()
+
+
+def served_once_heard(gateway: ServeProcess, body: dict, *, key: str, tries: int = 300) -> dict:
+    """The answer once the gateway has heard of a change notified asynchronously (polled, no
+    deadline asserted: a loaded machine hears later)."""
+    for _ in range(tries):
+        answer = post(gateway, body, key=key).json()
+        if "data" in answer:
+            return answer
+        time.sleep(0.1)
+    raise AssertionError(f"never served: {answer}")
+
+
+async def test_ids_known_missing_ask_the_store_once_until_a_push_or_their_ttl(tmp_path):
+    """The negative cache on a real SQLite store: a document written behind the process's back (as
+    `documents push` does from its own process) is not seen while the miss is remembered (the store
+    is not asked), is seen once the misses are forgotten (a push notified) or have expired."""
+    from gateway.persisted import DocumentAsk, DocumentRefusal, PersistedDocuments, TrustedDocuments
+    from gateway.store import Store, TrustedDocument, put_documents
+
+    store = Store(f"sqlite:///{tmp_path / 'misses.db'}")
+    await store.create()
+    trusted = TrustedDocuments(store, cache_entries=3, miss_ttl=3600)
+    documents = PersistedDocuments(trusted=trusted)
+    names = "query Names { districts { name } }"
+    try:
+        for _ in range(2):
+            with pytest.raises(DocumentRefusal) as refusal:
+                await documents.resolve(DocumentAsk(document_id="late"), "safe", "safelist")
+            assert refusal.value.code == "PERSISTED_DOCUMENT_NOT_FOUND"
+        assert trusted.misses == 1
+        await put_documents(store, "safe", [TrustedDocument("late", text_hash(names), names)])
+        assert await trusted.find("safe", document_id="late") is None  # remembered missing: the store was not asked
+        documents.forget_misses()  # what the change listener does when PostgreSQL notifies a push
+        assert (await documents.resolve(DocumentAsk(document_id="late"), "safe", "safelist")).query == names
+        # bounded: a client inventing ids keeps at most cache_entries misses
+        for n in range(50):
+            assert await trusted.find("safe", document_id=f"invented-{n}") is None
+            assert await trusted.find("safe", sha256=f"{n:064x}") is None
+        assert trusted.misses == 3
+        assert await trusted.find("safe", document_id="late") == names  # found ones are kept apart
+        # without a notification (SQLite, CLI pushes): a miss lasts miss_ttl seconds at most
+        short = TrustedDocuments(store, miss_ttl=0.2)
+        assert await short.find("other", document_id="later") is None
+        await put_documents(store, "other", [TrustedDocument("later", text_hash(names), names)])
+        assert await short.find("other", document_id="later") is None
+        await asyncio.sleep(0.3)
+        assert await short.find("other", document_id="later") == names
+        # 0: no miss remembered
+        never = TrustedDocuments(store, miss_ttl=0)
+        assert await never.find("other", document_id="nope") is None and never.misses == 0
+    finally:
+        await documents.close()
+        await store.close()
 
 
 def test_trusted_documents_are_served_when_redis_is_down(files):

@@ -31,6 +31,7 @@ from gateway.app import registry_app
 from gateway.http_limits import HttpLimits
 from gateway.planner import DocumentLimits
 from gateway.policy import parse_policy
+from gateway.privacy import PUBLIC_AUDIENCE, Audience
 from tests.privacy import world
 from tests.privacy.conftest import CLIENT_KEYS, OPERATOR_KEY, City, connectors_folder, policy_document
 from tests.world.server import AppServer
@@ -46,6 +47,7 @@ def city_policy(jwks_file) -> dict:
     policy["open_data"] = {"public": BUDGET, "clients": {"stats-portal": BUDGET}}
     # every field of a booking personal: the type has nothing left for the public
     policy["privacy"]["fields"] = {"Booking.id": {"category": "user.unique_id"}, "Booking.residentId": {"category": "user.unique_id"}}
+    policy["identity"]["issuers"][0]["roles_claim"] = "roles"  # a client's own token may carry roles
     return policy
 
 
@@ -218,6 +220,43 @@ async def test_introspection_is_cached_per_requester_never_shared_between_them(s
     client_fields = {f["name"] for f in client["data"]["__type"]["fields"]}
     assert "email" not in public_fields and "email" in client_fields
     assert again["data"] == public["data"]
+
+
+async def test_roles_that_enable_no_legal_basis_build_no_other_schema_nor_fill_the_caches(schema_city, signer):
+    """A client's tokens carrying ever new sets of roles: only the roles that enable one of the
+    policy's legal bases for its purposes decide its schema, so a flood of role combinations
+    builds one schema and caches one introspection answer, not one per combination."""
+    engine = schema_city.gateway.state.engine
+    schemas, answers = engine.client_schemas._schemas, engine.executor._introspection
+    query = '{ __type(name: "Resident") { fields { name } } }'
+
+    async def introspect_with(client: str, purpose: str, roles: list[str]) -> dict:
+        token = signer.token(client, client, roles=roles)  # the client's own token: no resident
+        answer = await schema_city.ask(query, token=token, purpose=purpose)
+        assert answer["_status"] == 200 and "errors" not in answer, answer
+        return answer["data"]
+
+    first = await introspect_with("technician-console", "street-maintenance", [])
+    schemas_before, answers_before = len(schemas), len(answers)
+    for n in range(24):
+        junk = [f"role-{n}-{i}" for i in range(n % 5 + 1)]
+        assert await introspect_with("technician-console", "street-maintenance", [*junk, "technician"]) == first
+    assert (len(schemas), len(answers)) == (schemas_before, answers_before)
+    # a role enabling no legal basis for the client's purposes counts for nothing either
+    partner = await introspect_with("parking-app", "booking", [])
+    schemas_before, answers_before = len(schemas), len(answers)
+    for n in range(12):
+        assert await introspect_with("parking-app", "booking", ["technician", f"role-{n}"]) == partner
+    assert (len(schemas), len(answers)) == (schemas_before, answers_before)
+
+    # what is kept is what decides: the roles enabling a basis for the client's purposes
+    client_schemas = engine.client_schemas
+    technician = client_schemas.decisive(Audience("technician-console", False, frozenset({"technician", "role-x"})))
+    assert technician == Audience("technician-console", False, frozenset({"technician"}))
+    assert client_schemas.decisive(Audience("parking-app", False, frozenset({"technician"}))) == Audience("parking-app")
+    assert client_schemas.decisive(Audience("city-app", True, frozenset({"technician"}))) == Audience("city-app", True)
+    assert client_schemas.decisive(Audience(None, False, frozenset({"technician"}))) == PUBLIC_AUDIENCE
+    assert client_schemas.schema(Audience("technician-console", False, frozenset({"technician", "role-y"}))) is client_schemas.schema(technician)
 
 
 async def test_graphiql_page_and_its_schema_load_for_the_public(schema_city):

@@ -45,6 +45,11 @@ async def test_each_kind_of_refusal_has_its_status(city, world):
 
     built_in = await city.admin("DELETE", f"/admin/connectors/{CONTROL_PLANE}")
     assert built_in.status_code == 409 and codes(built_in) == ["CONNECTOR_IN_FOLDER"]
+    # one code, one status: registering over a folder's (or built-in) connector is the same conflict
+    over_built_in = await city.register(CONTROL_PLANE, world.url("ratings"))
+    assert over_built_in.status_code == 409 and codes(over_built_in) == ["CONNECTOR_IN_FOLDER"]
+    validated_over = await city.admin("POST", "/admin/connectors/validate", json={**manifest, "name": CONTROL_PLANE})
+    assert validated_over.status_code == 409 and codes(validated_over) == ["CONNECTOR_IN_FOLDER"]
 
     # nothing refused changed anything: the city is served as before, and a good change passes
     assert (await city.query('{ resident(id: "r1") { name } }')) == {"data": {"resident": {"name": "Amélie Poulain"}}}

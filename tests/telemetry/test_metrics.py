@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import httpx
+
 from gateway import telemetry
 from tests.privacy import world
 from tests.privacy.conftest import CLIENT_KEYS
@@ -113,6 +115,43 @@ async def test_metrics_behind_a_bearer_token(tmp_path, traced_world, signer):
             assert refused.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
             assert "citygate_requests_total" not in refused.text
         assert "citygate_requests_total" in await city.metrics_text("metrics-token-for-tests")
+    finally:
+        await city.close()
+
+
+async def from_peer(city: ObservedCity, peer: str, headers: dict | None = None) -> httpx.Response:
+    """GET the metrics over a connection whose remote address is `peer` (httpx's ASGI transport sets
+    the ASGI scope's client as a socket would; tests send traffic to loopback only)."""
+    transport = httpx.ASGITransport(app=city.gateway.app, client=(peer, 50123))
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as outside:
+        return await outside.get(city.settings.metrics_path, headers=headers or {})
+
+
+async def test_metrics_without_a_token_answer_loopback_peers_only(observed):
+    """Fail closed: no metrics_token, no metrics for a peer that is not on a loopback address,
+    whatever X-Forwarded-For claims; loopback peers (the default serve's, a sidecar's) get them."""
+    await observed.ask("{ __typename }")
+    assert "citygate_requests_total" in await observed.metrics_text()  # a real loopback connection
+    for peer in ("127.0.0.1", "127.0.0.53", "::1", "::ffff:127.0.0.1"):
+        allowed = await from_peer(observed, peer)
+        assert allowed.status_code == 200 and "citygate_requests_total" in allowed.text, peer
+    for peer in ("203.0.113.7", "10.0.0.8", "192.168.1.20", "2001:db8::1", "::ffff:198.51.100.2", "fe80::1"):
+        refused = await from_peer(observed, peer, {"x-forwarded-for": "127.0.0.1", "x-real-ip": "127.0.0.1"})
+        assert refused.status_code == 403, peer
+        assert refused.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+        assert "citygate_" not in refused.text
+
+
+async def test_a_token_opens_the_metrics_to_other_addresses(tmp_path, traced_world, signer):
+    settings = telemetry.TelemetrySettings(metrics_token="metrics-token-for-tests")
+    city = ObservedCity(tmp_path, traced_world, signer, settings, broken_parking=False)
+    try:
+        await city.ask("{ __typename }")
+        scraped = await from_peer(city, "203.0.113.7", {"authorization": "Bearer metrics-token-for-tests"})
+        assert scraped.status_code == 200 and "citygate_requests_total" in scraped.text
+        for peer in ("203.0.113.7", "127.0.0.1"):  # the token is wanted from loopback too
+            refused = await from_peer(city, peer)
+            assert refused.status_code == 401 and refused.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     finally:
         await city.close()
 
