@@ -47,9 +47,11 @@ demo: $(INSTALLED) $(GRAPHIQL)/graphiql.min.js
 	@echo "Starting the demo city on port $(PORT) (about ten seconds)..."
 	$(VENV)/bin/citygate demo --port $(PORT)
 
+# Two pytest processes (pytest-xdist), one test file at a time each: a file's tests share its module
+# fixtures in one process; PostgreSQL and Redis databases are the worker's own (tests/workers.py), ports free ones.
 test: $(INSTALLED) $(GRAPHIQL)/graphiql.min.js browser nginx
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile
 
 # Citygate against Hive Gateway and Apollo Gateway (bench/README.md). Needs wrk, taskset and npm.
 bench: $(INSTALLED)

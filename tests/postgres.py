@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 
+from tests.workers import WORKER
+
 SERVER = "postgresql://postgres@127.0.0.1:5432"
 
 
@@ -33,8 +35,8 @@ async def fresh_database(name: str) -> str:
 
 @contextlib.asynccontextmanager
 async def temporary_database(prefix: str) -> AsyncIterator[str]:
-    """A new database named `prefix`_<random> for one test (others use theirs meanwhile), dropped after."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    """A new database named `prefix`_<worker>_<random> for one test (others use theirs meanwhile), dropped after."""
+    name = f"{prefix}_{WORKER}_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(f"{SERVER}/postgres", timeout=10)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')

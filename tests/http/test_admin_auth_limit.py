@@ -17,6 +17,7 @@ import pytest
 from tests.http.edge import Probe, ServeProcess, post_head, stream_request
 from tests.http.test_limits import EDGE_ENV, OPERATOR_KEY, PROBE_KEY, _redis_up
 from tests.http.test_limits import edge_world as edge_world  # the module fixture, shared
+from tests.workers import REDIS_URL
 
 MiB = 1024 * 1024
 FAILURES = 3
@@ -85,7 +86,7 @@ def test_the_limit_is_off_at_zero(edge_world):
 
 @pytest.mark.skipif(not _redis_up(), reason="no Redis on 127.0.0.1:6379")
 def test_two_gateways_count_one_address_together_through_redis(edge_world):
-    env = {"CITYGATE_REDIS_URL": "redis://127.0.0.1:6379/0"}
+    env = {"CITYGATE_REDIS_URL": REDIS_URL}
     first, second = _serve(edge_world, env), _serve(edge_world, env)
     try:
         address = _address()

@@ -24,12 +24,13 @@ import yaml
 from tests.http.edge import CITYGATE, Probe, ServeProcess
 from tests.privacy import world
 from tests.privacy.conftest import CLIENT_KEYS, Signer, connectors_folder, policy_document
+from tests.workers import worker_database
 from tests.world.server import WorldServer, free_port
 
 OPERATOR_KEY = "cgo_store-failure-tests-not-a-secret"
 TIMEOUTS = {"CITYGATE_STORE_CONNECT_TIMEOUT": "1", "CITYGATE_STORE_STATEMENT_TIMEOUT": "1", "CITYGATE_OPERATOR_KEY": OPERATOR_KEY}
 DISCLOSING = "{ incidents { reporter { email } } }"  # the technician's legal basis: every answer is audited
-EDGE_DATABASE = "citygate_http_edge"
+EDGE_DATABASE = worker_database("citygate_http_edge")
 
 
 @pytest.fixture(scope="module")

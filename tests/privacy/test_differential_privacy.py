@@ -18,14 +18,19 @@ from gateway.privacy._noise import calibrate, period_of, question_key, release
 from gateway.store import Store
 from tests.privacy import world
 from tests.privacy.conftest import City, connectors_folder, policy_document
+from tests.registry.conftest import POSTGRES_URL as SHARED_POSTGRES_URL
+from tests.registry.conftest import reset_postgres as reset_shared_postgres
 
-# PostgreSQL for these tests: CI's database unless told otherwise (a helper's own database)
-POSTGRES_URL = os.environ.get("CITYGATE_DP_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+# PostgreSQL for these tests: this xdist worker's shared test database unless told otherwise (a helper's own database)
+POSTGRES_URL = os.environ.get("CITYGATE_DP_TEST_POSTGRES", SHARED_POSTGRES_URL)
 
 MEAN_OF_BIRTH_YEARS = {"contributors": "residentCount", "statistic": "mean", "lower": 1900, "upper": 2030}
 
 
 async def reset_postgres() -> None:
+    if POSTGRES_URL == SHARED_POSTGRES_URL:
+        await reset_shared_postgres()  # creates it when missing
+        return
     from sqlalchemy.ext.asyncio import create_async_engine
 
     engine = create_async_engine(POSTGRES_URL.replace("postgresql://", "postgresql+asyncpg://"))

@@ -20,9 +20,10 @@ from tests.postgres import fresh_database
 from tests.privacy import world
 from tests.privacy.conftest import City, connectors_folder, policy_document
 from tests.privacy.test_ledger_and_audit import _tamper
+from tests.workers import worker_database
 
 # this helper's own database: other suites reset theirs at the same time
-POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/citygate_t"
+POSTGRES_URL = f"postgresql://postgres@127.0.0.1:5432/{worker_database('citygate_t')}"
 GRANT = (
     "mutation($r: String!, $p: String!, $c: [String!]!, $e: Int) { grantConsent(recipient: $r, purpose: $p, categories: $c, expiresInDays: $e) "
     "{ consent { id } receipt record signedReceipt } }"
@@ -30,7 +31,7 @@ GRANT = (
 
 
 async def _reset_own_postgres() -> None:
-    await fresh_database("citygate_t")
+    await fresh_database(worker_database("citygate_t"))
 
 
 def _start(store_url: str, tmp_path, privacy_world, signer) -> City:

@@ -6,26 +6,23 @@ import asyncio
 
 import httpx
 import pytest
-import sqlalchemy
 
 from gateway.app import registry_app
 from gateway.policy import parse_policy
+from tests.postgres import SERVER, fresh_database
+from tests.workers import worker_database
 from tests.world.server import AppServer
 
 OPERATOR_KEY = "cgo_test-operator-key-not-a-secret"
 LOOPBACK = parse_policy({"registry": {"allow_upstreams": ["127.0.0.0/8"]}})
-POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+# the registry's and privacy tests' database: one per xdist worker, so a reset never wipes another's
+SHARED_DATABASE = worker_database("test")
+POSTGRES_URL = f"{SERVER}/{SHARED_DATABASE}"
 
 
 async def reset_postgres() -> None:
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    engine = create_async_engine("postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-    async with engine.begin() as connection:
-        # a fresh schema: tests rename and drop tables to break the store on purpose
-        await connection.execute(sqlalchemy.text("DROP SCHEMA IF EXISTS public CASCADE"))
-        await connection.execute(sqlalchemy.text("CREATE SCHEMA public"))
-    await engine.dispose()
+    # a fresh schema (created when missing): tests rename and drop tables to break the store on purpose
+    await fresh_database(SHARED_DATABASE)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -9,9 +9,10 @@ import sqlalchemy
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.registry.conftest import OPERATOR_KEY, RunningGateway
+from tests.workers import worker_database
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-DATABASE = "citygate_s"  # this file's own database: tests/registry's shared one is reset by other tests
+DATABASE = worker_database("citygate_s")  # this file's own database: tests/registry's shared one is reset by other tests
 
 
 async def fresh_postgres() -> str:

@@ -30,6 +30,7 @@ from tests.privacy import world
 from tests.privacy.conftest import OPERATOR_KEY, City, connectors_folder, policy_document, privacy_world, signer  # noqa: F401
 from tests.registry.conftest import LOOPBACK
 from tests.registry.test_secrets import Recorder
+from tests.workers import worker_database
 from tests.world.server import AppServer, WorldServer
 
 SECRET = "cyclo-upstream-token-5e1d0a"
@@ -498,7 +499,7 @@ async def store_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'city.db'}"
     # this file's own database (tests/registry's shared one is reset by other tests)
-    return await fresh_database("citygate_b2")
+    return await fresh_database(worker_database("citygate_b2"))
 
 
 async def test_a_restart_serves_the_stored_rest_connector_again(store_url, tmp_path, privacy_world, signer, apis):  # noqa: F811

@@ -23,9 +23,10 @@ from gateway.app import registry_app
 from gateway.registry._checks import _breaking
 from tests.postgres import fresh_database
 from tests.registry.conftest import LOOPBACK, OPERATOR_KEY
+from tests.workers import worker_database
 from tests.world.server import AppServer
 
-POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/citygate_q"
+POSTGRES_URL = f"postgresql://postgres@127.0.0.1:5432/{worker_database('citygate_q')}"
 HOOK_WIRED = "usage.record(" in (Path(__file__).parents[2] / "gateway" / "engine.py").read_text(encoding="utf-8")
 
 
@@ -33,7 +34,7 @@ HOOK_WIRED = "usage.record(" in (Path(__file__).parents[2] / "gateway" / "engine
 async def store_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'checks.db'}"
-    return await fresh_database("citygate_q")
+    return await fresh_database(worker_database("citygate_q"))
 
 
 class CheckedGateway:
