@@ -204,6 +204,8 @@ async def main() -> None:
             if args.only is None or label.endswith(args.only):
                 per_request[label].append(await driver.run(args.requests, args.concurrency))
         if args.only is not None:
+            only = per_request[f"annotations {args.only}"][-1]
+            print(f"round {round_index + 1}: {args.only} {only * 1000:.3f} ms", flush=True)
             continue
         off, on = per_request["annotations off"][-1], per_request["annotations on"][-1]
         rates["annotations off"].append(1 / drivers["annotations off"].wall)
@@ -213,7 +215,9 @@ async def main() -> None:
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(args.profile)
-    if args.only is None:
+    if args.only is not None:
+        print(f"median CPU per request: {args.only} {statistics.median(per_request[f'annotations {args.only}']) * 1000:.3f} ms (store: {args.store})")
+    else:
         off = statistics.median(per_request["annotations off"])
         on = statistics.median(per_request["annotations on"])
         # each round's two runs are seconds apart: the machine's slow and fast phases cancel out in
