@@ -42,16 +42,27 @@ class GatewayKeysUnavailable(Exception):
 
 class ErasureRequestVerifier:
     """Checks erasure deliveries for one connector (`audience`) against the gateway's JWKS, fetched
-    from `jwks_url` (a string, or a callable read at each fetch) and fetched again for a `kid` it
-    does not know (the gateway rotated its key), at most once per `refetch_after` seconds."""
+    from `jwks_url` (a string, or a callable read at each fetch): again for a `kid` it does not know
+    (the gateway rotated its key), at most once per `refetch_after` seconds, and whenever the keys
+    it holds are older than `max_age` seconds, so a key the gateway stopped publishing (rotated out,
+    perhaps because it leaked) stops being trusted within that time.
 
-    def __init__(self, audience: str, jwks_url: str | Callable[[], str], *, leeway: float = 30.0, refetch_after: float = 5.0) -> None:
+    A `kid` still unknown after a fetch raises GatewayKeysUnavailable (answer 503: the gateway sends
+    it again later), not a refusal: a replica may sign with a key rotated in a moment ago while the
+    JWKS came from another replica that has not read it yet. A token is accepted once: its `jti` is
+    remembered until it expires, so a captured request cannot be replayed."""
+
+    def __init__(
+        self, audience: str, jwks_url: str | Callable[[], str], *, leeway: float = 30.0, refetch_after: float = 5.0, max_age: float = 600.0
+    ) -> None:
         self.audience = audience
         self.jwks_url = jwks_url
         self.leeway = leeway
         self.refetch_after = refetch_after
+        self.max_age = max_age
         self._keys: dict[str, Any] = {}
         self._fetched_at = float("-inf")
+        self._seen: dict[str, float] = {}  # jti -> when it expires (epoch seconds, leeway included)
 
     async def verify(self, headers: Mapping[str, str], body: bytes) -> dict[str, str]:
         """`{"requestId": ..., "residentId": ...}` of a request the gateway signed for this audience."""
@@ -78,10 +89,17 @@ class ErasureRequestVerifier:
             raise ErasureRequestRefused("the body is not JSON") from None
         if not isinstance(sent, dict) or sent.get("residentId") != claims["sub"] or sent.get("requestId") != claims.get("requestId"):
             raise ErasureRequestRefused("the body is not the request the token was signed for")
+        now = time.time()
+        self._seen = {jti: until for jti, until in self._seen.items() if until > now}
+        jti = str(claims["jti"])
+        if jti in self._seen:
+            raise ErasureRequestRefused("this erasure token was used before")
+        self._seen[jti] = float(claims["exp"]) + self.leeway
         return {"requestId": claims["requestId"], "residentId": claims["sub"]}
 
     async def _key(self, kid: str) -> Any:
-        if kid not in self._keys and time.monotonic() - self._fetched_at >= self.refetch_after:
+        age = time.monotonic() - self._fetched_at
+        if age >= self.max_age or (kid not in self._keys and age >= self.refetch_after):
             self._fetched_at = time.monotonic()
             url = self.jwks_url() if callable(self.jwks_url) else self.jwks_url
             try:
@@ -93,5 +111,6 @@ class ErasureRequestVerifier:
                 raise GatewayKeysUnavailable("the gateway's keys cannot be read now") from None
             self._keys = {k.key_id: k.key for k in published.keys if k.key_id}
         if kid not in self._keys:
-            raise ErasureRequestRefused("signed with a key the gateway does not publish")
+            # perhaps a key rotated in on one replica before another publishes it: asked again later
+            raise GatewayKeysUnavailable("signed with a key the gateway does not publish (yet)")
         return self._keys[kid]

@@ -83,6 +83,9 @@ INVALID_RESPONSE = "invalid-response"  # not JSON, too large, no known status
 ADDRESS_REFUSED = "address-refused"  # the host resolves to an address the policy refuses
 ENDPOINT_REFUSED = "endpoint-refused"  # the endpoint is not on the connector's origin
 CONNECTOR_REMOVED = "connector-removed"
+# the connector's name now belongs to another owner (removed, then registered again by someone
+# else): the resident's id goes to nobody who was not audited as holding their data
+OWNER_CHANGED = "owner-changed"
 NO_CONFIRMATION = "no-confirmation"  # still "pending" when the attempts ran out
 SIGNING_UNAVAILABLE = "signing-unavailable"  # the gateway's key could not sign the delivery's token
 # a retained connector's reason is the legal one its manifest declares (registry RETENTION_REASONS)
@@ -219,13 +222,14 @@ class ErasureStore:
             by_request.setdefault(d.request_id, []).append(Delivery(d.connector, d.owner, d.status, d.reason, d.attempts, _aware(d.updated_at)))
         return [ErasureRequest(r.id, r.subject, r.via, _aware(r.requested_at), tuple(by_request.get(r.id, ()))) for r in requests]
 
-    async def due(self, limit: int) -> list[tuple[str, str, str, int]]:
-        """Pending deliveries whose time has come and that nobody holds: (request, connector, subject, attempts)."""
+    async def due(self, limit: int) -> list[tuple[str, str, str, str, int]]:
+        """Pending deliveries whose time has come and that nobody holds: (request, connector, owner
+        the request was recorded and audited for, subject, attempts)."""
         await self.create()
         now = datetime.now(UTC)
         d, r = erasure_deliveries.c, erasure_requests.c
         statement = (
-            select(d.request_id, d.connector, r.subject, d.attempts)
+            select(d.request_id, d.connector, d.owner, r.subject, d.attempts)
             .join(erasure_requests, r.id == d.request_id)
             .where(and_(d.status == PENDING, d.next_attempt_at <= now, or_(d.lease_until.is_(None), d.lease_until < now)))
             .order_by(d.next_attempt_at)
@@ -321,15 +325,15 @@ class ErasureDispatcher:
         free = self.settings.concurrency - len(self._in_flight)
         if free <= 0:
             return
-        for request_id, connector, subject, attempts in await self.store.due(free + len(self._held)):
+        for request_id, connector, owner, subject, attempts in await self.store.due(free + len(self._held)):
             if (request_id, connector) in self._held or len(self._in_flight) >= self.settings.concurrency:
                 continue
-            task = asyncio.ensure_future(self._deliver(request_id, connector, subject, attempts))
+            task = asyncio.ensure_future(self._deliver(request_id, connector, owner, subject, attempts))
             self._held.add((request_id, connector))
             self._in_flight.add(task)
             task.add_done_callback(lambda t, key=(request_id, connector): (self._in_flight.discard(t), self._held.discard(key), self._wake.set()))
 
-    async def _deliver(self, request_id: str, connector: str, subject: str, attempts: int) -> None:
+    async def _deliver(self, request_id: str, connector: str, owner: str, subject: str, attempts: int) -> None:
         target = self.targets().get(connector)
         timeout = target.timeout if target is not None else 1.0
         if not await self.store.claim(request_id, connector, attempts, lease=timeout + 30):
@@ -338,6 +342,8 @@ class ErasureDispatcher:
         try:
             if target is None:
                 raise _Outcome(FAILED, CONNECTOR_REMOVED)
+            if target.owner != owner:
+                raise _Outcome(FAILED, OWNER_CHANGED)
             status, reason = target.initial()
             if status != PENDING:  # its manifest changed since the request: final, nothing sent
                 raise _Outcome(status, reason)

@@ -442,7 +442,9 @@ def _coherence(document: ManifestDocument, folder: Path | None, allow_python: bo
             problems.append("a python connector needs its folder")
     erasure = document.erasure
     if erasure is not None and erasure.retained is not None:
-        if provenance == "admin":
+        # only the operator's folder: a row read back from the store (or anything else) that says
+        # `retained` would excuse a partner from erasing (art. 17) on its own word
+        if provenance != "folder":
             problems.append("erasure.retained is declared by the operator (its connectors folder): a partner names an erasure endpoint")
     elif erasure is not None and kind not in HTTP_KINDS:
         problems.append("erasure is for subgraph and rest connectors (an in-process connector is the operator's own code)")

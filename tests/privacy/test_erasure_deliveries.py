@@ -25,6 +25,7 @@ from gateway.consent._erasure import (
     ENDPOINT_REFUSED,
     FAILED,
     NOT_SUPPORTED,
+    OWNER_CHANGED,
     PENDING,
     RETAINED,
     ErasureDispatcher,
@@ -217,6 +218,29 @@ async def test_a_request_survives_a_restart_and_is_delivered_by_the_next_process
         await second.close()
     assert statuses == {"good": (DONE, None, 1)}
     assert [r["body"]["requestId"] for r in partners.received["good"][len(before):]] == [request_id]
+
+
+async def test_a_connector_name_taken_over_by_another_owner_receives_nothing(partners, tmp_path):
+    """Pending for partner A's connector "good", then A's connector is removed and B registers the
+    name: the next attempt must not hand the resident's id (with a token B's SDK would accept) to
+    B, who was never audited as holding it: final, owner-changed, nothing sent."""
+    store = Store(f"sqlite:///{tmp_path / 'erasure.db'}")
+    await store.create()
+    erasures = ErasureStore(store)
+    before = len(partners.received.get("good", []))
+    request_id = await erasures.record(RESIDENT, "city-app", [partners.target("good", owner="a-inc")])
+    pool = _pool()
+    taken_over = {"good": partners.target("good", owner="b-inc")}  # same name and endpoint, another owner
+    dispatcher = ErasureDispatcher(erasures, lambda: taken_over, pool, RecordSigner(store, configured=""), FAST)
+    dispatcher.start()
+    try:
+        statuses = await _until_settled(erasures, request_id)
+    finally:
+        await dispatcher.stop()
+        await pool.close()
+        await store.close()
+    assert statuses == {"good": (FAILED, OWNER_CHANGED, 1)}
+    assert len(partners.received.get("good", [])) == before
 
 
 class PartnerDns(AbstractResolver):

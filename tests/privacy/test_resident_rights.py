@@ -231,6 +231,14 @@ def test_a_demo_partner_erases_only_on_the_gateways_signed_request(city):
     accepted = httpx.post(endpoint, json=body, headers={ERASURE_TOKEN_HEADER: signed}, timeout=30)
     assert accepted.status_code == 200 and accepted.json() == {"status": "done"}
     assert sum(r["resident_id"] == resident for r in rentals.values()) == 0
+    # captured and sent again: refused (its jti was used)
+    replayed = httpx.post(endpoint, json=body, headers={ERASURE_TOKEN_HEADER: signed}, timeout=30)
+    assert replayed.status_code == 401, replayed.text
+    # a kid the gateway does not publish (yet: a rotation another replica has not read): 503, so
+    # the gateway sends it again later instead of recording a final refusal
+    unknown = jwt.encode({**claims, "aud": "bikes", "jti": "y"}, impostor, algorithm="ES256", headers={**headers, "kid": "not-published"})
+    later = httpx.post(endpoint, json=body, headers={ERASURE_TOKEN_HEADER: unknown}, timeout=30)
+    assert later.status_code == 503, later.text
 
 
 def test_aliases_run_one_export_and_one_erasure_request_per_resident(city):

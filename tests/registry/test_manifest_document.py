@@ -89,6 +89,10 @@ def test_only_the_operator_declares_a_connector_retained(tmp_path):
     with pytest.raises(ManifestError) as refused:
         parse_manifest(retained)
     assert refused.value.problems == ["erasure.retained is declared by the operator (its connectors folder): a partner names an erasure endpoint"]
+    # a row read back from the store (which only the admin API writes) is no operator's word either
+    with pytest.raises(ManifestError) as refused:
+        parse_manifest(retained, provenance="store")
+    assert refused.value.problems == ["erasure.retained is declared by the operator (its connectors folder): a partner names an erasure endpoint"]
     (tmp_path / "manifest.yaml").write_text(yaml.safe_dump(retained))
     manifest = read_manifest_folder(tmp_path, allow_python=False)
     assert manifest.erasure is not None and (manifest.erasure.url, manifest.erasure.retained) == (None, "legal-obligation")

@@ -44,6 +44,7 @@
     "address-refused": "the service's address is not allowed",
     "endpoint-refused": "the service's erasure address is not allowed",
     "connector-removed": "the service has left the city's graph",
+    "owner-changed": "the service's name now belongs to another company: nothing was sent to it",
     "no-confirmation": "the service never confirmed",
     "signing-unavailable": "the city could not sign the request yet",
     // retained: the law makes the city keep these records (GDPR art. 17(3))
