@@ -305,7 +305,9 @@ class Telemetry:
             if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
                 body = {"errors": [{"message": "the metrics need the operator's bearer token", "extensions": {"code": "UNAUTHENTICATED"}}]}
                 return Response(orjson.dumps(body), 401, media_type="application/json", headers={"www-authenticate": 'Bearer realm="metrics"'})
-        elif not _from_loopback(request.scope):
+        elif not _from_loopback(request.scope) or any(name in request.headers for name in _FORWARDING_HEADERS):
+            # a request that came through a proxy is no local scrape, whatever address the proxy
+            # (or a client writing X-Forwarded-For to a server that trusts every proxy) names
             message = "without telemetry.metrics_token the metrics are served on loopback addresses only"
             body = {"errors": [{"message": message, "extensions": {"code": "FORBIDDEN"}}]}
             return Response(orjson.dumps(body), 403, media_type="application/json")
@@ -330,6 +332,9 @@ class Telemetry:
                 span.set_attribute("graphql.operation.name", record.operation)
             if status >= 500:
                 span.set_status(trace.Status(trace.StatusCode.ERROR))
+
+
+_FORWARDING_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip")
 
 
 def _from_loopback(scope: Any) -> bool:

@@ -140,6 +140,11 @@ async def test_metrics_without_a_token_answer_loopback_peers_only(observed):
         assert refused.status_code == 403, peer
         assert refused.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
         assert "citygate_" not in refused.text
+    # a loopback peer forwarding someone's request (a proxy on this host, or uvicorn told to trust
+    # every proxy and taking the client's own X-Forwarded-For): no local scrape
+    for header in ("x-forwarded-for", "forwarded", "x-real-ip"):
+        forwarded = await from_peer(observed, "127.0.0.1", {header: "127.0.0.1"})
+        assert forwarded.status_code == 403 and "citygate_" not in forwarded.text, header
 
 
 async def test_a_token_opens_the_metrics_to_other_addresses(tmp_path, traced_world, signer):
