@@ -52,6 +52,8 @@ LIMITS = {
 }
 PROBE_QUERY = '{ district(code: "75118") { name population } }'
 BIG_QUERY = "{ districts { code name parkingSpots { id street kind pricePerHour free district { code name population parkingSpots { id street kind free } } } } }"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -67,8 +69,20 @@ class Demo:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(self.folder / "demo.log", "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "demo", "--connectors", str(ROOT / "connectors"), "--port", str(self.port)],
-            cwd=self.folder, env={**os.environ, **LIMITS, "PYTHONPATH": str(ROOT)}, stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "demo",
+                "--connectors",
+                str(ROOT / "connectors"),
+                "--port",
+                str(self.port),
+            ],
+            cwd=self.folder,
+            env={**os.environ, **LIMITS, "PYTHONPATH": str(ROOT)},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -108,7 +122,10 @@ class Watch:
 
     def __enter__(self) -> Watch:
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._probe, daemon=True), threading.Thread(target=self._memory, daemon=True)]
+        self._threads = [
+            threading.Thread(target=self._probe, daemon=True),
+            threading.Thread(target=self._memory, daemon=True),
+        ]
         for thread in self._threads:
             thread.start()
         return self
@@ -124,7 +141,9 @@ class Watch:
             while not self._stop.is_set():
                 started = time.monotonic()
                 try:
-                    response = client.post(self.demo.url + "/graphql", json={"query": PROBE_QUERY}, headers=self.headers)
+                    response = client.post(
+                        self.demo.url + "/graphql", json={"query": PROBE_QUERY}, headers=self.headers
+                    )
                     self.statuses[response.status_code] += 1
                 except httpx.HTTPError as error:
                     self.statuses[type(error).__name__] += 1
@@ -199,7 +218,10 @@ def attack_chunked_body(demo: Demo, quick: bool) -> Outcome:
 
 
 def attack_admin_upload(demo: Demo, quick: bool) -> Outcome:
-    head = b"PUT /admin/connectors/big HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % (200 * MiB)
+    head = (
+        b"PUT /admin/connectors/big HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
+        % (200 * MiB)
+    )
     answer, seconds, sent = _stream(demo.port, head, b" " * 65536, 200 * MiB)
     return Outcome(answer, seconds, f"200 MB offered without a key, {sent / MiB:.1f} MiB taken")
 
@@ -226,11 +248,15 @@ def _many(count: int, work: Callable[[], tuple[str, float]]) -> Outcome:
         results = list(pool.map(lambda _: work(), range(count)))
     answers = Counter(answer for answer, _ in results)
     slowest = max(seconds for _, seconds in results)
-    return Outcome(", ".join(f"{n}× {a}" for a, n in answers.most_common()), slowest, f"{count} connections; the slowest answered")
+    return Outcome(
+        ", ".join(f"{n}× {a}" for a, n in answers.most_common()), slowest, f"{count} connections; the slowest answered"
+    )
 
 
 def attack_slow_senders(demo: Demo, quick: bool) -> Outcome:
-    parts = [b"POST /graphql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 10000\r\n\r\n"] + [b" " * 10] * 100
+    parts = [
+        b"POST /graphql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 10000\r\n\r\n"
+    ] + [b" " * 10] * 100
     outcome = _many(50 if quick else 200, lambda: _trickle(demo.port, parts, 0.5))
     outcome.note += f" (body timeout {LIMITS['CITYGATE_BODY_TIMEOUT']} s)"
     return outcome
@@ -257,7 +283,11 @@ def attack_slow_readers(demo: Demo, quick: bool) -> Outcome:
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.connect(("127.0.0.1", demo.port))
-        sock.sendall(b"POST /graphql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body) + body)
+        sock.sendall(
+            b"POST /graphql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
+            % len(body)
+            + body
+        )
         sockets.append(sock)
     time.sleep(float(LIMITS["CITYGATE_WRITE_TIMEOUT"]) * 2 + 3)
     answers: Counter = Counter()
@@ -277,7 +307,11 @@ def attack_slow_readers(demo: Demo, quick: bool) -> Outcome:
         answers[f"{status[1].decode() if status else 'nothing'}, {outcome}"] += 1
         sock.close()
     summary = ", ".join(f"{n}× {a}" for a, n in answers.most_common())
-    return Outcome(summary, time.monotonic() - started, f"{count} deaf readers of a 1.5 MB answer (write timeout {LIMITS['CITYGATE_WRITE_TIMEOUT']} s)")
+    return Outcome(
+        summary,
+        time.monotonic() - started,
+        f"{count} deaf readers of a 1.5 MB answer (write timeout {LIMITS['CITYGATE_WRITE_TIMEOUT']} s)",
+    )
 
 
 def attack_rate_flood(demo: Demo, quick: bool) -> Outcome:
@@ -288,13 +322,19 @@ def attack_rate_flood(demo: Demo, quick: bool) -> Outcome:
     with httpx.Client(timeout=10, base_url=demo.url) as client:
         for _ in range(count):
             sent = time.monotonic()
-            response = client.get("/graphql", params={"query": "{ districts { code } }"}, headers={"apollo-require-preflight": "true"})
+            response = client.get(
+                "/graphql", params={"query": "{ districts { code } }"}, headers={"apollo-require-preflight": "true"}
+            )
             statuses[f"{response.status_code} {_code(response.content)}".strip()] += 1
             if response.status_code == 429 and first_refusal is None:
                 first_refusal = time.monotonic() - sent
     took = time.monotonic() - started
     summary = ", ".join(f"{n}× {a}" for a, n in statuses.most_common())
-    return Outcome(summary, first_refusal or float("nan"), f"{count} requests in {took:.1f} s from one address (limit {LIMITS['CITYGATE_PUBLIC_RATE_LIMIT']}/s); time = one refusal")
+    return Outcome(
+        summary,
+        first_refusal or float("nan"),
+        f"{count} requests in {took:.1f} s from one address (limit {LIMITS['CITYGATE_PUBLIC_RATE_LIMIT']}/s); time = one refusal",
+    )
 
 
 def _graphql(demo: Demo, query: str, variables_json: str = "null") -> Outcome:
@@ -303,13 +343,19 @@ def _graphql(demo: Demo, query: str, variables_json: str = "null") -> Outcome:
     body = f'{{"query": {json.dumps(query)}, "variables": {variables_json}}}'
     started = time.monotonic()
     try:
-        response = httpx.post(demo.url + "/graphql", content=body, timeout=120,
-                              headers={"content-type": "application/json", "accept": "application/graphql-response+json"})
+        response = httpx.post(
+            demo.url + "/graphql",
+            content=body,
+            timeout=120,
+            headers={"content-type": "application/json", "accept": "application/graphql-response+json"},
+        )
     except httpx.HTTPError as error:
         return Outcome(type(error).__name__, time.monotonic() - started)
     seconds = time.monotonic() - started
     code = _code(response.content)
-    return Outcome(f"{response.status_code} {code}".strip(), seconds, f"{len(body)} bytes sent, {len(response.content)} received")
+    return Outcome(
+        f"{response.status_code} {code}".strip(), seconds, f"{len(body)} bytes sent, {len(response.content)} received"
+    )
 
 
 def _fragment_bomb(levels: int) -> str:
@@ -353,12 +399,17 @@ def attack_admin_junk_keys(demo: Demo, quick: bool) -> Outcome:
             if response.status_code == 429 and first_refusal is None:
                 first_refusal = time.monotonic() - sent
     summary = ", ".join(f"{n}× {a}" for a, n in statuses.most_common())
-    return Outcome(summary, first_refusal or float("nan"), f"{count} junk bearer keys from one address; time = one refusal")
+    return Outcome(
+        summary, first_refusal or float("nan"), f"{count} junk bearer keys from one address; time = one refusal"
+    )
 
 
 def _gauges_sdl(fields: int) -> str:
     """A harmless partner SDL of `fields` Int fields (100 a type, one root field a type)."""
-    types = [f"type Gauge{t} {{ " + " ".join(f"measurementNumber{j}: Int" for j in range(100)) + " }" for t in range(fields // 100)]
+    types = [
+        f"type Gauge{t} {{ " + " ".join(f"measurementNumber{j}: Int" for j in range(100)) + " }"
+        for t in range(fields // 100)
+    ]
     roots = " ".join(f"gauge{t}: Gauge{t}" for t in range(fields // 100))
     link = 'extend schema @link(url: "https://specs.apollo.dev/federation/v2.5", import: ["@key"])'
     return "\n".join([link, *types, f"type Query {{ {roots} }}"])
@@ -372,10 +423,17 @@ def attack_registration_after_a_big_one(demo: Demo, quick: bool) -> Outcome:
     with httpx.Client(timeout=120, base_url=demo.url, headers=headers) as client:
         big = client.put("/admin/connectors/gauges", json={**manifest, "sdl": _gauges_sdl(10_000)})
         if big.status_code != 200:
-            return Outcome(f"{big.status_code} {_code(big.content)}", 0.0, "the 10,000-field registration itself was refused")
+            return Outcome(
+                f"{big.status_code} {_code(big.content)}", 0.0, "the 10,000-field registration itself was refused"
+            )
         started = time.monotonic()
-        small = client.put("/admin/connectors/gauge-small", json={**manifest, "sdl": _gauges_sdl(100).replace("Gauge", "Small").replace("gauge", "small")})
-        return Outcome(f"{small.status_code}", time.monotonic() - started, "a 100-field registration, a 10,000-field one served")
+        small = client.put(
+            "/admin/connectors/gauge-small",
+            json={**manifest, "sdl": _gauges_sdl(100).replace("Gauge", "Small").replace("gauge", "small")},
+        )
+        return Outcome(
+            f"{small.status_code}", time.monotonic() - started, "a 100-field registration, a 10,000-field one served"
+        )
 
 
 def attack_deep(demo: Demo, quick: bool) -> Outcome:
@@ -385,13 +443,20 @@ def attack_deep(demo: Demo, quick: bool) -> Outcome:
 
 def attack_deep_variables(demo: Demo, quick: bool) -> Outcome:
     levels = 1023  # orjson (the body's parser) reads 1,024 levels at most: the value is 1,024 deep with its object
-    return _graphql(demo, "query($c: String!) { district(code: $c) { name } }", '{"c": ' + "[" * levels + '"75118"' + "]" * levels + "}")
+    return _graphql(
+        demo,
+        "query($c: String!) { district(code: $c) { name } }",
+        '{"c": ' + "[" * levels + '"75118"' + "]" * levels + "}",
+    )
 
 
 def attack_fan_out(demo: Demo, quick: bool) -> Outcome:
     # three list levels: districts × their spots × each spot's district's spots; estimated 12,210,
     # refused before planning: 400 COST_ESTIMATED_TOO_EXPENSIVE (CITYGATE_MAX_COST above)
-    return _graphql(demo, "{ districts { parkingSpots { district { parkingSpots { district { parkingSpots { id street kind free } } } } } } }")
+    return _graphql(
+        demo,
+        "{ districts { parkingSpots { district { parkingSpots { district { parkingSpots { id street kind free } } } } } } }",
+    )
 
 
 ATTACKS: dict[str, Callable[[Demo, bool], Outcome]] = {
@@ -431,7 +496,17 @@ def main() -> None:
             with Watch(demo, probe_headers) as watch:
                 outcome = attack(demo, args.quick)
             probe_note = "" if set(watch.statuses) == {200} else f"; probe got {dict(watch.statuses)}"
-            rows.append((name, outcome.answer, f"{outcome.seconds * 1000:.0f} ms", watch.p(0.5), watch.p(0.99), watch.peak_rss, outcome.note + probe_note))
+            rows.append(
+                (
+                    name,
+                    outcome.answer,
+                    f"{outcome.seconds * 1000:.0f} ms",
+                    watch.p(0.5),
+                    watch.p(0.99),
+                    watch.peak_rss,
+                    outcome.note + probe_note,
+                )
+            )
     finally:
         demo.stop()
     header = "| attack | answer | answered in | probe p50 (ms) | probe p99 (ms) | peak RSS (MB) | note |"

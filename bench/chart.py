@@ -14,7 +14,13 @@ def chart(data: dict, path: Path) -> None:
     summary = data["summary"]
     gateways = list(dict.fromkeys(key.split("/")[0] for key in summary))
     shapes = ["distinct", "identical"]
-    colours = {"citygate": "#2b6cb0", "citygate-unshared": "#90cdf4", "hive-gateway": "#d69e2e", "apollo-gateway": "#718096", "grafbase": "#38a169"}
+    colours = {
+        "citygate": "#2b6cb0",
+        "citygate-unshared": "#90cdf4",
+        "hive-gateway": "#d69e2e",
+        "apollo-gateway": "#718096",
+        "grafbase": "#38a169",
+    }
     small = data.get("small_query") or {}
     figure, axes = plt.subplots(1, 3 if "direct" in small else 2, figsize=(15 if "direct" in small else 11, 4.2))
     left, right = axes[0], axes[1]

@@ -18,7 +18,7 @@ def generated_subgraphs(count: int) -> list[SubgraphSource]:
     sources = [
         SubgraphSource(
             "core",
-            HEADER + 'type Query { products: [Product] users: [User] }\n'
+            HEADER + "type Query { products: [Product] users: [User] }\n"
             'type Product @key(fields: "upc") { upc: ID! name: String price: Int }\n'
             'type User @key(fields: "id") { id: ID! name: String }\n',
         )

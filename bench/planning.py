@@ -63,7 +63,9 @@ def main() -> None:
     for label, query in generated_queries(args.subgraphs).items():
         planner = Planner(generated)
         plan = planner.plan(planner.prepare(query, None), {}, budget=0)
-        rows.append((f"{label} ({args.subgraphs} subgraphs)", len(plan.nodes), cold_plan_times(generated, query, args.rounds)))
+        rows.append(
+            (f"{label} ({args.subgraphs} subgraphs)", len(plan.nodes), cold_plan_times(generated, query, args.rounds))
+        )
 
     _print(rows, args.rounds)
 

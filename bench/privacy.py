@@ -29,14 +29,25 @@ async def seed_store(store_path: Path, policy_path: Path, store_url: str | None 
     fresh store at `store_url`, e.g. an empty PostgreSQL database)."""
     document = {
         "purposes": {"benchmark": {"description": "measuring"}},
-        "clients": {"bench-client": {"purposes": ["benchmark"], "api_key_sha256": hashlib.sha256(BENCH_KEY.encode()).hexdigest()}},
+        "clients": {
+            "bench-client": {
+                "purposes": ["benchmark"],
+                "api_key_sha256": hashlib.sha256(BENCH_KEY.encode()).hexdigest(),
+            }
+        },
         # flows: the entity fetches carry personal keys (ids, upcs) and @requires values (price,
         # weight) between the four subgraphs; where each is its own owner (OWNERS["each"]), the
         # operator's basis lets them go, so each is decided and audited as in production
-        "legal_bases": [{
-            "name": "bench-subgraphs", "basis": "contract", "recipients": list(SUBGRAPHS), "purposes": ["benchmark"],
-            "categories": ["user"], "sources": list(SUBGRAPHS),
-        }],
+        "legal_bases": [
+            {
+                "name": "bench-subgraphs",
+                "basis": "contract",
+                "recipients": list(SUBGRAPHS),
+                "purposes": ["benchmark"],
+                "categories": ["user"],
+                "sources": list(SUBGRAPHS),
+            }
+        ],
     }
     policy_path.write_text(yaml.safe_dump(document))
     if store_url is None:
@@ -45,6 +56,13 @@ async def seed_store(store_path: Path, policy_path: Path, store_url: str | None 
     await store.create()
     ledger = Ledger(store, parse_policy(document))
     for subject in SUBJECTS:
-        await ledger.grant(subject=subject, recipient="bench-client", purpose="benchmark", categories=["user"], expires_in_days=30, collection_method="bench")
+        await ledger.grant(
+            subject=subject,
+            recipient="bench-client",
+            purpose="benchmark",
+            categories=["user"],
+            expires_in_days=30,
+            collection_method="bench",
+        )
     await store.close()
     return policy_path, BENCH_KEY

@@ -60,14 +60,27 @@ class Driver:
 
     def __init__(self, app, api_key: str) -> None:
         self.app = app
-        self.headers = [(b"content-type", b"application/json"), (b"accept", b"application/json"), (b"x-api-key", api_key.encode())]
+        self.headers = [
+            (b"content-type", b"application/json"),
+            (b"accept", b"application/json"),
+            (b"x-api-key", api_key.encode()),
+        ]
         self.counter = 0
         self.wall = 0.0
 
     async def post(self, body: bytes) -> tuple[int, bytes]:
         scope = {
-            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http", "path": "/graphql",
-            "raw_path": b"/graphql", "query_string": b"", "root_path": "", "headers": self.headers, "client": ("127.0.0.1", 1),
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/graphql",
+            "raw_path": b"/graphql",
+            "query_string": b"",
+            "root_path": "",
+            "headers": self.headers,
+            "client": ("127.0.0.1", 1),
             "server": ("127.0.0.1", 4000),
         }
         sent = False
@@ -120,17 +133,31 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--only", choices=("on", "off"), help="measure one gateway only (under a profiler)")
     parser.add_argument("--no-gc", action="store_true", help="no garbage collection while measuring (steadier figures)")
-    parser.add_argument("--profile", type=Path, help="write cProfile statistics of the measured rounds to this file (pstats)")
     parser.add_argument(
-        "--owners", choices=("one", "each"), default="one",
+        "--profile", type=Path, help="write cProfile statistics of the measured rounds to this file (pstats)"
+    )
+    parser.add_argument(
+        "--owners",
+        choices=("one", "each"),
+        default="one",
         help="one party owns the four subgraphs (default), or each is its own party: every flow between them decided and audited",
     )
-    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite", help="the gateways' store (default: a SQLite file each)")
     parser.add_argument(
-        "--no-clock", action="store_true",
+        "--store",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="the gateways' store (default: a SQLite file each)",
+    )
+    parser.add_argument(
+        "--no-clock",
+        action="store_true",
         help="with --store postgresql: no consent clock read (as before replicas were consistent; for comparison only, not safe)",
     )
-    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres", help="with --store postgresql: the server")
+    parser.add_argument(
+        "--postgres",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="with --store postgresql: the server",
+    )
     args = parser.parse_args()
 
     import gc
@@ -149,7 +176,9 @@ async def main() -> None:
         admin = await asyncpg.connect(args.postgres)
         await admin.execute(f'CREATE DATABASE "{database}"')
         await admin.close()
-        store_urls = dict.fromkeys(("off", "on"), make_url(args.postgres).set(database=database).render_as_string(hide_password=False))
+        store_urls = dict.fromkeys(
+            ("off", "on"), make_url(args.postgres).set(database=database).render_as_string(hide_password=False)
+        )
         policy_path, key = await seed_store(work / "unused.db", work / "policy.yaml", store_url=store_urls["on"])
     else:
         policy_path, key = await seed_store(work / "privacy.db", work / "policy.yaml")
@@ -167,13 +196,20 @@ async def main() -> None:
         subgraphs = Subgraphs(annotated=annotated)  # the benchmark's subgraphs, in their own process
         upstreams.append(subgraphs)
         sdl = subgraphs.supergraph(work / f"supergraph-{label.split()[-1]}.graphql").read_text()
-        gateway = static_app(supergraph=sdl, store_url=store_urls[label.split()[-1]], policy=policy, policy_path=policy_path)
+        gateway = static_app(
+            supergraph=sdl, store_url=store_urls[label.split()[-1]], policy=policy, policy_path=policy_path
+        )
         context = gateway.app.router.lifespan_context(gateway.app)
         await context.__aenter__()
         contexts.append(context)
         if args.no_clock:
             gateway.runtime.ledger.clocked = False
-        transport = Transport({name: ReplayedSubgraph(f"{subgraphs.url}/{name}") for name in ("accounts", "inventory", "products", "reviews")})
+        transport = Transport(
+            {
+                name: ReplayedSubgraph(f"{subgraphs.url}/{name}")
+                for name in ("accounts", "inventory", "products", "reviews")
+            }
+        )
         gateway.state.engine = gateway.runtime.build_engine(sdl, transport, OWNERS[args.owners])
         drivers[label] = Driver(gateway.app, key)
         status, answer = await drivers[label].post(drivers[label].body())
@@ -210,24 +246,33 @@ async def main() -> None:
         off, on = per_request["annotations off"][-1], per_request["annotations on"][-1]
         rates["annotations off"].append(1 / drivers["annotations off"].wall)
         rates["annotations on"].append(1 / drivers["annotations on"].wall)
-        print(f"round {round_index + 1}: off {off * 1000:.3f} ms  on {on * 1000:.3f} ms  cost {1 - off / on:.1%}  "
-              f"on {rates['annotations on'][-1]:.0f} req/s", flush=True)
+        print(
+            f"round {round_index + 1}: off {off * 1000:.3f} ms  on {on * 1000:.3f} ms  cost {1 - off / on:.1%}  "
+            f"on {rates['annotations on'][-1]:.0f} req/s",
+            flush=True,
+        )
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(args.profile)
     if args.only is not None:
-        print(f"median CPU per request: {args.only} {statistics.median(per_request[f'annotations {args.only}']) * 1000:.3f} ms (store: {args.store})")
+        print(
+            f"median CPU per request: {args.only} {statistics.median(per_request[f'annotations {args.only}']) * 1000:.3f} ms (store: {args.store})"
+        )
     else:
         off = statistics.median(per_request["annotations off"])
         on = statistics.median(per_request["annotations on"])
         # each round's two runs are seconds apart: the machine's slow and fast phases cancel out in
         # their ratio better than in the medians of each side
-        costs = sorted(1 - a / b for a, b in zip(per_request["annotations off"], per_request["annotations on"], strict=True))
+        costs = sorted(
+            1 - a / b for a, b in zip(per_request["annotations off"], per_request["annotations on"], strict=True)
+        )
         quartiles = statistics.quantiles(costs, n=4) if len(costs) > 1 else [costs[0]] * 3
-        print(f"median CPU per request: off {off * 1000:.3f} ms, on {on * 1000:.3f} ms; "
-              f"cost (median of rounds) {quartiles[1]:.1%}, middle half {quartiles[0]:.1%} to {quartiles[2]:.1%}; "
-              f"req/s (median): off {statistics.median(rates['annotations off']):.0f}, on {statistics.median(rates['annotations on']):.0f} "
-              f"(store: {args.store})")
+        print(
+            f"median CPU per request: off {off * 1000:.3f} ms, on {on * 1000:.3f} ms; "
+            f"cost (median of rounds) {quartiles[1]:.1%}, middle half {quartiles[0]:.1%} to {quartiles[2]:.1%}; "
+            f"req/s (median): off {statistics.median(rates['annotations off']):.0f}, on {statistics.median(rates['annotations on']):.0f} "
+            f"(store: {args.store})"
+        )
     for context in reversed(contexts):
         await context.__aexit__(None, None, None)
     if database is not None:

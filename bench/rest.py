@@ -71,8 +71,21 @@ WRK_TIMEOUT = "30s"
 def wrk(url: str, body_file: Path, *, duration: int, connections: int, threads: int = 2) -> str:
     """bench.run's load (distinct shape), with a timeout slow gateways fit in."""
     env = {**os.environ, "BODY_FILE": str(body_file), "DISTINCT": "1", "EXTRA_HEADERS": ""}
-    command = ["taskset", "-c", DRIVER_CORE, "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", WRK_TIMEOUT, "--latency",
-               "-s", str(BENCH / "wrk" / "post.lua"), url]
+    command = [
+        "taskset",
+        "-c",
+        DRIVER_CORE,
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--timeout",
+        WRK_TIMEOUT,
+        "--latency",
+        "-s",
+        str(BENCH / "wrk" / "post.lua"),
+        url,
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     return done.stdout + done.stderr
 
@@ -90,7 +103,19 @@ def measure(name: str, process: Process, url: str, upstreams: BothUpstreams, bod
     per_request = upstreams.count() / requests if requests else 0.0
     detail = ", ".join(f"{kind} {count}" for kind, count in error_counts(output).items())
     cpu_per_request = round(cpu * 1000 / requests, 3) if requests else 0.0
-    return Run(name, "distinct", rps, p50, p99, errors, requests, round(per_request, 2), round(process.rss_mb(), 1), detail, cpu_per_request)
+    return Run(
+        name,
+        "distinct",
+        rps,
+        p50,
+        p99,
+        errors,
+        requests,
+        round(per_request, 2),
+        round(process.rss_mb(), 1),
+        detail,
+        cpu_per_request,
+    )
 
 
 class RestApis:
@@ -99,7 +124,12 @@ class RestApis:
     def __init__(self) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.process = Process([sys.executable, "-m", "bench.rest_apis", "--port", str(self.port)], DRIVER_CORE, cwd=ROOT, log=RESULTS / "rest-apis.log")
+        self.process = Process(
+            [sys.executable, "-m", "bench.rest_apis", "--port", str(self.port)],
+            DRIVER_CORE,
+            cwd=ROOT,
+            log=RESULTS / "rest-apis.log",
+        )
         wait_for(f"{self.url}/health", None)
 
     def reset(self) -> None:
@@ -160,7 +190,9 @@ def subgraph_folder(folder: Path, subgraphs: Subgraphs) -> Path:
 def compose_subgraphs_without_me(subgraphs: Subgraphs, path: Path) -> Path:
     from gateway.composition import SubgraphSource, compose
 
-    result = compose(SubgraphSource(name, without_me(subgraphs.sdl(name)), f"{subgraphs.url}/{name}") for name in SUBGRAPHS)
+    result = compose(
+        SubgraphSource(name, without_me(subgraphs.sdl(name)), f"{subgraphs.url}/{name}") for name in SUBGRAPHS
+    )
     if not result.ok:
         raise RuntimeError("the subgraphs without Query.me do not compose: " + "; ".join(map(str, result.errors)))
     path.write_text(result.supergraph or "")
@@ -195,10 +227,27 @@ def api_schema(supergraph: Path) -> str:
 def start_folder_gateway(label: str, folder: Path, port: int) -> Process:
     store = RESULTS / f"rest-{label}.db"
     store.unlink(missing_ok=True)
-    command = [str(VENV_BIN / "citygate"), "serve", "--connectors", str(folder), "--port", str(port), "--log-level", "error",
-               "--no-subgraph-sharing", "--store", f"sqlite:///{store}"]
+    command = [
+        str(VENV_BIN / "citygate"),
+        "serve",
+        "--connectors",
+        str(folder),
+        "--port",
+        str(port),
+        "--log-level",
+        "error",
+        "--no-subgraph-sharing",
+        "--store",
+        f"sqlite:///{store}",
+    ]
     # a fixed operator key: no admin call is made; only so that the start-up prints none
-    return Process(command, GATEWAY_CORE, env={"CITYGATE_OPERATOR_KEY": "cgo_bench_rest_unused"}, cwd=RESULTS, log=RESULTS / f"rest-{label}.log")
+    return Process(
+        command,
+        GATEWAY_CORE,
+        env={"CITYGATE_OPERATOR_KEY": "cgo_bench_rest_unused"},
+        cwd=RESULTS,
+        log=RESULTS / f"rest-{label}.log",
+    )
 
 
 # -- where the time goes -------------------------------------------------------------------------
@@ -265,7 +314,10 @@ def profile_groups(raw: Path, requests: int) -> dict:
     return {
         "samples": total,
         "requests_while_sampling": requests,
-        "groups": [{"group": g, "samples": n, "share": round(n / total, 3), "samples_per_request": round(n / per, 3)} for g, n in groups.most_common()],
+        "groups": [
+            {"group": g, "samples": n, "share": round(n / total, 3), "samples_per_request": round(n / per, 3)}
+            for g, n in groups.most_common()
+        ],
         "inclusive": [{"what": w, "samples": n, "share": round(n / total, 3)} for w, n in inclusive.most_common()],
         "top_functions": [{"function": f, "samples": n, "share": round(n / total, 3)} for f, n in own.most_common(25)],
     }
@@ -287,8 +339,25 @@ def profile(label: str, process: Process, url: str, body: Path, seconds: int, co
     driver = threading.Thread(target=load)
     driver.start()
     time.sleep(1.5)  # sample the load, not its first connections
-    subprocess.run([str(py_spy), "record", "-p", str(process.popen.pid), "-d", str(seconds), "-r", "200", "--gil", "-f", "raw", "-o", str(raw)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            str(py_spy),
+            "record",
+            "-p",
+            str(process.popen.pid),
+            "-d",
+            str(seconds),
+            "-r",
+            "200",
+            "--gil",
+            "-f",
+            "raw",
+            "-o",
+            str(raw),
+        ],
+        check=True,
+        capture_output=True,
+    )
     driver.join()
     _rps, _p50, _p99, requests, _errors = parse_wrk(outcome["wrk"])
     # the requests served while sampling: wrk ran (seconds + 3) s, py-spy `seconds` of them
@@ -297,12 +366,15 @@ def profile(label: str, process: Process, url: str, body: Path, seconds: int, co
 
 # -- the run -------------------------------------------------------------------------------------
 
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=15, help="seconds per round and gateway")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--profile", type=int, default=12, help="seconds of py-spy sampling of the REST-backed gateway; 0: none")
+    parser.add_argument(
+        "--profile", type=int, default=12, help="seconds of py-spy sampling of the REST-backed gateway; 0: none"
+    )
     parser.add_argument("--gateways", default=",".join(GATEWAYS), help=f"among {', '.join(GATEWAYS)}")
     args = parser.parse_args()
     if os.cpu_count() is None or os.cpu_count() < 2:
@@ -322,13 +394,22 @@ def main() -> None:
     subgraphs, apis = Subgraphs(), RestApis()
     upstreams = BothUpstreams(subgraphs, apis)
     processes: dict[str, tuple[Process, str]] = {}
-    report: dict = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "duration_s": args.duration, "rounds": args.rounds,
-                    "connections": args.connections, "load_average_at_start": os.getloadavg()}
+    report: dict = {
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "duration_s": args.duration,
+        "rounds": args.rounds,
+        "connections": args.connections,
+        "load_average_at_start": os.getloadavg(),
+    }
     try:
         plain = subgraphs.supergraph(work / "supergraph-subgraphs.graphql")
         rest = compose_rest(apis.url, work / "supergraph-rest.graphql")
-        if api_schema(compose_subgraphs_without_me(subgraphs, work / "supergraph-subgraphs-without-me.graphql")) != api_schema(rest):
-            raise RuntimeError(f"the REST connectors do not give clients the subgraphs' API schema: compare {plain} and {rest}")
+        if api_schema(
+            compose_subgraphs_without_me(subgraphs, work / "supergraph-subgraphs-without-me.graphql")
+        ) != api_schema(rest):
+            raise RuntimeError(
+                f"the REST connectors do not give clients the subgraphs' API schema: compare {plain} and {rest}"
+            )
         print("both supergraphs compose, with the same API schema", flush=True)
         for name in gateways:
             port = free_port()
@@ -369,11 +450,18 @@ def main() -> None:
                 run = measure(name, process, url, upstreams, body, args)
                 runs[name].append(run)
                 loads.append(os.getloadavg()[0])
-                print(f"  round {round_index + 1} {name:17s} {run.rps:8.1f} rps  p50 {run.p50_ms:7.2f} ms  CPU {run.cpu_ms_per_request:.3f} ms/req  "
-                      f"upstream calls/req {run.subgraph_requests_per_request}  errors {run.errors} {run.error_detail}  "
-                      f"load {loads[-1]:.2f}", flush=True)
+                print(
+                    f"  round {round_index + 1} {name:17s} {run.rps:8.1f} rps  p50 {run.p50_ms:7.2f} ms  CPU {run.cpu_ms_per_request:.3f} ms/req  "
+                    f"upstream calls/req {run.subgraph_requests_per_request}  errors {run.errors} {run.error_detail}  "
+                    f"load {loads[-1]:.2f}",
+                    flush=True,
+                )
         report["runs"] = {name: [asdict(r) for r in rs] for name, rs in runs.items()}
-        report["load_average_during_rounds"] = {"min": min(loads), "median": statistics.median(loads), "max": max(loads)}
+        report["load_average_during_rounds"] = {
+            "min": min(loads),
+            "median": statistics.median(loads),
+            "max": max(loads),
+        }
         report["summary"] = summary(runs)
         if args.profile:
             report["profile"] = {}
@@ -410,11 +498,19 @@ def summary(runs: dict[str, list[Run]]) -> dict:
     for name in (n for n in runs if n != "rest"):
         # each round's runs are seconds apart: their ratio cancels the machine's slow phases
         ratios = sorted(b.rps / a.rps for a, b in zip(runs[name], rest, strict=True) if a.rps)
-        cpu = sorted(a.cpu_ms_per_request / b.cpu_ms_per_request for a, b in zip(runs[name], rest, strict=True) if b.cpu_ms_per_request)
+        cpu = sorted(
+            a.cpu_ms_per_request / b.cpu_ms_per_request
+            for a, b in zip(runs[name], rest, strict=True)
+            if b.cpu_ms_per_request
+        )
         out[f"rest/{name}"] = {
             "rps_ratio": round(statistics.median(ratios), 3),
-            "rps_ratio_middle_half": [round(q, 3) for q in statistics.quantiles(ratios, n=4)[::2]] if len(ratios) > 1 else None,
-            "rps_ratio_of_medians": round(out["rest"]["rps_median"] / out[name]["rps_median"], 3) if out[name]["rps_median"] else None,
+            "rps_ratio_middle_half": [round(q, 3) for q in statistics.quantiles(ratios, n=4)[::2]]
+            if len(ratios) > 1
+            else None,
+            "rps_ratio_of_medians": round(out["rest"]["rps_median"] / out[name]["rps_median"], 3)
+            if out[name]["rps_median"]
+            else None,
             # the req/s ratio a CPU-bound gateway would have: (CPU per request theirs) / (REST's)
             "cpu_ratio": round(statistics.median(cpu), 3) if cpu else None,
         }
@@ -428,8 +524,10 @@ def print_report(report: dict) -> None:
     for name, profiled in (report.get("profile") or {}).items():
         if not profiled:
             continue
-        print(f"\n{name} under load, py-spy --gil at 200 Hz: {profiled['samples']} samples, ~{profiled['requests_while_sampling']} requests "
-              "(samples per request x 5 = ms of the core per request)")
+        print(
+            f"\n{name} under load, py-spy --gil at 200 Hz: {profiled['samples']} samples, ~{profiled['requests_while_sampling']} requests "
+            "(samples per request x 5 = ms of the core per request)"
+        )
         for group in profiled["groups"]:
             print(f"  {group['share']:6.1%}  {group['samples_per_request']:7.3f}/req  {group['group']}")
         for item in profiled["inclusive"]:

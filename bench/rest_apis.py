@@ -63,6 +63,7 @@ def _shipping_estimate(row: dict) -> int | None:
 
 # -- accounts ---------------------------------------------------------------------------------
 
+
 async def accounts_me(request: Request) -> JSONAnswer:
     return JSONAnswer(_user(USERS[0]))
 
@@ -80,6 +81,7 @@ async def accounts_user(request: Request) -> JSONAnswer:
 
 # -- products ---------------------------------------------------------------------------------
 
+
 def _product(row: dict) -> dict:
     return {"upc": row["upc"], "name": row["name"], "price": row["price"], "weight": row["weight"]}
 
@@ -96,19 +98,30 @@ async def products_by_upc(request: Request) -> JSONAnswer:
 
 # -- inventory --------------------------------------------------------------------------------
 
+
 async def inventory_count(request: Request) -> JSONAnswer:
     return JSONAnswer({"count": len(PRODUCTS)})
 
 
 async def inventory_products(request: Request) -> JSONAnswer:
     upcs = request.query_params.getlist("upc")
-    return JSONAnswer([
-        {"upc": p["upc"], "in_stock": p["inStock"], "shipping_estimate": _shipping_estimate(p), "price": p["price"], "weight": p["weight"]}
-        for p in PRODUCTS if p["upc"] in upcs
-    ])
+    return JSONAnswer(
+        [
+            {
+                "upc": p["upc"],
+                "in_stock": p["inStock"],
+                "shipping_estimate": _shipping_estimate(p),
+                "price": p["price"],
+                "weight": p["weight"],
+            }
+            for p in PRODUCTS
+            if p["upc"] in upcs
+        ]
+    )
 
 
 # -- reviews ----------------------------------------------------------------------------------
+
 
 async def reviews_count(request: Request) -> JSONAnswer:
     return JSONAnswer({"count": len(REVIEWS)})
@@ -128,19 +141,32 @@ async def reviews_of_products(request: Request) -> JSONAnswer:
 async def reviews_of_users(request: Request) -> JSONAnswer:
     ids = request.query_params.getlist("id")
     usernames = {u["id"]: u["username"] for u in USERS}
-    return JSONAnswer([{"id": i, "username": usernames.get(i), "reviews": [_review(r) for r in AUTHORS_REVIEWS]} for i in ids])
+    return JSONAnswer(
+        [{"id": i, "username": usernames.get(i), "reviews": [_review(r) for r in AUTHORS_REVIEWS]} for i in ids]
+    )
 
 
 APIS = ("accounts", "inventory", "products", "reviews")
 
-app = Starlette(routes=[
-    Mount("/accounts", routes=[Route("/me", accounts_me), Route("/users", accounts_users), Route("/users/{id}", accounts_user)]),
-    Mount("/products", routes=[Route("/top", products_top), Route("/products", products_by_upc)]),
-    Mount("/inventory", routes=[Route("/count", inventory_count), Route("/products", inventory_products)]),
-    Mount("/reviews", routes=[
-        Route("/count", reviews_count), Route("/reviews", reviews_by_id), Route("/products", reviews_of_products), Route("/users", reviews_of_users),
-    ]),
-])
+app = Starlette(
+    routes=[
+        Mount(
+            "/accounts",
+            routes=[Route("/me", accounts_me), Route("/users", accounts_users), Route("/users/{id}", accounts_user)],
+        ),
+        Mount("/products", routes=[Route("/top", products_top), Route("/products", products_by_upc)]),
+        Mount("/inventory", routes=[Route("/count", inventory_count), Route("/products", inventory_products)]),
+        Mount(
+            "/reviews",
+            routes=[
+                Route("/count", reviews_count),
+                Route("/reviews", reviews_by_id),
+                Route("/products", reviews_of_products),
+                Route("/users", reviews_of_users),
+            ],
+        ),
+    ]
+)
 
 
 class MemoizedApis:
@@ -188,7 +214,9 @@ class MemoizedApis:
 
     @staticmethod
     async def _answer(send, status: int, body: bytes) -> None:
-        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
+        await send(
+            {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]}
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -196,7 +224,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=4300)
     args = parser.parse_args()
-    uvicorn.run(MemoizedApis(app), host="127.0.0.1", port=args.port, log_level="warning", access_log=False, http="httptools", loop="uvloop")
+    uvicorn.run(
+        MemoizedApis(app),
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        http="httptools",
+        loop="uvloop",
+    )
 
 
 if __name__ == "__main__":

@@ -48,8 +48,20 @@ SUBGRAPHS = ("accounts", "inventory", "products", "reviews")
 GRAFBASE = BENCH / "node_modules" / "@grafbase" / "cli-x86_64-unknown-linux-musl" / "grafbase"
 # what a federation subgraph library adds to its `_service { sdl }` for the gateway's use, and what
 # Grafbase's composition expects absent from a subgraph's schema file
-FEDERATION_TYPES = frozenset({"_Any", "_Entity", "_Service", "_FieldSet", "FieldSet", "federation__FieldSet", "federation__Scope",
-                              "federation__Policy", "link__Import", "link__Purpose"})
+FEDERATION_TYPES = frozenset(
+    {
+        "_Any",
+        "_Entity",
+        "_Service",
+        "_FieldSet",
+        "FieldSet",
+        "federation__FieldSet",
+        "federation__Scope",
+        "federation__Policy",
+        "link__Import",
+        "link__Purpose",
+    }
+)
 FEDERATION_FIELDS = frozenset({"_service", "_entities"})
 
 
@@ -63,7 +75,11 @@ def wait_for(url: str, body: dict | None, seconds: float = 60, headers: dict | N
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            response = httpx.post(url, json=body, headers=headers, timeout=2) if body is not None else httpx.get(url, timeout=2)
+            response = (
+                httpx.post(url, json=body, headers=headers, timeout=2)
+                if body is not None
+                else httpx.get(url, timeout=2)
+            )
             if response.status_code == 200:
                 return
         except httpx.HTTPError:
@@ -75,10 +91,17 @@ def wait_for(url: str, body: dict | None, seconds: float = 60, headers: dict | N
 class Process:
     """A child process pinned to a core, stopped with its whole group."""
 
-    def __init__(self, command: list[str], core: str, env: dict | None = None, cwd: Path | None = None, log: Path | None = None) -> None:
+    def __init__(
+        self, command: list[str], core: str, env: dict | None = None, cwd: Path | None = None, log: Path | None = None
+    ) -> None:
         self.log = open(log or os.devnull, "wb")  # noqa: SIM115 - lives as long as the child, closed in stop()
         self.popen = subprocess.Popen(
-            ["taskset", "-c", core, *command], env={**os.environ, **(env or {})}, cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+            ["taskset", "-c", core, *command],
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def tree(self) -> list[int]:
@@ -177,9 +200,35 @@ def error_counts(output: str) -> dict[str, int]:
     return counts
 
 
-def wrk(url: str, body_file: Path, *, distinct: bool, duration: int, connections: int, threads: int = 2, extra_headers: str = "") -> str:
-    env = {**os.environ, "BODY_FILE": str(body_file), "DISTINCT": "1" if distinct else "0", "EXTRA_HEADERS": extra_headers}
-    command = ["taskset", "-c", DRIVER_CORE, "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(BENCH / "wrk" / "post.lua"), url]
+def wrk(
+    url: str,
+    body_file: Path,
+    *,
+    distinct: bool,
+    duration: int,
+    connections: int,
+    threads: int = 2,
+    extra_headers: str = "",
+) -> str:
+    env = {
+        **os.environ,
+        "BODY_FILE": str(body_file),
+        "DISTINCT": "1" if distinct else "0",
+        "EXTRA_HEADERS": extra_headers,
+    }
+    command = [
+        "taskset",
+        "-c",
+        DRIVER_CORE,
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--latency",
+        "-s",
+        str(BENCH / "wrk" / "post.lua"),
+        url,
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     return done.stdout + done.stderr  # stderr: samples of failed answers, if any
 
@@ -188,7 +237,9 @@ class Subgraphs:
     def __init__(self, annotated: bool = False) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        command = [sys.executable, "-m", "bench.subgraphs", "--port", str(self.port)] + (["--annotated"] if annotated else [])
+        command = [sys.executable, "-m", "bench.subgraphs", "--port", str(self.port)] + (
+            ["--annotated"] if annotated else []
+        )
         self.process = Process(command, DRIVER_CORE, cwd=ROOT, log=RESULTS / "subgraphs.log")
         wait_for(f"{self.url}/health", None)
 
@@ -199,7 +250,9 @@ class Subgraphs:
         return sum(httpx.get(f"{self.url}/counts", timeout=5).json().values())
 
     def sdl(self, name: str) -> str:
-        return httpx.post(f"{self.url}/{name}", json={"query": "{ _service { sdl } }"}, timeout=10).json()["data"]["_service"]["sdl"]
+        return httpx.post(f"{self.url}/{name}", json={"query": "{ _service { sdl } }"}, timeout=10).json()["data"][
+            "_service"
+        ]["sdl"]
 
     def supergraph(self, path: Path) -> Path:
         from gateway.composition import SubgraphSource, compose
@@ -239,22 +292,45 @@ def without_federation_builtins(sdl: str) -> str:
             if not fields:  # a root type that only carried the machinery
                 continue
             # graphql-core's nodes are frozen: a copy with the remaining fields
-            definition = type(definition)(**{key: getattr(definition, key) for key in definition.keys if key != "fields"}, fields=fields)
+            definition = type(definition)(
+                **{key: getattr(definition, key) for key in definition.keys if key != "fields"}, fields=fields
+            )
         definitions.append(definition)
     return print_ast(DocumentNode(definitions=tuple(definitions))) + "\n"
 
 
-def start_gateway(name: str, supergraph: Path, port: int, policy: Path | None = None, store: Path | None = None, log_name: str = "",
-                  grafbase_config: Path | None = None) -> Process:
+def start_gateway(
+    name: str,
+    supergraph: Path,
+    port: int,
+    policy: Path | None = None,
+    store: Path | None = None,
+    log_name: str = "",
+    grafbase_config: Path | None = None,
+) -> Process:
     log = RESULTS / f"{log_name or name}.log"
     if name == "grafbase":
         if grafbase_config is None:
             raise ValueError("grafbase composes its own graph: it needs its grafbase.toml")
         # the CLI's dev server: the same federated server as the grafbase-gateway binary (which npm
         # does not ship), plus a schema file watcher and the Pathfinder UI's static files (bench/README.md)
-        return Process([str(GRAFBASE), "dev", "-c", str(grafbase_config), "-p", str(port)], GATEWAY_CORE, cwd=grafbase_config.parent, log=log)
+        return Process(
+            [str(GRAFBASE), "dev", "-c", str(grafbase_config), "-p", str(port)],
+            GATEWAY_CORE,
+            cwd=grafbase_config.parent,
+            log=log,
+        )
     if name.startswith("citygate"):
-        command = [str(VENV_BIN / "citygate"), "serve", "--supergraph", str(supergraph), "--port", str(port), "--log-level", "error"]
+        command = [
+            str(VENV_BIN / "citygate"),
+            "serve",
+            "--supergraph",
+            str(supergraph),
+            "--port",
+            str(port),
+            "--log-level",
+            "error",
+        ]
         if name.endswith("unshared"):  # every request does all its own subgraph calls
             command.append("--no-subgraph-sharing")
         command += ["--store", f"sqlite:///{store or RESULTS / 'bench.db'}"]
@@ -266,24 +342,58 @@ def start_gateway(name: str, supergraph: Path, port: int, policy: Path | None = 
         return Process(command, GATEWAY_CORE, cwd=RESULTS, log=log)
     node_env = {"NODE_ENV": "production", "NODE_OPTIONS": f"--require {BENCH / 'polyfill.cjs'}"}
     if name == "hive-gateway":
-        command = ["node", str(BENCH / "node_modules/.bin/hive-gateway"), "supergraph", str(supergraph), "--jit", "--port", str(port),
-                   "--host", "127.0.0.1", "--fork", "1", "-c", str(BENCH / "hive-gateway.mjs")]
+        command = [
+            "node",
+            str(BENCH / "node_modules/.bin/hive-gateway"),
+            "supergraph",
+            str(supergraph),
+            "--jit",
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+            "--fork",
+            "1",
+            "-c",
+            str(BENCH / "hive-gateway.mjs"),
+        ]
         return Process(command, GATEWAY_CORE, env=node_env, cwd=BENCH, log=log)
     if name == "apollo-gateway":
-        return Process(["node", str(BENCH / "apollo-gateway.mjs"), str(supergraph), str(port)], GATEWAY_CORE, env=node_env, cwd=BENCH, log=log)
+        return Process(
+            ["node", str(BENCH / "apollo-gateway.mjs"), str(supergraph), str(port)],
+            GATEWAY_CORE,
+            env=node_env,
+            cwd=BENCH,
+            log=log,
+        )
     raise ValueError(name)
 
 
 def ensure_peers(gateways: list[str]) -> None:
-    if not (BENCH / "node_modules" / ".bin" / "hive-gateway").exists() or ("grafbase" in gateways and not GRAFBASE.exists()):
+    if not (BENCH / "node_modules" / ".bin" / "hive-gateway").exists() or (
+        "grafbase" in gateways and not GRAFBASE.exists()
+    ):
         subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=BENCH, check=True)
     if "grafbase" in gateways and not GRAFBASE.exists():
         # npm skips the optional dependency on other platforms than x86_64 Linux
-        sys.exit(f"the Grafbase CLI is shipped for x86_64 Linux only ({os.uname().sysname} {os.uname().machine} here): "
-                 "leave grafbase out of --gateways")
+        sys.exit(
+            f"the Grafbase CLI is shipped for x86_64 Linux only ({os.uname().sysname} {os.uname().machine} here): "
+            "leave grafbase out of --gateways"
+        )
 
 
-def measure(name: str, process: Process, url: str, subgraphs: Subgraphs, body_file: Path, *, distinct: bool, args, headers: str = "", label: str = "") -> Run:
+def measure(
+    name: str,
+    process: Process,
+    url: str,
+    subgraphs: Subgraphs,
+    body_file: Path,
+    *,
+    distinct: bool,
+    args,
+    headers: str = "",
+    label: str = "",
+) -> Run:
     peak = 0.0
     running = True
 
@@ -297,7 +407,9 @@ def measure(name: str, process: Process, url: str, subgraphs: Subgraphs, body_fi
     sampler.start()
     subgraphs.reset()
     cpu_before = process.cpu_seconds()
-    output = wrk(url, body_file, distinct=distinct, duration=args.duration, connections=args.connections, extra_headers=headers)
+    output = wrk(
+        url, body_file, distinct=distinct, duration=args.duration, connections=args.connections, extra_headers=headers
+    )
     cpu = process.cpu_seconds() - cpu_before
     running = False
     sampler.join()
@@ -309,7 +421,9 @@ def measure(name: str, process: Process, url: str, subgraphs: Subgraphs, body_fi
     per_request = subgraphs.count() / requests if requests else 0.0
     detail = ", ".join(f"{kind} {count}" for kind, count in error_counts(output).items())
     cpu_per_request = round(cpu * 1000 / requests, 3) if requests else 0.0
-    return Run(name, shape, rps, p50, p99, errors, requests, round(per_request, 2), round(peak, 1), detail, cpu_per_request)
+    return Run(
+        name, shape, rps, p50, p99, errors, requests, round(per_request, 2), round(peak, 1), detail, cpu_per_request
+    )
 
 
 def small_p50(name: str, output: str) -> float:
@@ -321,7 +435,9 @@ def small_p50(name: str, output: str) -> float:
 
 
 def answer_bytes(url: str, query: str, headers: dict | None = None) -> bytes:
-    return httpx.post(url, json={"query": query}, headers={"accept": "application/json", **(headers or {})}, timeout=30).content
+    return httpx.post(
+        url, json={"query": query}, headers={"accept": "application/json", **(headers or {})}, timeout=30
+    ).content
 
 
 def answer(url: str, query: str, headers: dict | None = None) -> dict:
@@ -348,7 +464,13 @@ def main() -> None:
     gateways = args.gateways.split(",")
     ensure_peers(gateways)
     skip = set(filter(None, args.skip.split(",")))
-    report = Report(time.strftime("%Y-%m-%d %H:%M:%S"), f"{os.cpu_count()} cores, {os.uname().machine}", args.duration, args.connections, args.rounds)
+    report = Report(
+        time.strftime("%Y-%m-%d %H:%M:%S"),
+        f"{os.cpu_count()} cores, {os.uname().machine}",
+        args.duration,
+        args.connections,
+        args.rounds,
+    )
 
     body_heavy = RESULTS / "heavy.json"
     body_heavy.write_text(json.dumps(HEAVY))
@@ -378,17 +500,24 @@ def main() -> None:
                 else:
                     # the JSON must be equal; the bytes may differ in layout only (whitespace, escapes)
                     same = "the same bytes" if raw == reference_bytes else "the same JSON"
-                    print(f"{name}: identical answer ({len(raw)} bytes, {same} as {gateways[0]}); warming up", flush=True)
+                    print(
+                        f"{name}: identical answer ({len(raw)} bytes, {same} as {gateways[0]}); warming up", flush=True
+                    )
                 wrk(url, body_heavy, distinct=True, duration=5, connections=args.connections)
                 for round_index in range(args.rounds):
                     for distinct in (False, True):
                         run = measure(name, process, url, subgraphs, body_heavy, distinct=distinct, args=args)
                         report.runs.append(run)
-                        print(f"  round {round_index + 1} {run.shape:9s} {run.rps:8.1f} rps  p50 {run.p50_ms:7.2f} ms  p99 {run.p99_ms:7.2f} ms  "
-                              f"CPU {run.cpu_ms_per_request:.3f} ms/req  "
-                              f"errors {run.errors} {run.error_detail}  subgraph req/req {run.subgraph_requests_per_request}  peak {run.peak_rss_mb} MB", flush=True)
+                        print(
+                            f"  round {round_index + 1} {run.shape:9s} {run.rps:8.1f} rps  p50 {run.p50_ms:7.2f} ms  p99 {run.p99_ms:7.2f} ms  "
+                            f"CPU {run.cpu_ms_per_request:.3f} ms/req  "
+                            f"errors {run.errors} {run.error_detail}  subgraph req/req {run.subgraph_requests_per_request}  peak {run.peak_rss_mb} MB",
+                            flush=True,
+                        )
                 if "small" not in skip:
-                    small = wrk(url, body_small, distinct=True, duration=max(5, args.duration // 2), connections=1, threads=1)
+                    small = wrk(
+                        url, body_small, distinct=True, duration=max(5, args.duration // 2), connections=1, threads=1
+                    )
                     report.small_query[name] = small_p50(name, small)
             finally:
                 process.stop()
@@ -397,7 +526,14 @@ def main() -> None:
             direct_file.write_text(json.dumps(SMALL_DIRECT))
             # the same bytes every time: what a gateway sends the subgraph (the client's unused nonce
             # is not forwarded), so the subgraph answers both from its memo
-            direct = wrk(f"{subgraphs.url}/accounts", direct_file, distinct=False, duration=max(5, args.duration // 2), connections=1, threads=1)
+            direct = wrk(
+                f"{subgraphs.url}/accounts",
+                direct_file,
+                distinct=False,
+                duration=max(5, args.duration // 2),
+                connections=1,
+                threads=1,
+            )
             report.small_query["direct"] = small_p50("direct", direct)
     finally:
         subgraphs.process.stop()
@@ -425,14 +561,24 @@ def privacy_scenario(args) -> dict:
         policy, key = prepare_store(store, RESULTS / "privacy-policy.yaml")
         headers = {"x-api-key": key}
         setups = {}
-        for label, supergraph, subgraphs in (("annotations off", plain, plain_subgraphs), ("annotations on", annotated, annotated_subgraphs)):
+        for label, supergraph, subgraphs in (
+            ("annotations off", plain, plain_subgraphs),
+            ("annotations on", annotated, annotated_subgraphs),
+        ):
             port = free_port()
             url = f"http://127.0.0.1:{port}/graphql"
             # a SQLite store serves one gateway: each gets its own copy of the seeded one
             own_store = RESULTS / f"privacy-{label.split()[-1]}.db"
             shutil.copyfile(store, own_store)
             # no sharing of subgraph calls: how much the two share depends on timing, not on privacy
-            process = start_gateway("citygate-privacy-unshared", supergraph, port, policy=policy, store=own_store, log_name=f"privacy-{label.split()[-1]}")
+            process = start_gateway(
+                "citygate-privacy-unshared",
+                supergraph,
+                port,
+                policy=policy,
+                store=own_store,
+                log_name=f"privacy-{label.split()[-1]}",
+            )
             processes.append(process)
             wait_for(url, {"query": "{ __typename }"}, headers={"accept": "application/json", **headers})
             got = answer(url, HEAVY, headers)
@@ -442,19 +588,38 @@ def privacy_scenario(args) -> dict:
         if setups["annotations off"][3] != setups["annotations on"][3]:
             raise RuntimeError("the annotated gateway does not return the identical answer")
         for _process, url, _subgraphs, _got in setups.values():
-            wrk(url, RESULTS / "heavy.json", distinct=True, duration=5, connections=args.connections, extra_headers=f"x-api-key={key}")
+            wrk(
+                url,
+                RESULTS / "heavy.json",
+                distinct=True,
+                duration=5,
+                connections=args.connections,
+                extra_headers=f"x-api-key={key}",
+            )
         # Twice the rounds at half the length: the machine's slow and fast phases outlast a 15 s
         # round, so shorter paired rounds see the same machine; the same total time as elsewhere.
         rounds, duration = args.rounds * 2, max(3, args.duration // 2)
         short = argparse.Namespace(**{**vars(args), "duration": duration})
         for _ in range(rounds):
             for label, (process, url, subgraphs, _got) in setups.items():
-                run = measure(label, process, url, subgraphs, RESULTS / "heavy.json", distinct=True, args=short, headers=f"x-api-key={key}",
-                              label=f"privacy-{label.split()[-1]}")
+                run = measure(
+                    label,
+                    process,
+                    url,
+                    subgraphs,
+                    RESULTS / "heavy.json",
+                    distinct=True,
+                    args=short,
+                    headers=f"x-api-key={key}",
+                    label=f"privacy-{label.split()[-1]}",
+                )
                 results[label].append(run)
-                print(f"  privacy {label:16s} {run.rps:8.1f} rps  p50 {run.p50_ms:7.2f} ms  CPU {run.cpu_ms_per_request:.3f} ms/req  "
-                      f"errors {run.errors} {run.error_detail}  "
-                      f"subgraph req/req {run.subgraph_requests_per_request}", flush=True)
+                print(
+                    f"  privacy {label:16s} {run.rps:8.1f} rps  p50 {run.p50_ms:7.2f} ms  CPU {run.cpu_ms_per_request:.3f} ms/req  "
+                    f"errors {run.errors} {run.error_detail}  "
+                    f"subgraph req/req {run.subgraph_requests_per_request}",
+                    flush=True,
+                )
     finally:
         for process in processes:
             process.stop()
@@ -466,8 +631,11 @@ def privacy_scenario(args) -> dict:
     costs = sorted(1 - r for r in ratios)
     # the same cost from the CPU time per request: 1 - (CPU off) / (CPU on), the share of req/s a
     # gateway that is CPU-bound loses
-    cpu_costs = sorted(1 - a.cpu_ms_per_request / b.cpu_ms_per_request
-                       for a, b in zip(results["annotations off"], results["annotations on"], strict=True) if b.cpu_ms_per_request)
+    cpu_costs = sorted(
+        1 - a.cpu_ms_per_request / b.cpu_ms_per_request
+        for a, b in zip(results["annotations off"], results["annotations on"], strict=True)
+        if b.cpu_ms_per_request
+    )
     return {
         "rps_annotations_off": off,
         "rps_annotations_on": on,
@@ -478,7 +646,9 @@ def privacy_scenario(args) -> dict:
         "cpu_ms_per_request_off": statistics.median(r.cpu_ms_per_request for r in results["annotations off"]),
         "cpu_ms_per_request_on": statistics.median(r.cpu_ms_per_request for r in results["annotations on"]),
         "cpu_cost": round(statistics.median(cpu_costs), 3) if cpu_costs else None,
-        "cpu_cost_middle_half": [round(q, 3) for q in statistics.quantiles(cpu_costs, n=4)[::2]] if len(cpu_costs) > 1 else None,
+        "cpu_cost_middle_half": [round(q, 3) for q in statistics.quantiles(cpu_costs, n=4)[::2]]
+        if len(cpu_costs) > 1
+        else None,
         "rounds": rounds,
         "seconds_per_round": duration,
         "cost_per_round": [round(1 - r, 3) for r in ratios],
@@ -490,7 +660,11 @@ def composition_scenario() -> dict:
     from bench.generated import compose_generated
 
     timings = [compose_generated(100) for _ in range(3)]
-    return {"subgraphs": 100, "seconds_median": round(statistics.median(timings), 2), "seconds": [round(t, 2) for t in timings]}
+    return {
+        "subgraphs": 100,
+        "seconds_median": round(statistics.median(timings), 2),
+        "seconds": [round(t, 2) for t in timings],
+    }
 
 
 def summarize(report: Report) -> None:
@@ -502,7 +676,9 @@ def summarize(report: Report) -> None:
 
     gateways = list(dict.fromkeys(r.gateway for r in report.runs))
     print("\nMedians of the rounds (same core, same subgraphs, same load, one run):")
-    print(f"{'gateway':16s} {'shape':10s} {'rps':>9s} {'x hive':>7s} {'p50 ms':>8s} {'p99 ms':>8s} {'sub/req':>8s} {'peak MB':>8s} {'errors':>7s}")
+    print(
+        f"{'gateway':16s} {'shape':10s} {'rps':>9s} {'x hive':>7s} {'p50 ms':>8s} {'p99 ms':>8s} {'sub/req':>8s} {'peak MB':>8s} {'errors':>7s}"
+    )
     summary = {}
     for shape in ("distinct", "identical"):
         hive = median("hive-gateway", shape, "rps")
@@ -510,15 +686,26 @@ def summarize(report: Report) -> None:
             rps = median(gateway, shape, "rps")
             ratio = rps / hive if hive == hive and hive else float("nan")
             errors = sum(r.errors for r in report.runs if r.gateway == gateway and r.shape == shape)
-            summary[f"{gateway}/{shape}"] = {"rps": rps, "ratio_to_hive": round(ratio, 2), "p50_ms": median(gateway, shape, "p50_ms"), "p99_ms": median(gateway, shape, "p99_ms"),
-                                             "cpu_ms_per_request": median(gateway, shape, "cpu_ms_per_request")}
-            print(f"{gateway:16s} {shape:10s} {rps:9.1f} {ratio:7.2f} {median(gateway, shape, 'p50_ms'):8.2f} {median(gateway, shape, 'p99_ms'):8.2f} "
-                  f"{median(gateway, shape, 'subgraph_requests_per_request'):8.2f} {max((r.peak_rss_mb for r in report.runs if r.gateway == gateway), default=0):8.1f} {errors:7d}")
+            summary[f"{gateway}/{shape}"] = {
+                "rps": rps,
+                "ratio_to_hive": round(ratio, 2),
+                "p50_ms": median(gateway, shape, "p50_ms"),
+                "p99_ms": median(gateway, shape, "p99_ms"),
+                "cpu_ms_per_request": median(gateway, shape, "cpu_ms_per_request"),
+            }
+            print(
+                f"{gateway:16s} {shape:10s} {rps:9.1f} {ratio:7.2f} {median(gateway, shape, 'p50_ms'):8.2f} {median(gateway, shape, 'p99_ms'):8.2f} "
+                f"{median(gateway, shape, 'subgraph_requests_per_request'):8.2f} {max((r.peak_rss_mb for r in report.runs if r.gateway == gateway), default=0):8.1f} {errors:7d}"
+            )
     if report.small_query:
         direct = report.small_query.get("direct")
         print("\nSmall single-fetch query, p50 at one connection:")
         for name, p50 in report.small_query.items():
-            added = f"  (+{p50 - direct:.2f} ms over calling the subgraph)" if direct is not None and name != "direct" else ""
+            added = (
+                f"  (+{p50 - direct:.2f} ms over calling the subgraph)"
+                if direct is not None and name != "direct"
+                else ""
+            )
             print(f"  {name:16s} {p50:.2f} ms{added}")
     if report.privacy:
         print(f"\nPrivacy annotations on every field, every consent present: {report.privacy}")

@@ -68,7 +68,9 @@ def schemas(annotated: bool = False) -> dict[str, strawberry.federation.Schema]:
         id: strawberry.ID
         name: str | None = strawberry.federation.field(directives=_personal("user.name", annotated))
         username: str | None = strawberry.federation.field(directives=_personal("user.account.username", annotated))
-        birthday: int | None = strawberry.federation.field(directives=_personal("user.demographic.date_of_birth", annotated))
+        birthday: int | None = strawberry.federation.field(
+            directives=_personal("user.demographic.date_of_birth", annotated)
+        )
 
         @classmethod
         def of(cls, row: dict) -> AccountUser:
@@ -93,7 +95,9 @@ def schemas(annotated: bool = False) -> dict[str, strawberry.federation.Schema]:
             return [AccountUser.of(u) for u in USERS]
 
     # -- products -----------------------------------------------------------------------------
-    @strawberry.federation.type(keys=["upc"], name="Product", directives=[privacy.Subject(field="upc")] if annotated else [])
+    @strawberry.federation.type(
+        keys=["upc"], name="Product", directives=[privacy.Subject(field="upc")] if annotated else []
+    )
     class CatalogProduct:
         upc: str
         name: str | None = strawberry.federation.field(directives=_personal("user.content", annotated))
@@ -131,7 +135,9 @@ def schemas(annotated: bool = False) -> dict[str, strawberry.federation.Schema]:
             return self.weight // 2 if self.weight is not None else None
 
         @classmethod
-        def resolve_reference(cls, upc: str, price: int | None = None, weight: int | None = None) -> StockProduct | None:
+        def resolve_reference(
+            cls, upc: str, price: int | None = None, weight: int | None = None
+        ) -> StockProduct | None:
             row = next((p for p in PRODUCTS if p["upc"] == upc), None)
             return cls(upc=upc, weight=weight, price=price, in_stock=row["inStock"]) if row else None
 
@@ -201,9 +207,15 @@ def schemas(annotated: bool = False) -> dict[str, strawberry.federation.Schema]:
     version = "2.5"
     return {
         "accounts": strawberry.federation.Schema(query=AccountsQuery, types=[AccountUser], federation_version=version),
-        "inventory": strawberry.federation.Schema(query=InventoryQuery, types=[StockProduct], federation_version=version),
-        "products": strawberry.federation.Schema(query=ProductsQuery, types=[CatalogProduct], federation_version=version),
-        "reviews": strawberry.federation.Schema(query=ReviewsQuery, types=[Review, ReviewAuthor, ReviewedProduct], federation_version=version),
+        "inventory": strawberry.federation.Schema(
+            query=InventoryQuery, types=[StockProduct], federation_version=version
+        ),
+        "products": strawberry.federation.Schema(
+            query=ProductsQuery, types=[CatalogProduct], federation_version=version
+        ),
+        "reviews": strawberry.federation.Schema(
+            query=ReviewsQuery, types=[Review, ReviewAuthor, ReviewedProduct], federation_version=version
+        ),
     }
 
 
@@ -254,7 +266,9 @@ class MemoizedSubgraphs:
 
     @staticmethod
     async def _answer(send, body: bytes, status: int = 200) -> None:
-        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
+        await send(
+            {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]}
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -263,7 +277,15 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=4200)
     parser.add_argument("--annotated", action="store_true")
     args = parser.parse_args()
-    uvicorn.run(MemoizedSubgraphs(schemas(args.annotated)), host="127.0.0.1", port=args.port, log_level="warning", access_log=False, http="httptools", loop="uvloop")
+    uvicorn.run(
+        MemoizedSubgraphs(schemas(args.annotated)),
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        http="httptools",
+        loop="uvloop",
+    )
 
 
 if __name__ == "__main__":

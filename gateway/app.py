@@ -89,11 +89,15 @@ class PrivacyRuntime:
 
 
 async def privacy_runtime(policy: Policy, store: Store, http_client: httpx.AsyncClient) -> PrivacyRuntime:
-    master = os.environ.get("CITYGATE_PSEUDONYM_KEY") or await store.setting("pseudonym_key", lambda: secrets.token_hex(32))
+    master = os.environ.get("CITYGATE_PSEUDONYM_KEY") or await store.setting(
+        "pseudonym_key", lambda: secrets.token_hex(32)
+    )
     ledger = Ledger(store, policy)
     await ledger.start_clock()  # PostgreSQL: changes after this are caught up with, its caches start empty
     audit = AuditLog(store)
-    return PrivacyRuntime(policy, ledger, audit, PrivacyGuard(policy, ledger, audit, master.encode()), Authenticator(policy, http_client))
+    return PrivacyRuntime(
+        policy, ledger, audit, PrivacyGuard(policy, ledger, audit, master.encode()), Authenticator(policy, http_client)
+    )
 
 
 @dataclass(frozen=True)
@@ -128,7 +132,9 @@ class Serving(Protocol):
 class StaticSupergraph:
     """One composed supergraph file, its subgraphs called over HTTP (`citygate serve --supergraph`)."""
 
-    def __init__(self, supergraph: str, state: GatewayState, pool: HttpPool, owners: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, supergraph: str, state: GatewayState, pool: HttpPool, owners: dict[str, str] | None = None
+    ) -> None:
         self.supergraph = supergraph
         self.state = state
         self.pool = pool
@@ -136,7 +142,9 @@ class StaticSupergraph:
 
     async def start(self, runtime: PrivacyRuntime) -> None:
         model_urls = {name: s.url for name, s in load_supergraph(self.supergraph).subgraphs.items()}
-        self.state.engine = runtime.build_engine(self.supergraph, Subgraphs.over_http(model_urls, http_pool=self.pool), self.owners)
+        self.state.engine = runtime.build_engine(
+            self.supergraph, Subgraphs.over_http(model_urls, http_pool=self.pool), self.owners
+        )
 
     async def rebuild(self, runtime: PrivacyRuntime) -> None:
         served = self.state.engine
@@ -166,7 +174,9 @@ class RegistrySupergraph:
 
     async def rebuild(self, runtime: PrivacyRuntime) -> None:
         # refused (SupergraphError): the registry keeps the running policy, its registry rules included
-        await self.registry.rebuild(build_engine=runtime.build_engine, builtins=_builtins(runtime, self.rights), policy=runtime.policy.registry)
+        await self.registry.rebuild(
+            build_engine=runtime.build_engine, builtins=_builtins(runtime, self.rights), policy=runtime.policy.registry
+        )
 
     async def close(self) -> None:
         if self.rights is not None:
@@ -237,11 +247,20 @@ class Gateway:
         state.readiness = _ReplicaReadiness(self.store, lambda: self.listener)
         served_routes: list[BaseRoute] = [*(_policy_routes(self.reload, keys) if keys is not None else []), *routes]
         # public: the keys that verify receipts, the signed audit head, the residents' page
-        served_routes += verifiable_record_routes(lambda: self.runtime.ledger.signer if self.runtime is not None else None, self.store)
+        served_routes += verifiable_record_routes(
+            lambda: self.runtime.ledger.signer if self.runtime is not None else None, self.store
+        )
         served_routes += privacy_centre_routes()
-        state.documents = PersistedDocuments.from_settings(settings or Settings(), self.store)  # APQ; trusted documents from the store
+        state.documents = PersistedDocuments.from_settings(
+            settings or Settings(), self.store
+        )  # APQ; trusted documents from the store
         self.app = create_app(
-            state, graphiql, extra_routes=served_routes, limits=limits or settings_from_environment().http_limits(), settings=settings, lifespan=self._lifespan
+            state,
+            graphiql,
+            extra_routes=served_routes,
+            limits=limits or settings_from_environment().http_limits(),
+            settings=settings,
+            lifespan=self._lifespan,
         )
 
     # -- start and stop ----------------------------------------------------------------------------
@@ -279,7 +298,10 @@ class Gateway:
             await self._on_start(self)
         if self.store.kind == "postgresql":
             self.listener = ChangeListener(
-                self.store.listen_dsn(), on_change=self._on_change, on_connect=self._on_connect, connect_timeout=self.store.timeouts.connect
+                self.store.listen_dsn(),
+                on_change=self._on_change,
+                on_connect=self._on_connect,
+                connect_timeout=self.store.timeouts.connect,
             )
             await self.listener.start(wait=self.store.timeouts.connect)
 
@@ -391,10 +413,14 @@ def _policy_routes(reload: Callable[[], Awaitable[list[str]]], keys: Keys) -> li
     async def reload_policy(request: Request) -> JSONResponse:
         actor = await keys.actor(request)
         if actor is None or not actor.is_operator:
-            return JSONResponse({"ok": False, "errors": [{"code": "FORBIDDEN", "message": "only the operator reloads the policy"}]}, 403)
+            return JSONResponse(
+                {"ok": False, "errors": [{"code": "FORBIDDEN", "message": "only the operator reloads the policy"}]}, 403
+            )
         problems = await reload()
         if problems:
-            return JSONResponse({"ok": False, "errors": [{"code": "INVALID_POLICY", "message": p} for p in problems]}, 422)
+            return JSONResponse(
+                {"ok": False, "errors": [{"code": "INVALID_POLICY", "message": p} for p in problems]}, 422
+            )
         return JSONResponse({"ok": True, "errors": []})
 
     return [Route("/admin/policy/reload", reload_policy, methods=["POST"])]
@@ -418,8 +444,15 @@ def static_app(
     state = GatewayState(development=development)
     connections = Connections.open(store_url, store_timeouts)
     return Gateway(
-        StaticSupergraph(supergraph, state, connections.pool, owners), connections, state=state, policy=policy, policy_path=policy_path,
-        on_start=on_start, graphiql=graphiql, limits=limits, settings=settings,
+        StaticSupergraph(supergraph, state, connections.pool, owners),
+        connections,
+        state=state,
+        policy=policy,
+        policy_path=policy_path,
+        on_start=on_start,
+        graphiql=graphiql,
+        limits=limits,
+        settings=settings,
     )
 
 
@@ -443,17 +476,33 @@ def registry_app(
     state = GatewayState(development=development)
     connections = Connections.open(store_url, store_timeouts)
     registry = Registry(
-        state, store=connections.store, policy=policy.registry, http_client=connections.http_client, pool=connections.pool, folder=folder
+        state,
+        store=connections.store,
+        policy=policy.registry,
+        http_client=connections.http_client,
+        pool=connections.pool,
+        folder=folder,
     )
     keys = Keys(operator_key, connections.store)
     rights = rights_for_gateway(state, connections.store, connections.pool, registry, CONTROL_PLANE)
     return Gateway(
-        RegistrySupergraph(registry, rights), connections, state=state, policy=policy, policy_path=policy_path, keys=keys,
-        routes=[*admin_routes(registry, keys), *routes], on_start=on_start, graphiql=graphiql, limits=limits, settings=settings,
+        RegistrySupergraph(registry, rights),
+        connections,
+        state=state,
+        policy=policy,
+        policy_path=policy_path,
+        keys=keys,
+        routes=[*admin_routes(registry, keys), *routes],
+        on_start=on_start,
+        graphiql=graphiql,
+        limits=limits,
+        settings=settings,
     )
 
 
-def rights_for_gateway(state, store, pool, registry, control_plane: str, settings: ErasureSettings | None = None) -> ResidentRights:
+def rights_for_gateway(
+    state, store, pool, registry, control_plane: str, settings: ErasureSettings | None = None
+) -> ResidentRights:
     """The residents' rights of a registry gateway: the Engine its `state` serves, its registry's
     connectors, partners reached through its `pool` (a registered partner's addresses checked at
     each connection, as for its traffic)."""

@@ -78,7 +78,9 @@ def _operator_key() -> str:
     if key:
         return key
     key = new_key("cgo")
-    console.print(f"[yellow]CITYGATE_OPERATOR_KEY is not set: this run's operator key is[/yellow] {escape(key)}", highlight=False)
+    console.print(
+        f"[yellow]CITYGATE_OPERATOR_KEY is not set: this run's operator key is[/yellow] {escape(key)}", highlight=False
+    )
     return key
 
 
@@ -94,85 +96,159 @@ def _policy(path: Path | None):
 @app.command()
 def serve(
     config: Annotated[
-        Path | None, typer.Option(envvar="CITYGATE_CONFIG", help="The settings file (citygate.yaml); options and CITYGATE_* variables override it.")
+        Path | None,
+        typer.Option(
+            envvar="CITYGATE_CONFIG",
+            help="The settings file (citygate.yaml); options and CITYGATE_* variables override it.",
+        ),
     ] = None,
     supergraph: Annotated[Path | None, typer.Option(help="A composed supergraph in Apollo's format.")] = None,
     owner: Annotated[
         list[str] | None,
-        typer.Option(help="With --supergraph: SUBGRAPH=OWNER, the party owning a subgraph (repeatable; by default each subgraph is its own owner)."),
+        typer.Option(
+            help="With --supergraph: SUBGRAPH=OWNER, the party owning a subgraph (repeatable; by default each subgraph is its own owner)."
+        ),
     ] = None,
-    connectors: Annotated[Path | None, typer.Option(help="Compose the connectors of this folder (and the registered ones).")] = None,
+    connectors: Annotated[
+        Path | None, typer.Option(help="Compose the connectors of this folder (and the registered ones).")
+    ] = None,
     store: Annotated[
-        str | None, typer.Option(help="Store URL: sqlite:///file.db (one process) or postgresql://... (env CITYGATE_STORE; sqlite:///citygate.db)")
+        str | None,
+        typer.Option(
+            help="Store URL: sqlite:///file.db (one process) or postgresql://... (env CITYGATE_STORE; sqlite:///citygate.db)"
+        ),
     ] = None,
     policy: Annotated[Path | None, typer.Option(help="The operator's policy file (YAML).")] = None,
     host: Annotated[str | None, typer.Option(help="Interface to listen on. (env CITYGATE_HOST; 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on. (env CITYGATE_PORT; 4000)")] = None,
     workers: Annotated[
-        int | None, typer.Option(help="Worker processes sharing the port, one per core; more than 1 needs PostgreSQL. (env CITYGATE_WORKERS; 1)")
+        int | None,
+        typer.Option(
+            help="Worker processes sharing the port, one per core; more than 1 needs PostgreSQL. (env CITYGATE_WORKERS; 1)"
+        ),
     ] = None,
     dev: Annotated[
-        bool | None, typer.Option("--dev", help="Development mode: query plans on request, introspection and suggestions for everyone.")
+        bool | None,
+        typer.Option(
+            "--dev", help="Development mode: query plans on request, introspection and suggestions for everyone."
+        ),
     ] = None,
     subgraph_sharing: Annotated[
         bool | None,
-        typer.Option("--subgraph-sharing/--no-subgraph-sharing",
-                     help="Identical subgraph requests in flight at once share one call (they carry no requester's identity). [default: on]"),
+        typer.Option(
+            "--subgraph-sharing/--no-subgraph-sharing",
+            help="Identical subgraph requests in flight at once share one call (they carry no requester's identity). [default: on]",
+        ),
     ] = None,
-    graphiql_assets: Annotated[Path | None, typer.Option(help="GraphiQL's files (else it loads them from a CDN). [default: .citygate/graphiql]")] = None,
+    graphiql_assets: Annotated[
+        Path | None,
+        typer.Option(help="GraphiQL's files (else it loads them from a CDN). [default: .citygate/graphiql]"),
+    ] = None,
     log_level: Annotated[str | None, typer.Option(help="Log level. (env CITYGATE_LOG_LEVEL; warning)")] = None,
-    log_format: Annotated[str | None, typer.Option(help="Log lines: text or json. (env CITYGATE_LOG_FORMAT; text)")] = None,
-    max_body_bytes: Annotated[int | None, typer.Option(help="Largest /graphql request body. (env CITYGATE_MAX_BODY_BYTES; 2 MiB)")] = None,
-    admin_max_body_bytes: Annotated[int | None, typer.Option(help="Largest /admin request body. (env CITYGATE_ADMIN_MAX_BODY_BYTES; 1 MiB)")] = None,
-    header_timeout: Annotated[float | None, typer.Option(help="Seconds for a request's headers. (env CITYGATE_HEADER_TIMEOUT; 10)")] = None,
-    body_timeout: Annotated[float | None, typer.Option(help="Seconds for a request's body. (env CITYGATE_BODY_TIMEOUT; 10)")] = None,
-    keep_alive_timeout: Annotated[float | None, typer.Option(help="Seconds an idle connection stays open. (env CITYGATE_KEEP_ALIVE_TIMEOUT; 5)")] = None,
+    log_format: Annotated[
+        str | None, typer.Option(help="Log lines: text or json. (env CITYGATE_LOG_FORMAT; text)")
+    ] = None,
+    max_body_bytes: Annotated[
+        int | None, typer.Option(help="Largest /graphql request body. (env CITYGATE_MAX_BODY_BYTES; 2 MiB)")
+    ] = None,
+    admin_max_body_bytes: Annotated[
+        int | None, typer.Option(help="Largest /admin request body. (env CITYGATE_ADMIN_MAX_BODY_BYTES; 1 MiB)")
+    ] = None,
+    header_timeout: Annotated[
+        float | None, typer.Option(help="Seconds for a request's headers. (env CITYGATE_HEADER_TIMEOUT; 10)")
+    ] = None,
+    body_timeout: Annotated[
+        float | None, typer.Option(help="Seconds for a request's body. (env CITYGATE_BODY_TIMEOUT; 10)")
+    ] = None,
+    keep_alive_timeout: Annotated[
+        float | None, typer.Option(help="Seconds an idle connection stays open. (env CITYGATE_KEEP_ALIVE_TIMEOUT; 5)")
+    ] = None,
     write_timeout: Annotated[
-        float | None, typer.Option(help="Seconds in which a client must take 64 KiB of its answer (or all). (env CITYGATE_WRITE_TIMEOUT; 30)")
+        float | None,
+        typer.Option(
+            help="Seconds in which a client must take 64 KiB of its answer (or all). (env CITYGATE_WRITE_TIMEOUT; 30)"
+        ),
     ] = None,
     rate_limit: Annotated[
-        float | None, typer.Option(help="Requests per second per client (the policy may set its own); 0: none. (env CITYGATE_RATE_LIMIT; 0)")
+        float | None,
+        typer.Option(
+            help="Requests per second per client (the policy may set its own); 0: none. (env CITYGATE_RATE_LIMIT; 0)"
+        ),
     ] = None,
     public_rate_limit: Annotated[
-        float | None, typer.Option(help="Requests per second per remote address of the public (queries and the public records routes: /audit/head, the JWKS, the privacy centre, ...); 0: none. (env CITYGATE_PUBLIC_RATE_LIMIT; 0)")
+        float | None,
+        typer.Option(
+            help="Requests per second per remote address of the public (queries and the public records routes: /audit/head, the JWKS, the privacy centre, ...); 0: none. (env CITYGATE_PUBLIC_RATE_LIMIT; 0)"
+        ),
     ] = None,
     max_in_flight: Annotated[
-        int | None, typer.Option(help="Requests in flight per client or public address; 0: none. (env CITYGATE_MAX_IN_FLIGHT; 0)")
+        int | None,
+        typer.Option(help="Requests in flight per client or public address; 0: none. (env CITYGATE_MAX_IN_FLIGHT; 0)"),
     ] = None,
-    redis_url: Annotated[str | None, typer.Option(help="Share rate limits between replicas through Redis. (env CITYGATE_REDIS_URL)")] = None,
+    redis_url: Annotated[
+        str | None, typer.Option(help="Share rate limits between replicas through Redis. (env CITYGATE_REDIS_URL)")
+    ] = None,
     admin_auth_failures: Annotated[
-        int | None, typer.Option(help="Refused /admin keys a minute per address before 429; 0: none. (env CITYGATE_ADMIN_AUTH_FAILURES; 10)")
+        int | None,
+        typer.Option(
+            help="Refused /admin keys a minute per address before 429; 0: none. (env CITYGATE_ADMIN_AUTH_FAILURES; 10)"
+        ),
     ] = None,
-    store_connect_timeout: Annotated[float | None, typer.Option(help="Seconds to connect to the store. (env CITYGATE_STORE_CONNECT_TIMEOUT; 5)")] = None,
+    store_connect_timeout: Annotated[
+        float | None, typer.Option(help="Seconds to connect to the store. (env CITYGATE_STORE_CONNECT_TIMEOUT; 5)")
+    ] = None,
     store_statement_timeout: Annotated[
-        float | None, typer.Option(help="Seconds for one store statement or lock. (env CITYGATE_STORE_STATEMENT_TIMEOUT; 5)")
+        float | None,
+        typer.Option(help="Seconds for one store statement or lock. (env CITYGATE_STORE_STATEMENT_TIMEOUT; 5)"),
     ] = None,
     max_document_size: Annotated[
-        int | None, typer.Option(help="Characters in a document, checked before parsing. (env CITYGATE_MAX_DOCUMENT_SIZE; 65536)")
+        int | None,
+        typer.Option(help="Characters in a document, checked before parsing. (env CITYGATE_MAX_DOCUMENT_SIZE; 65536)"),
     ] = None,
-    max_tokens: Annotated[int | None, typer.Option(help="Tokens in a document. (env CITYGATE_MAX_TOKENS; 15000)")] = None,
-    max_depth: Annotated[int | None, typer.Option(help="Fields on an operation's longest path. (env CITYGATE_MAX_DEPTH; 32)")] = None,
-    max_fields: Annotated[int | None, typer.Option(help="Fields once fragments are expanded. (env CITYGATE_MAX_FIELDS; 2000)")] = None,
-    max_aliases: Annotated[int | None, typer.Option(help="Aliases, fragments expanded. (env CITYGATE_MAX_ALIASES; 100)")] = None,
-    max_root_fields: Annotated[int | None, typer.Option(help="Root fields, fragments expanded. (env CITYGATE_MAX_ROOT_FIELDS; 20)")] = None,
-    max_variables_depth: Annotated[int | None, typer.Option(help="Nesting of the variables. (env CITYGATE_MAX_VARIABLES_DEPTH; 32)")] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option(help="Tokens in a document. (env CITYGATE_MAX_TOKENS; 15000)")
+    ] = None,
+    max_depth: Annotated[
+        int | None, typer.Option(help="Fields on an operation's longest path. (env CITYGATE_MAX_DEPTH; 32)")
+    ] = None,
+    max_fields: Annotated[
+        int | None, typer.Option(help="Fields once fragments are expanded. (env CITYGATE_MAX_FIELDS; 2000)")
+    ] = None,
+    max_aliases: Annotated[
+        int | None, typer.Option(help="Aliases, fragments expanded. (env CITYGATE_MAX_ALIASES; 100)")
+    ] = None,
+    max_root_fields: Annotated[
+        int | None, typer.Option(help="Root fields, fragments expanded. (env CITYGATE_MAX_ROOT_FIELDS; 20)")
+    ] = None,
+    max_variables_depth: Annotated[
+        int | None, typer.Option(help="Nesting of the variables. (env CITYGATE_MAX_VARIABLES_DEPTH; 32)")
+    ] = None,
     max_variables_values: Annotated[
         int | None, typer.Option(help="Values in the variables. (env CITYGATE_MAX_VARIABLES_VALUES; 10000)")
     ] = None,
-    planning_timeout: Annotated[float | None, typer.Option(help="Seconds to plan one operation. (env CITYGATE_PLANNING_TIMEOUT; 2)")] = None,
+    planning_timeout: Annotated[
+        float | None, typer.Option(help="Seconds to plan one operation. (env CITYGATE_PLANNING_TIMEOUT; 2)")
+    ] = None,
     max_cost: Annotated[
-        int | None, typer.Option(help="Estimated cost of one operation (demand control); 0: none. (env CITYGATE_MAX_COST; 50000)")
+        int | None,
+        typer.Option(help="Estimated cost of one operation (demand control); 0: none. (env CITYGATE_MAX_COST; 50000)"),
     ] = None,
     default_list_size: Annotated[
-        int | None, typer.Option(help="List size assumed when no argument gives it. (env CITYGATE_DEFAULT_LIST_SIZE; 10)")
+        int | None,
+        typer.Option(help="List size assumed when no argument gives it. (env CITYGATE_DEFAULT_LIST_SIZE; 10)"),
     ] = None,
     introspection: Annotated[
         str | None,
-        typer.Option(help="Who may introspect: all, clients (identified clients, not the public), none. (env CITYGATE_INTROSPECTION; "
-                     "clients, all with --dev)"),
+        typer.Option(
+            help="Who may introspect: all, clients (identified clients, not the public), none. (env CITYGATE_INTROSPECTION; "
+            "clients, all with --dev)"
+        ),
     ] = None,
     suggestions: Annotated[
-        str | None, typer.Option(help="'Did you mean' in validation errors: on, off. (env CITYGATE_SUGGESTIONS; off, on with --dev)")
+        str | None,
+        typer.Option(
+            help="'Did you mean' in validation errors: on, off. (env CITYGATE_SUGGESTIONS; off, on with --dev)"
+        ),
     ] = None,
 ) -> None:
     """Serve a supergraph at /graphql: a composed file, or connectors with the admin API.
@@ -194,18 +270,44 @@ def serve(
                 raise typer.Exit(1)
             owners[subgraph_name] = owner_name
     flags = {
-        "supergraph": supergraph, "connectors": connectors, "policy": policy, "owners": owners, "store.url": store,
-        "store.connect_timeout": store_connect_timeout, "store.statement_timeout": store_statement_timeout,
-        "server.host": host, "server.port": port, "server.workers": workers, "server.dev": dev, "server.subgraph_sharing": subgraph_sharing,
-        "server.graphiql_assets": graphiql_assets, "server.introspection": introspection, "server.suggestions": suggestions,
-        "logging.level": log_level, "logging.format": log_format, "redis.url": redis_url,
-        "limits.max_body_bytes": max_body_bytes, "limits.admin_max_body_bytes": admin_max_body_bytes, "limits.header_timeout": header_timeout,
-        "limits.body_timeout": body_timeout, "limits.keep_alive_timeout": keep_alive_timeout, "limits.write_timeout": write_timeout,
-        "limits.rate_limit": rate_limit, "limits.public_rate_limit": public_rate_limit, "limits.max_in_flight": max_in_flight,
-        "limits.admin_auth_failures": admin_auth_failures, "limits.max_document_size": max_document_size, "limits.max_tokens": max_tokens,
-        "limits.max_depth": max_depth, "limits.max_fields": max_fields, "limits.max_aliases": max_aliases,
-        "limits.max_root_fields": max_root_fields, "limits.max_variables_depth": max_variables_depth,
-        "limits.max_variables_values": max_variables_values, "limits.planning_timeout": planning_timeout, "limits.max_cost": max_cost,
+        "supergraph": supergraph,
+        "connectors": connectors,
+        "policy": policy,
+        "owners": owners,
+        "store.url": store,
+        "store.connect_timeout": store_connect_timeout,
+        "store.statement_timeout": store_statement_timeout,
+        "server.host": host,
+        "server.port": port,
+        "server.workers": workers,
+        "server.dev": dev,
+        "server.subgraph_sharing": subgraph_sharing,
+        "server.graphiql_assets": graphiql_assets,
+        "server.introspection": introspection,
+        "server.suggestions": suggestions,
+        "logging.level": log_level,
+        "logging.format": log_format,
+        "redis.url": redis_url,
+        "limits.max_body_bytes": max_body_bytes,
+        "limits.admin_max_body_bytes": admin_max_body_bytes,
+        "limits.header_timeout": header_timeout,
+        "limits.body_timeout": body_timeout,
+        "limits.keep_alive_timeout": keep_alive_timeout,
+        "limits.write_timeout": write_timeout,
+        "limits.rate_limit": rate_limit,
+        "limits.public_rate_limit": public_rate_limit,
+        "limits.max_in_flight": max_in_flight,
+        "limits.admin_auth_failures": admin_auth_failures,
+        "limits.max_document_size": max_document_size,
+        "limits.max_tokens": max_tokens,
+        "limits.max_depth": max_depth,
+        "limits.max_fields": max_fields,
+        "limits.max_aliases": max_aliases,
+        "limits.max_root_fields": max_root_fields,
+        "limits.max_variables_depth": max_variables_depth,
+        "limits.max_variables_values": max_variables_values,
+        "limits.planning_timeout": planning_timeout,
+        "limits.max_cost": max_cost,
         "limits.default_list_size": default_list_size,
     }
     try:
@@ -244,9 +346,15 @@ def _gateway_app(settings, policy, operator_key: str | None):
 
     _tune_gc()
     common = {
-        "store_url": settings.store.url, "policy": policy, "policy_path": settings.policy, "development": settings.server.dev,
-        "graphiql": GraphiQL(assets=settings.server.graphiql_assets), "limits": settings.http_limits(),
-        "store_timeouts": settings.store_timeouts(), "settings": settings, "on_start": _freeze_start_up,
+        "store_url": settings.store.url,
+        "policy": policy,
+        "policy_path": settings.policy,
+        "development": settings.server.dev,
+        "graphiql": GraphiQL(assets=settings.server.graphiql_assets),
+        "limits": settings.http_limits(),
+        "store_timeouts": settings.store_timeouts(),
+        "settings": settings,
+        "on_start": _freeze_start_up,
     }
     if settings.supergraph is not None:
         from .app import static_app
@@ -268,7 +376,14 @@ def _serve_one(application, settings) -> None:
 
     limits = settings.http_limits()
     uvicorn.Server(
-        server_config(application, host=settings.server.host, port=settings.server.port, limits=limits, log_level=settings.logging.level, log_config=None)
+        server_config(
+            application,
+            host=settings.server.host,
+            port=settings.server.port,
+            limits=limits,
+            log_level=settings.logging.level,
+            log_config=None,
+        )
     ).run()
 
 
@@ -285,12 +400,18 @@ def _serve_workers(settings, operator_key: str | None) -> None:
     from .http_limits import WorkerConfig
 
     config = WorkerConfig(
-        functools.partial(_worker_app, settings, operator_key), limits=settings.http_limits(), host=settings.server.host,
-        port=settings.server.port, workers=settings.server.workers, log_level=settings.logging.level,
+        functools.partial(_worker_app, settings, operator_key),
+        limits=settings.http_limits(),
+        host=settings.server.host,
+        port=settings.server.port,
+        workers=settings.server.workers,
+        log_level=settings.logging.level,
     )
     listening = config.bind_socket()
     where = f"http://{settings.server.host}:{settings.server.port}/graphql"
-    console.print(f"Citygate serving with {settings.server.workers} worker processes at {escape(where)}", highlight=False)
+    console.print(
+        f"Citygate serving with {settings.server.workers} worker processes at {escape(where)}", highlight=False
+    )
     supervisor = Multiprocess(config, sockets=[listening])
     supervisor.run()
     if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
@@ -331,8 +452,14 @@ def _check_store(url: str, timeouts) -> None:
     try:
         asyncio.run(open_store())
     except Exception as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else f"no answer within its timeouts ({type(error).__name__})"
-        console.print(f"[red]the store cannot be used: {escape(shown)}: {escape(reason)}[/red]", highlight=False, soft_wrap=True)
+        reason = (
+            str(error).strip().splitlines()[0]
+            if str(error).strip()
+            else f"no answer within its timeouts ({type(error).__name__})"
+        )
+        console.print(
+            f"[red]the store cannot be used: {escape(shown)}: {escape(reason)}[/red]", highlight=False, soft_wrap=True
+        )
         raise typer.Exit(1) from None
 
 
@@ -395,7 +522,9 @@ def plan(
 @app.command()
 def compose(
     config: Annotated[Path, typer.Argument(help="YAML listing the subgraphs (rover's supergraph.yaml format).")],
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the supergraph here (default: stdout).")] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write the supergraph here (default: stdout).")
+    ] = None,
 ) -> None:
     """Compose subgraphs (files or URLs) into a supergraph in Apollo's format."""
     from .composition import compose as compose_subgraphs
@@ -442,12 +571,22 @@ def demo(
 
 @app.command()
 def schema(
-    supergraph: Annotated[Path, typer.Option(help="A composed supergraph in Apollo's format (a running gateway's: GET /admin/supergraph).")],
+    supergraph: Annotated[
+        Path,
+        typer.Option(help="A composed supergraph in Apollo's format (a running gateway's: GET /admin/supergraph)."),
+    ],
     policy: Annotated[Path | None, typer.Option(help="The operator's policy file (YAML).")] = None,
-    client: Annotated[str | None, typer.Option(help="The client's id in the policy (absent: the public, no credentials).")] = None,
-    resident: Annotated[bool, typer.Option("--resident", help="A resident signed in through the client (sees their own data).")] = False,
+    client: Annotated[
+        str | None, typer.Option(help="The client's id in the policy (absent: the public, no credentials).")
+    ] = None,
+    resident: Annotated[
+        bool, typer.Option("--resident", help="A resident signed in through the client (sees their own data).")
+    ] = False,
     role: Annotated[list[str] | None, typer.Option(help="A role a token adds to the client's (repeatable).")] = None,
-    owner: Annotated[list[str] | None, typer.Option(help="SUBGRAPH=OWNER, the party owning a subgraph (repeatable; by default each its own).")] = None,
+    owner: Annotated[
+        list[str] | None,
+        typer.Option(help="SUBGRAPH=OWNER, the party owning a subgraph (repeatable; by default each its own)."),
+    ] = None,
 ) -> None:
     """Print the schema (SDL) that a client's introspection shows: the fields its policy could ever let it receive."""
     from graphql import print_schema
@@ -478,7 +617,8 @@ def schema(
 
 
 connector_app = typer.Typer(
-    help="Validate, register, list and remove connectors through the admin API; draft and test rest connectors locally.", no_args_is_help=True
+    help="Validate, register, list and remove connectors through the admin API; draft and test rest connectors locally.",
+    no_args_is_help=True,
 )
 partner_app = typer.Typer(help="Manage partners (operator only).", no_args_is_help=True)
 app.add_typer(connector_app, name="connector")
@@ -565,7 +705,10 @@ def _local_secrets(data: dict, manifest_path: Path) -> None:
             secrets[name] = os.environ[name]
         return f"${{secret:{name}}}"
 
-    converted = {key: re.sub(_LOCAL_VARIABLE, secret, value) if isinstance(value, str) else value for key, value in headers.items()}
+    converted = {
+        key: re.sub(_LOCAL_VARIABLE, secret, value) if isinstance(value, str) else value
+        for key, value in headers.items()
+    }
     if missing:
         names = ", ".join(sorted(set(missing)))
         console.print(
@@ -605,7 +748,9 @@ def check_connectors_folder(folder: Path) -> None:
                 manifest.resolved_url()
             manifest.resolved_headers()
         except ManifestError as error:
-            problems.extend(f"connector {manifest_path.parent.name} ({manifest_path}): {problem}" for problem in error.problems)
+            problems.extend(
+                f"connector {manifest_path.parent.name} ({manifest_path}): {problem}" for problem in error.problems
+            )
     if problems:
         for problem in problems:
             console.print(f"[red]{escape(problem)}[/red]", highlight=False, soft_wrap=True)
@@ -622,12 +767,16 @@ def _admin(method: str, gateway: str, key: str, path: str, payload=None):
     if not key.strip():
         _fail("no key given (--key or CITYGATE_KEY): a partner key, or the operator's", 2)
     try:
-        response = httpx.request(method, base + path, json=payload, headers={"authorization": f"Bearer {key.strip()}"}, timeout=60)
+        response = httpx.request(
+            method, base + path, json=payload, headers={"authorization": f"Bearer {key.strip()}"}, timeout=60
+        )
     except (httpx.HTTPError, httpx.InvalidURL) as error:
         _fail(f"cannot reach {base}: {str(error) or type(error).__name__}", 2)
     if response.status_code == 401:
         console.print(
-            f"[red]the gateway rejected the key (401)[/red]: {escape(base)} knows no partner or operator with it", highlight=False, soft_wrap=True
+            f"[red]the gateway rejected the key (401)[/red]: {escape(base)} knows no partner or operator with it",
+            highlight=False,
+            soft_wrap=True,
         )
         raise typer.Exit(1)
     try:
@@ -673,7 +822,9 @@ def _report(status: int, body: dict, sdl_files: dict[str, str] | None = None) ->
     def line(kind: str, style: str, problem: dict) -> str:
         subgraph = problem.get("subgraph")
         where = f" [{subgraph}]" if subgraph else ""
-        locations = [f"{loc.get('line')}:{loc.get('column')}" for loc in problem.get("locations") or [] if isinstance(loc, dict)]
+        locations = [
+            f"{loc.get('line')}:{loc.get('column')}" for loc in problem.get("locations") or [] if isinstance(loc, dict)
+        ]
         at = ""
         if locations and subgraph in sdl_files:
             at = " at " + ", ".join(f"{sdl_files[subgraph]}:{location}" for location in locations)
@@ -731,9 +882,15 @@ def _local_rest_check(local: _LocalManifest) -> None:
         schema = read_connect_sdl(sdl, base_url=url)
     except ConnectError as error:
         _print_connect_problems(error.problems, sdl_name)
-        console.print(f"[red]{len(error.problems)} problem(s)[/red] in {escape(sdl_name)}: not sent to the gateway", highlight=False)
+        console.print(
+            f"[red]{len(error.problems)} problem(s)[/red] in {escape(sdl_name)}: not sent to the gateway",
+            highlight=False,
+        )
         raise typer.Exit(1) from None
-    console.print(f"[green]locally valid[/green]: {escape(sdl_name)} maps to {escape(', '.join(sorted(schema.origins)) or 'its base URL')}", highlight=False)
+    console.print(
+        f"[green]locally valid[/green]: {escape(sdl_name)} maps to {escape(', '.join(sorted(schema.origins)) or 'its base URL')}",
+        highlight=False,
+    )
 
 
 @connector_app.command("validate")
@@ -746,9 +903,15 @@ def connector_validate(path: Path, gateway: GatewayOption = "http://127.0.0.1:40
     payload = _manifest_payload(local)
     status, body = _admin("POST", gateway, key, "/admin/connectors/validate", payload)
     _report(status, body, _sdl_files(local))
-    breaking = sum(1 for warning in body.get("warnings", []) if warning.get("code") in ("BREAKING_CHANGE", "BREAKING_CHANGE_IN_USE"))
+    breaking = sum(
+        1
+        for warning in body.get("warnings", [])
+        if warning.get("code") in ("BREAKING_CHANGE", "BREAKING_CHANGE_IN_USE")
+    )
     if breaking:
-        console.print(f"[green]valid[/green]: it composes with every registered connector; [yellow]{breaking} breaking change(s)[/yellow] to the served schema (warnings above)")
+        console.print(
+            f"[green]valid[/green]: it composes with every registered connector; [yellow]{breaking} breaking change(s)[/yellow] to the served schema (warnings above)"
+        )
         return
     console.print("[green]valid[/green]: it composes with every registered connector")
 
@@ -760,7 +923,10 @@ def connector_register(path: Path, gateway: GatewayOption = "http://127.0.0.1:40
     payload = _manifest_payload(local)
     status, body = _admin("PUT", gateway, key, f"/admin/connectors/{payload.get('name', '')}", payload)
     _report(status, body, _sdl_files(local))
-    console.print(f"[green]registered[/green] {escape(str(payload.get('name')))} (version {escape(str(body.get('version')))})", highlight=False)
+    console.print(
+        f"[green]registered[/green] {escape(str(payload.get('name')))} (version {escape(str(body.get('version')))})",
+        highlight=False,
+    )
 
 
 @connector_app.command("list")
@@ -770,7 +936,14 @@ def connector_list(gateway: GatewayOption = "http://127.0.0.1:4000", key: KeyOpt
     if status != 200:
         _report(status, body)
     rows = [
-        (c.get("name"), c.get("owner"), c.get("kind"), f"v{c.get('version')}", c.get("source"), c.get("url") or c.get("schema") or "")
+        (
+            c.get("name"),
+            c.get("owner"),
+            c.get("kind"),
+            f"v{c.get('version')}",
+            c.get("source"),
+            c.get("url") or c.get("schema") or "",
+        )
         for c in body.get("connectors", [])
     ]
     _print_rows(("name", "owner", "kind", "version", "source", "url or schema"), rows)
@@ -821,15 +994,22 @@ def _read_openapi(spec: str) -> tuple[bytes, str | None]:
 
 @connector_app.command("import-openapi")
 def connector_import_openapi(
-    spec: Annotated[str, typer.Argument(help="The API's OpenAPI document (3.0 or 3.1, JSON or YAML): a file or an http(s) URL.")],
+    spec: Annotated[
+        str, typer.Argument(help="The API's OpenAPI document (3.0 or 3.1, JSON or YAML): a file or an http(s) URL.")
+    ],
     name: Annotated[str, typer.Option(help="The connector's name (lowercase letters, digits, dashes).")],
     owner: Annotated[str | None, typer.Option(help="Your partner name (default: the connector's name).")] = None,
     out: Annotated[Path | None, typer.Option(help="The folder to write (default: ./NAME).")] = None,
-    url: Annotated[str | None, typer.Option(help="The API's base URL, when servers[0] of the document is not it.")] = None,
+    url: Annotated[
+        str | None, typer.Option(help="The API's base URL, when servers[0] of the document is not it.")
+    ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds the gateway waits for the API.")] = 5,
     force: Annotated[bool, typer.Option(help="Overwrite the folder's manifest.yaml and schema.graphql.")] = False,
     type_prefix: Annotated[
-        str | None, typer.Option(help="Name every drafted type PREFIX+Name (e.g. Voisinage: VoisinageCategory), so partners' drafts do not clash.")
+        str | None,
+        typer.Option(
+            help="Name every drafted type PREFIX+Name (e.g. Voisinage: VoisinageCategory), so partners' drafts do not clash."
+        ),
     ] = None,
 ) -> None:
     """Draft a rest connector from an OpenAPI document.
@@ -852,7 +1032,9 @@ def connector_import_openapi(
         raise typer.Exit(2)
     data, location = _read_openapi(spec)
     try:
-        draft = import_openapi(data, name=name, owner=owner, timeout=timeout, location=location, base_url=url, type_prefix=type_prefix)
+        draft = import_openapi(
+            data, name=name, owner=owner, timeout=timeout, location=location, base_url=url, type_prefix=type_prefix
+        )
     except OpenApiError as error:
         for problem in error.problems:
             typer.echo(f"error: {problem}", err=True)
@@ -911,7 +1093,9 @@ def connector_test(
         try:
             # the partner's own API from the partner's machine: no address guard (the gateway's
             # guarded pool checks it once registered)
-            client = RestClient(schema, pool, name=manifest.name, timeout=manifest.timeout, headers=headers, guarded=False)
+            client = RestClient(
+                schema, pool, name=manifest.name, timeout=manifest.timeout, headers=headers, guarded=False
+            )
             return await client.send(query, parsed_variables)
         finally:
             await pool.close()
@@ -924,7 +1108,10 @@ def connector_test(
         where = ".".join(str(p) for p in error.get("path") or [])
         status = (error.get("extensions") or {}).get("status")
         typer.echo(
-            f"error {code}" + (f" at {where}" if where else "") + (f" (HTTP {status})" if status is not None else "") + f": {error.get('message')}",
+            f"error {code}"
+            + (f" at {where}" if where else "")
+            + (f" (HTTP {status})" if status is not None else "")
+            + f": {error.get('message')}",
             err=True,
         )
     if errors:
@@ -954,7 +1141,10 @@ def partner_list(gateway: GatewayOption = "http://127.0.0.1:4000", key: KeyOptio
     """Every partner: name, when it was added, the connectors it owns (a table; tab-separated when piped)."""
     status, body = _admin("GET", gateway, key, "/admin/partners")
     _report(status, body)
-    rows = [(p.get("name"), p.get("created_at"), ",".join(p.get("connectors") or []) or "-") for p in body.get("partners", [])]
+    rows = [
+        (p.get("name"), p.get("created_at"), ",".join(p.get("connectors") or []) or "-")
+        for p in body.get("partners", [])
+    ]
     _print_rows(("name", "added", "connectors"), rows)
 
 
@@ -994,7 +1184,9 @@ def _existing_store(store: str) -> None:
 
 @audit_app.command("verify")
 def audit_verify(
-    store: Annotated[str, typer.Option(help="Store URL (sqlite:///file.db or postgresql://...).")] = "sqlite:///citygate.db",
+    store: Annotated[
+        str, typer.Option(help="Store URL (sqlite:///file.db or postgresql://...).")
+    ] = "sqlite:///citygate.db",
 ) -> None:
     """Recompute the audit log's hash chain: any record edited, inserted or deleted is named."""
     import asyncio
@@ -1027,7 +1219,9 @@ def audit_verify(
 
 @audit_app.command("head")
 def audit_head(
-    store: Annotated[str, typer.Option(help="Store URL (sqlite:///file.db or postgresql://...).")] = "sqlite:///citygate.db",
+    store: Annotated[
+        str, typer.Option(help="Store URL (sqlite:///file.db or postgresql://...).")
+    ] = "sqlite:///citygate.db",
     as_json: Annotated[bool, typer.Option("--json", help="Print the head as JSON.")] = False,
 ) -> None:
     """Print the audit chain's head (seq, hash, time of its newest entry): publish it elsewhere now
@@ -1054,7 +1248,8 @@ def audit_head(
         _fail(f"cannot read the audit log: {type(error).__name__}: {reason}", 2)
     if (newest is None and seq != 0) or (newest is not None and (newest["seq"], newest["hash"]) != (seq, head)):
         console.print(
-            f"[red]the chain head (seq {seq}) is not the newest entry's[/red]: run `citygate audit verify --store ...`", highlight=False
+            f"[red]the chain head (seq {seq}) is not the newest entry's[/red]: run `citygate audit verify --store ...`",
+            highlight=False,
         )
         raise typer.Exit(1)
     at = newest["at"] if newest is not None else None
@@ -1064,9 +1259,13 @@ def audit_head(
     typer.echo(f"seq {seq}\nhash {head}\nat {at or '- (no entry yet)'}")
 
 
-keys_app = typer.Typer(help="The gateway's signing keys (receipts, audit heads, erasure requests).", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="The gateway's signing keys (receipts, audit heads, erasure requests).", no_args_is_help=True
+)
 app.add_typer(keys_app, name="keys")
-StoreOption = Annotated[str, typer.Option(help="Store URL (sqlite:///file.db or postgresql://...).", envvar="CITYGATE_STORE")]
+StoreOption = Annotated[
+    str, typer.Option(help="Store URL (sqlite:///file.db or postgresql://...).", envvar="CITYGATE_STORE")
+]
 
 
 def _signing_keys(store: str, action):
@@ -1101,12 +1300,17 @@ def _signing_keys(store: str, action):
 def keys_rotate(
     store: StoreOption = "sqlite:///citygate.db",
     verification_days: Annotated[
-        float, typer.Option(help="Days the current key stays published after it is replaced, so what it signed still verifies.", min=0)
+        float,
+        typer.Option(
+            help="Days the current key stays published after it is replaced, so what it signed still verifies.", min=0
+        ),
     ] = 30,
 ) -> None:
     """Make a new signing key the current one; running gateways sign with it within a minute."""
     new, old = _signing_keys(store, lambda keys: keys.rotate(verification_days))
-    console.print(f"[green]new signing key[/green] {new}; {old} stays published for {verification_days:g} days", highlight=False)
+    console.print(
+        f"[green]new signing key[/green] {new}; {old} stays published for {verification_days:g} days", highlight=False
+    )
     typer.echo(new)
 
 

@@ -17,10 +17,14 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-documents_app = typer.Typer(help="Trusted documents (persisted queries) per client: push a manifest, list what is stored.", no_args_is_help=True)
+documents_app = typer.Typer(
+    help="Trusted documents (persisted queries) per client: push a manifest, list what is stored.", no_args_is_help=True
+)
 console = Console(stderr=True)
 
-StoreOption = Annotated[str, typer.Option(envvar="CITYGATE_STORE", help="Store URL (sqlite:///file.db or postgresql://...).")]
+StoreOption = Annotated[
+    str, typer.Option(envvar="CITYGATE_STORE", help="Store URL (sqlite:///file.db or postgresql://...).")
+]
 _CLIENT = re.compile(r"^[a-z][a-z0-9-]{0,62}$")  # a policy client's id (gateway/policy.py), or "public"
 
 
@@ -31,8 +35,12 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 @documents_app.command("push")
 def documents_push(
-    manifest: Annotated[Path, typer.Argument(help="Apollo's persisted query manifest (JSON), or a map {id: document}.")],
-    client: Annotated[str, typer.Option(help="The policy client the documents are for ('public': the public requester).")],
+    manifest: Annotated[
+        Path, typer.Argument(help="Apollo's persisted query manifest (JSON), or a map {id: document}.")
+    ],
+    client: Annotated[
+        str, typer.Option(help="The policy client the documents are for ('public': the public requester).")
+    ],
     store: StoreOption = "sqlite:///citygate.db",
 ) -> None:
     """Store a manifest's documents for a client: with `persisted_documents: safelist` in the
@@ -42,7 +50,9 @@ def documents_push(
     from .store import DocumentConflict, Store, put_documents
 
     if not _CLIENT.match(client):
-        raise _fail(f"--client {client!r} is not a client id (lowercase letters, digits and dashes; 'public' for the public)")
+        raise _fail(
+            f"--client {client!r} is not a client id (lowercase letters, digits and dashes; 'public' for the public)"
+        )
     try:
         data = json.loads(manifest.read_text(encoding="utf-8"))
     except OSError as error:
@@ -71,7 +81,9 @@ def documents_push(
         added, present = asyncio.run(push())
     except DocumentConflict as conflict:
         shown = ", ".join(conflict.ids[:10]) + (f" and {len(conflict.ids) - 10} more" if len(conflict.ids) > 10 else "")
-        raise _fail(f"refused, nothing stored: {client} already has documents with these ids and another text: {shown}", 1) from None
+        raise _fail(
+            f"refused, nothing stored: {client} already has documents with these ids and another text: {shown}", 1
+        ) from None
     except Exception as error:
         reason = (str(error).strip().splitlines() or [""])[0]  # not the statement SQLAlchemy appends
         raise _fail(f"cannot write to the store: {type(error).__name__}: {reason}") from None
@@ -109,8 +121,18 @@ def documents_list(
             raise _fail(f"cannot read the store: {type(error).__name__}: {reason}") from None
     if as_json:
         for document in found:
-            typer.echo(json.dumps({"client": document.client, "id": document.id, "name": document.name, "type": document.type,
-                                   "sha256": document.sha256, "created_at": document.created_at.isoformat()}))
+            typer.echo(
+                json.dumps(
+                    {
+                        "client": document.client,
+                        "id": document.id,
+                        "name": document.name,
+                        "type": document.type,
+                        "sha256": document.sha256,
+                        "created_at": document.created_at.isoformat(),
+                    }
+                )
+            )
         return
     if not found:
         typer.echo("no trusted document" + (f" for {client}" if client else ""))
@@ -119,5 +141,11 @@ def documents_list(
     for column in ("client", "id", "name", "type", "sha256"):
         table.add_column(column, overflow="fold")  # ids whole, wrapped rather than cut
     for document in found:
-        table.add_row(escape(document.client), escape(document.id), escape(document.name or "-"), document.type or "-", document.sha256)
+        table.add_row(
+            escape(document.client),
+            escape(document.id),
+            escape(document.name or "-"),
+            document.type or "-",
+            document.sha256,
+        )
     Console().print(table)

@@ -154,7 +154,11 @@ async def _release_transport(transport: Any, others: list[Any]) -> None:
             if release is not None and id(client) not in clients_in_use:
                 for _ in release():
                     await asyncio.sleep(0)
-        if getattr(transport, "owns_pool", False) and transport not in others_transports and id(transport.http_pool) not in pools_in_use:
+        if (
+            getattr(transport, "owns_pool", False)
+            and transport not in others_transports
+            and id(transport.http_pool) not in pools_in_use
+        ):
             await transport.close()
     except Exception:  # as above: a failure to free leaves the rest as it is, never fails a request
         logger.exception("releasing a retired engine's transport failed")

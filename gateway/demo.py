@@ -43,10 +43,20 @@ from .registry import load_python_schema, new_key, read_manifest_folder
 
 ISSUER = "https://id.demo.citygate.local"
 CLIENTS = {
-    "city-app": {"name": "Paris, the city's app", "purposes": ["service-delivery"], "roles": ["city"], "collects_consent": True},
+    "city-app": {
+        "name": "Paris, the city's app",
+        "purposes": ["service-delivery"],
+        "roles": ["city"],
+        "collects_consent": True,
+    },
     # `partner`: the connector owner running the app, so a consent to the app covers its subgraphs too
     "parkr-app": {"name": "Parkr", "purposes": ["booking", "marketing"], "roles": ["parkr"], "partner": "parkr"},
-    "voisinage-app": {"name": "Voisinage", "purposes": ["neighbourhood-help"], "roles": ["voisinage"], "partner": "voisinage"},
+    "voisinage-app": {
+        "name": "Voisinage",
+        "purposes": ["neighbourhood-help"],
+        "roles": ["voisinage"],
+        "partner": "voisinage",
+    },
     "tablehote-app": {"name": "Table d'hôte", "purposes": ["dining"], "roles": ["tablehote"], "partner": "tablehote"},
     "cyclo-app": {"name": "Cyclo", "purposes": ["bike-sharing"], "roles": ["cyclo"], "partner": "cyclo"},
     "technician-console": {"name": "Technicians' console", "purposes": ["street-maintenance"], "roles": ["technician"]},
@@ -62,7 +72,11 @@ def demo_policy(client_keys: dict[str, str], jwks_file: Path) -> dict:
     }
     return {
         "version": "demo-2026-11",
-        "controller": {"name": "Ville de Paris (demo)", "jurisdiction": "FR", "policy_url": "https://citygate.dev/demo/privacy"},
+        "controller": {
+            "name": "Ville de Paris (demo)",
+            "jurisdiction": "FR",
+            "policy_url": "https://citygate.dev/demo/privacy",
+        },
         "purposes": {
             "service-delivery": {"description": "The city's services to residents"},
             "street-maintenance": {"description": "Handle the street issues residents report"},
@@ -110,7 +124,16 @@ def demo_policy(client_keys: dict[str, str], jwks_file: Path) -> dict:
                 "name": "city-directory-public-task",
                 "basis": "public_task",
                 "recipients": ["city"],
-                "purposes": ["service-delivery", "street-maintenance", "booking", "marketing", "neighbourhood-help", "dining", "bike-sharing", "statistics"],
+                "purposes": [
+                    "service-delivery",
+                    "street-maintenance",
+                    "booking",
+                    "marketing",
+                    "neighbourhood-help",
+                    "dining",
+                    "bike-sharing",
+                    "statistics",
+                ],
                 "categories": ["user.unique_id"],
                 "sources": ["city", "parkr", "voisinage", "tablehote", "cyclo"],
             },
@@ -135,8 +158,14 @@ def demo_policy(client_keys: dict[str, str], jwks_file: Path) -> dict:
         },
         # what the city's aggregates are, to calibrate their noise (the connector's @aggregate says
         # the same once composition carries statistic, lower and upper)
-        "privacy": {"aggregates": {"District.averageAge": {"contributors": "residentCount", "statistic": "mean", "lower": 0, "upper": 110}}},
-        "identity": {"issuers": [{"issuer": ISSUER, "audience": "citygate", "jwks_file": str(jwks_file), "client_claim": "azp"}]},
+        "privacy": {
+            "aggregates": {
+                "District.averageAge": {"contributors": "residentCount", "statistic": "mean", "lower": 0, "upper": 110}
+            }
+        },
+        "identity": {
+            "issuers": [{"issuer": ISSUER, "audience": "citygate", "jwks_file": str(jwks_file), "client_claim": "azp"}]
+        },
         "registry": {"allow_upstreams": ["127.0.0.0/8", "::1/128"]},
     }
 
@@ -158,14 +187,22 @@ class PartnerServer:
             if manifest.kind == "subgraph" and (manifest_path.parent / "schema.py").is_file():
                 schema = load_python_schema(replace(manifest, schema="schema.py:schema"))
                 routes.append(Route(f"/subgraphs/{manifest.name}", GraphQL(schema), methods=["GET", "POST"]))
-                erasure = getattr(sys.modules.get(f"citygate_connector_{manifest.name.replace('-', '_')}"), "erasure", None)
-                if erasure is not None:  # the partner's erasure endpoint, beside its subgraph (its manifest's `erasure`)
+                erasure = getattr(
+                    sys.modules.get(f"citygate_connector_{manifest.name.replace('-', '_')}"), "erasure", None
+                )
+                if (
+                    erasure is not None
+                ):  # the partner's erasure endpoint, beside its subgraph (its manifest's `erasure`)
                     routes.append(Route(f"/subgraphs/{manifest.name}/erasure", erasure, methods=["POST"]))
             elif manifest.kind == "rest" and (manifest_path.parent / "api.py").is_file():
-                routes.append(Mount(f"/rest/{manifest.name}", app=load_python_schema(replace(manifest, schema="api.py:app"))))
+                routes.append(
+                    Mount(f"/rest/{manifest.name}", app=load_python_schema(replace(manifest, schema="api.py:app")))
+                )
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(Starlette(routes=routes), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        config = uvicorn.Config(
+            Starlette(routes=routes), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+        )
         self.server = uvicorn.Server(config)
 
     def start(self) -> PartnerServer:
@@ -199,21 +236,23 @@ def _examples(keys: dict[str, str], tokens: dict[str, str]) -> tuple[dict, ...]:
         "    consent { id active }\n    receipt\n  }\n}"
     )
     # a REST partner (connectors/bikes): stations are open data; Cyclo sees r0001's rides as consented, not their price
-    bikes = (
-        'query BikesNearby {\n  district(code: "75118") {\n    name\n    bikeStations { name mechanicalBikes electricBikes }\n  }\n}'
-    )
-    cyclo = (
-        'query CycloRides {\n  resident(id: "r0001") {\n    bikeRentals { startedAt minutes electric priceCents fromStation { name districtCode } }\n  }\n}'
-    )
+    bikes = 'query BikesNearby {\n  district(code: "75118") {\n    name\n    bikeStations { name mechanicalBikes electricBikes }\n  }\n}'
+    cyclo = 'query CycloRides {\n  resident(id: "r0001") {\n    bikeRentals { startedAt minutes electric priceCents fromStation { name districtCode } }\n  }\n}'
     bearer = {"Authorization": f"Bearer {tokens['r0001']}"}
     return (
         {"query": district, "headers": "{}"},
         {"query": me, "headers": json.dumps(bearer, indent=2)},
-        {"query": parkr, "headers": json.dumps({"x-api-key": keys["parkr-app"], "x-citygate-purpose": "booking"}, indent=2)},
+        {
+            "query": parkr,
+            "headers": json.dumps({"x-api-key": keys["parkr-app"], "x-citygate-purpose": "booking"}, indent=2),
+        },
         {"query": technician, "headers": json.dumps({"x-api-key": keys["technician-console"]}, indent=2)},
         {"query": grant, "headers": json.dumps({"Authorization": f"Bearer {tokens['r0003']}"}, indent=2)},
         {"query": bikes, "headers": "{}"},
-        {"query": cyclo, "headers": json.dumps({"x-api-key": keys["cyclo-app"], "x-citygate-purpose": "bike-sharing"}, indent=2)},
+        {
+            "query": cyclo,
+            "headers": json.dumps({"x-api-key": keys["cyclo-app"], "x-citygate-purpose": "bike-sharing"}, indent=2),
+        },
     )
 
 
@@ -230,11 +269,11 @@ def demo_sign_in_routes(tokens: dict[str, str]) -> list[Route]:
             return JSONResponse({"demo": True, "residents": sorted(tokens)}, headers={"cache-control": "no-store"})
         # JSON only: a cross-site form cannot send it without a preflight
         if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
-            return refusal("send {\"resident\": ...} as application/json", "BAD_REQUEST", 415)
+            return refusal('send {"resident": ...} as application/json', "BAD_REQUEST", 415)
         try:
             resident = (await request.json()).get("resident")
         except (ValueError, AttributeError):
-            return refusal("send {\"resident\": ...} as application/json", "BAD_REQUEST", 400)
+            return refusal('send {"resident": ...} as application/json', "BAD_REQUEST", 400)
         if resident not in tokens:
             return refusal(f"the demo signs in only {', '.join(sorted(tokens))}", "UNKNOWN_DEMO_RESIDENT", 404)
         return JSONResponse({"resident": resident, "token": tokens[resident]}, headers={"cache-control": "no-store"})
@@ -275,29 +314,57 @@ def demo_credentials(state_dir: Path) -> DemoCredentials:
 async def seed_consents(ledger: Any) -> None:
     """The demo's consents: the ones the README's examples rely on, then 150 random ones (seeded)."""
     await ledger.grant(
-        subject="r0001", recipient="parkr-app", purpose="booking",
-        categories=["user.contact", "user.unique_id", "user.government_id.vehicle_registration"], expires_in_days=365,
+        subject="r0001",
+        recipient="parkr-app",
+        purpose="booking",
+        categories=["user.contact", "user.unique_id", "user.government_id.vehicle_registration"],
+        expires_in_days=365,
         collection_method="demo seed",
     )
-    await ledger.grant(subject="r0002", recipient="tablehote-app", purpose="dining", categories=["user.contact.phone_number"], expires_in_days=365, collection_method="demo seed")
+    await ledger.grant(
+        subject="r0002",
+        recipient="tablehote-app",
+        purpose="dining",
+        categories=["user.contact.phone_number"],
+        expires_in_days=365,
+        collection_method="demo seed",
+    )
     # Cyclo (a REST connector) sees when and where r0001 rode, not what it cost them: no consent for user.financial
     await ledger.grant(
-        subject="r0001", recipient="cyclo-app", purpose="bike-sharing", categories=["user.unique_id", "user.behavior", "user.location"],
-        expires_in_days=365, collection_method="demo seed",
+        subject="r0001",
+        recipient="cyclo-app",
+        purpose="bike-sharing",
+        categories=["user.unique_id", "user.behavior", "user.location"],
+        expires_in_days=365,
+        collection_method="demo seed",
     )
     rng = random.Random(2026)
     for index in rng.sample(range(4, 2001), 150):
         client = rng.choice(["parkr-app", "voisinage-app", "tablehote-app"])
         purpose = CLIENTS[client]["purposes"][0]
-        categories = rng.sample(["user.contact", "user.name", "user.contact.email", "user.unique_id", "user.social"], rng.randint(1, 2))
-        await ledger.grant(subject=f"r{index:04d}", recipient=client, purpose=purpose, categories=categories, expires_in_days=365, collection_method="demo seed")
+        categories = rng.sample(
+            ["user.contact", "user.name", "user.contact.email", "user.unique_id", "user.social"], rng.randint(1, 2)
+        )
+        await ledger.grant(
+            subject=f"r{index:04d}",
+            recipient=client,
+            purpose=purpose,
+            categories=categories,
+            expires_in_days=365,
+            collection_method="demo seed",
+        )
 
 
-def print_welcome(console: Console, url: str, credentials: DemoCredentials, partner_keys: dict[str, str], connectors: dict[str, Any]) -> None:
+def print_welcome(
+    console: Console, url: str, credentials: DemoCredentials, partner_keys: dict[str, str], connectors: dict[str, Any]
+) -> None:
     """What runs, where, and every credential of this run, ready to paste."""
     tokens = credentials.tokens
     how = {"python": "in-process", "rest": "REST, called by the gateway"}
-    names = ", ".join(f"{n} ({c.source if c.source != 'folder' else how.get(c.manifest.kind, 'HTTP')})" for n, c in sorted(connectors.items()))
+    names = ", ".join(
+        f"{n} ({c.source if c.source != 'folder' else how.get(c.manifest.kind, 'HTTP')})"
+        for n, c in sorted(connectors.items())
+    )
     console.print(f"[bold]Citygate demo city[/bold]: {names}")
     console.print(f"GraphiQL, with example operations ready: [bold]{url}/graphql[/bold]")
     console.print(f"The residents' privacy centre (demo sign-in): [bold]{url}/privacy[/bold]")
@@ -315,15 +382,21 @@ def print_welcome(console: Console, url: str, credentials: DemoCredentials, part
     console.print("Then, for instance (the README has more):", highlight=False)
     console.print(
         "  curl -s $CITYGATE_URL/graphql -H 'content-type: application/json' "
-        "-d '{\"query\": \"{ district(code: \\\"75118\\\") { name averageAge freeSpots openJobs { title } } }\"}'",
-        highlight=False, soft_wrap=True,
+        '-d \'{"query": "{ district(code: \\"75118\\") { name averageAge freeSpots openJobs { title } } }"}\'',
+        highlight=False,
+        soft_wrap=True,
     )
     console.print(
         "  curl -s $CITYGATE_URL/graphql -H 'content-type: application/json' -H \"authorization: Bearer $RESIDENT_TOKEN\" "
-        "-d '{\"query\": \"{ me { residentId consents { recipient purpose } } }\"}'",
-        highlight=False, soft_wrap=True,
+        '-d \'{"query": "{ me { residentId consents { recipient purpose } } }"}\'',
+        highlight=False,
+        soft_wrap=True,
     )
-    console.print("  CITYGATE_KEY=$PARKR_PARTNER_KEY .venv/bin/citygate connector list   # as Parkr, a partner (docs/partners.md)", highlight=False, soft_wrap=True)
+    console.print(
+        "  CITYGATE_KEY=$PARKR_PARTNER_KEY .venv/bin/citygate connector list   # as Parkr, a partner (docs/partners.md)",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def demo_gateway(folder: Path, host: str, port: int, console: Console, state_dir: Path = Path(".citygate")) -> Gateway:
@@ -348,8 +421,12 @@ def demo_gateway(folder: Path, host: str, port: int, console: Console, state_dir
             await gateway.store.add_partner(owner, partner_keys[owner])
         await seed_consents(runtime.ledger)
         written = {
-            "url": url, "graphql": f"{url}/graphql", "operator_key": credentials.operator_key, "clients": credentials.client_keys,
-            "partners": partner_keys, "residents": credentials.tokens,
+            "url": url,
+            "graphql": f"{url}/graphql",
+            "operator_key": credentials.operator_key,
+            "clients": credentials.client_keys,
+            "partners": partner_keys,
+            "residents": credentials.tokens,
         }
         (state_dir / "demo-credentials.json").write_text(json.dumps(written, indent=2))
         print_welcome(console, url, credentials, partner_keys, registry.connectors)

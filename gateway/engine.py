@@ -119,7 +119,9 @@ class Engine:
         self.privacy = PrivacySchema(model) if model.privacy else None
         if self.privacy is not None:
             if guard is None:
-                raise SupergraphError("the supergraph carries privacy annotations: it is only served with a policy and a store")
+                raise SupergraphError(
+                    "the supergraph carries privacy annotations: it is only served with a policy and a store"
+                )
             problems = self.privacy.check()
             if problems:
                 raise SupergraphError("; ".join(f"{p.code}: {p.message}" for p in problems))
@@ -127,7 +129,9 @@ class Engine:
             # introspection shows each requester what it could ever receive (privacy/_client_schema.py)
             assert guard is not None
             self.client_schemas: ClientSchemas | None = ClientSchemas(model, self.privacy, guard.policy, self._sources)
-            self.executor = Executor(model, transport, guarded=self._guarded, introspection_schema=self.client_schemas.for_requester)
+            self.executor = Executor(
+                model, transport, guarded=self._guarded, introspection_schema=self.client_schemas.for_requester
+            )
         else:
             self.planner = Planner(model)
             self.client_schemas = None  # nothing personal: every requester introspects the whole API schema
@@ -142,10 +146,18 @@ class Engine:
         if personal is not None:
             sources = self._sources(type_name, field_name)
             assert self.guard is not None
-            by_path = any(rule.paths and rule.could_cover(personal.category, sources) for rule in self.guard.policy.legal_bases)
+            by_path = any(
+                rule.paths and rule.could_cover(personal.category, sources) for rule in self.guard.policy.legal_bases
+            )
             return FieldGuard(
-                "personal", personal, SUBJECT_KEY, type_name, field_name,
-                stand_in=self.privacy.subject_field(type_name), sources=sources, by_path=by_path,
+                "personal",
+                personal,
+                SUBJECT_KEY,
+                type_name,
+                field_name,
+                stand_in=self.privacy.subject_field(type_name),
+                sources=sources,
+                by_path=by_path,
             )
         aggregate = self.privacy.aggregate(type_name, field_name)
         if aggregate is not None:
@@ -155,7 +167,12 @@ class Engine:
             assert self.guard is not None
             keys = entity_key_fields(self.model, type_name) if self.guard.policy.open_data is not None else ()
             return FieldGuard(
-                "aggregate", aggregate, CONTRIBUTORS_PREFIX + field_name, type_name, field_name, entity_keys=tuple(ENTITY_PREFIX + k for k in keys)
+                "aggregate",
+                aggregate,
+                CONTRIBUTORS_PREFIX + field_name,
+                type_name,
+                field_name,
+                entity_keys=tuple(ENTITY_PREFIX + k for k in keys),
             )
         # An object whose answer names no concrete type is shaped as the abstract type: where any
         # type it may be guards the field, it is guarded with a subject (or count) that is never
@@ -181,14 +198,18 @@ class Engine:
                 type_name, field_name = path.split(".", 1)
                 facts = self.model.types.get(type_name)
                 if facts is None or field_name not in facts.fields:
-                    unknown.append(f"POLICY_UNKNOWN_PATH: legal basis {rule.name}: path {path} does not exist in the supergraph")
+                    unknown.append(
+                        f"POLICY_UNKNOWN_PATH: legal basis {rule.name}: path {path} does not exist in the supergraph"
+                    )
         if unknown:
             raise SupergraphError("; ".join(unknown))
         owners = {self.model.owner_of(name) for name in self.model.subgraphs}
         for rule in policy.legal_bases:
             absent = sorted(rule.sources - owners)
             if absent:
-                logger.warning("legal basis %s covers the data of %s, which own(s) no subgraph yet", rule.name, ", ".join(absent))
+                logger.warning(
+                    "legal basis %s covers the data of %s, which own(s) no subgraph yet", rule.name, ", ".join(absent)
+                )
 
     @classmethod
     def from_sdl(
@@ -242,7 +263,9 @@ class Engine:
         """Answer one operation (see `_run`), counted while it runs: a retired Engine is released
         only once none runs on it."""
         if self.released:
-            raise RequestError("SERVICE_UNAVAILABLE", ["the supergraph this request started with is no longer served: retry"])
+            raise RequestError(
+                "SERVICE_UNAVAILABLE", ["the supergraph this request started with is no longer served: retry"]
+            )
         self.runs += 1
         try:
             return await self._run(*args, **kwargs)
@@ -284,7 +307,9 @@ class Engine:
                 prepared = self.planner.prepare(query, operation_name, limits)
             except DocumentError as error:
                 locations = [
-                    [{"line": loc.line, "column": loc.column} for loc in (e.locations or ())] if isinstance(e, GraphQLError) else None
+                    [{"line": loc.line, "column": loc.column} for loc in (e.locations or ())]
+                    if isinstance(e, GraphQLError)
+                    else None
                     for e in error.errors
                 ]
                 messages = [e.message if isinstance(e, GraphQLError) else str(e) for e in error.errors]
@@ -292,7 +317,9 @@ class Engine:
             planning = telemetry.stage("graphql.validate", started)
             if prepared.kind not in allowed_kinds:
                 if prepared.kind == "subscription":
-                    raise RequestError("OPERATION_NOT_SUPPORTED", ["subscriptions are not supported over this transport"])
+                    raise RequestError(
+                        "OPERATION_NOT_SUPPORTED", ["subscriptions are not supported over this transport"]
+                    )
                 raise RequestError("METHOD_NOT_ALLOWED", [f"a {prepared.kind} cannot be sent with this HTTP method"])
             if not introspection and _introspects(prepared):
                 raise RequestError("INTROSPECTION_DISABLED", ["introspection is not allowed for this requester"])
@@ -301,7 +328,10 @@ class Engine:
             maximum = limits.max_cost if max_cost is None else max_cost
             if maximum and cost > maximum:
                 shown = f"{cost:,}" if cost < 10**18 else "over 10^18"
-                raise RequestError("COST_ESTIMATED_TOO_EXPENSIVE", [f"the operation's estimated cost is {shown}, more than {maximum:,}"])
+                raise RequestError(
+                    "COST_ESTIMATED_TOO_EXPENSIVE",
+                    [f"the operation's estimated cost is {shown}, more than {maximum:,}"],
+                )
             try:
                 plan = self.planner.plan(prepared, coerced, budget=limits.planning_timeout)
             except PlanningBudgetExceeded as error:
@@ -309,7 +339,9 @@ class Engine:
             except PlanningError as error:
                 raise RequestError(error.code, [str(error)], executed=True) from None
             telemetry.planned(requester, prepared, planning)
-            usage.record(requester.recipient, prepared, self.model.api_schema)  # schema checks: coordinates used, counts only
+            usage.record(
+                requester.recipient, prepared, self.model.api_schema
+            )  # schema checks: coordinates used, counts only
         except RequestError as error:
             telemetry.refused(requester, error.code)
             if not suggestions:
@@ -324,14 +356,21 @@ class Engine:
             # without fetches (`{ __typename }`, introspection) reads no subgraph: nothing to decide
             await self.guard.ledger.sync()
         if prepared.kind != "query" or include_plan:
-            return await self._execute(prepared, plan, coerced, requester, request_id, include_plan, encode, extensions=extensions)
+            return await self._execute(
+                prepared, plan, coerced, requester, request_id, include_plan, encode, extensions=extensions
+            )
         # Identical bytes from an identical requester (client, resident, purpose, roles) get the
         # identical answer: share one execution. Each request still has its own audit records.
         # The variables as sent, unused ones included: requests differing in anything share nothing.
         # A consent change in between makes the keys differ: a later request never joins an earlier one.
         generation = self.guard.ledger.generation if self.guard is not None else 0
         key = (
-            query, operation_name, orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS), _requester_key(requester), generation, encode,
+            query,
+            operation_name,
+            orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS),
+            _requester_key(requester),
+            generation,
+            encode,
             report_cost,
         )
         shared = self._in_flight.get(key)
@@ -342,13 +381,31 @@ class Engine:
                     await self.guard.record_shared(requester, response.disclosures, request_id)
                 except Exception:  # its own audit record could not be written: answer on its own
                     return await self._execute(
-                        prepared, plan, coerced, requester, request_id, include_plan, encode, audit_refused=True, extensions=extensions
+                        prepared,
+                        plan,
+                        coerced,
+                        requester,
+                        request_id,
+                        include_plan,
+                        encode,
+                        audit_refused=True,
+                        extensions=extensions,
                     )
-            return GraphQLResponse(response.data, response.errors, response.extensions, 0, response.disclosures, shared=True, encoded=response.encoded)
+            return GraphQLResponse(
+                response.data,
+                response.errors,
+                response.extensions,
+                0,
+                response.disclosures,
+                shared=True,
+                encoded=response.encoded,
+            )
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._in_flight[key] = future
         try:
-            response = await self._execute(prepared, plan, coerced, requester, request_id, include_plan, encode, extensions=extensions)
+            response = await self._execute(
+                prepared, plan, coerced, requester, request_id, include_plan, encode, extensions=extensions
+            )
         except BaseException as error:
             future.set_exception(error)
             future.exception()
@@ -360,8 +417,17 @@ class Engine:
             del self._in_flight[key]
 
     async def _execute(
-        self, prepared, plan, coerced: dict[str, Any], requester: Requester, request_id: str, include_plan: bool, encode: bool = False,
-        *, audit_refused: bool = False, extensions: dict[str, Any] | None = None,
+        self,
+        prepared,
+        plan,
+        coerced: dict[str, Any],
+        requester: Requester,
+        request_id: str,
+        include_plan: bool,
+        encode: bool = False,
+        *,
+        audit_refused: bool = False,
+        extensions: dict[str, Any] | None = None,
     ) -> GraphQLResponse:
         guarded = self.privacy is not None and self.guard is not None
         decisions = self.guard.decisions(requester, audit_refused=audit_refused) if guarded else None  # type: ignore[union-attr]
@@ -382,7 +448,10 @@ class Engine:
             response.data, response.errors = result.data, result.errors
             if flows is not None and flows.withheld:
                 telemetry.flows_withheld(flows.withheld)
-                withheld = {**(withheld or {}), "withheld": [*flows.withheld, *((withheld or {}).get("withheld") or [])]}
+                withheld = {
+                    **(withheld or {}),
+                    "withheld": [*flows.withheld, *((withheld or {}).get("withheld") or [])],
+                }
             if withheld is not None:
                 response.extensions["privacy"] = withheld
             if include_plan:
@@ -396,10 +465,20 @@ class Engine:
         else:
             assert self.guard is not None
             try:
-                response.disclosures = await self.guard.settle(requester, decisions, result, request_id, decided, refusal_raises=early)
+                response.disclosures = await self.guard.settle(
+                    requester, decisions, result, request_id, decided, refusal_raises=early
+                )
             except AuditRefused:
                 return await self._execute(
-                    prepared, plan, coerced, requester, request_id, include_plan, encode, audit_refused=True, extensions=extensions
+                    prepared,
+                    plan,
+                    coerced,
+                    requester,
+                    request_id,
+                    include_plan,
+                    encode,
+                    audit_refused=True,
+                    extensions=extensions,
                 )
         if encode and response.encoded is None:
             _encode(response)

@@ -66,7 +66,9 @@ class Readiness:
     """Whether what the gateway cannot serve correctly without (the store) answers, asked at most
     once per `ttl` seconds whatever the number of probes, and waited for at most `timeout`."""
 
-    def __init__(self, check: Callable[[], Awaitable[None]], *, what: str = "the store", timeout: float = 1.0, ttl: float = 2.0) -> None:
+    def __init__(
+        self, check: Callable[[], Awaitable[None]], *, what: str = "the store", timeout: float = 1.0, ttl: float = 2.0
+    ) -> None:
         self.check = check
         self.what = what
         self.timeout = timeout
@@ -105,13 +107,17 @@ class Readiness:
 class GatewayState:
     """The Engine and Authenticator currently served. Swapping either is one assignment."""
 
-    def __init__(self, engine: Engine | None = None, *, development: bool = False, authenticator: Authenticator | None = None) -> None:
+    def __init__(
+        self, engine: Engine | None = None, *, development: bool = False, authenticator: Authenticator | None = None
+    ) -> None:
         self._engine = engine
         self.development = development
         self.authenticator = authenticator
         self.readiness: Readiness | None = None  # set by the app that owns a store
         self.admission: Admission | None = None  # set by create_app
-        self.documents: PersistedDocuments | None = None  # APQ and trusted documents (gateway/persisted.py); create_app's default has no store
+        self.documents: PersistedDocuments | None = (
+            None  # APQ and trusted documents (gateway/persisted.py); create_app's default has no store
+        )
 
     @property
     def engine(self) -> Engine | None:
@@ -194,7 +200,9 @@ class RequestLog:
         self.app = app
         self.access_log = access_log
 
-    async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]], send: Callable[[dict], Awaitable[None]]) -> None:
+    async def __call__(
+        self, scope: dict, receive: Callable[[], Awaitable[dict]], send: Callable[[dict], Awaitable[None]]
+    ) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -219,9 +227,19 @@ class RequestLog:
                 milliseconds = (time.perf_counter() - started) * 1000
                 client = scope.get(CLIENT, "-")
                 access_logger.info(
-                    "%s %s %s %.1f ms client=%s", scope["method"], scope["path"], status or "-", milliseconds, client,
-                    extra={"method": scope["method"], "path": scope["path"], "status": status or None,
-                           "duration_ms": round(milliseconds, 3), "client": client},
+                    "%s %s %s %.1f ms client=%s",
+                    scope["method"],
+                    scope["path"],
+                    status or "-",
+                    milliseconds,
+                    client,
+                    extra={
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status or None,
+                        "duration_ms": round(milliseconds, 3),
+                        "client": client,
+                    },
                 )
             current_request_id.reset(token)
 
@@ -235,7 +253,9 @@ class JsonLogFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "time": datetime.fromtimestamp(record.created, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -339,10 +359,16 @@ def create_app(
     async def graphql(request: Request) -> Response:
         accept = request.headers.get("accept")
         media = _negotiate(accept)
-        if request.method == "GET" and "text/html" in (accept or "") and not any(name in request.query_params for name in _DOCUMENT_PARAMETERS):
+        if (
+            request.method == "GET"
+            and "text/html" in (accept or "")
+            and not any(name in request.query_params for name in _DOCUMENT_PARAMETERS)
+        ):
             return HTMLResponse(graphiql_page)  # a browser opening the endpoint
         if media is None:
-            return _request_error("the Accept header allows no media type this endpoint answers with", "NOT_ACCEPTABLE", 406, JSON)
+            return _request_error(
+                "the Accept header allows no media type this endpoint answers with", "NOT_ACCEPTABLE", 406, JSON
+            )
         if csrf_headers is not None:
             refusal = _csrf_refusal(request, csrf_headers)
             if refusal is not None:
@@ -386,10 +412,16 @@ def create_app(
         assert params is not None
         # the text to run: the request's own, an APQ hash's or a trusted document's (gateway/persisted.py)
         # the policy's mode; a gateway without a policy (no authenticator) has no client to safelist
-        mode = state.authenticator.policy.persisted_documents_mode(requester.client) if state.authenticator is not None else "allow"
+        mode = (
+            state.authenticator.policy.persisted_documents_mode(requester.client)
+            if state.authenticator is not None
+            else "allow"
+        )
         try:
             resolved = await documents.resolve(
-                DocumentAsk(params.get("query"), params.get("documentId"), params.get("persistedQuery")), requester.recipient, mode
+                DocumentAsk(params.get("query"), params.get("documentId"), params.get("persistedQuery")),
+                requester.recipient,
+                mode,
             )
         except DocumentRefusal as refusal:
             return _request_error(refusal.message, refusal.code, refusal.status, media, refusal.headers)
@@ -459,12 +491,19 @@ def create_app(
             Middleware(RequestLog, access_log=settings.logging.access_log),
             *telemetry.middleware(settings),
             Middleware(
-                CORSMiddleware, allow_origins=cors.allow_origins, allow_methods=cors.allow_methods, allow_headers=cors.allow_headers,
-                allow_credentials=cors.allow_credentials, expose_headers=cors.expose_headers, max_age=cors.max_age,
+                CORSMiddleware,
+                allow_origins=cors.allow_origins,
+                allow_methods=cors.allow_methods,
+                allow_headers=cors.allow_headers,
+                allow_credentials=cors.allow_credentials,
+                expose_headers=cors.expose_headers,
+                max_age=cors.max_age,
             ),
             Middleware(EdgeMiddleware, limits=limits, refusal=_edge_refusal),
             Middleware(AdminAuthLimit, limits=limits, admission=lambda: state.admission, refusal=_edge_refusal),
-            Middleware(PublicRouteLimit, limits=limits, admission=lambda: state.admission, refusal=_edge_refusal, exempt=exempt),
+            Middleware(
+                PublicRouteLimit, limits=limits, admission=lambda: state.admission, refusal=_edge_refusal, exempt=exempt
+            ),
         ],
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
@@ -479,7 +518,11 @@ def create_app(
     )
 
 
-_DOCUMENT_PARAMETERS = ("query", "documentId", "extensions")  # a GET naming its document (else a browser opening GraphiQL)
+_DOCUMENT_PARAMETERS = (
+    "query",
+    "documentId",
+    "extensions",
+)  # a GET naming its document (else a browser opening GraphiQL)
 
 
 def _persisted_query(extensions: Any) -> Any:
@@ -499,7 +542,10 @@ def _params_from_query(request: Request) -> tuple[dict[str, Any] | None, tuple[s
     if query is None and document_id is None and persisted_query is None:
         return None, ("a GET request needs a 'query' parameter", 400)
     params: dict[str, Any] = {
-        "query": query, "documentId": document_id, "persistedQuery": persisted_query, "operationName": request.query_params.get("operationName") or None,
+        "query": query,
+        "documentId": document_id,
+        "persistedQuery": persisted_query,
+        "operationName": request.query_params.get("operationName") or None,
     }
     raw_variables = request.query_params.get("variables")
     if raw_variables:
@@ -517,7 +563,9 @@ async def _params_from_body(request: Request) -> tuple[dict[str, Any] | None, tu
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in (JSON, GRAPHQL_RESPONSE, "application/graphql+json"):
         return None, ("a POST request needs Content-Type: application/json", 415)
-    body = await request.body()  # under the size limit and the deadline of the edge (EdgeMiddleware), or ClientDisconnect
+    body = (
+        await request.body()
+    )  # under the size limit and the deadline of the edge (EdgeMiddleware), or ClientDisconnect
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -531,7 +579,9 @@ async def _params_from_body(request: Request) -> tuple[dict[str, Any] | None, tu
     persisted_query = _persisted_query(payload.get("extensions"))
     if document_id is not None and not isinstance(document_id, str):
         return None, ("'documentId' must be a string", 400)
-    if (query is not None or (document_id is None and persisted_query is None)) and (not isinstance(query, str) or not query.strip()):
+    if (query is not None or (document_id is None and persisted_query is None)) and (
+        not isinstance(query, str) or not query.strip()
+    ):
         return None, ("the request body needs a 'query' string (or a 'documentId')", 400)
     operation_name = payload.get("operationName")
     if operation_name is not None and not isinstance(operation_name, str):
@@ -539,7 +589,13 @@ async def _params_from_body(request: Request) -> tuple[dict[str, Any] | None, tu
     variables = payload.get("variables")
     if variables is not None and not isinstance(variables, dict):
         return None, ("'variables' must be a JSON object", 400)
-    return {"query": query, "documentId": document_id, "persistedQuery": persisted_query, "operationName": operation_name, "variables": variables}, None
+    return {
+        "query": query,
+        "documentId": document_id,
+        "persistedQuery": persisted_query,
+        "operationName": operation_name,
+        "variables": variables,
+    }, None
 
 
 GRAPHIQL_FILES = ("graphiql.min.css", "react.production.min.js", "react-dom.production.min.js", "graphiql.min.js")
@@ -569,8 +625,13 @@ class GraphiQL:
         if self.tabs:
             props["defaultTabs"] = list(self.tabs)
         embedded = json.dumps(props).replace("</", "<\\/")
-        return _GRAPHIQL_PAGE.format(css=source["graphiql.min.css"], react=source["react.production.min.js"],
-                                     react_dom=source["react-dom.production.min.js"], graphiql=source["graphiql.min.js"], props=embedded)
+        return _GRAPHIQL_PAGE.format(
+            css=source["graphiql.min.css"],
+            react=source["react.production.min.js"],
+            react_dom=source["react-dom.production.min.js"],
+            graphiql=source["graphiql.min.js"],
+            props=embedded,
+        )
 
 
 _GRAPHIQL_PAGE = """<!doctype html>

@@ -79,6 +79,7 @@ class HttpLimits:
     # may introspect): the planner's limits (gateway/settings.py reads them all, Settings.http_limits)
     document: DocumentLimits = field(default_factory=DocumentLimits)
 
+
 def _problem(message: str, code: str) -> bytes:
     return orjson.dumps({"errors": [{"message": message, "extensions": {"code": code}}]})
 
@@ -142,7 +143,10 @@ def edge_protocol(limits: HttpLimits) -> type[HttpToolsProtocol]:
 
         def _headers_too_slow(self) -> None:
             self._header_timer = None
-            self._refuse(408, _problem(f"the request headers did not arrive within {limits.header_timeout:g} s", "REQUEST_TIMEOUT"))
+            self._refuse(
+                408,
+                _problem(f"the request headers did not arrive within {limits.header_timeout:g} s", "REQUEST_TIMEOUT"),
+            )
 
         def data_received(self, data: bytes) -> None:
             if self._refusal is not None:
@@ -155,7 +159,13 @@ def edge_protocol(limits: HttpLimits) -> type[HttpToolsProtocol]:
                 self._header_bytes += counted
                 self._tail = window[-3:] if end < 0 else b""
                 if self._header_bytes > limits.max_header_bytes:
-                    self._refuse(431, _problem(f"the request headers are larger than {limits.max_header_bytes} bytes", "REQUEST_HEADER_FIELDS_TOO_LARGE"))
+                    self._refuse(
+                        431,
+                        _problem(
+                            f"the request headers are larger than {limits.max_header_bytes} bytes",
+                            "REQUEST_HEADER_FIELDS_TOO_LARGE",
+                        ),
+                    )
                     return
             super().data_received(data)
 
@@ -176,7 +186,12 @@ def edge_protocol(limits: HttpLimits) -> type[HttpToolsProtocol]:
         def on_header(self, name: bytes, value: bytes) -> None:
             self._header_count += 1
             if self._header_count > limits.max_headers:
-                self._refusal = (431, _problem(f"the request has more than {limits.max_headers} headers", "REQUEST_HEADER_FIELDS_TOO_LARGE"))
+                self._refusal = (
+                    431,
+                    _problem(
+                        f"the request has more than {limits.max_headers} headers", "REQUEST_HEADER_FIELDS_TOO_LARGE"
+                    ),
+                )
                 raise _HeaderLimit
             super().on_header(name, value)
 
@@ -203,8 +218,10 @@ def edge_protocol(limits: HttpLimits) -> type[HttpToolsProtocol]:
             if self.cycle is not None and not self.cycle.response_complete:
                 self.transport.abort()  # a request is being answered: nothing to add, only to stop
                 return
-            head = b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % (
-                status, _REASONS[status], len(body))
+            head = (
+                b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
+                % (status, _REASONS[status], len(body))
+            )
             self.transport.write(head + body)
             self.transport.close()
 
@@ -239,7 +256,11 @@ def edge_protocol(limits: HttpLimits) -> type[HttpToolsProtocol]:
                 self._write_buffered = unsent
                 self._write_timer = self.loop.call_later(limits.write_timeout, self._check_write_progress)
                 return
-            logger.info("a client took less than %d bytes of its answer in %g s: connection dropped", WRITE_PROGRESS_BYTES, limits.write_timeout)
+            logger.info(
+                "a client took less than %d bytes of its answer in %g s: connection dropped",
+                WRITE_PROGRESS_BYTES,
+                limits.write_timeout,
+            )
             sock = self.transport.get_extra_info("socket")
             if sock is not None:
                 with contextlib.suppress(OSError):
@@ -259,8 +280,14 @@ def edge_protocol(limits: HttpLimits) -> type[HttpToolsProtocol]:
 def server_config(app: Any, *, host: str, port: int, limits: HttpLimits, log_level: str = "warning", **options: Any):
     """A uvicorn configuration serving `app` with the edge's connection limits."""
     return uvicorn.Config(
-        app, host=host, port=port, http=edge_protocol(limits), timeout_keep_alive=limits.keep_alive_timeout,  # type: ignore[arg-type]
-        log_level=log_level, access_log=False, **options,
+        app,
+        host=host,
+        port=port,
+        http=edge_protocol(limits),
+        timeout_keep_alive=limits.keep_alive_timeout,  # type: ignore[arg-type]
+        log_level=log_level,
+        access_log=False,
+        **options,
     )
 
 
@@ -269,10 +296,18 @@ class WorkerConfig(uvicorn.Config):
     workers each receive it as it is, so it holds how to build the app (`build`: a picklable
     callable, run in the worker when uvicorn loads the configuration), never an app."""
 
-    def __init__(self, build: Callable[[], Any], *, limits: HttpLimits, host: str, port: int, workers: int, log_level: str) -> None:
+    def __init__(
+        self, build: Callable[[], Any], *, limits: HttpLimits, host: str, port: int, workers: int, log_level: str
+    ) -> None:
         super().__init__(
-            None, host=host, port=port, workers=workers, timeout_keep_alive=limits.keep_alive_timeout, log_level=log_level,
-            log_config=None, access_log=False,
+            None,
+            host=host,
+            port=port,
+            workers=workers,
+            timeout_keep_alive=limits.keep_alive_timeout,
+            log_level=log_level,
+            log_config=None,
+            access_log=False,
         )
         self.build = build
         self.limits = limits
@@ -296,7 +331,9 @@ class EdgeMiddleware:
         self.limits = limits
         self.refusal = refusal
 
-    async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]], send: Callable[[dict], Awaitable[None]]) -> None:
+    async def __call__(
+        self, scope: dict, receive: Callable[[], Awaitable[dict]], send: Callable[[dict], Awaitable[None]]
+    ) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -318,7 +355,11 @@ class EdgeMiddleware:
                 return  # the handler answered already; its connection closes after the answer (edge_send)
             state["started"] = state["refused"] = True
             media, body = self.refusal(scope, status, code, message)
-            headers = [(b"content-type", media.encode()), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
+            headers = [
+                (b"content-type", media.encode()),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ]
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body, "more_body": False})
 
@@ -334,7 +375,9 @@ class EdgeMiddleware:
                 async with asyncio.timeout_at(deadline):
                     message = await receive()
             except TimeoutError:
-                await refuse(408, "REQUEST_TIMEOUT", f"the request body did not arrive within {self.limits.body_timeout:g} s")
+                await refuse(
+                    408, "REQUEST_TIMEOUT", f"the request body did not arrive within {self.limits.body_timeout:g} s"
+                )
                 return {"type": "http.disconnect"}
             if message["type"] == "http.request":
                 state["received"] += len(message.get("body", b""))
@@ -516,7 +559,12 @@ class PublicRouteLimit:
     Fail closed: a route added later is limited unless exempted."""
 
     def __init__(
-        self, app: Any, limits: HttpLimits, admission: Callable[[], Admission | None], refusal: Refusal, exempt: Callable[[str], bool]
+        self,
+        app: Any,
+        limits: HttpLimits,
+        admission: Callable[[], Admission | None],
+        refusal: Refusal,
+        exempt: Callable[[str], bool],
     ) -> None:
         self.app = app
         self.rate = limits.public_rate_limit
@@ -525,25 +573,43 @@ class PublicRouteLimit:
         self.refusal = refusal
         self.exempt = exempt
 
-    async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]], send: Callable[[dict], Awaitable[None]]) -> None:
+    async def __call__(
+        self, scope: dict, receive: Callable[[], Awaitable[dict]], send: Callable[[dict], Awaitable[None]]
+    ) -> None:
         admission = self.admission()
-        if scope["type"] != "http" or admission is None or not (self.rate or self.max_in_flight) or self.exempt(scope["path"]):
+        if (
+            scope["type"] != "http"
+            or admission is None
+            or not (self.rate or self.max_in_flight)
+            or self.exempt(scope["path"])
+        ):
             await self.app(scope, receive, send)
             return
         key = address_key(scope)
         wait = await admission.wait_time(key, self.rate)
         if wait:
-            await self._refuse(scope, send, f"more than {self.rate:g} requests per second: retry after the time in Retry-After", retry_after(wait))
+            await self._refuse(
+                scope,
+                send,
+                f"more than {self.rate:g} requests per second: retry after the time in Retry-After",
+                retry_after(wait),
+            )
             return
         with admission.in_flight(key, self.max_in_flight) as admitted:
             if not admitted:
-                await self._refuse(scope, send, f"more than {self.max_in_flight} requests in flight: retry when one is answered", "1")
+                await self._refuse(
+                    scope, send, f"more than {self.max_in_flight} requests in flight: retry when one is answered", "1"
+                )
                 return
             await self.app(scope, receive, send)
 
     async def _refuse(self, scope: dict, send: Callable[[dict], Awaitable[None]], message: str, retry: str) -> None:
         media, body = self.refusal(scope, 429, "RATE_LIMITED", message)
-        headers = [(b"content-type", media.encode()), (b"content-length", str(len(body)).encode()), (b"retry-after", retry.encode())]
+        headers = [
+            (b"content-type", media.encode()),
+            (b"content-length", str(len(body)).encode()),
+            (b"retry-after", retry.encode()),
+        ]
         await send({"type": "http.response.start", "status": 429, "headers": headers})
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
@@ -559,14 +625,18 @@ class AdminAuthLimit:
     address before anything looks at its key or reads its body, and is given back when its key is
     accepted; an address over `admin_auth_failures` a minute gets 429 `RATE_LIMITED` at once."""
 
-    def __init__(self, app: Any, limits: HttpLimits, admission: Callable[[], Admission | None], refusal: Refusal) -> None:
+    def __init__(
+        self, app: Any, limits: HttpLimits, admission: Callable[[], Admission | None], refusal: Refusal
+    ) -> None:
         self.app = app
         self.rate = limits.admin_auth_failures / 60
         self.burst = limits.admin_auth_failures
         self.admission = admission
         self.refusal = refusal
 
-    async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]], send: Callable[[dict], Awaitable[None]]) -> None:
+    async def __call__(
+        self, scope: dict, receive: Callable[[], Awaitable[dict]], send: Callable[[dict], Awaitable[None]]
+    ) -> None:
         admission = self.admission()
         if scope["type"] != "http" or not scope["path"].startswith("/admin/") or not self.rate or admission is None:
             await self.app(scope, receive, send)
@@ -574,9 +644,15 @@ class AdminAuthLimit:
         key = "admin-auth:" + address_key(scope)
         wait = await admission.wait_time(key, self.rate, burst=self.burst)
         if wait:
-            message = f"more than {self.burst} refused keys a minute from this address: retry after the time in Retry-After"
+            message = (
+                f"more than {self.burst} refused keys a minute from this address: retry after the time in Retry-After"
+            )
             media, body = self.refusal(scope, 429, "RATE_LIMITED", message)
-            headers = [(b"content-type", media.encode()), (b"content-length", str(len(body)).encode()), (b"retry-after", retry_after(wait).encode())]
+            headers = [
+                (b"content-type", media.encode()),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", retry_after(wait).encode()),
+            ]
             await send({"type": "http.response.start", "status": 429, "headers": headers})
             await send({"type": "http.response.body", "body": body, "more_body": False})
             return

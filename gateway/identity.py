@@ -72,7 +72,11 @@ def signing_keys(document: Any) -> dict[str | None, jwt.PyJWK]:
     entries = document.get("keys") if isinstance(document, dict) else None
     if not isinstance(entries, list):
         return {}
-    usable = [e for e in entries if isinstance(e, dict) and e.get("kty") in _ALGORITHMS_BY_KEY and e.get("use", "sig") == "sig"]
+    usable = [
+        e
+        for e in entries
+        if isinstance(e, dict) and e.get("kty") in _ALGORITHMS_BY_KEY and e.get("use", "sig") == "sig"
+    ]
     try:
         key_set = jwt.PyJWKSet(usable)
     except jwt.PyJWKSetError:  # not one usable key
@@ -173,10 +177,16 @@ class Authenticator:
         purpose = headers.get(PURPOSE_HEADER)
         if purpose is None:
             if len(client.purposes) != 1:
-                raise IdentityError("PURPOSE_REQUIRED", f"declare one of {', '.join(client.purposes) or '(none)'} in {PURPOSE_HEADER}", 400)
+                raise IdentityError(
+                    "PURPOSE_REQUIRED",
+                    f"declare one of {', '.join(client.purposes) or '(none)'} in {PURPOSE_HEADER}",
+                    400,
+                )
             purpose = client.purposes[0]
         elif purpose not in client.purposes:
-            raise IdentityError("PURPOSE_NOT_ALLOWED", f"{client.id} is not registered for the purpose {purpose!r}", 403)
+            raise IdentityError(
+                "PURPOSE_NOT_ALLOWED", f"{client.id} is not registered for the purpose {purpose!r}", 403
+            )
         return Requester(client, purpose, frozenset(client.roles) | roles, resident)
 
     async def _verify(self, token: str) -> tuple[dict, Issuer]:

@@ -130,14 +130,22 @@ class TrustedDocuments:
     REDIS_BACKOFF = 5.0  # seconds without asking Redis after it failed (the store answers meanwhile)
 
     def __init__(
-        self, store: Any, *, cache_entries: int = 10_000, redis_url: str | None = None, redis_ttl: int = 86_400,
-        redis_prefix: str = "citygate:documents:", miss_ttl: float = 10.0,
+        self,
+        store: Any,
+        *,
+        cache_entries: int = 10_000,
+        redis_url: str | None = None,
+        redis_ttl: int = 86_400,
+        redis_prefix: str = "citygate:documents:",
+        miss_ttl: float = 10.0,
     ) -> None:
         self.store = store
         self._memory: LRUCache | None = LRUCache(maxsize=cache_entries) if cache_entries > 0 else None
         # (client, kind, key) known missing: as many entries as found ones at most, so that a client
         # inventing ids evicts only other misses; never in Redis (nothing there hears of a push)
-        self._misses: TTLCache | None = TTLCache(maxsize=cache_entries, ttl=miss_ttl) if cache_entries > 0 and miss_ttl > 0 else None
+        self._misses: TTLCache | None = (
+            TTLCache(maxsize=cache_entries, ttl=miss_ttl) if cache_entries > 0 and miss_ttl > 0 else None
+        )
         self._generation = 0  # bumped by forget_misses: a lookup begun before it records no miss
         self._redis: Any = None
         self._redis_ttl = redis_ttl
@@ -195,7 +203,11 @@ class TrustedDocuments:
 
     def _redis_failed(self, error: Exception) -> None:
         self._redis_down_until = time.monotonic() + self.REDIS_BACKOFF
-        logger.warning("trusted documents read from the store for %g s: Redis failed (%s)", self.REDIS_BACKOFF, type(error).__name__)
+        logger.warning(
+            "trusted documents read from the store for %g s: Redis failed (%s)",
+            self.REDIS_BACKOFF,
+            type(error).__name__,
+        )
 
     async def _redis_get(self, key: str) -> str | None:
         if not self._use_redis():
@@ -224,19 +236,27 @@ class TrustedDocuments:
 class PersistedDocuments:
     """Resolves what a request asks to run (APQ, trusted documents, the requester's mode)."""
 
-    def __init__(self, *, apq: bool = True, apq_cache_bytes: int = 16 * 1024 * 1024, trusted: TrustedDocuments | None = None) -> None:
+    def __init__(
+        self, *, apq: bool = True, apq_cache_bytes: int = 16 * 1024 * 1024, trusted: TrustedDocuments | None = None
+    ) -> None:
         self.apq_enabled = apq
         self.apq = ApqCache(apq_cache_bytes if apq else 0)
         self.trusted = trusted
 
     @classmethod
-    def from_settings(cls, settings: Any, store: Any = None, *, redis_prefix: str = "citygate:documents:") -> PersistedDocuments:
+    def from_settings(
+        cls, settings: Any, store: Any = None, *, redis_prefix: str = "citygate:documents:"
+    ) -> PersistedDocuments:
         """From `Settings` (its `persisted_documents` and `redis` sections); trusted documents need a store."""
         section = settings.persisted_documents
         trusted = None
         if store is not None:
             trusted = TrustedDocuments(
-                store, cache_entries=section.cache_entries, redis_url=settings.redis.url, redis_ttl=section.redis_ttl, redis_prefix=redis_prefix,
+                store,
+                cache_entries=section.cache_entries,
+                redis_url=settings.redis.url,
+                redis_ttl=section.redis_ttl,
+                redis_prefix=redis_prefix,
                 miss_ttl=section.miss_ttl,
             )
         return cls(apq=section.apq, apq_cache_bytes=section.apq_cache_bytes, trusted=trusted)
@@ -251,7 +271,9 @@ class PersistedDocuments:
         safelist). Raises DocumentRefusal."""
         if ask.document_id is not None:
             if ask.query is not None or ask.persisted_query is not None:
-                raise DocumentRefusal("BAD_REQUEST", "send a documentId alone, without a query or extensions.persistedQuery", 400)
+                raise DocumentRefusal(
+                    "BAD_REQUEST", "send a documentId alone, without a query or extensions.persistedQuery", 400
+                )
             return Resolved(await self._by_document_id(ask.document_id, client))
         if ask.persisted_query is not None:
             return await self._apq(ask, client, mode)
@@ -267,24 +289,38 @@ class PersistedDocuments:
 
     async def _by_document_id(self, document_id: str, client: str) -> str:
         if not document_id or len(document_id) > MAX_ID_LENGTH + len("sha256:"):
-            raise DocumentRefusal("BAD_REQUEST", f"'documentId' must be a string of 1 to {MAX_ID_LENGTH} characters", 400)
+            raise DocumentRefusal(
+                "BAD_REQUEST", f"'documentId' must be a string of 1 to {MAX_ID_LENGTH} characters", 400
+            )
         text = await self._trusted(client, document_id=document_id)
         if text is None and document_id.startswith("sha256:") and _SHA256_HEX.fullmatch(document_id[7:]):
             text = await self._trusted(client, sha256=document_id[7:].lower())
         if text is None:
-            raise DocumentRefusal("PERSISTED_DOCUMENT_NOT_FOUND", f"no trusted document {document_id!r} for this client", 404)
+            raise DocumentRefusal(
+                "PERSISTED_DOCUMENT_NOT_FOUND", f"no trusted document {document_id!r} for this client", 404
+            )
         return text
 
     async def _apq(self, ask: DocumentAsk, client: str, mode: str) -> Resolved:
         extension = ask.persisted_query
         if not isinstance(extension, dict):
-            raise DocumentRefusal("BAD_REQUEST", "extensions.persistedQuery must be an object {version, sha256Hash}", 400)
+            raise DocumentRefusal(
+                "BAD_REQUEST", "extensions.persistedQuery must be an object {version, sha256Hash}", 400
+            )
         version = extension.get("version")
         if version != APQ_VERSION or isinstance(version, bool):
-            raise DocumentRefusal("PERSISTED_QUERY_VERSION_NOT_SUPPORTED", f"unsupported persisted query version: only {APQ_VERSION} is", 400)
+            raise DocumentRefusal(
+                "PERSISTED_QUERY_VERSION_NOT_SUPPORTED",
+                f"unsupported persisted query version: only {APQ_VERSION} is",
+                400,
+            )
         digest = extension.get("sha256Hash")
         if not isinstance(digest, str) or not 0 < len(digest) <= MAX_ID_LENGTH:
-            raise DocumentRefusal("BAD_REQUEST", f"extensions.persistedQuery.sha256Hash must be a string of 1 to {MAX_ID_LENGTH} characters", 400)
+            raise DocumentRefusal(
+                "BAD_REQUEST",
+                f"extensions.persistedQuery.sha256Hash must be a string of 1 to {MAX_ID_LENGTH} characters",
+                400,
+            )
         if _SHA256_HEX.fullmatch(digest):
             digest = digest.lower()
         if ask.query is not None:  # a registration: the text with its hash
@@ -319,7 +355,9 @@ class PersistedDocuments:
             return await self.trusted.find(client, document_id=document_id, sha256=sha256)
         except Exception as error:  # the store cannot be read: nothing runs that may have needed it (fail closed)
             logger.error("trusted documents cannot be read (%s)", type(error).__name__)
-            raise DocumentRefusal("STORE_UNAVAILABLE", "the trusted documents cannot be read now: retry later", 503) from None
+            raise DocumentRefusal(
+                "STORE_UNAVAILABLE", "the trusted documents cannot be read now: retry later", 503
+            ) from None
 
     async def close(self) -> None:
         if self.trusted is not None:
@@ -337,7 +375,9 @@ def _not_supported() -> DocumentRefusal:
 
 def _required() -> DocumentRefusal:
     return DocumentRefusal(
-        "PERSISTED_DOCUMENT_REQUIRED", "this client may only run its trusted documents: send a documentId (or the text of one of them)", 403
+        "PERSISTED_DOCUMENT_REQUIRED",
+        "this client may only run its trusted documents: send a documentId (or the text of one of them)",
+        403,
     )
 
 
@@ -369,7 +409,9 @@ def read_manifest(data: Any) -> list[Any]:
     entries: list[tuple[str, Any, Any, Any]] = []  # (where, id, body, name, type)
     if isinstance(data, dict) and "format" in data:
         if data.get("format") != APOLLO_MANIFEST_FORMAT or data.get("version") != 1:
-            raise ManifestError([f"a manifest with a format must be {{\"format\": \"{APOLLO_MANIFEST_FORMAT}\", \"version\": 1, ...}}"])
+            raise ManifestError(
+                [f'a manifest with a format must be {{"format": "{APOLLO_MANIFEST_FORMAT}", "version": 1, ...}}']
+            )
         operations = data.get("operations")
         if not isinstance(operations, list):
             raise ManifestError(["operations must be a list of {id, name, type, body}"])
@@ -377,11 +419,21 @@ def read_manifest(data: Any) -> list[Any]:
             if not isinstance(operation, dict):
                 problems.append(f"operations[{index}] must be an object {{id, name, type, body}}")
                 continue
-            entries.append((f"operations[{index}]", operation.get("id"), operation.get("body"), operation.get("name"), operation.get("type")))
+            entries.append(
+                (
+                    f"operations[{index}]",
+                    operation.get("id"),
+                    operation.get("body"),
+                    operation.get("name"),
+                    operation.get("type"),
+                )
+            )
     elif isinstance(data, dict):
         entries = [(f"{key!r}", key, value, None, None) for key, value in data.items()]
     else:
-        raise ManifestError([f"a manifest is Apollo's persisted query manifest or a map {{id: document}}, not a {type(data).__name__}"])
+        raise ManifestError(
+            [f"a manifest is Apollo's persisted query manifest or a map {{id: document}}, not a {type(data).__name__}"]
+        )
     documents: list[TrustedDocument] = []
     seen: set[str] = set()
     max_tokens = DocumentLimits().max_tokens

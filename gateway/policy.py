@@ -60,6 +60,7 @@ client, no legal basis, every personal value masked with null). See docs/policy.
       composition_budget: 10                # composition_budget (s): docs/operators.md
       circuit_breaker: {failures: 5, cool_down: 10}
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -180,7 +181,11 @@ def _network(value: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     try:
         return ipaddress.ip_network(str(value) if isinstance(value, str | int) else "-", strict=False)
     except ValueError:
-        refuse(f"{{where}}: {value!r} is not an IP network" if isinstance(value, str | int) else "{where} must be an IP network")
+        refuse(
+            f"{{where}}: {value!r} is not an IP network"
+            if isinstance(value, str | int)
+            else "{where} must be an IP network"
+        )
 
 
 def _text(value: Any) -> Any:
@@ -191,8 +196,17 @@ def _text(value: Any) -> Any:
 Name = Annotated[StrictStr, matching(_NAME, "{where}: {value} must be lowercase letters, digits and dashes")]
 Category = Annotated[StrictStr, AfterValidator(_category)]
 Coordinate = Annotated[StrictStr, matching(_COORDINATE, "{where}: {value} is not a schema coordinate Type.field")]
-Strategy = Annotated[str, BeforeValidator(lambda value: value if value in STRATEGIES else refuse(f"{{where}}: {value!r} is not one of {', '.join(STRATEGIES)}"))]
-Mode = Annotated[str, choice(PERSISTED_DOCUMENT_MODES, f"{{where}} must be one of {', '.join(PERSISTED_DOCUMENT_MODES)}")]
+Strategy = Annotated[
+    str,
+    BeforeValidator(
+        lambda value: (
+            value if value in STRATEGIES else refuse(f"{{where}}: {value!r} is not one of {', '.join(STRATEGIES)}")
+        )
+    ),
+]
+Mode = Annotated[
+    str, choice(PERSISTED_DOCUMENT_MODES, f"{{where}} must be one of {', '.join(PERSISTED_DOCUMENT_MODES)}")
+]
 Network = Annotated[ipaddress.IPv4Network | ipaddress.IPv6Network, BeforeValidator(_network)]
 Strings = tuple[StrictStr, ...]
 
@@ -209,7 +223,11 @@ def _description(value: Any) -> str:
     """A purpose's entry, `{description: ...}`, read as its description."""
     if value is None:
         return ""
-    if not isinstance(value, dict) or set(value) - {"description"} or not isinstance(value.get("description", ""), str | None):
+    if (
+        not isinstance(value, dict)
+        or set(value) - {"description"}
+        or not isinstance(value.get("description", ""), str | None)
+    ):
         refuse("{where} must be {description: text}")
     return value.get("description") or ""
 
@@ -252,12 +270,20 @@ class Agreement(_Section):
         return fields
 
     def covers(self, owner: str, partner: str, coordinate: str) -> bool:
-        return self.owner == owner and self.grants == partner and any(fnmatch.fnmatchcase(coordinate, p) for p in self.fields)
+        return (
+            self.owner == owner
+            and self.grants == partner
+            and any(fnmatch.fnmatchcase(coordinate, p) for p in self.fields)
+        )
 
 
 class CircuitBreaker(_Section):
-    failures: Annotated[StrictInt, Field(ge=0, le=1000), explained("{where}: must be a whole number between 0 (never opens) and 1000")] = 5
-    cool_down: Annotated[StrictFloat, Field(gt=0, le=3600), explained("{where}: must be a number of seconds between 0 and 3600")] = 10.0
+    failures: Annotated[
+        StrictInt, Field(ge=0, le=1000), explained("{where}: must be a whole number between 0 (never opens) and 1000")
+    ] = 5
+    cool_down: Annotated[
+        StrictFloat, Field(gt=0, le=3600), explained("{where}: must be a number of seconds between 0 and 3600")
+    ] = 10.0
 
 
 class RegistryPolicy(_Section):
@@ -265,13 +291,23 @@ class RegistryPolicy(_Section):
     agreements: tuple[Agreement, ...] = ()
     # what one partner's connector may cost the gateway (docs/operators.md, "Partners")
     # seconds; a registration asking more is refused, stored ones are clamped
-    max_timeout: Annotated[StrictFloat, Field(ge=0.001, le=300), explained("{where}: must be a number between 0.001 and 300")] = 10.0
+    max_timeout: Annotated[
+        StrictFloat, Field(ge=0.001, le=300), explained("{where}: must be a number between 0.001 and 300")
+    ] = 10.0
     # checked before the SDL is parsed
-    max_sdl_bytes: Annotated[StrictInt, Field(ge=1, le=64 * 1024 * 1024), explained("{where}: must be a whole number between 1 and 67108864")] = 1024 * 1024
-    max_types: Annotated[StrictInt, Field(ge=1, le=1_000_000), explained("{where}: must be a whole number between 1 and 1000000")] = 2000  # per subgraph
-    max_fields: Annotated[StrictInt, Field(ge=1, le=10_000_000), explained("{where}: must be a whole number between 1 and 10000000")] = 20000
+    max_sdl_bytes: Annotated[
+        StrictInt, Field(ge=1, le=64 * 1024 * 1024), explained("{where}: must be a whole number between 1 and 67108864")
+    ] = 1024 * 1024
+    max_types: Annotated[
+        StrictInt, Field(ge=1, le=1_000_000), explained("{where}: must be a whole number between 1 and 1000000")
+    ] = 2000  # per subgraph
+    max_fields: Annotated[
+        StrictInt, Field(ge=1, le=10_000_000), explained("{where}: must be a whole number between 1 and 10000000")
+    ] = 20000
     # seconds of composition (in a worker process) per change
-    composition_budget: Annotated[StrictFloat, Field(ge=0.1, le=600), explained("{where}: must be a number between 0.1 and 600")] = 10.0
+    composition_budget: Annotated[
+        StrictFloat, Field(ge=0.1, le=600), explained("{where}: must be a number between 0.1 and 600")
+    ] = 10.0
     circuit_breaker: CircuitBreaker = CircuitBreaker()
 
     @property
@@ -294,18 +330,35 @@ class Client(_Section):
     description: StrictStr = ""
     purposes: Strings = ()
     roles: Strings = ()
-    api_key_sha256: Annotated[StrictStr, matching(re.compile(r"^[0-9a-f]{64}\Z"), "{where} must be 64 lowercase hex digits")] | None = None
+    api_key_sha256: (
+        Annotated[StrictStr, matching(re.compile(r"^[0-9a-f]{64}\Z"), "{where} must be 64 lowercase hex digits")] | None
+    ) = None
     api_key_env: StrictStr | None = Field(None, repr=False)  # read at load into api_key_sha256
     collects_consent: StrictBool = False  # may record residents' consents (grantConsent)
     # requests per second; None: the server's default (docs/operators.md)
-    rate_limit: Annotated[StrictFloat, Field(ge=0, allow_inf_nan=False), explained("{where} must be a number of requests per second (0: no limit)")] | None = None
+    rate_limit: (
+        Annotated[
+            StrictFloat,
+            Field(ge=0, allow_inf_nan=False),
+            explained("{where} must be a number of requests per second (0: no limit)"),
+        ]
+        | None
+    ) = None
     # requests in flight at once; None: the server's default
-    max_in_flight: Annotated[StrictInt, Field(ge=0), explained("{where} must be a whole number of requests (0: no limit)")] | None = None
+    max_in_flight: (
+        Annotated[StrictInt, Field(ge=0), explained("{where} must be a whole number of requests (0: no limit)")] | None
+    ) = None
     # estimated cost of one operation (demand control); None: the server's max_cost; 0: none
     max_cost: Annotated[StrictInt, Field(ge=0), explained("{where} must be a whole number (0: no limit)")] | None = None
     # the partner (connector owner) operating this client: a resident's consent to the client is
     # consent to that organisation, so it also covers flows to the partner's subgraphs
-    partner: Annotated[StrictStr, matching(_NAME, "{where} must name a partner (a connector owner: lowercase letters, digits and dashes)")] | None = None
+    partner: (
+        Annotated[
+            StrictStr,
+            matching(_NAME, "{where} must name a partner (a connector owner: lowercase letters, digits and dashes)"),
+        ]
+        | None
+    ) = None
     persisted_documents: Mode = "allow"  # allow | safelist (PERSISTED_DOCUMENT_MODES)
 
     @model_validator(mode="before")
@@ -343,7 +396,9 @@ class LegalBasis(_Section):
     through one of those fields."""
 
     name: StrictStr  # default: rule-<its index>
-    basis: Annotated[str, choice(_BASES, f"{{where}} must be one of {', '.join(_BASES)} (consent is the ledger's business)")]
+    basis: Annotated[
+        str, choice(_BASES, f"{{where}} must be one of {', '.join(_BASES)} (consent is the ledger's business)")
+    ]
     roles: Strings = ()
     purposes: Strings = Field((), validate_default=True)
     categories: tuple[Category, ...] = Field((), validate_default=True)
@@ -390,20 +445,29 @@ class LegalBasis(_Section):
             refuse("{where}: name at least one field (Type.field), or leave paths out")
         malformed = [path for path in paths if not _COORDINATE.match(path)]
         if malformed:
-            refuse(f"{{where}}: {_quoted(malformed)} {'is not a schema coordinate' if len(malformed) == 1 else 'are not schema coordinates'} Type.field")
+            refuse(
+                f"{{where}}: {_quoted(malformed)} {'is not a schema coordinate' if len(malformed) == 1 else 'are not schema coordinates'} Type.field"
+            )
         return paths
 
     def covers_flow(self, recipient: str, purpose: str, category: str, sources: frozenset[str]) -> bool:
         """Whether the rule lets a value of `category` from `sources` go to the subgraphs of
         `recipient` for `purpose` (never a path-scoped rule: a flow is not reached through a field)."""
-        return recipient in self.recipients and purpose in self.purposes and not self.paths and self.could_cover(category, sources)
+        return (
+            recipient in self.recipients
+            and purpose in self.purposes
+            and not self.paths
+            and self.could_cover(category, sources)
+        )
 
     def could_cover(self, category: str, sources: frozenset[str]) -> bool:
         """Whether the rule covers a value of `category` from `sources` for some requester and
         some way of reaching it. No source (nobody resolves the field): nothing is covered."""
         return bool(sources) and sources <= self.sources and any(category_covers(c, category) for c in self.categories)
 
-    def covers(self, roles: frozenset[str], purpose: str, category: str, sources: frozenset[str], via: frozenset[str]) -> bool:
+    def covers(
+        self, roles: frozenset[str], purpose: str, category: str, sources: frozenset[str], via: frozenset[str]
+    ) -> bool:
         """Whether the rule covers a value of `category` from `sources`, whose object was reached
         through the fields `via` (the parent field's coordinates on the parent's type and its
         interfaces; empty when unknown), for a requester with `roles` and `purpose`."""
@@ -416,15 +480,21 @@ class LegalBasis(_Section):
 
 
 class OpenDataTotal(_Section):
-    epsilon: Annotated[StrictFloat, Field(allow_inf_nan=False), explained("{where} must be a number at least epsilon_per_query")]
-    period: Annotated[str, choice(OPEN_DATA_PERIODS, f"{{where}} must be one of {', '.join(OPEN_DATA_PERIODS)}")] = "day"  # UTC
+    epsilon: Annotated[
+        StrictFloat, Field(allow_inf_nan=False), explained("{where} must be a number at least epsilon_per_query")
+    ]
+    period: Annotated[str, choice(OPEN_DATA_PERIODS, f"{{where}} must be one of {', '.join(OPEN_DATA_PERIODS)}")] = (
+        "day"  # UTC
+    )
 
 
 class OpenDataBudget(_Section):
     """What one client (or the public) may learn from aggregates: each value released costs
     `epsilon_per_query`, and the releases of one period may cost `epsilon` in all."""
 
-    epsilon_per_query: Annotated[StrictFloat, Field(gt=0, allow_inf_nan=False), explained("{where} must be a positive number")]
+    epsilon_per_query: Annotated[
+        StrictFloat, Field(gt=0, allow_inf_nan=False), explained("{where} must be a positive number")
+    ]
     budget: OpenDataTotal
 
     @model_validator(mode="after")
@@ -481,7 +551,9 @@ class Issuer(_Section):
     @classmethod
     def _beside_the_policy(cls, jwks_file: str | None, info: ValidationInfo) -> str | None:
         base = (info.context or {}).get("base")
-        return str(base / jwks_file) if jwks_file and base is not None and not Path(jwks_file).is_absolute() else jwks_file
+        return (
+            str(base / jwks_file) if jwks_file and base is not None and not Path(jwks_file).is_absolute() else jwks_file
+        )
 
 
 class Controller(_Section):
@@ -522,7 +594,10 @@ class PersonalRule(_Section):
 class AggregateRule(_Section):
     contributors: StrictStr
     min_contributors: Annotated[StrictInt, Field(ge=0), explained("{where} must be a whole number")] | None = None
-    statistic: Annotated[str, choice(AGGREGATE_STATISTICS, f"{{where}} must be one of {', '.join(AGGREGATE_STATISTICS)}")] | None = None
+    statistic: (
+        Annotated[str, choice(AGGREGATE_STATISTICS, f"{{where}} must be one of {', '.join(AGGREGATE_STATISTICS)}")]
+        | None
+    ) = None
     # the bounds of one contributor's value (sum and mean)
     lower: Annotated[StrictFloat, Field(allow_inf_nan=False)] | None = None
     upper: Annotated[StrictFloat, Field(allow_inf_nan=False)] | None = None
@@ -530,12 +605,20 @@ class AggregateRule(_Section):
     @model_validator(mode="after")
     def _bounded(self) -> AggregateRule:
         if self.statistic in ("sum", "mean") and (self.lower is None or self.upper is None or self.lower > self.upper):
-            refuse(f"{{where}}: a {self.statistic} needs lower and upper, the bounds of one contributor's value (lower <= upper)")
+            refuse(
+                f"{{where}}: a {self.statistic} needs lower and upper, the bounds of one contributor's value (lower <= upper)"
+            )
         return self
 
     def annotation(self) -> AggregateField:
         bounded = self.statistic in ("sum", "mean")
-        return AggregateField(self.contributors, self.min_contributors, self.statistic, self.lower if bounded else None, self.upper if bounded else None)
+        return AggregateField(
+            self.contributors,
+            self.min_contributors,
+            self.statistic,
+            self.lower if bounded else None,
+            self.upper if bounded else None,
+        )
 
 
 class PrivacyRules(_Section):
@@ -551,7 +634,9 @@ class PrivacyRules(_Section):
     def _personal_or_not(self) -> PrivacyRules:
         both = set(self.non_personal) & set(self.fields)
         if both:
-            refuse(f"{{where}}.non_personal: {', '.join(sorted(both))} {'is' if len(both) == 1 else 'are'} also under privacy.fields")
+            refuse(
+                f"{{where}}.non_personal: {', '.join(sorted(both))} {'is' if len(both) == 1 else 'are'} also under privacy.fields"
+            )
         return self
 
     def annotations(self) -> PrivacyAnnotations:
@@ -592,10 +677,16 @@ class Policy(_Section):
         data = dict(data)
         clients = data.get("clients")
         if isinstance(clients, dict):
-            data["clients"] = {key: {**value, "id": key} if isinstance(value, dict) and "id" not in value else value for key, value in clients.items()}
+            data["clients"] = {
+                key: {**value, "id": key} if isinstance(value, dict) and "id" not in value else value
+                for key, value in clients.items()
+            }
         rules = data.get("legal_bases")
         if isinstance(rules, list):
-            data["legal_bases"] = [{"name": f"rule-{index}", **rule} if isinstance(rule, dict) and rule.get("name") is None else rule for index, rule in enumerate(rules)]
+            data["legal_bases"] = [
+                {"name": f"rule-{index}", **rule} if isinstance(rule, dict) and rule.get("name") is None else rule
+                for index, rule in enumerate(rules)
+            ]
         return data
 
     @field_validator("clients")
@@ -645,14 +736,18 @@ class Policy(_Section):
             return declared
         best = None
         for prefix, strategy in self.masking.categories.items():
-            if (category == prefix or category.startswith(prefix + ".")) and (best is None or len(prefix) > len(best[0])):
+            if (category == prefix or category.startswith(prefix + ".")) and (
+                best is None or len(prefix) > len(best[0])
+            ):
                 best = (prefix, strategy)
         chosen = best[1] if best else self.masking.default
         return chosen if fits is None or chosen in fits else "null"
 
     def client_for_key(self, key: str) -> Client | None:
         digest = hashlib.sha256(key.encode()).hexdigest()
-        return next((c for c in self.clients.values() if c.api_key_sha256 is not None and c.api_key_sha256 == digest), None)
+        return next(
+            (c for c in self.clients.values() if c.api_key_sha256 is not None and c.api_key_sha256 == digest), None
+        )
 
 
 # -- reading the file ------------------------------------------------------------------------------

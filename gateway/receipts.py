@@ -29,7 +29,9 @@ _HEAD_READS = 5
 
 
 def _error(message: str, code: str, status: int) -> JSONResponse:
-    return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, status, headers={"cache-control": "no-store"})
+    return JSONResponse(
+        {"errors": [{"message": message, "extensions": {"code": code}}]}, status, headers={"cache-control": "no-store"}
+    )
 
 
 def verifiable_record_routes(signer: Callable[[], RecordSigner | None], store: Store) -> list[Route]:
@@ -58,19 +60,27 @@ def verifiable_record_routes(signer: Callable[[], RecordSigner | None], store: S
                 if newest is None or newest["seq"] <= seq:
                     break  # else entries were appended between the two reads
             else:
-                return _error("the audit log is being written faster than it can be read: ask again", "AUDIT_HEAD_BUSY", 503)
+                return _error(
+                    "the audit log is being written faster than it can be read: ask again", "AUDIT_HEAD_BUSY", 503
+                )
         except Exception as error:
             logger.error("the audit chain head cannot be read (%s)", type(error).__name__)
             return _error("the audit log cannot be read now", "STORE_UNAVAILABLE", 503)
         if (newest is None and seq != 0) or (newest is not None and (newest["seq"], newest["hash"]) != (seq, head)):
             logger.error("the audit chain head (seq %s) is not the newest entry's: not signed", seq)
-            return _error("the audit chain head is not the newest entry's: the operator must run `citygate audit verify`", "AUDIT_CHAIN_BROKEN", 409)
+            return _error(
+                "the audit chain head is not the newest entry's: the operator must run `citygate audit verify`",
+                "AUDIT_CHAIN_BROKEN",
+                409,
+            )
         at = newest["at"] if newest is not None else None
         try:
             jws = await signed_audit_head(current, seq, head, at)
         except Exception as error:
             logger.error("the audit head could not be signed (%s)", type(error).__name__)
             return _error("the signing key cannot be read now", "SIGNING_KEY_UNAVAILABLE", 503)
-        return JSONResponse({"seq": seq, "hash": head, "at": at, "jws": jws, "jwks": JWKS_PATH}, headers={"cache-control": "no-store"})
+        return JSONResponse(
+            {"seq": seq, "hash": head, "at": at, "jws": jws, "jwks": JWKS_PATH}, headers={"cache-control": "no-store"}
+        )
 
     return [Route(JWKS_PATH, jwks, methods=["GET"]), Route(AUDIT_HEAD_PATH, audit_head, methods=["GET"])]

@@ -34,7 +34,9 @@ class Personal:
     strategy: str | None = None
 
 
-@schema_directive(locations=[Location.OBJECT, Location.INTERFACE], name="subject", compose=True, import_url=PRIVACY_SPEC_URL)
+@schema_directive(
+    locations=[Location.OBJECT, Location.INTERFACE], name="subject", compose=True, import_url=PRIVACY_SPEC_URL
+)
 class Subject:
     field: str
 
@@ -53,6 +55,8 @@ class NonPersonal:
     """The field carries no personal data, though its type has a subject (its owner says so)."""
 
 
-privacy = SimpleNamespace(Personal=Personal, Subject=Subject, Aggregate=Aggregate, NonPersonal=NonPersonal, SPEC_URL=PRIVACY_SPEC_URL)
+privacy = SimpleNamespace(
+    Personal=Personal, Subject=Subject, Aggregate=Aggregate, NonPersonal=NonPersonal, SPEC_URL=PRIVACY_SPEC_URL
+)
 
 __all__ = ["PRIVACY_SPEC_URL", "Aggregate", "NonPersonal", "Personal", "Subject", "privacy"]

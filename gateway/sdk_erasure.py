@@ -53,7 +53,13 @@ class ErasureRequestVerifier:
     remembered until it expires, so a captured request cannot be replayed."""
 
     def __init__(
-        self, audience: str, jwks_url: str | Callable[[], str], *, leeway: float = 30.0, refetch_after: float = 5.0, max_age: float = 600.0
+        self,
+        audience: str,
+        jwks_url: str | Callable[[], str],
+        *,
+        leeway: float = 30.0,
+        refetch_after: float = 5.0,
+        max_age: float = 600.0,
     ) -> None:
         self.audience = audience
         self.jwks_url = jwks_url
@@ -78,7 +84,12 @@ class ErasureRequestVerifier:
         key = await self._key(str(header.get("kid", "")))
         try:
             claims = jwt.decode(
-                token, key, algorithms=[ALGORITHM], audience=self.audience, issuer=ERASURE_TOKEN_ISSUER, leeway=self.leeway,
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=ERASURE_TOKEN_ISSUER,
+                leeway=self.leeway,
                 options={"require": ["iss", "aud", "sub", "exp", "iat", "jti", "requestId"]},
             )
         except jwt.PyJWTError as error:
@@ -87,7 +98,11 @@ class ErasureRequestVerifier:
             sent = orjson.loads(body)
         except orjson.JSONDecodeError:
             raise ErasureRequestRefused("the body is not JSON") from None
-        if not isinstance(sent, dict) or sent.get("residentId") != claims["sub"] or sent.get("requestId") != claims.get("requestId"):
+        if (
+            not isinstance(sent, dict)
+            or sent.get("residentId") != claims["sub"]
+            or sent.get("requestId") != claims.get("requestId")
+        ):
             raise ErasureRequestRefused("the body is not the request the token was signed for")
         now = time.time()
         self._seen = {jti: until for jti, until in self._seen.items() if until > now}

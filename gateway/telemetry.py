@@ -121,13 +121,21 @@ _request: ContextVar[_RequestRecord | None] = ContextVar("citygate_telemetry_req
 
 # cache lookups (hits, misses), counted whether or not metrics are served: plain integers, read at
 # each scrape (monotonic across Telemetry instances and Engines)
-_cache_counts: dict[str, list[int]] = {"document": [0, 0], "plan": [0, 0], "consent": [0, 0], "apq": [0, 0], "trusted_document": [0, 0]}
+_cache_counts: dict[str, list[int]] = {
+    "document": [0, 0],
+    "plan": [0, 0],
+    "consent": [0, 0],
+    "apq": [0, 0],
+    "trusted_document": [0, 0],
+}
 
 
 class _CacheCollector:
     def collect(self) -> Iterable[CounterMetricFamily]:
         family = CounterMetricFamily(
-            "citygate_cache_lookups", "Cache lookups by cache and result (hit rate: hit / all)", labels=["cache", "result"]
+            "citygate_cache_lookups",
+            "Cache lookups by cache and result (hit rate: hit / all)",
+            labels=["cache", "result"],
         )
         for cache, (hits, misses) in _cache_counts.items():
             family.add_metric([cache, "hit"], hits)
@@ -231,19 +239,40 @@ class Telemetry:
             collector(registry=registry)
         registry.register(_CacheCollector())
         # what every request and every fetch moves: plain numbers (see _LoopCounter)
-        self.requests = _LoopCounter("citygate_requests", "GraphQL requests by client, operation and code", ("client", "operation", "code"))
-        self.request_seconds = _LoopHistogram("citygate_request_duration_seconds", "Time to answer a GraphQL request", ("client",), _LATENCY_BUCKETS)
+        self.requests = _LoopCounter(
+            "citygate_requests", "GraphQL requests by client, operation and code", ("client", "operation", "code")
+        )
+        self.request_seconds = _LoopHistogram(
+            "citygate_request_duration_seconds", "Time to answer a GraphQL request", ("client",), _LATENCY_BUCKETS
+        )
         self.fetches = _LoopCounter(
-            "citygate_subgraph_fetches", "Subgraph fetches by subgraph and outcome (ok, errors, failed, refused)", ("subgraph", "outcome")
+            "citygate_subgraph_fetches",
+            "Subgraph fetches by subgraph and outcome (ok, errors, failed, refused)",
+            ("subgraph", "outcome"),
         )
-        self.fetch_seconds = _LoopHistogram("citygate_subgraph_fetch_duration_seconds", "Time of a subgraph fetch", ("subgraph",), _LATENCY_BUCKETS)
-        self.decisions = _LoopCounter("citygate_privacy_decisions", "Privacy decisions by outcome (disclosed, withheld) and reason", ("outcome", "reason"))
-        registry.register(_LoopCollector((self.requests, self.request_seconds, self.fetches, self.fetch_seconds, self.decisions)))
-        self.audit_queue = Gauge("citygate_audit_queue_depth", "Requests waiting for the next audit commit", registry=registry)
+        self.fetch_seconds = _LoopHistogram(
+            "citygate_subgraph_fetch_duration_seconds", "Time of a subgraph fetch", ("subgraph",), _LATENCY_BUCKETS
+        )
+        self.decisions = _LoopCounter(
+            "citygate_privacy_decisions",
+            "Privacy decisions by outcome (disclosed, withheld) and reason",
+            ("outcome", "reason"),
+        )
+        registry.register(
+            _LoopCollector((self.requests, self.request_seconds, self.fetches, self.fetch_seconds, self.decisions))
+        )
+        self.audit_queue = Gauge(
+            "citygate_audit_queue_depth", "Requests waiting for the next audit commit", registry=registry
+        )
         self.audit_seconds = Histogram(
-            "citygate_audit_commit_duration_seconds", "Time of one audit log commit (group commit)", buckets=_COMMIT_BUCKETS, registry=registry
+            "citygate_audit_commit_duration_seconds",
+            "Time of one audit log commit (group commit)",
+            buckets=_COMMIT_BUCKETS,
+            registry=registry,
         )
-        self.audit_commits = Counter("citygate_audit_commits", "Audit log commits by outcome (ok, failed)", ["outcome"], registry=registry)
+        self.audit_commits = Counter(
+            "citygate_audit_commits", "Audit log commits by outcome (ok, failed)", ["outcome"], registry=registry
+        )
         self.audit_entries = Counter("citygate_audit_entries", "Audit log entries committed", registry=registry)
         self.tracer: Any = None
         self._provider: Any = None
@@ -265,13 +294,17 @@ class Telemetry:
         ratio = self.settings.traces_sample_ratio
         # the request span is always a root (see the module's docstring): the ratio decides for its trace
         sampler = None if ratio is None else sampling.ParentBased(sampling.TraceIdRatioBased(ratio))
-        provider = TracerProvider(resource=Resource.create({"service.name": self.settings.service_name}), sampler=sampler)
+        provider = TracerProvider(
+            resource=Resource.create({"service.name": self.settings.service_name}), sampler=sampler
+        )
         if span_exporter is not None:
             provider.add_span_processor(SimpleSpanProcessor(span_exporter))
         else:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=_traces_url(self.settings.otlp_endpoint or ""))))
+            provider.add_span_processor(
+                BatchSpanProcessor(OTLPSpanExporter(endpoint=_traces_url(self.settings.otlp_endpoint or "")))
+            )
         self._provider = provider
         self.tracer = provider.get_tracer("citygate")
         self._propagator = TraceContextTextMapPropagator()
@@ -303,8 +336,20 @@ class Telemetry:
         if token:
             given = request.headers.get("authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                body = {"errors": [{"message": "the metrics need the operator's bearer token", "extensions": {"code": "UNAUTHENTICATED"}}]}
-                return Response(orjson.dumps(body), 401, media_type="application/json", headers={"www-authenticate": 'Bearer realm="metrics"'})
+                body = {
+                    "errors": [
+                        {
+                            "message": "the metrics need the operator's bearer token",
+                            "extensions": {"code": "UNAUTHENTICATED"},
+                        }
+                    ]
+                }
+                return Response(
+                    orjson.dumps(body),
+                    401,
+                    media_type="application/json",
+                    headers={"www-authenticate": 'Bearer realm="metrics"'},
+                )
         elif not _from_loopback(request.scope) or any(name in request.headers for name in _FORWARDING_HEADERS):
             # a request that came through a proxy is no local scrape, whatever address the proxy
             # (or a client writing X-Forwarded-For to a server that trusts every proxy) names
@@ -446,7 +491,9 @@ class TelemetryMiddleware:
             # a root: the client's own traceparent is not followed (see the module's docstring)
             method = scope["method"] if scope["method"] in _METHODS else "_OTHER"  # the client's own word: bounded
             span = telemetry.tracer.start_span(
-                f"{method} {GRAPHQL_PATH}", context=otel_context.Context(), kind=trace.SpanKind.SERVER,
+                f"{method} {GRAPHQL_PATH}",
+                context=otel_context.Context(),
+                kind=trace.SpanKind.SERVER,
                 attributes={"http.request.method": method, "url.path": GRAPHQL_PATH},
             )
             token = otel_context.attach(trace.set_span_in_context(span))
@@ -553,7 +600,9 @@ def fetch_started(subgraph: str) -> Any:
         return None
     if not _traced():
         return (subgraph, time.perf_counter(), None)
-    span = telemetry.tracer.start_span("subgraph.fetch", kind=trace.SpanKind.CLIENT, attributes={"citygate.subgraph": telemetry._subgraphs(subgraph)})
+    span = telemetry.tracer.start_span(
+        "subgraph.fetch", kind=trace.SpanKind.CLIENT, attributes={"citygate.subgraph": telemetry._subgraphs(subgraph)}
+    )
     return (subgraph, time.perf_counter(), (span, otel_context.attach(trace.set_span_in_context(span))))
 
 
@@ -685,7 +734,11 @@ def trace_configs() -> list:
 
     async def add_traceparent(_session: Any, _context: Any, params: Any) -> None:
         active = _current
-        if active is not None and active._propagator is not None and trace.get_current_span().get_span_context().is_valid:
+        if (
+            active is not None
+            and active._propagator is not None
+            and trace.get_current_span().get_span_context().is_valid
+        ):
             active._propagator.inject(params.headers)
 
     config = aiohttp.TraceConfig()

@@ -102,7 +102,11 @@ class _Selected(Visitor):
     def enter_field(self, node, *_args) -> None:
         parent = self.type_info.get_parent_type()
         name = node.name.value
-        coordinate = f"{parent.name}.{name}" if parent is not None and not name.startswith("__") and not parent.name.startswith("__") else ""
+        coordinate = (
+            f"{parent.name}.{name}"
+            if parent is not None and not name.startswith("__") and not parent.name.startswith("__")
+            else ""
+        )
         if coordinate:
             self.found.add(coordinate)
         self.fields.append(coordinate)
@@ -242,7 +246,11 @@ class UsageRecorder:
             counts, self._pending = self._pending, {}
             coordinates, self._unwritten = self._unwritten, {}
             if self._dropped:
-                logger.warning("usage of %d requests not recorded: over %d new operations in one flush window", self._dropped, _NEW_OPERATIONS_PER_FLUSH)
+                logger.warning(
+                    "usage of %d requests not recorded: over %d new operations in one flush window",
+                    self._dropped,
+                    _NEW_OPERATIONS_PER_FLUSH,
+                )
                 self._dropped = 0
             if not counts and not coordinates:
                 return
@@ -253,7 +261,9 @@ class UsageRecorder:
                     self._pending[counter] = self._pending.get(counter, 0) + requests
                 for operation, selected in coordinates.items():
                     self._unwritten.setdefault(operation, selected)
-                logger.warning("recorded usage not written to the store yet (%s): kept for the next flush", type(error).__name__)
+                logger.warning(
+                    "recorded usage not written to the store yet (%s): kept for the next flush", type(error).__name__
+                )
                 return
             for operation in coordinates:
                 self._written[operation] = True
@@ -261,7 +271,9 @@ class UsageRecorder:
             if self._purged != today:
                 self._purged = today
                 try:
-                    await self.store.purge_usage((date.fromisoformat(today) - timedelta(days=self.retention_days)).isoformat())
+                    await self.store.purge_usage(
+                        (date.fromisoformat(today) - timedelta(days=self.retention_days)).isoformat()
+                    )
                 except Exception as error:
                     logger.warning("old recorded usage not purged (%s)", type(error).__name__)
                 self._written.clear()  # an operation purged and sent again is described again

@@ -30,17 +30,31 @@ ERRORS = Path(__file__).resolve().parents[1] / "gateway" / "errors.py"
 def test_the_errors_module_imports_nothing_from_the_gateway():
     tree = ast.parse(ERRORS.read_text())
     imported = [node for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))]
-    assert all(isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == "__future__" for node in imported)
+    assert all(
+        isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == "__future__" for node in imported
+    )
 
 
 @pytest.mark.parametrize(
     ("error_class", "base"),
     [
-        (RequestError, ClientRefusal), (DocumentError, ClientRefusal), (LimitExceeded, ClientRefusal), (DocumentRefusal, ClientRefusal),
-        (IdentityError, ClientRefusal), (PlanningError, ClientRefusal), (ConsentError, ClientRefusal), (RightsError, ClientRefusal),
-        (SubgraphUnavailable, PartnerFault), (AnswerTooLarge, PartnerFault), (ConnectorFailure, PartnerFault),
-        (SupergraphError, ConfigurationError), (SettingsError, ConfigurationError), (RegistryError, ConfigurationError),
-        (ConfigError, ConfigurationError), (StoreInUse, ConfigurationError), (BudgetExceeded, CitygateError),
+        (RequestError, ClientRefusal),
+        (DocumentError, ClientRefusal),
+        (LimitExceeded, ClientRefusal),
+        (DocumentRefusal, ClientRefusal),
+        (IdentityError, ClientRefusal),
+        (PlanningError, ClientRefusal),
+        (ConsentError, ClientRefusal),
+        (RightsError, ClientRefusal),
+        (SubgraphUnavailable, PartnerFault),
+        (AnswerTooLarge, PartnerFault),
+        (ConnectorFailure, PartnerFault),
+        (SupergraphError, ConfigurationError),
+        (SettingsError, ConfigurationError),
+        (RegistryError, ConfigurationError),
+        (ConfigError, ConfigurationError),
+        (StoreInUse, ConfigurationError),
+        (BudgetExceeded, CitygateError),
     ],
 )
 def test_errors_seen_outside_derive_from_the_root_through_whose_fault_they_are(error_class, base):

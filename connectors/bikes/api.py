@@ -33,9 +33,28 @@ from gateway.sdk_erasure import ErasureRequestRefused, ErasureRequestVerifier, G
 RESIDENTS = 2000
 MAX_IDS = 100  # one batched call names at most this many stations
 # the twenty arrondissements' centres, as the city's schema has them
-CENTRES = [(48.8603, 2.3401), (48.8683, 2.3428), (48.8630, 2.3600), (48.8543, 2.3576), (48.8445, 2.3507), (48.8491, 2.3328), (48.8562, 2.3122),
-           (48.8727, 2.3126), (48.8770, 2.3375), (48.8761, 2.3607), (48.8590, 2.3800), (48.8350, 2.4212), (48.8283, 2.3623), (48.8291, 2.3265),
-           (48.8421, 2.2988), (48.8603, 2.2620), (48.8873, 2.3067), (48.8925, 2.3484), (48.8871, 2.3848), (48.8634, 2.4012)]
+CENTRES = [
+    (48.8603, 2.3401),
+    (48.8683, 2.3428),
+    (48.8630, 2.3600),
+    (48.8543, 2.3576),
+    (48.8445, 2.3507),
+    (48.8491, 2.3328),
+    (48.8562, 2.3122),
+    (48.8727, 2.3126),
+    (48.8770, 2.3375),
+    (48.8761, 2.3607),
+    (48.8590, 2.3800),
+    (48.8350, 2.4212),
+    (48.8283, 2.3623),
+    (48.8291, 2.3265),
+    (48.8421, 2.2988),
+    (48.8603, 2.2620),
+    (48.8873, 2.3067),
+    (48.8925, 2.3484),
+    (48.8871, 2.3848),
+    (48.8634, 2.4012),
+]
 
 
 def _generate() -> dict:
@@ -54,7 +73,10 @@ def _generate() -> dict:
                 "district": f"751{number:02d}",
                 "capacity": capacity,
                 "bikes": {"mechanical": rng.randint(0, capacity - electric), "electric": electric},
-                "position": {"lat": round(lat + rng.uniform(-0.006, 0.006), 6), "lng": round(lng + rng.uniform(-0.008, 0.008), 6)},
+                "position": {
+                    "lat": round(lat + rng.uniform(-0.006, 0.006), 6),
+                    "lng": round(lng + rng.uniform(-0.008, 0.008), 6),
+                },
             }
     ids = sorted(stations)
     start = datetime(2026, 9, 1, 7, 0)
@@ -85,7 +107,12 @@ def _not_found(what: str) -> JSONResponse:
 
 
 async def stations(request: Request) -> JSONResponse:
-    wanted = [i for value in request.query_params.getlist("ids") + request.query_params.getlist("id") for i in value.split(",") if i]
+    wanted = [
+        i
+        for value in request.query_params.getlist("ids") + request.query_params.getlist("id")
+        for i in value.split(",")
+        if i
+    ]
     if wanted:
         if len(wanted) > MAX_IDS:
             return JSONResponse({"error": f"at most {MAX_IDS} ids"}, status_code=400)
@@ -107,7 +134,9 @@ async def rentals(request: Request) -> JSONResponse:
 
 # the city's gateway signs each erasure request for this connector (gateway/sdk_erasure.py); the
 # demo reads the gateway's keys where `citygate demo` says the gateway listens
-ERASURE_REQUESTS = ErasureRequestVerifier("bikes", lambda: os.environ.get("CITYGATE_DEMO_GATEWAY_URL", "") + "/.well-known/jwks.json")
+ERASURE_REQUESTS = ErasureRequestVerifier(
+    "bikes", lambda: os.environ.get("CITYGATE_DEMO_GATEWAY_URL", "") + "/.well-known/jwks.json"
+)
 
 
 async def _erasure_subject(request: Request) -> str | JSONResponse:
@@ -116,7 +145,9 @@ async def _erasure_subject(request: Request) -> str | JSONResponse:
     try:
         return (await ERASURE_REQUESTS.verify(request.headers, await request.body()))["residentId"]
     except ErasureRequestRefused:
-        return JSONResponse({"error": "not an erasure request the city's gateway signed for this connector"}, status_code=401)
+        return JSONResponse(
+            {"error": "not an erasure request the city's gateway signed for this connector"}, status_code=401
+        )
     except GatewayKeysUnavailable:
         return JSONResponse({"error": "the city's keys cannot be read now"}, status_code=503)
 
@@ -139,14 +170,30 @@ def _openapi_document() -> dict:
             "name": {"type": "string"},
             "district": {"type": "string", "description": "INSEE code of the arrondissement"},
             "capacity": {"type": "integer"},
-            "bikes": {"type": "object", "required": ["mechanical", "electric"],
-                      "properties": {"mechanical": {"type": "integer"}, "electric": {"type": "integer"}}},
-            "position": {"type": "object", "required": ["lat", "lng"], "properties": {"lat": {"type": "number"}, "lng": {"type": "number"}}},
+            "bikes": {
+                "type": "object",
+                "required": ["mechanical", "electric"],
+                "properties": {"mechanical": {"type": "integer"}, "electric": {"type": "integer"}},
+            },
+            "position": {
+                "type": "object",
+                "required": ["lat", "lng"],
+                "properties": {"lat": {"type": "number"}, "lng": {"type": "number"}},
+            },
         },
     }
     rental = {
         "type": "object",
-        "required": ["id", "resident_id", "from_station", "to_station", "started_at", "duration_min", "bike", "price_cents"],
+        "required": [
+            "id",
+            "resident_id",
+            "from_station",
+            "to_station",
+            "started_at",
+            "duration_min",
+            "bike",
+            "price_cents",
+        ],
         "properties": {
             "id": {"type": "string"},
             "resident_id": {"type": "string"},
@@ -169,21 +216,30 @@ def _openapi_document() -> dict:
         "info": {"title": "Cyclo", "version": "1.0.0", "description": "Shared bikes: stations and rentals"},
         "servers": [{"url": "."}],
         "paths": {
-            "/stations": {"get": {
-                "operationId": "listStations",
-                "parameters": [{"name": "district", "in": "query", "schema": text}, {"name": "ids", "in": "query", "schema": text}],
-                "responses": answer({"type": "array", "items": stations_ref}),
-            }},
-            "/stations/{stationId}": {"get": {
-                "operationId": "getStation",
-                "parameters": [{"name": "stationId", "in": "path", "required": True, "schema": text}],
-                "responses": {**answer(stations_ref), "404": {"description": "no such station"}},
-            }},
-            "/residents/{residentId}/rentals": {"get": {
-                "operationId": "listRentals",
-                "parameters": [{"name": "residentId", "in": "path", "required": True, "schema": text}],
-                "responses": answer({"type": "array", "items": rental_ref}),
-            }},
+            "/stations": {
+                "get": {
+                    "operationId": "listStations",
+                    "parameters": [
+                        {"name": "district", "in": "query", "schema": text},
+                        {"name": "ids", "in": "query", "schema": text},
+                    ],
+                    "responses": answer({"type": "array", "items": stations_ref}),
+                }
+            },
+            "/stations/{stationId}": {
+                "get": {
+                    "operationId": "getStation",
+                    "parameters": [{"name": "stationId", "in": "path", "required": True, "schema": text}],
+                    "responses": {**answer(stations_ref), "404": {"description": "no such station"}},
+                }
+            },
+            "/residents/{residentId}/rentals": {
+                "get": {
+                    "operationId": "listRentals",
+                    "parameters": [{"name": "residentId", "in": "path", "required": True, "schema": text}],
+                    "responses": answer({"type": "array", "items": rental_ref}),
+                }
+            },
         },
         "components": {"schemas": {"Station": station, "Rental": rental}},
     }

@@ -22,14 +22,71 @@ from gateway.sdk import privacy
 
 RESIDENTS = 2000
 ARRONDISSEMENTS = [
-    "Louvre", "Bourse", "Temple", "Hôtel-de-Ville", "Panthéon", "Luxembourg", "Palais-Bourbon", "Élysée", "Opéra", "Entrepôt",
-    "Popincourt", "Reuilly", "Gobelins", "Observatoire", "Vaugirard", "Passy", "Batignolles-Monceau", "Buttes-Montmartre",
-    "Buttes-Chaumont", "Ménilmontant",
+    "Louvre",
+    "Bourse",
+    "Temple",
+    "Hôtel-de-Ville",
+    "Panthéon",
+    "Luxembourg",
+    "Palais-Bourbon",
+    "Élysée",
+    "Opéra",
+    "Entrepôt",
+    "Popincourt",
+    "Reuilly",
+    "Gobelins",
+    "Observatoire",
+    "Vaugirard",
+    "Passy",
+    "Batignolles-Monceau",
+    "Buttes-Montmartre",
+    "Buttes-Chaumont",
+    "Ménilmontant",
 ]
-POPULATION = [15917, 20900, 33000, 28370, 56841, 40209, 48520, 35016, 59629, 83459, 142583, 139297, 178350, 134382, 225312, 162061, 164413, 185825, 181616, 189805]
-CENTRES = [(48.8603, 2.3401), (48.8683, 2.3428), (48.8630, 2.3600), (48.8543, 2.3576), (48.8445, 2.3507), (48.8491, 2.3328), (48.8562, 2.3122),
-           (48.8727, 2.3126), (48.8770, 2.3375), (48.8761, 2.3607), (48.8590, 2.3800), (48.8350, 2.4212), (48.8283, 2.3623), (48.8291, 2.3265),
-           (48.8421, 2.2988), (48.8603, 2.2620), (48.8873, 2.3067), (48.8925, 2.3484), (48.8871, 2.3848), (48.8634, 2.4012)]
+POPULATION = [
+    15917,
+    20900,
+    33000,
+    28370,
+    56841,
+    40209,
+    48520,
+    35016,
+    59629,
+    83459,
+    142583,
+    139297,
+    178350,
+    134382,
+    225312,
+    162061,
+    164413,
+    185825,
+    181616,
+    189805,
+]
+CENTRES = [
+    (48.8603, 2.3401),
+    (48.8683, 2.3428),
+    (48.8630, 2.3600),
+    (48.8543, 2.3576),
+    (48.8445, 2.3507),
+    (48.8491, 2.3328),
+    (48.8562, 2.3122),
+    (48.8727, 2.3126),
+    (48.8770, 2.3375),
+    (48.8761, 2.3607),
+    (48.8590, 2.3800),
+    (48.8350, 2.4212),
+    (48.8283, 2.3623),
+    (48.8291, 2.3265),
+    (48.8421, 2.2988),
+    (48.8603, 2.2620),
+    (48.8873, 2.3067),
+    (48.8925, 2.3484),
+    (48.8871, 2.3848),
+    (48.8634, 2.4012),
+]
 
 
 def _ascii(text: str) -> str:
@@ -115,7 +172,9 @@ class WaterQuality:
     compliant: bool
 
 
-@strawberry.type(description="A point on the map. Whether it is personal is decided where it is used (StreetIssue.location is).")
+@strawberry.type(
+    description="A point on the map. Whether it is personal is decided where it is used (StreetIssue.location is)."
+)
 class GeoPoint:
     latitude: float = strawberry.federation.field(directives=[privacy.NonPersonal()])
     longitude: float = strawberry.federation.field(directives=[privacy.NonPersonal()])
@@ -151,7 +210,11 @@ class District:
     )
     def average_age(self) -> float | None:
         today = date(2026, 11, 25)
-        ages = [(today - date.fromisoformat(r["birth"])).days / 365.25 for r in DATA["residents"].values() if r["district"] == self.code]
+        ages = [
+            (today - date.fromisoformat(r["birth"])).days / 365.25
+            for r in DATA["residents"].values()
+            if r["district"] == self.code
+        ]
         return round(sum(ages) / len(ages), 1) if ages else None
 
     @strawberry.field(description="When the city collects which waste.")
@@ -169,25 +232,42 @@ class District:
     def water_quality(self) -> WaterQuality:
         number = _number(self.code)
         nitrates = round(14 + (number * 7 % 19) / 2, 1)
-        return WaterQuality(sampled_on="2026-11-18", nitrates_mg_per_l=nitrates, free_chlorine_mg_per_l=round(0.1 + number % 4 * 0.05, 2), compliant=nitrates < 50)
+        return WaterQuality(
+            sampled_on="2026-11-18",
+            nitrates_mg_per_l=nitrates,
+            free_chlorine_mg_per_l=round(0.1 + number % 4 * 0.05, 2),
+            compliant=nitrates < 50,
+        )
 
     @strawberry.field(description="Street issues of the district not resolved yet.")
     def open_issues(self) -> list[StreetIssue]:
-        return [StreetIssue.of(i) for i, row in DATA["issues"].items() if row["district"] == self.code and row["status"] != "RESOLVED"]
+        return [
+            StreetIssue.of(i)
+            for i, row in DATA["issues"].items()
+            if row["district"] == self.code and row["status"] != "RESOLVED"
+        ]
 
     @classmethod
     def resolve_reference(cls, code: str) -> District | None:
-        return cls(code=code) if len(code) == 5 and code.startswith("751") and code[3:].isdigit() and 1 <= _number(code) <= 20 else None
+        return (
+            cls(code=code)
+            if len(code) == 5 and code.startswith("751") and code[3:].isdigit() and 1 <= _number(code) <= 20
+            else None
+        )
 
 
-@strawberry.federation.type(keys=["id"], directives=[privacy.Subject(field="id")], description="A resident in the city's directory.")
+@strawberry.federation.type(
+    keys=["id"], directives=[privacy.Subject(field="id")], description="A resident in the city's directory."
+)
 class Resident:
     id: strawberry.ID
     name: str | None = strawberry.federation.field(directives=[privacy.Personal(category="user.name")])
     email: str | None = strawberry.federation.field(directives=[privacy.Personal(category="user.contact.email")])
     phone: str | None = strawberry.federation.field(directives=[privacy.Personal(category="user.contact.phone_number")])
     address: str | None = strawberry.federation.field(directives=[privacy.Personal(category="user.contact.address")])
-    birth_date: str | None = strawberry.federation.field(directives=[privacy.Personal(category="user.demographic.date_of_birth")])
+    birth_date: str | None = strawberry.federation.field(
+        directives=[privacy.Personal(category="user.demographic.date_of_birth")]
+    )
     district_code: strawberry.Private[str]
 
     @strawberry.field
@@ -204,8 +284,13 @@ class Resident:
         if row is None:
             return None
         return cls(
-            id=strawberry.ID(resident_id), name=row["name"], email=row["email"], phone=row["phone"], address=row["address"],
-            birth_date=row["birth"], district_code=row["district"],
+            id=strawberry.ID(resident_id),
+            name=row["name"],
+            email=row["email"],
+            phone=row["phone"],
+            address=row["address"],
+            birth_date=row["birth"],
+            district_code=row["district"],
         )
 
     @classmethod
@@ -231,7 +316,9 @@ class StreetIssue:
     )
     district_code: strawberry.Private[str]
 
-    @strawberry.federation.field(description="Who reported it.", directives=[privacy.Personal(category="user.unique_id")])
+    @strawberry.federation.field(
+        description="Who reported it.", directives=[privacy.Personal(category="user.unique_id")]
+    )
     def reporter(self) -> Resident | None:
         return Resident.of(self.reporter_id)
 
@@ -243,9 +330,15 @@ class StreetIssue:
     def of(cls, issue_id: str) -> StreetIssue:
         row = DATA["issues"][issue_id]
         return cls(
-            id=strawberry.ID(issue_id), kind=IssueKind(row["kind"]), description=row["description"], status=IssueStatus(row["status"]),
-            reporter_id=strawberry.ID(row["reporter"]), reported_at=row["reported_at"], assigned_technician=row["technician"],
-            location=GeoPoint(latitude=row["lat"], longitude=row["lng"]), district_code=row["district"],
+            id=strawberry.ID(issue_id),
+            kind=IssueKind(row["kind"]),
+            description=row["description"],
+            status=IssueStatus(row["status"]),
+            reporter_id=strawberry.ID(row["reporter"]),
+            reported_at=row["reported_at"],
+            assigned_technician=row["technician"],
+            location=GeoPoint(latitude=row["lat"], longitude=row["lng"]),
+            district_code=row["district"],
         )
 
     @classmethod
@@ -273,9 +366,15 @@ class Query:
         return [Resident.of(i) for i in ids[max(0, offset) : max(0, offset) + max(0, min(first, 100))]]  # type: ignore[misc]
 
     @strawberry.field(description="Street issues, newest first.")
-    def street_issues(self, status: IssueStatus | None = None, district: str | None = None, first: int = 20) -> list[StreetIssue]:
+    def street_issues(
+        self, status: IssueStatus | None = None, district: str | None = None, first: int = 20
+    ) -> list[StreetIssue]:
         rows = sorted(DATA["issues"].items(), key=lambda item: item[1]["reported_at"], reverse=True)
-        selected = [i for i, r in rows if (status is None or r["status"] == status.value) and (district is None or r["district"] == district)]
+        selected = [
+            i
+            for i, r in rows
+            if (status is None or r["status"] == status.value) and (district is None or r["district"] == district)
+        ]
         return [StreetIssue.of(i) for i in selected[: max(0, min(first, 100))]]
 
 
@@ -286,15 +385,23 @@ def _requester(info: Info):
 @strawberry.type
 class Mutation:
     @strawberry.mutation(description="Report a street issue where you stand (signed-in residents).")
-    def report_issue(self, info: Info, kind: IssueKind, description: str, latitude: float, longitude: float) -> StreetIssue:
+    def report_issue(
+        self, info: Info, kind: IssueKind, description: str, latitude: float, longitude: float
+    ) -> StreetIssue:
         resident = getattr(_requester(info), "resident", None)
         if resident is None or resident not in DATA["residents"]:
             raise GraphQLError("sign in as a resident to report an issue", extensions={"code": "UNAUTHENTICATED"})
         issue_id = f"i{len(DATA['issues']) + 1:04d}"
         DATA["issues"][issue_id] = {
-            "kind": kind.value, "description": description[:500], "status": "OPEN", "reporter": resident,
-            "district": DATA["residents"][resident]["district"], "lat": latitude, "lng": longitude,
-            "reported_at": datetime.now().isoformat(timespec="minutes"), "technician": None,
+            "kind": kind.value,
+            "description": description[:500],
+            "status": "OPEN",
+            "reporter": resident,
+            "district": DATA["residents"][resident]["district"],
+            "lat": latitude,
+            "lng": longitude,
+            "reported_at": datetime.now().isoformat(timespec="minutes"),
+            "technician": None,
         }
         return StreetIssue.of(issue_id)
 
@@ -310,4 +417,6 @@ class Mutation:
         return StreetIssue.of(id)
 
 
-schema = strawberry.federation.Schema(query=Query, mutation=Mutation, types=[Resident, District, StreetIssue], federation_version="2.5")
+schema = strawberry.federation.Schema(
+    query=Query, mutation=Mutation, types=[Resident, District, StreetIssue], federation_version="2.5"
+)

@@ -33,7 +33,16 @@ from gateway.sdk_erasure import ErasureRequestRefused, ErasureRequestVerifier, G
 RESIDENTS = 2000
 MAX_FIRST = 100
 MAX_IDS = 100  # one batched call names at most this many
-CUISINES = ["Provençale", "Bretonne", "Lyonnaise", "Libanaise", "Vietnamienne", "Sénégalaise", "Végétarienne", "Italienne"]
+CUISINES = [
+    "Provençale",
+    "Bretonne",
+    "Lyonnaise",
+    "Libanaise",
+    "Vietnamienne",
+    "Sénégalaise",
+    "Végétarienne",
+    "Italienne",
+]
 
 
 def _generate() -> dict:
@@ -44,16 +53,24 @@ def _generate() -> dict:
         number = rng.randint(1, 20)
         seats = rng.randint(4, 10)
         dinners[f"d{index:04d}"] = {
-            "title": f"{rng.choice(['Dîner', 'Soirée', 'Table'])} {rng.choice(CUISINES).lower()}", "cuisine": rng.choice(CUISINES),
-            "date": f"2026-12-{rng.randint(1, 23):02d}T20:00", "price": float(rng.choice([18, 22, 25, 30, 35, 40])), "seats": seats,
-            "district": f"751{number:02d}", "host": f"r{rng.randint(1, RESIDENTS):04d}",
+            "title": f"{rng.choice(['Dîner', 'Soirée', 'Table'])} {rng.choice(CUISINES).lower()}",
+            "cuisine": rng.choice(CUISINES),
+            "date": f"2026-12-{rng.randint(1, 23):02d}T20:00",
+            "price": float(rng.choice([18, 22, 25, 30, 35, 40])),
+            "seats": seats,
+            "district": f"751{number:02d}",
+            "host": f"r{rng.randint(1, RESIDENTS):04d}",
             "address": f"{rng.randint(1, 120)} rue {rng.choice(['des Martyrs', 'de Charonne', 'Caulaincourt', 'du Bac', 'de la Roquette'])}, 751{number:02d} Paris",
         }
     dinners["d0001"]["host"] = "r0002"
     reservations = {}
     for index in range(1, 401):
         dinner = f"d{rng.randint(1, 150):04d}"
-        reservations[f"res{index:04d}"] = {"dinner": dinner, "guest": f"r{rng.randint(1, RESIDENTS):04d}", "seats": rng.randint(1, 3)}
+        reservations[f"res{index:04d}"] = {
+            "dinner": dinner,
+            "guest": f"r{rng.randint(1, RESIDENTS):04d}",
+            "seats": rng.randint(1, 3),
+        }
     reservations["res0001"].update(guest="r0001", dinner="d0001")
     return {"dinners": dinners, "reservations": reservations}
 
@@ -75,9 +92,16 @@ def _dinner(dinner_id: str) -> dict:
     dinner = DATA["dinners"][dinner_id]
     booked = BOOKED.get(dinner_id, 0)
     return {
-        "id": dinner_id, "title": dinner["title"], "cuisine": dinner["cuisine"], "date": dinner["date"],
-        "price_per_seat": dinner["price"], "seats": dinner["seats"], "seats_left": max(0, dinner["seats"] - booked),
-        "host_id": dinner["host"], "district": dinner["district"], "address": dinner["address"],
+        "id": dinner_id,
+        "title": dinner["title"],
+        "cuisine": dinner["cuisine"],
+        "date": dinner["date"],
+        "price_per_seat": dinner["price"],
+        "seats": dinner["seats"],
+        "seats_left": max(0, dinner["seats"] - booked),
+        "host_id": dinner["host"],
+        "district": dinner["district"],
+        "address": dinner["address"],
     }
 
 
@@ -85,7 +109,10 @@ def _reservation(reservation_id: str) -> dict:
     reservation = DATA["reservations"][reservation_id]
     price = DATA["dinners"][reservation["dinner"]]["price"]
     return {
-        "id": reservation_id, "guest_id": reservation["guest"], "dinner_id": reservation["dinner"], "seats": reservation["seats"],
+        "id": reservation_id,
+        "guest_id": reservation["guest"],
+        "dinner_id": reservation["dinner"],
+        "seats": reservation["seats"],
         "amount_paid": price * reservation["seats"],
     }
 
@@ -109,7 +136,11 @@ async def dinners(request: Request) -> JSONResponse:
         first = int(request.query_params.get("first", "20"))
     except ValueError:
         return _refused("first is a number")
-    found = [i for i, d in DATA["dinners"].items() if (district is None or d["district"] == district) and (cuisine is None or d["cuisine"] == cuisine)]
+    found = [
+        i
+        for i, d in DATA["dinners"].items()
+        if (district is None or d["district"] == district) and (cuisine is None or d["cuisine"] == cuisine)
+    ]
     return JSONResponse([_dinner(i) for i in found[: max(0, min(first, MAX_FIRST))]])
 
 
@@ -128,7 +159,13 @@ async def district_dinners(request: Request) -> JSONResponse:
 async def district_stats(request: Request) -> JSONResponse:
     code = request.path_params["code"]
     prices = [d["price"] for d in DATA["dinners"].values() if d["district"] == code]
-    return JSONResponse({"district": code, "dinners": len(prices), "average_price_per_seat": round(sum(prices) / len(prices), 2) if prices else None})
+    return JSONResponse(
+        {
+            "district": code,
+            "dinners": len(prices),
+            "average_price_per_seat": round(sum(prices) / len(prices), 2) if prices else None,
+        }
+    )
 
 
 async def hosted_dinners(request: Request) -> JSONResponse:
@@ -150,7 +187,9 @@ async def reservations(request: Request) -> JSONResponse:
 
 # the city's gateway signs each erasure request for this connector (gateway/sdk_erasure.py); the
 # demo reads the gateway's keys where `citygate demo` says the gateway listens
-ERASURE_REQUESTS = ErasureRequestVerifier("dining", lambda: os.environ.get("CITYGATE_DEMO_GATEWAY_URL", "") + "/.well-known/jwks.json")
+ERASURE_REQUESTS = ErasureRequestVerifier(
+    "dining", lambda: os.environ.get("CITYGATE_DEMO_GATEWAY_URL", "") + "/.well-known/jwks.json"
+)
 
 
 async def _erasure_subject(request: Request) -> str | JSONResponse:
@@ -159,7 +198,9 @@ async def _erasure_subject(request: Request) -> str | JSONResponse:
     try:
         return (await ERASURE_REQUESTS.verify(request.headers, await request.body()))["residentId"]
     except ErasureRequestRefused:
-        return JSONResponse({"error": "not an erasure request the city's gateway signed for this connector"}, status_code=401)
+        return JSONResponse(
+            {"error": "not an erasure request the city's gateway signed for this connector"}, status_code=401
+        )
     except GatewayKeysUnavailable:
         return JSONResponse({"error": "the city's keys cannot be read now"}, status_code=503)
 
@@ -171,7 +212,9 @@ async def erasure(request: Request) -> JSONResponse:
     if isinstance(subject, JSONResponse):
         return subject
     hosted = {i for i, d in DATA["dinners"].items() if d["host"] == subject}
-    for reservation_id in [i for i, r in DATA["reservations"].items() if r["guest"] == subject or r["dinner"] in hosted]:
+    for reservation_id in [
+        i for i, r in DATA["reservations"].items() if r["guest"] == subject or r["dinner"] in hosted
+    ]:
         del DATA["reservations"][reservation_id]
     for dinner_id in hosted:
         del DATA["dinners"][dinner_id]
@@ -195,10 +238,26 @@ def _openapi_document() -> dict:
     dinner_schema = {
         "type": "object",
         "description": "A dinner a resident hosts at home.",
-        "required": ["id", "title", "cuisine", "date", "price_per_seat", "seats", "seats_left", "host_id", "district", "address"],
+        "required": [
+            "id",
+            "title",
+            "cuisine",
+            "date",
+            "price_per_seat",
+            "seats",
+            "seats_left",
+            "host_id",
+            "district",
+            "address",
+        ],
         "properties": {
-            "id": text, "title": text, "cuisine": text, "date": {"type": "string", "description": "local time, YYYY-MM-DDTHH:MM"},
-            "price_per_seat": {"type": "number", "description": "euros"}, "seats": {"type": "integer"}, "seats_left": {"type": "integer"},
+            "id": text,
+            "title": text,
+            "cuisine": text,
+            "date": {"type": "string", "description": "local time, YYYY-MM-DDTHH:MM"},
+            "price_per_seat": {"type": "number", "description": "euros"},
+            "seats": {"type": "integer"},
+            "seats_left": {"type": "integer"},
             "host_id": {"type": "string", "description": "the resident who hosts it"},
             "district": {"type": "string", "description": "INSEE code of the arrondissement"},
             "address": {"type": ["string", "null"], "description": "the host's home"},
@@ -209,14 +268,21 @@ def _openapi_document() -> dict:
         "description": "Seats a guest booked at a dinner.",
         "required": ["id", "guest_id", "dinner_id", "seats", "amount_paid"],
         "properties": {
-            "id": text, "guest_id": text, "dinner_id": text, "seats": {"type": "integer"},
+            "id": text,
+            "guest_id": text,
+            "dinner_id": text,
+            "seats": {"type": "integer"},
             "amount_paid": {"type": ["number", "null"], "description": "euros"},
         },
     }
     stats = {
         "type": "object",
         "required": ["district", "dinners", "average_price_per_seat"],
-        "properties": {"district": text, "dinners": {"type": "integer"}, "average_price_per_seat": {"type": ["number", "null"], "description": "euros"}},
+        "properties": {
+            "district": text,
+            "dinners": {"type": "integer"},
+            "average_price_per_seat": {"type": ["number", "null"], "description": "euros"},
+        },
     }
     dinners_answer = answer({"type": "array", "items": ref("Dinner")})
     return {
@@ -224,45 +290,65 @@ def _openapi_document() -> dict:
         "info": {"title": "Table d'hôte", "version": "1.0.0", "description": "Home dinners and their reservations"},
         "servers": [{"url": "."}],
         "paths": {
-            "/dinners": {"get": {
-                "operationId": "listDinners",
-                "summary": "Upcoming dinners, of one cuisine or district, or the dinners named by ids",
-                "parameters": [
-                    {"name": "district", "in": "query", "schema": text}, {"name": "cuisine", "in": "query", "schema": text},
-                    {"name": "first", "in": "query", "schema": {"type": "integer", "default": 20, "maximum": MAX_FIRST}}, ids,
-                ],
-                "responses": dinners_answer,
-            }},
-            "/dinners/{dinnerId}": {"get": {
-                "operationId": "getDinner",
-                "parameters": [path_parameter("dinnerId", "the dinner")],
-                "responses": {**answer(ref("Dinner")), "404": {"description": "no such dinner"}},
-            }},
-            "/districts/{code}/dinners": {"get": {
-                "operationId": "listDistrictDinners",
-                "parameters": [path_parameter("code", "INSEE code of the arrondissement")],
-                "responses": dinners_answer,
-            }},
-            "/districts/{code}/stats": {"get": {
-                "operationId": "getDistrictStats",
-                "parameters": [path_parameter("code", "INSEE code of the arrondissement")],
-                "responses": answer(ref("DistrictStats")),
-            }},
-            "/residents/{residentId}/dinners": {"get": {
-                "operationId": "listHostedDinners",
-                "parameters": [path_parameter("residentId", "the host")],
-                "responses": dinners_answer,
-            }},
-            "/residents/{residentId}/reservations": {"get": {
-                "operationId": "listReservations",
-                "parameters": [path_parameter("residentId", "the guest")],
-                "responses": answer({"type": "array", "items": ref("Reservation")}),
-            }},
-            "/reservations": {"get": {
-                "operationId": "getReservations",
-                "parameters": [ids],
-                "responses": answer({"type": "array", "items": ref("Reservation")}),
-            }},
+            "/dinners": {
+                "get": {
+                    "operationId": "listDinners",
+                    "summary": "Upcoming dinners, of one cuisine or district, or the dinners named by ids",
+                    "parameters": [
+                        {"name": "district", "in": "query", "schema": text},
+                        {"name": "cuisine", "in": "query", "schema": text},
+                        {
+                            "name": "first",
+                            "in": "query",
+                            "schema": {"type": "integer", "default": 20, "maximum": MAX_FIRST},
+                        },
+                        ids,
+                    ],
+                    "responses": dinners_answer,
+                }
+            },
+            "/dinners/{dinnerId}": {
+                "get": {
+                    "operationId": "getDinner",
+                    "parameters": [path_parameter("dinnerId", "the dinner")],
+                    "responses": {**answer(ref("Dinner")), "404": {"description": "no such dinner"}},
+                }
+            },
+            "/districts/{code}/dinners": {
+                "get": {
+                    "operationId": "listDistrictDinners",
+                    "parameters": [path_parameter("code", "INSEE code of the arrondissement")],
+                    "responses": dinners_answer,
+                }
+            },
+            "/districts/{code}/stats": {
+                "get": {
+                    "operationId": "getDistrictStats",
+                    "parameters": [path_parameter("code", "INSEE code of the arrondissement")],
+                    "responses": answer(ref("DistrictStats")),
+                }
+            },
+            "/residents/{residentId}/dinners": {
+                "get": {
+                    "operationId": "listHostedDinners",
+                    "parameters": [path_parameter("residentId", "the host")],
+                    "responses": dinners_answer,
+                }
+            },
+            "/residents/{residentId}/reservations": {
+                "get": {
+                    "operationId": "listReservations",
+                    "parameters": [path_parameter("residentId", "the guest")],
+                    "responses": answer({"type": "array", "items": ref("Reservation")}),
+                }
+            },
+            "/reservations": {
+                "get": {
+                    "operationId": "getReservations",
+                    "parameters": [ids],
+                    "responses": answer({"type": "array", "items": ref("Reservation")}),
+                }
+            },
         },
         "components": {"schemas": {"Dinner": dinner_schema, "Reservation": reservation_schema, "DistrictStats": stats}},
     }

@@ -52,14 +52,25 @@ def _generate() -> dict:
         status = rng.choices(["OPEN", "TAKEN", "DONE"], weights=[5, 2, 3])[0]
         poster = f"r{rng.randint(1, RESIDENTS):04d}"
         jobs[f"j{index:04d}"] = {
-            "kind": kind, "title": rng.choice(TITLES[kind]), "reward": float(rng.choice([8, 10, 12, 15, 20, 25, 30])), "status": status,
-            "district": f"751{number:02d}", "poster": poster, "address": f"{rng.randint(1, 150)} rue {rng.choice(['Lepic', 'Oberkampf', 'Monge', 'Cler', 'Mouffetard'])}, 751{number:02d} Paris",
+            "kind": kind,
+            "title": rng.choice(TITLES[kind]),
+            "reward": float(rng.choice([8, 10, 12, 15, 20, 25, 30])),
+            "status": status,
+            "district": f"751{number:02d}",
+            "poster": poster,
+            "address": f"{rng.randint(1, 150)} rue {rng.choice(['Lepic', 'Oberkampf', 'Monge', 'Cler', 'Mouffetard'])}, 751{number:02d} Paris",
             "taker": None if status == "OPEN" else f"r{rng.randint(1, RESIDENTS):04d}",
         }
     jobs["j0001"].update(poster="r0001", status="DONE", taker="r0002")
     ratings = {}
     for index, (job_id, job) in enumerate((j for j in jobs.items() if j[1]["status"] == "DONE"), start=1):
-        ratings[f"rt{index:04d}"] = {"job": job_id, "ratee": job["taker"], "rater": job["poster"], "score": rng.randint(2, 5), "comment": rng.choice(["Perfect", "Very kind", "On time", "Would ask again", "OK"])}
+        ratings[f"rt{index:04d}"] = {
+            "job": job_id,
+            "ratee": job["taker"],
+            "rater": job["poster"],
+            "score": rng.randint(2, 5),
+            "comment": rng.choice(["Perfect", "Very kind", "On time", "Would ask again", "OK"]),
+        }
     return {"jobs": jobs, "ratings": ratings}
 
 
@@ -69,8 +80,14 @@ DATA = _generate()
 def _job(job_id: str) -> dict:
     job = DATA["jobs"][job_id]
     return {
-        "id": job_id, "kind": job["kind"], "title": job["title"], "reward": job["reward"], "status": job["status"],
-        "district": job["district"], "poster_id": job["poster"], "address": job["address"],
+        "id": job_id,
+        "kind": job["kind"],
+        "title": job["title"],
+        "reward": job["reward"],
+        "status": job["status"],
+        "district": job["district"],
+        "poster_id": job["poster"],
+        "address": job["address"],
         "assignment": {"taker_id": job["taker"]} if job["taker"] else None,
     }
 
@@ -89,8 +106,11 @@ async def jobs(request: Request) -> JSONResponse:
     except ValueError:
         return _refused("first is a number")
     found = [
-        i for i, j in reversed(DATA["jobs"].items())
-        if (kind is None or j["kind"] == kind) and (district is None or j["district"] == district) and (status is None or j["status"] == status)
+        i
+        for i, j in reversed(DATA["jobs"].items())
+        if (kind is None or j["kind"] == kind)
+        and (district is None or j["district"] == district)
+        and (status is None or j["status"] == status)
     ]
     return JSONResponse([_job(i) for i in found[: max(0, min(first, MAX_FIRST))]])
 
@@ -104,13 +124,25 @@ async def job(request: Request) -> JSONResponse:
 
 async def district_jobs(request: Request) -> JSONResponse:
     code, status = request.path_params["code"], request.query_params.get("status")
-    return JSONResponse([_job(i) for i, j in DATA["jobs"].items() if j["district"] == code and (status is None or j["status"] == status)])
+    return JSONResponse(
+        [
+            _job(i)
+            for i, j in DATA["jobs"].items()
+            if j["district"] == code and (status is None or j["status"] == status)
+        ]
+    )
 
 
 async def district_stats(request: Request) -> JSONResponse:
     code = request.path_params["code"]
     rewards = [j["reward"] for j in DATA["jobs"].values() if j["district"] == code]
-    return JSONResponse({"district": code, "jobs": len(rewards), "average_reward": round(sum(rewards) / len(rewards), 2) if rewards else None})
+    return JSONResponse(
+        {
+            "district": code,
+            "jobs": len(rewards),
+            "average_reward": round(sum(rewards) / len(rewards), 2) if rewards else None,
+        }
+    )
 
 
 async def posted_jobs(request: Request) -> JSONResponse:
@@ -125,16 +157,20 @@ async def taken_jobs(request: Request) -> JSONResponse:
 
 async def ratings(request: Request) -> JSONResponse:
     resident = request.path_params["resident_id"]
-    return JSONResponse([
-        {"id": rating_id, "job_id": r["job"], "ratee_id": r["ratee"], "score": r["score"], "comment": r["comment"]}
-        for rating_id, r in DATA["ratings"].items()
-        if r["ratee"] == resident
-    ])
+    return JSONResponse(
+        [
+            {"id": rating_id, "job_id": r["job"], "ratee_id": r["ratee"], "score": r["score"], "comment": r["comment"]}
+            for rating_id, r in DATA["ratings"].items()
+            if r["ratee"] == resident
+        ]
+    )
 
 
 # the city's gateway signs each erasure request for this connector (gateway/sdk_erasure.py); the
 # demo reads the gateway's keys where `citygate demo` says the gateway listens
-ERASURE_REQUESTS = ErasureRequestVerifier("neighbourhood", lambda: os.environ.get("CITYGATE_DEMO_GATEWAY_URL", "") + "/.well-known/jwks.json")
+ERASURE_REQUESTS = ErasureRequestVerifier(
+    "neighbourhood", lambda: os.environ.get("CITYGATE_DEMO_GATEWAY_URL", "") + "/.well-known/jwks.json"
+)
 
 
 async def _erasure_subject(request: Request) -> str | JSONResponse:
@@ -143,7 +179,9 @@ async def _erasure_subject(request: Request) -> str | JSONResponse:
     try:
         return (await ERASURE_REQUESTS.verify(request.headers, await request.body()))["residentId"]
     except ErasureRequestRefused:
-        return JSONResponse({"error": "not an erasure request the city's gateway signed for this connector"}, status_code=401)
+        return JSONResponse(
+            {"error": "not an erasure request the city's gateway signed for this connector"}, status_code=401
+        )
     except GatewayKeysUnavailable:
         return JSONResponse({"error": "the city's keys cannot be read now"}, status_code=503)
 
@@ -155,7 +193,9 @@ async def erasure(request: Request) -> JSONResponse:
     if isinstance(subject, JSONResponse):
         return subject
     posted = {i for i, j in DATA["jobs"].items() if j["poster"] == subject}
-    for rating_id in [i for i, r in DATA["ratings"].items() if subject in (r["ratee"], r["rater"]) or r["job"] in posted]:
+    for rating_id in [
+        i for i, r in DATA["ratings"].items() if subject in (r["ratee"], r["rater"]) or r["job"] in posted
+    ]:
         del DATA["ratings"][rating_id]
     for job_id in posted:
         del DATA["jobs"][job_id]
@@ -193,7 +233,9 @@ def _openapi_document() -> dict:
         },
     }
     assignment = {
-        "type": "object", "description": "The neighbour who took a job.", "required": ["taker_id"],
+        "type": "object",
+        "description": "The neighbour who took a job.",
+        "required": ["taker_id"],
         "properties": {"taker_id": {"type": "string", "description": "the resident who took it"}},
     }
     rating = {
@@ -201,14 +243,21 @@ def _openapi_document() -> dict:
         "description": "How a neighbour rated a resident's work.",
         "required": ["id", "job_id", "ratee_id", "score", "comment"],
         "properties": {
-            "id": text, "job_id": text, "ratee_id": {"type": "string", "description": "the resident rated"},
-            "score": {"type": ["integer", "null"], "minimum": 1, "maximum": 5}, "comment": {"type": ["string", "null"]},
+            "id": text,
+            "job_id": text,
+            "ratee_id": {"type": "string", "description": "the resident rated"},
+            "score": {"type": ["integer", "null"], "minimum": 1, "maximum": 5},
+            "comment": {"type": ["string", "null"]},
         },
     }
     stats = {
         "type": "object",
         "required": ["district", "jobs", "average_reward"],
-        "properties": {"district": text, "jobs": {"type": "integer"}, "average_reward": {"type": ["number", "null"], "description": "euros"}},
+        "properties": {
+            "district": text,
+            "jobs": {"type": "integer"},
+            "average_reward": {"type": ["number", "null"], "description": "euros"},
+        },
     }
     jobs_answer = answer({"type": "array", "items": ref("Job")})
     return {
@@ -216,58 +265,81 @@ def _openapi_document() -> dict:
         "info": {"title": "Voisinage", "version": "1.0.0", "description": "Small jobs between neighbours"},
         "servers": [{"url": "."}],
         "paths": {
-            "/jobs": {"get": {
-                "operationId": "listJobs",
-                "summary": "Jobs, newest first, optionally of one kind, district or status",
-                "parameters": [
-                    {"name": "kind", "in": "query", "schema": ref("JobKind")},
-                    {"name": "district", "in": "query", "schema": text},
-                    {"name": "status", "in": "query", "schema": ref("JobStatus")},
-                    {"name": "first", "in": "query", "schema": {"type": "integer", "default": 20, "maximum": MAX_FIRST}},
-                ],
-                "responses": jobs_answer,
-            }},
-            "/jobs/{jobId}": {"get": {
-                "operationId": "getJob",
-                "parameters": [path_parameter("jobId", "the job")],
-                "responses": {**answer(ref("Job")), "404": {"description": "no such job"}},
-            }},
-            "/districts/{code}/jobs": {"get": {
-                "operationId": "listDistrictJobs",
-                "summary": "A district's jobs, in the order they were posted",
-                "parameters": [path_parameter("code", "INSEE code of the arrondissement"), {"name": "status", "in": "query", "schema": ref("JobStatus")}],
-                "responses": jobs_answer,
-            }},
-            "/districts/{code}/stats": {"get": {
-                "operationId": "getDistrictStats",
-                "parameters": [path_parameter("code", "INSEE code of the arrondissement")],
-                "responses": answer(ref("DistrictStats")),
-            }},
-            "/residents/{residentId}/posted-jobs": {"get": {
-                "operationId": "listPostedJobs",
-                "parameters": [path_parameter("residentId", "the poster")],
-                "responses": jobs_answer,
-            }},
-            "/residents/{residentId}/taken-jobs": {"get": {
-                "operationId": "listTakenJobs",
-                "parameters": [path_parameter("residentId", "the taker")],
-                "responses": jobs_answer,
-            }},
-            "/residents/{residentId}/ratings": {"get": {
-                "operationId": "listRatings",
-                "summary": "The ratings a resident received",
-                "parameters": [path_parameter("residentId", "the resident rated")],
-                "responses": answer({"type": "array", "items": ref("Rating")}),
-            }},
+            "/jobs": {
+                "get": {
+                    "operationId": "listJobs",
+                    "summary": "Jobs, newest first, optionally of one kind, district or status",
+                    "parameters": [
+                        {"name": "kind", "in": "query", "schema": ref("JobKind")},
+                        {"name": "district", "in": "query", "schema": text},
+                        {"name": "status", "in": "query", "schema": ref("JobStatus")},
+                        {
+                            "name": "first",
+                            "in": "query",
+                            "schema": {"type": "integer", "default": 20, "maximum": MAX_FIRST},
+                        },
+                    ],
+                    "responses": jobs_answer,
+                }
+            },
+            "/jobs/{jobId}": {
+                "get": {
+                    "operationId": "getJob",
+                    "parameters": [path_parameter("jobId", "the job")],
+                    "responses": {**answer(ref("Job")), "404": {"description": "no such job"}},
+                }
+            },
+            "/districts/{code}/jobs": {
+                "get": {
+                    "operationId": "listDistrictJobs",
+                    "summary": "A district's jobs, in the order they were posted",
+                    "parameters": [
+                        path_parameter("code", "INSEE code of the arrondissement"),
+                        {"name": "status", "in": "query", "schema": ref("JobStatus")},
+                    ],
+                    "responses": jobs_answer,
+                }
+            },
+            "/districts/{code}/stats": {
+                "get": {
+                    "operationId": "getDistrictStats",
+                    "parameters": [path_parameter("code", "INSEE code of the arrondissement")],
+                    "responses": answer(ref("DistrictStats")),
+                }
+            },
+            "/residents/{residentId}/posted-jobs": {
+                "get": {
+                    "operationId": "listPostedJobs",
+                    "parameters": [path_parameter("residentId", "the poster")],
+                    "responses": jobs_answer,
+                }
+            },
+            "/residents/{residentId}/taken-jobs": {
+                "get": {
+                    "operationId": "listTakenJobs",
+                    "parameters": [path_parameter("residentId", "the taker")],
+                    "responses": jobs_answer,
+                }
+            },
+            "/residents/{residentId}/ratings": {
+                "get": {
+                    "operationId": "listRatings",
+                    "summary": "The ratings a resident received",
+                    "parameters": [path_parameter("residentId", "the resident rated")],
+                    "responses": answer({"type": "array", "items": ref("Rating")}),
+                }
+            },
         },
-        "components": {"schemas": {
-            "Job": job,
-            "JobKind": {"type": "string", "enum": list(KINDS)},
-            "JobStatus": {"type": "string", "enum": list(STATUSES)},
-            "Assignment": assignment,
-            "Rating": rating,
-            "DistrictStats": stats,
-        }},
+        "components": {
+            "schemas": {
+                "Job": job,
+                "JobKind": {"type": "string", "enum": list(KINDS)},
+                "JobStatus": {"type": "string", "enum": list(STATUSES)},
+                "Assignment": assignment,
+                "Rating": rating,
+                "DistrictStats": stats,
+            }
+        },
     }
 
 

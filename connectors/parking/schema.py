@@ -26,20 +26,47 @@ class SpotKind(Enum):
 
 def _generate() -> dict:
     rng = random.Random(7)
-    streets = ["rue de Rivoli", "rue Montorgueil", "rue de Bretagne", "rue Mouffetard", "rue de Vaugirard", "rue Oberkampf", "avenue d'Italie",
-               "rue Daguerre", "rue de la Convention", "rue de Passy", "rue des Dames", "rue Lepic", "rue de Belleville", "rue des Pyrénées"]
+    streets = [
+        "rue de Rivoli",
+        "rue Montorgueil",
+        "rue de Bretagne",
+        "rue Mouffetard",
+        "rue de Vaugirard",
+        "rue Oberkampf",
+        "avenue d'Italie",
+        "rue Daguerre",
+        "rue de la Convention",
+        "rue de Passy",
+        "rue des Dames",
+        "rue Lepic",
+        "rue de Belleville",
+        "rue des Pyrénées",
+    ]
     spots = {}
     for index in range(1, 601):
         number = (index % 20) + 1
         spots[f"s{index:04d}"] = {
-            "street": f"{rng.randint(1, 180)} {rng.choice(streets)}", "district": f"751{number:02d}",
+            "street": f"{rng.randint(1, 180)} {rng.choice(streets)}",
+            "district": f"751{number:02d}",
             "kind": rng.choices(["STANDARD", "ELECTRIC", "ACCESSIBLE"], weights=[7, 2, 1])[0],
-            "price": rng.choice([1.5, 2.0, 2.5, 3.0, 3.5]), "free": rng.random() < 0.4,
+            "price": rng.choice([1.5, 2.0, 2.5, 3.0, 3.5]),
+            "free": rng.random() < 0.4,
         }
     vehicles = {}
     for index in range(1, 501):
-        plate = "".join(rng.choices(string.ascii_uppercase, k=2)) + "-" + "".join(rng.choices(string.digits, k=3)) + "-" + "".join(rng.choices(string.ascii_uppercase, k=2))
-        vehicles[f"v{index:04d}"] = {"owner": f"r{rng.randint(1, RESIDENTS):04d}", "plate": plate, "model": rng.choice(["Zoé", "Clio", "208", "C3", "Twingo", "Model 3", "Kangoo"]), "electric": rng.random() < 0.3}
+        plate = (
+            "".join(rng.choices(string.ascii_uppercase, k=2))
+            + "-"
+            + "".join(rng.choices(string.digits, k=3))
+            + "-"
+            + "".join(rng.choices(string.ascii_uppercase, k=2))
+        )
+        vehicles[f"v{index:04d}"] = {
+            "owner": f"r{rng.randint(1, RESIDENTS):04d}",
+            "plate": plate,
+            "model": rng.choice(["Zoé", "Clio", "208", "C3", "Twingo", "Model 3", "Kangoo"]),
+            "electric": rng.random() < 0.3,
+        }
     # resident 1 always has a car, for the demo's examples
     vehicles["v0001"]["owner"] = "r0001"
     bookings = {}
@@ -47,8 +74,11 @@ def _generate() -> dict:
     for index in range(1, 801):
         vehicle = rng.choice(vehicle_ids)
         bookings[f"b{index:04d}"] = {
-            "resident": vehicles[vehicle]["owner"], "vehicle": vehicle, "spot": f"s{rng.randint(1, 600):04d}",
-            "start": f"2026-11-{rng.randint(1, 24):02d}T{rng.randint(7, 21):02d}:{rng.choice(['00', '15', '30', '45'])}", "hours": rng.randint(1, 6),
+            "resident": vehicles[vehicle]["owner"],
+            "vehicle": vehicle,
+            "spot": f"s{rng.randint(1, 600):04d}",
+            "start": f"2026-11-{rng.randint(1, 24):02d}T{rng.randint(7, 21):02d}:{rng.choice(['00', '15', '30', '45'])}",
+            "hours": rng.randint(1, 6),
         }
     return {"spots": spots, "vehicles": vehicles, "bookings": bookings}
 
@@ -62,7 +92,9 @@ class District:
 
     @strawberry.field(description="Parkr's spots in the district.")
     def parking_spots(self, free_only: bool = False) -> list[Spot]:
-        return [Spot.of(i) for i, s in DATA["spots"].items() if s["district"] == self.code and (s["free"] or not free_only)]
+        return [
+            Spot.of(i) for i, s in DATA["spots"].items() if s["district"] == self.code and (s["free"] or not free_only)
+        ]
 
     @strawberry.field(description="How many of Parkr's spots in the district are free right now.")
     def free_spots(self) -> int:
@@ -81,7 +113,9 @@ class District:
 @strawberry.federation.type(keys=["id"])
 class Spot:
     id: strawberry.ID
-    street: str = strawberry.federation.field(description="Where the spot is (a public street).", directives=[privacy.NonPersonal()])
+    street: str = strawberry.federation.field(
+        description="Where the spot is (a public street).", directives=[privacy.NonPersonal()]
+    )
     kind: SpotKind
     price_per_hour: float
     free: bool
@@ -94,7 +128,14 @@ class Spot:
     @classmethod
     def of(cls, spot_id: str) -> Spot:
         s = DATA["spots"][spot_id]
-        return cls(id=strawberry.ID(spot_id), street=s["street"], kind=SpotKind(s["kind"]), price_per_hour=s["price"], free=s["free"], district_code=s["district"])
+        return cls(
+            id=strawberry.ID(spot_id),
+            street=s["street"],
+            kind=SpotKind(s["kind"]),
+            price_per_hour=s["price"],
+            free=s["free"],
+            district_code=s["district"],
+        )
 
     @classmethod
     def resolve_reference(cls, id: strawberry.ID) -> Spot | None:
@@ -107,12 +148,20 @@ class Vehicle:
     owner_id: strawberry.ID
     model: str
     electric: bool
-    plate: str | None = strawberry.federation.field(directives=[privacy.Personal(category="user.government_id.vehicle_registration")])
+    plate: str | None = strawberry.federation.field(
+        directives=[privacy.Personal(category="user.government_id.vehicle_registration")]
+    )
 
     @classmethod
     def of(cls, vehicle_id: str) -> Vehicle:
         v = DATA["vehicles"][vehicle_id]
-        return cls(id=strawberry.ID(vehicle_id), owner_id=strawberry.ID(v["owner"]), model=v["model"], electric=v["electric"], plate=v["plate"])
+        return cls(
+            id=strawberry.ID(vehicle_id),
+            owner_id=strawberry.ID(v["owner"]),
+            model=v["model"],
+            electric=v["electric"],
+            plate=v["plate"],
+        )
 
     @classmethod
     def resolve_reference(cls, id: strawberry.ID) -> Vehicle | None:
@@ -126,10 +175,14 @@ class Booking:
     hours: int
     spot_id: strawberry.Private[str]
     vehicle_id: strawberry.Private[str]
-    starts_at: str | None = strawberry.federation.field(description="When the resident parks.", directives=[privacy.Personal(category="user.behavior")])
+    starts_at: str | None = strawberry.federation.field(
+        description="When the resident parks.", directives=[privacy.Personal(category="user.behavior")]
+    )
     amount_paid: float | None = strawberry.federation.field(directives=[privacy.Personal(category="user.financial")])
 
-    @strawberry.federation.field(description="Where the resident parks.", directives=[privacy.Personal(category="user.location.imprecise")])
+    @strawberry.federation.field(
+        description="Where the resident parks.", directives=[privacy.Personal(category="user.location.imprecise")]
+    )
     def spot(self) -> Spot | None:
         return Spot.of(self.spot_id)
 
@@ -142,8 +195,13 @@ class Booking:
         b = DATA["bookings"][booking_id]
         price = DATA["spots"][b["spot"]]["price"]
         return cls(
-            id=strawberry.ID(booking_id), resident_id=strawberry.ID(b["resident"]), hours=b["hours"], spot_id=b["spot"], vehicle_id=b["vehicle"],
-            starts_at=b["start"], amount_paid=round(price * b["hours"], 2),
+            id=strawberry.ID(booking_id),
+            resident_id=strawberry.ID(b["resident"]),
+            hours=b["hours"],
+            spot_id=b["spot"],
+            vehicle_id=b["vehicle"],
+            starts_at=b["start"],
+            amount_paid=round(price * b["hours"], 2),
         )
 
     @classmethod
@@ -172,13 +230,19 @@ class Resident:
 class Query:
     @strawberry.field(description="Parkr's spots, optionally only the free ones of one district.")
     def spots(self, district: str | None = None, free_only: bool = False, first: int = 50) -> list[Spot]:
-        ids = [i for i, s in DATA["spots"].items() if (district is None or s["district"] == district) and (s["free"] or not free_only)]
+        ids = [
+            i
+            for i, s in DATA["spots"].items()
+            if (district is None or s["district"] == district) and (s["free"] or not free_only)
+        ]
         return [Spot.of(i) for i in ids[: max(0, min(first, 200))]]
 
 
 # the city's gateway signs each erasure request for this connector (gateway/sdk_erasure.py); the
 # demo reads the gateway's keys where `citygate demo` says the gateway listens
-ERASURE_REQUESTS = ErasureRequestVerifier("parking", lambda: os.environ.get("CITYGATE_DEMO_GATEWAY_URL", "") + "/.well-known/jwks.json")
+ERASURE_REQUESTS = ErasureRequestVerifier(
+    "parking", lambda: os.environ.get("CITYGATE_DEMO_GATEWAY_URL", "") + "/.well-known/jwks.json"
+)
 
 
 async def _erasure_subject(request: Request) -> str | JSONResponse:
@@ -187,7 +251,9 @@ async def _erasure_subject(request: Request) -> str | JSONResponse:
     try:
         return (await ERASURE_REQUESTS.verify(request.headers, await request.body()))["residentId"]
     except ErasureRequestRefused:
-        return JSONResponse({"error": "not an erasure request the city's gateway signed for this connector"}, status_code=401)
+        return JSONResponse(
+            {"error": "not an erasure request the city's gateway signed for this connector"}, status_code=401
+        )
     except GatewayKeysUnavailable:
         return JSONResponse({"error": "the city's keys cannot be read now"}, status_code=503)
 
@@ -206,4 +272,6 @@ async def erasure(request: Request) -> JSONResponse:
     return JSONResponse({"status": "done"})
 
 
-schema = strawberry.federation.Schema(query=Query, types=[District, Resident, Booking, Vehicle], federation_version="2.5")
+schema = strawberry.federation.Schema(
+    query=Query, types=[District, Resident, Booking, Vehicle], federation_version="2.5"
+)

@@ -80,9 +80,13 @@ def _too_many(subgraph: Subgraph, limits: SdlLimits) -> CompositionError | None:
     types = len(subgraph.types)
     fields = sum(len(t.fields) for t in subgraph.types.values())
     if types > limits.max_types:
-        return CompositionError(SDL_TOO_LARGE, f"the SDL defines {types} types, over the limit of {limits.max_types}", subgraph.name)
+        return CompositionError(
+            SDL_TOO_LARGE, f"the SDL defines {types} types, over the limit of {limits.max_types}", subgraph.name
+        )
     if fields > limits.max_fields:
-        return CompositionError(SDL_TOO_LARGE, f"the SDL defines {fields} fields, over the limit of {limits.max_fields}", subgraph.name)
+        return CompositionError(
+            SDL_TOO_LARGE, f"the SDL defines {fields} fields, over the limit of {limits.max_fields}", subgraph.name
+        )
     return None
 
 
@@ -104,15 +108,21 @@ def compose(
     errors: list[CompositionError] = []
     if limits is not None:
         # before any parsing: an oversized SDL costs nothing but this check
-        errors += [e for s in sources if s.name in limited for e in (sdl_too_large(s.name, s.sdl, limits),) if e is not None]
+        errors += [
+            e for s in sources if s.name in limited for e in (sdl_too_large(s.name, s.sdl, limits),) if e is not None
+        ]
         if errors:
             return CompositionResult(None, errors, [])
     seen: set[str] = set()
     for source in sources:
         if not _NAME.match(source.name) or source.name.lower() == "_":
-            errors.append(CompositionError("INVALID_SUBGRAPH_NAME", f"{source.name!r} is not a valid subgraph name", source.name))
+            errors.append(
+                CompositionError("INVALID_SUBGRAPH_NAME", f"{source.name!r} is not a valid subgraph name", source.name)
+            )
         if source.name in seen:
-            errors.append(CompositionError("DUPLICATE_SUBGRAPH_NAME", f"two subgraphs are named {source.name!r}", source.name))
+            errors.append(
+                CompositionError("DUPLICATE_SUBGRAPH_NAME", f"two subgraphs are named {source.name!r}", source.name)
+            )
         seen.add(source.name)
     if not sources:
         errors.append(CompositionError("NO_QUERIES", "there is no subgraph to compose"))
@@ -149,7 +159,9 @@ def compose(
     try:
         model = load_supergraph(supergraph)
     except SupergraphError as error:
-        return CompositionResult(None, [CompositionError("INTERNAL", f"the composed supergraph does not load: {error}")], subgraphs)
+        return CompositionResult(
+            None, [CompositionError("INTERNAL", f"the composed supergraph does not load: {error}")], subgraphs
+        )
     errors = check_satisfiability(model)
     errors += [CompositionError(p.code, p.message) for p in PrivacySchema(model).check()]
     if errors:

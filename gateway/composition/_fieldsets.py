@@ -59,16 +59,28 @@ def _walk(subgraph: Subgraph, type_name: str, selections, selected: list[Selecte
             continue
         field_def = type_def.fields.get(name) if type_def is not None else None
         if field_def is None:
-            raise FieldSetProblem(f'cannot query field "{name}" on type "{type_name}" (if the field is defined in another subgraph, declare it @external here)')
+            raise FieldSetProblem(
+                f'cannot query field "{name}" on type "{type_name}" (if the field is defined in another subgraph, declare it @external here)'
+            )
         child_type = subgraph.types.get(named_type(field_def.type))
         composite = child_type is not None and child_type.kind in ("OBJECT", "INTERFACE", "UNION")
         if composite and selection.selection_set is None:
             raise FieldSetProblem(f'field "{type_name}.{name}" is a composite type and needs a selection')
         if not composite and selection.selection_set is not None:
             raise FieldSetProblem(f'field "{type_name}.{name}" is a leaf and cannot have a selection')
-        selected.append(SelectedField(type_name, field_def, bool(selection.arguments), selection.selection_set is not None, under_external))
+        selected.append(
+            SelectedField(
+                type_name, field_def, bool(selection.arguments), selection.selection_set is not None, under_external
+            )
+        )
         if selection.selection_set is not None:
-            _walk(subgraph, named_type(field_def.type), selection.selection_set.selections, selected, under_external or field_def.external)
+            _walk(
+                subgraph,
+                named_type(field_def.type),
+                selection.selection_set.selections,
+                selected,
+                under_external or field_def.external,
+            )
 
 
 def check_field_sets(subgraph: Subgraph) -> tuple[list[CompositionError], set[tuple[str, str]], set[tuple[str, str]]]:
@@ -97,13 +109,21 @@ def _check_key(subgraph: Subgraph, type_def: TypeDef, key: Key, fail, used: set,
     try:
         selected = walk(subgraph, type_def.name, key.fields)
     except FieldSetProblem as problem:
-        fail("KEY_INVALID_FIELDS", f'on type "{type_def.name}", the @key(fields: "{key.fields}") is invalid: {problem.message}', key.node)
+        fail(
+            "KEY_INVALID_FIELDS",
+            f'on type "{type_def.name}", the @key(fields: "{key.fields}") is invalid: {problem.message}',
+            key.node,
+        )
         return
     for item in selected:
         used.add((item.parent, item.field.name))
         in_keys.add((item.parent, item.field.name))
         if item.has_arguments or item.field.arguments:
-            fail("KEY_FIELDS_HAS_ARGS", f'on type "{type_def.name}", the @key uses field "{item.parent}.{item.field.name}" which has arguments', key.node)
+            fail(
+                "KEY_FIELDS_HAS_ARGS",
+                f'on type "{type_def.name}", the @key uses field "{item.parent}.{item.field.name}" which has arguments',
+                key.node,
+            )
         target = subgraph.types.get(named_type(item.field.type))
         if target is not None and target.kind in ("INTERFACE", "UNION"):
             fail(
@@ -112,13 +132,19 @@ def _check_key(subgraph: Subgraph, type_def: TypeDef, key: Key, fail, used: set,
                 key.node,
             )
         if item.field.requires is not None or item.field.provides is not None:
-            fail("KEY_HAS_DIRECTIVE_IN_FIELDS_ARG", f'on type "{type_def.name}", the @key selects "{item.field.name}" which has @requires or @provides', key.node)
+            fail(
+                "KEY_HAS_DIRECTIVE_IN_FIELDS_ARG",
+                f'on type "{type_def.name}", the @key selects "{item.field.name}" which has @requires or @provides',
+                key.node,
+            )
 
 
 def _directive_node(field_def: Field, name: str):
     node = field_def.node
     for directive in getattr(node, "directives", None) or ():
-        if directive.name.value == name or directive.name.value.endswith("__" + name):  # `@federation__requires` too; never `@requiresScopes`
+        if directive.name.value == name or directive.name.value.endswith(
+            "__" + name
+        ):  # `@federation__requires` too; never `@requiresScopes`
             return directive
     return node
 
@@ -128,7 +154,11 @@ def _check_requires(subgraph: Subgraph, type_def: TypeDef, field_def: Field, fai
     try:
         selected = walk(subgraph, type_def.name, field_def.requires or "")
     except FieldSetProblem as problem:
-        fail("REQUIRES_INVALID_FIELDS", f'on field "{type_def.name}.{field_def.name}", @requires is invalid: {problem.message}', node)
+        fail(
+            "REQUIRES_INVALID_FIELDS",
+            f'on field "{type_def.name}.{field_def.name}", @requires is invalid: {problem.message}',
+            node,
+        )
         return
     for item in selected:
         used.add((item.parent, item.field.name))
@@ -149,12 +179,20 @@ def _check_provides(subgraph: Subgraph, type_def: TypeDef, field_def: Field, fai
     node = _directive_node(field_def, "provides")
     target = subgraph.types.get(named_type(field_def.type))
     if target is None or target.kind not in ("OBJECT", "INTERFACE", "UNION"):
-        fail("PROVIDES_ON_NON_OBJECT_FIELD", f'field "{type_def.name}.{field_def.name}" has @provides but returns {field_def.type}, not an object', node)
+        fail(
+            "PROVIDES_ON_NON_OBJECT_FIELD",
+            f'field "{type_def.name}.{field_def.name}" has @provides but returns {field_def.type}, not an object',
+            node,
+        )
         return
     try:
         selected = walk(subgraph, target.name, field_def.provides or "")
     except FieldSetProblem as problem:
-        fail("PROVIDES_INVALID_FIELDS", f'on field "{type_def.name}.{field_def.name}", @provides is invalid: {problem.message}', node)
+        fail(
+            "PROVIDES_INVALID_FIELDS",
+            f'on field "{type_def.name}.{field_def.name}", @provides is invalid: {problem.message}',
+            node,
+        )
         return
     for item in selected:
         used.add((item.parent, item.field.name))

@@ -186,11 +186,16 @@ class Merger:
     never changes them."""
 
     def __init__(
-        self, subgraphs: list[Subgraph], used: dict[str, set[tuple[str, str]]], in_keys: dict[str, set[tuple[str, str]]] | None = None
+        self,
+        subgraphs: list[Subgraph],
+        used: dict[str, set[tuple[str, str]]],
+        in_keys: dict[str, set[tuple[str, str]]] | None = None,
     ) -> None:
         names = [s.name for s in subgraphs]
         in_keys = in_keys or {}
-        self.subgraphs = sorted((composed_view(s, in_keys.get(s.name, ()), names) for s in subgraphs), key=lambda s: s.name)
+        self.subgraphs = sorted(
+            (composed_view(s, in_keys.get(s.name, ()), names) for s in subgraphs), key=lambda s: s.name
+        )
         self.by_name = {s.name: s for s in self.subgraphs}
         self.used = used  # subgraph -> (type, field) pairs its field sets use
         self.errors: list[CompositionError] = []
@@ -211,7 +216,12 @@ class Merger:
             kinds = {_kind(t) for _, t in defs}
             if len(kinds) > 1:
                 detail = ", ".join(f"{_kind(t).lower()} in {s.name}" for s, t in defs)
-                self.error("TYPE_KIND_MISMATCH", f'type "{name}" has different kinds across subgraphs: {detail}', defs[0][0].name, defs[0][1].nodes[0])
+                self.error(
+                    "TYPE_KIND_MISMATCH",
+                    f'type "{name}" has different kinds across subgraphs: {detail}',
+                    defs[0][0].name,
+                    defs[0][1].nodes[0],
+                )
                 continue
             kind = kinds.pop()
             merged = MergedType(name=name, kind=kind)
@@ -246,7 +256,13 @@ class Merger:
         if type_def.keys:
             for key in type_def.keys:
                 merged.join_types.append(
-                    JoinType(subgraph.name, key.fields, type_def.extends or (type_def.extension and not subgraph.is_fed1), key.resolvable, type_def.interface_object)
+                    JoinType(
+                        subgraph.name,
+                        key.fields,
+                        type_def.extends or (type_def.extension and not subgraph.is_fed1),
+                        key.resolvable,
+                        type_def.interface_object,
+                    )
                 )
         else:
             merged.join_types.append(JoinType(subgraph.name, None, False, True, type_def.interface_object))
@@ -306,10 +322,20 @@ class Merger:
             source = field_def.override
             node = field_def.node
             if source == subgraph.name:
-                self.error("OVERRIDE_FROM_SELF_ERROR", f'"{coordinate}" in "{subgraph.name}" overrides itself', subgraph.name, node)
+                self.error(
+                    "OVERRIDE_FROM_SELF_ERROR",
+                    f'"{coordinate}" in "{subgraph.name}" overrides itself',
+                    subgraph.name,
+                    node,
+                )
                 continue
             if field_def.external:
-                self.error("OVERRIDE_COLLISION_WITH_ANOTHER_DIRECTIVE", f'"{coordinate}" in "{subgraph.name}" is both @override and @external', subgraph.name, node)
+                self.error(
+                    "OVERRIDE_COLLISION_WITH_ANOTHER_DIRECTIVE",
+                    f'"{coordinate}" in "{subgraph.name}" is both @override and @external',
+                    subgraph.name,
+                    node,
+                )
                 continue
             source_def = next((f for s, _, f in field_defs if s.name == source), None)
             if source_def is None or source_def.external:
@@ -345,7 +371,12 @@ class Merger:
         if len(named) > 1:
             detail = ", ".join(f'"{field}" in {a.subgraph}' for field, a in named.items())
             differing = list(named.values())[1]  # where it is said otherwise than first
-            self.error("PRIVACY_ANNOTATION_CONFLICT", f'"{type_name}" names two subjects: {detail}', differing.subgraph, differing.node)
+            self.error(
+                "PRIVACY_ANNOTATION_CONFLICT",
+                f'"{type_name}" names two subjects: {detail}',
+                differing.subgraph,
+                differing.node,
+            )
         return kept + subjects[:1]
 
     def _merge_field_privacy(self, coordinate: str, field_defs) -> list[AppliedDirective]:
@@ -376,14 +407,25 @@ class Merger:
             described = {tuple(_arguments(a).get(name) for name in _STATISTIC_ARGUMENTS) for a in aggregates}
             if len(described) > 1:
                 self.error(
-                    "PRIVACY_ANNOTATION_CONFLICT", f'"{coordinate}" describes its statistic differently in different subgraphs',
-                    aggregates[0].subgraph, aggregates[0].node,
+                    "PRIVACY_ANNOTATION_CONFLICT",
+                    f'"{coordinate}" describes its statistic differently in different subgraphs',
+                    aggregates[0].subgraph,
+                    aggregates[0].node,
                 )
-            arguments |= {name: value for name, value in zip(_STATISTIC_ARGUMENTS, described.pop(), strict=True) if value is not None}
+            arguments |= {
+                name: value
+                for name, value in zip(_STATISTIC_ARGUMENTS, described.pop(), strict=True)
+                if value is not None
+            }
             kept.append(_synthesized(aggregates[0], arguments))
         resolving = [(s, f) for s, _, f in field_defs if not f.external]
         non_personal = [a for a in applied if a.privacy == "nonPersonal"]
-        if non_personal and not personal and resolving and all(any(a.privacy == "nonPersonal" for a in f.applied) for _, f in resolving):
+        if (
+            non_personal
+            and not personal
+            and resolving
+            and all(any(a.privacy == "nonPersonal" for a in f.applied) for _, f in resolving)
+        ):
             kept.append(non_personal[0])
         return kept
 
@@ -396,10 +438,20 @@ class Merger:
         for directive, args in read:
             category, strategy = str(args.get("category")), args.get("strategy")
             if category not in categories:
-                self.error("PRIVACY_UNKNOWN_CATEGORY", f'"{coordinate}": "{category}" is not a data category of the Fides taxonomy', directive.subgraph, directive.node)
+                self.error(
+                    "PRIVACY_UNKNOWN_CATEGORY",
+                    f'"{coordinate}": "{category}" is not a data category of the Fides taxonomy',
+                    directive.subgraph,
+                    directive.node,
+                )
                 return None
             if strategy is not None and strategy not in STRATEGIES:
-                self.error("PRIVACY_UNKNOWN_STRATEGY", f'"{coordinate}": strategy "{strategy}" is not one of {", ".join(STRATEGIES)}', directive.subgraph, directive.node)
+                self.error(
+                    "PRIVACY_UNKNOWN_STRATEGY",
+                    f'"{coordinate}": strategy "{strategy}" is not one of {", ".join(STRATEGIES)}',
+                    directive.subgraph,
+                    directive.node,
+                )
                 return None
             here = PersonalField(category, str(strategy) if strategy is not None else None)
             met = here if merged is None else stricter(merged, here)
@@ -441,7 +493,7 @@ class Merger:
             self.error(
                 "INVALID_FIELD_SHARING",
                 f'non-shareable field "{coordinate}" is resolved from several subgraphs: '
-                f'{", ".join(s.name for s, _ in resolving)} (not @shareable in {", ".join(unshared)})',
+                f"{', '.join(s.name for s, _ in resolving)} (not @shareable in {', '.join(unshared)})",
                 subgraph.name,
                 field_def.node,
             )
@@ -485,7 +537,11 @@ class Merger:
     def _type_mismatch(self, coordinate: str, types) -> None:
         detail = ", ".join(f"{t} in {s.name}" for s, t in types)
         subgraph = types[0][0]
-        self.error("FIELD_TYPE_MISMATCH", f'type of field "{coordinate}" is incompatible across subgraphs: {detail}', subgraph.name)
+        self.error(
+            "FIELD_TYPE_MISMATCH",
+            f'type of field "{coordinate}" is incompatible across subgraphs: {detail}',
+            subgraph.name,
+        )
 
     def _merge_input_types(self, coordinate: str, types: list[tuple[Subgraph, str]], code: str) -> str | None:
         shapes = {(named_type(t), len(_levels(t))) for _, t in types}
@@ -511,7 +567,9 @@ class Merger:
                         present[0][1].node,
                     )
                 continue
-            argument_type = self._merge_input_types(f"{coordinate}({name}:)", [(s, a.type) for s, a in present], "FIELD_ARGUMENT_TYPE_MISMATCH")
+            argument_type = self._merge_input_types(
+                f"{coordinate}({name}:)", [(s, a.type) for s, a in present], "FIELD_ARGUMENT_TYPE_MISMATCH"
+            )
             if argument_type is None:
                 continue
             defaults = _unique(a.default for _, a in present)  # first-seen order: a stable message
@@ -563,7 +621,12 @@ class Merger:
                 tags=_unique(tag for _, f in present for tag in f.tags),
             )
         if not merged.fields:
-            self.error("EMPTY_MERGED_INPUT_TYPE", f'input type "{merged.name}" has no field common to every subgraph that defines it', defs[0][0].name, defs[0][1].nodes[0])
+            self.error(
+                "EMPTY_MERGED_INPUT_TYPE",
+                f'input type "{merged.name}" has no field common to every subgraph that defines it',
+                defs[0][0].name,
+                defs[0][1].nodes[0],
+            )
 
     def _collect_enum(self, merged: MergedType, defs: list[tuple[Subgraph, TypeDef]]) -> None:
         for subgraph, type_def in defs:
@@ -571,7 +634,13 @@ class Merger:
                 existing = merged.values.get(value.name)
                 if existing is None:
                     merged.values[value.name] = MergedEnumValue(
-                        value.name, value.description, [subgraph.name], value.inaccessible, value.deprecated, list(value.tags), list(value.applied)
+                        value.name,
+                        value.description,
+                        [subgraph.name],
+                        value.inaccessible,
+                        value.deprecated,
+                        list(value.tags),
+                        list(value.applied),
                     )
                 else:
                     existing.subgraphs.append(subgraph.name)
@@ -606,7 +675,12 @@ class Merger:
                 for value in partial:
                     del merged.values[value.name]
             if not merged.values:
-                self.error("EMPTY_MERGED_ENUM_TYPE", f'enum "{merged.name}" has no value common to every subgraph', defs[0][0].name, defs[0][1].nodes[0])
+                self.error(
+                    "EMPTY_MERGED_ENUM_TYPE",
+                    f'enum "{merged.name}" has no value common to every subgraph',
+                    defs[0][0].name,
+                    defs[0][1].nodes[0],
+                )
 
     # -- @interfaceObject -------------------------------------------------------------------------
 
@@ -618,9 +692,19 @@ class Merger:
                 continue
             for subgraph, type_def in io_defs:
                 if not type_def.keys:
-                    self.error("INTERFACE_OBJECT_USAGE_ERROR", f'"{interface.name}" is an @interfaceObject in "{subgraph.name}" but has no @key', subgraph.name, type_def.nodes[0])
+                    self.error(
+                        "INTERFACE_OBJECT_USAGE_ERROR",
+                        f'"{interface.name}" is an @interfaceObject in "{subgraph.name}" but has no @key',
+                        subgraph.name,
+                        type_def.nodes[0],
+                    )
                 if subgraph.federation is not None and subgraph.federation < (2, 3):
-                    self.error("INTERFACE_OBJECT_USAGE_ERROR", f'@interfaceObject needs federation v2.3 or later in "{subgraph.name}"', subgraph.name, type_def.nodes[0])
+                    self.error(
+                        "INTERFACE_OBJECT_USAGE_ERROR",
+                        f'@interfaceObject needs federation v2.3 or later in "{subgraph.name}"',
+                        subgraph.name,
+                        type_def.nodes[0],
+                    )
             if all(t.interface_object for _, t in defs):  # no subgraph defines the interface itself
                 self.error(
                     "INTERFACE_OBJECT_USAGE_ERROR",
@@ -655,7 +739,9 @@ def _field_joins(field_defs, field_type: str, overridden: dict[str, bool], type_
     the merged type; otherwise one per definition kept (an overridden one only where still used)."""
     kept = [(s, t, f) for s, t, f in field_defs if s.name not in overridden or overridden[s.name]]
     types_differ = len({f.type for _, _, f in kept}) > 1 or any(f.type != field_type for _, _, f in kept)
-    special = any(f.external or f.requires or f.provides or f.override or s.name in overridden for s, _, f in field_defs)
+    special = any(
+        f.external or f.requires or f.provides or f.override or s.name in overridden for s, _, f in field_defs
+    )
     if not special and not types_differ and {s.name for s, _, _ in field_defs} == type_subgraphs:
         return []
     return [
@@ -676,8 +762,11 @@ def _field_joins(field_defs, field_type: str, overridden: dict[str, bool], type_
 def _arguments(applied: AppliedDirective) -> dict[str, object]:
     """A directive's arguments as plain values (a null is None)."""
     return {
-        argument.name.value: int(argument.value.value) if isinstance(argument.value, IntValueNode)
-        else float(argument.value.value) if isinstance(argument.value, FloatValueNode) else getattr(argument.value, "value", None)
+        argument.name.value: int(argument.value.value)
+        if isinstance(argument.value, IntValueNode)
+        else float(argument.value.value)
+        if isinstance(argument.value, FloatValueNode)
+        else getattr(argument.value, "value", None)
         for argument in applied.node.arguments or ()
     }
 
@@ -690,12 +779,17 @@ def _synthesized(template: AppliedDirective, arguments: dict[str, object]) -> Ap
     nodes = tuple(
         ArgumentNode(
             name=NameNode(value=name),
-            value=IntValueNode(value=str(value)) if isinstance(value, int) else FloatValueNode(value=str(value)) if isinstance(value, float)
+            value=IntValueNode(value=str(value))
+            if isinstance(value, int)
+            else FloatValueNode(value=str(value))
+            if isinstance(value, float)
             else StringValueNode(value=str(value)),
         )
         for name, value in arguments.items()
     )
-    return AppliedDirective(template.name, DirectiveNode(name=NameNode(value=template.name), arguments=nodes), "", template.privacy)
+    return AppliedDirective(
+        template.name, DirectiveNode(name=NameNode(value=template.name), arguments=nodes), "", template.privacy
+    )
 
 
 def _unique(items) -> list:

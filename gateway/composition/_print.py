@@ -9,7 +9,7 @@ from graphql import print_ast
 from ._merge import JoinField, JoinType, MergedField, MergedSupergraph, MergedType
 from ._subgraph import AppliedDirective
 
-_JOIN_DIRECTIVES = '''directive @join__enumValue(graph: join__Graph!) repeatable on ENUM_VALUE
+_JOIN_DIRECTIVES = """directive @join__enumValue(graph: join__Graph!) repeatable on ENUM_VALUE
 
 directive @join__field(graph: join__Graph, requires: join__FieldSet, provides: join__FieldSet, type: String, external: Boolean, override: String, usedOverridden: Boolean%LABEL%) repeatable on FIELD_DEFINITION | INPUT_FIELD_DEFINITION
 
@@ -21,7 +21,7 @@ directive @join__type(graph: join__Graph!, key: join__FieldSet, extension: Boole
 
 directive @join__unionMember(graph: join__Graph!, member: String!) repeatable on UNION
 
-directive @link(url: String, as: String, for: link__Purpose, import: [link__Import]) repeatable on SCHEMA'''
+directive @link(url: String, as: String, for: link__Purpose, import: [link__Import]) repeatable on SCHEMA"""
 
 _INACCESSIBLE = (
     "directive @inaccessible on FIELD_DEFINITION | OBJECT | INTERFACE | UNION | ARGUMENT_DEFINITION | SCALAR "
@@ -121,7 +121,14 @@ def _field(field: MergedField, enums: dict[str, str], composed: set[str], is_inp
 
 
 def _type(merged: MergedType, enums: dict[str, str], composed: set[str]) -> str:
-    keyword = {"OBJECT": "type", "INTERFACE": "interface", "UNION": "union", "ENUM": "enum", "INPUT_OBJECT": "input", "SCALAR": "scalar"}[merged.kind]
+    keyword = {
+        "OBJECT": "type",
+        "INTERFACE": "interface",
+        "UNION": "union",
+        "ENUM": "enum",
+        "INPUT_OBJECT": "input",
+        "SCALAR": "scalar",
+    }[merged.kind]
     head = _description(merged.description, "") + f"{keyword} {merged.name}"
     if merged.interfaces:
         head += " implements " + " & ".join(merged.interfaces)
@@ -147,11 +154,16 @@ def _type(merged: MergedType, enums: dict[str, str], composed: set[str]) -> str:
     return text
 
 
-def print_supergraph(supergraph: MergedSupergraph, composed_links: list[tuple[str, list[str]]], composed: dict[str, str]) -> str:
+def print_supergraph(
+    supergraph: MergedSupergraph, composed_links: list[tuple[str, list[str]]], composed: dict[str, str]
+) -> str:
     enums = {s.name: _enum_value(s.name) for s in supergraph.subgraphs}
     uses_label = any(j.override_label for t in supergraph.types.values() for f in t.fields.values() for j in f.joins)
     join_version = "v0.4" if uses_label else "v0.3"
-    links = ['  @link(url: "https://specs.apollo.dev/link/v1.0")', f'  @link(url: "https://specs.apollo.dev/join/{join_version}", for: EXECUTION)']
+    links = [
+        '  @link(url: "https://specs.apollo.dev/link/v1.0")',
+        f'  @link(url: "https://specs.apollo.dev/join/{join_version}", for: EXECUTION)',
+    ]
     directive_definitions = [_JOIN_DIRECTIVES.replace("%LABEL%", ", overrideLabel: String" if uses_label else "")]
     if supergraph.uses("inaccessible"):
         links.append('  @link(url: "https://specs.apollo.dev/inaccessible/v0.2", for: SECURITY)')
@@ -162,11 +174,17 @@ def print_supergraph(supergraph: MergedSupergraph, composed_links: list[tuple[st
     for url, imports in composed_links:
         links.append(f"  @link(url: {_string(url)}, import: [{', '.join(_string('@' + i) for i in imports)}])")
     directive_definitions += list(composed.values())
-    roots = [f"  {op}: {name}" for op, name in (("query", "Query"), ("mutation", "Mutation"), ("subscription", "Subscription")) if name in supergraph.types]
+    roots = [
+        f"  {op}: {name}"
+        for op, name in (("query", "Query"), ("mutation", "Mutation"), ("subscription", "Subscription"))
+        if name in supergraph.types
+    ]
     parts = ["schema\n" + "\n".join(links) + "\n{\n" + "\n".join(roots) + "\n}"]
     parts += directive_definitions
     parts.append("scalar join__FieldSet")
-    graphs = "\n".join(f"  {enums[s.name]} @join__graph(name: {_string(s.name)}, url: {_string(s.url)})" for s in supergraph.subgraphs)
+    graphs = "\n".join(
+        f"  {enums[s.name]} @join__graph(name: {_string(s.name)}, url: {_string(s.url)})" for s in supergraph.subgraphs
+    )
     parts.append("enum join__Graph {\n" + graphs + "\n}")
     parts.append("scalar link__Import")
     parts.append("enum link__Purpose {\n  SECURITY\n  EXECUTION\n}")

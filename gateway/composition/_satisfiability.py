@@ -40,7 +40,9 @@ class _Checker:
             return [(type_name, s) for s in facts.subgraphs]
         reached = [state]
         available = self.local_fields(type_name, subgraph)
-        targets = [type_name] + [i for i in self.model.interfaces_of(type_name) if self.model.entity_interfaces_with_object(i)]
+        targets = [type_name] + [
+            i for i in self.model.interfaces_of(type_name) if self.model.entity_interfaces_with_object(i)
+        ]
         changed = True
         while changed:
             changed = False
@@ -68,7 +70,11 @@ class _Checker:
             elif self.model.is_interface_object(type_name, subgraph):
                 # the concrete type is known once the entity interface's subgraph is asked
                 for other, in_graph in self.model.types[type_name].subgraphs.items():
-                    if not in_graph.is_interface_object and in_graph.resolvable_keys() and concrete in self.model.possible_types_in(type_name, other):
+                    if (
+                        not in_graph.is_interface_object
+                        and in_graph.resolvable_keys()
+                        and concrete in self.model.possible_types_in(type_name, other)
+                    ):
                         result.add((concrete, other))
                 result.add((type_name, subgraph))
             elif concrete in self.model.possible_types_in(type_name, subgraph):
@@ -109,7 +115,9 @@ class _Checker:
                         errors.append(self._error(api_name, field_name, path, options))
                     continue
                 child = named_type(str(field_def.type))
-                if not self.model.is_abstract(child) and (self.model.types.get(child) is None or self.model.types[child].kind != "OBJECT"):
+                if not self.model.is_abstract(child) and (
+                    self.model.types.get(child) is None or self.model.types[child].kind != "OBJECT"
+                ):
                     continue
                 child_options = set()
                 for owner_type, owner in owners:
@@ -118,7 +126,9 @@ class _Checker:
                 queue.append((child, frozenset(child_options), path + (field_name,)))
         return errors
 
-    def _error(self, type_name: str, field_name: str, path: tuple[str, ...], options: frozenset[State]) -> CompositionError:
+    def _error(
+        self, type_name: str, field_name: str, path: tuple[str, ...], options: frozenset[State]
+    ) -> CompositionError:
         steps = list(path) + [field_name]
         query = "{ " + " { ".join(steps) + " }" * len(steps)
         subgraphs = sorted({s for _, s in options})

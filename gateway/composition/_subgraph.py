@@ -47,9 +47,24 @@ from ._errors import CompositionError, location_of
 
 FEDERATION_DIRECTIVES = frozenset(
     {
-        "key", "external", "requires", "provides", "shareable", "override", "inaccessible", "tag",
-        "extends", "interfaceObject", "composeDirective", "authenticated", "requiresScopes", "policy",
-        "context", "fromContext", "cost", "listSize",
+        "key",
+        "external",
+        "requires",
+        "provides",
+        "shareable",
+        "override",
+        "inaccessible",
+        "tag",
+        "extends",
+        "interfaceObject",
+        "composeDirective",
+        "authenticated",
+        "requiresScopes",
+        "policy",
+        "context",
+        "fromContext",
+        "cost",
+        "listSize",
     }
 )
 LATEST_FEDERATION_MINOR = 11
@@ -60,16 +75,26 @@ _MACHINERY_TYPES = frozenset({"_Any", "_Entity", "_Service", "_FieldSet", "Field
 _FEDERATION_URL = re.compile(r"^https?://specs\.apollo\.dev/federation/v(\d+)\.(\d+)$")
 _LINK_URL = re.compile(r"^https?://specs\.apollo\.dev/link/v\d+\.\d+$")
 _KINDS = {
-    ObjectTypeDefinitionNode: "OBJECT", ObjectTypeExtensionNode: "OBJECT",
-    InterfaceTypeDefinitionNode: "INTERFACE", InterfaceTypeExtensionNode: "INTERFACE",
-    UnionTypeDefinitionNode: "UNION", UnionTypeExtensionNode: "UNION",
-    EnumTypeDefinitionNode: "ENUM", EnumTypeExtensionNode: "ENUM",
-    InputObjectTypeDefinitionNode: "INPUT_OBJECT", InputObjectTypeExtensionNode: "INPUT_OBJECT",
-    ScalarTypeDefinitionNode: "SCALAR", ScalarTypeExtensionNode: "SCALAR",
+    ObjectTypeDefinitionNode: "OBJECT",
+    ObjectTypeExtensionNode: "OBJECT",
+    InterfaceTypeDefinitionNode: "INTERFACE",
+    InterfaceTypeExtensionNode: "INTERFACE",
+    UnionTypeDefinitionNode: "UNION",
+    UnionTypeExtensionNode: "UNION",
+    EnumTypeDefinitionNode: "ENUM",
+    EnumTypeExtensionNode: "ENUM",
+    InputObjectTypeDefinitionNode: "INPUT_OBJECT",
+    InputObjectTypeExtensionNode: "INPUT_OBJECT",
+    ScalarTypeDefinitionNode: "SCALAR",
+    ScalarTypeExtensionNode: "SCALAR",
 }
 _EXTENSIONS = (
-    ObjectTypeExtensionNode, InterfaceTypeExtensionNode, UnionTypeExtensionNode, EnumTypeExtensionNode,
-    InputObjectTypeExtensionNode, ScalarTypeExtensionNode,
+    ObjectTypeExtensionNode,
+    InterfaceTypeExtensionNode,
+    UnionTypeExtensionNode,
+    EnumTypeExtensionNode,
+    InputObjectTypeExtensionNode,
+    ScalarTypeExtensionNode,
 )
 
 
@@ -260,13 +285,20 @@ class _Reader:
         for definition in document.definitions:
             if isinstance(definition, DirectiveDefinitionNode):
                 name = definition.name.value
-                if self.canonical.get(name) in FEDERATION_DIRECTIVES or name in FEDERATION_DIRECTIVES or name == "link" or name.startswith(("federation__", "link__")):
+                if (
+                    self.canonical.get(name) in FEDERATION_DIRECTIVES
+                    or name in FEDERATION_DIRECTIVES
+                    or name == "link"
+                    or name.startswith(("federation__", "link__"))
+                ):
                     continue
                 subgraph.directive_definitions[name] = definition
                 self.custom_directives.add(name)
         for node in schema_nodes:
             for operation in getattr(node, "operation_types", None) or ():
-                standard = {"query": "Query", "mutation": "Mutation", "subscription": "Subscription"}[operation.operation.value]
+                standard = {"query": "Query", "mutation": "Mutation", "subscription": "Subscription"}[
+                    operation.operation.value
+                ]
                 if operation.type.name.value != standard:
                     self.renamed_roots[operation.type.name.value] = standard
         for definition in document.definitions:
@@ -286,7 +318,11 @@ class _Reader:
 
         def check(name_node, what: str) -> None:
             if name_node.value.lower().startswith(RESERVED_PREFIX):
-                self.error("RESERVED_NAME", f'{what}: names starting with "{RESERVED_PREFIX}" (in any case) are reserved for the gateway', name_node)
+                self.error(
+                    "RESERVED_NAME",
+                    f'{what}: names starting with "{RESERVED_PREFIX}" (in any case) are reserved for the gateway',
+                    name_node,
+                )
 
         for definition in document.definitions:
             if isinstance(definition, DirectiveDefinitionNode):
@@ -320,7 +356,9 @@ class _Reader:
                 if match:
                     major, minor = int(match[1]), int(match[2])
                     if major != 2 or minor > LATEST_FEDERATION_MINOR:
-                        self.error("UNKNOWN_FEDERATION_LINK_VERSION", f"unknown federation version v{major}.{minor}", directive)
+                        self.error(
+                            "UNKNOWN_FEDERATION_LINK_VERSION", f"unknown federation version v{major}.{minor}", directive
+                        )
                         minor = LATEST_FEDERATION_MINOR
                     subgraph.federation = (2, minor)
                     namespace = str(args.get("as") or "federation")
@@ -331,7 +369,9 @@ class _Reader:
                         if not isinstance(original, str) or not original.startswith("@"):
                             continue
                         if original[1:] not in FEDERATION_DIRECTIVES:
-                            self.error("INVALID_LINK_DIRECTIVE_USAGE", f"{original} is not a federation directive", directive)
+                            self.error(
+                                "INVALID_LINK_DIRECTIVE_USAGE", f"{original} is not a federation directive", directive
+                            )
                             continue
                         self.canonical[str(alias)[1:]] = original[1:]
                 elif not _LINK_URL.match(url):
@@ -345,12 +385,18 @@ class _Reader:
                     subgraph.linked_specs.append(LinkedSpec(url=url, imports=mapping, namespace=namespace))
                     if PRIVACY_SPEC.match(url):
                         self.privacy_names.update({f"{namespace}__{name}": name for name in PRIVACY_DIRECTIVES})
-                        self.privacy_names.update({alias: name for alias, name in mapping.items() if name in PRIVACY_DIRECTIVES})
+                        self.privacy_names.update(
+                            {alias: name for alias, name in mapping.items() if name in PRIVACY_DIRECTIVES}
+                        )
                         for alias, name in mapping.items():
                             if name in PRIVACY_DIRECTIVES and alias != name:
                                 # the supergraph knows the privacy directives by their own names only:
                                 # a renamed one would vanish from it (an @aggregate published unguarded)
-                                self.error("RESERVED_NAME", f"@{name} of the privacy spec is imported as @{alias}: import it under its own name", directive)
+                                self.error(
+                                    "RESERVED_NAME",
+                                    f"@{name} of the privacy spec is imported as @{alias}: import it under its own name",
+                                    directive,
+                                )
         if subgraph.federation is None:
             for directive_name in FEDERATION_DIRECTIVES:
                 self.canonical[directive_name] = directive_name
@@ -359,7 +405,11 @@ class _Reader:
                 if self.canonical.get(directive.name.value) == "composeDirective":
                     name = str(_argument_values(directive).get("name") or "")
                     if not name.startswith("@"):
-                        self.error("DIRECTIVE_COMPOSITION_ERROR", f"@composeDirective needs a directive name starting with '@', got {name!r}", directive)
+                        self.error(
+                            "DIRECTIVE_COMPOSITION_ERROR",
+                            f"@composeDirective needs a directive name starting with '@', got {name!r}",
+                            directive,
+                        )
                         continue
                     subgraph.composed_directives.append(name[1:])
         for name in subgraph.composed_directives:
@@ -368,7 +418,7 @@ class _Reader:
                 # where they decide (a look-alike @nonPersonal would unguard the city's fields)
                 self.error(
                     "RESERVED_NAME",
-                    f'@{name} is a name of the privacy spec: import it from {PRIVACY_SPEC_URL}, or name your directive otherwise',
+                    f"@{name} is a name of the privacy spec: import it from {PRIVACY_SPEC_URL}, or name your directive otherwise",
                     schema_nodes[0] if schema_nodes else None,
                 )
 
@@ -528,13 +578,21 @@ class _Reader:
             for field_def in type_def.fields.values():
                 self._known(field_def.type, known, f"{type_def.name}.{field_def.name}", field_def.node)
                 for argument in field_def.arguments.values():
-                    self._known(argument.type, known, f"{type_def.name}.{field_def.name}({argument.name}:)", argument.node)
+                    self._known(
+                        argument.type, known, f"{type_def.name}.{field_def.name}({argument.name}:)", argument.node
+                    )
             for member in type_def.members:
                 if member not in known:
-                    self.error("INVALID_GRAPHQL", f"union {type_def.name} has an unknown member {member}", type_def.nodes[0])
+                    self.error(
+                        "INVALID_GRAPHQL", f"union {type_def.name} has an unknown member {member}", type_def.nodes[0]
+                    )
             for interface in type_def.interfaces:
                 if interface not in known:
-                    self.error("INVALID_GRAPHQL", f"{type_def.name} implements an unknown interface {interface}", type_def.nodes[0])
+                    self.error(
+                        "INVALID_GRAPHQL",
+                        f"{type_def.name} implements an unknown interface {interface}",
+                        type_def.nodes[0],
+                    )
 
     def _known(self, type_string: str, known: set[str], where: str, node) -> None:
         named = named_type(type_string)

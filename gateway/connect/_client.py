@@ -162,7 +162,10 @@ class RestClient:
         except TimeoutError:
             run.cancel()
             self.breaker.failed()
-            return {"data": None, "errors": [self._error(CONNECTOR_TIMEOUT, f"no answer within {self.timeout:g} s", None, None)]}
+            return {
+                "data": None,
+                "errors": [self._error(CONNECTOR_TIMEOUT, f"no answer within {self.timeout:g} s", None, None)],
+            }
         except BaseException:
             run.cancel()
             self.breaker.abandoned()
@@ -187,7 +190,11 @@ class RestClient:
             else:
                 errors = validate(self._executable, document)
                 if errors:
-                    cached = (None, [{"message": e.message, "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}} for e in errors], 0)
+                    cached = (
+                        None,
+                        [{"message": e.message, "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}} for e in errors],
+                        0,
+                    )
                 else:
                     cached = (document, [], _depth(document))
             self._documents[query] = cached
@@ -212,10 +219,17 @@ class RestClient:
                 errors.append(self._error(original.code, original.message, error.path, original.status))
             elif error.path is None:
                 # about the request itself (a variable that does not fit): no partner value in it
-                errors.append({"message": f"connector '{self.name}': the request does not fit its schema", "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}})
+                errors.append(
+                    {
+                        "message": f"connector '{self.name}': the request does not fit its schema",
+                        "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"},
+                    }
+                )
             else:
                 # graphql-core's own words may quote the partner's value: ours never do
-                errors.append(self._error(CONNECTOR_MAPPING_ERROR, "the answer does not fit the schema", error.path, None))
+                errors.append(
+                    self._error(CONNECTOR_MAPPING_ERROR, "the answer does not fit the schema", error.path, None)
+                )
         if errors:
             payload["errors"] = errors
         return payload
@@ -264,7 +278,9 @@ class RestClient:
         if self.guarded:
             literal = literal_address(url)
             if literal is not None and refused(literal, tuple(self.pool.allow_upstreams())):
-                raise ConnectorFailure(SUBGRAPH_UNAVAILABLE, "unavailable (its address is refused by the operator's policy)")
+                raise ConnectorFailure(
+                    SUBGRAPH_UNAVAILABLE, "unavailable (its address is refused by the operator's policy)"
+                )
         async with self._slots:
             session = self.pool.session(self.guarded)
             while True:
@@ -275,7 +291,9 @@ class RestClient:
                 except aiohttp.ClientConnectorError as error:
                     if isinstance(error.os_error, UpstreamRefused):
                         logger.warning("connector %s not reached: %s", self.name, error.os_error)
-                        raise ConnectorFailure(SUBGRAPH_UNAVAILABLE, "unavailable (its address is refused by the operator's policy)") from None
+                        raise ConnectorFailure(
+                            SUBGRAPH_UNAVAILABLE, "unavailable (its address is refused by the operator's policy)"
+                        ) from None
                     raise ConnectorFailure(CONNECTOR_UNREACHABLE, f"unreachable ({type(error).__name__})") from None
                 except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as error:
                     # a pooled keep-alive connection closed as it was reused: a GET goes once more
@@ -286,9 +304,18 @@ class RestClient:
                 except aiohttp.ClientError as error:
                     raise ConnectorFailure(CONNECTOR_UNREACHABLE, f"unreachable ({type(error).__name__})") from None
 
-    async def _request(self, session: aiohttp.ClientSession, method: str, url: str, headers: dict[str, str], body: bytes | None) -> tuple[Any, int]:
+    async def _request(
+        self, session: aiohttp.ClientSession, method: str, url: str, headers: dict[str, str], body: bytes | None
+    ) -> tuple[Any, int]:
         # sent as built: our encoding of each value is what keeps it inside its segment
-        async with session.request(method, yarl.URL(url, encoded=True), data=body, headers=headers, timeout=self._call_timeout, allow_redirects=False) as response:
+        async with session.request(
+            method,
+            yarl.URL(url, encoded=True),
+            data=body,
+            headers=headers,
+            timeout=self._call_timeout,
+            allow_redirects=False,
+        ) as response:
             status = response.status
             if not 200 <= status < 300:
                 raise ConnectorFailure(CONNECTOR_HTTP_ERROR, f"the API answered HTTP {status}", status)
@@ -300,7 +327,9 @@ class RestClient:
             async for chunk in response.content.iter_chunked(65536):
                 size += len(chunk)
                 if size > self.max_answer_bytes:
-                    raise ConnectorFailure(CONNECTOR_INVALID_RESPONSE, f"the answer is over {self.max_answer_bytes} bytes")
+                    raise ConnectorFailure(
+                        CONNECTOR_INVALID_RESPONSE, f"the answer is over {self.max_answer_bytes} bytes"
+                    )
                 chunks.append(chunk)
         raw = b"".join(chunks)
         if not raw.strip():
@@ -507,7 +536,14 @@ def _depth(document: DocumentNode) -> int:
                 deepest = max(deepest, 1 + depth(selection.selection_set, seen))
         return deepest
 
-    return max((1 + depth(d.selection_set, frozenset()) for d in document.definitions if isinstance(d, OperationDefinitionNode)), default=1)
+    return max(
+        (
+            1 + depth(d.selection_set, frozenset())
+            for d in document.definitions
+            if isinstance(d, OperationDefinitionNode)
+        ),
+        default=1,
+    )
 
 
 def _map(connector: Connector, answer: Any, size: int, variables: dict[str, Any]) -> Any:
@@ -567,13 +603,16 @@ def _executable_schema(schema: ConnectSchema) -> GraphQLSchema:
     query.fields["_service"].resolve = lambda root, info: sdl_answer
     entity_union = executable.get_type("_Entity")
     if isinstance(entity_union, GraphQLUnionType):
-        entity_union.resolve_type = lambda value, info, abstract: value.get("__typename") if value.__class__ is dict else None
+        entity_union.resolve_type = lambda value, info, abstract: (
+            value.get("__typename") if value.__class__ is dict else None
+        )
         query.fields["_entities"].resolve = _entities_resolver(model)
     return executable
 
 
 def _field_resolver(connector: Connector):
     if connector.kind == "root":
+
         async def resolve_root(parent: Any, info: Any, **args: Any) -> Any:
             return await info.context.resolve(connector, {"$args": args})
 
@@ -695,7 +734,11 @@ def _entities_resolver(model: ConnectModel):
             size = connector.max_batch or len(members)
             for start in range(0, len(members), size):
                 chunk = members[start : start + size]
-                task = run.spawn(_batch_entities(run, connector, [{k: v for k, v in r.items() if k != "__typename"} for _, r in chunk]))
+                task = run.spawn(
+                    _batch_entities(
+                        run, connector, [{k: v for k, v in r.items() if k != "__typename"} for _, r in chunk]
+                    )
+                )
                 for index, representation in chunk:
                     items[index] = picked(task, connector, representation)
         return items

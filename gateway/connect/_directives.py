@@ -99,9 +99,24 @@ _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # headers the gateway sets itself, or that would change how the request is carried
 _RESERVED_HEADERS = frozenset(
     {
-        "host", "content-length", "content-type", "connection", "transfer-encoding", "upgrade", "te", "trailer",
-        "keep-alive", "proxy-authorization", "proxy-connection", "expect", "accept-encoding", "forwarded",
-        "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip",
+        "host",
+        "content-length",
+        "content-type",
+        "connection",
+        "transfer-encoding",
+        "upgrade",
+        "te",
+        "trailer",
+        "keep-alive",
+        "proxy-authorization",
+        "proxy-connection",
+        "expect",
+        "accept-encoding",
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-real-ip",
     }
 )
 _MACHINERY = frozenset({"_Any", "_Entity", "_Service", "_FieldSet", "FieldSet", "_Empty"})
@@ -243,7 +258,10 @@ def _string_offsets(node: StringValueNode, sdl: str) -> list[int] | None:
             position += 2 if rest.startswith("\r\n") else (1 if rest[:1] in ("\n", "\r") else 0)
         indents = [len(line) - len(line.lstrip(" \t")) for _, line in lines[1:] if line.strip(" \t")]
         common = min(indents) if indents else 0
-        kept = [(start, line) if index == 0 else (start + min(common, len(line)), line[common:]) for index, (start, line) in enumerate(lines)]
+        kept = [
+            (start, line) if index == 0 else (start + min(common, len(line)), line[common:])
+            for index, (start, line) in enumerate(lines)
+        ]
         while kept and not kept[0][1].strip(" \t"):
             kept.pop(0)
         while kept and not kept[-1][1].strip(" \t"):
@@ -338,7 +356,9 @@ class _Reader:
         line = bisect_right(self._line_starts, offset)
         self.problems.append(ConnectProblem(code, message, line, offset - self._line_starts[line - 1] + 1))
 
-    def string_problem(self, code: str, coordinate: str, what: str, message: str, node: Any, value: str, offset: int) -> None:
+    def string_problem(
+        self, code: str, coordinate: str, what: str, message: str, node: Any, value: str, offset: int
+    ) -> None:
         """A problem at `offset` inside the string `value` of `node` (a mapping, a URL, ...)."""
         line, column = _line_column(value, min(offset, len(value)))
         where: int | None = None
@@ -355,7 +375,11 @@ class _Reader:
             document = parse(self.source)
         except GraphQLError as error:
             place = (error.locations or [None])[0]
-            self.problems.append(ConnectProblem("CONNECT_INVALID_SCHEMA", error.message, *((place.line, place.column) if place else (None, None))))
+            self.problems.append(
+                ConnectProblem(
+                    "CONNECT_INVALID_SCHEMA", error.message, *((place.line, place.column) if place else (None, None))
+                )
+            )
             raise ConnectError(self.problems) from None
         if self.base_url is not None:
             try:
@@ -374,7 +398,9 @@ class _Reader:
         entity_resolvers: dict[str, list[Connector]] = {}
         for connector in self.connectors:
             if connector.kind == "entity" or connector.entity_arguments is not None:
-                entity_name = connector.type_name if connector.kind == "entity" else self._output_name(schema, connector)
+                entity_name = (
+                    connector.type_name if connector.kind == "entity" else self._output_name(schema, connector)
+                )
                 entity_resolvers.setdefault(entity_name, []).append(connector)
         added_keys = self._check_keys(schema, keys, entity_resolvers)
         entity_types = frozenset(set(keys) | set(entity_resolvers))
@@ -416,12 +442,20 @@ class _Reader:
                     self.blanks.append((directive.loc.start, directive.loc.end) if directive.loc else (0, 0))
                     version = url[len(CONNECT_SPEC) :].strip("/")
                     if version not in CONNECT_VERSIONS:
-                        self.problem("CONNECT_INVALID_LINK", f"unknown connect spec version {version!r} (known: {', '.join(CONNECT_VERSIONS)})", directive)
+                        self.problem(
+                            "CONNECT_INVALID_LINK",
+                            f"unknown connect spec version {version!r} (known: {', '.join(CONNECT_VERSIONS)})",
+                            directive,
+                        )
                     namespace = str(args.get("as") or "connect")
                     self.source_names.add(f"{namespace}__source")
                     self.connect_names.add(f"{namespace}__connect")
                     for item in imports if isinstance(imports, list) else []:
-                        original, alias = (item.get("name"), item.get("as") or item.get("name")) if isinstance(item, dict) else (item, item)
+                        original, alias = (
+                            (item.get("name"), item.get("as") or item.get("name"))
+                            if isinstance(item, dict)
+                            else (item, item)
+                        )
                         if original == "@source" and isinstance(alias, str):
                             self.source_names.add(alias.lstrip("@"))
                         elif original == "@connect" and isinstance(alias, str):
@@ -434,7 +468,11 @@ class _Reader:
                     self.requires_names.add(f"{namespace}__requires")
                     self.external_names.add(f"{namespace}__external")
                     for item in imports if isinstance(imports, list) else []:
-                        original, alias = (item.get("name"), item.get("as") or item.get("name")) if isinstance(item, dict) else (item, item)
+                        original, alias = (
+                            (item.get("name"), item.get("as") or item.get("name"))
+                            if isinstance(item, dict)
+                            else (item, item)
+                        )
                         if original == "@key" and isinstance(alias, str):
                             self.key_name = alias.lstrip("@")
                         elif original == "@requires" and isinstance(alias, str):
@@ -450,7 +488,10 @@ class _Reader:
                     used[0],
                 )
         for definition in document.definitions:
-            connect_directive = isinstance(definition, DirectiveDefinitionNode) and definition.name.value in self.source_names | self.connect_names
+            connect_directive = (
+                isinstance(definition, DirectiveDefinitionNode)
+                and definition.name.value in self.source_names | self.connect_names
+            )
             connect_type = isinstance(definition, TypeDefinitionNode) and definition.name.value.startswith("connect__")
             if connect_directive or connect_type:
                 self.blanks.append((definition.loc.start, definition.loc.end) if definition.loc else (0, 0))
@@ -465,10 +506,18 @@ class _Reader:
                 continue
             if isinstance(definition, SchemaExtensionNode):
                 if definition.operation_types:
-                    kept.append("extend schema { " + " ".join(f"{o.operation.value}: {o.type.name.value}" for o in definition.operation_types) + " }")
+                    kept.append(
+                        "extend schema { "
+                        + " ".join(f"{o.operation.value}: {o.type.name.value}" for o in definition.operation_types)
+                        + " }"
+                    )
                 continue
             if isinstance(definition, SchemaDefinitionNode):
-                kept.append("schema { " + " ".join(f"{o.operation.value}: {o.type.name.value}" for o in definition.operation_types) + " }")
+                kept.append(
+                    "schema { "
+                    + " ".join(f"{o.operation.value}: {o.type.name.value}" for o in definition.operation_types)
+                    + " }"
+                )
                 continue
             name = getattr(getattr(definition, "name", None), "value", "")
             if name in _MACHINERY or name.startswith(("connect__", "link__", "federation__", "join__")):
@@ -492,7 +541,10 @@ class _Reader:
                 for operation in definition.operation_types or ():
                     if operation.operation.value == "query":
                         roots = {operation.type.name.value}
-        has_query = any(isinstance(d, (ObjectTypeDefinitionNode, ObjectTypeExtensionNode)) and d.name.value in roots for d in document.definitions)
+        has_query = any(
+            isinstance(d, (ObjectTypeDefinitionNode, ObjectTypeExtensionNode)) and d.name.value in roots
+            for d in document.definitions
+        )
         extra = _MACHINERY_SDL + ("" if has_query else "type Query { _service: _Service! }\n")
         try:
             schema = build_ast_schema(parse(self._base_document(document, extra)), assume_valid_sdl=True)
@@ -520,7 +572,13 @@ class _Reader:
                     self.blanks.append((directive.loc.start, directive.loc.end) if directive.loc else (0, 0))
                     self._read_source(directive)
             removed = sum(1 for d in directives if d.name.value in self.source_names or _is_connect_link(d))
-            if isinstance(definition, SchemaExtensionNode) and directives and removed == len(directives) and not definition.operation_types and definition.loc:
+            if (
+                isinstance(definition, SchemaExtensionNode)
+                and directives
+                and removed == len(directives)
+                and not definition.operation_types
+                and definition.loc
+            ):
                 self.blanks.append((definition.loc.start, definition.loc.end))
 
     def _read_source(self, directive: DirectiveNode) -> None:
@@ -530,25 +588,41 @@ class _Reader:
         for unknown in set(args) - {"name", "http"}:
             self.problem("CONNECT_INVALID_DIRECTIVE", f"{where}: unknown argument {unknown!r}", args[unknown][1])
         if not isinstance(name_value, str) or not _NAME.match(name_value):
-            self.problem("CONNECT_INVALID_DIRECTIVE", f"{where}: name must be a name (letters, digits, _)", name_node or directive)
+            self.problem(
+                "CONNECT_INVALID_DIRECTIVE",
+                f"{where}: name must be a name (letters, digits, _)",
+                name_node or directive,
+            )
             return
         if name_value in self.sources:
             self.problem("CONNECT_INVALID_DIRECTIVE", f"{where}: two @source are named {name_value!r}", directive)
             return
         http, http_node = args.get("http", (None, None))
         if not isinstance(http, dict):
-            self.problem("CONNECT_INVALID_DIRECTIVE", f"{where}: http: {{ baseURL: ... }} is required", http_node or directive)
+            self.problem(
+                "CONNECT_INVALID_DIRECTIVE", f"{where}: http: {{ baseURL: ... }} is required", http_node or directive
+            )
             return
         for unknown in set(http) - {"baseURL", "headers"}:
-            self.problem("CONNECT_INVALID_DIRECTIVE", f"{where}: http.{unknown} is not supported", _object_field(http_node, unknown) or http_node)
+            self.problem(
+                "CONNECT_INVALID_DIRECTIVE",
+                f"{where}: http.{unknown} is not supported",
+                _object_field(http_node, unknown) or http_node,
+            )
         base_url = http.get("baseURL")
         base: str | None = None
         if base_url is None:
             if self.base is None:
-                self.problem("CONNECT_INVALID_URL", f"{where}: http.baseURL is required (no connector url to default to)", http_node)
+                self.problem(
+                    "CONNECT_INVALID_URL",
+                    f"{where}: http.baseURL is required (no connector url to default to)",
+                    http_node,
+                )
             base = self.base
         elif not isinstance(base_url, str):
-            self.problem("CONNECT_INVALID_URL", f"{where}: http.baseURL must be a string", _object_field(http_node, "baseURL"))
+            self.problem(
+                "CONNECT_INVALID_URL", f"{where}: http.baseURL must be a string", _object_field(http_node, "baseURL")
+            )
         else:
             base_node = _object_field(http_node, "baseURL")
             try:
@@ -564,7 +638,6 @@ class _Reader:
         else:
             self.broken_sources.add(name_value)  # reported once, here, not at each @connect
 
-
     def _on_origin(self, origin: str, where: str, node: Any) -> bool:
         if self.base_origin is not None and origin != self.base_origin:
             self.problem(
@@ -576,7 +649,9 @@ class _Reader:
         self.origins.add(origin)
         return True
 
-    def _read_headers(self, where: str, headers: Any, node: Any, context: _Context | None) -> tuple[tuple[str, Template], ...]:
+    def _read_headers(
+        self, where: str, headers: Any, node: Any, context: _Context | None
+    ) -> tuple[tuple[str, Template], ...]:
         if headers is None:
             return ()
         if not isinstance(headers, list):
@@ -593,24 +668,42 @@ class _Reader:
             if "from" in header:
                 self.problem(
                     "CONNECT_HEADER_REFUSED",
-                    f'{where}: header {name!r} from: forwards a client\'s header to a partner; a resident\'s credentials never leave the gateway',
+                    f"{where}: header {name!r} from: forwards a client's header to a partner; a resident's credentials never leave the gateway",
                     _object_field(item_node, "from") or item_node,
                 )
                 continue
             if not _HEADER_NAME.match(name) or name.lower() in _RESERVED_HEADERS or name.lower().startswith("proxy-"):
-                self.problem("CONNECT_HEADER_REFUSED", f"{where}: header {name!r} cannot be set by a connector", _object_field(item_node, "name") or item_node)
+                self.problem(
+                    "CONNECT_HEADER_REFUSED",
+                    f"{where}: header {name!r} cannot be set by a connector",
+                    _object_field(item_node, "name") or item_node,
+                )
                 continue
             for unknown in set(header) - {"name", "value"}:
-                self.problem("CONNECT_INVALID_DIRECTIVE", f"{where}: header {name!r}: unknown key {unknown!r}", item_node)
+                self.problem(
+                    "CONNECT_INVALID_DIRECTIVE", f"{where}: header {name!r}: unknown key {unknown!r}", item_node
+                )
             value = header.get("value")
             value_node = _object_field(item_node, "value")
             if not isinstance(value, str):
-                self.problem("CONNECT_INVALID_DIRECTIVE", f"{where}: header {name!r} needs a string value", value_node or item_node)
+                self.problem(
+                    "CONNECT_INVALID_DIRECTIVE",
+                    f"{where}: header {name!r} needs a string value",
+                    value_node or item_node,
+                )
                 continue
             try:
                 template = parse_template(value)
             except SelectionError as error:
-                self.string_problem("CONNECT_INVALID_DIRECTIVE", where, f"header {name!r}", error.message, value_node, value, error.offset)
+                self.string_problem(
+                    "CONNECT_INVALID_DIRECTIVE",
+                    where,
+                    f"header {name!r}",
+                    error.message,
+                    value_node,
+                    value,
+                    error.offset,
+                )
                 continue
             for path in template.expressions:
                 self._check_variable(path, context, where, f"header {name!r}", value_node, value)
@@ -620,13 +713,19 @@ class _Reader:
     # -- @connect
 
     def _read_connects(self, document: DocumentNode, schema: GraphQLSchema) -> None:
-        root_names = {t.name for t in (schema.query_type, schema.mutation_type, schema.subscription_type) if t is not None}
+        root_names = {
+            t.name for t in (schema.query_type, schema.mutation_type, schema.subscription_type) if t is not None
+        }
         for definition in document.definitions:
             if isinstance(definition, (InterfaceTypeDefinitionNode, InterfaceTypeExtensionNode)):
                 for directive in _directives_in(definition):
                     if directive.name.value in self.connect_names:
                         self.blanks.append((directive.loc.start, directive.loc.end) if directive.loc else (0, 0))
-                        self.problem("CONNECT_INVALID_DIRECTIVE", f"{definition.name.value}: @connect on an interface is not supported", directive)
+                        self.problem(
+                            "CONNECT_INVALID_DIRECTIVE",
+                            f"{definition.name.value}: @connect on an interface is not supported",
+                            directive,
+                        )
                 continue
             if not isinstance(definition, (ObjectTypeDefinitionNode, ObjectTypeExtensionNode)):
                 continue
@@ -640,7 +739,11 @@ class _Reader:
                 if directive.name.value in self.connect_names:
                     self.blanks.append((directive.loc.start, directive.loc.end) if directive.loc else (0, 0))
                     if type_name in root_names:
-                        self.problem("CONNECT_INVALID_DIRECTIVE", f"{type_name}: @connect goes on the root type's fields, not on the root type", directive)
+                        self.problem(
+                            "CONNECT_INVALID_DIRECTIVE",
+                            f"{type_name}: @connect goes on the root type's fields, not on the root type",
+                            directive,
+                        )
                         continue
                     self.incomplete |= not self._read_connect(directive, _Context("entity", gtype, None, schema))
             for field_node in definition.fields or ():
@@ -656,18 +759,26 @@ class _Reader:
                         self.problem("CONNECT_INVALID_DIRECTIVE", f"{coordinate}: more than one @connect", directive)
                         continue
                     if schema.subscription_type is not None and type_name == schema.subscription_type.name:
-                        self.problem("CONNECT_INVALID_DIRECTIVE", f"{coordinate}: subscriptions cannot be connected", directive)
+                        self.problem(
+                            "CONNECT_INVALID_DIRECTIVE", f"{coordinate}: subscriptions cannot be connected", directive
+                        )
                         continue
                     kind = "root" if type_name in root_names else "field"
                     self.connected_fields.add((type_name, field_node.name.value))
-                    self.incomplete |= not self._read_connect(directive, _Context(kind, gtype, field_node.name.value, schema, field_node))
+                    self.incomplete |= not self._read_connect(
+                        directive, _Context(kind, gtype, field_node.name.value, schema, field_node)
+                    )
 
     def _read_connect(self, directive: DirectiveNode, context: _Context) -> bool:
         """Whether the @connect became a Connector (its problems, if any, are recorded)."""
         where = context.coordinate
         args = self._directive_args(directive)
         for unknown in set(args) - {"source", "http", "selection", "entity", "batch", "id"}:
-            self.problem("CONNECT_INVALID_DIRECTIVE", f"{where}: @connect argument {unknown!r} is not supported", args[unknown][1])
+            self.problem(
+                "CONNECT_INVALID_DIRECTIVE",
+                f"{where}: @connect argument {unknown!r} is not supported",
+                args[unknown][1],
+            )
         ok = True
         source: _Source | None = None
         source_name, source_node = args.get("source", (None, None))
@@ -676,19 +787,33 @@ class _Reader:
         if source_name is not None:
             if not isinstance(source_name, str) or source_name not in self.sources:
                 known = ", ".join(sorted(self.sources)) or "none"
-                self.problem("CONNECT_UNKNOWN_SOURCE", f"{where}: no @source is named {source_name!r} (known: {known})", source_node)
+                self.problem(
+                    "CONNECT_UNKNOWN_SOURCE",
+                    f"{where}: no @source is named {source_name!r} (known: {known})",
+                    source_node,
+                )
                 ok = False
             else:
                 source = self.sources[source_name]
         http, http_node = args.get("http", (None, None))
         if not isinstance(http, dict):
-            self.problem("CONNECT_INVALID_DIRECTIVE", f"{where}: http: {{ GET: \"/path\" }} (or POST, PUT, PATCH, DELETE) is required", http_node or directive)
+            self.problem(
+                "CONNECT_INVALID_DIRECTIVE",
+                f'{where}: http: {{ GET: "/path" }} (or POST, PUT, PATCH, DELETE) is required',
+                http_node or directive,
+            )
             return False
         for unknown in set(http) - {*HTTP_METHODS, "headers", "body", "queryParams"}:
-            self.problem("CONNECT_INVALID_DIRECTIVE", f"{where}: http.{unknown} is not supported", _object_field(http_node, unknown) or http_node)
+            self.problem(
+                "CONNECT_INVALID_DIRECTIVE",
+                f"{where}: http.{unknown} is not supported",
+                _object_field(http_node, unknown) or http_node,
+            )
         methods = [m for m in HTTP_METHODS if m in http]
         if len(methods) != 1:
-            self.problem("CONNECT_INVALID_DIRECTIVE", f"{where}: http needs exactly one of {', '.join(HTTP_METHODS)}", http_node)
+            self.problem(
+                "CONNECT_INVALID_DIRECTIVE", f"{where}: http needs exactly one of {', '.join(HTTP_METHODS)}", http_node
+            )
             return False
         method = methods[0]
         url_text, url_node = http[method], _object_field(http_node, method)
@@ -703,11 +828,19 @@ class _Reader:
             headers = tuple((n, t) for n, t in source.headers if n.lower() not in overridden) + headers
         body = self._read_mapping(where, "http.body", http.get("body"), _object_field(http_node, "body"), context)
         if body is not None and method == "GET":
-            self.problem("CONNECT_INVALID_DIRECTIVE", f"{where}: a GET request has no body", _object_field(http_node, "body"))
-        query_params = self._read_mapping(where, "http.queryParams", http.get("queryParams"), _object_field(http_node, "queryParams"), context)
+            self.problem(
+                "CONNECT_INVALID_DIRECTIVE", f"{where}: a GET request has no body", _object_field(http_node, "body")
+            )
+        query_params = self._read_mapping(
+            where, "http.queryParams", http.get("queryParams"), _object_field(http_node, "queryParams"), context
+        )
         selection_text, selection_node = args.get("selection", (None, None))
         if not isinstance(selection_text, str):
-            self.problem("CONNECT_INVALID_DIRECTIVE", f"{where}: selection is required (a mapping string)", selection_node or directive)
+            self.problem(
+                "CONNECT_INVALID_DIRECTIVE",
+                f"{where}: selection is required (a mapping string)",
+                selection_node or directive,
+            )
             return False
         selection = self._read_mapping(where, "selection", selection_text, selection_node, context, response=True)
         entity, entity_node = args.get("entity", (False, None))
@@ -720,17 +853,35 @@ class _Reader:
         max_batch: int | None = None
         if batch is not None:
             size = batch.get("maxSize") if isinstance(batch, dict) else None
-            if not isinstance(batch, dict) or set(batch) - {"maxSize"} or (size is not None and (not isinstance(size, int) or size < 1)):
-                self.problem("CONNECT_INVALID_DIRECTIVE", f"{where}: batch takes {{ maxSize: <a positive Int> }}", batch_node)
+            if (
+                not isinstance(batch, dict)
+                or set(batch) - {"maxSize"}
+                or (size is not None and (not isinstance(size, int) or size < 1))
+            ):
+                self.problem(
+                    "CONNECT_INVALID_DIRECTIVE", f"{where}: batch takes {{ maxSize: <a positive Int> }}", batch_node
+                )
             elif not context.batch_paths:
-                self.problem("CONNECT_INVALID_DIRECTIVE", f"{where}: batch is for a type's connector that reads $batch", batch_node)
+                self.problem(
+                    "CONNECT_INVALID_DIRECTIVE",
+                    f"{where}: batch is for a type's connector that reads $batch",
+                    batch_node,
+                )
             else:
                 max_batch = size
         if context.kind == "entity":
             if context.this_paths and context.batch_paths:
-                self.problem("CONNECT_INVALID_VARIABLE", f"{where}: a type's connector reads $this (one call per entity) or $batch (one call for many), not both", directive)
+                self.problem(
+                    "CONNECT_INVALID_VARIABLE",
+                    f"{where}: a type's connector reads $this (one call per entity) or $batch (one call for many), not both",
+                    directive,
+                )
             elif not context.this_paths and not context.batch_paths:
-                self.problem("CONNECT_INVALID_VARIABLE", f"{where}: a type's connector must read the entity's key from $this or $batch", directive)
+                self.problem(
+                    "CONNECT_INVALID_VARIABLE",
+                    f"{where}: a type's connector must read the entity's key from $this or $batch",
+                    directive,
+                )
         if url is None or base is None or selection is None or not ok:
             return False
         read_paths = tuple(sorted(context.batch_paths or context.this_paths)) if context.kind == "entity" else ()
@@ -738,7 +889,11 @@ class _Reader:
         key_paths = tuple(p for p in read_paths if p not in required)
         if read_paths and not key_paths:
             names = ", ".join(".".join(p) for p in read_paths)
-            self.problem("CONNECT_INVALID_KEY", f"{where}: reads only {names}, which a @requires names: it must read the entity's key too", directive)
+            self.problem(
+                "CONNECT_INVALID_KEY",
+                f"{where}: reads only {names}, which a @requires names: it must read the entity's key too",
+                directive,
+            )
             return False
         if entity_arguments is not None:
             key_paths = read_paths = tuple((name,) for name in entity_arguments)
@@ -772,14 +927,26 @@ class _Reader:
         field_def = context.type.fields[context.field_name or ""]
         output = _unwrap(field_def.type)
         if _is_list(field_def.type) or not isinstance(output, GraphQLObjectType):
-            self.problem("CONNECT_INVALID_DIRECTIVE", f"{where}: entity: true needs a field returning one object, not a list or scalar", node)
+            self.problem(
+                "CONNECT_INVALID_DIRECTIVE",
+                f"{where}: entity: true needs a field returning one object, not a list or scalar",
+                node,
+            )
             return None
         if not field_def.args:
-            self.problem("CONNECT_INVALID_DIRECTIVE", f"{where}: entity: true needs arguments naming the entity's key fields", node)
+            self.problem(
+                "CONNECT_INVALID_DIRECTIVE",
+                f"{where}: entity: true needs arguments naming the entity's key fields",
+                node,
+            )
             return None
         for name in field_def.args:
             if name not in output.fields:
-                self.problem("CONNECT_INVALID_DIRECTIVE", f"{where}: entity: true: argument {name!r} is not a field of {output.name}", node)
+                self.problem(
+                    "CONNECT_INVALID_DIRECTIVE",
+                    f"{where}: entity: true: argument {name!r} is not a field of {output.name}",
+                    node,
+                )
                 return None
         return tuple(field_def.args)
 
@@ -809,11 +976,15 @@ class _Reader:
         if source is not None:
             return source.base
         if self.base is None:
-            self.problem("CONNECT_INVALID_URL", f"{where}: a relative URL needs a source (or the connector's url)", node)
+            self.problem(
+                "CONNECT_INVALID_URL", f"{where}: a relative URL needs a source (or the connector's url)", node
+            )
             return None
         return self.base
 
-    def _read_mapping(self, where: str, what: str, text: Any, node: Any, context: _Context, response: bool = False) -> Selection | None:
+    def _read_mapping(
+        self, where: str, what: str, text: Any, node: Any, context: _Context, response: bool = False
+    ) -> Selection | None:
         if text is None:
             return None
         if not isinstance(text, str):
@@ -833,33 +1004,91 @@ class _Reader:
             self._check_selection(selection, gtype, where, node, text, entity=context.kind == "entity" or False)
         return selection
 
-    def _check_variable(self, path: Path, context: _Context | None, where: str, what: str, node: Any, text: str) -> None:
+    def _check_variable(
+        self, path: Path, context: _Context | None, where: str, what: str, node: Any, text: str
+    ) -> None:
         start = path.start
         if start in REFUSED_VARIABLES:
-            self.string_problem("CONNECT_INVALID_VARIABLE", where, what, f"{start} is refused: {_REFUSAL_REASONS[start]}", node, text, path.offset)
+            self.string_problem(
+                "CONNECT_INVALID_VARIABLE",
+                where,
+                what,
+                f"{start} is refused: {_REFUSAL_REASONS[start]}",
+                node,
+                text,
+                path.offset,
+            )
             return
         if start not in ("$args", "$this", "$batch"):
             return
         if context is None:
-            self.string_problem("CONNECT_INVALID_VARIABLE", where, what, f"a @source header cannot read {start}", node, text, path.offset)
+            self.string_problem(
+                "CONNECT_INVALID_VARIABLE",
+                where,
+                what,
+                f"a @source header cannot read {start}",
+                node,
+                text,
+                path.offset,
+            )
             return
         keys = variable_keys(path)
         if start == "$args":
             if context.kind == "entity":
-                self.string_problem("CONNECT_INVALID_VARIABLE", where, what, "a type's connector has no $args (it reads $this or $batch)", node, text, path.offset)
+                self.string_problem(
+                    "CONNECT_INVALID_VARIABLE",
+                    where,
+                    what,
+                    "a type's connector has no $args (it reads $this or $batch)",
+                    node,
+                    text,
+                    path.offset,
+                )
                 return
             field_def = context.type.fields[context.field_name or ""]
             if keys and keys[0] not in field_def.args:
-                self.string_problem("CONNECT_INVALID_VARIABLE", where, what, f"$args.{keys[0]}: {context.coordinate} has no argument {keys[0]!r}", node, text, path.offset)
+                self.string_problem(
+                    "CONNECT_INVALID_VARIABLE",
+                    where,
+                    what,
+                    f"$args.{keys[0]}: {context.coordinate} has no argument {keys[0]!r}",
+                    node,
+                    text,
+                    path.offset,
+                )
             return
         if start == "$this" and context.kind == "root":
-            self.string_problem("CONNECT_INVALID_VARIABLE", where, what, "$this is the parent object: a root field has none", node, text, path.offset)
+            self.string_problem(
+                "CONNECT_INVALID_VARIABLE",
+                where,
+                what,
+                "$this is the parent object: a root field has none",
+                node,
+                text,
+                path.offset,
+            )
             return
         if start == "$batch" and context.kind != "entity":
-            self.string_problem("CONNECT_INVALID_VARIABLE", where, what, "$batch is for a type's connector (an entity resolver)", node, text, path.offset)
+            self.string_problem(
+                "CONNECT_INVALID_VARIABLE",
+                where,
+                what,
+                "$batch is for a type's connector (an entity resolver)",
+                node,
+                text,
+                path.offset,
+            )
             return
         if not keys:
-            self.string_problem("CONNECT_INVALID_VARIABLE", where, what, f"{start} alone: name a field of {context.type.name} ({start}.field)", node, text, path.offset)
+            self.string_problem(
+                "CONNECT_INVALID_VARIABLE",
+                where,
+                what,
+                f"{start} alone: name a field of {context.type.name} ({start}.field)",
+                node,
+                text,
+                path.offset,
+            )
             return
         gtype: Any = context.type
         used: list[str] = []
@@ -868,18 +1097,38 @@ class _Reader:
                 break
             field_def = gtype.fields.get(key)
             if field_def is None:
-                self.string_problem("CONNECT_UNKNOWN_FIELD", where, what, f'{start}.{".".join(used + [key])}: unknown field "{key}" of {gtype.name}', node, text, path.offset)
+                self.string_problem(
+                    "CONNECT_UNKNOWN_FIELD",
+                    where,
+                    what,
+                    f'{start}.{".".join(used + [key])}: unknown field "{key}" of {gtype.name}',
+                    node,
+                    text,
+                    path.offset,
+                )
                 return
             used.append(key)
             gtype = _unwrap(field_def.type)
         if isinstance(gtype, GraphQLObjectType):
-            self.string_problem("CONNECT_INVALID_VARIABLE", where, what, f"{start}.{'.'.join(used)} is an object: name its key field ({start}.{'.'.join(used)}.id)", node, text, path.offset)
+            self.string_problem(
+                "CONNECT_INVALID_VARIABLE",
+                where,
+                what,
+                f"{start}.{'.'.join(used)} is an object: name its key field ({start}.{'.'.join(used)}.id)",
+                node,
+                text,
+                path.offset,
+            )
             return
         (context.batch_paths if start == "$batch" else context.this_paths).add(tuple(used))
 
-    def _check_selection(self, selection: Selection, gtype: Any, where: str, node: Any, text: str, entity: bool) -> None:
+    def _check_selection(
+        self, selection: Selection, gtype: Any, where: str, node: Any, text: str, entity: bool
+    ) -> None:
         named = _unwrap(gtype)
-        problem = lambda code, message, offset: self.string_problem(code, where, "selection", message, node, text, offset)  # noqa: E731
+
+        def problem(code: str, message: str, offset: int) -> None:
+            return self.string_problem(code, where, "selection", message, node, text, offset)
 
         def check(sel: Selection, target: GraphQLNamedType, top: bool) -> None:
             whole = sel.whole
@@ -887,14 +1136,30 @@ class _Reader:
                 if whole.sub is not None:
                     check(whole.sub, target, top)
                 elif not _is_leaf(target):
-                    problem("CONNECT_INVALID_SELECTION", f"{target.name} is an object type: select its fields with {{ ... }}", whole.offset)
+                    problem(
+                        "CONNECT_INVALID_SELECTION",
+                        f"{target.name} is an object type: select its fields with {{ ... }}",
+                        whole.offset,
+                    )
                 return
             if _is_leaf(target):
-                if not isinstance(target, GraphQLScalarType) or is_specified_scalar_type(target) or is_enum_type(target):
-                    problem("CONNECT_INVALID_SELECTION", f"{target.name} is a leaf type: its selection is one path (e.g. $.value)", sel.offset)
+                if (
+                    not isinstance(target, GraphQLScalarType)
+                    or is_specified_scalar_type(target)
+                    or is_enum_type(target)
+                ):
+                    problem(
+                        "CONNECT_INVALID_SELECTION",
+                        f"{target.name} is a leaf type: its selection is one path (e.g. $.value)",
+                        sel.offset,
+                    )
                 return
             if not isinstance(target, GraphQLObjectType):
-                problem("CONNECT_INVALID_SELECTION", f"{target.name} is abstract (an interface or union): REST connectors map object types only", sel.offset)
+                problem(
+                    "CONNECT_INVALID_SELECTION",
+                    f"{target.name} is abstract (an interface or union): REST connectors map object types only",
+                    sel.offset,
+                )
                 return
             produced: set[str] = set()
             for item in sel.items:
@@ -921,10 +1186,18 @@ class _Reader:
         if _is_leaf(field_type):
             custom = isinstance(field_type, GraphQLScalarType) and not is_specified_scalar_type(field_type)
             if item.sub is not None and not custom:
-                problem("CONNECT_INVALID_SELECTION", f"{target.name}.{item.name} is a {field_type.name}: it takes no {{ ... }} selection", item.offset)
+                problem(
+                    "CONNECT_INVALID_SELECTION",
+                    f"{target.name}.{item.name} is a {field_type.name}: it takes no {{ ... }} selection",
+                    item.offset,
+                )
             return
         if item.sub is None:
-            problem("CONNECT_INVALID_SELECTION", f"{target.name}.{item.name} is an object ({field_type.name}): select its fields with {{ ... }}", item.offset)
+            problem(
+                "CONNECT_INVALID_SELECTION",
+                f"{target.name}.{item.name} is an object ({field_type.name}): select its fields with {{ ... }}",
+                item.offset,
+            )
             return
         check(item.sub, field_type, False)
 
@@ -970,12 +1243,18 @@ class _Reader:
                 try:
                     selections = parse_field_set(args["fields"])
                 except Exception:
-                    self.problem("CONNECT_INVALID_KEY", f"{definition.name.value}: @key fields {args['fields']!r} do not parse", directive)
+                    self.problem(
+                        "CONNECT_INVALID_KEY",
+                        f"{definition.name.value}: @key fields {args['fields']!r} do not parse",
+                        directive,
+                    )
                     continue
                 keys.setdefault(definition.name.value, []).append(frozenset(_field_paths(selections, ())))
         return keys
 
-    def _check_keys(self, schema: GraphQLSchema, keys: dict, entity_resolvers: dict[str, list[Connector]]) -> dict[str, list[str]]:
+    def _check_keys(
+        self, schema: GraphQLSchema, keys: dict, entity_resolvers: dict[str, list[Connector]]
+    ) -> dict[str, list[str]]:
         """Keys composition_sdl adds (types without @key); CONNECT_INVALID_KEY where an entity
         connector reads fields no @key names."""
         added: dict[str, list[str]] = {}
@@ -986,7 +1265,10 @@ class _Reader:
                 if declared:
                     if not any(used <= key for key in declared):
                         names = ", ".join(".".join(p) for p in sorted(used))
-                        self.problem("CONNECT_INVALID_KEY", f"{connector.coordinate}: reads {names} of {type_name}, which no @key of {type_name} names")
+                        self.problem(
+                            "CONNECT_INVALID_KEY",
+                            f"{connector.coordinate}: reads {names} of {type_name}, which no @key of {type_name} names",
+                        )
                     continue
                 text = _field_set_text(used)
                 if text not in added.setdefault(type_name, []):
@@ -1003,7 +1285,11 @@ class _Reader:
             for field_name in gtype.fields:
                 if field_name in ("_service", "_entities") or (root, field_name) in self.connected_fields:
                     continue
-                self.problem("CONNECT_MISSING_RESOLVER", f"{root}.{field_name}: a root field of a REST connector needs @connect", self.field_nodes.get((root, field_name)))
+                self.problem(
+                    "CONNECT_MISSING_RESOLVER",
+                    f"{root}.{field_name}: a root field of a REST connector needs @connect",
+                    self.field_nodes.get((root, field_name)),
+                )
         if self.incomplete:
             return  # what the unread @connect would have made is unknown: judged once it reads
         relevant = set(self.productions) | set(keys) | {t for t, _ in self.connected_fields}
@@ -1034,13 +1320,24 @@ class _Reader:
                             self.field_nodes.get((type_name, field_name)),
                         )
                     elif not entity_selections or any(field_name not in s for s in entity_selections):
-                        self.problem("CONNECT_MISSING_RESOLVER", f"{type_name}.{field_name}: not selected by every entity connector of {type_name}", self.field_nodes.get((type_name, field_name)))
+                        self.problem(
+                            "CONNECT_MISSING_RESOLVER",
+                            f"{type_name}.{field_name}: not selected by every entity connector of {type_name}",
+                            self.field_nodes.get((type_name, field_name)),
+                        )
                 elif not any(field_name in p.fields for p in productions):
-                    self.problem("CONNECT_MISSING_RESOLVER", f"{type_name}.{field_name}: no @connect and no selection gives it a value", self.field_nodes.get((type_name, field_name)))
+                    self.problem(
+                        "CONNECT_MISSING_RESOLVER",
+                        f"{type_name}.{field_name}: no @connect and no selection gives it a value",
+                        self.field_nodes.get((type_name, field_name)),
+                    )
             if type_name in keys:
                 for production in productions:
                     if not any({p[0] for p in key} <= production.fields for key in keys[type_name]):
-                        self.problem("CONNECT_MISSING_RESOLVER", f"{production.coordinate}: makes {type_name} objects without their key fields ({', '.join(sorted(key_fields))}): select them")
+                        self.problem(
+                            "CONNECT_MISSING_RESOLVER",
+                            f"{production.coordinate}: makes {type_name} objects without their key fields ({', '.join(sorted(key_fields))}): select them",
+                        )
 
     # -- output
 
@@ -1051,17 +1348,32 @@ class _Reader:
                 edits.append((start, end, re.sub(r"[^\r\n]", " ", self.sdl[start:end])))
         anchored: set[str] = set()
         for definition in document.definitions:
-            if isinstance(definition, ObjectTypeDefinitionNode) and definition.name.value in added_keys and definition.name.loc:
+            if (
+                isinstance(definition, ObjectTypeDefinitionNode)
+                and definition.name.value in added_keys
+                and definition.name.loc
+            ):
                 anchored.add(definition.name.value)
                 position = definition.name.loc.end
                 text = "".join(f' @{self.key_name}(fields: "{fields}")' for fields in added_keys[definition.name.value])
                 edits.append((position, position, text))
         for definition in document.definitions:
             name = getattr(getattr(definition, "name", None), "value", None)
-            if isinstance(definition, ObjectTypeExtensionNode) and name in added_keys and name not in anchored and definition.name.loc:
+            if (
+                isinstance(definition, ObjectTypeExtensionNode)
+                and name in added_keys
+                and name not in anchored
+                and definition.name.loc
+            ):
                 anchored.add(name)
                 position = definition.name.loc.end
-                edits.append((position, position, "".join(f' @{self.key_name}(fields: "{fields}")' for fields in added_keys[name])))
+                edits.append(
+                    (
+                        position,
+                        position,
+                        "".join(f' @{self.key_name}(fields: "{fields}")' for fields in added_keys[name]),
+                    )
+                )
         text = self.sdl
         for start, end, replacement in sorted(_outermost(edits), key=lambda e: e[0], reverse=True):
             text = text[:start] + replacement + text[end:]
@@ -1070,7 +1382,10 @@ class _Reader:
 
     def _executable_sdl(self, document: DocumentNode, schema: GraphQLSchema, entity_types: frozenset[str]) -> str:
         query = schema.query_type.name if schema.query_type else "Query"
-        has_query = any(isinstance(d, (ObjectTypeDefinitionNode, ObjectTypeExtensionNode)) and d.name.value == query for d in document.definitions)
+        has_query = any(
+            isinstance(d, (ObjectTypeDefinitionNode, ObjectTypeExtensionNode)) and d.name.value == query
+            for d in document.definitions
+        )
         root = f"extend type {query}" if has_query else f"type {query}"
         extra = _MACHINERY_SDL
         if entity_types:
@@ -1151,7 +1466,13 @@ def _field_without_directives(node: Any) -> Any:
 
 
 def _replaced(node: Any, changes: dict[str, Any]) -> Any:
-    return type(node)(**{key: changes.get(key, getattr(node, key)) for key in node.keys if key != "loc" and (key in changes or hasattr(node, key))})
+    return type(node)(
+        **{
+            key: changes.get(key, getattr(node, key))
+            for key in node.keys
+            if key != "loc" and (key in changes or hasattr(node, key))
+        }
+    )
 
 
 def _field_paths(selections: Any, prefix: tuple[str, ...]) -> Iterable[tuple[str, ...]]:
@@ -1191,4 +1512,12 @@ def _outermost(edits: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
     return kept
 
 
-__all__ = ["CONNECT_SPEC", "ConnectError", "ConnectModel", "ConnectProblem", "ConnectSchema", "Connector", "read_connect_sdl"]
+__all__ = [
+    "CONNECT_SPEC",
+    "ConnectError",
+    "ConnectModel",
+    "ConnectProblem",
+    "ConnectSchema",
+    "Connector",
+    "read_connect_sdl",
+]

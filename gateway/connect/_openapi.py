@@ -71,7 +71,20 @@ _GRAPHQL_NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
 _SELECTION_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _UNWRITABLE_QUERY_NAME = re.compile(r"[&=?{}#%\s\\\"<>`^|]")
 _RESERVED_TYPES = frozenset(
-    {"Query", "Mutation", "Subscription", "String", "Int", "Float", "Boolean", "ID", "JSON", "FieldSet", "Import", "Purpose"}
+    {
+        "Query",
+        "Mutation",
+        "Subscription",
+        "String",
+        "Int",
+        "Float",
+        "Boolean",
+        "ID",
+        "JSON",
+        "FieldSet",
+        "Import",
+        "Purpose",
+    }
 )
 _PERSONAL = re.compile(  # on the name without separators, lowercased
     r"(email|mail|phone|mobile|name|address|street|postcode|postal|zip|birth|^dob$|^age$|plate|iban|^bic$|latitude|"
@@ -188,11 +201,19 @@ def validate_document(document: dict[str, Any]) -> None:
 
     version = document.get("openapi")
     if not isinstance(version, str) or not re.match(r"^3\.[01]\.\d+", version):
-        found = f"'openapi: {version}'" if isinstance(version, str) else "no 'openapi' version" if "swagger" not in document else "Swagger 2.0"
+        found = (
+            f"'openapi: {version}'"
+            if isinstance(version, str)
+            else "no 'openapi' version"
+            if "swagger" not in document
+            else "Swagger 2.0"
+        )
         raise OpenApiError([f"OpenAPI 3.0 and 3.1 documents only ({found}); convert a Swagger 2.0 document first"])
     operations = sum(1 for _ in _operations(document))
     if operations > MAX_OPERATIONS:
-        raise OpenApiError([f"the document has {operations} operations: at most {MAX_OPERATIONS} are drafted at once; split it"])
+        raise OpenApiError(
+            [f"the document has {operations} operations: at most {MAX_OPERATIONS} are drafted at once; split it"]
+        )
     validator_class = _spec_validator(version[:3])
     problems: list[str] = []
     try:
@@ -208,7 +229,11 @@ def validate_document(document: dict[str, Any]) -> None:
                 resolver.lookup(reference)
             except Unresolvable:
                 unresolved = True
-                where = "points outside the document (never fetched)" if not reference.startswith("#") else "does not resolve"
+                where = (
+                    "points outside the document (never fetched)"
+                    if not reference.startswith("#")
+                    else "does not resolve"
+                )
                 problems.append(f"{pointer}: $ref {reference!r} {where}")
         if not unresolved:
             structural = [problem.split(": ", 1)[0] for problem in problems]
@@ -226,7 +251,9 @@ def validate_document(document: dict[str, Any]) -> None:
                 if not problems:
                     problems.append(f"#: cannot be validated ({type(error).__name__})")
     except RecursionError:
-        problems.append("the document is nested too deeply to validate (a $ref cycle through allOf, or $refs that only refer to each other?)")
+        problems.append(
+            "the document is nested too deeply to validate (a $ref cycle through allOf, or $refs that only refer to each other?)"
+        )
     if problems:
         raise OpenApiError(list(dict.fromkeys(problems)))
 
@@ -250,7 +277,11 @@ def _spec_validator(version: str) -> Any:
                 yield error
 
     assert issubclass(LocatedSchemaValidator, keywords.SchemaValidator)
-    return type(f"Located{base.__name__}", (base,), {"keyword_validators": {**base.keyword_validators, "schema": LocatedSchemaValidator}})
+    return type(
+        f"Located{base.__name__}",
+        (base,),
+        {"keyword_validators": {**base.keyword_validators, "schema": LocatedSchemaValidator}},
+    )
 
 
 def _problem(error: Any) -> str:
@@ -263,7 +294,11 @@ def _problem(error: Any) -> str:
             break
         cause = max(leaves, key=lambda c: len(c.absolute_path))
     located = list(getattr(error, "citygate_location", None) or ())
-    path = located + list(error.absolute_path) + [p for p in cause.absolute_path if cause is not error][len(error.absolute_path) :]
+    path = (
+        located
+        + list(error.absolute_path)
+        + [p for p in cause.absolute_path if cause is not error][len(error.absolute_path) :]
+    )
     pointer = "#/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in path) if path else "#"
     message = cause.message if len(cause.message) <= 300 else cause.message[:297] + "..."
     return f"{pointer}: {message}"
@@ -282,7 +317,9 @@ def _references(document: Any) -> Iterator[tuple[str, str]]:
                 if isinstance(value, (dict, list)):
                     stack.append((value, f"{pointer}/{str(key).replace('~', '~0').replace('/', '~1')}"))
         elif isinstance(node, list):
-            stack.extend((value, f"{pointer}/{index}") for index, value in enumerate(node) if isinstance(value, (dict, list)))
+            stack.extend(
+                (value, f"{pointer}/{index}") for index, value in enumerate(node) if isinstance(value, (dict, list))
+            )
 
 
 def _operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any], dict[str, Any]]]:
@@ -321,7 +358,9 @@ def camel_case(name: str) -> str:
 
 def pascal_case(name: str) -> str:
     words = _words(name)
-    result = "".join(word.capitalize() if word.isupper() and len(word) > 1 else word[:1].upper() + word[1:] for word in words)
+    result = "".join(
+        word.capitalize() if word.isupper() and len(word) > 1 else word[:1].upper() + word[1:] for word in words
+    )
     if not result:
         return "Type"
     return result if not result[0].isdigit() else "T" + result
@@ -453,7 +492,11 @@ def graphql_value(value: Any, shape: _Type) -> str | None:
     if shape.name == "Int":
         return str(value) if isinstance(value, int) and -(2**31) <= value < 2**31 else None
     if shape.name == "Float":
-        return json.dumps(value) if isinstance(value, (int, float)) and value == value and abs(value) != float("inf") else None
+        return (
+            json.dumps(value)
+            if isinstance(value, (int, float)) and value == value and abs(value) != float("inf")
+            else None
+        )
     if shape.name == "String":
         return _string(value) if isinstance(value, str) else None
     if shape.name == "ID":
@@ -546,7 +589,9 @@ class _Drafter:
             return _JSON, nullable or declared is None
         return _Scalar(scalar), nullable
 
-    def _all_of(self, node: dict, resolver: Any, name_hint: str, component: str | None, is_input: bool, depth: int) -> _Type:
+    def _all_of(
+        self, node: dict, resolver: Any, name_hint: str, component: str | None, is_input: bool, depth: int
+    ) -> _Type:
         parts: list[tuple[dict, Any]] = [({k: v for k, v in node.items() if k != "allOf"}, resolver)]
         pending = [(branch, resolver) for branch in node["allOf"]]
         seen: set[int] = set()
@@ -594,12 +639,16 @@ class _Drafter:
 
     def _enum(self, values: list, name_hint: str, component: str | None, declared: Any, node: dict) -> _Type:
         strings = [v for v in values if v is not None]
-        if strings and all(isinstance(v, str) and _GRAPHQL_NAME.match(v) and v not in ("true", "false", "null") for v in strings):
+        if strings and all(
+            isinstance(v, str) and _GRAPHQL_NAME.match(v) and v not in ("true", "false", "null") for v in strings
+        ):
             unique = list(dict.fromkeys(strings))
             existing = self.enums_by_values.get(tuple(unique))
             if existing is not None and component is None:
                 return existing
-            enum = _Enum(self._type_name(component or name_hint), unique, _description(node.get("description")))  # one type, in and out
+            enum = _Enum(
+                self._type_name(component or name_hint), unique, _description(node.get("description"))
+            )  # one type, in and out
             self.types[enum.name] = enum
             self.enums_by_values.setdefault(tuple(unique), enum)
             if component is not None:
@@ -614,7 +663,9 @@ class _Drafter:
         self.uses_json = True
         return _JSON
 
-    def _object(self, parts: list[tuple[dict, Any]], name_hint: str, component: str | None, is_input: bool, depth: int) -> _Type:
+    def _object(
+        self, parts: list[tuple[dict, Any]], name_hint: str, component: str | None, is_input: bool, depth: int
+    ) -> _Type:
         properties: dict[str, tuple[Any, Any]] = {}
         required: set[str] = set()
         description = None
@@ -641,7 +692,9 @@ class _Drafter:
             while name in taken:
                 name += "_"
             taken.add(name)
-            shape, nullable = self.shape(schema, resolver, f"{self.stem(obj.name)}{pascal_case(json_name)}", is_input=is_input, depth=depth + 1)
+            shape, nullable = self.shape(
+                schema, resolver, f"{self.stem(obj.name)}{pascal_case(json_name)}", is_input=is_input, depth=depth + 1
+            )
             if _names_an_id(json_name) and isinstance(shape, _Scalar) and _integer_or_string(target):
                 shape = _Scalar("ID")
             non_null = json_name in required and not nullable
@@ -660,7 +713,15 @@ class _Drafter:
                 elif default is None:
                     note = _default_dropped(target["default"], shape)
             obj.properties.append(
-                _Property(json_name, name, shape, non_null, _description(target.get("description") if isinstance(target, dict) else None), note, default)
+                _Property(
+                    json_name,
+                    name,
+                    shape,
+                    non_null,
+                    _description(target.get("description") if isinstance(target, dict) else None),
+                    note,
+                    default,
+                )
             )
         if not obj.properties:
             del self.types[obj.name]
@@ -786,7 +847,9 @@ def _json_media(content: Any) -> Any:
         return None
     for media, spec in content.items():
         media_type = str(media).split(";")[0].strip().lower()
-        if (media_type == "application/json" or media_type.endswith("+json") or media_type == "*/*") and isinstance(spec, dict):
+        if (media_type == "application/json" or media_type.endswith("+json") or media_type == "*/*") and isinstance(
+            spec, dict
+        ):
             return spec.get("schema", {})
     return None
 
@@ -813,7 +876,9 @@ def draft_connector(
     """A connector folder's manifest and SDL from a validated document."""
     for what, value in (("name", name), ("owner", owner)):
         if not re.match(r"^[a-z][a-z0-9-]{0,62}$", value):
-            raise OpenApiError([f"the connector's {what} must be lowercase letters, digits and dashes, starting with a letter"])
+            raise OpenApiError(
+                [f"the connector's {what} must be lowercase letters, digits and dashes, starting with a letter"]
+            )
     if type_prefix and not re.match(r"^[A-Za-z][A-Za-z0-9]{0,30}$", type_prefix):
         raise OpenApiError(["the type prefix must be letters and digits, starting with a letter (e.g. Voisinage)"])
     url = _base_url(document, location, base_url)
@@ -844,7 +909,9 @@ def _operation_name(method: str, path: str, operation: dict[str, Any]) -> str:
     return camel_case("_".join(words))
 
 
-def _draft_operation(drafter: _Drafter, path: str, method: str, item: dict, operation: dict, used: dict[str, set[str]]) -> _Operation | None:
+def _draft_operation(
+    drafter: _Drafter, path: str, method: str, item: dict, operation: dict, used: dict[str, set[str]]
+) -> _Operation | None:
     resolver = drafter.resolver
     where = f"{method.upper()} {path}"
     root = "Query" if method == "get" else "Mutation"
@@ -872,12 +939,18 @@ def _draft_operation(drafter: _Drafter, path: str, method: str, item: dict, oper
         while argument in taken:
             argument += "_"
         taken.add(argument)
-        shape, _ = drafter.shape(parameter.get("schema", {}), resolver, f"{name}{pascal_case(parameter_name)}", is_input=True)
+        shape, _ = drafter.shape(
+            parameter.get("schema", {}), resolver, f"{name}{pascal_case(parameter_name)}", is_input=True
+        )
         if isinstance(_unwrap(shape), _Object):
             notes.append(f"{location} parameter {parameter_name!r} is an object: not mapped")
             taken.discard(argument)
             continue
-        if isinstance(shape, _Scalar) and shape.name in ("Float", "String", "Int") and (argument == "id" or argument.endswith("Id")):
+        if (
+            isinstance(shape, _Scalar)
+            and shape.name in ("Float", "String", "Int")
+            and (argument == "id" or argument.endswith("Id"))
+        ):
             shape = _Scalar("ID")
         elif isinstance(shape, _Scalar) and shape.name == "Float" and _format(drafter, parameter) == "int64":
             shape = _Scalar("Int")  # a Float argument would be written "5.0" into the URL
@@ -889,9 +962,13 @@ def _draft_operation(drafter: _Drafter, path: str, method: str, item: dict, oper
             if default == "null":
                 default = None  # no default: what an absent argument is anyway
             elif default is None:
-                notes.append(f"{location} parameter {parameter_name!r}: {_default_dropped(schema_node['default'], shape)}")
+                notes.append(
+                    f"{location} parameter {parameter_name!r}: {_default_dropped(schema_node['default'], shape)}"
+                )
                 default = None
-        sink.arguments.append(_Argument(argument, _type_string(shape, required), _description(parameter.get("description")), default))
+        sink.arguments.append(
+            _Argument(argument, _type_string(shape, required), _description(parameter.get("description")), default)
+        )
         sink.by_parameter[parameter_name] = argument
         if location == "query":
             sink.query.append(f"{parameter_name}={{$args.{argument}}}")  # the engine percent-encodes names and values
@@ -910,7 +987,13 @@ def _draft_operation(drafter: _Drafter, path: str, method: str, item: dict, oper
         input_name = "input"
         while input_name in taken:
             input_name += "_"
-        sink.arguments.append(_Argument(input_name, _type_string(shape, request_body.get("required") is True), _description(request_body.get("description"))))
+        sink.arguments.append(
+            _Argument(
+                input_name,
+                _type_string(shape, request_body.get("required") is True),
+                _description(request_body.get("description")),
+            )
+        )
         inner = _unwrap(shape)
         if isinstance(inner, _Object) and _renamed(inner):
             body_lines = [f"$args.{input_name} {{", *("  " + line for line in _body_lines(inner)), "}"]
@@ -924,7 +1007,20 @@ def _draft_operation(drafter: _Drafter, path: str, method: str, item: dict, oper
         result, selection = "Boolean", ["$(true)"]
     used[root].add(name)
     summary = _description(operation.get("summary")) or _description(operation.get("description"))
-    return _Operation(root, name, method, path, template, sink.arguments, result, selection, body_lines, summary, operation.get("deprecated") is True, notes)
+    return _Operation(
+        root,
+        name,
+        method,
+        path,
+        template,
+        sink.arguments,
+        result,
+        selection,
+        body_lines,
+        summary,
+        operation.get("deprecated") is True,
+        notes,
+    )
 
 
 def _format(drafter: _Drafter, parameter: dict) -> Any:
@@ -962,7 +1058,10 @@ def _entities(drafter: _Drafter, document: dict) -> list[str]:
         match = re.match(r"^(?P<prefix>[^{}]*)\{(?P<param>[^{}]+)\}/?$", path)
         if method != "get" or not match:
             continue
-        parameters = [drafter.deref(p, drafter.resolver)[0] for p in [*(item.get("parameters") or []), *(operation.get("parameters") or [])]]
+        parameters = [
+            drafter.deref(p, drafter.resolver)[0]
+            for p in [*(item.get("parameters") or []), *(operation.get("parameters") or [])]
+        ]
         if any(isinstance(p, dict) and p.get("in") == "query" and p.get("required") is True for p in parameters):
             continue
         response, _, _ = drafter.deref(_success(operation), drafter.resolver)
@@ -974,7 +1073,9 @@ def _entities(drafter: _Drafter, document: dict) -> list[str]:
         if not isinstance(obj, _Object) or obj.entity_path is not None:
             continue
         param = match["param"]
-        key = next((p for p in obj.properties if p.json_name == param and not isinstance(p.type, (_List, _Object))), None)
+        key = next(
+            (p for p in obj.properties if p.json_name == param and not isinstance(p.type, (_List, _Object))), None
+        )
         thing = drafter.stem(obj.name).lower()
         if key is None and param.lower().replace("_", "").replace("-", "") in ("id", f"{thing}id"):
             key = next((p for p in obj.properties if p.json_name == "id"), None)
@@ -991,7 +1092,10 @@ def _render(drafter: _Drafter, document: dict, url: str, operations: list[_Opera
     title = " ".join(str(info.get("title", "")).split()) or "an API"
     out = [
         f"# {DRAFT_NOTICE}",
-        "# " + " ".join(f"Drafted by `citygate connector import-openapi` from {title!r} {info.get('version', '')} (OpenAPI {document.get('openapi')}).".split()),
+        "# "
+        + " ".join(
+            f"Drafted by `citygate connector import-openapi` from {title!r} {info.get('version', '')} (OpenAPI {document.get('openapi')}).".split()
+        ),
         "# Review every type and mapping, then: citygate connector validate <folder>; citygate connector test <folder> --query '{ ... }'",
     ]
     if drafter.skipped:
@@ -1007,7 +1111,11 @@ def _render(drafter: _Drafter, document: dict, url: str, operations: list[_Opera
         _PRIVACY_DIRECTIVES,
     ]
     if drafter.uses_json:
-        out += ['"Any JSON value (a oneOf/anyOf of objects, or a free-form object, in the OpenAPI document)."', "scalar JSON", ""]
+        out += [
+            '"Any JSON value (a oneOf/anyOf of objects, or a free-form object, in the OpenAPI document)."',
+            "scalar JSON",
+            "",
+        ]
     for root in ("Query", "Mutation"):
         fields = [op for op in operations if op.root == root]
         if not fields:
@@ -1028,7 +1136,9 @@ def _render_operation(drafter: _Drafter, op: _Operation) -> list[str]:
     if op.description:
         lines.append(f"  {_string(op.description)}")
     if op.arguments:
-        arguments = ", ".join(f"{a.name}: {a.type}" + (f" = {a.default}" if a.default is not None else "") for a in op.arguments)
+        arguments = ", ".join(
+            f"{a.name}: {a.type}" + (f" = {a.default}" if a.default is not None else "") for a in op.arguments
+        )
         head = f"  {op.name}({arguments}): {op.result}"
     else:
         head = f"  {op.name}: {op.result}"
@@ -1040,7 +1150,12 @@ def _render_operation(drafter: _Drafter, op: _Operation) -> list[str]:
         lines.append(f"      http: {{{op.method.upper()}: {_string(op.url)}}}")
     else:
         body = _string(op.body[0]) if len(op.body) == 1 else _block(op.body, "        ")
-        lines += ["      http: {", f"        {op.method.upper()}: {_string(op.url)}", f"        body: {body}", "      }"]
+        lines += [
+            "      http: {",
+            f"        {op.method.upper()}: {_string(op.url)}",
+            f"        body: {body}",
+            "      }",
+        ]
     lines += [f"      selection: {_block(op.selection, '      ')}", "    )"]
     return lines
 
@@ -1094,9 +1209,13 @@ def _manifest(document: dict, *, name: str, owner: str, url: str, timeout: float
             continue
         variable = re.sub(r"[^A-Z0-9_]", "_", f"{name}_{scheme_name}".upper())
         if scheme.get("type") == "apiKey" and scheme.get("in") == "header" and isinstance(scheme.get("name"), str):
-            lines.append(f"# headers: {{{json.dumps(scheme['name'])}: \"${{{variable}}}\"}}   # security scheme {scheme_name!r}: set {variable} in your shell")
+            lines.append(
+                f'# headers: {{{json.dumps(scheme["name"])}: "${{{variable}}}"}}   # security scheme {scheme_name!r}: set {variable} in your shell'
+            )
         elif scheme.get("type") == "http" and str(scheme.get("scheme", "")).lower() == "bearer":
-            lines.append(f'# headers: {{authorization: "Bearer ${{{variable}}}"}}   # security scheme {scheme_name!r}: set {variable} in your shell')
+            lines.append(
+                f'# headers: {{authorization: "Bearer ${{{variable}}}"}}   # security scheme {scheme_name!r}: set {variable} in your shell'
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -1114,6 +1233,14 @@ def import_openapi(
     document = load_document(data)
     validate_document(document)
     try:
-        return draft_connector(document, name=name, owner=owner, timeout=timeout, location=location, base_url=base_url, type_prefix=type_prefix)
+        return draft_connector(
+            document,
+            name=name,
+            owner=owner,
+            timeout=timeout,
+            location=location,
+            base_url=base_url,
+            type_prefix=type_prefix,
+        )
     except RecursionError:
         raise OpenApiError(["the document's schemas are nested too deeply to draft"]) from None

@@ -121,11 +121,29 @@ class Selection:
 
 # name -> (fewest, most) arguments
 METHODS: dict[str, tuple[int, int]] = {
-    "first": (0, 0), "last": (0, 0), "slice": (0, 2), "size": (0, 0), "map": (1, 1),
-    "match": (1, 64), "entries": (0, 0), "keys": (0, 0), "values": (0, 0), "jsonStringify": (0, 0),
-    "eq": (1, 1), "ne": (1, 1), "gt": (1, 1), "gte": (1, 1), "lt": (1, 1), "lte": (1, 1),
-    "not": (0, 0), "filter": (1, 1), "find": (1, 1), "joinNotNull": (1, 1), "get": (1, 1),
-    "echo": (1, 1), "typeOf": (0, 0),
+    "first": (0, 0),
+    "last": (0, 0),
+    "slice": (0, 2),
+    "size": (0, 0),
+    "map": (1, 1),
+    "match": (1, 64),
+    "entries": (0, 0),
+    "keys": (0, 0),
+    "values": (0, 0),
+    "jsonStringify": (0, 0),
+    "eq": (1, 1),
+    "ne": (1, 1),
+    "gt": (1, 1),
+    "gte": (1, 1),
+    "lt": (1, 1),
+    "lte": (1, 1),
+    "not": (0, 0),
+    "filter": (1, 1),
+    "find": (1, 1),
+    "joinNotNull": (1, 1),
+    "get": (1, 1),
+    "echo": (1, 1),
+    "typeOf": (0, 0),
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -293,7 +311,9 @@ class _Parser:
         selection = Selection(tuple(items), offset)
         for item in items:
             if item.name is None and item.sub is None and selection.whole is None:
-                raise SelectionError("a path among other fields needs an alias (name: path) or a { ... } selection", item.offset)
+                raise SelectionError(
+                    "a path among other fields needs an alias (name: path) or a { ... } selection", item.offset
+                )
         return selection
 
     def sub(self) -> Selection | None:
@@ -432,7 +452,10 @@ class _Parser:
         word = self.name()
         if word in ("true", "false", "null"):
             return Literal({"true": True, "false": False, "null": None}[word])
-        raise SelectionError(f"expected a value (string, number, true, false, null, list, object, $ or @ path), found {self.found() if word is None else repr(word)}", offset)
+        raise SelectionError(
+            f"expected a value (string, number, true, false, null, list, object, $ or @ path), found {self.found() if word is None else repr(word)}",
+            offset,
+        )
 
 
 def parse_selection(text: str) -> Selection:
@@ -684,7 +707,9 @@ def _comparison(check: Callable[[Any, Any], bool]):
     def compare(value: Any, args, current, scope) -> Any:
         other = evaluate(args[0], current, value, scope)
         numbers = (int, float)
-        if (value.__class__ in numbers and other.__class__ in numbers) or (value.__class__ is str and other.__class__ is str):
+        if (value.__class__ in numbers and other.__class__ in numbers) or (
+            value.__class__ is str and other.__class__ is str
+        ):
             return check(value, other)
         return None
 
@@ -729,7 +754,9 @@ def _get_method(value: Any, args, current, scope) -> Any:
 def _type_of(value: Any, args, current, scope) -> Any:
     if value is None:
         return "null"
-    return {bool: "boolean", int: "number", float: "number", str: "string", list: "array", dict: "object"}.get(value.__class__, "unknown")
+    return {bool: "boolean", int: "number", float: "number", str: "string", list: "array", dict: "object"}.get(
+        value.__class__, "unknown"
+    )
 
 
 _METHOD_IMPLEMENTATIONS: dict[str, Callable[[Any, tuple, Any, Scope], Any]] = {

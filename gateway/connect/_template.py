@@ -25,7 +25,7 @@ from urllib.parse import quote, urlsplit
 
 from ._selection import MappingError, Path, Scope, SelectionError, evaluate, parse_expression, scalar_text
 
-_REFUSED_URL_CHARS = frozenset(" \t\r\n#\\\"<>`^|")
+_REFUSED_URL_CHARS = frozenset(' \t\r\n#\\"<>`^|')
 
 
 class RequestError(Exception):

@@ -126,9 +126,13 @@ class AuditLog:
         expected_seq = 1
         for row in rows:
             if row["seq"] != expected_seq:
-                problems.append(f"entry {row['seq']}: expected entry {expected_seq} here (an entry was deleted or inserted)")
+                problems.append(
+                    f"entry {row['seq']}: expected entry {expected_seq} here (an entry was deleted or inserted)"
+                )
             if row["prev_hash"] != previous:
-                problems.append(f"entry {row['seq']}: does not follow the entry before it (deleted, inserted or reordered)")
+                problems.append(
+                    f"entry {row['seq']}: does not follow the entry before it (deleted, inserted or reordered)"
+                )
             if entry_hash(row) != row["hash"]:
                 problems.append(f"entry {row['seq']}: its content does not match its hash (edited)")
             previous = row["hash"]
@@ -136,5 +140,7 @@ class AuditLog:
         head_seq, head_hash = await self.store.audit_chain_head()
         last_seq = rows[-1]["seq"] if rows else 0
         if head_seq != last_seq or head_hash != previous:
-            problems.append(f"the chain head says entry {head_seq}, the log ends at entry {last_seq} (entries removed at the end or head edited)")
+            problems.append(
+                f"the chain head says entry {head_seq}, the log ends at entry {last_seq} (entries removed at the end or head edited)"
+            )
         return Verification(len(rows), problems)

@@ -62,7 +62,9 @@ class ControlPlane:
             _, jws = await signed_receipt(self.ledger.signer, record, self.ledger.receipt(record), self.policy)
         except Exception as error:  # the key cannot be read: the consent stands, its signature waits
             logger.error("a consent receipt could not be signed (%s)", type(error).__name__)
-            raise GraphQLError("the receipt cannot be signed now: ask again later", extensions={"code": "RECEIPT_UNAVAILABLE"}) from None
+            raise GraphQLError(
+                "the receipt cannot be signed now: ask again later", extensions={"code": "RECEIPT_UNAVAILABLE"}
+            ) from None
         return jws
 
 
@@ -93,7 +95,6 @@ def _resident(info: Info) -> tuple[Requester, str]:
     return requester, requester.resident
 
 
-
 def _refused(error: ConsentError | RightsError) -> GraphQLError:
     """The ledger's or the rights' refusal, as the client reads it: its message and stable code."""
     return GraphQLError(error.message, extensions={"code": error.code})
@@ -114,7 +115,9 @@ class Consent:
     notice_version: str
     ledger_record: strawberry.Private[ConsentRecord]
 
-    @strawberry.field(description="This consent as an ISO/IEC TS 27560 record in W3C DPV JSON-LD, its status as of now.")
+    @strawberry.field(
+        description="This consent as an ISO/IEC TS 27560 record in W3C DPV JSON-LD, its status as of now."
+    )
     def record(self, info: Info) -> JSON:
         return iso_27560_record(self.ledger_record, _plane(info).policy)
 
@@ -143,7 +146,9 @@ class Consent:
         )
 
 
-@strawberry.type(description="Granting a consent answers with the consent, its Kantara receipt, its ISO/IEC TS 27560 record and both signed.")
+@strawberry.type(
+    description="Granting a consent answers with the consent, its Kantara receipt, its ISO/IEC TS 27560 record and both signed."
+)
 class ConsentReceipt:
     consent: Consent
     receipt: JSON
@@ -152,7 +157,9 @@ class ConsentReceipt:
     def record(self, info: Info) -> JSON:
         return iso_27560_record(self.consent.ledger_record, _plane(info).policy)
 
-    @strawberry.field(description="The record and the Kantara receipt in one compact JWS signed by the gateway (keys: /.well-known/jwks.json).")
+    @strawberry.field(
+        description="The record and the Kantara receipt in one compact JWS signed by the gateway (keys: /.well-known/jwks.json)."
+    )
     async def signed_receipt(self, info: Info) -> str | None:
         return await _plane(info).sign(self.consent.ledger_record)
 
@@ -197,7 +204,12 @@ class ErasureRequest:
             via=request.via,
             deliveries=[
                 ErasureDelivery(
-                    connector=d.connector, owner=d.owner, status=d.status, reason=d.reason, attempts=d.attempts, updated_at=_iso(d.updated_at) or ""
+                    connector=d.connector,
+                    owner=d.owner,
+                    status=d.status,
+                    reason=d.reason,
+                    attempts=d.attempts,
+                    updated_at=_iso(d.updated_at) or "",
                 )
                 for d in request.deliveries
             ],
@@ -231,13 +243,20 @@ class Me:
     async def disclosures(self, info: Info, limit: int = 50) -> list[Disclosure]:
         entries = await _plane(info).audit.entries_for(str(self.resident_id), limit=max(1, min(limit, 500)))
         return [
-            Disclosure(at=e["at"], request_id=e["request_id"], recipient=e["recipient"], purpose=e["purpose"], fields=e["fields"], basis=e["basis"])
+            Disclosure(
+                at=e["at"],
+                request_id=e["request_id"],
+                recipient=e["recipient"],
+                purpose=e["purpose"],
+                fields=e["fields"],
+                basis=e["basis"],
+            )
             for e in entries
         ]
 
     @strawberry.field(
         description="Everything the city's graph holds about you, from every connector, as one JSON document (format citygate-export/1; "
-        "docs/privacy.md, \"Residents' rights\"). Each export is recorded in the audit log."
+        'docs/privacy.md, "Residents\' rights"). Each export is recorded in the audit log.'
     )
     async def export(self, info: Info) -> JSON:
         requester = _requester(info)
@@ -330,9 +349,19 @@ class ControlPlaneSchema(strawberry.federation.Schema):
         super().__init__(query=Query, mutation=Mutation, federation_version="2.5")
         self.plane = plane
 
-    async def execute(self, query: str | None, variable_values: dict[str, Any] | None = None, context_value: Any = None, **options: Any) -> Any:
-        return await super().execute(query, variable_values=variable_values, context_value=PlaneRequest(self.plane, context_value), **options)
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any = None,
+        **options: Any,
+    ) -> Any:
+        return await super().execute(
+            query, variable_values=variable_values, context_value=PlaneRequest(self.plane, context_value), **options
+        )
 
 
-def control_plane_schema(ledger: Ledger, audit: AuditLog, policy: Policy, rights: ResidentRights | None = None) -> strawberry.federation.Schema:
+def control_plane_schema(
+    ledger: Ledger, audit: AuditLog, policy: Policy, rights: ResidentRights | None = None
+) -> strawberry.federation.Schema:
     return ControlPlaneSchema(ControlPlane(ledger, audit, policy, rights))

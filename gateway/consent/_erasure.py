@@ -198,7 +198,9 @@ class ErasureStore:
             for target in targets
         ]
         async with self.store.engine.begin() as connection:
-            await connection.execute(insert(erasure_requests).values(id=request_id, subject=subject, via=via, requested_at=now))
+            await connection.execute(
+                insert(erasure_requests).values(id=request_id, subject=subject, via=via, requested_at=now)
+            )
             if rows:
                 await connection.execute(insert(erasure_deliveries), rows)
         return request_id
@@ -208,19 +210,33 @@ class ErasureStore:
         async with self.store.engine.connect() as connection:
             requests = (
                 await connection.execute(
-                    select(erasure_requests).where(erasure_requests.c.subject == subject).order_by(erasure_requests.c.requested_at.desc()).limit(limit)
+                    select(erasure_requests)
+                    .where(erasure_requests.c.subject == subject)
+                    .order_by(erasure_requests.c.requested_at.desc())
+                    .limit(limit)
                 )
             ).all()
             ids = [r.id for r in requests]
             deliveries = (
-                (await connection.execute(select(erasure_deliveries).where(erasure_deliveries.c.request_id.in_(ids)).order_by(erasure_deliveries.c.connector))).all()
+                (
+                    await connection.execute(
+                        select(erasure_deliveries)
+                        .where(erasure_deliveries.c.request_id.in_(ids))
+                        .order_by(erasure_deliveries.c.connector)
+                    )
+                ).all()
                 if ids
                 else []
             )
         by_request: dict[str, list[Delivery]] = {}
         for d in deliveries:
-            by_request.setdefault(d.request_id, []).append(Delivery(d.connector, d.owner, d.status, d.reason, d.attempts, _aware(d.updated_at)))
-        return [ErasureRequest(r.id, r.subject, r.via, _aware(r.requested_at), tuple(by_request.get(r.id, ()))) for r in requests]
+            by_request.setdefault(d.request_id, []).append(
+                Delivery(d.connector, d.owner, d.status, d.reason, d.attempts, _aware(d.updated_at))
+            )
+        return [
+            ErasureRequest(r.id, r.subject, r.via, _aware(r.requested_at), tuple(by_request.get(r.id, ())))
+            for r in requests
+        ]
 
     async def due(self, limit: int) -> list[tuple[str, str, str, str, int]]:
         """Pending deliveries whose time has come and that nobody holds: (request, connector, owner
@@ -231,7 +247,9 @@ class ErasureStore:
         statement = (
             select(d.request_id, d.connector, d.owner, r.subject, d.attempts)
             .join(erasure_requests, r.id == d.request_id)
-            .where(and_(d.status == PENDING, d.next_attempt_at <= now, or_(d.lease_until.is_(None), d.lease_until < now)))
+            .where(
+                and_(d.status == PENDING, d.next_attempt_at <= now, or_(d.lease_until.is_(None), d.lease_until < now))
+            )
             .order_by(d.next_attempt_at)
             .limit(limit)
         )
@@ -246,7 +264,10 @@ class ErasureStore:
             update(erasure_deliveries)
             .where(
                 and_(
-                    d.request_id == request_id, d.connector == connector, d.status == PENDING, d.attempts == attempts,
+                    d.request_id == request_id,
+                    d.connector == connector,
+                    d.status == PENDING,
+                    d.attempts == attempts,
                     or_(d.lease_until.is_(None), d.lease_until < now),
                 )
             )
@@ -255,7 +276,9 @@ class ErasureStore:
         async with self.store.engine.begin() as connection:
             return (await connection.execute(statement)).rowcount == 1
 
-    async def settle(self, request_id: str, connector: str, status: str, reason: str | None, retry_in: float | None) -> None:
+    async def settle(
+        self, request_id: str, connector: str, status: str, reason: str | None, retry_in: float | None
+    ) -> None:
         """The outcome of one attempt, for this delivery only."""
         now = datetime.now(UTC)
         values: dict[str, Any] = {"status": status, "reason": reason, "lease_until": None, "updated_at": now}
@@ -263,7 +286,11 @@ class ErasureStore:
             values["next_attempt_at"] = now + timedelta(seconds=retry_in)
         d = erasure_deliveries.c
         async with self.store.engine.begin() as connection:
-            await connection.execute(update(erasure_deliveries).where(and_(d.request_id == request_id, d.connector == connector)).values(**values))
+            await connection.execute(
+                update(erasure_deliveries)
+                .where(and_(d.request_id == request_id, d.connector == connector))
+                .values(**values)
+            )
 
 
 class _Outcome(Exception):
@@ -331,7 +358,13 @@ class ErasureDispatcher:
             task = asyncio.ensure_future(self._deliver(request_id, connector, owner, subject, attempts))
             self._held.add((request_id, connector))
             self._in_flight.add(task)
-            task.add_done_callback(lambda t, key=(request_id, connector): (self._in_flight.discard(t), self._held.discard(key), self._wake.set()))
+            task.add_done_callback(
+                lambda t, key=(request_id, connector): (
+                    self._in_flight.discard(t),
+                    self._held.discard(key),
+                    self._wake.set(),
+                )
+            )
 
     async def _deliver(self, request_id: str, connector: str, owner: str, subject: str, attempts: int) -> None:
         target = self.targets().get(connector)
@@ -374,7 +407,9 @@ class ErasureDispatcher:
         except Exception as error:  # the key cannot be read: nothing goes out unsigned
             logger.error("an erasure delivery could not be signed (%s)", type(error).__name__)
             raise _Outcome(FAILED, SIGNING_UNAVAILABLE, retry=True) from None
-        body = orjson.dumps({"requestId": request_id, "residentId": subject, "requestedAt": datetime.now(UTC).isoformat()})
+        body = orjson.dumps(
+            {"requestId": request_id, "residentId": subject, "requestedAt": datetime.now(UTC).isoformat()}
+        )
         headers = {name: value for name, value in target.headers if name.lower() not in _OWN_HEADERS}
         headers.update({ERASURE_TOKEN_HEADER: token, "content-type": "application/json", "accept": "application/json"})
         try:
@@ -407,7 +442,12 @@ async def erasure_token(signer: RecordSigner, connector: str, request_id: str, s
     (`aud`), this resident (`sub`, the id the connector knows) and this request, for 5 minutes."""
     now = int(datetime.now(UTC).timestamp())
     claims = {
-        "iss": ERASURE_TOKEN_ISSUER, "aud": connector, "sub": subject, "requestId": request_id,
-        "iat": now, "exp": now + ERASURE_TOKEN_LIFETIME, "jti": str(uuid.uuid4()),
+        "iss": ERASURE_TOKEN_ISSUER,
+        "aud": connector,
+        "sub": subject,
+        "requestId": request_id,
+        "iat": now,
+        "exp": now + ERASURE_TOKEN_LIFETIME,
+        "jti": str(uuid.uuid4()),
     }
     return await signer.sign(claims, ERASURE_TOKEN_TYPE)

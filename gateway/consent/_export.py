@@ -96,7 +96,9 @@ def build_export_operation(model, privacy, excluded_subgraphs: frozenset[str] = 
         subject = privacy.subject_field(named.name)
         if subject is None or subject not in entity_key_fields(model, named.name):
             continue
-        required = [n for n, a in root_field.args.items() if isinstance(a.type, GraphQLNonNull) and a.default_value is Undefined]
+        required = [
+            n for n, a in root_field.args.items() if isinstance(a.type, GraphQLNonNull) and a.default_value is Undefined
+        ]
         if required != [subject] or isinstance(_unwrap(root_field.args[subject].type), GraphQLObjectType):
             continue
         argument_type = str(root_field.args[subject].type)
@@ -139,7 +141,11 @@ class _Walker:
         subject = self.privacy.subject_field(object_type.name)
         if subject is not None:
             names.append(subject)
-        return {name: None for name in dict.fromkeys(names) if name in object_type.fields and _is_leaf(_unwrap(object_type.fields[name].type))}
+        return {
+            name: None
+            for name in dict.fromkeys(names)
+            if name in object_type.fields and _is_leaf(_unwrap(object_type.fields[name].type))
+        }
 
     def _fields(self, object_type, depth: int, on_path: tuple[str, ...]) -> dict[str, Selection | None]:
         chosen: dict[str, Selection | None] = {}
@@ -191,7 +197,10 @@ def _render(selection: Selection, indent: str) -> str:
     lines = ["__typename"]
     abstract = len(selection.fields) > 1
     for type_name, fields in selection.fields.items():
-        rendered = [name if below is None else f"{name} {_render(below, inner + ('  ' if abstract else ''))}" for name, below in fields.items()]
+        rendered = [
+            name if below is None else f"{name} {_render(below, inner + ('  ' if abstract else ''))}"
+            for name, below in fields.items()
+        ]
         if abstract:
             lines.append(f"... on {type_name} {{ " + " ".join(rendered) + " }")
         else:
@@ -243,7 +252,8 @@ def build_document(
         "generatedAt": datetime.now(UTC).isoformat(),
         "requestId": request_id,
         "connectors": {
-            name: {"owner": builder.owner(name), "records": records} for name, records in sorted(builder.records.items())
+            name: {"owner": builder.owner(name), "records": records}
+            for name, records in sorted(builder.records.items())
         },
         "incomplete": incomplete,
     }
@@ -265,7 +275,9 @@ class _DocumentBuilder:
     def _source(self, type_name: str, field_name: str, parent_sources: frozenset[str]) -> str:
         """The connector a value came from: of those resolving the field, the one the object was
         reached through when it is one of them (a key every connector resolves), else the first."""
-        resolving = self.model.subgraphs_resolving(type_name, field_name) or sorted(self.model.types.get(type_name).subgraphs)
+        resolving = self.model.subgraphs_resolving(type_name, field_name) or sorted(
+            self.model.types.get(type_name).subgraphs
+        )
         for name in resolving:
             if name in parent_sources:
                 return name
@@ -288,7 +300,9 @@ class _DocumentBuilder:
         for name, below in fields.items():
             source = self._source(type_name, name, parent_sources)
             child = value.get(name)
-            if below is not None and self.privacy.view.is_link(get_named_type(self.model.api_schema.get_type(type_name).fields[name].type).name):
+            if below is not None and self.privacy.view.is_link(
+                get_named_type(self.model.api_schema.get_type(type_name).fields[name].type).name
+            ):
                 # a link: the linked object is a record of its own (if it is the resident's);
                 # here, only a reference to it
                 self.walk(child, below, f"{path}.{name}", frozenset({source}))
@@ -298,7 +312,11 @@ class _DocumentBuilder:
             if mine:
                 personal = self.privacy.personal(type_name, name)
                 by_connector.setdefault(source, []).append(
-                    {"coordinate": f"{type_name}.{name}", "value": shown, "category": personal.category if personal is not None else None}
+                    {
+                        "coordinate": f"{type_name}.{name}",
+                        "value": shown,
+                        "category": personal.category if personal is not None else None,
+                    }
                 )
         if mine:
             for connector, values in by_connector.items():

@@ -202,7 +202,9 @@ class Ledger:
             # nothing cached may answer now: the request reads the store itself, or withholds
             self.invalidate_all()
             if not self._clock_failing:
-                logger.error("the consent clock cannot be read (%s): consent is decided without caches", type(error).__name__)
+                logger.error(
+                    "the consent clock cannot be read (%s): consent is decided without caches", type(error).__name__
+                )
             self._clock_failing = True
             return False
         if self._clock_failing:
@@ -271,7 +273,10 @@ class Ledger:
         known = fides_categories()
         unknown = [c for c in categories if c not in known]
         if not categories or unknown:
-            raise ConsentError("UNKNOWN_CATEGORY", f"categories must be Fides data categories; unknown: {', '.join(unknown) or '(none given)'}")
+            raise ConsentError(
+                "UNKNOWN_CATEGORY",
+                f"categories must be Fides data categories; unknown: {', '.join(unknown) or '(none given)'}",
+            )
         if expires_in_days is not None and not 1 <= expires_in_days <= 3650:
             raise ConsentError("BAD_USER_INPUT", "expiresInDays must be between 1 and 3650")
         now = datetime.now(UTC)

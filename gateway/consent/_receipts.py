@@ -102,7 +102,9 @@ def _signing_key(pem: str) -> SigningKey:
     try:
         private = serialization.load_pem_private_key(pem.encode(), password=None)
     except (ValueError, TypeError) as error:
-        raise SigningKeyError(f"the signing key is not a PEM private key without password ({type(error).__name__})") from None
+        raise SigningKeyError(
+            f"the signing key is not a PEM private key without password ({type(error).__name__})"
+        ) from None
     if not isinstance(private, ec.EllipticCurvePrivateKey) or not isinstance(private.curve, ec.SECP256R1):
         raise SigningKeyError("the signing key must be an EC key on P-256 (ES256)")
     jwk = ECAlgorithm.to_jwk(private.public_key(), as_dict=True)
@@ -114,7 +116,9 @@ def _signing_key(pem: str) -> SigningKey:
 
 def new_signing_key_pem() -> str:
     private = ec.generate_private_key(ec.SECP256R1())
-    return private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    return private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
 
 
 def _operator_pem(configured: str) -> str:
@@ -166,8 +170,10 @@ class SigningKeyStore:
             pem = await self.store.setting(SIGNING_KEY_SETTING, new_signing_key_pem)
             key = _signing_key(pem)
             dialect_insert = postgresql_insert if self.store.kind == "postgresql" else sqlite_insert
-            statement = dialect_insert(signing_keys).values(kid=key.kid, pem=pem, created_at=datetime.now(UTC)).on_conflict_do_nothing(
-                index_elements=[signing_keys.c.kid]
+            statement = (
+                dialect_insert(signing_keys)
+                .values(kid=key.kid, pem=pem, created_at=datetime.now(UTC))
+                .on_conflict_do_nothing(index_elements=[signing_keys.c.kid])
             )
             async with self.store.engine.begin() as connection:
                 await connection.execute(statement)
@@ -183,7 +189,10 @@ class SigningKeyStore:
         return sorted(rows, key=lambda row: row.retired_at is not None)
 
     async def listed(self) -> list[StoredKey]:
-        return [StoredKey(row.kid, _aware(row.created_at), _aware(row.retired_at), _aware(row.verify_until)) for row in await self.rows()]
+        return [
+            StoredKey(row.kid, _aware(row.created_at), _aware(row.retired_at), _aware(row.verify_until))
+            for row in await self.rows()
+        ]
 
     async def rotate(self, verification_days: float = DEFAULT_VERIFICATION_DAYS) -> tuple[str, str]:
         """A new current key; the current one retired, published `verification_days` more. (new kid,
@@ -238,12 +247,17 @@ class RecordSigner:
                         raise
                     # the keys read a minute ago still sign and verify: a store that does not
                     # answer now delays a rotation, it does not stop receipts being signed
-                    logger.warning("the signing keys could not be read again (%s): the ones read before are kept", type(error).__name__)
+                    logger.warning(
+                        "the signing keys could not be read again (%s): the ones read before are kept",
+                        type(error).__name__,
+                    )
                     self._read_at = time.monotonic()
                     return
                 current = _signing_key(rows[0].pem)
                 self._key = current
-                self._published = [(current, None)] + [(_signing_key(row.pem), _aware(row.verify_until)) for row in rows[1:]]
+                self._published = [(current, None)] + [
+                    (_signing_key(row.pem), _aware(row.verify_until)) for row in rows[1:]
+                ]
             self._read_at = time.monotonic()
 
     async def key(self) -> SigningKey:
@@ -296,18 +310,27 @@ def iso_27560_record(record: ConsentRecord, policy: Policy, at: datetime | None 
             "dct:identifier": record.purpose,
             "dct:description": policy.purposes.get(record.purpose, ""),
         },
-        "dpv:hasPersonalData": [{"@id": f"fides:{category}", "@type": "dpv:PersonalData", "dct:identifier": category} for category in record.categories],
+        "dpv:hasPersonalData": [
+            {"@id": f"fides:{category}", "@type": "dpv:PersonalData", "dct:identifier": category}
+            for category in record.categories
+        ],
         "dpv:hasRecipient": {
             "@type": "dpv:Recipient",
             "dct:identifier": record.recipient,
             "dpv:hasName": client.name if client is not None else record.recipient,
         },
-        "dpv:hasLegalBasis": {"@id": "eu-gdpr:A6-1-a" if record.legal_basis == "consent" else f"dpv:{record.legal_basis}"},
+        "dpv:hasLegalBasis": {
+            "@id": "eu-gdpr:A6-1-a" if record.legal_basis == "consent" else f"dpv:{record.legal_basis}"
+        },
         "dpv:hasConsentStatus": {"@id": consent_status(record, at)},
         "dpv:isIndicatedAtTime": record.granted_at.isoformat(),
         "dpv:isIndicatedBy": {"@type": "dpv:DataSubject", "dct:identifier": record.subject},
         "dpv:hasIndicationMethod": record.collection_method,
-        "dpv:hasNotice": {"@type": "dpv:PrivacyNotice", "dct:hasVersion": record.notice_version, "dct:source": controller.policy_url},
+        "dpv:hasNotice": {
+            "@type": "dpv:PrivacyNotice",
+            "dct:hasVersion": record.notice_version,
+            "dct:source": controller.policy_url,
+        },
     }
     if record.expires_at is not None:
         document["dpv:hasExpiryTime"] = record.expires_at.isoformat()
@@ -317,7 +340,9 @@ def iso_27560_record(record: ConsentRecord, policy: Policy, at: datetime | None 
     return document
 
 
-async def signed_receipt(signer: RecordSigner, record: ConsentRecord, kantara: dict[str, Any], policy: Policy) -> tuple[dict[str, Any], str]:
+async def signed_receipt(
+    signer: RecordSigner, record: ConsentRecord, kantara: dict[str, Any], policy: Policy
+) -> tuple[dict[str, Any], str]:
     """The 27560 record and the compact JWS whose payload carries it beside the Kantara receipt."""
     now = datetime.now(UTC)
     document = iso_27560_record(record, policy, now)

@@ -120,20 +120,37 @@ class ResidentRights:
             raise RightsError("EXPORT_UNAVAILABLE", str(error)) from None
         request_id = new_request_id()
         # the generated operation is the gateway's own: it may be larger than a client's may be
-        limits = replace(engine.planner.limits, max_fields=50_000, max_tokens=200_000, max_document_size=1024 * 1024, max_cost=0)
+        limits = replace(
+            engine.planner.limits, max_fields=50_000, max_tokens=200_000, max_document_size=1024 * 1024, max_cost=0
+        )
         response = await engine.run(
-            operation.query, "CitygateExport", {"resident": resident}, allowed_kinds=("query",), requester=requester,
-            request_id=request_id, limits=limits, max_cost=0,
+            operation.query,
+            "CitygateExport",
+            {"resident": resident},
+            allowed_kinds=("query",),
+            requester=requester,
+            request_id=request_id,
+            limits=limits,
+            max_cost=0,
         )
         owners = {name: c.manifest.owner for name, c in self.connectors().items()}
         exported = build_document(
-            operation, response.data, response.errors, resident=resident, model=engine.model, privacy=engine.privacy,
-            request_id=request_id, connectors=owners,
+            operation,
+            response.data,
+            response.errors,
+            resident=resident,
+            model=engine.model,
+            privacy=engine.privacy,
+            request_id=request_id,
+            connectors=owners,
         )
         if audit is not None:
             try:
                 await audit.record(
-                    request_id, requester.recipient, EXPORT_PURPOSE, [Disclosure(resident, set(exported.coordinates), {EXPORT_BASIS})]
+                    request_id,
+                    requester.recipient,
+                    EXPORT_PURPOSE,
+                    [Disclosure(resident, set(exported.coordinates), {EXPORT_BASIS})],
                 )
             except Exception as error:
                 logger.error("an export could not be audited (%s): refused", type(error).__name__)
@@ -157,7 +174,10 @@ class ResidentRights:
                 if privacy.personal(type_name, field_name) is not None:
                     found.update(model.subgraphs_resolving(type_name, field_name))
         connectors = self.connectors()
-        return {name: (connectors[name].manifest.owner if name in connectors else model.owner_of(name)) for name in sorted(found - self.excluded)}
+        return {
+            name: (connectors[name].manifest.owner if name in connectors else model.owner_of(name))
+            for name in sorted(found - self.excluded)
+        }
 
     def targets(self) -> dict[str, ErasureTarget]:
         """Every connector's erasure endpoint as its manifest says now (read at each attempt)."""
@@ -169,14 +189,25 @@ class ResidentRights:
             guarded = connector.source == "registry"
             if manifest.erasure is None or manifest.erasure.retained is not None:
                 retained = manifest.erasure.retained if manifest.erasure is not None else None
-                targets[name] = ErasureTarget(name, manifest.owner, None, timeout=timeout, guarded=guarded, retained=retained)
+                targets[name] = ErasureTarget(
+                    name, manifest.owner, None, timeout=timeout, guarded=guarded, retained=retained
+                )
                 continue
             endpoint = self.erasure_endpoint(manifest)
-            url, headers, problem = (endpoint[0], endpoint[1], None) if endpoint is not None else (None, {}, ENDPOINT_REFUSED)
+            url, headers, problem = (
+                (endpoint[0], endpoint[1], None) if endpoint is not None else (None, {}, ENDPOINT_REFUSED)
+            )
             if problem is None and guarded and self.address_refused(url):
                 problem = ADDRESS_REFUSED
             targets[name] = ErasureTarget(
-                name, manifest.owner, url or manifest.erasure.url, manifest.erasure.method, tuple(headers.items()), timeout, guarded, problem
+                name,
+                manifest.owner,
+                url or manifest.erasure.url,
+                manifest.erasure.method,
+                tuple(headers.items()),
+                timeout,
+                guarded,
+                problem,
             )
         return targets
 
@@ -203,20 +234,29 @@ class ResidentRights:
             request_tag = new_request_id()
             try:
                 for owner in sorted({t.owner for t in chosen if t.deliverable}):
-                    await audit.record(request_tag, owner, ERASURE_PURPOSE, [Disclosure(resident, {key}, {ERASURE_BASIS})])
+                    await audit.record(
+                        request_tag, owner, ERASURE_PURPOSE, [Disclosure(resident, {key}, {ERASURE_BASIS})]
+                    )
             except Exception as error:
                 logger.error("an erasure request could not be audited (%s): refused", type(error).__name__)
-                raise RightsError("AUDIT_UNAVAILABLE", "the erasure request cannot be recorded now: ask again later") from None
+                raise RightsError(
+                    "AUDIT_UNAVAILABLE", "the erasure request cannot be recorded now: ask again later"
+                ) from None
         try:
             request_id = await self.erasures.record(resident, requester.recipient, chosen)
         except Exception as error:
             logger.error("an erasure request could not be stored (%s)", type(error).__name__)
-            raise RightsError("STORE_UNAVAILABLE", "the erasure request cannot be recorded now: ask again later") from None
+            raise RightsError(
+                "STORE_UNAVAILABLE", "the erasure request cannot be recorded now: ask again later"
+            ) from None
         self.dispatcher.wake()
         for request in await self.requests(resident, limit=50):
             if request.id == request_id:
                 return request
-        raise RightsError("STORE_UNAVAILABLE", "the erasure request is recorded but cannot be read back now: see me { erasureRequests }")
+        raise RightsError(
+            "STORE_UNAVAILABLE",
+            "the erasure request is recorded but cannot be read back now: see me { erasureRequests }",
+        )
 
     def _resident_key(self) -> str:
         """The coordinate of the resident's id as connectors receive it (`Resident.id`)."""

@@ -90,7 +90,10 @@ IntrospectionSchema = Callable[[Any], tuple[Hashable, GraphQLSchema]]
 
 class Executor:
     def __init__(
-        self, model: SupergraphModel, transport: SubgraphTransport, guarded: GuardLookup | None = None,
+        self,
+        model: SupergraphModel,
+        transport: SubgraphTransport,
+        guarded: GuardLookup | None = None,
         introspection_schema: IntrospectionSchema | None = None,
     ) -> None:
         self.model = model
@@ -125,10 +128,16 @@ class Executor:
         data = await self.shaper.shape_in_slices(plan, fetched, errors, privacy)
         return ExecutionResult(data, errors, execution.subgraph_requests, shape)
 
-    def _run_introspection(self, prepared: PreparedOperation, variables: Mapping[str, Any], errors: list, context: Any = None) -> dict:
+    def _run_introspection(
+        self, prepared: PreparedOperation, variables: Mapping[str, Any], errors: list, context: Any = None
+    ) -> dict:
         # the requester's own schema (what it could ever receive); the operation was validated on
         # the whole API schema, so a type its schema lacks reads as null (`__type`) or is absent
-        audience, schema = self.introspection_schema(context) if self.introspection_schema is not None else (None, self.model.api_schema)
+        audience, schema = (
+            self.introspection_schema(context)
+            if self.introspection_schema is not None
+            else (None, self.model.api_schema)
+        )
         cache_key = (audience, prepared.text, prepared.name, orjson.dumps(dict(variables), option=orjson.OPT_SORT_KEYS))
         cached = self._introspection.get(cache_key)
         if cached is None:
@@ -151,18 +160,22 @@ def _introspection_document(prepared: PreparedOperation) -> DocumentNode:
                 if selection.name.value in INTROSPECTION_ROOT_FIELDS:
                     kept.append(selection)
             elif isinstance(selection, InlineFragmentNode):
-                kept.append(InlineFragmentNode(
-                    type_condition=selection.type_condition,
-                    directives=selection.directives,
-                    selection_set=keep(selection.selection_set),
-                ))
+                kept.append(
+                    InlineFragmentNode(
+                        type_condition=selection.type_condition,
+                        directives=selection.directives,
+                        selection_set=keep(selection.selection_set),
+                    )
+                )
             elif isinstance(selection, FragmentSpreadNode):
                 fragment = prepared.fragments[selection.name.value]
-                kept.append(InlineFragmentNode(
-                    type_condition=fragment.type_condition,
-                    directives=selection.directives,
-                    selection_set=keep(fragment.selection_set),
-                ))
+                kept.append(
+                    InlineFragmentNode(
+                        type_condition=fragment.type_condition,
+                        directives=selection.directives,
+                        selection_set=keep(fragment.selection_set),
+                    )
+                )
         return SelectionSetNode(selections=tuple(kept))
 
     operation = prepared.operation

@@ -23,7 +23,11 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 METADATA_HOSTS = {"metadata", "metadata.google.internal", "instance-data", "instance-data.ec2.internal"}
-METADATA_ADDRESSES = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"), ipaddress.ip_address("100.100.100.200")}
+METADATA_ADDRESSES = {
+    ipaddress.ip_address("169.254.169.254"),
+    ipaddress.ip_address("fd00:ec2::254"),
+    ipaddress.ip_address("100.100.100.200"),
+}
 _SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
 
 
@@ -51,7 +55,11 @@ def refused(address: Address, allow: Iterable[Network]) -> str | None:
     reason = special(address)
     if reason is None:
         return None
-    plain = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None else address
+    plain = (
+        address.ipv4_mapped
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None
+        else address
+    )
     if plain in METADATA_ADDRESSES:
         allowed = any(plain in network and network.prefixlen == network.max_prefixlen for network in allow)
     else:
@@ -78,7 +86,9 @@ class GuardedResolver(AbstractResolver):
         self.allow = allow
         self._resolver = resolver
 
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         if self._resolver is None:
             from aiohttp.resolver import DefaultResolver
 

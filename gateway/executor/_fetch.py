@@ -37,7 +37,9 @@ class SubgraphUnavailable(PartnerFault):
 class SubgraphTransport(Protocol):
     """Sends one operation to one subgraph: JSON bytes back, or an already parsed answer."""
 
-    async def send(self, subgraph: str, query: str, variables: dict[str, Any] | None, context: Any = None) -> bytes | dict: ...
+    async def send(
+        self, subgraph: str, query: str, variables: dict[str, Any] | None, context: Any = None
+    ) -> bytes | dict: ...
 
 
 class FlowValue(NamedTuple):
@@ -114,7 +116,9 @@ class FetchRunner:
         waiting = dict(order.waiting)
         tasks: list[asyncio.Task] = []
         try:
-            tasks.extend(asyncio.ensure_future(self._chain(node, execution, order, waiting, tasks)) for node in order.roots[1:])
+            tasks.extend(
+                asyncio.ensure_future(self._chain(node, execution, order, waiting, tasks)) for node in order.roots[1:]
+            )
             await self._chain(order.roots[0], execution, order, waiting, tasks)
             index = 0
             while index < len(tasks):  # tasks started while waiting are appended: awaited too
@@ -126,7 +130,12 @@ class FetchRunner:
             raise
 
     async def _chain(
-        self, node: FetchNode, execution: Execution, order: _FetchOrder, waiting: dict[int, int], tasks: list[asyncio.Task]
+        self,
+        node: FetchNode,
+        execution: Execution,
+        order: _FetchOrder,
+        waiting: dict[int, int],
+        tasks: list[asyncio.Task],
     ) -> None:
         """Run `node`, then the dependent it made ready, and so on; other dependents it made ready
         get a task each (in `tasks`). A method, not a closure: a closure calling itself is a
@@ -224,7 +233,12 @@ class FetchRunner:
     # -- flows -------------------------------------------------------------------------------------
 
     async def _admit_flows(
-        self, node: FetchNode, representations: list[dict], targets: list[list[dict]], sent_types: list[str], execution: Execution
+        self,
+        node: FetchNode,
+        representations: list[dict],
+        targets: list[list[dict]],
+        sent_types: list[str],
+        execution: Execution,
     ) -> list[int] | None:
         """Put the personal values of the representations to the request's FlowGate; return the
         indexes of the representations that may leave (None: all of them, nothing was personal)."""
@@ -254,17 +268,26 @@ class FetchRunner:
         for index, (value, verdict) in sorted(refused.items()):
             view = node.selection.view(sent_types[index])
             renames = dict(view.renames)
-            fetched = sorted(renames.get(key, key) for key in view.keys if key != "__typename" and not key.startswith("_cg_"))
+            fetched = sorted(
+                renames.get(key, key) for key in view.keys if key != "__typename" and not key.startswith("_cg_")
+            )
             for obj in targets[index]:
                 at = paths.get(id(obj), [])
                 for key in fetched:
-                    gate.withheld.append({
-                        "path": [*at, key], "category": value.category, "reason": verdict.reason,
-                        "strategy": "null", "recipient": recipient,
-                    })
+                    gate.withheld.append(
+                        {
+                            "path": [*at, key],
+                            "category": value.category,
+                            "reason": verdict.reason,
+                            "strategy": "null",
+                            "recipient": recipient,
+                        }
+                    )
         return [index for index in range(len(representations)) if index not in refused]
 
-    def _flow_of(self, type_name: str, field_name: str, recipient: str) -> tuple[str, str, frozenset[str], str, str | None] | None:
+    def _flow_of(
+        self, type_name: str, field_name: str, recipient: str
+    ) -> tuple[str, str, frozenset[str], str, str | None] | None:
         cache_key = (type_name, field_name, recipient)
         info = self._flow_info.get(cache_key, False)
         if info is False:
@@ -272,11 +295,19 @@ class FetchRunner:
             info = None
             # the recipient's own data, back to it: no flow
             if found is not None and found.kind == "personal" and found.sources != frozenset((recipient,)):
-                info = (f"{type_name}.{field_name}", found.annotation.category, found.sources, found.data_key, found.stand_in)
+                info = (
+                    f"{type_name}.{field_name}",
+                    found.annotation.category,
+                    found.sources,
+                    found.data_key,
+                    found.stand_in,
+                )
             self._flow_info[cache_key] = info
         return info  # type: ignore[return-value]
 
-    def _collect_personal(self, sent: dict, objs: list[dict], typename: str, recipient: str, found: list[FlowValue]) -> None:
+    def _collect_personal(
+        self, sent: dict, objs: list[dict], typename: str, recipient: str, found: list[FlowValue]
+    ) -> None:
         """The personal values in a representation of `objs` (of `typename`: the objects it stands
         for, one representation for all of them), nested ones included."""
         for name, value in sent.items():
@@ -304,7 +335,11 @@ class FetchRunner:
             return None  # one representation, objects said to be about different residents
         if subject is None and subject_field is not None:
             subject = sent.get(subject_field)
-        if subject is None or subject.__class__ in DISPUTED or (subject.__class__ is not str and subject.__class__ is not int):
+        if (
+            subject is None
+            or subject.__class__ in DISPUTED
+            or (subject.__class__ is not str and subject.__class__ is not int)
+        ):
             return None
         return str(subject)
 
@@ -328,7 +363,9 @@ class FetchRunner:
         telemetry.fetch_answered(fetch, result)
         return result
 
-    def _subgraph_failed(self, node: FetchNode, execution: Execution, reason: str, code: str = "SUBREQUEST_HTTP_ERROR") -> None:
+    def _subgraph_failed(
+        self, node: FetchNode, execution: Execution, reason: str, code: str = "SUBREQUEST_HTTP_ERROR"
+    ) -> None:
         error: dict[str, Any] = {
             "message": f"subgraph '{node.subgraph}' failed: {reason}",
             "extensions": {"code": code, "serviceName": node.subgraph},
@@ -364,7 +401,8 @@ class FetchRunner:
                 # the code, and an HTTP status a REST connector reports (a number: it names no one)
                 kept = {"code": extensions.get("code"), "status": extensions.get("status")}
                 extensions = {
-                    key: value for key, value in kept.items()
+                    key: value
+                    for key, value in kept.items()
                     if (isinstance(value, str) if key == "code" else type(value) is int and 100 <= value <= 599)
                 }
             extensions["serviceName"] = node.subgraph

@@ -136,7 +136,10 @@ _INLINE_DEPTH = 16
 
 def _compile_view(view: AnswerView) -> Any:
     constants: dict[str, Any] = {
-        "_drop_unasked": _drop_unasked, "_keep_asked_items": _keep_asked_items, "keep_asked": keep_asked, "_agree": _agree,
+        "_drop_unasked": _drop_unasked,
+        "_keep_asked_items": _keep_asked_items,
+        "keep_asked": keep_asked,
+        "_agree": _agree,
     }
 
     def constant(value: Any) -> str:
@@ -183,7 +186,9 @@ def _compile_view(view: AnswerView) -> Any:
 
     emit("o0", view, 0, "    ")
     namespace = dict(constants)
-    exec(compile("\n".join(lines), "<answer check>", "exec"), namespace)  # our own code: names from the plan, as repr()s
+    exec(
+        compile("\n".join(lines), "<answer check>", "exec"), namespace
+    )  # our own code: names from the plan, as repr()s
     return namespace.pop("check")  # not kept in its own globals: no cycle to outlive a released Engine
 
 

@@ -53,7 +53,20 @@ _UNSLICED = 1 << 62  # the budget of a walk that never gives up its turn
 
 
 class _FieldShape:
-    __slots__ = ("child", "data_key", "enum_values", "guard", "key", "kind", "leaf", "name", "non_null", "parent", "weight", "wrappers")
+    __slots__ = (
+        "child",
+        "data_key",
+        "enum_values",
+        "guard",
+        "key",
+        "kind",
+        "leaf",
+        "name",
+        "non_null",
+        "parent",
+        "weight",
+        "wrappers",
+    )
 
     def __init__(self, key, name, parent, wrappers, kind, enum_values, child, guard=None, data_key=None) -> None:
         self.key = key
@@ -167,7 +180,9 @@ class _ObjectShape:
 
     __slots__ = ("by_type", "selections", "shaper", "static_type", "via")
 
-    def __init__(self, shaper: Shaper, static_type: str, selections: tuple[NSelection, ...], via: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, shaper: Shaper, static_type: str, selections: tuple[NSelection, ...], via: frozenset[str] = frozenset()
+    ) -> None:
         self.shaper = shaper
         self.static_type = static_type
         self.selections = selections
@@ -190,7 +205,9 @@ class Shaper:
         # (type, field) -> its guard; (type, field, via) -> the guard of the positions reached through via
         self._guards: dict[tuple, FieldGuard | None] = {}
         self.concrete_types = frozenset(
-            name for name, t in api_schema.type_map.items() if isinstance(t, GraphQLObjectType) and not name.startswith("__")
+            name
+            for name, t in api_schema.type_map.items()
+            if isinstance(t, GraphQLObjectType) and not name.startswith("__")
         )
 
     def _root_shape(self, plan: QueryPlan) -> _ObjectShape:
@@ -237,13 +254,17 @@ class Shaper:
         result = []
         collected = collect_fields(shape.selections, applies, lambda name: name in self.concrete_types)
         # response keys that hold their own field's value, unaliased and without arguments
-        plain_keys = frozenset(key for key, item in collected.items() if item.field.name == key and not item.field.arguments)
+        plain_keys = frozenset(
+            key for key, item in collected.items() if item.field.name == key and not item.field.arguments
+        )
         for key, item in collected.items():
             name = item.field.name
             if name == "__typename":
                 result.append(_FieldShape(key, name, typename, (), _TYPENAME, None, None))
                 continue
-            if name in INTROSPECTION_ROOT_FIELDS and shape.static_type == (schema.query_type.name if schema.query_type else None):
+            if name in INTROSPECTION_ROOT_FIELDS and shape.static_type == (
+                schema.query_type.name if schema.query_type else None
+            ):
                 result.append(_FieldShape(key, name, typename, (), _INTROSPECTION, None, None))
                 continue
             definition = runtime.fields.get(name)  # type: ignore[union-attr]
@@ -257,19 +278,31 @@ class Shaper:
             guard = self.field_guard(typename, name, shape.via)
             data_key = None
             if guard is not None:
-                data_key = guard.stand_in if guard.stand_in is not None and guard.stand_in in plain_keys else guard.data_key
+                data_key = (
+                    guard.stand_in if guard.stand_in is not None and guard.stand_in in plain_keys else guard.data_key
+                )
             if isinstance(gql_type, GraphQLEnumType):
-                result.append(_FieldShape(key, name, typename, tuple(wrappers), _ENUM, frozenset(gql_type.values), None, guard, data_key))
+                result.append(
+                    _FieldShape(
+                        key, name, typename, tuple(wrappers), _ENUM, frozenset(gql_type.values), None, guard, data_key
+                    )
+                )
             elif is_leaf_type(gql_type):
                 result.append(_FieldShape(key, name, typename, tuple(wrappers), _SCALAR, None, None, guard, data_key))
             else:
-                via = frozenset(f"{parent}.{name}" for parent in (typename, *(i.name for i in getattr(runtime, "interfaces", ()))))
+                via = frozenset(
+                    f"{parent}.{name}" for parent in (typename, *(i.name for i in getattr(runtime, "interfaces", ())))
+                )
                 child = _ObjectShape(self, gql_type.name, item.field.selections or (), via)
                 result.append(_FieldShape(key, name, typename, tuple(wrappers), _OBJECT, None, child, guard, data_key))
         return _TypeFields(result, typename_key)
 
     def shape(
-        self, plan: QueryPlan, data: dict[str, Any], errors: list[dict[str, Any]], privacy: PrivacyDecisions | None = None
+        self,
+        plan: QueryPlan,
+        data: dict[str, Any],
+        errors: list[dict[str, Any]],
+        privacy: PrivacyDecisions | None = None,
     ) -> dict[str, Any] | None:
         """The client's response; personal and aggregate values as `privacy` decides (else null)."""
         walk = _Walk(self, errors, privacy)
@@ -277,7 +310,11 @@ class Shaper:
         return None if result is _BUBBLE or result is None else result
 
     async def shape_in_slices(
-        self, plan: QueryPlan, data: dict[str, Any], errors: list[dict[str, Any]], privacy: PrivacyDecisions | None = None
+        self,
+        plan: QueryPlan,
+        data: dict[str, Any],
+        errors: list[dict[str, Any]],
+        privacy: PrivacyDecisions | None = None,
     ) -> dict[str, Any] | None:
         """`shape`, giving the event loop its turn every SLICE units of work; the same response.
 
@@ -347,7 +384,9 @@ class _Walk:
         if typename not in self.shaper.concrete_types:
             if typename is not None and typename not in self.shaper.schema.type_map:
                 return None  # a type the API does not expose (@inaccessible): the client sees null
-            typename = shape.static_type if typename is None or shape.static_type in self.shaper.concrete_types else typename
+            typename = (
+                shape.static_type if typename is None or shape.static_type in self.shaper.concrete_types else typename
+            )
         type_fields = shape.fields_for(typename)
         if type_fields.free is not None:
             return type_fields.free(obj, node, self)
@@ -484,7 +523,9 @@ class _Walk:
         self._error(f"{field_shape.parent}.{field_shape.name} got an enum value the API does not expose", node)
 
     def _error(self, message: str, node: tuple) -> None:
-        self.errors.append({"message": message, "path": path_of(node), "extensions": {"code": "INVALID_SUBGRAPH_RESULT"}})
+        self.errors.append(
+            {"message": message, "path": path_of(node), "extensions": {"code": "INVALID_SUBGRAPH_RESULT"}}
+        )
 
     def _null_violation(self, field_shape: _FieldShape, node: tuple) -> None:
         if self._error_paths is None:
@@ -496,7 +537,12 @@ class _Walk:
             if other[:size] == here[:size]:
                 return  # an error already explains this null
         self._error_paths.append(here)
-        self.errors.append({"message": f"Cannot return null for non-nullable field {field_shape.parent}.{field_shape.name}.", "path": path})
+        self.errors.append(
+            {
+                "message": f"Cannot return null for non-nullable field {field_shape.parent}.{field_shape.name}.",
+                "path": path,
+            }
+        )
 
 
 def _entity(obj: dict[str, Any], keys: tuple[str, ...]) -> tuple | None:
@@ -523,8 +569,16 @@ def _compile(fields: list[_FieldShape], typename: str) -> Callable[[dict, tuple 
     propagation and the slices' budget are the interpreter's own."""
     if len(fields) > _MAX_COMPILED_FIELDS:
         return None
-    namespace: dict[str, Any] = {"_BUBBLE": _BUBBLE, "_dict": dict, "_list": list, "_str": str, "_len": len, "_enumerate": enumerate,
-                                 "_isinstance": isinstance, "T": typename}
+    namespace: dict[str, Any] = {
+        "_BUBBLE": _BUBBLE,
+        "_dict": dict,
+        "_list": list,
+        "_str": str,
+        "_len": len,
+        "_enumerate": enumerate,
+        "_isinstance": isinstance,
+        "T": typename,
+    }
     body: list[str] = []
     entries: list[str] = []
     for index, field_shape in enumerate(fields):
@@ -550,8 +604,12 @@ def _compile(fields: list[_FieldShape], typename: str) -> Callable[[dict, tuple 
                 ]
             continue
         outer_non_null = bool(wrappers) and wrappers[0] == "N"
-        otherwise = ["else:" if outer_non_null else f"elif {v} is not None:",
-                     f"    {v} = walk.value({v}, F{index}, 0, {here})", f"    if {v} is _BUBBLE:", "        return _BUBBLE"]
+        otherwise = [
+            "else:" if outer_non_null else f"elif {v} is not None:",
+            f"    {v} = walk.value({v}, F{index}, 0, {here})",
+            f"    if {v} is _BUBBLE:",
+            "        return _BUBBLE",
+        ]
         if field_shape.kind == _OBJECT and wrappers in ((), ("N",)):
             namespace[f"C{index}"] = field_shape.child
             namespace[f"B{index}"] = field_shape.child.by_type.get  # type: ignore[union-attr]
@@ -562,7 +620,7 @@ def _compile(fields: list[_FieldShape], typename: str) -> Callable[[dict, tuple 
             body += otherwise
         elif field_shape.kind == _OBJECT and wrappers in (("L",), ("L", "N"), ("N", "L"), ("N", "L", "N")):
             depth = wrappers.index("L")
-            item_non_null = wrappers[depth + 1:] == ("N",)
+            item_non_null = wrappers[depth + 1 :] == ("N",)
             namespace[f"C{index}"] = field_shape.child
             namespace[f"B{index}"] = field_shape.child.by_type.get  # type: ignore[union-attr]
             namespace[f"S{index}"] = field_shape.child.static_type  # type: ignore[union-attr]
@@ -575,8 +633,12 @@ def _compile(fields: list[_FieldShape], typename: str) -> Callable[[dict, tuple 
                 *_indent(_complete_object(item, index, f"(n{index}, i{index})", source=f"item{index}"), 2),
             ]
             if item_non_null:
-                loop += [f"        if {item} is None:", f"            walk._violated(F{index}, (n{index}, i{index}))",
-                         f"            items{index} = None", "            break"]
+                loop += [
+                    f"        if {item} is None:",
+                    f"            walk._violated(F{index}, (n{index}, i{index}))",
+                    f"            items{index} = None",
+                    "            break",
+                ]
             loop += [
                 "    else:",
                 f"        {item} = walk.value(item{index}, F{index}, {depth + 1}, (n{index}, i{index}))",
@@ -598,9 +660,21 @@ def _compile(fields: list[_FieldShape], typename: str) -> Callable[[dict, tuple 
                 body += [f"    if {v} is None:", f"        return walk._violated(F{index}, {here})"]
             body += otherwise
         else:  # lists of leaves, lists of lists: the interpreter
-            body += [f"if {v} is not None:" if not outer_non_null else "if True:",
-                     f"    {v} = walk.value({v}, F{index}, 0, {here})", f"    if {v} is _BUBBLE:", "        return _BUBBLE"]
-    source = "\n".join(["def placed(obj, node, walk):", "    get = obj.get", *_indent(body, 1), f"    return {{{', '.join(entries)}}}", ""])
+            body += [
+                f"if {v} is not None:" if not outer_non_null else "if True:",
+                f"    {v} = walk.value({v}, F{index}, 0, {here})",
+                f"    if {v} is _BUBBLE:",
+                "        return _BUBBLE",
+            ]
+    source = "\n".join(
+        [
+            "def placed(obj, node, walk):",
+            "    get = obj.get",
+            *_indent(body, 1),
+            f"    return {{{', '.join(entries)}}}",
+            "",
+        ]
+    )
     exec(compile(source, f"<shaping {typename}>", "exec"), namespace)  # our own code: names and literals only
     return namespace.pop("placed")  # not kept in its own globals: no cycle to outlive a released Engine
 

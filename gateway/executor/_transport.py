@@ -103,6 +103,7 @@ class CircuitBreaker:
         """A request cancelled before its answer (its requester left): no verdict on the subgraph."""
         self._probing = False
 
+
 _BASE_HEADERS = {"content-type": "application/json", "accept": "application/graphql-response+json, application/json"}
 _NO_OWN_TIMEOUT = aiohttp.ClientTimeout(total=None)  # post_guarded's caller holds the one deadline
 
@@ -160,7 +161,10 @@ class HttpPool:
                 options["resolver"] = GuardedResolver(lambda: self.allow_upstreams(), self.resolver)
             connector = aiohttp.TCPConnector(**options)
             session = self._sessions[(guarded, fresh)] = aiohttp.ClientSession(
-                connector=connector, trust_env=False, auto_decompress=True, trace_configs=telemetry.trace_configs(),  # traceparent
+                connector=connector,
+                trust_env=False,
+                auto_decompress=True,
+                trace_configs=telemetry.trace_configs(),  # traceparent
                 # no cookie jar: a cookie a partner sets while answering one resident's request
                 # would go back to it with every later request, whoever it is for (and a jar
                 # costs a lookup per request)
@@ -169,7 +173,14 @@ class HttpPool:
         return session
 
     async def post_guarded(
-        self, url: str, body: bytes, headers: Mapping[str, str], *, method: str = "POST", max_bytes: int | None = None, guarded: bool = True
+        self,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        method: str = "POST",
+        max_bytes: int | None = None,
+        guarded: bool = True,
     ) -> bytes:
         """Send `body` (`method`: POST by default; an erasure delivery may PUT or DELETE) to a
         partner's `url` outside a subgraph request (its SDL, read at registration; a resident's
@@ -187,7 +198,12 @@ class HttpPool:
             # a connection of its own, closed after: a registration's read leaves nothing in the
             # pool (no connection, no cached name) for the connector's traffic to reuse unchecked
             async with self.fresh_session(guarded=guarded).request(
-                method, url, data=body, headers={**_BASE_HEADERS, **headers}, allow_redirects=False, timeout=_NO_OWN_TIMEOUT
+                method,
+                url,
+                data=body,
+                headers={**_BASE_HEADERS, **headers},
+                allow_redirects=False,
+                timeout=_NO_OWN_TIMEOUT,
             ) as response:
                 if not 200 <= response.status < 300:
                     raise UpstreamStatus(response.status)
@@ -281,7 +297,9 @@ class HttpSubgraph:
         session = self.pool.session(self.guarded)
         while True:
             try:
-                async with session.post(self._target, data=body, headers=self.headers, timeout=self.timeout, allow_redirects=False) as response:
+                async with session.post(
+                    self._target, data=body, headers=self.headers, timeout=self.timeout, allow_redirects=False
+                ) as response:
                     content = await response.read()
                     if response.status >= 300 and "json" not in response.headers.get("content-type", ""):
                         raise SubgraphUnavailable(f"HTTP {response.status}")
@@ -291,7 +309,9 @@ class HttpSubgraph:
             except aiohttp.ClientConnectorError as error:
                 if isinstance(error.os_error, UpstreamRefused):
                     logger.warning("subgraph %s not reached: %s", self.url, error.os_error)
-                    raise UpstreamAddressRefused("unavailable (its address is refused by the operator's policy)") from None
+                    raise UpstreamAddressRefused(
+                        "unavailable (its address is refused by the operator's policy)"
+                    ) from None
                 if not resend or session is not self.pool.session(self.guarded):
                     raise SubgraphUnavailable(f"unreachable ({type(error).__name__})") from None
                 session = self.pool.fresh_session(self.guarded)
@@ -333,7 +353,9 @@ class InProcessSubgraph:
 class Subgraphs:
     """The transport of one Engine: subgraph name -> client."""
 
-    def __init__(self, clients: Mapping[str, SubgraphClient], http_pool: HttpPool | None = None, owns_pool: bool = False) -> None:
+    def __init__(
+        self, clients: Mapping[str, SubgraphClient], http_pool: HttpPool | None = None, owns_pool: bool = False
+    ) -> None:
         self.clients = dict(clients)
         self.http_pool = http_pool
         self.owns_pool = owns_pool
@@ -355,7 +377,9 @@ class Subgraphs:
         }
         return cls(clients, pool, owns)
 
-    async def send(self, subgraph: str, query: str, variables: dict[str, Any] | None, context: Any = None) -> bytes | dict:
+    async def send(
+        self, subgraph: str, query: str, variables: dict[str, Any] | None, context: Any = None
+    ) -> bytes | dict:
         client = self.clients.get(subgraph)
         if client is None:
             raise SubgraphUnavailable("no endpoint is configured")

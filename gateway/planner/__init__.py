@@ -158,7 +158,12 @@ def _document_bytes(entry: PreparedOperation) -> int:
 
 class Planner:
     def __init__(
-        self, model: SupergraphModel, cache_size: int = 2048, augment=None, *, limits: DocumentLimits | None = None,
+        self,
+        model: SupergraphModel,
+        cache_size: int = 2048,
+        augment=None,
+        *,
+        limits: DocumentLimits | None = None,
         cache_bytes: int = CACHE_BYTES,
     ) -> None:
         """`augment(selections, root_type)` may add fields to what is planned (never shaped);
@@ -186,8 +191,17 @@ class Planner:
 
     def prepare(self, text: str, operation_name: str | None, limits: DocumentLimits | None = None) -> PreparedOperation:
         limits = limits or self.limits
-        cache_key = (text, operation_name, limits.max_document_size, limits.max_tokens, limits.max_depth, limits.max_fields, limits.max_aliases, limits.max_root_fields,
-                     limits.default_list_size)
+        cache_key = (
+            text,
+            operation_name,
+            limits.max_document_size,
+            limits.max_tokens,
+            limits.max_depth,
+            limits.max_fields,
+            limits.max_aliases,
+            limits.max_root_fields,
+            limits.default_list_size,
+        )
         prepared = self._documents.get(cache_key)
         if prepared is not None:
             return prepared
@@ -210,7 +224,12 @@ class Planner:
         fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
         cost, uses_variables = self._estimate(operation, fragments, None, limits)
         prepared = PreparedOperation(
-            text, document, operation, fragments, condition_variables(operation, fragments), None if uses_variables else cost
+            text,
+            document,
+            operation,
+            fragments,
+            condition_variables(operation, fragments),
+            None if uses_variables else cost,
         )
         self._remember(self._documents, cache_key, prepared, self._cache_size)
         return prepared
@@ -218,13 +237,19 @@ class Planner:
     def _estimate(self, operation, fragments, variables, limits: DocumentLimits) -> tuple[int, bool]:
         try:
             return estimate_cost(
-                self.model.api_schema, operation, fragments, costs=self._field_costs, variables=variables,
+                self.model.api_schema,
+                operation,
+                fragments,
+                costs=self._field_costs,
+                variables=variables,
                 default_list_size=limits.default_list_size,
             )
         except RecursionError:  # nesting of inline fragments, far past anything the limits let through
             raise DocumentError("GRAPHQL_VALIDATION_FAILED", ["the document is nested too deeply"]) from None
 
-    def cost(self, prepared: PreparedOperation, variables: dict[str, object] | None, limits: DocumentLimits | None = None) -> int:
+    def cost(
+        self, prepared: PreparedOperation, variables: dict[str, object] | None, limits: DocumentLimits | None = None
+    ) -> int:
         """The estimated cost of `prepared` with these (coerced) variables: the prepared one, or
         estimated again when slicing arguments are variables."""
         if prepared.cost is not None:
@@ -240,10 +265,14 @@ class Planner:
             document = parse(text, max_tokens=limits.max_tokens)
         except GraphQLError as error:
             if "nested too deeply" in error.message:  # graphql-core's own bound on nesting, far past any allowed depth
-                raise DocumentError("MAX_DEPTH_EXCEEDED", [f"the operation is nested deeper than {limits.max_depth} fields"]) from None
+                raise DocumentError(
+                    "MAX_DEPTH_EXCEEDED", [f"the operation is nested deeper than {limits.max_depth} fields"]
+                ) from None
             raise DocumentError("GRAPHQL_PARSE_FAILED", [error]) from None
         except RecursionError:  # the parser recurses per level: far deeper than any allowed depth
-            raise DocumentError("MAX_DEPTH_EXCEEDED", [f"the operation is nested deeper than {limits.max_depth} fields"]) from None
+            raise DocumentError(
+                "MAX_DEPTH_EXCEEDED", [f"the operation is nested deeper than {limits.max_depth} fields"]
+            ) from None
         try:
             # before validation, which expands fragments (overlapping fields) and recurses per level
             check_document(document, limits)
@@ -259,10 +288,15 @@ class Planner:
             # the gateway's own keys in subgraph operations and in the response tree start with it
             for node in _aliases(document):
                 if node.startswith(RESERVED_PREFIX):
-                    raise DocumentError("GRAPHQL_VALIDATION_FAILED", [f"aliases starting with {RESERVED_PREFIX} are reserved for the gateway"])
+                    raise DocumentError(
+                        "GRAPHQL_VALIDATION_FAILED",
+                        [f"aliases starting with {RESERVED_PREFIX} are reserved for the gateway"],
+                    )
         return document
 
-    def plan(self, prepared: PreparedOperation, variables: dict[str, object] | None = None, *, budget: float | None = None) -> QueryPlan:
+    def plan(
+        self, prepared: PreparedOperation, variables: dict[str, object] | None = None, *, budget: float | None = None
+    ) -> QueryPlan:
         """The plan of `prepared`, from the cache or built within `budget` seconds (default: the
         limits' planning_timeout); over it: PlanningBudgetExceeded, and nothing is cached."""
         variables = variables or {}
@@ -271,7 +305,9 @@ class Planner:
         plan = self._plans.get(cache_key)
         if plan is None:
             budget = self.limits.planning_timeout if budget is None else budget
-            selections = normalize_selections(prepared.operation.selection_set.selections, prepared.fragments, variables)
+            selections = normalize_selections(
+                prepared.operation.selection_set.selections, prepared.fragments, variables
+            )
             planned = selections
             if self.augment is not None:
                 planned = self.augment(selections, self.model.root_types.get(prepared.kind, ""))

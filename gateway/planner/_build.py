@@ -254,7 +254,9 @@ class QueryPlanner:
         fields = collect_fields(self.selections, lambda c: self._applies(c, self.root_type), self._is_concrete)
         has_introspection = any(c.field.name in INTROSPECTION_ROOT_FIELDS for c in fields.values())
         planned = [
-            c.field for c in fields.values() if c.field.name != "__typename" and c.field.name not in INTROSPECTION_ROOT_FIELDS
+            c.field
+            for c in fields.values()
+            if c.field.name != "__typename" and c.field.name not in INTROSPECTION_ROOT_FIELDS
         ]
         # mutation fields run in order, each chosen on its own; query fields share fetches
         siblings = _Siblings(planned) if self.kind != "mutation" else None
@@ -450,7 +452,12 @@ class QueryPlanner:
                 routes.append(route)
         existing = {(fetch.subgraph, fetch.merge_path) for fetch in self.state.fetches if fetch.entity}
         routes.sort(
-            key=lambda r: (r.target_type is not None, (r.subgraph, pos.path) not in existing, r.requires is not None, r.subgraph)
+            key=lambda r: (
+                r.target_type is not None,
+                (r.subgraph, pos.path) not in existing,
+                r.requires is not None,
+                r.subgraph,
+            )
         )
         return routes
 
@@ -557,7 +564,9 @@ class QueryPlanner:
             kept = (
                 self._apply_route(pos, f, route) is None
                 and len(self.state.fetches) == fetches_before
-                and not any(kind == _SET_ATTRIBUTE and target[1] == "depends_on" for kind, target, _ in undo.entries[mark:])
+                and not any(
+                    kind == _SET_ATTRIBUTE and target[1] == "depends_on" for kind, target, _ in undo.entries[mark:]
+                )
             )
         finally:
             if not kept:
@@ -569,7 +578,9 @@ class QueryPlanner:
                 self.undo = None
         return kept
 
-    def _sharing_siblings(self, pos: _Position, routes: list[_Route], siblings: _Siblings | None, index: int) -> list[NField]:
+    def _sharing_siblings(
+        self, pos: _Position, routes: list[_Route], siblings: _Siblings | None, index: int
+    ) -> list[NField]:
         """The siblings planned after `siblings.fields[index]` that could share a fetch with one of
         its `routes`: a route of theirs leaves `pos` (root field, entity jump) for a subgraph one of
         these routes leaves for. A sibling resolved only locally shares nothing a choice here can
@@ -584,14 +595,22 @@ class QueryPlanner:
             theirs = siblings.reachable[later]
             if theirs is None:
                 theirs = siblings.reachable[later] = frozenset(
-                    route.subgraph for route in self._routes(pos, siblings.fields[later]) if route.target_type is not None
+                    route.subgraph
+                    for route in self._routes(pos, siblings.fields[later])
+                    if route.target_type is not None
                 )
             if theirs & reachable:
                 sharing.append(siblings.fields[later])
         return sharing
 
     def _rank_routes(
-        self, pos: _Position, f: NField, routes: list[_Route], exclude: frozenset[str], siblings: _Siblings | None, index: int
+        self,
+        pos: _Position,
+        f: NField,
+        routes: list[_Route],
+        exclude: frozenset[str],
+        siblings: _Siblings | None,
+        index: int,
     ) -> list[_Route]:
         """Try each route on the state itself, score it, and undo what it changed (no copy of the
         state per route: a trial costs what it changes).
@@ -619,7 +638,13 @@ class QueryPlanner:
         return [route for _, route in alone]
 
     def _try_routes(
-        self, pos: _Position, f: NField, routes: list[_Route], exclude: frozenset[str], siblings: _Siblings | None, index: int,
+        self,
+        pos: _Position,
+        f: NField,
+        routes: list[_Route],
+        exclude: frozenset[str],
+        siblings: _Siblings | None,
+        index: int,
         later: list[NField],
     ) -> list[tuple[tuple, _Route]]:
         """(score, route) of each feasible route: (weight of what it leaves unplanned, cost of the
@@ -665,7 +690,13 @@ class QueryPlanner:
         return scored
 
     def _apply_and_reroute(
-        self, pos: _Position, f: NField, route: _Route, exclude: frozenset[str], siblings: _Siblings | None = None, index: int = 0
+        self,
+        pos: _Position,
+        f: NField,
+        route: _Route,
+        exclude: frozenset[str],
+        siblings: _Siblings | None = None,
+        index: int = 0,
     ) -> NField | None:
         leftover = self._apply_route(pos, f, route)
         if leftover is not None:
@@ -680,7 +711,9 @@ class QueryPlanner:
             root = _Position(fetch, fetch.selection, (), self.root_type, route.subgraph)
             return self._add_local(root, f)
         target = self._jump(pos, route)
-        if self.model.is_abstract(target.type_name) and not self.model.is_interface_object(target.type_name, target.subgraph):
+        if self.model.is_abstract(target.type_name) and not self.model.is_interface_object(
+            target.type_name, target.subgraph
+        ):
             leftovers = self._plan_abstract(target, (f,))
             return f if leftovers else None
         return self._add_local(target, f)
@@ -899,7 +932,9 @@ class QueryPlanner:
                 if representation is None:
                     sent = route.representation_typename or route.target_type
                     self._enter(
-                        fetch.representations, pos.type_name, _PendingRepresentation(sent, list(key_fields), list(required_fields))
+                        fetch.representations,
+                        pos.type_name,
+                        _PendingRepresentation(sent, list(key_fields), list(required_fields)),
                     )
                 else:
                     self._extend(representation.key_fields, key_fields)
@@ -976,7 +1011,9 @@ class QueryPlanner:
             if not progressed:
                 raise PlanningError("the plan has a dependency cycle")
         renumber = {f.id: index for index, f in enumerate(ordered)}
-        return tuple(self._fetch_node(f, renumber[f.id], tuple(sorted(renumber[d] for d in dependencies[f.id]))) for f in ordered)
+        return tuple(
+            self._fetch_node(f, renumber[f.id], tuple(sorted(renumber[d] for d in dependencies[f.id]))) for f in ordered
+        )
 
     def _types_matching(self, condition: str) -> frozenset[str]:
         """The types a fragment on `condition` applies to: itself and its possible types."""
@@ -1017,7 +1054,8 @@ class QueryPlanner:
         representations = {
             typename: Representation(
                 pending.typename,
-                _representation_entries(self, pending.key_fields, True) + _representation_entries(self, pending.required_fields, False),
+                _representation_entries(self, pending.key_fields, True)
+                + _representation_entries(self, pending.required_fields, False),
             )
             for typename, pending in fetch.representations.items()
         }
@@ -1071,13 +1109,19 @@ def _representation_entries(planner: QueryPlanner, selections, is_key: bool) -> 
         if isinstance(selection, NField):
             entry = merged.get(selection.name)
             if entry is None:
-                merged[selection.name] = (selection.key, list(selection.selections or ()), selection.selections is not None)
+                merged[selection.name] = (
+                    selection.key,
+                    list(selection.selections or ()),
+                    selection.selections is not None,
+                )
             else:
                 entry[1].extend(selection.selections or ())
         else:
             condition = selection.type_condition
             types = frozenset(planner.model.api_possible_types(condition) | {condition}) if condition else frozenset()
-            fragments.append(RepresentationFragment(types, _representation_entries(planner, selection.selections, is_key)))
+            fragments.append(
+                RepresentationFragment(types, _representation_entries(planner, selection.selections, is_key))
+            )
     fields = tuple(
         RepresentationField(name, key, _representation_entries(planner, below, is_key) if composite else None, is_key)
         for name, (key, below, composite) in merged.items()

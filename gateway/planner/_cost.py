@@ -74,7 +74,9 @@ def _default(argument) -> int | None:
     value = getattr(default, "value", None)
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    return _int(getattr(default, "literal", None)) if isinstance(getattr(default, "literal", None), IntValueNode) else None
+    return (
+        _int(getattr(default, "literal", None)) if isinstance(getattr(default, "literal", None), IntValueNode) else None
+    )
 
 
 def field_costs(schema: GraphQLSchema) -> dict[tuple[str, str], FieldCost]:
@@ -110,7 +112,11 @@ class _Estimate:
 
     def list_size(self, field_def, node: FieldNode, declared: FieldCost | None) -> int:
         given = {argument.name.value: argument.value for argument in node.arguments or ()}
-        names = declared.slicing_arguments if declared is not None and declared.slicing_arguments is not None else SLICING_ARGUMENTS
+        names = (
+            declared.slicing_arguments
+            if declared is not None and declared.slicing_arguments is not None
+            else SLICING_ARGUMENTS
+        )
         sizes = []
         for name in names:
             value = given.get(name)
@@ -156,7 +162,9 @@ class _Estimate:
         self.fragment_costs[name] = 0  # a cycle counts nothing on its way back (validation refuses cycles)
         definition: FragmentDefinitionNode | None = self.fragments.get(name)
         inner = self.schema.get_type(definition.type_condition.name.value) if definition is not None else None
-        cost = self.selection_set(inner, definition.selection_set) if inner is not None and definition is not None else 0
+        cost = (
+            self.selection_set(inner, definition.selection_set) if inner is not None and definition is not None else 0
+        )
         self.fragment_costs[name] = cost
         return cost
 
@@ -169,7 +177,11 @@ class _Estimate:
             return 0  # validation refuses it
         declared = self.costs.get((parent.name, name))
         named = get_named_type(field_def.type)
-        cost = declared.weight if declared is not None and declared.weight is not None else (1 if is_composite_type(named) else 0)
+        cost = (
+            declared.weight
+            if declared is not None and declared.weight is not None
+            else (1 if is_composite_type(named) else 0)
+        )
         if node.selection_set is not None:
             cost += self.selection_set(named, node.selection_set)
         type_ = field_def.type

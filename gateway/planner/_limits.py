@@ -190,16 +190,24 @@ def _measure_fragments(definitions: Mapping[str, FragmentDefinitionNode]) -> dic
 def _refuse_over(measure: _Measure, limits: DocumentLimits) -> None:
     """LimitExceeded for the first limit `measure` (one operation's) is over, in a fixed order."""
     if measure.depth > limits.max_depth:
-        raise LimitExceeded("MAX_DEPTH_EXCEEDED", f"the operation is nested {measure.depth} fields deep, more than {limits.max_depth}")
+        raise LimitExceeded(
+            "MAX_DEPTH_EXCEEDED", f"the operation is nested {measure.depth} fields deep, more than {limits.max_depth}"
+        )
     if measure.fields > limits.max_fields:
         shown = "over 10^18" if measure.fields >= _SATURATED else f"{measure.fields}"
         raise LimitExceeded(
-            "MAX_EXPANDED_SIZE_EXCEEDED", f"the operation selects {shown} fields once its fragments are expanded, more than {limits.max_fields}"
+            "MAX_EXPANDED_SIZE_EXCEEDED",
+            f"the operation selects {shown} fields once its fragments are expanded, more than {limits.max_fields}",
         )
     if measure.aliases > limits.max_aliases:
-        raise LimitExceeded("MAX_ALIASES_EXCEEDED", f"the operation uses {measure.aliases} aliases, more than {limits.max_aliases}")
+        raise LimitExceeded(
+            "MAX_ALIASES_EXCEEDED", f"the operation uses {measure.aliases} aliases, more than {limits.max_aliases}"
+        )
     if measure.top > limits.max_root_fields:
-        raise LimitExceeded("MAX_ROOT_FIELDS_EXCEEDED", f"the operation selects {measure.top} root fields, more than {limits.max_root_fields}")
+        raise LimitExceeded(
+            "MAX_ROOT_FIELDS_EXCEEDED",
+            f"the operation selects {measure.top} root fields, more than {limits.max_root_fields}",
+        )
 
 
 def check_document(document: DocumentNode, limits: DocumentLimits) -> None:
@@ -350,7 +358,9 @@ def _measure_sets(sets: list[_Set], fragments: Mapping[str, _Measure]) -> _Measu
             aliases += sub.aliases
             depth = max(depth, 1 + sub.depth)
         if selection_set.inline or selection_set.spreads:
-            for sub in [child.measure for child in selection_set.inline] + [fragments.get(name, _NOTHING) for name in selection_set.spreads]:
+            for sub in [child.measure for child in selection_set.inline] + [
+                fragments.get(name, _NOTHING) for name in selection_set.spreads
+            ]:
                 fields += sub.fields
                 aliases += sub.aliases
                 depth = max(depth, sub.depth)
@@ -371,12 +381,18 @@ def check_text(text: str, limits: DocumentLimits) -> None:
     then says what is wrong. check_document still runs on the parsed document."""
     if len(text) > limits.max_document_size:
         # the token limit's code: both bound what the parser is given
-        raise LimitExceeded("GRAPHQL_PARSE_FAILED", f"the document is {len(text):,} characters long, more than {limits.max_document_size:,}")
+        raise LimitExceeded(
+            "GRAPHQL_PARSE_FAILED",
+            f"the document is {len(text):,} characters long, more than {limits.max_document_size:,}",
+        )
     tokens = [token for token in _LEXEME.findall(text) if token]
     if tokens and not _WHOLE_TOKEN.fullmatch(tokens[-1]):
         del tokens[-1]  # the rest of the text, from something that is no token
     if len(tokens) > limits.max_tokens:
-        raise LimitExceeded("GRAPHQL_PARSE_FAILED", f"Syntax Error: Document contains more than {limits.max_tokens} tokens. Parsing aborted.")
+        raise LimitExceeded(
+            "GRAPHQL_PARSE_FAILED",
+            f"Syntax Error: Document contains more than {limits.max_tokens} tokens. Parsing aborted.",
+        )
     operations: list[list[_Set]] = []
     fragments: dict[str, list[_Set]] = {}
     i = 0
@@ -410,9 +426,14 @@ def check_variables(variables: Mapping[str, object] | None, limits: DocumentLimi
         value, depth = stack.pop()
         count += 1
         if count > limits.max_variables_values:
-            raise LimitExceeded("MAX_VARIABLES_SIZE_EXCEEDED", f"the variables hold more than {limits.max_variables_values} values")
+            raise LimitExceeded(
+                "MAX_VARIABLES_SIZE_EXCEEDED", f"the variables hold more than {limits.max_variables_values} values"
+            )
         if isinstance(value, dict | list):
             if depth > limits.max_variables_depth:
-                raise LimitExceeded("MAX_VARIABLES_DEPTH_EXCEEDED", f"the variables are nested deeper than {limits.max_variables_depth} levels")
+                raise LimitExceeded(
+                    "MAX_VARIABLES_DEPTH_EXCEEDED",
+                    f"the variables are nested deeper than {limits.max_variables_depth} levels",
+                )
             children = value.values() if isinstance(value, dict) else value
             stack.extend((child, depth + 1) for child in children)

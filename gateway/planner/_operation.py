@@ -64,7 +64,9 @@ def variables_in(node) -> frozenset[str]:
     return frozenset(collector.names)
 
 
-def condition_variables(operation: OperationDefinitionNode, fragments: Mapping[str, FragmentDefinitionNode]) -> tuple[str, ...]:
+def condition_variables(
+    operation: OperationDefinitionNode, fragments: Mapping[str, FragmentDefinitionNode]
+) -> tuple[str, ...]:
     """Names of the variables read by `@skip`/`@include` anywhere in the operation."""
     names: set[str] = set()
 
@@ -129,7 +131,9 @@ def normalize_selections(
             )
         elif isinstance(node, InlineFragmentNode):
             condition = node.type_condition.name.value if node.type_condition else None
-            result.append(NFragment(condition, normalize_selections(node.selection_set.selections, fragments, variables)))
+            result.append(
+                NFragment(condition, normalize_selections(node.selection_set.selections, fragments, variables))
+            )
         elif isinstance(node, FragmentSpreadNode):
             fragment = fragments[node.name.value]
             result.append(

@@ -24,6 +24,7 @@ from ._operation import NSelection
 # are refused (Planner.prepare), and so are schema names with it, in any case (composition).
 RESERVED_PREFIX = "_cg_"
 
+
 @dataclass(frozen=True, slots=True)
 class RepresentationField:
     """A key or `@requires` field of a representation: read `source_key` from the merged data and
@@ -87,7 +88,9 @@ class SSelection:
     fields: dict[str, SField] = field(default_factory=dict)
     fragments: dict[str, SSelection] = field(default_factory=dict)
 
-    def add(self, key: str, name: str, arguments: str, variables: frozenset[str], type_: str, composite: bool) -> SField:
+    def add(
+        self, key: str, name: str, arguments: str, variables: frozenset[str], type_: str, composite: bool
+    ) -> SField:
         existing = self.fields.get(key)
         if existing is not None:
             return existing
@@ -191,19 +194,27 @@ class AnswerSelection:
 
     __slots__ = ("_views", "fields", "fixed", "fragments", "leaf_keys", "mentions_typename", "named_types")
 
-    def __init__(self, fields: tuple[AskedField, ...], fragments: tuple[tuple[frozenset[str], AnswerSelection], ...]) -> None:
+    def __init__(
+        self, fields: tuple[AskedField, ...], fragments: tuple[tuple[frozenset[str], AnswerSelection], ...]
+    ) -> None:
         self.fields = fields
         self.fragments = fragments  # ((the types a fragment applies to, its selection), ...)
         # whether `__typename` is asked here or in one of the fragments (it then picks the fragments)
-        self.mentions_typename = any(f.name == "__typename" for f in fields) or any(s.mentions_typename for _, s in fragments)
+        self.mentions_typename = any(f.name == "__typename" for f in fields) or any(
+            s.mentions_typename for _, s in fragments
+        )
         # every type a fragment here (or in a fragment of one) applies to: any other name has one view
-        self.named_types: frozenset[str] = frozenset().union(*(types | selection.named_types for types, selection in fragments))
+        self.named_types: frozenset[str] = frozenset().union(
+            *(types | selection.named_types for types, selection in fragments)
+        )
         self._views: dict[str | None, AnswerView] = {}
         # the common cases, for the executor's walk: no fragments, so one view for every type...
         self.fixed = self._flatten(None) if not fragments else None
         # ...and of those, the ones asking only for leaves under their own names: a key check
         fixed = self.fixed
-        self.leaf_keys = fixed.keys if fixed is not None and not (fixed.nested or fixed.renames or fixed.same_field) else None
+        self.leaf_keys = (
+            fixed.keys if fixed is not None and not (fixed.nested or fixed.renames or fixed.same_field) else None
+        )
 
     def view(self, typename: str | None) -> AnswerView:
         """The fields asked of an object of `typename`. None: the type is not known (an answer that
@@ -247,9 +258,14 @@ class AnswerSelection:
                     tree_keys.append(asked_field.tree_key)
         nested = tuple(
             # one key asked in several fragments: what is asked below it is the union of them
-            (key, selections[0] if len(selections) == 1 else AnswerSelection(
-                tuple(f for s in selections for f in s.fields), tuple(f for s in selections for f in s.fragments)
-            ))
+            (
+                key,
+                selections[0]
+                if len(selections) == 1
+                else AnswerSelection(
+                    tuple(f for s in selections for f in s.fields), tuple(f for s in selections for f in s.fragments)
+                ),
+            )
             for key, selections in below.items()
         )
         return AnswerView(

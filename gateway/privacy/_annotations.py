@@ -72,11 +72,19 @@ class PrivacySchema:
                 continue
             if personal.category not in categories:
                 problems.append(
-                    AnnotationProblem("PRIVACY_UNKNOWN_CATEGORY", f'{coordinate}: "{personal.category}" is not a data category of the Fides taxonomy', coordinate)
+                    AnnotationProblem(
+                        "PRIVACY_UNKNOWN_CATEGORY",
+                        f'{coordinate}: "{personal.category}" is not a data category of the Fides taxonomy',
+                        coordinate,
+                    )
                 )
             if personal.strategy is not None and personal.strategy not in STRATEGIES:
                 problems.append(
-                    AnnotationProblem("PRIVACY_UNKNOWN_STRATEGY", f'{coordinate}: strategy "{personal.strategy}" is not one of {", ".join(STRATEGIES)}', coordinate)
+                    AnnotationProblem(
+                        "PRIVACY_UNKNOWN_STRATEGY",
+                        f'{coordinate}: strategy "{personal.strategy}" is not one of {", ".join(STRATEGIES)}',
+                        coordinate,
+                    )
                 )
             elif personal.strategy is not None:
                 problems += self._unfit(type_name, field_name, personal.strategy)
@@ -94,7 +102,12 @@ class PrivacySchema:
                 # categories from two branches of the taxonomy have nothing to win with
                 for name in (holder, *self.model.interfaces_of(holder)):
                     other = self.annotations.personal.get((name, field_name))
-                    if other is not None and other.category in categories and personal.category in categories and stricter(personal, other) is None:
+                    if (
+                        other is not None
+                        and other.category in categories
+                        and personal.category in categories
+                        and stricter(personal, other) is None
+                    ):
                         problems.append(
                             AnnotationProblem(
                                 "PRIVACY_ANNOTATION_CONFLICT",
@@ -110,7 +123,11 @@ class PrivacySchema:
             subject = declarations[0][1]
             if subject not in fields:
                 problems.append(
-                    AnnotationProblem("PRIVACY_SUBJECT_UNDETERMINED", f"{type_name} names {subject!r} as its subject, but has no such field", type_name)
+                    AnnotationProblem(
+                        "PRIVACY_SUBJECT_UNDETERMINED",
+                        f"{type_name} names {subject!r} as its subject, but has no such field",
+                        type_name,
+                    )
                 )
             differing = sorted({f"{where} names {field!r}" for where, field in declarations if field != subject})
             if differing:
@@ -125,7 +142,11 @@ class PrivacySchema:
             facts = types.get(type_name)
             if facts is None or field_name not in facts.fields:
                 coordinate = f"{type_name}.{field_name}"
-                problems.append(AnnotationProblem("PRIVACY_UNKNOWN_FIELD", f"{coordinate} is declared non-personal but does not exist", coordinate))
+                problems.append(
+                    AnnotationProblem(
+                        "PRIVACY_UNKNOWN_FIELD", f"{coordinate} is declared non-personal but does not exist", coordinate
+                    )
+                )
         for (type_name, field_name), aggregate in sorted(self.annotations.aggregates.items()):
             coordinate = f"{type_name}.{field_name}"
             facts = types.get(type_name)
@@ -133,7 +154,11 @@ class PrivacySchema:
                 problems.append(AnnotationProblem("PRIVACY_UNKNOWN_FIELD", f"{coordinate} does not exist", coordinate))
             elif aggregate.contributors not in facts.fields:
                 problems.append(
-                    AnnotationProblem("PRIVACY_AGGREGATE_CONTRIBUTORS_MISSING", f"{coordinate} counts its contributors in {aggregate.contributors!r}, which {type_name} lacks", coordinate)
+                    AnnotationProblem(
+                        "PRIVACY_AGGREGATE_CONTRIBUTORS_MISSING",
+                        f"{coordinate} counts its contributors in {aggregate.contributors!r}, which {type_name} lacks",
+                        coordinate,
+                    )
                 )
         return problems
 

@@ -74,7 +74,9 @@ class Audience:
 
     @classmethod
     def of(cls, requester: Requester | None) -> Audience:
-        if not isinstance(requester, Requester) or requester.client is None:  # no requester known: the public (fail closed)
+        if (
+            not isinstance(requester, Requester) or requester.client is None
+        ):  # no requester known: the public (fail closed)
             return PUBLIC_AUDIENCE
         return cls(requester.client.id, requester.resident is not None, requester.roles)
 
@@ -96,7 +98,9 @@ class ClientSchemas:
     """The per-audience schemas of one engine (one supergraph, one policy), built on first use
     and kept in a bounded cache: a policy reload or a new supergraph builds a new engine."""
 
-    def __init__(self, model: SupergraphModel, privacy: PrivacySchema | None, policy: Policy, sources: Sources | None = None) -> None:
+    def __init__(
+        self, model: SupergraphModel, privacy: PrivacySchema | None, policy: Policy, sources: Sources | None = None
+    ) -> None:
         self.api_schema = model.api_schema
         self.privacy = privacy
         self.policy = policy
@@ -130,7 +134,8 @@ class ClientSchemas:
             return ()
         purposes = set(client.purposes)
         return tuple(
-            place for place, rule in enumerate(self.policy.legal_bases)
+            place
+            for place, rule in enumerate(self.policy.legal_bases)
             if not audience.roles.isdisjoint(rule.roles) and not purposes.isdisjoint(rule.purposes)
         )
 
@@ -143,7 +148,9 @@ class ClientSchemas:
         if audience.client is None:
             return PUBLIC_AUDIENCE
         enabling = self._enabling(audience)
-        roles = frozenset().union(*(audience.roles.intersection(self.policy.legal_bases[place].roles) for place in enabling))
+        roles = frozenset().union(
+            *(audience.roles.intersection(self.policy.legal_bases[place].roles) for place in enabling)
+        )
         return audience if roles == audience.roles else Audience(audience.client, audience.resident, roles)
 
     def _key(self, audience: Audience) -> Hashable:
@@ -179,7 +186,9 @@ class ClientSchemas:
         # step 2: a legal basis for one of the client's purposes and the requester's roles, covering
         # the category from these sources (a rule scoped by paths: the value may be reached so)
         by_basis = any(
-            not audience.roles.isdisjoint(rule.roles) and not set(client.purposes).isdisjoint(rule.purposes) and rule.could_cover(category, sources)
+            not audience.roles.isdisjoint(rule.roles)
+            and not set(client.purposes).isdisjoint(rule.purposes)
+            and rule.could_cover(category, sources)
             for rule in self.policy.legal_bases
         )
         # step 3: a resident may consent to any registered client, for any of its declared purposes,
@@ -206,7 +215,8 @@ class ClientSchemas:
         absent is removed. Types that became unreachable are not pruned here (see _build)."""
         schema = self.api_schema
         composite = {
-            name: named for name, named in schema.type_map.items()
+            name: named
+            for name, named in schema.type_map.items()
             if isinstance(named, GraphQLObjectType | GraphQLInterfaceType) and not is_introspection_type(named)
         }
         unions = {name: named for name, named in schema.type_map.items() if isinstance(named, GraphQLUnionType)}
@@ -227,7 +237,10 @@ class ClientSchemas:
                 fields = kept[name]
                 for field_name in list(fields):
                     definition = named.fields[field_name]
-                    pointing = [get_named_type(definition.type).name, *(get_named_type(arg.type).name for arg in definition.args.values())]
+                    pointing = [
+                        get_named_type(definition.type).name,
+                        *(get_named_type(arg.type).name for arg in definition.args.values()),
+                    ]
                     if any(target in removed for target in pointing):
                         fields.discard(field_name)
                         changed = True
@@ -253,12 +266,15 @@ class ClientSchemas:
         schema = self.api_schema
         kept = self.kept_fields(audience)
         composite_count = sum(
-            1 for named in schema.type_map.values()
-            if isinstance(named, GraphQLObjectType | GraphQLInterfaceType | GraphQLUnionType) and not is_introspection_type(named)
+            1
+            for named in schema.type_map.values()
+            if isinstance(named, GraphQLObjectType | GraphQLInterfaceType | GraphQLUnionType)
+            and not is_introspection_type(named)
         )
         if len(kept) == composite_count and all(
             len(fields) == len(schema.type_map[name].fields)  # type: ignore[union-attr]
-            for name, fields in kept.items() if not isinstance(schema.type_map[name], GraphQLUnionType)
+            for name, fields in kept.items()
+            if not isinstance(schema.type_map[name], GraphQLUnionType)
         ):
             return schema  # nothing to hide: the API schema itself
         return _Rebuild(schema, kept, self._orphans()).schema()
@@ -274,14 +290,20 @@ class ClientSchemas:
 
 
 def _root_name(schema: GraphQLSchema, kind: str) -> str | None:
-    root = {"query": schema.query_type, "mutation": schema.mutation_type, "subscription": schema.subscription_type}[kind]
+    root = {"query": schema.query_type, "mutation": schema.mutation_type, "subscription": schema.subscription_type}[
+        kind
+    ]
     return root.name if root is not None else None
 
 
 def _reachable(schema: GraphQLSchema, kept: dict[str, list[str]]) -> set[str]:
     """Named types reachable from the root types through the kept fields (their types and their
     arguments'), an interface's kept implementations and a union's kept members."""
-    roots = [root for root in (schema.query_type, schema.mutation_type, schema.subscription_type) if root is not None and root.name in kept]
+    roots = [
+        root
+        for root in (schema.query_type, schema.mutation_type, schema.subscription_type)
+        if root is not None and root.name in kept
+    ]
     seen: set[str] = set()
     stack: list[GraphQLNamedType] = list(roots)
     while stack:
@@ -323,11 +345,21 @@ class _Rebuild:
         assert query is not None
         reachable = _reachable(source, self.kept)
         names = [
-            name for name, named in source.type_map.items()
-            if not is_introspection_type(named) and (name in reachable or (name in self.orphans and self._kept_or_leaf(named)))
+            name
+            for name, named in source.type_map.items()
+            if not is_introspection_type(named)
+            and (name in reachable or (name in self.orphans and self._kept_or_leaf(named)))
         ]
-        mutation = source.mutation_type if source.mutation_type is not None and source.mutation_type.name in self.kept else None
-        subscription = source.subscription_type if source.subscription_type is not None and source.subscription_type.name in self.kept else None
+        mutation = (
+            source.mutation_type
+            if source.mutation_type is not None and source.mutation_type.name in self.kept
+            else None
+        )
+        subscription = (
+            source.subscription_type
+            if source.subscription_type is not None and source.subscription_type.name in self.kept
+            else None
+        )
         return GraphQLSchema(
             query=self._named(query),  # type: ignore[arg-type]
             mutation=self._named(mutation) if mutation is not None else None,  # type: ignore[arg-type]
@@ -339,10 +371,15 @@ class _Rebuild:
         )
 
     def _kept_or_leaf(self, named: GraphQLNamedType) -> bool:
-        return not isinstance(named, GraphQLObjectType | GraphQLInterfaceType | GraphQLUnionType) or named.name in self.kept
+        return (
+            not isinstance(named, GraphQLObjectType | GraphQLInterfaceType | GraphQLUnionType)
+            or named.name in self.kept
+        )
 
     def _named(self, named: GraphQLNamedType) -> GraphQLNamedType:
-        if not isinstance(named, GraphQLObjectType | GraphQLInterfaceType | GraphQLUnionType) or is_introspection_type(named):
+        if not isinstance(named, GraphQLObjectType | GraphQLInterfaceType | GraphQLUnionType) or is_introspection_type(
+            named
+        ):
             return named  # scalars, enums and input types reference nothing that is filtered
         copy = self.copies.get(named.name)
         if copy is not None:
@@ -357,13 +394,24 @@ class _Rebuild:
 
             def fields(named=named, field_names=field_names) -> dict[str, GraphQLField]:
                 if not field_names:  # Query with nothing left
-                    return {PLACEHOLDER_FIELD: GraphQLField(GraphQLBoolean, description=(
-                        "Nothing of this schema can reach you: this field only keeps the schema valid and cannot be queried."
-                    ))}
+                    return {
+                        PLACEHOLDER_FIELD: GraphQLField(
+                            GraphQLBoolean,
+                            description=(
+                                "Nothing of this schema can reach you: this field only keeps the schema valid and cannot be queried."
+                            ),
+                        )
+                    }
                 return {name: self._field(named.fields[name]) for name in field_names}
 
             kind = GraphQLObjectType if isinstance(named, GraphQLObjectType) else GraphQLInterfaceType
-            copy = kind(**{**config, "fields": fields, "interfaces": lambda interfaces=interfaces: [self._named(i) for i in interfaces]})
+            copy = kind(
+                **{
+                    **config,
+                    "fields": fields,
+                    "interfaces": lambda interfaces=interfaces: [self._named(i) for i in interfaces],
+                }
+            )
         self.copies[named.name] = copy
         return copy
 
@@ -379,7 +427,9 @@ class _Rebuild:
         return self._named(wrapped)
 
 
-def client_schema(supergraph: str, policy: Policy, audience: Audience, owners: dict[str, str] | None = None) -> GraphQLSchema:
+def client_schema(
+    supergraph: str, policy: Policy, audience: Audience, owners: dict[str, str] | None = None
+) -> GraphQLSchema:
     """The schema `audience` introspects on a gateway serving `supergraph` (Apollo's format) with
     `policy` (`citygate schema`). Raises SupergraphError for a supergraph the engine would refuse."""
     from ..supergraph import SupergraphError, load_supergraph

@@ -103,7 +103,9 @@ class RequestFlows:
                 disclosure.fields.add(value.coordinate)
                 disclosure.basis.add(final[i].basis or "")
             try:
-                await guard.audit.record(self.request_id, recipient, requester.purpose or "", list(disclosures.values()))
+                await guard.audit.record(
+                    self.request_id, recipient, requester.purpose or "", list(disclosures.values())
+                )
             except Exception:
                 logger.exception("the audit log refused flows to %s: they are withheld", recipient)
                 for i in fresh:

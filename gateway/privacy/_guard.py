@@ -41,6 +41,7 @@ from ._noise import release_aggregate, settle_releases
 
 logger = logging.getLogger("citygate.privacy")
 
+
 @dataclass(frozen=True, slots=True)
 class _Decision:
     allowed: bool
@@ -85,7 +86,12 @@ class PrivacyGuard:
         return key
 
     def _policy_rule(
-        self, roles: frozenset[str], purpose: str | None, category: str, sources: frozenset[str], via: frozenset[str] = frozenset()
+        self,
+        roles: frozenset[str],
+        purpose: str | None,
+        category: str,
+        sources: frozenset[str],
+        via: frozenset[str] = frozenset(),
     ) -> str | None:
         """The first legal basis that covers a value of `category` from the data of `sources`
         (owners), whose object was reached through `via` (coordinates; empty: not through a field
@@ -157,7 +163,11 @@ class PrivacyGuard:
                 # the ledger generation of before the read: decisions made on what was read are only
                 # kept for requests that arrive before any change the read may have missed
                 decisions = RequestDecisions(
-                    self, requester, consents={**decisions.consents, **loaded}, mode=decisions.mode, final=True,
+                    self,
+                    requester,
+                    consents={**decisions.consents, **loaded},
+                    mode=decisions.mode,
+                    final=True,
                     generation=decisions.generation,
                 )
             assert result.reshape is not None
@@ -172,12 +182,19 @@ class PrivacyGuard:
                 await self.audit.record(request_id, requester.recipient, requester.purpose or "", audited)
             except Exception:
                 if early:
-                    logger.exception("the audit log refused the disclosures: the request is answered again without them")
+                    logger.exception(
+                        "the audit log refused the disclosures: the request is answered again without them"
+                    )
                     raise AuditRefused from None
                 logger.exception("the audit log refused the disclosures: they are withheld")
                 audited = []
                 decisions = RequestDecisions(
-                    self, requester, consents=decisions.consents, mode=_AUDIT_DOWN, final=True, generation=decisions.generation
+                    self,
+                    requester,
+                    consents=decisions.consents,
+                    mode=_AUDIT_DOWN,
+                    final=True,
+                    generation=decisions.generation,
                 )
                 assert result.reshape is not None
                 result.data, result.errors = result.reshape(decisions)
@@ -233,7 +250,9 @@ _BELOW_K = Verdict(Action.BELOW_K)
 class _WholeObject:
     """Objects of a (type fields, subject) pair whose every guarded field goes in as it is."""
 
-    disclosure: tuple[str, frozenset[str], frozenset[str]] | None  # (subject, "Type.field"s, bases); None: nothing to audit
+    disclosure: (
+        tuple[str, frozenset[str], frozenset[str]] | None
+    )  # (subject, "Type.field"s, bases); None: nothing to audit
     valid_until: float | None  # the earliest expiry of the consents it rests on
 
 
@@ -254,8 +273,21 @@ class RequestDecisions:
     """One request's decisions, made while the shaper walks the response (no I/O: see settle)."""
 
     __slots__ = (
-        "consents", "decided", "disclosures", "final", "generation", "guard", "missing", "mode", "now", "objects", "placed_whole",
-        "requester", "table", "verdicts", "withheld",
+        "consents",
+        "decided",
+        "disclosures",
+        "final",
+        "generation",
+        "guard",
+        "missing",
+        "mode",
+        "now",
+        "objects",
+        "placed_whole",
+        "requester",
+        "table",
+        "verdicts",
+        "withheld",
     )
 
     def __init__(
@@ -301,7 +333,9 @@ class RequestDecisions:
         if action is Action.PLACE_AUDITED:
             # audited even when null: the requester learns that the subject has no such value.
             # Disclosed once: the field's other values of this subject go in as they are
-            self.verdicts[(field_guard, subject)] = Verdict(Action.PLACE, verdict.subject, verdict.coordinate, verdict.basis, verdict.valid_until)
+            self.verdicts[(field_guard, subject)] = Verdict(
+                Action.PLACE, verdict.subject, verdict.coordinate, verdict.basis, verdict.valid_until
+            )
             subject_id: str = verdict.subject  # type: ignore[assignment]
             disclosure = self.disclosures.get(subject_id)
             if disclosure is None:
@@ -312,10 +346,19 @@ class RequestDecisions:
         if action is Action.MASK:
             if value is None:
                 return None  # nothing to withhold, nothing listed
-            self.withheld.append({"path": path_of((node, key)), "category": verdict.category, "reason": verdict.reason, "strategy": verdict.strategy})
+            self.withheld.append(
+                {
+                    "path": path_of((node, key)),
+                    "category": verdict.category,
+                    "reason": verdict.reason,
+                    "strategy": verdict.strategy,
+                }
+            )
             return mask(value, verdict.strategy, verdict.category, self.guard._key(self.requester.recipient))
         if action is Action.BELOW_K:
-            self.withheld.append({"path": path_of((node, key)), "category": "aggregate", "reason": "below-k", "strategy": "null"})
+            self.withheld.append(
+                {"path": path_of((node, key)), "category": "aggregate", "reason": "below-k", "strategy": "null"}
+            )
             return None
         self.missing.add(verdict.subject)  # type: ignore[arg-type]  # UNDECIDED: settled after the ledger is read
         return None
@@ -328,7 +371,11 @@ class RequestDecisions:
         if verdict is None:
             verdict = self.verdicts[(field_guard, subject)] = self._verdict(field_guard, subject)
         action = verdict.action
-        return action is Action.UNDECIDED or action is Action.BELOW_K or (action is Action.MASK and verdict.strategy != "coarsen")
+        return (
+            action is Action.UNDECIDED
+            or action is Action.BELOW_K
+            or (action is Action.MASK and verdict.strategy != "coarsen")
+        )
 
     def known_object(self, object_key: tuple) -> bool:
         known = self.objects.get(object_key)
@@ -386,7 +433,11 @@ class RequestDecisions:
                 verdict = _PLACED
             elif decision.allowed and self.mode is not _AUDIT_DOWN:
                 verdict = Verdict(
-                    Action.PLACE_AUDITED, str(subject), f"{field_guard.parent}.{field_guard.name}", decision.basis, decision.valid_until
+                    Action.PLACE_AUDITED,
+                    str(subject),
+                    f"{field_guard.parent}.{field_guard.name}",
+                    decision.basis,
+                    decision.valid_until,
                 )
             else:
                 keep = decision is not _LEDGER_DOWN
@@ -418,7 +469,9 @@ class RequestDecisions:
         elif requester.is_public:
             decision = _PUBLIC
         else:
-            rule = self.guard._policy_rule(requester.roles, requester.purpose, category, field_guard.sources, field_guard.via)
+            rule = self.guard._policy_rule(
+                requester.roles, requester.purpose, category, field_guard.sources, field_guard.via
+            )
             if rule is not None:
                 decision = _Decision(True, f"policy:{rule}", None)
             else:
@@ -430,7 +483,11 @@ class RequestDecisions:
         requester = self.requester
         shared_key = (requester.recipient, requester.purpose, subject, category)
         shared = self.guard.consent_decisions.get(shared_key)
-        if shared is not None and shared[1] == self.generation and (shared[0].valid_until is None or shared[0].valid_until > self.now):
+        if (
+            shared is not None
+            and shared[1] == self.generation
+            and (shared[0].valid_until is None or shared[0].valid_until > self.now)
+        ):
             return shared[0]
         records = self.consents.get(subject)
         if records is None:
@@ -440,6 +497,8 @@ class RequestDecisions:
                 return _LEDGER_DOWN if self.final else None
             self.consents[subject] = records  # the same view if this response is shaped again
         consent = next((c for c in records if c.covers(category)), None)
-        decision = _NO_CONSENT if consent is None else _Decision(True, f"consent:{consent.id}", None, consent.valid_until())
+        decision = (
+            _NO_CONSENT if consent is None else _Decision(True, f"consent:{consent.id}", None, consent.valid_until())
+        )
         self.guard.consent_decisions[shared_key] = (decision, self.generation)
         return decision

@@ -33,12 +33,16 @@ def entity_key_fields(model: SupergraphModel, type_name: str) -> tuple[str, ...]
         return ()
     for subgraph in sorted(facts.subgraphs):
         for key in facts.subgraphs[subgraph].resolvable_keys():
-            if key.selections and all(isinstance(s, FieldNode) and s.selection_set is None and s.alias is None for s in key.selections):
+            if key.selections and all(
+                isinstance(s, FieldNode) and s.selection_set is None and s.alias is None for s in key.selections
+            ):
                 return tuple(dict.fromkeys(s.name.value for s in key.selections))  # type: ignore[attr-defined]
     return ()
 
 
-def inject_privacy_fields(schema: PrivacySchema, selections: tuple[NSelection, ...], root_type: str) -> tuple[NSelection, ...]:
+def inject_privacy_fields(
+    schema: PrivacySchema, selections: tuple[NSelection, ...], root_type: str
+) -> tuple[NSelection, ...]:
     return _rewrite(schema, selections, root_type)
 
 
@@ -54,7 +58,11 @@ def _rewrite(schema: PrivacySchema, selections: tuple[NSelection, ...], parent: 
     result: list[NSelection] = []
     for selection in selections:
         if isinstance(selection, NFragment):
-            result.append(NFragment(selection.type_condition, _rewrite(schema, selection.selections, selection.type_condition or parent)))
+            result.append(
+                NFragment(
+                    selection.type_condition, _rewrite(schema, selection.selections, selection.type_condition or parent)
+                )
+            )
             continue
         if selection.selections is None:
             result.append(selection)
@@ -73,10 +81,13 @@ def _additions(schema: PrivacySchema, selections: tuple[NSelection, ...], type_n
     model = schema.model
     additions: list[NSelection] = []
     for concrete in sorted(model.api_possible_types(type_name)) or [type_name]:
+
         def applies(condition: str, concrete: str = concrete) -> bool:
             return condition == concrete or concrete in model.api_possible_types(condition)
 
-        fields = collect_fields(selections, applies, lambda name: name in model.types and model.types[name].kind == "OBJECT")
+        fields = collect_fields(
+            selections, applies, lambda name: name in model.types and model.types[name].kind == "OBJECT"
+        )
         wanted: list[NSelection] = []
         if any(schema.personal(concrete, c.field.name) for c in fields.values()):
             subject = schema.subject_field(concrete)
@@ -89,10 +100,14 @@ def _additions(schema: PrivacySchema, selections: tuple[NSelection, ...], type_n
         for collected in fields.values():
             aggregate = schema.aggregate(concrete, collected.field.name)
             if aggregate is not None:
-                wanted.append(NField(CONTRIBUTORS_PREFIX + collected.field.name, aggregate.contributors, "", frozenset(), None))
+                wanted.append(
+                    NField(CONTRIBUTORS_PREFIX + collected.field.name, aggregate.contributors, "", frozenset(), None)
+                )
                 entity_wanted = True
         if entity_wanted:
-            wanted.extend(NField(ENTITY_PREFIX + name, name, "", frozenset(), None) for name in entity_key_fields(model, concrete))
+            wanted.extend(
+                NField(ENTITY_PREFIX + name, name, "", frozenset(), None) for name in entity_key_fields(model, concrete)
+            )
         if wanted:
             additions.append(NFragment(concrete, tuple(wanted)))
     return tuple(additions)

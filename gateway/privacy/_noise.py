@@ -85,7 +85,9 @@ class Calibrated:
     epsilon: float  # what releasing through `measurement` costs: its privacy map at `sensitivity`
 
 
-def calibrate(statistic: str | None, lower: float | None, upper: float | None, contributors: int, epsilon: float) -> Calibrated | None:
+def calibrate(
+    statistic: str | None, lower: float | None, upper: float | None, contributors: int, epsilon: float
+) -> Calibrated | None:
     found = sensitivity(statistic, lower, upper, contributors)
     if found is None or found <= 0 or epsilon <= 0:
         return None
@@ -104,8 +106,15 @@ def bounded(exact: float, statistic: str, lower: float | None, upper: float | No
     return min(max(exact, lower), upper)
 
 
-def release(calibrated: Calibrated, exact: float, statistic: str, lower: float | None, upper: float | None, contributors: int,
-            whole: bool) -> float | int:
+def release(
+    calibrated: Calibrated,
+    exact: float,
+    statistic: str,
+    lower: float | None,
+    upper: float | None,
+    contributors: int,
+    whole: bool,
+) -> float | int:
     """One draw of the mechanism; a whole number (the field is an Int) is rounded, a count kept
     at zero or above: post-processing, which costs no privacy."""
     noisy = float(calibrated.measurement(float(bounded(exact, statistic, lower, upper, contributors))))
@@ -170,7 +179,12 @@ class OpenDataReleases:
             return ("uncalibrated",)
         value = release(calibrated, item.exact, item.statistic, item.lower, item.upper, item.contributors, item.whole)
         outcome, released, _ = await self.store.open_data_release(
-            budget_key(requester), period_of(budget.period), question_key(item.coordinate, item.entity), calibrated.epsilon, budget.epsilon, value
+            budget_key(requester),
+            period_of(budget.period),
+            question_key(item.coordinate, item.entity),
+            calibrated.epsilon,
+            budget.epsilon,
+            value,
         )
         return ("exhausted",) if outcome == "exhausted" else ("released", released)
 
@@ -185,7 +199,9 @@ def releases_of(guard: PrivacyGuard) -> OpenDataReleases:
 QUESTIONS_PER_REQUEST = 200  # open-data releases one request may ask the store for
 
 
-def release_aggregate(decisions: RequestDecisions, field_guard: FieldGuard, subject: Any, value: Any, node: tuple | None, key: str) -> Any:
+def release_aggregate(
+    decisions: RequestDecisions, field_guard: FieldGuard, subject: Any, value: Any, node: tuple | None, key: str
+) -> Any:
     """What the shaper places for an aggregate value while `open_data` is configured (see
     RequestDecisions.place): withheld below k, else the value released to this requester."""
     guard = decisions.guard
@@ -196,7 +212,9 @@ def release_aggregate(decisions: RequestDecisions, field_guard: FieldGuard, subj
     minimum = max(policy.k, annotation.min_contributors or 0)
     path = None
     if contributors.__class__ is not int or contributors < minimum:
-        decisions.withheld.append({"path": path_of((node, key)), "category": "aggregate", "reason": "below-k", "strategy": "null"})
+        decisions.withheld.append(
+            {"path": path_of((node, key)), "category": "aggregate", "reason": "below-k", "strategy": "null"}
+        )
         return None
     if value is None:
         return None  # nothing to disclose
@@ -211,24 +229,39 @@ def release_aggregate(decisions: RequestDecisions, field_guard: FieldGuard, subj
         coordinate = f"{field_guard.parent}.{field_guard.name}"
         path = path_of((node, key))
         # within a request, an unknown entity is told apart by its position
-        question = (coordinate, orjson.dumps(entity, option=orjson.OPT_SORT_KEYS) if entity is not None else tuple(path))
+        question = (
+            coordinate,
+            orjson.dumps(entity, option=orjson.OPT_SORT_KEYS) if entity is not None else tuple(path),
+        )
         state = releases_of(guard).requests.get(decisions)
         if state is None:
             state = releases_of(guard).requests[decisions] = _RequestReleases()
         outcome = state.outcomes.get(question)
         if outcome is None:
             state.pending[question] = _Pending(
-                coordinate, entity, float(value), value.__class__ is int, contributors, minimum, statistic, annotation.lower, annotation.upper  # type: ignore[arg-type]
+                coordinate,
+                entity,
+                float(value),
+                value.__class__ is int,
+                contributors,
+                minimum,
+                statistic,
+                annotation.lower,
+                annotation.upper,  # type: ignore[arg-type]
             )
             return None  # placed once settle_releases has released it
         if outcome[0] == "released":
             return outcome[1]
         reason = {"exhausted": "budget", "unavailable": "budget-unavailable"}.get(outcome[0], "uncalibrated")
-    decisions.withheld.append({"path": path or path_of((node, key)), "category": "aggregate", "reason": reason, "strategy": "null"})
+    decisions.withheld.append(
+        {"path": path or path_of((node, key)), "category": "aggregate", "reason": reason, "strategy": "null"}
+    )
     return None
 
 
-async def settle_releases(guard: PrivacyGuard, requester: Requester, decisions: RequestDecisions, result: ExecutionResult) -> RequestDecisions:
+async def settle_releases(
+    guard: PrivacyGuard, requester: Requester, decisions: RequestDecisions, result: ExecutionResult
+) -> RequestDecisions:
     """Release what the shaping of `result` under `decisions` is waiting for (store: budget and
     cache), then shape it again under decisions that know the outcomes; errors name the values
     a spent budget withholds. Returns the decisions the response is now shaped with."""
@@ -236,7 +269,9 @@ async def settle_releases(guard: PrivacyGuard, requester: Requester, decisions: 
     pending_state = state.requests.pop(decisions, None) if state is not None else None
     if pending_state is None or not pending_state.pending:
         return decisions
-    budget = guard.policy.open_data.budget_for(requester.recipient, requester.is_public) if guard.policy.open_data else None
+    budget = (
+        guard.policy.open_data.budget_for(requester.recipient, requester.is_public) if guard.policy.open_data else None
+    )
     outcomes: dict[Hashable, tuple] = {}
     for asked, (question, item) in enumerate(pending_state.pending.items()):
         # one store round trip or more per question, and a client chooses how many entities a
@@ -250,16 +285,20 @@ async def settle_releases(guard: PrivacyGuard, requester: Requester, decisions: 
             logger.exception("the privacy budget cannot be read or charged: the aggregate is withheld")
             outcomes[question] = ("unavailable",)
     # final: a subject the ledger read did not cover is withheld as such, never left undecided
-    again = type(decisions)(guard, requester, consents=decisions.consents, mode=decisions.mode, final=True, generation=decisions.generation)
+    again = type(decisions)(
+        guard, requester, consents=decisions.consents, mode=decisions.mode, final=True, generation=decisions.generation
+    )
     state.requests[again] = _RequestReleases(outcomes=outcomes)
     assert result.reshape is not None
     result.data, result.errors = result.reshape(again)
     state.requests.pop(again, None)
     for withheld in again.withheld:
         if withheld["category"] == "aggregate" and withheld["reason"] == "budget":
-            result.errors.append({
-                "message": "The privacy budget for open data is spent for this period: the aggregate is withheld.",
-                "path": withheld["path"],
-                "extensions": {"code": BUDGET_EXHAUSTED},
-            })
+            result.errors.append(
+                {
+                    "message": "The privacy budget for open data is spent for this period: the aggregate is withheld.",
+                    "path": withheld["path"],
+                    "extensions": {"code": BUDGET_EXHAUSTED},
+                }
+            )
     return again

@@ -107,7 +107,9 @@ def admin_routes(registry: Registry, keys: Keys) -> list[Route]:
             try:
                 actor = await keys.actor(request)
                 if actor is None:
-                    return _refusal("UNAUTHENTICATED", "send a partner or operator key as 'Authorization: Bearer <key>'", 401)
+                    return _refusal(
+                        "UNAUTHENTICATED", "send a partner or operator key as 'Authorization: Bearer <key>'", 401
+                    )
                 if operator_only is not None and not actor.is_operator:
                     return _refusal("FORBIDDEN", f"only the operator {operator_only}", 403)
                 return await handler(request, actor)
@@ -191,6 +193,10 @@ def admin_routes(registry: Registry, keys: Keys) -> list[Route]:
         Route("/admin/partners", endpoint(add_partner, operator_only="creates partners"), methods=["POST"]),
         Route("/admin/partners", endpoint(list_partners, operator_only="lists partners"), methods=["GET"]),
         Route("/admin/partners/{name}", endpoint(revoke_partner, operator_only="revokes partners"), methods=["DELETE"]),
-        Route("/admin/partners/{name}/key", endpoint(rotate_partner_key, operator_only="gives partners new keys"), methods=["POST"]),
+        Route(
+            "/admin/partners/{name}/key",
+            endpoint(rotate_partner_key, operator_only="gives partners new keys"),
+            methods=["POST"],
+        ),
         Route("/admin/supergraph", endpoint(supergraph, operator_only="reads the whole supergraph"), methods=["GET"]),
     ]

@@ -48,10 +48,16 @@ _NAME = r"([_A-Za-z][_0-9A-Za-z]*)"
 _DESCRIBED: dict[BreakingChangeType, list[tuple[re.Pattern[str], str]]] = {
     BreakingChangeType.TYPE_REMOVED: [(re.compile(rf"^(?:Standard scalar )?{_NAME} was removed"), "type")],
     BreakingChangeType.TYPE_CHANGED_KIND: [(re.compile(rf"^{_NAME} changed from "), "type")],
-    BreakingChangeType.TYPE_REMOVED_FROM_UNION: [(re.compile(rf"^{_NAME} was removed from union type {_NAME}\."), "member")],
+    BreakingChangeType.TYPE_REMOVED_FROM_UNION: [
+        (re.compile(rf"^{_NAME} was removed from union type {_NAME}\."), "member")
+    ],
     BreakingChangeType.VALUE_REMOVED_FROM_ENUM: [(re.compile(rf"^Enum value {_NAME}\.{_NAME} was removed"), "value")],
-    BreakingChangeType.REQUIRED_INPUT_FIELD_ADDED: [(re.compile(rf"^A required field {_NAME}\.{_NAME} was added"), "input_added")],
-    BreakingChangeType.IMPLEMENTED_INTERFACE_REMOVED: [(re.compile(rf"^{_NAME} no longer implements interface {_NAME}"), "implementer")],
+    BreakingChangeType.REQUIRED_INPUT_FIELD_ADDED: [
+        (re.compile(rf"^A required field {_NAME}\.{_NAME} was added"), "input_added")
+    ],
+    BreakingChangeType.IMPLEMENTED_INTERFACE_REMOVED: [
+        (re.compile(rf"^{_NAME} no longer implements interface {_NAME}"), "implementer")
+    ],
     BreakingChangeType.FIELD_REMOVED: [(re.compile(rf"^Field {_NAME}\.{_NAME} "), "field")],
     BreakingChangeType.FIELD_CHANGED_KIND: [(re.compile(rf"^Field {_NAME}\.{_NAME} "), "field")],
     BreakingChangeType.REQUIRED_ARG_ADDED: [
@@ -65,12 +71,20 @@ _DESCRIBED: dict[BreakingChangeType, list[tuple[re.Pattern[str], str]]] = {
     ],
     BreakingChangeType.DIRECTIVE_REMOVED: [(re.compile(rf"^Directive @{_NAME} was removed"), "directive")],
     BreakingChangeType.DIRECTIVE_ARG_REMOVED: [(re.compile(rf"^Argument @{_NAME}\({_NAME}:\)"), "directive_arg")],
-    BreakingChangeType.REQUIRED_DIRECTIVE_ARG_ADDED: [(re.compile(rf"^A required argument @{_NAME}\({_NAME}:\) was added"), "directive_arg_added")],
-    BreakingChangeType.DIRECTIVE_REPEATABLE_REMOVED: [(re.compile(rf"^Repeatable flag was removed from @{_NAME}"), "directive")],
-    BreakingChangeType.DIRECTIVE_LOCATION_REMOVED: [(re.compile(rf"^{_NAME} was removed from @{_NAME}"), "directive_location")],
+    BreakingChangeType.REQUIRED_DIRECTIVE_ARG_ADDED: [
+        (re.compile(rf"^A required argument @{_NAME}\({_NAME}:\) was added"), "directive_arg_added")
+    ],
+    BreakingChangeType.DIRECTIVE_REPEATABLE_REMOVED: [
+        (re.compile(rf"^Repeatable flag was removed from @{_NAME}"), "directive")
+    ],
+    BreakingChangeType.DIRECTIVE_LOCATION_REMOVED: [
+        (re.compile(rf"^{_NAME} was removed from @{_NAME}"), "directive_location")
+    ],
 }
 # the dangerous ones: only their coordinate is shown (they are never errors)
-_DANGEROUS = re.compile(rf"^(?:Enum value |An optional field |An optional argument |Argument |Field )?(@?{_NAME}(?:\.{_NAME})?(?:\({_NAME}:\))?)")
+_DANGEROUS = re.compile(
+    rf"^(?:Enum value |An optional field |An optional argument |Argument |Field )?(@?{_NAME}(?:\.{_NAME})?(?:\({_NAME}:\))?)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +221,9 @@ def usage_by_change(changes: Iterable[SchemaChange], rows: Iterable[tuple[str, s
                 requests_of[(client, operation)] = requests
         if requests_of:
             used[index] = Use(
-                len({client for client, _ in requests_of}), len({operation for _, operation in requests_of}), sum(requests_of.values())
+                len({client for client, _ in requests_of}),
+                len({operation for _, operation in requests_of}),
+                sum(requests_of.values()),
             )
     return used
 
@@ -232,11 +248,13 @@ def classify(
             # be traced to usage: treated as in use (fail closed), the operator may accept it
             use = Use(0, 0, 0)
         if use is None:
-            warnings.append({
-                "code": BREAKING_CHANGE,
-                "message": f"{change.change}: {change.message} No client's operation used it in the last {window_days} days.",
-                **entry,
-            })
+            warnings.append(
+                {
+                    "code": BREAKING_CHANGE,
+                    "message": f"{change.change}: {change.message} No client's operation used it in the last {window_days} days.",
+                    **entry,
+                }
+            )
             continue
         entry.update(clients=use.clients, operations=use.operations, requests=use.requests)
         seen = (
@@ -244,11 +262,20 @@ def classify(
             f"in the last {window_days} days ({use.requests} request(s))"
         )
         if accepted:
-            warnings.append({"code": BREAKING_CHANGE_IN_USE, "message": f"{seen}: accepted by the operator.", "accepted": True, **entry})
+            warnings.append(
+                {
+                    "code": BREAKING_CHANGE_IN_USE,
+                    "message": f"{seen}: accepted by the operator.",
+                    "accepted": True,
+                    **entry,
+                }
+            )
         else:
-            errors.append({
-                "code": BREAKING_CHANGE_IN_USE,
-                "message": f"{seen}: the change is refused unless the operator accepts it (\"accept_breaking\": true).",
-                **entry,
-            })
+            errors.append(
+                {
+                    "code": BREAKING_CHANGE_IN_USE,
+                    "message": f'{seen}: the change is refused unless the operator accepts it ("accept_breaking": true).',
+                    **entry,
+                }
+            )
     return errors, warnings

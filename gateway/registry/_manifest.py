@@ -75,7 +75,9 @@ HOW_TO_STORE_A_SECRET = (
     "the connector instead: 'secrets: {NAME: value}' in the manifest and '${secret:NAME}' in the header "
     "value (write-only: never shown again, sent only to this connector's own url)"
 )
-_DROPPED_SECRETS = "stored secrets are kept only while the connector's owner and its url's scheme, host and port stay the same"
+_DROPPED_SECRETS = (
+    "stored secrets are kept only while the connector's owner and its url's scheme, host and port stay the same"
+)
 
 
 class ManifestError(Exception):
@@ -88,7 +90,10 @@ class ManifestError(Exception):
 
     def coded(self, generic: str = INVALID_MANIFEST) -> list[tuple[str, str]]:
         """(code, message) pairs, `generic` standing for INVALID_MANIFEST (e.g. an SDL that cannot be read)."""
-        return [(generic if code == INVALID_MANIFEST else code, message) for code, message in zip(self.codes, self.problems, strict=True)]
+        return [
+            (generic if code == INVALID_MANIFEST else code, message)
+            for code, message in zip(self.codes, self.problems, strict=True)
+        ]
 
 
 class Secrets(Mapping[str, str]):
@@ -153,7 +158,9 @@ class Manifest:
             data["schema"] = self.schema
         if self.erasure is not None:
             data["erasure"] = (
-                {"retained": self.erasure.retained} if self.erasure.retained is not None else {"url": self.erasure.url, "method": self.erasure.method}
+                {"retained": self.erasure.retained}
+                if self.erasure.retained is not None
+                else {"url": self.erasure.url, "method": self.erasure.method}
             )
         return data
 
@@ -208,7 +215,10 @@ class Manifest:
                 pieces.append(self.secrets[match[1]])
             else:
                 problems.append(
-                    (INVALID_MANIFEST, f"{where} uses secret {match[1]}, which this connector has not stored: send its value in 'secrets' ({_DROPPED_SECRETS})")
+                    (
+                        INVALID_MANIFEST,
+                        f"{where} uses secret {match[1]}, which this connector has not stored: send its value in 'secrets' ({_DROPPED_SECRETS})",
+                    )
                 )
             position = match.end()
         pieces.append(self._environment(template[position:], where, problems))
@@ -326,13 +336,18 @@ def _variable_references(data: dict) -> list[str]:
             for name, template in value.items():
                 if any("${" in text for text in _strings(name)):
                     problems.append(f"a header name refers to a variable: {HOW_TO_STORE_A_SECRET}")
-                elif any("${" in text for text in _strings(_SECRET_REFERENCE.sub("", template) if isinstance(template, str) else template)):
+                elif any(
+                    "${" in text
+                    for text in _strings(_SECRET_REFERENCE.sub("", template) if isinstance(template, str) else template)
+                ):
                     problems.append(f"header {name!r} refers to a variable: {HOW_TO_STORE_A_SECRET}")
         elif key == "url" and isinstance(value, str) and _SECRET_REFERENCE.search(value):
             problems.append("the url may not use secrets: they go in header values only")
         elif any("${" in text for text in _strings(value)) or "${" in str(key):
             what = "the url" if key == "url" else where
-            problems.append(f"{what} refers to a variable: a manifest sent over the admin API never reads the gateway's environment; write the value out (secrets go in header values: 'secrets: {{NAME: value}}' and '${{secret:NAME}}')")
+            problems.append(
+                f"{what} refers to a variable: a manifest sent over the admin API never reads the gateway's environment; write the value out (secrets go in header values: 'secrets: {{NAME: value}}' and '${{secret:NAME}}')"
+            )
     return list(dict.fromkeys(problems))
 
 
@@ -348,12 +363,24 @@ class ErasureEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     url: StrictStr | None = None
-    method: Annotated[StrictStr, AfterValidator(lambda method: method.upper() if method.upper() in ERASURE_METHODS else refuse("{where} must be POST, PUT or DELETE"))] = "POST"
-    retained: Annotated[str, choice(tuple(RETENTION_REASONS), f"{{where}} must be one of {', '.join(RETENTION_REASONS)}")] | None = None
+    method: Annotated[
+        StrictStr,
+        AfterValidator(
+            lambda method: (
+                method.upper() if method.upper() in ERASURE_METHODS else refuse("{where} must be POST, PUT or DELETE")
+            )
+        ),
+    ] = "POST"
+    retained: (
+        Annotated[str, choice(tuple(RETENTION_REASONS), f"{{where}} must be one of {', '.join(RETENTION_REASONS)}")]
+        | None
+    ) = None
 
     @model_validator(mode="after")
     def _endpoint_or_retained(self) -> ErasureEntry:
-        if (self.url is None) == (self.retained is None) or (self.retained is not None and "method" in self.model_fields_set):
+        if (self.url is None) == (self.retained is None) or (
+            self.retained is not None and "method" in self.model_fields_set
+        ):
             refuse("{where} must be {url: ..., method: POST|PUT|DELETE}, or {retained: <reason>}")
         return self
 
@@ -366,18 +393,37 @@ class ManifestDocument(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: Annotated[StrictStr, matching(NAME, "name must be lowercase letters, digits and dashes, starting with a letter (at most 63)")]
+    name: Annotated[
+        StrictStr,
+        matching(NAME, "name must be lowercase letters, digits and dashes, starting with a letter (at most 63)"),
+    ]
     owner: Annotated[StrictStr, matching(NAME, "owner must name a partner (lowercase letters, digits and dashes)")]
     kind: Annotated[str, choice(KINDS, f"kind must be one of {', '.join(KINDS)}")] = "subgraph"
     url: StrictStr | None = None
-    timeout: Annotated[StrictFloat, Field(gt=0, le=120), explained("timeout must be a number of seconds between 0 and 120")] = 10.0
-    headers: Annotated[dict[StrictStr, StrictStr], explained("headers must map header names to strings")] = {}  # templates
+    timeout: Annotated[
+        StrictFloat, Field(gt=0, le=120), explained("timeout must be a number of seconds between 0 and 120")
+    ] = 10.0
+    headers: Annotated[
+        dict[StrictStr, StrictStr], explained("headers must map header names to strings")
+    ] = {}  # templates
     sdl: StrictStr | None = None
     sdl_file: StrictStr | None = None  # in the connector's folder
     python_schema: StrictStr | None = Field(None, alias="schema")  # python: "file.py:attribute"
     secrets: dict[
-        Annotated[StrictStr, matching(_SECRET_NAME, "{where}: secret names are letters, digits and underscores, not starting with a digit (at most 64)")],
-        Annotated[StrictStr, matching(_SECRET_VALUE, "the value of {where} must be visible ASCII characters (inner spaces allowed), at most 8192")],
+        Annotated[
+            StrictStr,
+            matching(
+                _SECRET_NAME,
+                "{where}: secret names are letters, digits and underscores, not starting with a digit (at most 64)",
+            ),
+        ],
+        Annotated[
+            StrictStr,
+            matching(
+                _SECRET_VALUE,
+                "the value of {where} must be visible ASCII characters (inner spaces allowed), at most 8192",
+            ),
+        ],
     ] = {}
     erasure: ErasureEntry | None = None
 
@@ -411,19 +457,31 @@ def _problem(error: ErrorDetails) -> str:
 
 
 def _path(location: tuple[int | str, ...]) -> str:
-    parts = [f"[{part}]" if isinstance(part, int) else f".{part}" if _SHOWN_KEY.match(part) else ".<key>" for part in location]
+    parts = [
+        f"[{part}]" if isinstance(part, int) else f".{part}" if _SHOWN_KEY.match(part) else ".<key>"
+        for part in location
+    ]
     return "".join(parts).lstrip(".") or "the manifest"
 
 
-def _coherence(document: ManifestDocument, folder: Path | None, allow_python: bool, provenance: Provenance) -> list[str]:
+def _coherence(
+    document: ManifestDocument, folder: Path | None, allow_python: bool, provenance: Provenance
+) -> list[str]:
     """What the document's keys say together, and what its origin allows."""
     problems = []
     kind, url = document.kind, document.url
     if document.secrets and provenance != "admin":
-        problems.append("secrets are sent over the admin API; the operator's folder manifests take theirs from the environment")
+        problems.append(
+            "secrets are sent over the admin API; the operator's folder manifests take theirs from the environment"
+        )
     elif document.secrets:
-        used = {reference for template in document.headers.values() for reference in _SECRET_REFERENCE.findall(template)}
-        problems += [f"secret {unused} is not used by any header value ('${{secret:{unused}}}')" for unused in sorted(set(document.secrets) - used)]
+        used = {
+            reference for template in document.headers.values() for reference in _SECRET_REFERENCE.findall(template)
+        }
+        problems += [
+            f"secret {unused} is not used by any header value ('${{secret:{unused}}}')"
+            for unused in sorted(set(document.secrets) - used)
+        ]
     if document.sdl_file is not None and folder is None:
         problems.append("sdl_file needs a connector folder; send the SDL itself as 'sdl'")
     if kind in HTTP_KINDS:
@@ -432,10 +490,14 @@ def _coherence(document: ManifestDocument, folder: Path | None, allow_python: bo
         if document.python_schema is not None:
             problems.append("schema is for python connectors")
     if kind == "rest" and document.sdl_file is None and not (document.sdl or "").strip():
-        problems.append("a rest connector needs its SDL with @source/@connect ('sdl', or 'sdl_file' in a folder): a REST API has no _service { sdl } to read")
+        problems.append(
+            "a rest connector needs its SDL with @source/@connect ('sdl', or 'sdl_file' in a folder): a REST API has no _service { sdl } to read"
+        )
     if kind == "python":
         if not allow_python:
-            problems.append("python connectors run code in the gateway: only the operator's connectors folder may hold them")
+            problems.append(
+                "python connectors run code in the gateway: only the operator's connectors folder may hold them"
+            )
         if document.python_schema is None or ":" not in document.python_schema:
             problems.append("a python connector needs schema: file.py:attribute")
         if folder is None:
@@ -445,10 +507,21 @@ def _coherence(document: ManifestDocument, folder: Path | None, allow_python: bo
         # only the operator's folder: a row read back from the store (or anything else) that says
         # `retained` would excuse a partner from erasing (art. 17) on its own word
         if provenance != "folder":
-            problems.append("erasure.retained is declared by the operator (its connectors folder): a partner names an erasure endpoint")
+            problems.append(
+                "erasure.retained is declared by the operator (its connectors folder): a partner names an erasure endpoint"
+            )
     elif erasure is not None and kind not in HTTP_KINDS:
-        problems.append("erasure is for subgraph and rest connectors (an in-process connector is the operator's own code)")
-    elif erasure is not None and erasure.url is not None and provenance != "folder" and url and "${" not in url and "${" not in erasure.url:
+        problems.append(
+            "erasure is for subgraph and rest connectors (an in-process connector is the operator's own code)"
+        )
+    elif (
+        erasure is not None
+        and erasure.url is not None
+        and provenance != "folder"
+        and url
+        and "${" not in url
+        and "${" not in erasure.url
+    ):
         problems += [problem for problem in (erasure_origin_problem(erasure.url, url),) if problem is not None]
     return problems
 
@@ -504,7 +577,9 @@ def parse_manifest(
         folder=folder,
         provenance=provenance,
         secrets=Secrets(document.secrets if provenance == "admin" else secrets),
-        erasure=ErasureEndpoint(document.erasure.url, document.erasure.method, document.erasure.retained) if document.erasure is not None else None,
+        erasure=ErasureEndpoint(document.erasure.url, document.erasure.method, document.erasure.retained)
+        if document.erasure is not None
+        else None,
     )
 
 
@@ -542,5 +617,7 @@ def load_python_schema(manifest: Manifest) -> Any:
 def python_schema_sdl(schema: Any) -> str:
     result = schema.execute_sync("{ _service { sdl } }")
     if result.errors or not result.data:
-        raise ManifestError(["the python connector's schema does not answer _service { sdl }: is it a federation schema?"])
+        raise ManifestError(
+            ["the python connector's schema does not answer _service { sdl }: is it a federation schema?"]
+        )
     return result.data["_service"]["sdl"]

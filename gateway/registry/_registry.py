@@ -143,7 +143,9 @@ class Report:
 
     def add(self, problem: Problem | dict, *, warning: bool = False) -> None:
         """A problem; an error refuses the change (as INVALID unless `refuse` says otherwise)."""
-        (self.warnings if warning else self.errors).append(problem.to_dict() if isinstance(problem, Problem) else problem)
+        (self.warnings if warning else self.errors).append(
+            problem.to_dict() if isinstance(problem, Problem) else problem
+        )
         if not warning and self.refusal is None:
             self.refusal = Refusal.INVALID
 
@@ -197,7 +199,8 @@ def _connect_error(name: str, error: ConnectError) -> ManifestError:
     """The same problems for the operator's folder (a start that cannot serve them stops)."""
     problems = connect_problems(name, error)
     return ManifestError(
-        [f"{p.code}: {p.message}" + "".join(f" at {line}:{column}" for line, column in p.locations) for p in problems], [p.code for p in problems]
+        [f"{p.code}: {p.message}" + "".join(f" at {line}:{column}" for line, column in p.locations) for p in problems],
+        [p.code for p in problems],
     )
 
 
@@ -220,7 +223,9 @@ class Registry:
         self.http_client = http_client  # control traffic: reading SDLs
         self.pool = pool or HttpPool()  # subgraph traffic
         self.folder = folder
-        self.build_engine = build_engine or (lambda sdl, transport, owners: Engine.from_sdl(sdl, transport, owners=owners))
+        self.build_engine = build_engine or (
+            lambda sdl, transport, owners: Engine.from_sdl(sdl, transport, owners=owners)
+        )
         self.connectors: dict[str, Connector] = dict(builtins or {})
         self.lock = asyncio.Lock()
         self.supergraph: str | None = None
@@ -267,20 +272,32 @@ class Registry:
                     continue
                 # registered before the cap, or the cap lowered since: served with the cap, never refused at start
                 if connector.manifest.timeout > self.policy.max_timeout:
-                    logger.warning("connector %s asks a %g s timeout: served with the policy's max_timeout, %g s", row.name, connector.manifest.timeout, self.policy.max_timeout)
+                    logger.warning(
+                        "connector %s asks a %g s timeout: served with the policy's max_timeout, %g s",
+                        row.name,
+                        connector.manifest.timeout,
+                        self.policy.max_timeout,
+                    )
                 self.connectors[row.name] = connector
         if not self.connectors:
             logger.warning("no connector yet: /graphql answers 503 until the first registration")
             return
         result = compose(self._sources(self.connectors.values()))
         if result.supergraph is None or not result.ok:
-            raise RegistryError("the registered connectors do not compose:\n" + "\n".join(f"  {e}" for e in result.errors))
+            raise RegistryError(
+                "the registered connectors do not compose:\n" + "\n".join(f"  {e}" for e in result.errors)
+            )
         # every connector's annotations by its owner, the folder's included (partners' connectors
         # may be there, their SDL read from their own servers at each start)
         owners = {name: c.manifest.owner for name, c in self.connectors.items()}
-        not_owned = check_annotation_ownership([Registered(s.name, owners[s.name], s) for s in result.subgraphs if s.name in owners])
+        not_owned = check_annotation_ownership(
+            [Registered(s.name, owners[s.name], s) for s in result.subgraphs if s.name in owners]
+        )
         if not_owned:
-            raise RegistryError("privacy annotations by a party that does not own them:\n" + "\n".join(f"  {p.code}: {p.message}" for p in not_owned))
+            raise RegistryError(
+                "privacy annotations by a party that does not own them:\n"
+                + "\n".join(f"  {p.code}: {p.message}" for p in not_owned)
+            )
         try:
             engine = self._build(result.supergraph, self.connectors)
         except SupergraphError as error:
@@ -294,7 +311,10 @@ class Registry:
         async def warm() -> None:
             if self.connectors:
                 try:
-                    await self._compose(Change(self._sources(self.connectors.values()), self._owners(self.connectors), self.policy), Report())
+                    await self._compose(
+                        Change(self._sources(self.connectors.values()), self._owners(self.connectors), self.policy),
+                        Report(),
+                    )
                 except Exception:  # the first change composed starts it again
                     logger.exception("the composition worker could not be started ahead")
 
@@ -330,7 +350,9 @@ class Registry:
                     connectors[name] = connector
             if not connectors:
                 return False
-            supergraph = await self._compose_stored(connectors, {name for name in rows if name not in served or served[name].version != rows[name].version})
+            supergraph = await self._compose_stored(
+                connectors, {name for name in rows if name not in served or served[name].version != rows[name].version}
+            )
             if supergraph is None:
                 return False
             try:
@@ -340,8 +362,10 @@ class Registry:
                 return False
             self.left_out = {name: row.version for name, row in rows.items() if name not in connectors}
             self._swap(engine, supergraph, connectors)
-            logger.warning("connectors changed through another replica: now serving versions %s",
-                           {name: c.version for name, c in connectors.items() if not c.from_folder})
+            logger.warning(
+                "connectors changed through another replica: now serving versions %s",
+                {name: c.version for name, c in connectors.items() if not c.from_folder},
+            )
             return True
 
     async def _compose_stored(self, connectors: dict[str, Connector], fresh: set[str]) -> str | None:
@@ -360,8 +384,11 @@ class Registry:
             if not left_out or len(not_owned - set(left_out)) > 0:
                 break
             for name in left_out:
-                logger.error("connector %s (owner %s) is not served here: privacy annotations its owner does not own beside this replica's connectors",
-                             name, connectors[name].manifest.owner)
+                logger.error(
+                    "connector %s (owner %s) is not served here: privacy annotations its owner does not own beside this replica's connectors",
+                    name,
+                    connectors[name].manifest.owner,
+                )
                 del connectors[name]
         logger.error("the stored connectors cannot be served here: the served supergraph stays: %s", report.errors)
         return None
@@ -374,7 +401,11 @@ class Registry:
         SupergraphError, and then nothing changed (the running policy stays, its rules included)."""
         async with self.lock:
             connectors = {**self.connectors, **builtins}
-            engine = await self._build_off_loop(self.supergraph, connectors, build_engine) if self.supergraph is not None else None
+            engine = (
+                await self._build_off_loop(self.supergraph, connectors, build_engine)
+                if self.supergraph is not None
+                else None
+            )
             self.build_engine, self.policy = build_engine, policy
             if engine is not None and self.supergraph is not None:
                 self._swap(engine, self.supergraph, connectors)
@@ -393,7 +424,9 @@ class Registry:
             except ConnectError as error:
                 raise _connect_error(manifest.name, error) from None
             # the operator's: unguarded, like _http_client
-            client = RestClient(rest, self.pool, name=manifest.name, timeout=manifest.timeout, headers=manifest.resolved_headers())
+            client = RestClient(
+                rest, self.pool, name=manifest.name, timeout=manifest.timeout, headers=manifest.resolved_headers()
+            )
             return Connector(manifest, rest.composition_sdl, client, source="folder")
         sdl = manifest.sdl or await self._fetch_sdl(manifest)
         return Connector(manifest, sdl, self._http_client(manifest), source="folder")
@@ -410,7 +443,9 @@ class Registry:
     def _rest_client(self, manifest: Manifest, rest: ConnectSchema, headers: dict[str, str]) -> RestClient:
         """A registered REST connector's client: as _partner_client's, the calls made by the gateway itself."""
         timeout = min(manifest.timeout, self.policy.max_timeout)
-        return RestClient(rest, self.pool, name=manifest.name, timeout=timeout, headers=headers, breaker=self._breaker(), guarded=True)
+        return RestClient(
+            rest, self.pool, name=manifest.name, timeout=timeout, headers=headers, breaker=self._breaker(), guarded=True
+        )
 
     async def _stored_connector(self, row) -> Connector | None:
         """A connector read back from the store; None when a REST connector's stored SDL no longer
@@ -426,7 +461,9 @@ class Registry:
         except ConnectError as error:
             logger.error(
                 "connector %s (owner %s) is not served until its owner registers it again: its stored SDL no longer reads: %s",
-                manifest.name, manifest.owner, "; ".join(sorted({p.code for p in error.problems})),
+                manifest.name,
+                manifest.owner,
+                "; ".join(sorted({p.code for p in error.problems})),
             )
             return None
         return Connector(manifest, rest.composition_sdl, self._stored_client(manifest, rest), version=row.version)
@@ -441,7 +478,9 @@ class Registry:
             # the operator's log: which connector and why, never a value (the messages carry none)
             logger.error(
                 "connector %s (owner %s) is served disconnected until its owner registers it again: %s",
-                manifest.name, manifest.owner, "; ".join(sorted(set(error.codes))),
+                manifest.name,
+                manifest.owner,
+                "; ".join(sorted(set(error.codes))),
             )
             return _Disconnected()
 
@@ -454,13 +493,18 @@ class Registry:
         # JSON escapes (newlines, quotes) grow an SDL a little: twice its limit is room enough
         read_limit = None if max_bytes is None else 2 * max_bytes + 65536
         seconds = manifest.timeout if max_bytes is None else min(manifest.timeout, self.policy.max_timeout)
-        too_large = ManifestError([f"the SDL at {manifest.url} is over the limit of {max_bytes} bytes"], ["SDL_TOO_LARGE"])
+        too_large = ManifestError(
+            [f"the SDL at {manifest.url} is over the limit of {max_bytes} bytes"], ["SDL_TOO_LARGE"]
+        )
         try:
             # the whole read, not each chunk: an upstream trickling bytes cannot hold a registration
             async with asyncio.timeout(seconds):
                 if guarded:
                     raw = await self.pool.post_guarded(
-                        manifest.resolved_url(), orjson.dumps({"query": "{ _service { sdl } }"}), manifest.resolved_headers(), max_bytes=read_limit
+                        manifest.resolved_url(),
+                        orjson.dumps({"query": "{ _service { sdl } }"}),
+                        manifest.resolved_headers(),
+                        max_bytes=read_limit,
                     )
                 else:
                     raw = await self._read_sdl(manifest, seconds, read_limit, too_large)
@@ -469,7 +513,8 @@ class Registry:
             raise too_large from None
         except UpstreamAddressRefused:
             raise ManifestError(
-                [f"the host of {manifest.url} resolves to an address the operator's policy does not allow"], ["UPSTREAM_URL_REFUSED"]
+                [f"the host of {manifest.url} resolves to an address the operator's policy does not allow"],
+                ["UPSTREAM_URL_REFUSED"],
             ) from None
         except (httpx.HTTPError, SubgraphUnavailable, ValueError, KeyError, TypeError, TimeoutError):
             raise ManifestError([f"cannot read the SDL at {manifest.url} through _service {{ sdl }}"]) from None
@@ -477,7 +522,9 @@ class Registry:
             raise ManifestError([f"{manifest.url} answered _service {{ sdl }} without SDL"])
         return sdl
 
-    async def _read_sdl(self, manifest: Manifest, seconds: float, read_limit: int | None, too_large: ManifestError) -> bytes:
+    async def _read_sdl(
+        self, manifest: Manifest, seconds: float, read_limit: int | None, too_large: ManifestError
+    ) -> bytes:
         """The answer to `_service { sdl }` from a folder connector (the operator's: unguarded)."""
         async with self.http_client.stream(
             "POST",
@@ -500,7 +547,9 @@ class Registry:
     @staticmethod
     def _sources(connectors) -> list[SubgraphSource]:
         return [
-            SubgraphSource(c.manifest.name, c.sdl, c.manifest.routing_url() if c.manifest.url else f"inprocess://{c.manifest.name}")
+            SubgraphSource(
+                c.manifest.name, c.sdl, c.manifest.routing_url() if c.manifest.url else f"inprocess://{c.manifest.name}"
+            )
             for c in sorted(connectors, key=lambda c: c.manifest.name)
         ]
 
@@ -508,7 +557,9 @@ class Registry:
         self, supergraph: str, connectors: dict[str, Connector], build_engine: EngineBuilder | None = None
     ) -> Engine:
         transport = Subgraphs({name: c.client for name, c in connectors.items()}, self.pool)
-        return (build_engine or self.build_engine)(supergraph, transport, {name: c.manifest.owner for name, c in connectors.items()})
+        return (build_engine or self.build_engine)(
+            supergraph, transport, {name: c.manifest.owner for name, c in connectors.items()}
+        )
 
     async def _build_off_loop(
         self, supergraph: str, connectors: dict[str, Connector], build_engine: EngineBuilder | None = None
@@ -551,7 +602,10 @@ class Registry:
                 return report
             if self.store is not None:
                 connector.version = await self.store.put_connector(
-                    connector.manifest.name, connector.manifest.owner, connector.manifest.to_dict(), connector.registered_sdl,
+                    connector.manifest.name,
+                    connector.manifest.owner,
+                    connector.manifest.to_dict(),
+                    connector.registered_sdl,
                     secrets=connector.manifest.secrets,  # exactly those its headers use: the others are dropped
                 )
             else:
@@ -566,15 +620,24 @@ class Registry:
             report = Report()
             existing = self.connectors.get(name)
             if existing is None or not actor.may_manage(existing.manifest.owner):
-                return report.refuse(Refusal.NOT_FOUND, Problem("CONNECTOR_NOT_FOUND", f"no connector named {name!r} that you manage"))
+                return report.refuse(
+                    Refusal.NOT_FOUND, Problem("CONNECTOR_NOT_FOUND", f"no connector named {name!r} that you manage")
+                )
             if existing.from_folder:
-                problem = Problem("CONNECTOR_IN_FOLDER", f"{name!r} comes from the operator's connectors folder: remove it there")
+                problem = Problem(
+                    "CONNECTOR_IN_FOLDER", f"{name!r} comes from the operator's connectors folder: remove it there"
+                )
                 return report.refuse(Refusal.CONFLICT, problem)
             remaining = {n: c for n, c in self.connectors.items() if n != name}
             if not remaining:
-                return report.refuse(Refusal.CONFLICT, Problem("LAST_CONNECTOR", "the last connector cannot be removed: nothing would be served"))
+                return report.refuse(
+                    Refusal.CONFLICT,
+                    Problem("LAST_CONNECTOR", "the last connector cannot be removed: nothing would be served"),
+                )
             changes: list[SchemaChange] = []
-            change = Change(self._sources(remaining.values()), self._owners(remaining), self.policy, served=self.supergraph)
+            change = Change(
+                self._sources(remaining.values()), self._owners(remaining), self.policy, served=self.supergraph
+            )
             supergraph = await self._compose(change, report, changes)
             if supergraph is None:  # what would remain does not compose: the removal is what cannot be made
                 return report.refuse(Refusal.CONFLICT)
@@ -626,7 +689,12 @@ class Registry:
             except Exception as error:
                 logger.error("recorded usage could not be read for the schema checks: %s", type(error).__name__)
                 if not accepted:
-                    report.add(Problem("SCHEMA_CHECK_UNAVAILABLE", "recorded usage could not be read: a breaking change is refused unless the operator accepts it"))
+                    report.add(
+                        Problem(
+                            "SCHEMA_CHECK_UNAVAILABLE",
+                            "recorded usage could not be read: a breaking change is refused unless the operator accepts it",
+                        )
+                    )
                 rows = []
             used = usage_by_change(changes, rows)
         errors, warnings = classify(changes, used, accepted=accepted)
@@ -647,24 +715,34 @@ class Registry:
             report.add_coded(error)
             return report, None, None
         if not actor.may_manage(manifest.owner):
-            report.refuse(Refusal.FORBIDDEN, Problem("FORBIDDEN", f"you may only register connectors owned by {actor.partner}"))
+            report.refuse(
+                Refusal.FORBIDDEN, Problem("FORBIDDEN", f"you may only register connectors owned by {actor.partner}")
+            )
             return report, None, None
         existing = self.connectors.get(manifest.name)
         if existing is not None and existing.from_folder:
             # the registry's state, not the manifest, is what stands in the way: CONFLICT, as for a removal
-            report.refuse(Refusal.CONFLICT, Problem("CONNECTOR_IN_FOLDER", f"{manifest.name!r} comes from the operator's connectors folder"))
+            report.refuse(
+                Refusal.CONFLICT,
+                Problem("CONNECTOR_IN_FOLDER", f"{manifest.name!r} comes from the operator's connectors folder"),
+            )
             return report, None, None
         if existing is not None and not actor.may_manage(existing.manifest.owner):
-            report.refuse(Refusal.FORBIDDEN, Problem("CONNECTOR_OWNED_BY_ANOTHER_PARTNER", f"{manifest.name!r} belongs to another partner"))
+            report.refuse(
+                Refusal.FORBIDDEN,
+                Problem("CONNECTOR_OWNED_BY_ANOTHER_PARTNER", f"{manifest.name!r} belongs to another partner"),
+            )
             return report, None, None
         # the secrets its headers use: sent now, or kept from the connector it replaces (same owner and origin)
         manifest = with_kept_secrets(manifest, existing.manifest if existing is not None else None)
         # a timeout the manifest asks for explicitly, over the cap: refused; none asked: the default within the cap
         if isinstance(data, dict) and "timeout" in data and manifest.timeout > self.policy.max_timeout:
-            report.add(Problem(
-                "TIMEOUT_ABOVE_CAP",
-                f"timeout {manifest.timeout:g} s is over the operator's cap of {self.policy.max_timeout:g} s (registry.max_timeout): ask for at most that",
-            ))
+            report.add(
+                Problem(
+                    "TIMEOUT_ABOVE_CAP",
+                    f"timeout {manifest.timeout:g} s is over the operator's cap of {self.policy.max_timeout:g} s (registry.max_timeout): ask for at most that",
+                )
+            )
         try:
             url = manifest.resolved_url()
         except ManifestError as error:
@@ -693,13 +771,19 @@ class Registry:
             rest = await self._read_rest(manifest.name, sdl, url, report)
             if rest is None:
                 return report, None, None
-            connector = Connector(replace(manifest, sdl=sdl), rest.composition_sdl, self._rest_client(manifest, rest, headers))
+            connector = Connector(
+                replace(manifest, sdl=sdl), rest.composition_sdl, self._rest_client(manifest, rest, headers)
+            )
         else:
             connector = Connector(replace(manifest, sdl=sdl), sdl, self._partner_client(manifest, url, headers))
         candidates = {**self.connectors, manifest.name: connector}
         change = Change(
-            self._sources(candidates.values()), self._owners(candidates), self.policy, candidate=manifest.name,
-            previous=(existing.manifest.owner, existing.sdl) if existing is not None else None, served=self.supergraph,
+            self._sources(candidates.values()),
+            self._owners(candidates),
+            self.policy,
+            candidate=manifest.name,
+            previous=(existing.manifest.owner, existing.sdl) if existing is not None else None,
+            served=self.supergraph,
         )
         changes: list[SchemaChange] = []
         supergraph = await self._compose(change, report, changes)

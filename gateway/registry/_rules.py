@@ -79,7 +79,9 @@ async def check_upstream_url(url: str, policy: RegistryPolicy) -> list[Problem]:
         addresses = {ipaddress.ip_address(host)}
     except ValueError:
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM)
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM
+            )
         except (OSError, UnicodeError):  # UnicodeError: a host name IDNA cannot encode ("a..b", a label over 63)
             return [Problem("UPSTREAM_URL_REFUSED", f"{host} does not resolve")]
         addresses = {ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}
@@ -88,7 +90,10 @@ async def check_upstream_url(url: str, policy: RegistryPolicy) -> list[Problem]:
         reason = refused(address, policy.allow_upstreams)
         if reason is not None:
             problems.append(
-                Problem("UPSTREAM_URL_REFUSED", f"{host} resolves to {address}, {reason}; the operator's policy does not allow it")
+                Problem(
+                    "UPSTREAM_URL_REFUSED",
+                    f"{host} resolves to {address}, {reason}; the operator's policy does not allow it",
+                )
             )
     return problems
 
@@ -101,7 +106,12 @@ async def check_rest_origins(url: str, origins: Iterable[str], policy: RegistryP
     problems = []
     for other in sorted(origins):
         if origin(other) != own:
-            problems.append(Problem("CONNECT_URL_ORIGIN", f"the connector calls {other}, another origin than its url's: its headers and secrets go only to its url's"))
+            problems.append(
+                Problem(
+                    "CONNECT_URL_ORIGIN",
+                    f"the connector calls {other}, another origin than its url's: its headers and secrets go only to its url's",
+                )
+            )
             problems += await check_upstream_url(other, policy)
     return problems
 
@@ -152,13 +162,20 @@ def check_ownership(candidate: Registered, others: list[Registered], policy: Reg
                 if source is not None and source.owner != partner:
                     refuse("@override", type_def.name, field_def.name, [source.owner])
             if field_def.shareable and not field_def.external:
-                refuse("share through @shareable", type_def.name, field_def.name, owners_of(type_def.name, field_def.name))
+                refuse(
+                    "share through @shareable", type_def.name, field_def.name, owners_of(type_def.name, field_def.name)
+                )
             if type_def.interface_object and not field_def.external:
                 implementations = [
                     t.name for o in foreign for t in o.subgraph.types.values() if type_def.name in t.interfaces
                 ]
                 for implementation in [type_def.name, *implementations]:
-                    refuse("extend through @interfaceObject", implementation, field_def.name, owners_of(implementation, field_def.name))
+                    refuse(
+                        "extend through @interfaceObject",
+                        implementation,
+                        field_def.name,
+                        owners_of(implementation, field_def.name),
+                    )
             if field_def.provides is not None:
                 target = named_type(field_def.type)
                 try:
@@ -205,7 +222,9 @@ def _subject_fields(subgraph: Subgraph, type_def: TypeDef) -> set[str]:
 
 
 def _argument(applied, name: str) -> object:
-    return next((getattr(arg.value, "value", None) for arg in applied.node.arguments or () if arg.name.value == name), None)
+    return next(
+        (getattr(arg.value, "value", None) for arg in applied.node.arguments or () if arg.name.value == name), None
+    )
 
 
 def privacy_lint(subgraph: Subgraph) -> list[Problem]:
@@ -218,7 +237,11 @@ def privacy_lint(subgraph: Subgraph) -> list[Problem]:
             continue
         subject_fields = _subject_fields(subgraph, type_def)
         for field_def in type_def.fields.values():
-            if field_def.external or field_def.name in subject_fields or _annotated(field_def.applied, "personal", "nonPersonal"):
+            if (
+                field_def.external
+                or field_def.name in subject_fields
+                or _annotated(field_def.applied, "personal", "nonPersonal")
+            ):
                 continue
             if _PERSONAL.search(field_def.name.replace("_", "")):
                 what = "looks like personal data"
@@ -277,7 +300,9 @@ class _Declarations:
                 for applied in type_def.applied:
                     if applied.privacy == "subject":
                         for target in self.reached(type_def.name):
-                            self.claims.setdefault(target, []).append((connector, type_def.name, str(_argument(applied, "field"))))
+                            self.claims.setdefault(target, []).append(
+                                (connector, type_def.name, str(_argument(applied, "field")))
+                            )
 
     def reached(self, type_name: str) -> list[str]:
         """The type and, for an interface, every type implementing it (transitively)."""
@@ -295,7 +320,9 @@ class _Declarations:
             return True
         if type_name in seen or type_name in BUILT_IN_SCALARS:
             return False
-        members = {m for c in self.connectors for t in (c.subgraph.types.get(type_name),) if t is not None for m in t.members}
+        members = {
+            m for c in self.connectors for t in (c.subgraph.types.get(type_name),) if t is not None for m in t.members
+        }
         members |= self.implementations.get(type_name, set())
         return bool(members) and all(self.is_link(m, seen | {type_name}) for m in members)
 
@@ -306,7 +333,8 @@ class _Declarations:
             return []
         keys = type_def.key_field_names()
         return [
-            f.name for f in type_def.fields.values()
+            f.name
+            for f in type_def.fields.values()
             if f.name not in keys and not f.external and not self.is_link(named_type(f.type))
         ]
 
@@ -331,35 +359,58 @@ def _findings(connectors: list[Registered]) -> list[_Finding]:
                         for other in declarations.resolvers(target, field_def.name):
                             if other.owner == connector.owner:
                                 continue
-                            where = "" if target == type_def.name else f" (through {target}, which implements {type_def.name})"
-                            add(_Finding(
-                                connector.name, coordinate, applied.privacy, other.owner,
-                                f'"{connector.name}" ({connector.owner}) may not annotate "{coordinate}" @{applied.privacy}: '
-                                f"{other.owner}'s subgraph {other.name} resolves {target}.{field_def.name}{where}, and only its owner annotates it",
-                                other.name, connector.owner,
-                            ))
+                            where = (
+                                ""
+                                if target == type_def.name
+                                else f" (through {target}, which implements {type_def.name})"
+                            )
+                            add(
+                                _Finding(
+                                    connector.name,
+                                    coordinate,
+                                    applied.privacy,
+                                    other.owner,
+                                    f'"{connector.name}" ({connector.owner}) may not annotate "{coordinate}" @{applied.privacy}: '
+                                    f"{other.owner}'s subgraph {other.name} resolves {target}.{field_def.name}{where}, and only its owner annotates it",
+                                    other.name,
+                                    connector.owner,
+                                )
+                            )
     for type_name, claims in sorted(declarations.claims.items()):
         owners = {c.owner for c, _, _ in claims}
         if len(owners) < 2:
             continue
         for connector, declared_on, field in claims:
             others = sorted(owners - {connector.owner})
-            add(_Finding(
-                connector.name, declared_on, "subject", others[0],
-                f'"{connector.name}" ({connector.owner}) may not name the subject of "{type_name}" (@subject(field: "{field}") on {declared_on}): '
-                f"{', '.join(others)} name(s) it too, and a type's subject is its owner's alone",
-                None, connector.owner,
-            ))
+            add(
+                _Finding(
+                    connector.name,
+                    declared_on,
+                    "subject",
+                    others[0],
+                    f'"{connector.name}" ({connector.owner}) may not name the subject of "{type_name}" (@subject(field: "{field}") on {declared_on}): '
+                    f"{', '.join(others)} name(s) it too, and a type's subject is its owner's alone",
+                    None,
+                    connector.owner,
+                )
+            )
     return list(found.values())
 
 
-def _subject_of_defined_types(candidate: Registered, previous: Registered | None, connectors: list[Registered]) -> list[_Finding]:
+def _subject_of_defined_types(
+    candidate: Registered, previous: Registered | None, connectors: list[Registered]
+) -> list[_Finding]:
     """A new @subject of the candidate on a type (or an interface of types) whose values another
     owner's subgraph defines: it would decide whose data that owner's fields are."""
     declarations = _Declarations(connectors)
     before = set()
     if previous is not None:
-        before = {(t.name, str(_argument(a, "field"))) for t in previous.subgraph.types.values() for a in t.applied if a.privacy == "subject"}
+        before = {
+            (t.name, str(_argument(a, "field")))
+            for t in previous.subgraph.types.values()
+            for a in t.applied
+            if a.privacy == "subject"
+        }
     findings = []
     for type_def in candidate.subgraph.types.values():
         for applied in type_def.applied:
@@ -370,11 +421,16 @@ def _subject_of_defined_types(candidate: Registered, previous: Registered | None
                 for other in connectors:
                     values = declarations.value_fields(other, target) if other.owner != candidate.owner else []
                     if values:
-                        findings.append(_Finding(
-                            candidate.name, type_def.name, "subject", other.owner,
-                            f'"{candidate.name}" ({candidate.owner}) may not name the subject of "{target}" (@subject on {type_def.name}): '
-                            f"{other.owner}'s subgraph {other.name} defines it ({', '.join(f'{target}.{v}' for v in values[:3])}), and a type's subject is its owner's",
-                        ))
+                        findings.append(
+                            _Finding(
+                                candidate.name,
+                                type_def.name,
+                                "subject",
+                                other.owner,
+                                f'"{candidate.name}" ({candidate.owner}) may not name the subject of "{target}" (@subject on {type_def.name}): '
+                                f"{other.owner}'s subgraph {other.name} defines it ({', '.join(f'{target}.{v}' for v in values[:3])}), and a type's subject is its owner's",
+                            )
+                        )
     return findings
 
 
@@ -388,12 +444,17 @@ def check_annotation_ownership(
     that were there before it."""
     findings = _findings(connectors)
     if candidate is None:
-        return [Problem("PRIVACY_ANNOTATION_NOT_OWNED", f.message, f.coordinate, f.owner, subgraph=f.annotator) for f in findings]
+        return [
+            Problem("PRIVACY_ANNOTATION_NOT_OWNED", f.message, f.coordinate, f.owner, subgraph=f.annotator)
+            for f in findings
+        ]
     known = {f.key for f in _findings(before or [])}
     findings = [f for f in findings if f.key not in known]
     registered = next(c for c in connectors if c.name == candidate)
     previous = next((c for c in before or [] if c.name == candidate), None)
-    findings += [f for f in _subject_of_defined_types(registered, previous, connectors) if f.key not in {g.key for g in findings}]
+    findings += [
+        f for f in _subject_of_defined_types(registered, previous, connectors) if f.key not in {g.key for g in findings}
+    ]
     problems = []
     own_subjects = any(f.annotator == candidate and f.directive == "subject" for f in findings)
     for finding in findings:
@@ -404,14 +465,18 @@ def check_annotation_ownership(
                 f'"{candidate}" ({registered.owner}) would make the subject {finding.annotator_owner} names in "{finding.coordinate}" '
                 "disputed (an interface it implements names another)"
             )
-            problems.append(Problem("PRIVACY_ANNOTATION_NOT_OWNED", message, finding.coordinate, finding.annotator_owner))
+            problems.append(
+                Problem("PRIVACY_ANNOTATION_NOT_OWNED", message, finding.coordinate, finding.annotator_owner)
+            )
         elif finding.annotator != candidate and finding.resolver == candidate and finding.annotator_owner is not None:
             # the candidate's field would fall under an annotation someone else owns
             message = (
                 f'"{candidate}" ({registered.owner}) may not resolve a field that {finding.annotator_owner} annotates '
                 f'("{finding.coordinate}" @{finding.directive}, in {finding.annotator}): the annotation would decide over its values'
             )
-            problems.append(Problem("PRIVACY_ANNOTATION_NOT_OWNED", message, finding.coordinate, finding.annotator_owner))
+            problems.append(
+                Problem("PRIVACY_ANNOTATION_NOT_OWNED", message, finding.coordinate, finding.annotator_owner)
+            )
         else:
             problems.append(Problem("PRIVACY_ANNOTATION_NOT_OWNED", finding.message, finding.coordinate, finding.owner))
     return problems

@@ -48,8 +48,6 @@ class Change:
     served: str | None = None  # the supergraph served now: the schema checks compare the change's with it
 
 
-
-
 @dataclass(slots=True)
 class Outcome:
     problems: list[dict[str, Any]] = field(default_factory=list)
@@ -142,8 +140,10 @@ class CompositionWorker:
                 loop.call_soon_threadsafe(apply)
 
         self._pool.apply_async(
-            function, (argument,) if argument is not None else (),
-            callback=lambda value: settle("set_result", value), error_callback=lambda error: settle("set_exception", error),
+            function,
+            (argument,) if argument is not None else (),
+            callback=lambda value: settle("set_result", value),
+            error_callback=lambda error: settle("set_exception", error),
         )
         return await asyncio.wait_for(answer, budget)
 

@@ -164,7 +164,9 @@ usage_coordinates = Table(
     "usage_coordinates",
     metadata,
     Column("operation", String(64), primary_key=True),
-    Column("coordinate", String(400), primary_key=True, index=True),  # Type.field, Type.field(arg:), Enum.VALUE, @directive
+    Column(
+        "coordinate", String(400), primary_key=True, index=True
+    ),  # Type.field, Type.field(arg:), Enum.VALUE, @directive
 )
 
 # open data under differential privacy (gateway/privacy/_noise.py): the epsilon each client (or the
@@ -425,17 +427,24 @@ class Store:
         if self.kind != "postgresql":
             return
         async with self.engine.begin() as connection:
-            await connection.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANGES_CHANNEL, "payload": orjson.dumps(payload).decode()})
+            await connection.execute(
+                text("SELECT pg_notify(:channel, :payload)"),
+                {"channel": CHANGES_CHANNEL, "payload": orjson.dumps(payload).decode()},
+            )
 
     # -- partners --------------------------------------------------------------------------------
 
     async def add_partner(self, name: str, key: str) -> None:
         async with self.engine.begin() as connection:
-            await connection.execute(insert(partners).values(name=name, key_hash=key_hash(key), created_at=datetime.now(UTC)))
+            await connection.execute(
+                insert(partners).values(name=name, key_hash=key_hash(key), created_at=datetime.now(UTC))
+            )
 
     async def partner_for_key(self, key: str) -> str | None:
         async with self.engine.connect() as connection:
-            row = (await connection.execute(select(partners.c.name).where(partners.c.key_hash == key_hash(key)))).first()
+            row = (
+                await connection.execute(select(partners.c.name).where(partners.c.key_hash == key_hash(key)))
+            ).first()
         return row[0] if row else None
 
     async def partner_names(self) -> list[str]:
@@ -445,7 +454,12 @@ class Store:
     async def partner_list(self) -> list[tuple[str, datetime]]:
         """(name, created_at) of every partner, by name; never their key hashes."""
         async with self.engine.connect() as connection:
-            return [(r.name, r.created_at) for r in await connection.execute(select(partners.c.name, partners.c.created_at).order_by(partners.c.name))]
+            return [
+                (r.name, r.created_at)
+                for r in await connection.execute(
+                    select(partners.c.name, partners.c.created_at).order_by(partners.c.name)
+                )
+            ]
 
     async def revoke_partner(self, name: str) -> bool:
         """Forget a partner and its key (False when there was none): its next admin request is
@@ -457,7 +471,9 @@ class Store:
     async def rotate_partner_key(self, name: str, key: str) -> bool:
         """Replace a partner's key (False when there is no such partner): the old one is refused from now on."""
         async with self.engine.begin() as connection:
-            result = await connection.execute(update(partners).where(partners.c.name == name).values(key_hash=key_hash(key)))
+            result = await connection.execute(
+                update(partners).where(partners.c.name == name).values(key_hash=key_hash(key))
+            )
         return bool(result.rowcount)
 
     # -- connectors ------------------------------------------------------------------------------
@@ -469,7 +485,9 @@ class Store:
             for secret in await connection.execute(select(connector_secrets)):
                 secrets.setdefault(secret.connector, {})[secret.name] = secret.value
             return [
-                ConnectorRow(r.name, r.owner, orjson.loads(r.manifest), r.sdl, r.version, r.updated_at, secrets.get(r.name, {}))
+                ConnectorRow(
+                    r.name, r.owner, orjson.loads(r.manifest), r.sdl, r.version, r.updated_at, secrets.get(r.name, {})
+                )
                 for r in rows
             ]
 
@@ -491,14 +509,23 @@ class Store:
             if current is None:
                 version = 1
                 await connection.execute(
-                    insert(connectors).values(name=name, owner=owner, manifest=orjson.dumps(manifest).decode(), sdl=sdl, version=version, updated_at=now)
+                    insert(connectors).values(
+                        name=name,
+                        owner=owner,
+                        manifest=orjson.dumps(manifest).decode(),
+                        sdl=sdl,
+                        version=version,
+                        updated_at=now,
+                    )
                 )
             else:
                 version = current[0] + 1
                 await connection.execute(
                     update(connectors)
                     .where(connectors.c.name == name)
-                    .values(owner=owner, manifest=orjson.dumps(manifest).decode(), sdl=sdl, version=version, updated_at=now)
+                    .values(
+                        owner=owner, manifest=orjson.dumps(manifest).decode(), sdl=sdl, version=version, updated_at=now
+                    )
                 )
         return version
 
@@ -510,14 +537,22 @@ class Store:
 
     # -- recorded usage ---------------------------------------------------------------------------
 
-    async def add_usage(self, counts: Mapping[tuple[str, str, str], int], coordinates: Mapping[str, Iterable[str]]) -> None:
+    async def add_usage(
+        self, counts: Mapping[tuple[str, str, str], int], coordinates: Mapping[str, Iterable[str]]
+    ) -> None:
         """Add `counts` ((day, client, operation) -> requests) to the stored ones and record the
         `coordinates` of operations (operation -> coordinates; an operation's are written once)."""
         dialect_insert = postgresql_insert if self.kind == "postgresql" else sqlite_insert
         async with self.engine.begin() as connection:
-            rows = [{"operation": operation, "coordinate": coordinate} for operation, used in coordinates.items() for coordinate in used]
+            rows = [
+                {"operation": operation, "coordinate": coordinate}
+                for operation, used in coordinates.items()
+                for coordinate in used
+            ]
             for start in range(0, len(rows), 1000):
-                await connection.execute(dialect_insert(usage_coordinates).on_conflict_do_nothing(), rows[start : start + 1000])
+                await connection.execute(
+                    dialect_insert(usage_coordinates).on_conflict_do_nothing(), rows[start : start + 1000]
+                )
             if counts:
                 statement = dialect_insert(usage_counts)
                 statement = statement.on_conflict_do_update(
@@ -527,7 +562,10 @@ class Store:
                 # one order for every writer (replicas flushing at once take row locks alike)
                 await connection.execute(
                     statement,
-                    [{"day": day, "client": client, "operation": operation, "count": count} for (day, client, operation), count in sorted(counts.items())],
+                    [
+                        {"day": day, "client": client, "operation": operation, "count": count}
+                        for (day, client, operation), count in sorted(counts.items())
+                    ],
                 )
 
     async def usage_of(self, coordinates: Iterable[str], since: str) -> list[tuple[str, str, str, int]]:
@@ -538,7 +576,12 @@ class Store:
         async with self.engine.connect() as connection:
             for start in range(0, len(wanted), 500):
                 query = (
-                    select(usage_coordinates.c.coordinate, usage_counts.c.client, usage_counts.c.operation, func.sum(usage_counts.c.count))
+                    select(
+                        usage_coordinates.c.coordinate,
+                        usage_counts.c.client,
+                        usage_counts.c.operation,
+                        func.sum(usage_counts.c.count),
+                    )
                     .join(usage_counts, usage_counts.c.operation == usage_coordinates.c.operation)
                     .where(usage_coordinates.c.coordinate.in_(wanted[start : start + 500]), usage_counts.c.day >= since)
                     .group_by(usage_coordinates.c.coordinate, usage_counts.c.client, usage_counts.c.operation)
@@ -550,7 +593,9 @@ class Store:
         """Forget the counts of days before `before` (ISO date), and the coordinates of operations no count names any more."""
         async with self.engine.begin() as connection:
             await connection.execute(delete(usage_counts).where(usage_counts.c.day < before))
-            await connection.execute(delete(usage_coordinates).where(usage_coordinates.c.operation.not_in(select(usage_counts.c.operation))))
+            await connection.execute(
+                delete(usage_coordinates).where(usage_coordinates.c.operation.not_in(select(usage_counts.c.operation)))
+            )
 
     # -- settings ------------------------------------------------------------------------------------
 
@@ -562,7 +607,11 @@ class Store:
         if row is not None:
             return row[0]
         dialect_insert = postgresql_insert if self.kind == "postgresql" else sqlite_insert
-        statement = dialect_insert(settings).values(name=name, value=default_factory()).on_conflict_do_nothing(index_elements=[settings.c.name])
+        statement = (
+            dialect_insert(settings)
+            .values(name=name, value=default_factory())
+            .on_conflict_do_nothing(index_elements=[settings.c.name])
+        )
         async with self.engine.begin() as connection:
             await connection.execute(statement)
             return (await connection.execute(select(settings.c.value).where(settings.c.name == name))).scalar_one()
@@ -591,21 +640,33 @@ class Store:
                 if question is not None:
                     stored = await connection.execute(
                         dialect_insert(open_data_releases)
-                        .values(recipient=recipient, period=period, question=question, value=orjson.dumps(value).decode(), epsilon=epsilon,
-                                released_at=datetime.now(UTC))
+                        .values(
+                            recipient=recipient,
+                            period=period,
+                            question=question,
+                            value=orjson.dumps(value).decode(),
+                            epsilon=epsilon,
+                            released_at=datetime.now(UTC),
+                        )
                         .on_conflict_do_nothing()
                     )
                     if not stored.rowcount:
                         raise _AnsweredMeanwhile
                 await connection.execute(
-                    dialect_insert(open_data_budgets).values(recipient=recipient, period=period, spent=0.0).on_conflict_do_nothing()
+                    dialect_insert(open_data_budgets)
+                    .values(recipient=recipient, period=period, spent=0.0)
+                    .on_conflict_do_nothing()
                 )
                 budgets = open_data_budgets.c
                 # the check and the charge in one statement: concurrent charges queue on the row
                 # and each sees the others' spending (PostgreSQL re-reads the row it waited for)
                 charged = await connection.execute(
                     update(open_data_budgets)
-                    .where(budgets.recipient == recipient, budgets.period == period, budgets.spent + epsilon <= limit + 1e-9)
+                    .where(
+                        budgets.recipient == recipient,
+                        budgets.period == period,
+                        budgets.spent + epsilon <= limit + 1e-9,
+                    )
                     .values(spent=budgets.spent + epsilon)
                     .returning(budgets.spent)
                 )
@@ -614,7 +675,11 @@ class Store:
                     raise _Exhausted
         except _AnsweredMeanwhile:
             async with self.engine.connect() as connection:
-                return "cached", orjson.loads((await connection.execute(select(released.value).where(*wanted))).scalar_one()), None
+                return (
+                    "cached",
+                    orjson.loads((await connection.execute(select(released.value).where(*wanted))).scalar_one()),
+                    None,
+                )
         except _Exhausted:
             return "exhausted", None, await self.open_data_spent(recipient, period)
         return "released", value, float(spent)
@@ -623,7 +688,11 @@ class Store:
         """The epsilon `recipient` spent in `period` (0 when nothing)."""
         budgets = open_data_budgets.c
         async with self.engine.connect() as connection:
-            spent = (await connection.execute(select(budgets.spent).where(budgets.recipient == recipient, budgets.period == period))).scalar()
+            spent = (
+                await connection.execute(
+                    select(budgets.spent).where(budgets.recipient == recipient, budgets.period == period)
+                )
+            ).scalar()
         return float(spent or 0.0)
 
     # -- the consent ledger -----------------------------------------------------------------------
@@ -646,7 +715,9 @@ class Store:
         """(seq, subject) of the events after `seen`, oldest first, at most `limit`: one query on
         the primary key's index, the per-request read of the consent clock on PostgreSQL."""
         if self.kind != "postgresql":
-            raise NotImplementedError("the consent clock is PostgreSQL's: a SQLite store has one gateway, whose ledger sees every change")
+            raise NotImplementedError(
+                "the consent clock is PostgreSQL's: a SQLite store has one gateway, whose ledger sees every change"
+            )
         # a connection of its own, the driver's own call: this runs before every guarded request,
         # where a pool checkout and SQLAlchemy's statement handling cost 2.5 times the CPU of the
         # query itself (docs/benchmarks.md, "Replicas")
@@ -668,11 +739,18 @@ class Store:
 
         timeouts = self.timeouts
         return await asyncpg.connect(
-            self.listen_dsn(), timeout=timeouts.connect, command_timeout=timeouts.statement,
-            server_settings={"application_name": "citygate-clock", "statement_timeout": timeouts.server_statement_timeout},
+            self.listen_dsn(),
+            timeout=timeouts.connect,
+            command_timeout=timeouts.statement,
+            server_settings={
+                "application_name": "citygate-clock",
+                "statement_timeout": timeouts.server_statement_timeout,
+            },
         )
 
-    async def consent_events_for(self, subjects: list[str], recipient: str | None, purpose: str | None) -> list[dict[str, Any]]:
+    async def consent_events_for(
+        self, subjects: list[str], recipient: str | None, purpose: str | None
+    ) -> list[dict[str, Any]]:
         """Events for these subjects (and recipient and purpose when given), oldest first."""
         query = select(consent_events).where(consent_events.c.subject.in_(subjects)).order_by(consent_events.c.seq)
         if recipient is not None:
@@ -710,7 +788,9 @@ class Store:
 
     async def audit_chain_head(self) -> tuple[int, str]:
         async with self.engine.connect() as connection:
-            seq, head = (await connection.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1))).one()
+            seq, head = (
+                await connection.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1))
+            ).one()
         return seq, head
 
 

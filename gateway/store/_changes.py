@@ -113,7 +113,9 @@ class ChangeListener:
                 if self.connected.is_set():
                     logger.error("the change listener lost its connection (%s): reconnecting", type(error).__name__)
                 else:
-                    logger.warning("the change listener cannot connect (%s): retrying in %g s", type(error).__name__, delay)
+                    logger.warning(
+                        "the change listener cannot connect (%s): retrying in %g s", type(error).__name__, delay
+                    )
             finally:
                 self.connected.clear()
                 self.backend_pid = None

@@ -59,19 +59,32 @@ async def put_documents(store: Store, client: str, documents: list[TrustedDocume
         stored: dict[str, str] = {}
         ids = [document.id for document in documents]
         for start in range(0, len(ids), _CHUNK):
-            query = select(table.id, table.sha256).where(table.client == client, table.id.in_(ids[start : start + _CHUNK]))
+            query = select(table.id, table.sha256).where(
+                table.client == client, table.id.in_(ids[start : start + _CHUNK])
+            )
             stored.update((row[0], row[1]) for row in await connection.execute(query))
         conflicts = sorted(d.id for d in documents if d.id in stored and stored[d.id] != d.sha256)
         if conflicts:
             raise DocumentConflict(conflicts)
         new = [d for d in documents if d.id not in stored]
         rows = [
-            {"client": client, "id": d.id, "sha256": d.sha256, "name": d.name, "type": d.type, "body": d.body, "created_at": now} for d in new
+            {
+                "client": client,
+                "id": d.id,
+                "sha256": d.sha256,
+                "name": d.name,
+                "type": d.type,
+                "body": d.body,
+                "created_at": now,
+            }
+            for d in new
         ]
         added = 0
         for start in range(0, len(rows), _CHUNK):
             # another push of the same documents at the same moment: its rows win, ours do nothing
-            result = await connection.execute(dialect_insert(persisted_documents).on_conflict_do_nothing(), rows[start : start + _CHUNK])
+            result = await connection.execute(
+                dialect_insert(persisted_documents).on_conflict_do_nothing(), rows[start : start + _CHUNK]
+            )
             added += max(result.rowcount or 0, 0)
     return added, len(documents) - len(new)
 
@@ -80,7 +93,9 @@ async def document_by_id(store: Store, client: str, document_id: str) -> str | N
     """The text of `client`'s document `document_id`, or None."""
     table = persisted_documents.c
     async with store.engine.connect() as connection:
-        row = (await connection.execute(select(table.body).where(table.client == client, table.id == document_id))).first()
+        row = (
+            await connection.execute(select(table.body).where(table.client == client, table.id == document_id))
+        ).first()
     return row[0] if row else None
 
 
@@ -88,14 +103,18 @@ async def document_by_text_hash(store: Store, client: str, sha256: str) -> str |
     """The text of `client`'s document whose text hashes to `sha256` (hex), or None."""
     table = persisted_documents.c
     async with store.engine.connect() as connection:
-        row = (await connection.execute(select(table.body).where(table.client == client, table.sha256 == sha256).limit(1))).first()
+        row = (
+            await connection.execute(select(table.body).where(table.client == client, table.sha256 == sha256).limit(1))
+        ).first()
     return row[0] if row else None
 
 
 async def documents_of(store: Store, client: str | None = None) -> list[StoredDocument]:
     """Every trusted document (of `client` when given), by client and id; without their text."""
     table = persisted_documents.c
-    query = select(table.client, table.id, table.sha256, table.name, table.type, table.created_at).order_by(table.client, table.id)
+    query = select(table.client, table.id, table.sha256, table.name, table.type, table.created_at).order_by(
+        table.client, table.id
+    )
     if client is not None:
         query = query.where(table.client == client)
     async with store.engine.connect() as connection:

@@ -70,10 +70,14 @@ class SQLiteAuditWriter:
         connection = self._connection
         if connection is None:
             # autocommit mode: the transaction is the one opened below, nothing implicit
-            connection = self._connection = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
+            connection = self._connection = sqlite3.connect(
+                self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+            )
         connection.execute("BEGIN IMMEDIATE")  # the write lock first: the head read below stays the head
         try:
-            seq, previous = link(entries, *connection.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone(), chain)
+            seq, previous = link(
+                entries, *connection.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone(), chain
+            )
             connection.executemany(_INSERT, [_ROW(row) for row in entries])
             connection.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", (seq, previous))
             connection.execute("COMMIT")

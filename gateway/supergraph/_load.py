@@ -104,7 +104,9 @@ def load_supergraph(
     types = _read_types(document, join.prefix, by_enum)
     withheld = _personal_in_api(schema, privacy, types)
     if privacy or privacy.subjects:
-        withheld |= _reached_by_entity_fetches(types, {r.name for r in (schema.query_type, schema.mutation_type, schema.subscription_type) if r})
+        withheld |= _reached_by_entity_fetches(
+            types, {r.name for r in (schema.query_type, schema.mutation_type, schema.subscription_type) if r}
+        )
     api_schema = _build_api_schema(document, features, inaccessible, _nullable_in_api(schema, withheld))
     root_types = {}
     for kind, root in (
@@ -172,8 +174,7 @@ def _read_features(document: DocumentNode) -> dict[str, _Feature]:
         purpose = args.get("for") if isinstance(args.get("for"), str) else None
         if name not in _KNOWN_FEATURES and purpose in ("SECURITY", "EXECUTION"):
             raise SupergraphError(
-                f"unsupported feature {url} linked for {purpose}: serving it while ignoring it "
-                "would answer wrongly"
+                f"unsupported feature {url} linked for {purpose}: serving it while ignoring it would answer wrongly"
             )
         features[name] = _Feature(name, match["version"], str(prefix), purpose)
     return features
@@ -219,7 +220,8 @@ def _imports_privacy(document: DocumentNode) -> bool:
     for directive in _schema_directives(document):
         args = _arguments(directive) if directive.name.value == "link" else {}
         if PRIVACY_SPEC.match(str(args.get("url") or "")) and any(
-            isinstance(item, str) and item.startswith("@") for item in args.get("import") or []  # type: ignore[union-attr]
+            isinstance(item, str) and item.startswith("@")
+            for item in args.get("import") or []  # type: ignore[union-attr]
         ):
             return True
     return False
@@ -247,13 +249,17 @@ def _read_privacy(document: DocumentNode) -> PrivacyAnnotations:
                 strategy = args.get("strategy")
                 read = PersonalField(str(args.get("category")), str(strategy) if strategy else None)
                 known = annotations.personal.get(coordinate)
-                annotations.personal[coordinate] = read if known is None else (stricter(known, read) or PersonalField("user", "null"))
+                annotations.personal[coordinate] = (
+                    read if known is None else (stricter(known, read) or PersonalField("user", "null"))
+                )
             for args in _directives(field_node, "aggregate"):
                 minimum, lower, upper = args.get("minContributors"), args.get("lower"), args.get("upper")
                 annotations.aggregates[coordinate] = AggregateField(
-                    str(args.get("contributors")), int(minimum) if minimum is not None else None,
+                    str(args.get("contributors")),
+                    int(minimum) if minimum is not None else None,
                     str(args["statistic"]) if args.get("statistic") is not None else None,
-                    _bound(lower), _bound(upper),
+                    _bound(lower),
+                    _bound(upper),
                 )
             if _directives(field_node, "nonPersonal") and coordinate not in annotations.personal:
                 annotations.non_personal.add(coordinate)
@@ -316,7 +322,11 @@ def _read_types(document: DocumentNode, join: str, by_enum: dict[str, str]) -> d
             key = args.get("key")
             if isinstance(key, str):
                 in_graph.keys.append(
-                    EntityKey(fields=key, selections=parse_field_set(key), resolvable=args.get("resolvable", True) is not False)
+                    EntityKey(
+                        fields=key,
+                        selections=parse_field_set(key),
+                        resolvable=args.get("resolvable", True) is not False,
+                    )
                 )
             if args.get("extension") is True:
                 in_graph.extension = True
@@ -350,7 +360,9 @@ def _read_types(document: DocumentNode, join: str, by_enum: dict[str, str]) -> d
                         external=args.get("external") is True,
                         override=args.get("override") if isinstance(args.get("override"), str) else None,  # type: ignore[arg-type]
                         used_overridden=args.get("usedOverridden") is True,
-                        override_label=args.get("overrideLabel") if isinstance(args.get("overrideLabel"), str) else None,  # type: ignore[arg-type]
+                        override_label=args.get("overrideLabel")
+                        if isinstance(args.get("overrideLabel"), str)
+                        else None,  # type: ignore[arg-type]
                     )
                 )
             facts.fields[field_facts.name] = field_facts
@@ -370,7 +382,9 @@ def _is_machinery(name: str, join: str) -> bool:
 # -- API schema ---------------------------------------------------------------------------------
 
 
-def _personal_in_api(schema: GraphQLSchema, privacy: PrivacyAnnotations, types: dict[str, TypeFacts]) -> set[tuple[str, str]]:
+def _personal_in_api(
+    schema: GraphQLSchema, privacy: PrivacyAnnotations, types: dict[str, TypeFacts]
+) -> set[tuple[str, str]]:
     """The fields whose values may be withheld: annotated personal, and personal by default (on a
     type with a subject), except key fields personal by default only: a key keeps its type in the
     API (a withheld key value is still null in the answer, where the shaper keeps its parent)."""
@@ -379,7 +393,11 @@ def _personal_in_api(schema: GraphQLSchema, privacy: PrivacyAnnotations, types: 
         return personal
     view = PrivacyView(schema, privacy)
     for type_name, gql_type in schema.type_map.items():
-        if not isinstance(gql_type, GraphQLObjectType | GraphQLInterfaceType) or type_name.startswith("__") or view.subject_field(type_name) is None:
+        if (
+            not isinstance(gql_type, GraphQLObjectType | GraphQLInterfaceType)
+            or type_name.startswith("__")
+            or view.subject_field(type_name) is None
+        ):
             continue
         facts = types.get(type_name)
         keys: set[str] = set()
@@ -407,7 +425,11 @@ def _reached_by_entity_fetches(types: dict[str, TypeFacts], root_types: set[str]
         for field_facts in facts.fields.values():
             if not field_facts.joins:
                 continue  # in every subgraph of its type
-            resolvers = {j.subgraph for j in field_facts.joins if j.subgraph is not None and not j.external and not j.used_overridden}
+            resolvers = {
+                j.subgraph
+                for j in field_facts.joins
+                if j.subgraph is not None and not j.external and not j.used_overridden
+            }
             if not holders <= resolvers:
                 fields.add((facts.name, field_facts.name))
     return fields
@@ -446,7 +468,9 @@ class _ApiView:
     prefixes) and @inaccessible elements removed, with whatever refers to them; only the
     directives in _KEPT_DIRECTIVES kept applied; personal fields nullable."""
 
-    def __init__(self, document: DocumentNode, features: dict[str, _Feature], inaccessible: str, personal: set[tuple[str, str]]) -> None:
+    def __init__(
+        self, document: DocumentNode, features: dict[str, _Feature], inaccessible: str, personal: set[tuple[str, str]]
+    ) -> None:
         self.prefixes = {f.prefix for f in features.values()} | {"link", "join", "core"}
         self.inaccessible = inaccessible
         self.personal = personal
@@ -477,7 +501,9 @@ class _ApiView:
             return definition.__class__(
                 description=definition.description,
                 directives=(),
-                operation_types=tuple(op for op in definition.operation_types if op.type.name.value not in self.hidden_types),
+                operation_types=tuple(
+                    op for op in definition.operation_types if op.type.name.value not in self.hidden_types
+                ),
             )
         name_node = getattr(definition, "name", None)
         if name_node is None or name_node.value in self.hidden_types:

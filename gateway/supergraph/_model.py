@@ -213,7 +213,10 @@ def fitting_strategies(field_type) -> frozenset[str]:
     if isinstance(field_type, GraphQLObjectType | GraphQLInterfaceType):
         fields = field_type.fields
         for first, second in _COORDINATE_PAIRS:
-            if all(name in fields and getattr(get_named_type(fields[name].type), "name", None) == "Float" for name in (first, second)):
+            if all(
+                name in fields and getattr(get_named_type(fields[name].type), "name", None) == "Float"
+                for name in (first, second)
+            ):
                 return frozenset({"null", "coarsen"})
     return frozenset({"null"})
 
@@ -245,7 +248,11 @@ class PrivacyView:
 
     def explicit(self, type_name: str, field_name: str) -> PersonalField | None:
         """The @personal annotations of the field on the type and its interfaces, the stricter winning."""
-        found = [p for name in self.lineage(type_name) if (p := self.annotations.personal.get((name, field_name))) is not None]
+        found = [
+            p
+            for name in self.lineage(type_name)
+            if (p := self.annotations.personal.get((name, field_name))) is not None
+        ]
         if not found:
             return None
         merged = found[0]
@@ -271,7 +278,9 @@ class PrivacyView:
                 known = self.subject_field(named_type) is not None
             elif isinstance(gql_type, GraphQLInterfaceType):
                 possible = self.schema.get_possible_types(gql_type)
-                known = self.subject_field(named_type) is not None or (bool(possible) and all(self.is_link(t.name) for t in possible))
+                known = self.subject_field(named_type) is not None or (
+                    bool(possible) and all(self.is_link(t.name) for t in possible)
+                )
             elif isinstance(gql_type, GraphQLUnionType):
                 known = bool(gql_type.types) and all(self.is_link(t.name) for t in gql_type.types)
             else:
@@ -289,12 +298,20 @@ class PrivacyView:
         if field_name == "__typename":
             return None
         gql_type = self.schema.type_map.get(type_name)
-        definition = getattr(gql_type, "fields", {}).get(field_name) if isinstance(gql_type, GraphQLObjectType | GraphQLInterfaceType) else None
+        definition = (
+            getattr(gql_type, "fields", {}).get(field_name)
+            if isinstance(gql_type, GraphQLObjectType | GraphQLInterfaceType)
+            else None
+        )
         fits = fitting_strategies(definition.type) if definition is not None else None
         explicit = self.explicit(type_name, field_name)
         if explicit is not None:
             return PersonalField(explicit.category, explicit.strategy, fits)
-        if definition is None or (type_name, field_name) in self.annotations.non_personal or self.aggregate(type_name, field_name) is not None:
+        if (
+            definition is None
+            or (type_name, field_name) in self.annotations.non_personal
+            or self.aggregate(type_name, field_name) is not None
+        ):
             return None
         subject = self.subject_field(type_name)
         if subject is None:

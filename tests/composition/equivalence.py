@@ -25,7 +25,11 @@ def facts(model: SupergraphModel) -> dict:
                         join.provides is not None,
                         join.override,
                     )
-            fields[field_name] = (field_facts.api_type, per_subgraph, any(j.subgraph is None for j in field_facts.joins))
+            fields[field_name] = (
+                field_facts.api_type,
+                per_subgraph,
+                any(j.subgraph is None for j in field_facts.joins),
+            )
         out[type_name] = {
             "kind": type_facts.kind,
             "subgraphs": {

@@ -34,11 +34,18 @@ async def test_a_composed_supergraph_serves_queries(world):
     result = compose(world_sources(world.base_url))
     engine = Engine.from_sdl(result.supergraph)
     try:
-        response = await engine.run('{ resident(id: "r4") { name nickname district { name } jobsPosted { id } } topRated { rating name } }')
+        response = await engine.run(
+            '{ resident(id: "r4") { name nickname district { name } jobsPosted { id } } topRated { rating name } }'
+        )
     finally:
         await engine.close()
     assert response.errors == []
-    assert response.data["resident"] == {"name": "Gavroche Thénardier", "nickname": "GAV", "district": {"name": "Popincourt"}, "jobsPosted": []}
+    assert response.data["resident"] == {
+        "name": "Gavroche Thénardier",
+        "nickname": "GAV",
+        "district": {"name": "Popincourt"},
+        "jobsPosted": [],
+    }
     assert response.data["topRated"][0] == {"rating": 4.9, "name": "Parking Saint-Michel"}
 
 
@@ -115,12 +122,19 @@ def test_the_compose_command(tmp_path, style):
         lines = ["subgraphs:"]
         for source in sources:
             (tmp_path / f"{source.name}.graphql").write_text(source.sdl)
-            lines += [f"  {source.name}:", f"    routing_url: {source.url}", "    schema:", f"      file: ./{source.name}.graphql"]
+            lines += [
+                f"  {source.name}:",
+                f"    routing_url: {source.url}",
+                "    schema:",
+                f"      file: ./{source.name}.graphql",
+            ]
         (tmp_path / "supergraph.yaml").write_text("\n".join(lines) + "\n")
     else:
         import json
 
-        (tmp_path / "supergraph.yaml").write_text(json.dumps([{"name": s.name, "url": s.url, "sdl": s.sdl} for s in sources]))
+        (tmp_path / "supergraph.yaml").write_text(
+            json.dumps([{"name": s.name, "url": s.url, "sdl": s.sdl} for s in sources])
+        )
     output = tmp_path / "supergraph.graphql"
     result = subprocess.run(
         [sys.executable, "-m", "gateway.cli", "compose", str(tmp_path / "supergraph.yaml"), "-o", str(output)],
@@ -134,7 +148,14 @@ def test_the_compose_command(tmp_path, style):
 
 def test_the_compose_command_reports_errors(tmp_path):
     (tmp_path / "a.graphql").write_text('type Query { u: User } type User @key(fields: "uuid") { id: ID! }')
-    (tmp_path / "supergraph.yaml").write_text("subgraphs:\n  a:\n    routing_url: http://127.0.0.1:1\n    schema:\n      file: a.graphql\n")
-    result = subprocess.run([sys.executable, "-m", "gateway.cli", "compose", str(tmp_path / "supergraph.yaml")], capture_output=True, text=True, timeout=60)
+    (tmp_path / "supergraph.yaml").write_text(
+        "subgraphs:\n  a:\n    routing_url: http://127.0.0.1:1\n    schema:\n      file: a.graphql\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "compose", str(tmp_path / "supergraph.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1
     assert "KEY_INVALID_FIELDS" in result.stderr and "[a]" in result.stderr

@@ -16,13 +16,18 @@ from gateway.supergraph import load_supergraph
 LINK = 'extend schema @link(url: "https://specs.apollo.dev/federation/v2.3", import: ["@key", "@shareable", "@override", "@external"])\n'
 
 # Account's key selects Organisation.id: both subgraphs define it, neither says @shareable
-ACCOUNTS = LINK + """
+ACCOUNTS = (
+    LINK
+    + """
 type Query { account(id: ID!): Account }
 type Organisation { id: ID! name: String }
 type Account @key(fields: "id organisation { id }") { id: ID! organisation: Organisation! email: String }
 """
+)
 # `plan` overrides a subgraph that is not composed: the override is void, the field shareable
-BILLING = LINK + """
+BILLING = (
+    LINK
+    + """
 type Query { invoices: [Invoice!]! }
 type Organisation { id: ID! }
 type Account @key(fields: "id organisation { id }") {
@@ -32,6 +37,7 @@ type Account @key(fields: "id organisation { id }") {
 }
 type Invoice { id: ID! account: Account! }
 """
+)
 
 
 def _parsed() -> list[Subgraph]:

@@ -19,15 +19,22 @@ CASES = {
     "INVALID_GRAPHQL (unknown type)": ("INVALID_GRAPHQL", {"a": fed("type Query { a: Missing }")}),
     "INVALID_GRAPHQL (directive not imported)": (
         "INVALID_GRAPHQL",
-        {"a": 'extend schema @link(url: "https://specs.apollo.dev/federation/v2.5", import: ["@key"])\n type Query { a: Int @shareable }'},
+        {
+            "a": 'extend schema @link(url: "https://specs.apollo.dev/federation/v2.5", import: ["@key"])\n type Query { a: Int @shareable }'
+        },
     ),
     "UNKNOWN_FEDERATION_LINK_VERSION": (
         "UNKNOWN_FEDERATION_LINK_VERSION",
-        {"a": 'extend schema @link(url: "https://specs.apollo.dev/federation/v2.99", import: ["@key"])\n type Query { a: Int }'},
+        {
+            "a": 'extend schema @link(url: "https://specs.apollo.dev/federation/v2.99", import: ["@key"])\n type Query { a: Int }'
+        },
     ),
     "INVALID_FIELD_SHARING (value type)": (
         "INVALID_FIELD_SHARING",
-        {"a": fed("type Query { a: Info @shareable } type Info { x: Int }"), "b": fed("type Query { a: Info @shareable } type Info { x: Int }")},
+        {
+            "a": fed("type Query { a: Info @shareable } type Info { x: Int }"),
+            "b": fed("type Query { a: Info @shareable } type Info { x: Int }"),
+        },
     ),
     "INVALID_FIELD_SHARING (root field)": (
         "INVALID_FIELD_SHARING",
@@ -58,21 +65,38 @@ CASES = {
         "EXTERNAL_TYPE_MISMATCH",
         {
             "a": fed('type Query { u: User } type User @key(fields: "id") { id: ID! age: Int }'),
-            "b": fed('type User @key(fields: "id") { id: ID! age: String @external grade: Int @requires(fields: "age") }'),
+            "b": fed(
+                'type User @key(fields: "id") { id: ID! age: String @external grade: Int @requires(fields: "age") }'
+            ),
         },
     ),
-    "KEY_INVALID_FIELDS (unknown field)": ("KEY_INVALID_FIELDS", {"a": fed('type Query { u: User } type User @key(fields: "uuid") { id: ID! }')}),
-    "KEY_INVALID_FIELDS (syntax)": ("KEY_INVALID_FIELDS", {"a": fed('type Query { u: User } type User @key(fields: "id {") { id: ID! }')}),
+    "KEY_INVALID_FIELDS (unknown field)": (
+        "KEY_INVALID_FIELDS",
+        {"a": fed('type Query { u: User } type User @key(fields: "uuid") { id: ID! }')},
+    ),
+    "KEY_INVALID_FIELDS (syntax)": (
+        "KEY_INVALID_FIELDS",
+        {"a": fed('type Query { u: User } type User @key(fields: "id {") { id: ID! }')},
+    ),
     "KEY_FIELDS_SELECT_INVALID_TYPE": (
         "KEY_FIELDS_SELECT_INVALID_TYPE",
-        {"a": fed('type Query { u: User } interface Node { id: ID! } type N implements Node { id: ID! } type User @key(fields: "node { id }") { node: Node! }')},
+        {
+            "a": fed(
+                'type Query { u: User } interface Node { id: ID! } type N implements Node { id: ID! } type User @key(fields: "node { id }") { node: Node! }'
+            )
+        },
     ),
-    "KEY_FIELDS_HAS_ARGS": ("KEY_FIELDS_HAS_ARGS", {"a": fed('type Query { u: User } type User @key(fields: "id") { id(format: String): ID! }')}),
+    "KEY_FIELDS_HAS_ARGS": (
+        "KEY_FIELDS_HAS_ARGS",
+        {"a": fed('type Query { u: User } type User @key(fields: "id") { id(format: String): ID! }')},
+    ),
     "REQUIRES_FIELDS_MISSING_EXTERNAL": (
         "REQUIRES_FIELDS_MISSING_EXTERNAL",
         {
             "a": fed('type Query { u: User } type User @key(fields: "id") { id: ID! age: Int @shareable }'),
-            "b": fed('type User @key(fields: "id") { id: ID! age: Int @shareable grade: Int @requires(fields: "age") }'),
+            "b": fed(
+                'type User @key(fields: "id") { id: ID! age: Int @shareable grade: Int @requires(fields: "age") }'
+            ),
         },
     ),
     "REQUIRES_INVALID_FIELDS": (
@@ -85,11 +109,16 @@ CASES = {
     "PROVIDES_FIELDS_MISSING_EXTERNAL": (
         "PROVIDES_FIELDS_MISSING_EXTERNAL",
         {
-            "a": fed('type Query { u: User @provides(fields: "name") } type User @key(fields: "id") { id: ID! name: String @shareable }'),
+            "a": fed(
+                'type Query { u: User @provides(fields: "name") } type User @key(fields: "id") { id: ID! name: String @shareable }'
+            ),
             "b": fed('type User @key(fields: "id") { id: ID! name: String @shareable }'),
         },
     ),
-    "PROVIDES_ON_NON_OBJECT_FIELD": ("PROVIDES_ON_NON_OBJECT_FIELD", {"a": fed('type Query { n: Int @provides(fields: "x") }')}),
+    "PROVIDES_ON_NON_OBJECT_FIELD": (
+        "PROVIDES_ON_NON_OBJECT_FIELD",
+        {"a": fed('type Query { n: Int @provides(fields: "x") }')},
+    ),
     "PROVIDES_INVALID_FIELDS": (
         "PROVIDES_INVALID_FIELDS",
         {"a": fed('type Query { u: User @provides(fields: "nope") } type User @key(fields: "id") { id: ID! }')},
@@ -111,7 +140,10 @@ CASES = {
     ),
     "FIELD_ARGUMENT_DEFAULT_MISMATCH": (
         "FIELD_ARGUMENT_DEFAULT_MISMATCH",
-        {"a": fed("type Query { f(x: Int = 1): Int @shareable }"), "b": fed("type Query { f(x: Int = 2): Int @shareable }")},
+        {
+            "a": fed("type Query { f(x: Int = 1): Int @shareable }"),
+            "b": fed("type Query { f(x: Int = 2): Int @shareable }"),
+        },
     ),
     "REQUIRED_ARGUMENT_MISSING_IN_SOME_SUBGRAPH": (
         "REQUIRED_ARGUMENT_MISSING_IN_SOME_SUBGRAPH",
@@ -119,23 +151,38 @@ CASES = {
     ),
     "REQUIRED_INPUT_FIELD_MISSING_IN_SOME_SUBGRAPH": (
         "REQUIRED_INPUT_FIELD_MISSING_IN_SOME_SUBGRAPH",
-        {"a": fed("type Query { a(f: Filter): Int } input Filter { x: Int! }"), "b": fed("type Query { b(f: Filter): Int } input Filter { y: Int }")},
+        {
+            "a": fed("type Query { a(f: Filter): Int } input Filter { x: Int! }"),
+            "b": fed("type Query { b(f: Filter): Int } input Filter { y: Int }"),
+        },
     ),
     "EMPTY_MERGED_INPUT_TYPE": (
         "EMPTY_MERGED_INPUT_TYPE",
-        {"a": fed("type Query { a(f: Filter): Int } input Filter { x: Int }"), "b": fed("type Query { b(f: Filter): Int } input Filter { y: Int }")},
+        {
+            "a": fed("type Query { a(f: Filter): Int } input Filter { x: Int }"),
+            "b": fed("type Query { b(f: Filter): Int } input Filter { y: Int }"),
+        },
     ),
     "ENUM_VALUE_MISMATCH": (
         "ENUM_VALUE_MISMATCH",
-        {"a": fed("type Query { a(k: Kind): Kind } enum Kind { A B }"), "b": fed("type Query { b(k: Kind): Kind } enum Kind { A C }")},
+        {
+            "a": fed("type Query { a(k: Kind): Kind } enum Kind { A B }"),
+            "b": fed("type Query { b(k: Kind): Kind } enum Kind { A C }"),
+        },
     ),
     "EMPTY_MERGED_ENUM_TYPE": (
         "EMPTY_MERGED_ENUM_TYPE",
-        {"a": fed("type Query { a(k: Kind): Int } enum Kind { A }"), "b": fed("type Query { b(k: Kind): Int } enum Kind { B }")},
+        {
+            "a": fed("type Query { a(k: Kind): Int } enum Kind { A }"),
+            "b": fed("type Query { b(k: Kind): Int } enum Kind { B }"),
+        },
     ),
     "TYPE_KIND_MISMATCH": (
         "TYPE_KIND_MISMATCH",
-        {"a": fed("type Query { a: Thing } type Thing { x: Int }"), "b": fed("type Query { b: Thing } interface Thing { x: Int }")},
+        {
+            "a": fed("type Query { a: Thing } type Thing { x: Int }"),
+            "b": fed("type Query { b: Thing } interface Thing { x: Int }"),
+        },
     ),
     "OVERRIDE_FROM_SELF_ERROR": (
         "OVERRIDE_FROM_SELF_ERROR",
@@ -144,7 +191,9 @@ CASES = {
     "OVERRIDE_SOURCE_HAS_OVERRIDE": (
         "OVERRIDE_SOURCE_HAS_OVERRIDE",
         {
-            "a": fed('type Query { u: User } type User @key(fields: "id") { id: ID! name: String @override(from: "b") }'),
+            "a": fed(
+                'type Query { u: User } type User @key(fields: "id") { id: ID! name: String @override(from: "b") }'
+            ),
             "b": fed('type User @key(fields: "id") { id: ID! name: String @override(from: "a") }'),
         },
     ),
@@ -152,20 +201,26 @@ CASES = {
         "OVERRIDE_COLLISION_WITH_ANOTHER_DIRECTIVE",
         {
             "a": fed('type Query { u: User } type User @key(fields: "id") { id: ID! name: String }'),
-            "b": fed('type User @key(fields: "id") { id: ID! name: String @override(from: "a") @external x: Int @requires(fields: "name") }'),
+            "b": fed(
+                'type User @key(fields: "id") { id: ID! name: String @override(from: "a") @external x: Int @requires(fields: "name") }'
+            ),
         },
     ),
     "INTERFACE_OBJECT_USAGE_ERROR (no key)": (
         "INTERFACE_OBJECT_USAGE_ERROR",
         {
-            "a": fed('type Query { n: Node } interface Node @key(fields: "id") { id: ID! } type T implements Node @key(fields: "id") { id: ID! }'),
+            "a": fed(
+                'type Query { n: Node } interface Node @key(fields: "id") { id: ID! } type T implements Node @key(fields: "id") { id: ID! }'
+            ),
             "b": fed("type Node @interfaceObject { id: ID! extra: Int }"),
         },
     ),
     "INTERFACE_OBJECT_USAGE_ERROR (old federation)": (
         "INTERFACE_OBJECT_USAGE_ERROR",
         {
-            "a": fed('type Query { n: Node } interface Node @key(fields: "id") { id: ID! } type T implements Node @key(fields: "id") { id: ID! }'),
+            "a": fed(
+                'type Query { n: Node } interface Node @key(fields: "id") { id: ID! } type T implements Node @key(fields: "id") { id: ID! }'
+            ),
             "b": FED_2_0 + 'type Node @key(fields: "id") @interfaceObject { id: ID! extra: Int }',
         },
     ),
@@ -178,7 +233,10 @@ CASES = {
     ),
     "SATISFIABILITY_ERROR (value type without key)": (
         "SATISFIABILITY_ERROR",
-        {"a": fed("type Query { info: Info } type Info { a: Int }"), "b": fed("type Query { other: Int } type Info { b: Int }")},
+        {
+            "a": fed("type Query { info: Info } type Info { a: Int }"),
+            "b": fed("type Query { other: Int } type Info { b: Int }"),
+        },
     ),
     "NO_QUERIES": ("NO_QUERIES", {"a": fed('type User @key(fields: "id") { id: ID! }')}),
     "INVALID_SUBGRAPH_NAME": ("INVALID_SUBGRAPH_NAME", {"bad name!": fed("type Query { a: Int }")}),

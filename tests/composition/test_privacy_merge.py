@@ -40,7 +40,9 @@ def test_a_shared_field_annotated_differently_takes_the_stricter_category_and_st
     second = 'type Query { b: Person } type Person @key(fields: "id") @subject(field: "id") { id: ID! contact: String @shareable @personal(category: "user.contact.phone_number", strategy: "pseudonymise") }'
     result = _compose(first, second)
     assert result.ok, [str(e) for e in result.errors]
-    assert _lines(result.supergraph, "contact") == ['contact: String @personal(category: "user.contact", strategy: "pseudonymise")']
+    assert _lines(result.supergraph, "contact") == [
+        'contact: String @personal(category: "user.contact", strategy: "pseudonymise")'
+    ]
     annotation = load_supergraph(result.supergraph).privacy.personal[("Person", "contact")]
     assert (annotation.category, annotation.strategy) == ("user.contact", "pseudonymise")
 
@@ -80,8 +82,16 @@ def test_non_personal_only_where_every_subgraph_resolving_the_field_says_so():
     both = _compose(said, said.replace("a: Person", "b: Person"))
     assert PrivacySchema(load_supergraph(both.supergraph)).personal("Person", "city") is None
     # @personal beside @nonPersonal: personal
-    personal = _compose(said, silent.replace("city: String @shareable", 'city: String @shareable @personal(category: "user.contact.address")'))
-    assert PrivacySchema(load_supergraph(personal.supergraph)).personal("Person", "city").category == "user.contact.address"
+    personal = _compose(
+        said,
+        silent.replace(
+            "city: String @shareable", 'city: String @shareable @personal(category: "user.contact.address")'
+        ),
+    )
+    assert (
+        PrivacySchema(load_supergraph(personal.supergraph)).personal("Person", "city").category
+        == "user.contact.address"
+    )
 
 
 def test_an_external_re_annotation_meets_the_definition_and_cannot_loosen_it():
@@ -90,9 +100,18 @@ def test_an_external_re_annotation_meets_the_definition_and_cannot_loosen_it():
         'type Person @key(fields: "id") { id: ID! email: String @external @personal(category: "user.financial") '
         'score: Int @requires(fields: "email") @nonPersonal }'
     )
-    result = compose([SubgraphSource("city", HEAD + city), SubgraphSource("partner", HEAD.replace('"@composeDirective"]', '"@composeDirective", "@requires"]') + partner)])
+    result = compose(
+        [
+            SubgraphSource("city", HEAD + city),
+            SubgraphSource(
+                "partner", HEAD.replace('"@composeDirective"]', '"@composeDirective", "@requires"]') + partner
+            ),
+        ]
+    )
     assert result.ok, [str(e) for e in result.errors]
-    assert _lines(result.supergraph, "email")[0].endswith('@personal(category: "user")')  # neither's basis covers it now
+    assert _lines(result.supergraph, "email")[0].endswith(
+        '@personal(category: "user")'
+    )  # neither's basis covers it now
     assert result.supergraph.count('@personal(category: "') == 1
 
 
@@ -128,7 +147,12 @@ def test_an_interface_annotation_meets_its_implementations_own_and_the_stricter_
 
 
 def test_an_interface_subject_differing_from_the_types_own_is_a_conflict():
-    result = _compose(INTERFACE.replace('type Pothole implements Incident @key(fields: "id")', 'type Pothole implements Incident @key(fields: "id") @subject(field: "id")'))
+    result = _compose(
+        INTERFACE.replace(
+            'type Pothole implements Incident @key(fields: "id")',
+            'type Pothole implements Incident @key(fields: "id") @subject(field: "id")',
+        )
+    )
     assert not result.ok
     assert "PRIVACY_ANNOTATION_CONFLICT" in {e.code for e in result.errors}
 
@@ -152,7 +176,7 @@ def test_a_declared_strategy_must_fit_its_fields_type():
     for field, strategy, fits in FIT:
         name = field.split(":")[0]
         sdl = (
-            f'type Query {{ jobs: [Job] }} enum Kind {{ A B }} type Point {{ latitude: Float longitude: Float }} '
+            f"type Query {{ jobs: [Job] }} enum Kind {{ A B }} type Point {{ latitude: Float longitude: Float }} "
             f'type Person @key(fields: "id") @subject(field: "id") {{ id: ID! }} '
             f'type Job @key(fields: "id") @subject(field: "posterId") {{ id: ID! @nonPersonal posterId: ID! {field} @personal(category: "user.unique_id", strategy: "{strategy}") }}'
         )

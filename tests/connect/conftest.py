@@ -13,9 +13,30 @@ from aiohttp import web
 from gateway.executor import HttpPool
 
 SPOTS = {
-    "s1": {"id": "s1", "label": "Saint-Michel", "district": "75105", "places": {"total": 120, "free": 14}, "tags": ["covered", "ev"], "kind": "UG"},
-    "s2": {"id": "s2", "label": "Bastille", "district": "75111", "places": {"total": 80, "free": 0}, "tags": [], "kind": "ST"},
-    "s3": {"id": "s3", "label": "Oberkampf", "district": "75111", "places": {"total": 45, "free": 9}, "tags": ["ev"], "kind": "XX"},
+    "s1": {
+        "id": "s1",
+        "label": "Saint-Michel",
+        "district": "75105",
+        "places": {"total": 120, "free": 14},
+        "tags": ["covered", "ev"],
+        "kind": "UG",
+    },
+    "s2": {
+        "id": "s2",
+        "label": "Bastille",
+        "district": "75111",
+        "places": {"total": 80, "free": 0},
+        "tags": [],
+        "kind": "ST",
+    },
+    "s3": {
+        "id": "s3",
+        "label": "Oberkampf",
+        "district": "75111",
+        "places": {"total": 45, "free": 9},
+        "tags": ["ev"],
+        "kind": "XX",
+    },
 }
 DISTRICTS = {"75105": {"code": "75105", "name": "Panthéon"}, "75111": {"code": "75111", "name": "Popincourt"}}
 RENTALS = [
@@ -57,7 +78,9 @@ def partner_app(api: PartnerApi) -> web.Application:
             api.in_flight -= 1
 
     async def spots(request: web.Request) -> web.Response:
-        found = [s for s in SPOTS.values() if "district" not in request.query or s["district"] == request.query["district"]]
+        found = [
+            s for s in SPOTS.values() if "district" not in request.query or s["district"] == request.query["district"]
+        ]
         limit = int(request.query.get("limit", "100"))
         return web.json_response({"results": found[:limit], "total": len(found)})
 
@@ -88,10 +111,12 @@ def partner_app(api: PartnerApi) -> web.Application:
         # repeated parameters, in the same order: the shipping cost of each product from the
         # price and weight the gateway sends with it
         upcs, prices, weights = (request.query.getall(name, []) for name in ("upc", "price", "weight"))
-        return web.json_response([
-            {"upc": upc, "estimate": round(int(price) * 0.01 + int(weight) * 0.5, 2)}
-            for upc, price, weight in zip(upcs, prices, weights, strict=True)
-        ])
+        return web.json_response(
+            [
+                {"upc": upc, "estimate": round(int(price) * 0.01 + int(weight) * 0.5, 2)}
+                for upc, price, weight in zip(upcs, prices, weights, strict=True)
+            ]
+        )
 
     async def create_rental(request: web.Request) -> web.Response:
         body = await request.json()
@@ -125,7 +150,9 @@ def partner_app(api: PartnerApi) -> web.Application:
         raise web.HTTPFound(f"http://localhost:1/steal?who={LEAKED}")
 
     async def wrong_shapes(request: web.Request) -> web.Response:
-        return web.json_response({"results": {"id": "s1"}, "spot": "not an object", "count": {"value": LEAKED}, "label": None})
+        return web.json_response(
+            {"results": {"id": "s1"}, "spot": "not an object", "count": {"value": LEAKED}, "label": None}
+        )
 
     async def echo(request: web.Request) -> web.Response:
         return web.json_response({"path": request.path, "query": [[k, v] for k, v in request.query.items()]})

@@ -8,7 +8,9 @@ HEAD = """extend schema
   @source(name: "parking", http: { baseURL: "BASE", headers: [{ name: "x-partner-client", value: "citygate" }] })
 """
 
-PARKING = HEAD + '''
+PARKING = (
+    HEAD
+    + '''
 type Query {
   spots(district: String, limit: Int): [Spot]
     @connect(
@@ -85,6 +87,7 @@ type Rental {
   hours: Int
 }
 '''
+)
 
 
 def parking(base_url: str) -> str:

@@ -16,7 +16,7 @@ from tests.connect.sdl import HEAD, parking
 
 # Spots by $batch; a spot's rentals by one call each ($this), each rental naming its spot by key
 # only; a spot's district by key only, its name by a $batch call too: two waves of batches
-WAVES = '''
+WAVES = """
 type Query {
   spots: [Spot] @connect(source: "parking", http: { GET: "/spots" }, selection: "$.results { id name: label district: { code: district } }")
 }
@@ -40,12 +40,17 @@ type Rental {
   spot: Spot
   hours: Int
 }
-'''
+"""
 DEEP = "{ spots { id rentals { id spot { name district { name } } } } }"
 EXPECTED = {
     "spots": [
-        {"id": "s1", "rentals": [{"id": "r1", "spot": {"name": "Saint-Michel", "district": {"name": "Panthéon"}}},
-                                 {"id": "r3", "spot": {"name": "Saint-Michel", "district": {"name": "Panthéon"}}}]},
+        {
+            "id": "s1",
+            "rentals": [
+                {"id": "r1", "spot": {"name": "Saint-Michel", "district": {"name": "Panthéon"}}},
+                {"id": "r3", "spot": {"name": "Saint-Michel", "district": {"name": "Panthéon"}}},
+            ],
+        },
         {"id": "s2", "rentals": [{"id": "r2", "spot": {"name": "Bastille", "district": {"name": "Popincourt"}}}]},
         {"id": "s3", "rentals": []},
     ]
@@ -102,10 +107,17 @@ async def test_a_batch_of_entities_asked_by_the_gateway_is_not_held_back(partner
     client = waves_client(partner, unshared_pool)
     representations = [{"__typename": "Spot", "id": spot_id} for spot_id in ("s2", "s1")]
     answer = await client.send(
-        "query($r: [_Any!]!) { _entities(representations: $r) { ... on Spot { name district { name } } } }", {"r": representations}
+        "query($r: [_Any!]!) { _entities(representations: $r) { ... on Spot { name district { name } } } }",
+        {"r": representations},
     )
-    assert answer == {"data": {"_entities": [{"name": "Bastille", "district": {"name": "Popincourt"}},
-                                             {"name": "Saint-Michel", "district": {"name": "Panthéon"}}]}}
+    assert answer == {
+        "data": {
+            "_entities": [
+                {"name": "Bastille", "district": {"name": "Popincourt"}},
+                {"name": "Saint-Michel", "district": {"name": "Panthéon"}},
+            ]
+        }
+    }
     assert partner.paths("/v1/spots/batch") == ["/v1/spots/batch?id=s2&id=s1"]
     assert partner.paths("/v1/districts") == ["/v1/districts?codes=75111%2C75105"]
 
@@ -129,14 +141,20 @@ async def test_identical_gets_in_flight_are_one_call_for_every_send(partner, poo
 
 
 async def test_a_shared_failure_is_every_senders_error_and_a_mutation_is_never_shared(partner, pool):
-    sdl = HEAD.replace("BASE", partner.base_url) + '''
+    sdl = (
+        HEAD.replace("BASE", partner.base_url)
+        + """
 type Query { broken: Int @connect(source: "parking", http: { GET: "/fails" }, selection: "$.count") }
 type Mutation { endRental(id: ID!): Boolean @connect(source: "parking", http: { DELETE: "/rentals/{$args.id}" }, selection: "$(true)") }
-'''
+"""
+    )
     client = RestClient(read_connect_sdl(sdl, base_url=partner.base_url), pool, name="parking")
     answers = await asyncio.gather(*(client.send("{ broken }", None) for _ in range(5)))
     assert all(a["data"] == {"broken": None} for a in answers)
-    assert all(a["errors"][0]["extensions"] == {"code": "CONNECTOR_HTTP_ERROR", "connector": "parking", "status": 500} for a in answers)
+    assert all(
+        a["errors"][0]["extensions"] == {"code": "CONNECTOR_HTTP_ERROR", "connector": "parking", "status": 500}
+        for a in answers
+    )
     assert 1 <= len(partner.paths("/v1/fails")) <= 5  # shared while in flight (how many overlap is the loop's)
     answers = await asyncio.gather(*(client.send('mutation { endRental(id: "r1") }', None) for _ in range(5)))
     assert all(a == {"data": {"endRental": True}} for a in answers)
@@ -162,7 +180,7 @@ async def test_when_the_send_making_a_shared_call_leaves_another_calls_itself(pa
 # -- @requires
 
 
-REQUIRES = '''
+REQUIRES = """
 type Product @key(fields: "upc")
   @connect(
     source: "parking"
@@ -178,7 +196,7 @@ type Product @key(fields: "upc")
 type Query {
   count: Int @connect(source: "parking", http: { GET: "/spots" }, selection: "$.total")
 }
-'''
+"""
 REQUIRES_HEAD = HEAD.replace('import: ["@key"]', 'import: ["@key", "@external", "@requires"]')
 
 
@@ -193,7 +211,8 @@ async def test_an_entity_connector_reads_what_requires_brings_and_is_keyed_by_it
         {"__typename": "Product", "upc": "2", "price": 1299, "weight": 10},
     ]
     answer = await client.send(
-        "query($r: [_Any!]!) { _entities(representations: $r) { ... on Product { shippingEstimate } } }", {"r": representations}
+        "query($r: [_Any!]!) { _entities(representations: $r) { ... on Product { shippingEstimate } } }",
+        {"r": representations},
     )
     assert answer == {"data": {"_entities": [{"shippingEstimate": 9.99}, {"shippingEstimate": 17.99}]}}
     assert partner.paths("/v1/estimates") == ["/v1/estimates?upc=1&upc=2&price=899&price=1299&weight=2&weight=10"]
@@ -205,8 +224,13 @@ def test_only_requires_fields_may_be_read_besides_the_key_and_a_key_must_be_read
     read_connect_sdl(head + REQUIRES, base_url=base)  # no @external field selected: fine
     # a field no @requires names is still not the connector's to read
     with pytest.raises(ConnectError) as caught:
-        read_connect_sdl(head + REQUIRES.replace("price: Int @external", "price: Int @external\n  label: String @external"
-                                                 ).replace("weight={$batch.weight}", "weight={$batch.weight}&l={$batch.label}"), base_url=base)
+        read_connect_sdl(
+            head
+            + REQUIRES.replace("price: Int @external", "price: Int @external\n  label: String @external").replace(
+                "weight={$batch.weight}", "weight={$batch.weight}&l={$batch.label}"
+            ),
+            base_url=base,
+        )
     assert [p.code for p in caught.value.problems] == ["CONNECT_INVALID_KEY"]
     # reading required values without the key identifies nothing
     only_required = REQUIRES.replace('@key(fields: "upc")\n', "").replace("upc={$batch.upc}&", "")

@@ -26,14 +26,37 @@ def client_for(partner, pool, sdl: str | None = None, **options) -> RestClient:
 async def test_a_root_field_with_arguments_maps_paths_renames_literals_and_methods(partner, pool):
     client = client_for(partner, pool)
     answer = await client.send(
-        'query { spots(district: "75111") { id name capacity free full tags firstTag tagCount kind origin district { code } } }', None
+        'query { spots(district: "75111") { id name capacity free full tags firstTag tagCount kind origin district { code } } }',
+        None,
     )
     assert "errors" not in answer, answer
     assert answer["data"]["spots"] == [
-        {"id": "s2", "name": "Bastille", "capacity": 80, "free": 0, "full": True, "tags": [], "firstTag": None, "tagCount": 0,
-         "kind": "STREET", "origin": "parking-api", "district": {"code": "75111"}},
-        {"id": "s3", "name": "Oberkampf", "capacity": 45, "free": 9, "full": False, "tags": ["ev"], "firstTag": "ev", "tagCount": 1,
-         "kind": "OTHER", "origin": "parking-api", "district": {"code": "75111"}},
+        {
+            "id": "s2",
+            "name": "Bastille",
+            "capacity": 80,
+            "free": 0,
+            "full": True,
+            "tags": [],
+            "firstTag": None,
+            "tagCount": 0,
+            "kind": "STREET",
+            "origin": "parking-api",
+            "district": {"code": "75111"},
+        },
+        {
+            "id": "s3",
+            "name": "Oberkampf",
+            "capacity": 45,
+            "free": 9,
+            "full": False,
+            "tags": ["ev"],
+            "firstTag": "ev",
+            "tagCount": 1,
+            "kind": "OTHER",
+            "origin": "parking-api",
+            "district": {"code": "75111"},
+        },
     ]
     # a null argument's query parameter is dropped, not sent as "None" or empty
     assert partner.paths("/v1/spots") == ["/v1/spots?district=75111"]
@@ -42,14 +65,23 @@ async def test_a_root_field_with_arguments_maps_paths_renames_literals_and_metho
 
 async def test_a_list_argument_is_written_comma_joined_and_a_whole_path_maps_a_scalar(partner, pool):
     client = client_for(partner, pool)
-    answer = await client.send('{ districts(codes: ["75105", "75111"]) { code name } spotCount(district: "75111") }', None)
-    assert answer == {"data": {"districts": [{"code": "75105", "name": "Panthéon"}, {"code": "75111", "name": "Popincourt"}], "spotCount": 2}}
+    answer = await client.send(
+        '{ districts(codes: ["75105", "75111"]) { code name } spotCount(district: "75111") }', None
+    )
+    assert answer == {
+        "data": {
+            "districts": [{"code": "75105", "name": "Panthéon"}, {"code": "75111", "name": "Popincourt"}],
+            "spotCount": 2,
+        }
+    }
     assert "/v1/districts?codes=75105%2C75111" in partner.paths()
 
 
 async def test_a_mutation_posts_a_json_body_mapped_from_its_arguments(partner, pool):
     client = client_for(partner, pool)
-    answer = await client.send('mutation { rent(spot: "s1", hours: 3) { id hours spot { id } } endRental(id: "r/1") }', None)
+    answer = await client.send(
+        'mutation { rent(spot: "s1", hours: 3) { id hours spot { id } } endRental(id: "r/1") }', None
+    )
     assert answer == {"data": {"rent": {"id": "r9", "hours": 3, "spot": {"id": "s1"}}, "endRental": True}}
     posted = [body for (method, _), body in zip(partner.requests, partner.bodies, strict=True) if method == "POST"]
     assert [orjson.loads(b) for b in posted] == [{"spot": "s1", "duration": {"hours": 3}}]
@@ -62,8 +94,13 @@ async def test_a_field_connector_reads_this_and_an_entity_made_with_its_key_only
     answer = await client.send('{ spots(district: "75105") { id rentals { id hours spot { id name } } } }', None)
     assert "errors" not in answer, answer
     assert answer["data"]["spots"] == [
-        {"id": "s1", "rentals": [{"id": "r1", "hours": 2, "spot": {"id": "s1", "name": "Saint-Michel"}},
-                                 {"id": "r3", "hours": 1, "spot": {"id": "s1", "name": "Saint-Michel"}}]},
+        {
+            "id": "s1",
+            "rentals": [
+                {"id": "r1", "hours": 2, "spot": {"id": "s1", "name": "Saint-Michel"}},
+                {"id": "r3", "hours": 1, "spot": {"id": "s1", "name": "Saint-Michel"}},
+            ],
+        },
     ]
     # the two rentals' spot is one entity: fetched once in the send
     assert partner.paths("/v1/spots/s1") == ["/v1/spots/s1/rentals", "/v1/spots/s1"]
@@ -89,8 +126,16 @@ async def test_entities_by_batch_make_one_call_for_all_matched_back_by_key(partn
     client = client_for(partner, pool)
     representations = [{"__typename": "District", "code": c} for c in ("75111", "75105", "99999", "75111")]
     answer = await client.send(ENTITIES, {"representations": representations})
-    assert answer == {"data": {"_entities": [{"code": "75111", "name": "Popincourt"}, {"code": "75105", "name": "Panthéon"}, None,
-                                             {"code": "75111", "name": "Popincourt"}]}}
+    assert answer == {
+        "data": {
+            "_entities": [
+                {"code": "75111", "name": "Popincourt"},
+                {"code": "75105", "name": "Panthéon"},
+                None,
+                {"code": "75111", "name": "Popincourt"},
+            ]
+        }
+    }
     assert partner.paths("/v1/districts") == ["/v1/districts?codes=75111%2C75105%2C99999%2C75111"]
 
 
@@ -111,7 +156,9 @@ async def test_a_batch_is_cut_at_its_max_size_and_nested_entities_are_batched_to
 
 
 async def test_repeated_query_parameters_from_a_list_and_query_params_mapping(partner, pool):
-    sdl = HEAD.replace("BASE", partner.base_url) + '''
+    sdl = (
+        HEAD.replace("BASE", partner.base_url)
+        + """
 type Query {
   echo(ids: [ID], q: String, missing: String): Echo
     @connect(source: "parking", http: { GET: "/echo/ab/{$args.q}?id={$args.ids}&x={$args.missing}", queryParams: "q: $args.q page: $(2)" },
@@ -119,7 +166,8 @@ type Query {
 }
 scalar JSON
 type Echo { path: String query: JSON }
-'''
+"""
+    )
     client = client_for(partner, pool, sdl)
     answer = await client.send('{ echo(ids: ["1", "2"], q: "a/b?c") { path query } }', None)
     assert "errors" not in answer, answer
@@ -139,12 +187,15 @@ type Echo { path: String query: JSON }
     ],
 )
 async def test_a_failing_partner_yields_a_null_field_and_a_code_never_its_body(partner, pool, path, code, status):
-    sdl = HEAD.replace("BASE", partner.base_url) + f'''
+    sdl = (
+        HEAD.replace("BASE", partner.base_url)
+        + f'''
 type Query {{
   broken: [String] @connect(source: "parking", http: {{ GET: "{path}" }}, selection: "$.results")
   fine: Int @connect(source: "parking", http: {{ GET: "/spots" }}, selection: "$.total")
 }}
 '''
+    )
     client = client_for(partner, pool, sdl, max_answer_bytes=1024 * 1024)
     answer = await client.send("{ broken fine }", None)
     assert answer["data"] == {"broken": None, "fine": 3}
@@ -158,9 +209,12 @@ type Query {{
 
 
 async def test_a_hanging_partner_costs_the_timeout_then_a_code(partner, pool):
-    sdl = HEAD.replace("BASE", partner.base_url) + '''
+    sdl = (
+        HEAD.replace("BASE", partner.base_url)
+        + """
 type Query { slow: Int @connect(source: "parking", http: { GET: "/hangs" }, selection: "$.count") }
-'''
+"""
+    )
     client = client_for(partner, pool, sdl, timeout=0.3)
     answer = await client.send("{ slow }", None)
     assert answer["data"] in (None, {"slow": None})
@@ -168,7 +222,9 @@ type Query { slow: Int @connect(source: "parking", http: { GET: "/hangs" }, sele
 
 
 async def test_an_answer_that_does_not_fit_the_types_is_a_mapping_error_without_its_values(partner, pool):
-    sdl = HEAD.replace("BASE", partner.base_url) + '''
+    sdl = (
+        HEAD.replace("BASE", partner.base_url)
+        + """
 type Query {
   asList: [Thing] @connect(source: "parking", http: { GET: "/wrong" }, selection: "$.results { id }")
   asObject: Thing @connect(source: "parking", http: { GET: "/wrong" }, selection: "$.spot { id }")
@@ -176,23 +232,29 @@ type Query {
   required: Thing @connect(source: "parking", http: { GET: "/wrong" }, selection: "id: label")
 }
 type Thing { id: ID! }
-'''
+"""
+    )
     client = client_for(partner, pool, sdl)
     answer = await client.send("{ asList { id } asObject { id } count required { id } }", None)
     assert answer["data"] == {"asList": None, "asObject": None, "count": None, "required": None}
     assert sorted((e["path"][0], e["extensions"]["code"]) for e in answer["errors"]) == [
-        ("asList", "CONNECTOR_MAPPING_ERROR"), ("asObject", "CONNECTOR_MAPPING_ERROR"),
-        ("count", "CONNECTOR_MAPPING_ERROR"), ("required", "CONNECTOR_MAPPING_ERROR"),
+        ("asList", "CONNECTOR_MAPPING_ERROR"),
+        ("asObject", "CONNECTOR_MAPPING_ERROR"),
+        ("count", "CONNECTOR_MAPPING_ERROR"),
+        ("required", "CONNECTOR_MAPPING_ERROR"),
     ]
     assert LEAKED not in orjson.dumps(answer).decode()
     assert len(partner.paths("/v1/wrong")) == 1  # four fields, one identical GET
 
 
 async def test_a_missing_path_value_refuses_the_request_before_it_leaves(partner, pool):
-    sdl = HEAD.replace("BASE", partner.base_url) + '''
+    sdl = (
+        HEAD.replace("BASE", partner.base_url)
+        + """
 type Query { spot(id: ID): Thing @connect(source: "parking", http: { GET: "/spots/{$args.id}" }, selection: "id") }
 type Thing { id: ID }
-'''
+"""
+    )
     client = client_for(partner, pool, sdl)
     answer = await client.send("{ spot { id } }", None)
     assert answer["data"] == {"spot": None}
@@ -201,9 +263,12 @@ type Thing { id: ID }
 
 
 async def test_the_breaker_opens_after_failures_and_refuses_at_once(partner, pool):
-    sdl = HEAD.replace("BASE", partner.base_url) + '''
+    sdl = (
+        HEAD.replace("BASE", partner.base_url)
+        + """
 type Query { broken: Int @connect(source: "parking", http: { GET: "/fails" }, selection: "$.count") }
-'''
+"""
+    )
     client = client_for(partner, pool, sdl, breaker=BreakerSettings(failures=2, cool_down=60))
     for _ in range(2):
         answer = await client.send("{ broken }", None)
@@ -214,9 +279,13 @@ type Query { broken: Int @connect(source: "parking", http: { GET: "/fails" }, se
 
 
 async def test_secrets_of_the_manifest_go_with_every_call_and_win_over_the_sdl(partner, pool):
-    sdl = parking(partner.base_url).replace('value: "citygate"', 'value: "from-the-sdl"').replace("x-partner-client", "authorization")
+    sdl = (
+        parking(partner.base_url)
+        .replace('value: "citygate"', 'value: "from-the-sdl"')
+        .replace("x-partner-client", "authorization")
+    )
     client = client_for(partner, pool, sdl, headers={"Authorization": "Bearer s3cret"})
-    await client.send('{ spots(limit: 1) { id rentals { id } } }', None)
+    await client.send("{ spots(limit: 1) { id rentals { id } } }", None)
     assert len(partner.headers) == 2
     assert all(h["authorization"] == "Bearer s3cret" for h in partner.headers)
 

@@ -34,7 +34,9 @@ class Query:
 
 CITY = strawberry.federation.Schema(query=Query, federation_version="2.5")
 
-PARKING = HEAD + '''
+PARKING = (
+    HEAD
+    + '''
 type Query {
   spots: [Spot] @connect(source: "parking", http: { GET: "/spots" }, selection: "$.results { id name: label district: { code: district } }")
   broken: [Spot] @connect(source: "parking", http: { GET: "/fails" }, selection: "$.results { id }")
@@ -52,12 +54,18 @@ type District @key(fields: "code") {
   spots: [Spot] @connect(source: "parking", http: { GET: "/spots?district={$this.code}" }, selection: "$.results { id name: label }")
 }
 '''
+)
 
 
 async def engine_for(partner, pool) -> Engine:
     schema = read_connect_sdl(PARKING.replace("BASE", partner.base_url), base_url=partner.base_url)
     city_sdl = CITY.execute_sync("{ _service { sdl } }").data["_service"]["sdl"]
-    result = compose([SubgraphSource("city", city_sdl, "http://city.invalid"), SubgraphSource("parking", schema.composition_sdl, partner.base_url)])
+    result = compose(
+        [
+            SubgraphSource("city", city_sdl, "http://city.invalid"),
+            SubgraphSource("parking", schema.composition_sdl, partner.base_url),
+        ]
+    )
     assert result.ok, [str(e) for e in result.errors]
     clients = {"city": InProcessSubgraph(CITY), "parking": RestClient(schema, pool, name="parking")}
     return Engine.from_sdl(result.supergraph, Subgraphs(clients))
@@ -85,5 +93,10 @@ async def test_a_failing_partner_leaves_the_citys_fields_and_its_code(partner, p
         await engine.close()
     assert response.data == {"districts": [{"name": "Panthéon"}, {"name": "Popincourt"}], "broken": None}
     [error] = response.errors
-    assert error["extensions"] == {"code": "CONNECTOR_HTTP_ERROR", "connector": "parking", "status": 500, "serviceName": "parking"}
+    assert error["extensions"] == {
+        "code": "CONNECTOR_HTTP_ERROR",
+        "connector": "parking",
+        "status": 500,
+        "serviceName": "parking",
+    }
     assert LEAKED not in str(response.errors)

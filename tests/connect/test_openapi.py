@@ -57,12 +57,20 @@ def directive_arguments(node, directive: str) -> dict[str, str]:
 
 def http_of(node) -> dict[str, str]:
     """The @connect's `http` object: method -> URL template (and `body`)."""
-    value = next(a.value for d in node.directives if d.name.value == "connect" for a in d.arguments if a.name.value == "http")
+    value = next(
+        a.value for d in node.directives if d.name.value == "connect" for a in d.arguments if a.name.value == "http"
+    )
     return {f.name.value: f.value.value for f in value.fields}
 
 
 def selection_of(node) -> list[str]:
-    text = next(a.value.value for d in node.directives if d.name.value == "connect" for a in d.arguments if a.name.value == "selection")
+    text = next(
+        a.value.value
+        for d in node.directives
+        if d.name.value == "connect"
+        for a in d.arguments
+        if a.name.value == "selection"
+    )
     return [line.strip() for line in text.strip().splitlines()]
 
 
@@ -74,7 +82,10 @@ def test_a_30_yaml_petstore_becomes_queries_mutations_types_and_an_entity():
 
     query, mutation = types["Query"], types["Mutation"]
     assert [f.name.value for f in query.fields] == ["listPets", "showPetById"]
-    assert [f.name.value for f in mutation.fields] == ["createPet", "deletePetsByPetId"]  # operationId camelCased; none: method+path
+    assert [f.name.value for f in mutation.fields] == [
+        "createPet",
+        "deletePetsByPetId",
+    ]  # operationId camelCased; none: method+path
 
     list_pets = field(query, "listPets")
     assert print_ast(list_pets.type) == "[Pet!]"
@@ -84,7 +95,12 @@ def test_a_30_yaml_petstore_becomes_queries_mutations_types_and_an_entity():
     pet_selection = selection_of(list_pets)
     assert pet_selection[:4] == ["name", "tag", "id", "status"]  # allOf: NewPet's properties, then the rest
     assert "birthDate: birth_date" in pet_selection and 'weightKg: "weight-kg"' in pet_selection
-    assert pet_selection[pet_selection.index("category {") : pet_selection.index("category {") + 4] == ["category {", "id", "name", "}"]
+    assert pet_selection[pet_selection.index("category {") : pet_selection.index("category {") + 4] == [
+        "category {",
+        "id",
+        "name",
+        "}",
+    ]
 
     show = field(query, "showPetById")
     assert {a.name.value: print_ast(a.type) for a in show.arguments} == {"petId": "ID!"}  # path-level parameter, an id
@@ -92,9 +108,17 @@ def test_a_30_yaml_petstore_becomes_queries_mutations_types_and_an_entity():
 
     create = field(mutation, "createPet")
     assert {a.name.value: print_ast(a.type) for a in create.arguments} == {"input": "NewPetInput!"}
-    body = next(a.value for d in create.directives if d.name.value == "connect" for a in d.arguments if a.name.value == "http")
+    body = next(
+        a.value for d in create.directives if d.name.value == "connect" for a in d.arguments if a.name.value == "http"
+    )
     body_text = next(f.value.value for f in body.fields if f.name.value == "body")
-    assert [line.strip() for line in body_text.strip().splitlines()] == ["$args.input {", "name", "tag", "owner_email: ownerEmail", "}"]
+    assert [line.strip() for line in body_text.strip().splitlines()] == [
+        "$args.input {",
+        "name",
+        "tag",
+        "owner_email: ownerEmail",
+        "}",
+    ]
     delete = field(mutation, "deletePetsByPetId")
     assert print_ast(delete.type) == "Boolean" and selection_of(delete) == ["$(true)"]  # 204: no JSON answer
 
@@ -103,8 +127,14 @@ def test_a_30_yaml_petstore_becomes_queries_mutations_types_and_an_entity():
     assert http_of(pet) == {"GET": "/pets/{$this.id}"}
     assert selection_of(pet) == pet_selection
     assert {f.name.value: print_ast(f.type) for f in pet.fields} == {
-        "name": "String!", "tag": "String", "id": "ID!", "status": "PetStatus", "birthDate": "String",
-        "category": "Category", "tags": "[Tag!]", "weightKg": "Float",
+        "name": "String!",
+        "tag": "String",
+        "id": "ID!",
+        "status": "PetStatus",
+        "birthDate": "String",
+        "category": "Category",
+        "tags": "[Tag!]",
+        "weightKg": "Float",
     }  # ownerEmail is writeOnly: not in the output type
     assert {f.name.value for f in types["NewPetInput"].fields} == {"name", "tag", "ownerEmail"}  # id is readOnly
     assert isinstance(types["NewPetInput"], InputObjectTypeDefinitionNode)
@@ -116,7 +146,14 @@ def test_a_30_yaml_petstore_becomes_queries_mutations_types_and_an_entity():
     assert result.entities == ["Pet"]
     assert result.skipped == ["POST /pets/{petId}/photo: its request body is not JSON (multipart/form-data): left out"]
     manifest = yaml.safe_load(result.manifest)
-    assert manifest == {"name": "pets", "owner": "petco", "kind": "rest", "url": "https://petstore.example/v1", "timeout": 5, "sdl_file": "schema.graphql"}
+    assert manifest == {
+        "name": "pets",
+        "owner": "petco",
+        "kind": "rest",
+        "url": "https://petstore.example/v1",
+        "timeout": 5,
+        "sdl_file": "schema.graphql",
+    }
     assert '# headers: {"X-API-Key": "${PETS_API_KEY}"}' in result.manifest  # a hint, commented out
 
 
@@ -128,18 +165,29 @@ def test_a_31_json_document_with_refs_allof_oneof_enums_arrays_and_recursion():
 
     services = field(types["Query"], "districtServices")  # operationId "district-services"
     assert {a.name.value: print_ast(a.type) for a in services.arguments} == {
-        "code": "String!", "cursor": "String", "kinds": "[String!]",  # $ref'd parameter; an enum that is no GraphQL name: String
+        "code": "String!",
+        "cursor": "String",
+        "kinds": "[String!]",  # $ref'd parameter; an enum that is no GraphQL name: String
     }
     assert http_of(services) == {"GET": "/districts/{$args.code}/services?cursor={$args.cursor}&kinds={$args.kinds}"}
-    assert {f.name.value: print_ast(f.type) for f in types["ServicePage"].fields} == {"items": "[Service!]!", "nextCursor": "String"}
+    assert {f.name.value: print_ast(f.type) for f in types["ServicePage"].fields} == {
+        "items": "[Service!]!",
+        "nextCursor": "String",
+    }
 
     service = types["Service"]  # allOf: Base's properties merged with its own
     assert {f.name.value: print_ast(f.type) for f in service.fields} == {
-        "id": "ID!", "createdAt": "String", "name": "String!", "kind": "String!", "openDays": "[Weekday!]",
+        "id": "ID!",
+        "createdAt": "String",
+        "name": "String!",
+        "kind": "String!",
+        "openDays": "[Weekday!]",
         "contact": "JSON",  # oneOf of two objects
         "manager": "Person",  # anyOf [Person, null]
         "capacity": "Float",  # oneOf [integer, number]
-        "location": "ServiceLocation", "extra": "JSON", "rating": "Float",
+        "location": "ServiceLocation",
+        "extra": "JSON",
+        "rating": "Float",
     }
     assert isinstance(types["JSON"], ScalarTypeDefinitionNode)
     assert [v.name.value for v in types["Weekday"].values] == ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"]
@@ -150,13 +198,23 @@ def test_a_31_json_document_with_refs_allof_oneof_enums_arrays_and_recursion():
     # a schema that refers to itself: one type; where it recurs, its leaf fields only
     categories = field(types["Query"], "getCategories")
     assert selection_of(categories) == ["slug", "parent {", "slug", "}", "children {", "slug", "}"]
-    assert {f.name.value: print_ast(f.type) for f in types["Category"].fields} == {"slug": "String", "parent": "Category", "children": "[Category!]"}
+    assert {f.name.value: print_ast(f.type) for f in types["Category"].fields} == {
+        "slug": "String",
+        "parent": "Category",
+        "children": "[Category!]",
+    }
 
     update = field(types["Mutation"], "updateService")  # application/merge-patch+json is JSON
-    assert {a.name.value: print_ast(a.type) for a in update.arguments} == {"serviceId": "ID!", "input": "ServicePatchInput"}
+    assert {a.name.value: print_ast(a.type) for a in update.arguments} == {
+        "serviceId": "ID!",
+        "input": "ServicePatchInput",
+    }
     stats = types["StatsResult"]  # an inline response object, named after its operation
     assert {f.name.value: print_ast(f.type) for f in stats.fields} == {"total": "Int", "byKind": "JSON"}  # a map: JSON
-    assert "  fullName: String  # TODO personal?" in result.sdl and "  streetAddress: String  # TODO personal?" in result.sdl
+    assert (
+        "  fullName: String  # TODO personal?" in result.sdl
+        and "  streetAddress: String  # TODO personal?" in result.sdl
+    )
 
 
 CORPUS = {  # document -> (origin, entity types, a type the supergraph must have)
@@ -182,12 +240,18 @@ def test_drafts_read_without_problems_and_compose(name):
 def test_shapes_of_the_jobs_and_dining_documents():
     jobs = definitions(draft("jobs.yaml").sdl)
     search = field(jobs["Query"], "searchJobs")
-    assert http_of(search) == {"GET": "/jobs?q={$args.q}&page={$args.page}&per_page={$args.perPage}&remote={$args.remote}"}
+    assert http_of(search) == {
+        "GET": "/jobs?q={$args.q}&page={$args.page}&per_page={$args.perPage}&remote={$args.remote}"
+    }
     assert selection_of(search)[-5:] == ["meta {", "total", "page", "perPage: per_page", "}"]  # pagination metadata
     assert {f.name.value: print_ast(f.type) for f in jobs["Job"].fields} == {
-        "id": "ID!", "title": "String!", "posterId": "ID", "skills": "[Skill!]",  # <x>_id: an ID
+        "id": "ID!",
+        "title": "String!",
+        "posterId": "ID",
+        "skills": "[Skill!]",  # <x>_id: an ID
         "pay": "JSON",  # a discriminated oneOf of objects
-        "schedule": "[[String!]!]", "postedAt": "String",
+        "schedule": "[[String!]!]",
+        "postedAt": "String",
     }
     replace = field(jobs["Mutation"], "replaceSkills")  # an array body, no renames: sent as it is
     assert {a.name.value: print_ast(a.type) for a in replace.arguments} == {"jobId": "ID!", "input": "[SkillInput!]!"}
@@ -195,7 +259,9 @@ def test_shapes_of_the_jobs_and_dining_documents():
     job_sdl = draft("jobs.yaml").sdl
     assert "  posterId: ID  # TODO personal?" in job_sdl and "  page: Int\n" in job_sdl
     # the page parameter's default (1) is the argument's
-    assert {a.name.value: (print_ast(a.type), a.default_value and print_ast(a.default_value)) for a in search.arguments}["page"] == ("Int", "1")
+    assert {
+        a.name.value: (print_ast(a.type), a.default_value and print_ast(a.default_value)) for a in search.arguments
+    }["page"] == ("Int", "1")
 
     dining_sdl = draft("dining.json").sdl
     dining = definitions(dining_sdl)
@@ -203,7 +269,13 @@ def test_shapes_of_the_jobs_and_dining_documents():
     courses = selection_of(field(dining["Query"], "listDinners"))
     assert courses[:10] == ["id", "menu {", "courses {", "name", "allergens", "wine {", "region", "vintage", "}", "}"]
     assert {f.name.value: print_ast(f.type) for f in dining["Dinner"].fields} == {
-        "id": "ID!", "menu": "DinnerMenu!", "price": "String", "seats": "Int", "translations": "JSON", "hostId": "ID", "startsAt": "String",
+        "id": "ID!",
+        "menu": "DinnerMenu!",
+        "price": "String",
+        "seats": "Int",
+        "translations": "JSON",
+        "hostId": "ID",
+        "startsAt": "String",
     }
     cancel = field(dining["Mutation"], "cancelDinner")
     assert [d.name.value for d in cancel.directives] == ["deprecated", "connect"]
@@ -240,7 +312,13 @@ def test_semantic_problems_are_found_once_the_structure_is_right():
 
 
 def _document(paths: dict, schemas: dict | None = None) -> dict:
-    return {"openapi": "3.1.0", "info": {"title": "t", "version": "1"}, "servers": [{"url": "https://api.example"}], "paths": paths, "components": {"schemas": schemas or {}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "t", "version": "1"},
+        "servers": [{"url": "https://api.example"}],
+        "paths": paths,
+        "components": {"schemas": schemas or {}},
+    }
 
 
 def _answer(schema: dict) -> dict:
@@ -259,7 +337,7 @@ def test_bounds_size_operations_aliases_and_nesting():
     with pytest.raises(OpenApiError, match="expands to more than"):
         import_openapi(bomb, name="a", owner="a")
     with pytest.raises(OpenApiError, match="nesting depth"):
-        import_openapi('openapi: 3.0.0\nx: ' + "[" * 5000 + "]" * 5000, name="a", owner="a")
+        import_openapi("openapi: 3.0.0\nx: " + "[" * 5000 + "]" * 5000, name="a", owner="a")
     with pytest.raises(OpenApiError, match="depth limit"):
         import_openapi('{"a":' * 3000 + "1" + "}" * 3000, name="a", owner="a")
     with pytest.raises(OpenApiError, match=r"Swagger 2\.0"):
@@ -283,7 +361,13 @@ def test_ref_cycles_end():
     ):
         started = time.monotonic()
         with pytest.raises(OpenApiError, match="nested too deeply"):
-            import_openapi(json.dumps(_document({"/a": {"get": {"responses": _answer({"$ref": "#/components/schemas/A"})}}}, schemas)), name="a", owner="a")
+            import_openapi(
+                json.dumps(
+                    _document({"/a": {"get": {"responses": _answer({"$ref": "#/components/schemas/A"})}}}, schemas)
+                ),
+                name="a",
+                owner="a",
+            )
         assert time.monotonic() - started < 60  # a bound on a loop, not a speed check
 
 
@@ -301,12 +385,25 @@ def test_relative_servers_resolve_against_the_document_or_need_url():
 
 def test_names_and_clashes():
     assert [camel_case(n) for n in ["first_name", "firstName", "ID", "Pet-Name", "get_pet_by_ID", "2fa", "x.y"]] == [
-        "firstName", "firstName", "id", "petName", "getPetById", "_2fa", "xY",
+        "firstName",
+        "firstName",
+        "id",
+        "petName",
+        "getPetById",
+        "_2fa",
+        "xY",
     ]
     document = _document(
         {
             "/query": {"get": {"operationId": "list", "responses": _answer({"$ref": "#/components/schemas/Query"})}},
-            "/other": {"get": {"operationId": "list", "responses": _answer({"type": "object", "properties": {"a b": {"type": "string"}, "a_b": {"type": "string"}}})}},
+            "/other": {
+                "get": {
+                    "operationId": "list",
+                    "responses": _answer(
+                        {"type": "object", "properties": {"a b": {"type": "string"}, "a_b": {"type": "string"}}}
+                    ),
+                }
+            },
         },
         {"Query": {"type": "object", "properties": {"String": {"type": "string"}}}},
     )
@@ -324,7 +421,14 @@ def test_names_and_clashes():
 def test_generated_sdl_never_lets_a_description_break_out():
     document = _document(
         {
-            "/a": {"get": {"summary": 'Evil """ description\n type Query { x: Int }', "responses": _answer({"type": "object", "properties": {"x": {"type": "string", "description": '"""'}}})}},
+            "/a": {
+                "get": {
+                    "summary": 'Evil """ description\n type Query { x: Int }',
+                    "responses": _answer(
+                        {"type": "object", "properties": {"x": {"type": "string", "description": '"""'}}}
+                    ),
+                }
+            },
             "/b\nscalar Evil": {"get": {"operationId": "b", "responses": _answer({"type": "string"})}},
         }
     )
@@ -338,7 +442,9 @@ def test_generated_sdl_never_lets_a_description_break_out():
 
 def test_a_draft_with_a_mapping_error_is_refused_with_its_location():
     result = draft("petstore.yaml")
-    broken = result.sdl.replace("        birthDate: birth_date\n", "        birthDate: birth_date\n        nickname\n", 1)
+    broken = result.sdl.replace(
+        "        birthDate: birth_date\n", "        birthDate: birth_date\n        nickname\n", 1
+    )
     line = broken.splitlines().index("        nickname") + 1
     with pytest.raises(ConnectError) as refused:
         read_connect_sdl(broken, base_url=result.base_url)

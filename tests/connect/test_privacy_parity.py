@@ -68,12 +68,19 @@ class Booking:
     resident_id: strawberry.ID = strawberry.federation.field(directives=[privacy.NonPersonal()])
     plate: str | None = strawberry.federation.field(directives=[privacy.Personal(category="user.unique_id")])
     amount: float | None = strawberry.federation.field(directives=[privacy.Personal(category="user.financial")])
-    parked_in: str | None = strawberry.federation.field(directives=[privacy.Personal(category="user.location.imprecise")])
+    parked_in: str | None = strawberry.federation.field(
+        directives=[privacy.Personal(category="user.location.imprecise")]
+    )
 
     @classmethod
     def of(cls, row: dict) -> Booking:
-        return cls(id=strawberry.ID(row["id"]), resident_id=strawberry.ID(row["resident"]), plate=row["plate"], amount=row["amount_eur"],
-                   parked_in=row["district"])
+        return cls(
+            id=strawberry.ID(row["id"]),
+            resident_id=strawberry.ID(row["resident"]),
+            plate=row["plate"],
+            amount=row["amount_eur"],
+            parked_in=row["district"],
+        )
 
 
 @strawberry.federation.type(keys=["id"], name="Resident")
@@ -93,7 +100,9 @@ class ParkingResident:
 class ParkingDistrict:
     code: str
     parking_contributors: int
-    average_parking_amount: float | None = strawberry.federation.field(directives=[privacy.Aggregate(contributors="parkingContributors")])
+    average_parking_amount: float | None = strawberry.federation.field(
+        directives=[privacy.Aggregate(contributors="parkingContributors")]
+    )
 
     @classmethod
     def resolve_reference(cls, code: str) -> ParkingDistrict:
@@ -108,7 +117,9 @@ class ParkingQuery:
         return [Booking.of(b) for b in bookings]
 
 
-parking_subgraph = strawberry.federation.Schema(query=ParkingQuery, types=[ParkingResident, ParkingDistrict], federation_version="2.5")
+parking_subgraph = strawberry.federation.Schema(
+    query=ParkingQuery, types=[ParkingResident, ParkingDistrict], federation_version="2.5"
+)
 
 
 # -- (b) the partner as a REST API and its connector ----------------------------------------------
@@ -124,11 +135,13 @@ def parking_api() -> Api:
     async def stats(request: Request) -> JSONResponse:
         return JSONResponse(district_stats(request.path_params["code"]))
 
-    app = Starlette(routes=[
-        Route("/v1/bookings", all_bookings),
-        Route("/v1/residents/{id}/bookings", bookings_of),
-        Route("/v1/districts/{code}/stats", stats),
-    ])
+    app = Starlette(
+        routes=[
+            Route("/v1/bookings", all_bookings),
+            Route("/v1/residents/{id}/bookings", bookings_of),
+            Route("/v1/districts/{code}/stats", stats),
+        ]
+    )
     return Api(app, {}, "/v1")
 
 
@@ -189,13 +202,22 @@ def parity_policy(jwks_file) -> dict:
     document = policy_document(jwks_file)
     document["purposes"]["parking-enforcement"] = {"description": "Check that parked cars paid"}
     document["clients"]["enforcement-console"] = {
-        "name": "enforcement-console", "purposes": ["parking-enforcement"], "roles": ["enforcement"], "collects_consent": False,
+        "name": "enforcement-console",
+        "purposes": ["parking-enforcement"],
+        "roles": ["enforcement"],
+        "collects_consent": False,
         "api_key_sha256": ENFORCEMENT_KEY_SHA256,
     }
-    document["legal_bases"].append({
-        "name": "parking-enforcement-public-task", "basis": "public_task", "roles": ["enforcement"], "purposes": ["parking-enforcement"],
-        "categories": ["user.unique_id"], "sources": ["parking"],
-    })
+    document["legal_bases"].append(
+        {
+            "name": "parking-enforcement-public-task",
+            "basis": "public_task",
+            "roles": ["enforcement"],
+            "purposes": ["parking-enforcement"],
+            "categories": ["user.unique_id"],
+            "sources": ["parking"],
+        }
+    )
     return document
 
 
@@ -206,18 +228,31 @@ class Side:
     store: Store
 
 
-async def side(name: str, city: Api, transport_parking, parking_sdl: str, parking_url: str, policy, tmp_path, pool: HttpPool) -> Side:
-    sources = [SubgraphSource(s, await fetch_sdl(pool, f"{city.origin}/{s}"), f"{city.origin}/{s}") for s in ("people", "reports")]
+async def side(
+    name: str, city: Api, transport_parking, parking_sdl: str, parking_url: str, policy, tmp_path, pool: HttpPool
+) -> Side:
+    sources = [
+        SubgraphSource(s, await fetch_sdl(pool, f"{city.origin}/{s}"), f"{city.origin}/{s}")
+        for s in ("people", "reports")
+    ]
     composed = compose([*sources, SubgraphSource("parking", parking_sdl, parking_url)])
     assert composed.errors == [] and composed.supergraph is not None, composed.errors
     store = Store(f"sqlite:///{tmp_path / f'{name}.db'}")
     await store.create()
     guard = PrivacyGuard(policy, Ledger(store, policy), AuditLog(store), b"parity-pseudonym-key")
     # the same consent on both sides, recorded in each side's own ledger
-    await guard.ledger.grant(subject="r2", recipient="parking-app", purpose="booking", categories=["user.unique_id", "user.contact"],
-                             expires_in_days=None, collection_method="test")
+    await guard.ledger.grant(
+        subject="r2",
+        recipient="parking-app",
+        purpose="booking",
+        categories=["user.unique_id", "user.contact"],
+        expires_in_days=None,
+        collection_method="test",
+    )
     clients = {s.name: HttpSubgraph(pool, s.url, 10.0) for s in sources} | {"parking": transport_parking}
-    engine = Engine.from_sdl(composed.supergraph, Subgraphs(clients), guard=guard, privacy_overrides=policy.privacy, owners=OWNERS)
+    engine = Engine.from_sdl(
+        composed.supergraph, Subgraphs(clients), guard=guard, privacy_overrides=policy.privacy, owners=OWNERS
+    )
     return Side(name, engine, store)
 
 
@@ -232,7 +267,10 @@ async def sides(tmp_path):
     """(a) and (b): an engine over the city and the partner's subgraph, one over the city and its REST API."""
     world.reset()
     bookings[:] = copy.deepcopy(BOOKINGS)
-    routes = [Route(f"/{n}", GraphQL(s), methods=["GET", "POST"]) for n, s in (("people", world.people), ("reports", world.reports))]
+    routes = [
+        Route(f"/{n}", GraphQL(s), methods=["GET", "POST"])
+        for n, s in (("people", world.people), ("reports", world.reports))
+    ]
     routes.append(Route("/parking", GraphQL(parking_subgraph), methods=["GET", "POST"]))
     city = Api(Starlette(routes=routes), {}, "").start()
     rest = parking_api().start()
@@ -242,7 +280,9 @@ async def sides(tmp_path):
     try:
         subgraph_sdl = await fetch_sdl(pool, f"{city.origin}/parking")
         subgraph = HttpSubgraph(pool, f"{city.origin}/parking", 10.0)
-        built.append(await side("subgraph", city, subgraph, subgraph_sdl, f"{city.origin}/parking", policy, tmp_path, pool))
+        built.append(
+            await side("subgraph", city, subgraph, subgraph_sdl, f"{city.origin}/parking", policy, tmp_path, pool)
+        )
         connector = read_connect_sdl(PARKING_CONNECTOR.replace("BASE", rest.base_url), base_url=rest.base_url)
         client = RestClient(connector, pool, name="parking")
         built.append(await side("rest", city, client, connector.composition_sdl, rest.base_url, policy, tmp_path, pool))
@@ -260,10 +300,14 @@ def requesters(policy) -> dict[str, Requester]:
     parking_app = policy.clients["parking-app"]
     return {
         "public": PUBLIC,
-        "client without consent": Requester(parking_app, "marketing", frozenset({"partner"})),  # r2 consented to booking only
+        "client without consent": Requester(
+            parking_app, "marketing", frozenset({"partner"})
+        ),  # r2 consented to booking only
         "client never consented to": Requester(policy.clients["stats-portal"], "statistics", frozenset()),
         "client with consent": Requester(parking_app, "booking", frozenset({"partner"})),
-        "legal basis": Requester(policy.clients["enforcement-console"], "parking-enforcement", frozenset({"enforcement"})),
+        "legal basis": Requester(
+            policy.clients["enforcement-console"], "parking-enforcement", frozenset({"enforcement"})
+        ),
         "the subject": Requester(policy.clients["city-app"], "service-delivery", frozenset({"city"}), resident="r2"),
     }
 
@@ -306,11 +350,15 @@ async def test_every_requester_gets_the_same_answer_from_the_subgraph_and_from_t
     # the decisions compared are real ones: each requester got what the policy gives them
     r2 = [b for b in bookings if b["resident"] == "r2"]
     mine = answers[("the subject", "one resident across subgraphs")]
-    assert mine["data"]["resident"]["bookings"] == [{"id": b["id"], "plate": b["plate"], "amount": b["amount_eur"], "parkedIn": b["district"]} for b in r2]
+    assert mine["data"]["resident"]["bookings"] == [
+        {"id": b["id"], "plate": b["plate"], "amount": b["amount_eur"], "parkedIn": b["district"]} for b in r2
+    ]
     assert "extensions" not in mine
 
     consented = answers[("client with consent", "one resident across subgraphs")]
-    assert [x["plate"] for x in consented["data"]["resident"]["bookings"]] == [b["plate"] for b in r2]  # user.unique_id consented
+    assert [x["plate"] for x in consented["data"]["resident"]["bookings"]] == [
+        b["plate"] for b in r2
+    ]  # user.unique_id consented
     assert [x["amount"] for x in consented["data"]["resident"]["bookings"]] == [None] * len(r2)  # user.financial not
     assert {w["reason"] for w in consented["extensions"]["privacy"]["withheld"]} == {"no-consent"}
 
@@ -322,9 +370,16 @@ async def test_every_requester_gets_the_same_answer_from_the_subgraph_and_from_t
     assert [x["plate"] for x in enforcement] == [b["plate"] for b in bookings]
     assert all(x["amount"] is None for x in enforcement)
 
-    districts = {d["code"]: d["averageParkingAmount"] for d in answers[("public", "aggregates below and above k")]["data"]["districts"]}
-    above_k = {code for code in districts if len({b["resident"] for b in bookings if b["district"] == code}) >= policy.k}
-    assert above_k and districts == {code: (district_stats(code)["average_amount"] if code in above_k else None) for code in districts}
+    districts = {
+        d["code"]: d["averageParkingAmount"]
+        for d in answers[("public", "aggregates below and above k")]["data"]["districts"]
+    }
+    above_k = {
+        code for code in districts if len({b["resident"] for b in bookings if b["district"] == code}) >= policy.k
+    }
+    assert above_k and districts == {
+        code: (district_stats(code)["average_amount"] if code in above_k else None) for code in districts
+    }
 
 
 async def test_pseudonyms_and_audit_entries_match_request_by_request(sides):
@@ -353,7 +408,14 @@ async def test_pseudonyms_and_audit_entries_match_request_by_request(sides):
 async def _audit_rows(store: Store) -> list:
     """The audit log's entries, without what differs by nature (time, hash chain, consent ids)."""
     rows = [
-        (e["request_id"], e["recipient"], e["purpose"], e["subject"], sorted(orjson.loads(e["fields"])), bases(orjson.loads(e["basis"])))
+        (
+            e["request_id"],
+            e["recipient"],
+            e["purpose"],
+            e["subject"],
+            sorted(orjson.loads(e["fields"])),
+            bases(orjson.loads(e["basis"])),
+        )
         for e in await store.audit_entries()
     ]
     return sorted(rows)

@@ -16,7 +16,14 @@ from gateway.connect._selection import (
 
 ANSWER = {
     "results": [
-        {"id": 1, "label": "A", "geo": {"lat": 48.85, "lng": 2.35}, "tags": ["x", "y", "z"], "status": "open", "extra": {"k1": 1, "k2": 2}},
+        {
+            "id": 1,
+            "label": "A",
+            "geo": {"lat": 48.85, "lng": 2.35},
+            "tags": ["x", "y", "z"],
+            "status": "open",
+            "extra": {"k1": 1, "k2": 2},
+        },
         {"id": 2, "label": "B", "geo": None, "tags": [], "status": "closed", "extra": {}},
     ],
     "meta": {"total": 2},
@@ -40,7 +47,10 @@ def test_fields_renames_paths_nested_objects_and_literals():
       }
     """)
     assert result == {"count": 2}  # an unnamed path among fields merges an object's fields, not a list
-    spots = mapped("$.results { id name: label lat: geo.lat position: { latitude: geo.lat } kind: $(\"spot\") source: $args.src }", args={"src": "api"})
+    spots = mapped(
+        '$.results { id name: label lat: geo.lat position: { latitude: geo.lat } kind: $("spot") source: $args.src }',
+        args={"src": "api"},
+    )
     assert spots == [
         {"id": 1, "name": "A", "lat": 48.85, "position": {"latitude": 48.85}, "kind": "spot", "source": "api"},
         {"id": 2, "name": "B", "lat": None, "position": {"latitude": None}, "kind": "spot", "source": "api"},
@@ -65,13 +75,25 @@ def test_methods():
         """,
         row,
     ) == {
-        "first": "x", "last": "z", "some": ["y", "z"], "size": 3, "chars": 1,
+        "first": "x",
+        "last": "z",
+        "some": ["y", "z"],
+        "size": 3,
+        "chars": 1,
         "upper": "OPEN",
-        "pairs": [{"key": "k1", "value": 1}, {"key": "k2", "value": 2}], "keys": ["k1", "k2"], "json": '{"lat":48.85,"lng":2.35}',
-        "isOpen": True, "notOpen": False, "big": True,
+        "pairs": [{"key": "k1", "value": 1}, {"key": "k2", "value": 2}],
+        "keys": ["k1", "k2"],
+        "json": '{"lat":48.85,"lng":2.35}',
+        "isOpen": True,
+        "notOpen": False,
+        "big": True,
         "doubled": [{"tag": "x"}, {"tag": "y"}, {"tag": "z"}],
-        "kept": ["x", "z"], "found": "z", "joined": "x|y|z",
-        "echoed": [1, 1], "typed": "array", "second": "y",
+        "kept": ["x", "z"],
+        "found": "z",
+        "joined": "x|y|z",
+        "echoed": [1, 1],
+        "typed": "array",
+        "second": "y",
     }
     assert mapped('s: status->match(["nope", 1])', row) == {"s": None}
     assert mapped("f: tags->first", ANSWER["results"][1]) == {"f": None}

@@ -38,7 +38,9 @@ def test_the_parking_connector_is_valid_and_names_its_origin():
 
 
 def test_an_unknown_field_in_a_selection_is_located_inside_the_string():
-    sdl = HEAD + """
+    sdl = (
+        HEAD
+        + """
 type Query {
   spots: [Spot] @connect(source: "parking", http: { GET: "/spots" }, selection: \"\"\"
     $.results {
@@ -49,6 +51,7 @@ type Query {
 }
 type Spot { id: ID name: String }
 """
+    )
     found = problems(sdl)
     lines = sdl.splitlines()
     nme = next(i for i, line in enumerate(lines) if "nme: label" in line)
@@ -60,17 +63,25 @@ type Spot { id: ID name: String }
 
 
 def test_a_selection_that_does_not_parse_is_located_in_a_one_line_string():
-    sdl = HEAD + """
+    sdl = (
+        HEAD
+        + """
 type Query { spot: Thing @connect(source: "parking", http: { GET: "/x" }, selection: "id name: ->first") }
 type Thing { id: ID name: String }
 """
+    )
     [(code, line, column)] = problems(sdl)
     assert code == "CONNECT_INVALID_SELECTION" and line == 6
     assert sdl.splitlines()[line - 1][column - 1 :].startswith("->first")
 
 
 def test_every_problem_is_reported_at_once():
-    sdl = HEAD.replace('headers: [{ name: "x-partner-client", value: "citygate" }]', 'headers: [{ name: "authorization", from: "authorization" }]') + """
+    sdl = (
+        HEAD.replace(
+            'headers: [{ name: "x-partner-client", value: "citygate" }]',
+            'headers: [{ name: "authorization", from: "authorization" }]',
+        )
+        + """
 type Query {
   a: Int @connect(source: "nowhere", http: { GET: "/a" }, selection: "$.a")
   b: Int @connect(http: { GET: "https://evil.example/b" }, selection: "$.b")
@@ -83,6 +94,7 @@ type Query {
 }
 type Thing { inner: Thing }
 """
+    )
     codes = [code for code, _, _ in problems(sdl)]
     for expected in (
         "CONNECT_HEADER_REFUSED",  # from: forwards a resident's header; and Host
@@ -105,15 +117,25 @@ def test_a_source_off_the_connectors_origin_is_refused_and_without_a_base_its_or
 
 
 def test_urls_whose_origin_is_an_expression_or_not_http_are_refused():
-    for url in ("https://{$args.host}/x", "ftp://api.parking.example/x", "relative/x", "https://user:pw@api.parking.example/x"):
-        sdl = HEAD.replace(f'baseURL: "{BASE}", ', "") + f"""
+    for url in (
+        "https://{$args.host}/x",
+        "ftp://api.parking.example/x",
+        "relative/x",
+        "https://user:pw@api.parking.example/x",
+    ):
+        sdl = (
+            HEAD.replace(f'baseURL: "{BASE}", ', "")
+            + f"""
 type Query {{ a(host: String): Int @connect(http: {{ GET: "{url}" }}, selection: "$.a") }}
 """
+        )
         assert [c for c, _, _ in problems(sdl)] == ["CONNECT_INVALID_URL"], url
 
 
 def test_an_entity_connector_must_read_a_key_and_fit_declared_keys():
-    sdl = HEAD + """
+    sdl = (
+        HEAD
+        + """
 type Query { spots: [Spot] @connect(source: "parking", http: { GET: "/spots" }, selection: "$.results { id name }") }
 type Spot @key(fields: "id")
   @connect(source: "parking", http: { GET: "/spots/by-name/{$this.name}" }, selection: "id name") {
@@ -121,19 +143,23 @@ type Spot @key(fields: "id")
   name: String
 }
 """
+    )
     assert [c for c, _, _ in problems(sdl)] == ["CONNECT_INVALID_KEY"]
     sdl = sdl.replace("{$this.name}", "all").replace("/by-name/", "/")
     assert [c for c, _, _ in problems(sdl)] == ["CONNECT_INVALID_VARIABLE"]
 
 
 def test_an_entity_without_a_connector_resolves_only_keys_and_connected_fields():
-    sdl = HEAD + """
+    sdl = (
+        HEAD
+        + """
 type Query { spots: [Spot] @connect(source: "parking", http: { GET: "/spots" }, selection: "$.results { id name }") }
 type Spot @key(fields: "id") {
   id: ID!
   name: String
 }
 """
+    )
     assert [c for c, _, _ in problems(sdl)] == ["CONNECT_MISSING_RESOLVER"]
 
 
@@ -151,10 +177,13 @@ def test_a_syntax_error_in_the_sdl():
 
 def test_an_oversized_mapping_is_refused_before_it_is_parsed():
     selection = "id " * 30000
-    sdl = HEAD + f"""
+    sdl = (
+        HEAD
+        + f"""
 type Query {{ a: Thing @connect(source: "parking", http: {{ GET: "/a" }}, selection: "{selection}") }}
 type Thing {{ id: ID }}
 """
+    )
     assert [c for c, _, _ in problems(sdl)] == ["CONNECT_INVALID_SELECTION"]
 
 
@@ -165,7 +194,9 @@ type District @key(fields: "code") { code: ID! name: String @shareable populatio
 
 
 def test_the_composition_sdl_composes_with_a_subgraph_sharing_an_entity():
-    connector = HEAD + """
+    connector = (
+        HEAD
+        + """
 type Query { spots: [Spot] @connect(source: "parking", http: { GET: "/spots" }, selection: "$.results { id label district: { code: districtCode } }") }
 type Spot @connect(source: "parking", http: { GET: "/spots/{$this.id}" }, selection: "id label district: { code: districtCode }") {
   id: ID!
@@ -177,14 +208,22 @@ type District @key(fields: "code") {
   spots: [Spot] @connect(source: "parking", http: { GET: "/spots?district={$this.code}" }, selection: "$.results { id label district: { code: districtCode } }")
 }
 """
+    )
     schema = read_connect_sdl(connector, base_url=BASE)
-    result = compose([SubgraphSource("city", CITY, "http://city.example/graphql"), SubgraphSource("parking", schema.composition_sdl, BASE)])
+    result = compose(
+        [
+            SubgraphSource("city", CITY, "http://city.example/graphql"),
+            SubgraphSource("parking", schema.composition_sdl, BASE),
+        ]
+    )
     assert result.ok, [str(e) for e in result.errors]
     assert "spots: [Spot]" in result.supergraph and 'join__type(graph: PARKING, key: "id")' in result.supergraph
 
 
 def test_composition_reports_the_partners_own_lines():
-    connector = HEAD + """
+    connector = (
+        HEAD
+        + """
 type Query {
   spots: [Spot] @connect(source: "parking", http: { GET: "/spots" },
     selection: "$.results { id _cg_secret: label }")
@@ -194,9 +233,12 @@ type Spot @connect(source: "parking", http: { GET: "/spots/{$this.id}" }, select
   _cg_secret: String
 }
 """
+    )
     schema = read_connect_sdl(connector, base_url=BASE)
     # a name composition refuses (the gateway's reserved prefix): located at the partner's own line
-    result = compose([SubgraphSource("city", CITY, "http://city.example"), SubgraphSource("parking", schema.composition_sdl, BASE)])
+    result = compose(
+        [SubgraphSource("city", CITY, "http://city.example"), SubgraphSource("parking", schema.composition_sdl, BASE)]
+    )
     assert [e.code for e in result.errors] == ["RESERVED_NAME"]
     line = connector.splitlines().index("  _cg_secret: String") + 1
     assert result.errors[0].locations == ((line, 3),)

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-_EXAMPLE = re.compile(r"<!-- example: (?P<name>[a-z-]+) (?P<options>[^>]*?)-->\s*```graphql\n(?P<query>.*?)```", re.DOTALL)
+_EXAMPLE = re.compile(
+    r"<!-- example: (?P<name>[a-z-]+) (?P<options>[^>]*?)-->\s*```graphql\n(?P<query>.*?)```", re.DOTALL
+)
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,9 @@ def examples() -> dict[str, Example]:
     found = {}
     for match in _EXAMPLE.finditer(README.read_text(encoding="utf-8")):
         options = dict(part.split("=", 1) for part in match["options"].split())
-        found[match["name"]] = Example(match["name"], match["query"].strip(), options.get("as", "public"), options.get("purpose"))
+        found[match["name"]] = Example(
+            match["name"], match["query"].strip(), options.get("as", "public"), options.get("purpose")
+        )
     return found
 
 

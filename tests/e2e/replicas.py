@@ -109,8 +109,18 @@ class Replica:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = folder / f"{name}.log"
         command = [
-            sys.executable, "-m", "gateway.cli", "serve", "--connectors", str(ROOT / "connectors"), "--store", store,
-            "--policy", str(city.policy_file), "--port", str(self.port),
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "serve",
+            "--connectors",
+            str(ROOT / "connectors"),
+            "--store",
+            store,
+            "--policy",
+            str(city.policy_file),
+            "--port",
+            str(self.port),
         ]
         environment = {**os.environ, "CITYGATE_OPERATOR_KEY": city.operator_key, "CITYGATE_DEMO_URL": partners_url}
         with self.log.open("wb") as log:
@@ -206,7 +216,9 @@ class Nginx:
     """Debian's nginx as a subprocess (`daemon off;`), its configuration and logs in `folder`."""
 
     def __init__(self, folder: Path, replicas: list[Replica]) -> None:
-        assert Path(NGINX).exists(), "the replicas test needs Debian's nginx: run make (it installs it) or apt-get install nginx"
+        assert Path(NGINX).exists(), (
+            "the replicas test needs Debian's nginx: run make (it installs it) or apt-get install nginx"
+        )
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -217,7 +229,8 @@ class Nginx:
         # -e: the error log before the configuration is read (not /var/log/nginx, which needs root)
         self.process = subprocess.Popen(
             [NGINX, "-c", str(self.conf), "-p", str(folder), "-e", str(folder / "error.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
         while True:

@@ -8,7 +8,15 @@ from tests.e2e.test_demo import ROOT, demo  # noqa: F401  (the running demo fixt
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # The machine's network is closed: no background fetches, no first-run, no sandbox as root.
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def test_graphiql_runs_the_first_example_in_a_browser(demo):  # noqa: F811
@@ -24,9 +32,11 @@ def test_graphiql_runs_the_first_example_in_a_browser(demo):  # noqa: F811
             page.wait_for_selector(".graphiql-execute-button", timeout=20_000)
             assert "DistrictOpenData" in page.content()  # the example is ready in the first tab
             page.click(".graphiql-execute-button")
-            page.wait_for_function("document.querySelector('.result-window') && document.querySelector('.result-window').innerText.includes('Buttes-Montmartre')", timeout=20_000)
+            page.wait_for_function(
+                "document.querySelector('.result-window') && document.querySelector('.result-window').innerText.includes('Buttes-Montmartre')",
+                timeout=20_000,
+            )
             result = page.inner_text(".result-window")
             assert '"population": 185825' in result
         finally:
             browser.close()
-

@@ -12,9 +12,7 @@ import httpx
 from tests.e2e.test_browser import CHROMIUM, FLAGS
 from tests.e2e.test_demo import ROOT, demo  # noqa: F401  (the running demo fixture)
 
-RESULT_READY = (
-    "document.querySelector('.result-window') && document.querySelector('.result-window').innerText.includes('Buttes-Montmartre')"
-)
+RESULT_READY = "document.querySelector('.result-window') && document.querySelector('.result-window').innerText.includes('Buttes-Montmartre')"
 
 
 def apq_hits(url: str) -> float:
@@ -59,7 +57,9 @@ def test_graphiql_sends_the_hash_alone_the_second_time(demo):  # noqa: F811
             page.wait_for_function(RESULT_READY, timeout=20_000)
             first_run = answers(2)
             hits_before = apq_hits(url)
-            with page.expect_response(lambda response: response.request.method == "POST" and response.url.endswith("/graphql"), timeout=20_000):
+            with page.expect_response(
+                lambda response: response.request.method == "POST" and response.url.endswith("/graphql"), timeout=20_000
+            ):
                 page.click(".graphiql-execute-button")
             page.wait_for_function(RESULT_READY, timeout=20_000)
             answers(3)

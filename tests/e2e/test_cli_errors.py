@@ -22,7 +22,14 @@ SUPERGRAPH = ROOT / "tests" / "world" / "supergraph.graphql"
 def run(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
     environment = {**os.environ, "COLUMNS": "60", **env}  # narrow: a message must not wrap either
     environment.pop("CITYGATE_KEY", None)
-    return subprocess.run([sys.executable, "-m", "gateway.cli", *args], capture_output=True, text=True, timeout=60, env=environment, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environment,
+        cwd=cwd,
+    )
 
 
 @pytest.fixture
@@ -35,7 +42,9 @@ def files(tmp_path: Path) -> Path:
         f"    schema:\n      subgraph_url: http://127.0.0.1:{free_port()}/graphql\n"
     )
     (tmp_path / "no-sdl").mkdir()
-    (tmp_path / "no-sdl" / "manifest.yaml").write_text("name: weather\nowner: meteo\nkind: subgraph\nurl: https://meteo.example/graphql\nsdl_file: gone.graphql\n")
+    (tmp_path / "no-sdl" / "manifest.yaml").write_text(
+        "name: weather\nowner: meteo\nkind: subgraph\nurl: https://meteo.example/graphql\nsdl_file: gone.graphql\n"
+    )
     (tmp_path / "bad-manifest").mkdir()
     (tmp_path / "bad-manifest" / "manifest.yaml").write_text("name: [weather\n")
     return tmp_path
@@ -43,29 +52,85 @@ def files(tmp_path: Path) -> Path:
 
 NOWHERE = f"http://127.0.0.1:{free_port()}"
 CASES = {
-    "plan, variables not JSON": (["plan", "{ residents { name } }", "--supergraph", str(SUPERGRAPH), "--variables", "{bad"], 2, "--variables is not JSON"),
-    "plan, variables not an object": (["plan", "{ residents { name } }", "--supergraph", str(SUPERGRAPH), "--variables", "[1]"], 2, "must be a JSON object"),
+    "plan, variables not JSON": (
+        ["plan", "{ residents { name } }", "--supergraph", str(SUPERGRAPH), "--variables", "{bad"],
+        2,
+        "--variables is not JSON",
+    ),
+    "plan, variables not an object": (
+        ["plan", "{ residents { name } }", "--supergraph", str(SUPERGRAPH), "--variables", "[1]"],
+        2,
+        "must be a JSON object",
+    ),
     "plan, supergraph not SDL": (["plan", "{ a }", "--supergraph", "bad.graphql"], 1, "(at 1:20)"),
     "plan, no supergraph file": (["plan", "{ a }", "--supergraph", "gone.graphql"], 2, "cannot read gone.graphql"),
-    "plan, operation not GraphQL": (["plan", "{ residents { name }", "--supergraph", str(SUPERGRAPH)], 1, "Syntax Error"),
+    "plan, operation not GraphQL": (
+        ["plan", "{ residents { name }", "--supergraph", str(SUPERGRAPH)],
+        1,
+        "Syntax Error",
+    ),
     "compose, config not YAML": (["compose", "bad.yaml"], 2, "cannot read bad.yaml"),
     "compose, no config file": (["compose", "gone.yaml"], 2, "cannot read gone.yaml"),
     "compose, subgraph unreachable": (["compose", "unreachable.yaml"], 2, "cannot read the SDL of"),
-    "connector, manifest not YAML": (["connector", "validate", "bad-manifest", "--key", "k", "--gateway", NOWHERE], 2, "cannot read bad-manifest"),
-    "connector, no SDL file": (["connector", "register", "no-sdl", "--key", "k", "--gateway", NOWHERE], 2, "gone.graphql"),
-    "connector, no folder": (["connector", "validate", "gone", "--key", "k", "--gateway", NOWHERE], 2, "cannot read gone"),
-    "connector list, gateway unreachable": (["connector", "list", "--key", "k", "--gateway", NOWHERE], 2, "cannot reach"),
-    "audit verify, no store file": (["audit", "verify", "--store", "sqlite:///gone/citygate.db"], 2, "there is no SQLite store"),
+    "connector, manifest not YAML": (
+        ["connector", "validate", "bad-manifest", "--key", "k", "--gateway", NOWHERE],
+        2,
+        "cannot read bad-manifest",
+    ),
+    "connector, no SDL file": (
+        ["connector", "register", "no-sdl", "--key", "k", "--gateway", NOWHERE],
+        2,
+        "gone.graphql",
+    ),
+    "connector, no folder": (
+        ["connector", "validate", "gone", "--key", "k", "--gateway", NOWHERE],
+        2,
+        "cannot read gone",
+    ),
+    "connector list, gateway unreachable": (
+        ["connector", "list", "--key", "k", "--gateway", NOWHERE],
+        2,
+        "cannot reach",
+    ),
+    "audit verify, no store file": (
+        ["audit", "verify", "--store", "sqlite:///gone/citygate.db"],
+        2,
+        "there is no SQLite store",
+    ),
     "audit head, store URL unreadable": (["audit", "head", "--store", "nonsense"], 2, "cannot read the audit log"),
     "serve, settings not YAML": (["serve", "--config", "bad.yaml"], 1, "bad.yaml is not valid YAML"),
-    "serve, supergraph not SDL": (["serve", "--supergraph", "bad.graphql", "--store", "sqlite:///served.db"], 1, "cannot be served"),
-    "schema, no such client": (["schema", "--supergraph", str(SUPERGRAPH), "--client", "[nosuch]"], 2, "no client '[nosuch]' in the policy"),
-    "schema, resident without a client": (["schema", "--supergraph", str(SUPERGRAPH), "--resident"], 2, "need --client"),
-    "schema, owner not SUBGRAPH=OWNER": (["schema", "--supergraph", str(SUPERGRAPH), "--owner", "parking"], 2, "--owner takes SUBGRAPH=OWNER"),
-    "schema, supergraph not SDL": (["schema", "--supergraph", "bad.graphql"], 1, "bad.graphql cannot be served: the supergraph is not valid GraphQL SDL"),
+    "serve, supergraph not SDL": (
+        ["serve", "--supergraph", "bad.graphql", "--store", "sqlite:///served.db"],
+        1,
+        "cannot be served",
+    ),
+    "schema, no such client": (
+        ["schema", "--supergraph", str(SUPERGRAPH), "--client", "[nosuch]"],
+        2,
+        "no client '[nosuch]' in the policy",
+    ),
+    "schema, resident without a client": (
+        ["schema", "--supergraph", str(SUPERGRAPH), "--resident"],
+        2,
+        "need --client",
+    ),
+    "schema, owner not SUBGRAPH=OWNER": (
+        ["schema", "--supergraph", str(SUPERGRAPH), "--owner", "parking"],
+        2,
+        "--owner takes SUBGRAPH=OWNER",
+    ),
+    "schema, supergraph not SDL": (
+        ["schema", "--supergraph", "bad.graphql"],
+        1,
+        "bad.graphql cannot be served: the supergraph is not valid GraphQL SDL",
+    ),
     "schema, SDL not a supergraph": (["schema", "--supergraph", "plain.graphql"], 1, "links no join spec"),
     "schema, no supergraph file": (["schema", "--supergraph", "gone.graphql"], 2, "cannot read gone.graphql"),
-    "schema, policy not YAML": (["schema", "--supergraph", str(SUPERGRAPH), "--policy", "bad.yaml"], 2, "the policy file is invalid: bad.yaml is not valid YAML"),
+    "schema, policy not YAML": (
+        ["schema", "--supergraph", str(SUPERGRAPH), "--policy", "bad.yaml"],
+        2,
+        "the policy file is invalid: bad.yaml is not valid YAML",
+    ),
 }
 
 
@@ -101,12 +166,19 @@ def test_listings_are_tables_on_a_terminal_and_tab_separated_when_piped(gateway)
         ["citygate", "operator", "python", "v0", "builtin"],
     ]
     env = {**os.environ, "CITYGATE_URL": gateway, "CITYGATE_KEY": OPERATOR_KEY, "TTY_COMPATIBLE": "1", "COLUMNS": "120"}
-    table = subprocess.run([sys.executable, "-m", "gateway.cli", "connector", "list"], capture_output=True, text=True, timeout=60, env=env)
+    table = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "connector", "list"], capture_output=True, text=True, timeout=60, env=env
+    )
     assert table.returncode == 0, table.stderr
     lines = [line.split() for line in _plain(table.stdout).splitlines() if line.strip()]
     assert "\t" not in table.stdout and lines[0][:5] == ["name", "owner", "kind", "version", "source"]
-    assert [line[:5] for line in lines[1:]] == [["city", "city", "python", "v0", "folder"], ["citygate", "operator", "python", "v0", "builtin"]]
+    assert [line[:5] for line in lines[1:]] == [
+        ["city", "city", "python", "v0", "folder"],
+        ["citygate", "operator", "python", "v0", "builtin"],
+    ]
     assert citygate("partner", "add", "meteo", key=OPERATOR_KEY, url=gateway).returncode == 0
-    partners = subprocess.run([sys.executable, "-m", "gateway.cli", "partner", "list"], capture_output=True, text=True, timeout=60, env=env)
+    partners = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "partner", "list"], capture_output=True, text=True, timeout=60, env=env
+    )
     rows = [line.split() for line in _plain(partners.stdout).splitlines() if line.strip()]
     assert rows[0] == ["name", "added", "connectors"] and rows[1][0] == "meteo" and rows[1][-1] == "-"

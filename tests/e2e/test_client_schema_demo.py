@@ -29,8 +29,10 @@ INTROSPECTION = get_introspection_query(descriptions=True)
 
 def fields_of(schema) -> set[str]:
     return {
-        f"{name}.{field}" for name, named in schema.type_map.items()
-        if isinstance(named, GraphQLObjectType | GraphQLInterfaceType) and not name.startswith("__") for field in named.fields
+        f"{name}.{field}"
+        for name, named in schema.type_map.items()
+        if isinstance(named, GraphQLObjectType | GraphQLInterfaceType) and not name.startswith("__")
+        for field in named.fields
     }
 
 
@@ -44,8 +46,12 @@ def introspect(url: str, headers: dict) -> dict:
 
 def test_every_demo_client_introspects_a_valid_schema_of_what_it_could_receive(demo, tmp_path):  # noqa: F811
     url, credentials, _ = demo
-    supergraph = httpx.get(f"{url}/admin/supergraph", headers={"authorization": f"Bearer {credentials['operator_key']}"}, timeout=30).text
-    policy = parse_policy(demo_policy(credentials["clients"], tmp_path / "jwks.json"))  # the demo's, its privacy section included
+    supergraph = httpx.get(
+        f"{url}/admin/supergraph", headers={"authorization": f"Bearer {credentials['operator_key']}"}, timeout=30
+    ).text
+    policy = parse_policy(
+        demo_policy(credentials["clients"], tmp_path / "jwks.json")
+    )  # the demo's, its privacy section included
     model = load_supergraph(supergraph, policy.privacy)
     annotations = PrivacySchema(model)
     every = fields_of(model.api_schema)
@@ -55,7 +61,10 @@ def test_every_demo_client_introspects_a_valid_schema_of_what_it_could_receive(d
 
     shown: dict[str, set[str]] = {}
     requesters = {"public": {}, "resident": {"authorization": f"Bearer {credentials['residents']['r0001']}"}}
-    requesters |= {client: {"x-api-key": key, "x-citygate-purpose": CLIENTS[client]["purposes"][0]} for client, key in credentials["clients"].items()}
+    requesters |= {
+        client: {"x-api-key": key, "x-citygate-purpose": CLIENTS[client]["purposes"][0]}
+        for client, key in credentials["clients"].items()
+    }
     for name, headers in requesters.items():
         schema = build_client_schema(introspect(url, headers))
         assert validate_schema(schema) == [], name
@@ -86,7 +95,11 @@ def test_graphiql_loads_the_publics_schema_in_a_browser(demo):  # noqa: F811
             page = browser.new_page()
 
             def record(response) -> None:
-                if response.url.endswith("/graphql") and response.request.method == "POST" and "__schema" in (response.request.post_data or ""):
+                if (
+                    response.url.endswith("/graphql")
+                    and response.request.method == "POST"
+                    and "__schema" in (response.request.post_data or "")
+                ):
                     answers.append(response.json())
 
             page.on("response", record)
@@ -104,6 +117,8 @@ def test_graphiql_loads_the_publics_schema_in_a_browser(demo):  # noqa: F811
             # and GraphiQL took it: the documentation explorer lists the root fields
             page.click("button[aria-label='Show Documentation Explorer']")
             page.wait_for_selector(".graphiql-doc-explorer", timeout=20_000)
-            page.wait_for_function("document.querySelector('.graphiql-doc-explorer').innerText.includes('Query')", timeout=20_000)
+            page.wait_for_function(
+                "document.querySelector('.graphiql-doc-explorer').innerText.includes('Query')", timeout=20_000
+            )
         finally:
             browser.close()

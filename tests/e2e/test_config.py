@@ -31,8 +31,11 @@ class Served:
         self.stderr = folder / f"stderr-{self.port}.txt"
         environment = {k: v for k, v in os.environ.items() if not k.startswith("CITYGATE_")}
         self.process = subprocess.Popen(
-            [*CITYGATE, "serve", *arguments], cwd=folder, env={**environment, "PYTHONPATH": str(ROOT), **env},
-            stdout=subprocess.DEVNULL, stderr=self.stderr.open("wb"),
+            [*CITYGATE, "serve", *arguments],
+            cwd=folder,
+            env={**environment, "PYTHONPATH": str(ROOT), **env},
+            stdout=subprocess.DEVNULL,
+            stderr=self.stderr.open("wb"),
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -51,7 +54,9 @@ class Served:
         return self.stderr.read_text(errors="replace")
 
     def post(self, query: str, headers: dict[str, str] | None = None, variables: dict | None = None) -> httpx.Response:
-        return httpx.post(self.url + "/graphql", json={"query": query, "variables": variables}, headers=headers or {}, timeout=30)
+        return httpx.post(
+            self.url + "/graphql", json={"query": query, "variables": variables}, headers=headers or {}, timeout=30
+        )
 
     def stop(self) -> None:
         self.process.terminate()
@@ -66,8 +71,12 @@ def refused_at_start(arguments: list[str], folder: Path, env: dict[str, str] | N
     """Runs `citygate serve ARGS`, which must refuse to start: its lines on stderr."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CITYGATE_")}
     result = subprocess.run(
-        [*CITYGATE, "serve", *arguments], cwd=folder, env={**environment, "PYTHONPATH": str(ROOT), **(env or {})},
-        capture_output=True, text=True, timeout=60,
+        [*CITYGATE, "serve", *arguments],
+        cwd=folder,
+        env={**environment, "PYTHONPATH": str(ROOT), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 1, (result.returncode, result.stderr)
     assert "Traceback" not in result.stderr, result.stderr
@@ -80,19 +89,29 @@ def refused_at_start(arguments: list[str], folder: Path, env: dict[str, str] | N
 def test_the_example_settings_run_as_written(tmp_path: Path):
     """`citygate serve --config examples/citygate.yaml` from another folder: the policy and the
     connectors are found beside the file; the port comes from CITYGATE_PORT (over the file's)."""
-    gateway = Served(["--config", str(EXAMPLE)], tmp_path, {"CITYGATE_PORT": str(free_port()), "CITYGATE_OPERATOR_KEY": "cgo_test"})
+    gateway = Served(
+        ["--config", str(EXAMPLE)], tmp_path, {"CITYGATE_PORT": str(free_port()), "CITYGATE_OPERATOR_KEY": "cgo_test"}
+    )
     try:
         public = gateway.post('{ district(code: "75118") { name } }')
         assert public.status_code == 200 and public.json() == {"data": {"district": {"name": "Buttes-Montmartre"}}}
         clients = gateway.post("{ clients { id } }").json()["data"]["clients"]
-        assert {client["id"] for client in clients} == {"technician-console", "open-data-portal"}  # examples/policy.yaml
+        assert {client["id"] for client in clients} == {
+            "technician-console",
+            "open-data-portal",
+        }  # examples/policy.yaml
         # the technician's legal basis (examples/policy.yaml) opens a street issue's location; the
         # public gets it coarsened (the policy's masking) and told why
         query = "{ streetIssues(first: 1) { location { latitude } } }"
-        technician = gateway.post(query, {"x-api-key": TECHNICIAN_KEY, "x-citygate-purpose": "street-maintenance"}).json()
+        technician = gateway.post(
+            query, {"x-api-key": TECHNICIAN_KEY, "x-citygate-purpose": "street-maintenance"}
+        ).json()
         public_view = gateway.post(query).json()
         assert "privacy" not in technician.get("extensions", {}), technician
-        precise, coarse = technician["data"]["streetIssues"][0]["location"]["latitude"], public_view["data"]["streetIssues"][0]["location"]["latitude"]
+        precise, coarse = (
+            technician["data"]["streetIssues"][0]["location"]["latitude"],
+            public_view["data"]["streetIssues"][0]["location"]["latitude"],
+        )
         assert precise != coarse and round(precise, 2) == coarse
         assert public_view["extensions"]["privacy"]["withheld"], public_view
         assert (tmp_path / "citygate.db").is_file()  # store.url: relative to the working folder
@@ -129,10 +148,17 @@ def test_a_flag_wins_over_its_variable_which_wins_over_the_file(tmp_path: Path):
 
 
 def test_the_old_variables_still_work(tmp_path: Path):
-    settings = load_settings(None, {
-        "CITYGATE_MAX_BODY_BYTES": "1024", "CITYGATE_STORE_STATEMENT_TIMEOUT": "2.5", "CITYGATE_REDIS_URL": "redis://127.0.0.1:6379/1",
-        "CITYGATE_INTROSPECTION": "none", "CITYGATE_SUGGESTIONS": "on", "CITYGATE_MAX_HEADERS": "50",
-    })
+    settings = load_settings(
+        None,
+        {
+            "CITYGATE_MAX_BODY_BYTES": "1024",
+            "CITYGATE_STORE_STATEMENT_TIMEOUT": "2.5",
+            "CITYGATE_REDIS_URL": "redis://127.0.0.1:6379/1",
+            "CITYGATE_INTROSPECTION": "none",
+            "CITYGATE_SUGGESTIONS": "on",
+            "CITYGATE_MAX_HEADERS": "50",
+        },
+    )
     limits = settings.http_limits()
     assert (limits.max_body_bytes, limits.max_headers, limits.redis_url) == (1024, 50, "redis://127.0.0.1:6379/1")
     assert (limits.document.introspection, limits.document.suggestions) == ("none", "on")
@@ -145,18 +171,25 @@ def test_unknown_keys_and_bad_values_are_refused_one_line_each(tmp_path: Path):
         "server:\n  port: 4000\n  colour: blue\nlimits:\n  max_depth: deep\nstore:\n  url: postgresql://citygate:hunter2@db/city\n"
         "  connect_timeout: 0\ncors:\n  allow_origins: [https://app.example/page]\ncolour: red\n"
     )
-    lines = refused_at_start(["--config", str(config), "--max-cost", "-1"], tmp_path, {"CITYGATE_INTROSPECTION": "everyone"})
+    lines = refused_at_start(
+        ["--config", str(config), "--max-cost", "-1"], tmp_path, {"CITYGATE_INTROSPECTION": "everyone"}
+    )
     source = str(config)
-    assert sorted(lines) == sorted([
-        f"server.colour: unknown setting (from {source})",
-        "server.introspection: Input should be 'all', 'clients' or 'none', not 'everyone' (from CITYGATE_INTROSPECTION)",
-        f"store.connect_timeout: Input should be greater than 0, not 0 (from {source})",
-        "limits.max_depth: Input should be a valid integer, unable to parse string as an integer, not 'deep' (from " + source + ")",
-        "limits.max_cost: Input should be greater than or equal to 0, not -1 (from --max-cost)",
-        "cors.allow_origins: 'https://app.example/page' is not an origin: scheme://host[:port], no path, no wildcard (or '*' alone) (from "
-        + source + ")",
-        f"colour: unknown setting (from {source})",
-    ])
+    assert sorted(lines) == sorted(
+        [
+            f"server.colour: unknown setting (from {source})",
+            "server.introspection: Input should be 'all', 'clients' or 'none', not 'everyone' (from CITYGATE_INTROSPECTION)",
+            f"store.connect_timeout: Input should be greater than 0, not 0 (from {source})",
+            "limits.max_depth: Input should be a valid integer, unable to parse string as an integer, not 'deep' (from "
+            + source
+            + ")",
+            "limits.max_cost: Input should be greater than or equal to 0, not -1 (from --max-cost)",
+            "cors.allow_origins: 'https://app.example/page' is not an origin: scheme://host[:port], no path, no wildcard (or '*' alone) (from "
+            + source
+            + ")",
+            f"colour: unknown setting (from {source})",
+        ]
+    )
     assert "hunter2" not in "\n".join(lines)
 
 
@@ -206,7 +239,12 @@ def test_every_setting_is_in_the_operators_guide():
 @pytest.fixture(scope="module")
 def logged(tmp_path_factory):
     folder = tmp_path_factory.mktemp("logs")
-    env = {"CITYGATE_PORT": str(free_port()), "CITYGATE_OPERATOR_KEY": "cgo_test", "CITYGATE_LOG_FORMAT": "json", "CITYGATE_LOG_LEVEL": "info"}
+    env = {
+        "CITYGATE_PORT": str(free_port()),
+        "CITYGATE_OPERATOR_KEY": "cgo_test",
+        "CITYGATE_LOG_FORMAT": "json",
+        "CITYGATE_LOG_LEVEL": "info",
+    }
     gateway = Served(["--config", str(EXAMPLE)], folder, env)
     yield gateway
     gateway.stop()
@@ -228,9 +266,16 @@ def test_json_log_lines_and_the_access_log(logged):
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["time"]) for line in lines)
     access = [line for line in lines if line["logger"] == "citygate.access" and line["path"] == "/graphql"]
     mine = next(line for line in access if line["request_id"] == "trace-42.a")
-    assert {k: mine[k] for k in ("method", "path", "status", "client")} == {"method": "POST", "path": "/graphql", "status": 200, "client": "technician-console"}
+    assert {k: mine[k] for k in ("method", "path", "status", "client")} == {
+        "method": "POST",
+        "path": "/graphql",
+        "status": 200,
+        "client": "technician-console",
+    }
     assert mine["duration_ms"] >= 0
-    assert any(line["request_id"] == generated.headers["x-request-id"] and line["client"] == "public" for line in access)
+    assert any(
+        line["request_id"] == generated.headers["x-request-id"] and line["client"] == "public" for line in access
+    )
     text = logged.log()
     assert "r0007" not in text and TECHNICIAN_KEY not in text  # no variable, no key
 
@@ -245,4 +290,7 @@ def test_text_log_lines_carry_the_time(tmp_path: Path):
         gateway.stop()
     access = [line for line in gateway.log().splitlines() if "citygate.access" in line and "/graphql" in line]
     assert len(access) == 1
-    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO citygate\.access: POST /graphql 200 [\d.]+ ms client=public \[request text-1\]$", access[0])
+    assert re.match(
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO citygate\.access: POST /graphql 200 [\d.]+ ms client=public \[request text-1\]$",
+        access[0],
+    )

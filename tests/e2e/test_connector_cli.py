@@ -23,7 +23,9 @@ def citygate(*args: str, key: str | None = None, url: str = "") -> subprocess.Co
     env = {**os.environ, "CITYGATE_URL": url}
     if key is not None:
         env["CITYGATE_KEY"] = key
-    return subprocess.run([sys.executable, "-m", "gateway.cli", *args], capture_output=True, text=True, timeout=60, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args], capture_output=True, text=True, timeout=60, env=env
+    )
 
 
 @pytest.fixture
@@ -41,7 +43,20 @@ def gateway(tmp_path):
     policy.write_text("registry:\n  allow_upstreams: ['127.0.0.0/8']\n")
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve", "--connectors", str(connectors), "--store", f"sqlite:///{tmp_path / 'g.db'}", "--policy", str(policy), "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "serve",
+            "--connectors",
+            str(connectors),
+            "--store",
+            f"sqlite:///{tmp_path / 'g.db'}",
+            "--policy",
+            str(policy),
+            "--port",
+            str(port),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, "CITYGATE_OPERATOR_KEY": OPERATOR_KEY},
@@ -63,14 +78,18 @@ def test_partners_register_list_and_remove_connectors_with_the_cli(gateway, weat
 
     folder = tmp_path / "weather"
     folder.mkdir()
-    (folder / "manifest.yaml").write_text(f"name: weather\nowner: meteo\nkind: subgraph\nurl: {weather.url('weather')}\ntimeout: 5\n")
+    (folder / "manifest.yaml").write_text(
+        f"name: weather\nowner: meteo\nkind: subgraph\nurl: {weather.url('weather')}\ntimeout: 5\n"
+    )
     validated = citygate("connector", "validate", str(folder), key=meteo_key, url=gateway)
     assert validated.returncode == 0, validated.stderr
     assert "valid" in validated.stderr
 
     registered = citygate("connector", "register", str(folder), key=meteo_key, url=gateway)
     assert registered.returncode == 0, registered.stderr
-    answer = httpx.post(f"{gateway}/graphql", json={"query": '{ district(code: "75105") { name temperature population } }'}).json()
+    answer = httpx.post(
+        f"{gateway}/graphql", json={"query": '{ district(code: "75105") { name temperature population } }'}
+    ).json()
     assert answer == {"data": {"district": {"name": "Panthéon", "temperature": 14.5, "population": 56841}}}
 
     listed = citygate("connector", "list", key=meteo_key, url=gateway)
@@ -88,7 +107,9 @@ def test_the_cli_explains_refusals(gateway, tmp_path):
     meteo_key = citygate("partner", "add", "meteo", key=OPERATOR_KEY, url=gateway).stdout.strip()
     folder = tmp_path / "sneaky"
     folder.mkdir()
-    (folder / "manifest.yaml").write_text("name: sneaky\nowner: meteo\nkind: subgraph\nurl: http://169.254.169.254/graphql\n")
+    (folder / "manifest.yaml").write_text(
+        "name: sneaky\nowner: meteo\nkind: subgraph\nurl: http://169.254.169.254/graphql\n"
+    )
     refused = citygate("connector", "register", str(folder), key=meteo_key, url=gateway)
     assert refused.returncode == 1
     assert "UPSTREAM_URL_REFUSED" in refused.stderr and "metadata" in refused.stderr
@@ -123,7 +144,9 @@ def test_errors_keep_the_subgraph_name_and_say_whose_sdl_a_location_is_in(gatewa
     parkr_key = citygate("partner", "add", "parkr", key=OPERATOR_KEY, url=gateway).stdout.strip()
     folder = tmp_path / "parking"
     folder.mkdir()
-    (folder / "manifest.yaml").write_text("name: parking\nowner: parkr\nkind: subgraph\nurl: http://127.0.0.1:9/graphql\nsdl_file: schema.graphql\n")
+    (folder / "manifest.yaml").write_text(
+        "name: parking\nowner: parkr\nkind: subgraph\nurl: http://127.0.0.1:9/graphql\nsdl_file: schema.graphql\n"
+    )
 
     # a problem in the partner's own SDL: `[parking]` as written (not eaten as markup), at its file's line
     (folder / "schema.graphql").write_text(SPOTS_SDL)
@@ -149,12 +172,27 @@ def test_serve_names_an_unset_variable_of_a_folder_manifest(tmp_path):
     # CITYGATE_DEMO_URL, which only `citygate demo` sets
     environment = {key: value for key, value in os.environ.items() if key != "CITYGATE_DEMO_URL"}
     started = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "serve", "--connectors", str(ROOT / "connectors"), "--store", f"sqlite:///{tmp_path / 'g.db'}",
-         "--port", str(free_port())],
-        capture_output=True, text=True, timeout=60, env={**environment, "CITYGATE_OPERATOR_KEY": OPERATOR_KEY},
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "serve",
+            "--connectors",
+            str(ROOT / "connectors"),
+            "--store",
+            f"sqlite:///{tmp_path / 'g.db'}",
+            "--port",
+            str(free_port()),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**environment, "CITYGATE_OPERATOR_KEY": OPERATOR_KEY},
     )
     assert started.returncode == 1
     assert "Traceback" not in started.stderr
     problems = [text for text in started.stderr.splitlines() if text.startswith("connector ")]
-    assert problems and all("environment variable CITYGATE_DEMO_URL is not set (used in the url)" in text for text in problems)
+    assert problems and all(
+        "environment variable CITYGATE_DEMO_URL is not set (used in the url)" in text for text in problems
+    )
     assert {text.split()[1] for text in problems} == {"bikes", "dining", "neighbourhood", "parking"}

@@ -43,7 +43,12 @@ def demo(tmp_path_factory):
 def run(demo, name: str, variables: dict | None = None) -> dict:
     url, credentials, _ = demo
     example = examples()[name]
-    response = httpx.post(f"{url}/graphql", json={"query": example.query, "variables": variables or {}}, headers=headers(example, credentials), timeout=30)
+    response = httpx.post(
+        f"{url}/graphql",
+        json={"query": example.query, "variables": variables or {}},
+        headers=headers(example, credentials),
+        timeout=30,
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -75,7 +80,10 @@ def test_consent_granted_disclosed_withdrawn_withheld(demo):
 
     granted = run(demo, "grant")["data"]["grantConsent"]
     assert granted["consent"]["active"] is True
-    assert granted["receipt"]["piiPrincipalId"] == "r0003" and granted["receipt"]["services"][0]["purposes"][0]["purpose"] == "booking"
+    assert (
+        granted["receipt"]["piiPrincipalId"] == "r0003"
+        and granted["receipt"]["services"][0]["purposes"][0]["purpose"] == "booking"
+    )
 
     after = run(demo, "parkr-after")
     email = after["data"]["resident"]["email"]
@@ -99,7 +107,9 @@ def test_the_demo_has_two_thousand_residents_and_no_secret_on_disk_in_the_reposi
     ).json()
     # r2000 exists, r2001 does not; a resident's id is their personal data: withheld from the public
     assert answer["data"] == {"a": {"id": None}, "b": None}
-    assert answer["extensions"]["privacy"]["withheld"] == [{"path": ["a", "id"], "category": "user.unique_id", "reason": "public-requester", "strategy": "null"}]
+    assert answer["extensions"]["privacy"]["withheld"] == [
+        {"path": ["a", "id"], "category": "user.unique_id", "reason": "public-requester", "strategy": "null"}
+    ]
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout
     assert "demo-credentials" not in tracked and "demo-jwks" not in tracked
     assert credentials["operator_key"] not in (ROOT / "README.md").read_text()
@@ -126,30 +136,55 @@ def test_the_rest_partner_joins_the_citys_districts_under_the_same_privacy_rules
         return response.json()
 
     # open data: the city's district (in-process) joined with the stations of Cyclo's REST API
-    district = ask('{ district(code: "75118") { name population bikeStations { id name mechanicalBikes electricBikes } } }')
+    district = ask(
+        '{ district(code: "75118") { name population bikeStations { id name mechanicalBikes electricBikes } } }'
+    )
     assert "errors" not in district, district
     district = district["data"]["district"]
     assert district["name"] == "Buttes-Montmartre" and district["population"] == 185825
     expected = [s for s in data["stations"].values() if s["district"] == "75118"]
     assert district["bikeStations"] == [
-        {"id": s["id"], "name": s["name"], "mechanicalBikes": s["bikes"]["mechanical"], "electricBikes": s["bikes"]["electric"]} for s in expected
+        {
+            "id": s["id"],
+            "name": s["name"],
+            "mechanicalBikes": s["bikes"]["mechanical"],
+            "electricBikes": s["bikes"]["electric"],
+        }
+        for s in expected
     ]
 
     # a resident's rides, as Cyclo's app sees them: what r0001 consented to, never the price
     rides_query = '{ resident(id: "r0001") { bikeRentals { id startedAt minutes priceCents fromStation { name } } } }'
-    rentals = sorted((r for r in data["rentals"].values() if r["resident_id"] == "r0001"), key=lambda r: r["started_at"], reverse=True)
+    rentals = sorted(
+        (r for r in data["rentals"].values() if r["resident_id"] == "r0001"),
+        key=lambda r: r["started_at"],
+        reverse=True,
+    )
     cyclo = ask(rides_query, {"x-api-key": credentials["clients"]["cyclo-app"], "x-citygate-purpose": "bike-sharing"})
     assert cyclo["data"]["resident"]["bikeRentals"] == [
-        {"id": r["id"], "startedAt": r["started_at"], "minutes": r["duration_min"], "priceCents": None,
-         "fromStation": {"name": data["stations"][r["from_station"]]["name"]}}
+        {
+            "id": r["id"],
+            "startedAt": r["started_at"],
+            "minutes": r["duration_min"],
+            "priceCents": None,
+            "fromStation": {"name": data["stations"][r["from_station"]]["name"]},
+        }
         for r in rentals
     ]
-    assert {(w["category"], w["reason"]) for w in cyclo["extensions"]["privacy"]["withheld"]} == {("user.financial", "no-consent")}
+    assert {(w["category"], w["reason"]) for w in cyclo["extensions"]["privacy"]["withheld"]} == {
+        ("user.financial", "no-consent")
+    }
     # the public: not even the resident's id goes to Cyclo to ask (a flow to a partner is a disclosure)
     public = ask(rides_query)
     assert public["data"] == {"resident": {"bikeRentals": None}}
     assert public["extensions"]["privacy"]["withheld"] == [
-        {"path": ["resident", "bikeRentals"], "category": "user.unique_id", "reason": "no-consent", "strategy": "null", "recipient": "cyclo"}
+        {
+            "path": ["resident", "bikeRentals"],
+            "category": "user.unique_id",
+            "reason": "no-consent",
+            "strategy": "null",
+            "recipient": "cyclo",
+        }
     ]
     # the rider: everything
     own = ask(rides_query, {"authorization": f"Bearer {credentials['residents']['r0001']}"})
@@ -179,7 +214,9 @@ def test_voisinage_and_table_dhote_answer_from_their_rest_apis_under_the_same_pr
         return response.json()
 
     def seats_left(dinner_id: str) -> int:
-        return max(0, dinners[dinner_id]["seats"] - sum(r["seats"] for r in reservations.values() if r["dinner"] == dinner_id))
+        return max(
+            0, dinners[dinner_id]["seats"] - sum(r["seats"] for r in reservations.values() if r["dinner"] == dinner_id)
+        )
 
     # open data: what a listing shows, joined to the city's district; who posted or hosts it is withheld
     public = ask(
@@ -194,11 +231,14 @@ def test_voisinage_and_table_dhote_answer_from_their_rest_apis_under_the_same_pr
     assert district["averageJobReward"] == round(sum(rewards) / len(rewards), 2)
     hosted_here = [i for i, d in dinners.items() if d["district"] == "75118"]
     assert district["dinners"] == [
-        {"title": dinners[i]["title"], "pricePerSeat": dinners[i]["price"], "seatsLeft": seats_left(i), "hostId": None} for i in hosted_here
+        {"title": dinners[i]["title"], "pricePerSeat": dinners[i]["price"], "seatsLeft": seats_left(i), "hostId": None}
+        for i in hosted_here
     ]
     prices = [dinners[i]["price"] for i in hosted_here]
     assert district["averageDinnerPrice"] == round(sum(prices) / len(prices), 2)
-    assert {(w["category"], w["reason"]) for w in public["extensions"]["privacy"]["withheld"]} == {("user.unique_id", "public-requester")}
+    assert {(w["category"], w["reason"]) for w in public["extensions"]["privacy"]["withheld"]} == {
+        ("user.unique_id", "public-requester")
+    }
 
     # the resident, signed in: their jobs, ratings and reservations, each dinner
     # fetched from Table d'hôte's API by id ($batch)
@@ -211,15 +251,24 @@ def test_voisinage_and_table_dhote_answer_from_their_rest_apis_under_the_same_pr
     resident = own["data"]["resident"]
     # who took r0001's job is the taker's (r0002's) personal data: r0001 sees it was taken, not by whom
     assert resident["jobsPosted"] == [
-        {"id": i, "title": j["title"], "assignment": {"takerId": None} if j["taker"] else None} for i, j in jobs.items() if j["poster"] == "r0001"
+        {"id": i, "title": j["title"], "assignment": {"takerId": None} if j["taker"] else None}
+        for i, j in jobs.items()
+        if j["poster"] == "r0001"
     ]
     assert resident["jobsPosted"][0]["assignment"] == {"takerId": None}
-    assert resident["ratings"] == [{"jobId": r["job"], "score": r["score"]} for r in ratings.values() if r["ratee"] == "r0001"]
+    assert resident["ratings"] == [
+        {"jobId": r["job"], "score": r["score"]} for r in ratings.values() if r["ratee"] == "r0001"
+    ]
     # a dinner's id and date are its host's personal data: the guest sees the dinner's title only
     assert resident["dinnerReservations"] == [
-        {"id": i, "seats": r["seats"], "amountPaid": dinners[r["dinner"]]["price"] * r["seats"],
-         "dinner": {"id": None, "title": dinners[r["dinner"]]["title"], "date": None}}
-        for i, r in reservations.items() if r["guest"] == "r0001"
+        {
+            "id": i,
+            "seats": r["seats"],
+            "amountPaid": dinners[r["dinner"]]["price"] * r["seats"],
+            "dinner": {"id": None, "title": dinners[r["dinner"]]["title"], "date": None},
+        }
+        for i, r in reservations.items()
+        if r["guest"] == "r0001"
     ]
     assert {(tuple(w["path"]), w["reason"]) for w in own["extensions"]["privacy"]["withheld"]} == {
         (("resident", "jobsPosted", 0, "assignment", "takerId"), "no-consent"),
@@ -236,7 +285,13 @@ def test_voisinage_and_table_dhote_answer_from_their_rest_apis_under_the_same_pr
     assert tablehote["data"]["resident"]["phone"] and "*" not in tablehote["data"]["resident"]["phone"]
     assert tablehote["data"]["resident"]["dinnersHosted"] is None
     assert tablehote["extensions"]["privacy"]["withheld"] == [
-        {"path": ["resident", "dinnersHosted"], "category": "user.unique_id", "reason": "no-consent", "strategy": "null", "recipient": "tablehote"}
+        {
+            "path": ["resident", "dinnersHosted"],
+            "category": "user.unique_id",
+            "reason": "no-consent",
+            "strategy": "null",
+            "recipient": "tablehote",
+        }
     ]
 
 
@@ -250,9 +305,24 @@ def test_voisinage_connector_is_drafted_from_the_openapi_document_its_api_publis
     api = AppServer(_partner_api("neighbourhood").app).start()
     try:
         drafted = subprocess.run(
-            [sys.executable, "-m", "gateway.cli", "connector", "import-openapi", f"{api.base_url}/openapi.json",
-             "--name", "neighbourhood", "--owner", "voisinage", "--out", str(tmp_path / "draft")],
-            capture_output=True, text=True, cwd=ROOT, timeout=60,
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "connector",
+                "import-openapi",
+                f"{api.base_url}/openapi.json",
+                "--name",
+                "neighbourhood",
+                "--owner",
+                "voisinage",
+                "--out",
+                str(tmp_path / "draft"),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
         )
     finally:
         api.stop()
@@ -262,7 +332,13 @@ def test_voisinage_connector_is_drafted_from_the_openapi_document_its_api_publis
     draft_sdl = (tmp_path / "draft" / "schema.graphql").read_text()
     draft = {d.name.value: d for d in parse(draft_sdl).definitions if hasattr(d, "name")}
     assert {f.name.value for f in draft["Query"].fields} == {
-        "listJobs", "getJob", "listDistrictJobs", "getDistrictStats", "listPostedJobs", "listTakenJobs", "listRatings"
+        "listJobs",
+        "getJob",
+        "listDistrictJobs",
+        "getDistrictStats",
+        "listPostedJobs",
+        "listTakenJobs",
+        "listRatings",
     }
     assert "# TODO personal?" in draft_sdl
 

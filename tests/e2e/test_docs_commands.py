@@ -74,7 +74,14 @@ def sh_blocks(path: Path) -> list[Block]:
             continue
         before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
         marker = _SKIP.match(before)
-        blocks.append(Block(path.name, text.count("\n", 0, match.start()) + 1, commands(match["body"]), marker["reason"] if marker else None))
+        blocks.append(
+            Block(
+                path.name,
+                text.count("\n", 0, match.start()) + 1,
+                commands(match["body"]),
+                marker["reason"] if marker else None,
+            )
+        )
     return blocks
 
 
@@ -101,10 +108,16 @@ def workspace(tmp_path: Path) -> Path:
 
 def clean_environment() -> dict[str, str]:
     """This shell's environment without Citygate's variables: the documents must set what they use."""
-    return {key: value for key, value in os.environ.items() if not key.startswith("CITYGATE") and key not in ("PORT", "MAKEFLAGS")}
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("CITYGATE") and key not in ("PORT", "MAKEFLAGS")
+    }
 
 
-def run_block(block: Block, folder: Path, environment: dict[str, str], replace: dict[str, str] | None = None) -> list[tuple[str, str]]:
+def run_block(
+    block: Block, folder: Path, environment: dict[str, str], replace: dict[str, str] | None = None
+) -> list[tuple[str, str]]:
     """Run one block's commands in one `bash -eu`; (command, its output) each. Whatever the block
     left running in the background is stopped (its process group) once it is done."""
     lines = []
@@ -116,14 +129,21 @@ def run_block(block: Block, folder: Path, environment: dict[str, str], replace: 
     out, err = folder.parent / f"block-{block.line}.out", folder.parent / f"block-{block.line}.err"
     with out.open("w") as stdout_file, err.open("w") as stderr_file:
         process = subprocess.Popen(
-            ["bash", "-eu", "-c", "\n".join(lines)], cwd=folder, env=environment, stdout=stdout_file, stderr=stderr_file, start_new_session=True,
+            ["bash", "-eu", "-c", "\n".join(lines)],
+            cwd=folder,
+            env=environment,
+            stdout=stdout_file,
+            stderr=stderr_file,
+            start_new_session=True,
         )
     try:
         process.wait(timeout=180)
     finally:
         with_group_stopped(process.pid)
     stdout, stderr = out.read_text(), err.read_text()
-    assert process.returncode == 0, f"{block.document}, block at line {block.line}: exit {process.returncode}\n{stdout}\n{stderr}"
+    assert process.returncode == 0, (
+        f"{block.document}, block at line {block.line}: exit {process.returncode}\n{stdout}\n{stderr}"
+    )
     outputs = re.split(r"\n@@docs-test \d+@@\n", stdout)
     return list(zip(block.commands, outputs, strict=False))
 
@@ -185,7 +205,9 @@ def test_the_readme_commands_run_as_written(tmp_path):
                 else:
                     rest.append(command)
             if rest:
-                checked += check_answers(run_block(Block(block.document, block.line, tuple(rest), None), folder, environment))
+                checked += check_answers(
+                    run_block(Block(block.document, block.line, tuple(rest), None), folder, environment)
+                )
         assert demo is not None, "the README starts the demo"
         assert checked >= 3  # the open data, the resident's and Parkr's queries
         assert environment["CITYGATE_URL"] == f"http://127.0.0.1:{port}"
@@ -197,16 +219,35 @@ def test_the_readme_commands_run_as_written(tmp_path):
 
 def start_demo(command: str, folder: Path, environment: dict[str, str], port: int, log: Path) -> subprocess.Popen:
     environment = {**environment, "PORT": str(port)}
-    planned = subprocess.run(["make", "-n", *command.split("#")[0].split()[1:]], cwd=folder, env=environment, capture_output=True, text=True, timeout=30)
-    assert planned.returncode == 0 and "pip" not in planned.stdout and "npm" not in planned.stdout, planned.stdout + planned.stderr
+    planned = subprocess.run(
+        ["make", "-n", *command.split("#")[0].split()[1:]],
+        cwd=folder,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert planned.returncode == 0 and "pip" not in planned.stdout and "npm" not in planned.stdout, (
+        planned.stdout + planned.stderr
+    )
     with log.open("w") as output:
-        demo = subprocess.Popen(["bash", "-eu", "-c", command], cwd=folder, stdout=output, stderr=subprocess.STDOUT, start_new_session=True, env=environment)
+        demo = subprocess.Popen(
+            ["bash", "-eu", "-c", command],
+            cwd=folder,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=environment,
+        )
     deadline = time.monotonic() + 120
     while True:
         assert demo.poll() is None, log.read_text()
         assert time.monotonic() < deadline, log.read_text()
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200 and "export CITYGATE_URL=" in log.read_text():
+            if (
+                httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+                and "export CITYGATE_URL=" in log.read_text()
+            ):
                 return demo
         except httpx.HTTPError:
             pass
@@ -238,9 +279,12 @@ def test_the_operators_first_commands_run_as_written(tmp_path):
     assert (folder / "citygate.db").is_file()  # the store is the block's, in its own folder
 
 
-@pytest.mark.parametrize("body, expected", [
-    ("make demo   # a comment\n\n# only a comment\nmake test\n", ("make demo   # a comment", "make test")),
-    ("curl -s $URL \\\n  -d '{}'\n", ("curl -s $URL   -d '{}'",)),
-])
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ("make demo   # a comment\n\n# only a comment\nmake test\n", ("make demo   # a comment", "make test")),
+        ("curl -s $URL \\\n  -d '{}'\n", ("curl -s $URL   -d '{}'",)),
+    ],
+)
 def test_commands_are_read_as_a_shell_reads_them(body, expected):
     assert commands(body) == expected

@@ -32,7 +32,9 @@ def test_the_operator_lists_rotates_and_revokes_partners_with_the_cli(gateway):
     assert revoked.returncode == 0 and "revoked meteo" in revoked.stderr
     refused = citygate("connector", "list", key=new_key, url=gateway)
     assert refused.returncode == 1 and "the gateway rejected the key (401)" in refused.stderr
-    assert [line.split("\t")[0] for line in citygate("partner", "list", key=OPERATOR_KEY, url=gateway).stdout.splitlines()] == ["velib"]
+    assert [
+        line.split("\t")[0] for line in citygate("partner", "list", key=OPERATOR_KEY, url=gateway).stdout.splitlines()
+    ] == ["velib"]
 
     unknown = citygate("partner", "revoke", "meteo", key=OPERATOR_KEY, url=gateway)
     assert unknown.returncode == 1 and "PARTNER_NOT_FOUND" in unknown.stderr and "'meteo'" in unknown.stderr
@@ -74,7 +76,12 @@ def test_audit_head_prints_the_chain_head_operators_publish(tmp_path):
         audit = AuditLog(store)
         try:
             for request in range(3):
-                await audit.record(f"request-{request}", "parkr-app", "booking", [Disclosure(f"r000{request}", {"Resident.email"}, {"consent:c1"})])
+                await audit.record(
+                    f"request-{request}",
+                    "parkr-app",
+                    "booking",
+                    [Disclosure(f"r000{request}", {"Resident.email"}, {"consent:c1"})],
+                )
             return await store.audit_entries()
         finally:
             await store.close()

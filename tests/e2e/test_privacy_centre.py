@@ -45,7 +45,12 @@ def test_a_resident_grants_sees_the_disclosure_and_withdraws_in_the_browser(demo
             problems: list[str] = []  # a script error or a Content-Security-Policy refusal
             page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
             page.on("pageerror", lambda error: problems.append(str(error)))
-            page.on("response", lambda response: problems.append(f"{response.status} {response.url}") if response.status >= 400 else None)
+            page.on(
+                "response",
+                lambda response: (
+                    problems.append(f"{response.status} {response.url}") if response.status >= 400 else None
+                ),
+            )
             page.goto(f"{url}/privacy", wait_until="load")
 
             # demo sign-in: the demo's identity provider hands over r0003's token
@@ -74,23 +79,32 @@ def test_a_resident_grants_sees_the_disclosure_and_withdraws_in_the_browser(demo
             disclosure = page.locator("#disclosures tbody tr[data-recipient='parkr-app']")
             disclosure.wait_for(timeout=WAIT)
             shown = disclosure.inner_text()
-            assert "Parkr" in shown and "booking" in shown and "Resident.email" in shown and "your consent (booking)" in shown
+            assert (
+                "Parkr" in shown
+                and "booking" in shown
+                and "Resident.email" in shown
+                and "your consent (booking)" in shown
+            )
             assert disclosure.locator("td").last.get_attribute("title") == f"consent:{consent_id}"
 
             # the signed receipt, downloaded from the page, verifies with a stock JOSE library
             with page.expect_download(timeout=WAIT) as download_info:
                 granted.locator("button.receipt").click()
-            token = (tmp_path / "receipt.jws")
+            token = tmp_path / "receipt.jws"
             download_info.value.save_as(token)
             keys = KeySet.import_key_set(httpx.get(f"{url}/.well-known/jwks.json", timeout=10).json())
             payload = json.loads(jws.deserialize_compact(token.read_text(), keys, algorithms=["ES256"]).payload)
             record = payload["iso27560"]
             assert record["dct:identifier"] == consent_id and record["dpv:hasDataSubject"]["dct:identifier"] == RESIDENT
-            assert record["dpv:hasRecipient"]["dct:identifier"] == "parkr-app" and record["dpv:hasConsentStatus"] == {"@id": "dpv:ConsentGiven"}
+            assert record["dpv:hasRecipient"]["dct:identifier"] == "parkr-app" and record["dpv:hasConsentStatus"] == {
+                "@id": "dpv:ConsentGiven"
+            }
 
             # withdraw: the row says so, and Parkr's next request is masked again
             granted.locator("button.withdraw").click()
-            page.locator(f"#consents tbody tr[data-consent-id='{consent_id}'][data-status='withdrawn']").wait_for(timeout=WAIT)
+            page.locator(f"#consents tbody tr[data-consent-id='{consent_id}'][data-status='withdrawn']").wait_for(
+                timeout=WAIT
+            )
             assert page.locator(f"#consents tbody tr[data-consent-id='{consent_id}'] button.withdraw").count() == 0
             assert _as_parkr(url, credentials)["data"]["resident"]["email"] == before
 
@@ -103,7 +117,9 @@ def test_a_resident_grants_sees_the_disclosure_and_withdraws_in_the_browser(demo
             assert exported["format"] == "citygate-export/1" and exported["subject"] == RESIDENT
             city = {v["coordinate"]: v["value"] for r in exported["connectors"]["city"]["records"] for v in r["values"]}
             assert city["Resident.email"].split("@")[1] == before.split("@")[1] and "*" not in city["Resident.email"]
-            page.locator("#disclosures tbody tr[data-recipient='city-app']").wait_for(timeout=WAIT)  # the export, audited
+            page.locator("#disclosures tbody tr[data-recipient='city-app']").wait_for(
+                timeout=WAIT
+            )  # the export, audited
 
             # erasure: asked once, each connector's status listed, the city's own "retained" (kept by law)
             page.on("dialog", lambda dialog: dialog.accept())
@@ -133,5 +149,10 @@ def test_the_page_is_served_with_a_strict_policy_and_the_demo_sign_in_knows_only
     assert httpx.get(f"{url}/demo/sign-in", timeout=10).json()["residents"] == ["r0001", "r0002", "r0003"]
     stranger = httpx.post(f"{url}/demo/sign-in", json={"resident": "r0004"}, timeout=10)
     assert stranger.status_code == 404 and stranger.json()["errors"][0]["extensions"]["code"] == "UNKNOWN_DEMO_RESIDENT"
-    as_form = httpx.post(f"{url}/demo/sign-in", content=b"resident=r0001", headers={"content-type": "application/x-www-form-urlencoded"}, timeout=10)
+    as_form = httpx.post(
+        f"{url}/demo/sign-in",
+        content=b"resident=r0001",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+        timeout=10,
+    )
     assert as_form.status_code == 415 and "token" not in as_form.json()

@@ -77,7 +77,10 @@ class Cluster:
         return address
 
     def logs(self) -> str:
-        return "\n".join(f"--- {replica.name} ---\n{replica.tail(15)}" for replica in self.replicas) + f"\n--- nginx ---\n{self.nginx.errors()}"
+        return (
+            "\n".join(f"--- {replica.name} ---\n{replica.tail(15)}" for replica in self.replicas)
+            + f"\n--- nginx ---\n{self.nginx.errors()}"
+        )
 
 
 @pytest.fixture
@@ -164,7 +167,9 @@ class Run:
         self.resident_headers = {"authorization": f"Bearer {cluster.city.resident_token(RESIDENT)}"}
         # aiohttp rather than httpx here: a third of the client's CPU per request, on a machine the
         # replicas, nginx and PostgreSQL share with this process
-        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15), connector=aiohttp.TCPConnector(limit=64))
+        self.session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=15), connector=aiohttp.TCPConnector(limit=64)
+        )
 
     async def request(self, method: str, url: str, headers: dict | None = None, payload: dict | None = None) -> Answer:
         async with self.session.request(method, url, json=payload, headers=headers or {}) as response:
@@ -273,7 +278,9 @@ class Run:
             if not kill.backends:
                 return
             kill.killed_at = time.monotonic()
-            await connection.fetch("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", [b["pid"] for b in kill.backends])
+            await connection.fetch(
+                "SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", [b["pid"] for b in kill.backends]
+            )
         finally:
             await connection.close()
         deadline = kill.killed_at + 10
@@ -375,7 +382,9 @@ async def registration_propagation(run: Run) -> dict[str, float | None]:
 
         return check
 
-    assert not any([await knows(replica)() for replica in cluster.replicas]), "the weather connector is served before it is registered"
+    assert not any([await knows(replica)() for replica in cluster.replicas]), (
+        "the weather connector is served before it is registered"
+    )
     added = await run.request("POST", f"{first.url}/admin/partners", operator, {"name": "meteo"})
     assert added.status in (200, 201), added.text
     manifest = {"name": "weather", "owner": "meteo", "kind": "subgraph", "url": cluster.weather_url, "timeout": 5}
@@ -404,13 +413,19 @@ async def policy_propagation(run: Run) -> dict[str, float | None]:
 
         return check
 
-    assert not any([await phone_nulled(replica)() for replica in cluster.replicas]), "phone numbers are nulled before the reload"
+    assert not any([await phone_nulled(replica)() for replica in cluster.replicas]), (
+        "phone numbers are nulled before the reload"
+    )
     policy = cluster.city.policy
     policy["version"] = f"{policy['version']}-reloaded"
     policy["masking"]["categories"]["user.contact.phone_number"] = "null"
     cluster.city.write_policy()
     started = time.monotonic()
-    reloaded = await run.request("POST", f"{cluster.replicas[1].url}/admin/policy/reload", {"authorization": f"Bearer {cluster.city.operator_key}"})
+    reloaded = await run.request(
+        "POST",
+        f"{cluster.replicas[1].url}/admin/policy/reload",
+        {"authorization": f"Bearer {cluster.city.operator_key}"},
+    )
     run.took["reload"] = time.monotonic() - started
     assert reloaded.status == 200, reloaded.text
     times = await asyncio.gather(*(first_seen(phone_nulled(replica), 10) for replica in cluster.replicas))
@@ -453,38 +468,46 @@ def test_three_replicas_behind_nginx_agree_on_consent_registry_and_policy(cluste
     while_down = []  # reads the cut-off replica answered between the kill and its readiness again
     if kill is not None and kill.killed_at is not None and kill.ready_again_after is not None:
         back = kill.killed_at + kill.ready_again_after
-        while_down = [r for r in run.reads if r.served_by == kill.replica and kill.killed_at <= r.sent and r.answered <= back]
-    figures = "\n".join([
-        f"seed {seed}; {CYCLES} grant/withdraw cycles in {cycles_seconds:.1f} s",
-        f"requests: {len(run.mutations)} mutations (entries {dict(Counter(m.entry for m in run.mutations))}), "
-        f"{len(run.reads)} reads ({sum(r.kind == 'follow-up' for r in run.reads)} follow-ups, {sum(r.kind == 'reader' for r in run.reads)} by readers), "
-        f"through nginx answered by {dict(through_nginx)}",
-        f"latency: mutations {_percentiles([m.answered - m.sent for m in run.mutations])}; reads {_percentiles([r.answered - r.sent for r in run.reads])}",
-        f"judged: {verdict.judged_withdrawn} reads after a withdrawal answered, {verdict.judged_granted} after a grant answered",
-        f"stale disclosures: {len(verdict.stale)} (by replica {dict(Counter(r.served_by for r in verdict.stale))}); "
-        f"audited under a withdrawn consent: {len(verdict.stale_audited)} of {verdict.audited_under_consent} consent-based audit entries",
-        f"missed grants: {len(verdict.missed)} (by replica {dict(Counter(r.served_by for r in verdict.missed))}); "
-        f"withheld for another reason after a grant: {dict(verdict.withheld_otherwise)}; failed requests: {dict(run.failures)}",
-        "listener kill: "
-        + (
-            "not attempted"
-            if kill is None
-            else f"replica {kill.replica} at cycle {kill.cycle}, backends {kill.backends}; /readyz 503 after "
-            f"{_seconds(kill.not_ready_after)} ({kill.not_ready_reason!r}), 200 again after {_seconds(kill.ready_again_after)}; "
-            f"{len(while_down)} reads answered by it meanwhile ({sum(bool(r.disclosed) for r in while_down)} disclosing)"
-        ),
-        f"registration through a (answered in {_seconds(run.took.get('registration'))}) then served by: {', '.join(f'{name} {_seconds(s)}' for name, s in registration.items())}",
-        f"policy reload through b (answered in {_seconds(run.took.get('reload'))}) then applied by: {', '.join(f'{name} {_seconds(s)}' for name, s in policy.items())}",
-    ])
+        while_down = [
+            r for r in run.reads if r.served_by == kill.replica and kill.killed_at <= r.sent and r.answered <= back
+        ]
+    figures = "\n".join(
+        [
+            f"seed {seed}; {CYCLES} grant/withdraw cycles in {cycles_seconds:.1f} s",
+            f"requests: {len(run.mutations)} mutations (entries {dict(Counter(m.entry for m in run.mutations))}), "
+            f"{len(run.reads)} reads ({sum(r.kind == 'follow-up' for r in run.reads)} follow-ups, {sum(r.kind == 'reader' for r in run.reads)} by readers), "
+            f"through nginx answered by {dict(through_nginx)}",
+            f"latency: mutations {_percentiles([m.answered - m.sent for m in run.mutations])}; reads {_percentiles([r.answered - r.sent for r in run.reads])}",
+            f"judged: {verdict.judged_withdrawn} reads after a withdrawal answered, {verdict.judged_granted} after a grant answered",
+            f"stale disclosures: {len(verdict.stale)} (by replica {dict(Counter(r.served_by for r in verdict.stale))}); "
+            f"audited under a withdrawn consent: {len(verdict.stale_audited)} of {verdict.audited_under_consent} consent-based audit entries",
+            f"missed grants: {len(verdict.missed)} (by replica {dict(Counter(r.served_by for r in verdict.missed))}); "
+            f"withheld for another reason after a grant: {dict(verdict.withheld_otherwise)}; failed requests: {dict(run.failures)}",
+            "listener kill: "
+            + (
+                "not attempted"
+                if kill is None
+                else f"replica {kill.replica} at cycle {kill.cycle}, backends {kill.backends}; /readyz 503 after "
+                f"{_seconds(kill.not_ready_after)} ({kill.not_ready_reason!r}), 200 again after {_seconds(kill.ready_again_after)}; "
+                f"{len(while_down)} reads answered by it meanwhile ({sum(bool(r.disclosed) for r in while_down)} disclosing)"
+            ),
+            f"registration through a (answered in {_seconds(run.took.get('registration'))}) then served by: {', '.join(f'{name} {_seconds(s)}' for name, s in registration.items())}",
+            f"policy reload through b (answered in {_seconds(run.took.get('reload'))}) then applied by: {', '.join(f'{name} {_seconds(s)}' for name, s in policy.items())}",
+        ]
+    )
     print("\n" + figures)
     context = f"\n{figures}\n{cluster.logs()}"
 
     assert set(through_nginx) == {replica.name for replica in cluster.replicas}, context  # the balancer spread the load
     assert not run.failures, context
-    assert verdict.judged_withdrawn >= 4 * CYCLES and verdict.judged_granted >= 4 * CYCLES, context  # the follow-ups at least
+    assert verdict.judged_withdrawn >= 4 * CYCLES and verdict.judged_granted >= 4 * CYCLES, (
+        context
+    )  # the follow-ups at least
     assert not verdict.stale and not verdict.stale_audited, context
     assert not verdict.missed, context
-    assert kill is not None and kill.backends, f"no LISTEN connection of replica {cluster.replicas[1].name} in pg_stat_activity{context}"
+    assert kill is not None and kill.backends, (
+        f"no LISTEN connection of replica {cluster.replicas[1].name} in pg_stat_activity{context}"
+    )
     assert kill.not_ready_after is not None and kill.ready_again_after is not None, context
     # served by every replica; how soon is a figure (printed), not an assertion: speed is measured,
     # never asserted in tests (issue 13's "within 1 s" is quoted from these figures)

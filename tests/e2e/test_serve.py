@@ -39,7 +39,16 @@ def wait_until_ready(url: str, process: subprocess.Popen, seconds: float = 20) -
 def test_serve_answers_over_http(supergraph_file, world):
     port = free_port()
     process = subprocess.Popen(
-        [*CITYGATE, "serve", "--supergraph", str(supergraph_file), "--port", str(port), "--store", f"sqlite:///{supergraph_file.parent / 'g.db'}"],
+        [
+            *CITYGATE,
+            "serve",
+            "--supergraph",
+            str(supergraph_file),
+            "--port",
+            str(port),
+            "--store",
+            f"sqlite:///{supergraph_file.parent / 'g.db'}",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -51,7 +60,11 @@ def test_serve_answers_over_http(supergraph_file, world):
             headers={"accept": "application/graphql-response+json"},
         )
         assert response.status_code == 200
-        assert response.json() == {"data": {"resident": {"name": "Jean Valjean", "district": {"name": "Panthéon"}, "bookings": [{"cost": 2.5}]}}}
+        assert response.json() == {
+            "data": {
+                "resident": {"name": "Jean Valjean", "district": {"name": "Panthéon"}, "bookings": [{"cost": 2.5}]}
+            }
+        }
         assert world.traffic.counts["residents"] == 1 and world.traffic.counts["districts"] == 1
     finally:
         process.terminate()
@@ -61,7 +74,9 @@ def test_serve_answers_over_http(supergraph_file, world):
 def test_serve_refuses_a_broken_supergraph(tmp_path):
     path = tmp_path / "broken.graphql"
     path.write_text("type Query { hello: String }")
-    result = subprocess.run([*CITYGATE, "serve", "--supergraph", str(path), "--port", str(free_port())], capture_output=True, timeout=30)
+    result = subprocess.run(
+        [*CITYGATE, "serve", "--supergraph", str(path), "--port", str(free_port())], capture_output=True, timeout=30
+    )
     assert result.returncode == 1
     assert b"no join spec" in result.stderr
 

@@ -70,8 +70,20 @@ class Workers:
         environment = {k: v for k, v in os.environ.items() if not k.startswith("CITYGATE_")}
         environment.update(CITYGATE_OPERATOR_KEY=city.operator_key, CITYGATE_LOG_FORMAT="json", PYTHONPATH=str(ROOT))
         command = [
-            sys.executable, "-m", "gateway.cli", "serve", "--workers", "2", "--connectors", str(ROOT / "examples" / "connectors"),
-            "--policy", str(city.policy_file), "--store", store, "--port", str(self.port),
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "serve",
+            "--workers",
+            "2",
+            "--connectors",
+            str(ROOT / "examples" / "connectors"),
+            "--policy",
+            str(city.policy_file),
+            "--store",
+            store,
+            "--port",
+            str(self.port),
         ]
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment, cwd=folder)
@@ -79,7 +91,9 @@ class Workers:
     def wait_until_ready(self, seconds: float = 90) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"citygate exited ({self.process.returncode}):\n{self.log.read_text()[-3000:]}"
+            assert self.process.poll() is None, (
+                f"citygate exited ({self.process.returncode}):\n{self.log.read_text()[-3000:]}"
+            )
             try:
                 if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
                     return
@@ -92,7 +106,11 @@ class Workers:
         """One request on a connection of its own (so the kernel picks a worker for each): its id and body."""
         request_id = uuid.uuid4().hex
         with httpx.Client(timeout=30) as client:  # a new connection
-            response = client.post(self.url + "/graphql", json={"query": query, "variables": variables}, headers={**headers, "x-request-id": request_id})
+            response = client.post(
+                self.url + "/graphql",
+                json={"query": query, "variables": variables},
+                headers={**headers, "x-request-id": request_id},
+            )
         assert response.headers["x-request-id"] == request_id
         return request_id, response.json()
 
@@ -155,13 +173,18 @@ def test_two_workers_agree_on_a_withdrawal_at_the_next_request(database, tmp_pat
                     stale.append((request_id, body))
             time.sleep(0.3)  # the access log lines of this round are written
             served = workers.served_by()
-            if len({served.get(r) for r in after_withdrawal} - {None}) == 2 and len({served.get(r) for r in mutations} - {None}) == 2:
+            if (
+                len({served.get(r) for r in after_withdrawal} - {None}) == 2
+                and len({served.get(r) for r in mutations} - {None}) == 2
+            ):
                 break
         served = workers.served_by()
         assert stale == [], f"disclosed after a withdrawal had answered: {stale}"
         assert missed == [], f"withheld after a grant had answered: {missed}"
         pids = {served[r] for r in after_withdrawal if r in served}
-        assert len(pids) == 2, f"reads after withdrawals were all served by {pids}: both workers were not shown to agree"
+        assert len(pids) == 2, (
+            f"reads after withdrawals were all served by {pids}: both workers were not shown to agree"
+        )
         assert len({served[r] for r in mutations if r in served}) == 2  # and both took consent changes
         assert workers.process.pid not in pids  # the parent serves nothing itself
         per_worker = Counter(served[r] for r in after_grant + after_withdrawal if r in served)

@@ -28,7 +28,9 @@ QUERY = "{ districts { code name } }"
 
 def gauges_supergraph(fields: int) -> str:
     """A harmless partner of `fields` Int fields, 100 a type, composed alone."""
-    types = [f"type Gauge{t} {{ " + " ".join(f"reading{j}: Int" for j in range(100)) + " }" for t in range(fields // 100)]
+    types = [
+        f"type Gauge{t} {{ " + " ".join(f"reading{j}: Int" for j in range(100)) + " }" for t in range(fields // 100)
+    ]
     roots = " ".join(f"gauge{t}: Gauge{t}" for t in range(fields // 100))
     link = 'extend schema @link(url: "https://specs.apollo.dev/federation/v2.5", import: ["@key"])'
     sdl = "\n".join([link, *types, f"type Query {{ {roots} }}"])
@@ -98,7 +100,9 @@ class GatedWorld(AppServer):
     def __init__(self) -> None:
         self.gate = threading.Event()
         self.gate.set()
-        inner = Starlette(routes=[Route(f"/{name}", GraphQL(schema), methods=["GET", "POST"]) for name, schema in SUBGRAPHS.items()])
+        inner = Starlette(
+            routes=[Route(f"/{name}", GraphQL(schema), methods=["GET", "POST"]) for name, schema in SUBGRAPHS.items()]
+        )
 
         async def app(scope, receive, send):
             if scope["type"] == "http":
@@ -146,7 +150,9 @@ async def test_a_retired_engine_is_released_once_its_last_request_is_answered(ma
         world.stop()
 
 
-async def test_a_retired_engines_own_pool_is_closed_once_released_never_while_a_successor_shares_it(managed, monkeypatch):
+async def test_a_retired_engines_own_pool_is_closed_once_released_never_while_a_successor_shares_it(
+    managed, monkeypatch
+):
     """An Engine built without a transport creates its own (Subgraphs.owns_pool): released, its
     pool is closed; handed on to the next Engine (a policy reload of a static supergraph), it is not."""
     monkeypatch.setattr(collector, "RELEASE_GRACE_SECONDS", 0.05)
@@ -183,13 +189,23 @@ def _parking_engine(partner, pool, client: RestClient | None = None) -> tuple[En
     connector's client of an Engine before (an unchanged connector keeps it), else a new one (replaced)."""
     schema = read_connect_sdl(PARKING.replace("BASE", partner.base_url), base_url=partner.base_url)
     city_sdl = CITY.execute_sync("{ _service { sdl } }").data["_service"]["sdl"]
-    result = compose([SubgraphSource("city", city_sdl, "http://city.invalid"), SubgraphSource("parking", schema.composition_sdl, partner.base_url)])
+    result = compose(
+        [
+            SubgraphSource("city", city_sdl, "http://city.invalid"),
+            SubgraphSource("parking", schema.composition_sdl, partner.base_url),
+        ]
+    )
     assert result.ok and result.supergraph is not None, [str(e) for e in result.errors]
     client = client or RestClient(schema, pool, name="parking")
     return Engine.from_sdl(result.supergraph, Subgraphs({"city": InProcessSubgraph(CITY), "parking": client})), client
 
 
-async def test_a_replaced_rest_connectors_schema_is_freed_with_its_engine_an_unchanged_ones_kept(managed, monkeypatch, partner, pool):  # noqa: F811
+async def test_a_replaced_rest_connectors_schema_is_freed_with_its_engine_an_unchanged_ones_kept(
+    managed,
+    monkeypatch,
+    partner,  # noqa: F811 (the fixture imported above)
+    pool,  # noqa: F811
+):
     """The REST connector's client holds an executable graphql-core schema (cycles: frozen with its
     Engine, never collected). Replaced, it is freed once the Engine using it is released; an
     unchanged connector's client, which the next Engine uses too, is left whole."""

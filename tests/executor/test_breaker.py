@@ -57,7 +57,9 @@ async def timed(gateway: RunningGateway) -> tuple[float, dict]:
 
 async def test_a_hanging_partner_is_cut_off_by_its_breaker_then_probed_back(world, tmp_path):
     partner = HangingPartner()
-    gateway = LimitedGateway(f"sqlite:///{tmp_path / 'r.db'}", {"max_timeout": 1, "circuit_breaker": {"failures": 2, "cool_down": 1.5}})
+    gateway = LimitedGateway(
+        f"sqlite:///{tmp_path / 'r.db'}", {"max_timeout": 1, "circuit_breaker": {"failures": 2, "cool_down": 1.5}}
+    )
     try:
         await register_city(gateway, world)
         assert (await gateway.register("ratings", partner.url, owner="rater", timeout=0.5)).status_code == 200
@@ -75,7 +77,9 @@ async def test_a_hanging_partner_is_cut_off_by_its_breaker_then_probed_back(worl
             took, body = await timed(gateway)
             fast.append(took)
             assert body["data"]["residents"] and body["data"]["districts"], body  # the others' data still comes
-            assert [e["extensions"] for e in body["errors"]] == [{"code": "SUBGRAPH_UNAVAILABLE", "serviceName": "ratings"}]
+            assert [e["extensions"] for e in body["errors"]] == [
+                {"code": "SUBGRAPH_UNAVAILABLE", "serviceName": "ratings"}
+            ]
         assert partner.received == received  # nothing sent while open
         print(f"\nbreaker open: answers in {min(fast) * 1000:.1f}-{max(fast) * 1000:.1f} ms (partner timeout 500 ms)")
         assert max(fast) < 0.45  # none waited for the partner's timeout (how fast is printed, not asserted)
@@ -100,7 +104,9 @@ class PartnerDns(AbstractResolver):
         self.overrides: dict[str, str] = {}
         self.system: AbstractResolver | None = None  # made in the gateway's loop, on first use
 
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         if host in self.overrides:
             address = self.overrides[host]
             return [{"hostname": host, "host": address, "port": port, "family": socket.AF_INET, "proto": 0, "flags": 0}]

@@ -111,11 +111,17 @@ async def test_a_non_null_violation_in_a_list_item_nulls_up_to_the_nullable_pare
     answer = await _both(supergraph, subgraph, data, "{ stations { id code } }", monkeypatch)
     # [Station!]! : the item's null makes the list null, and the root field null: data is null
     assert answer["data"] is None
-    assert answer["errors"] == [{"message": "Cannot return null for non-nullable field Station.code.", "path": ["stations", 1, "code"]}]
+    assert answer["errors"] == [
+        {"message": "Cannot return null for non-nullable field Station.code.", "path": ["stations", 1, "code"]}
+    ]
 
 
-async def test_enum_values_the_api_does_not_expose_are_errors_and_bubble_where_non_null(supergraph, subgraph, monkeypatch):
-    data = {"station": {"level": "MEDIUM", "readings": [{"value": 1.5, "level": "LOW"}, {"value": 2.5, "level": "SECRET"}]}}
+async def test_enum_values_the_api_does_not_expose_are_errors_and_bubble_where_non_null(
+    supergraph, subgraph, monkeypatch
+):
+    data = {
+        "station": {"level": "MEDIUM", "readings": [{"value": 1.5, "level": "LOW"}, {"value": 2.5, "level": "SECRET"}]}
+    }
     answer = await _both(supergraph, subgraph, data, "{ station { level readings { value level } } }", monkeypatch)
     assert answer["data"] == {"station": {"level": None, "readings": None}}
     assert [(e["path"], e["extensions"]["code"]) for e in answer["errors"]] == [
@@ -126,7 +132,9 @@ async def test_enum_values_the_api_does_not_expose_are_errors_and_bubble_where_n
 
 async def test_values_of_the_wrong_kind_are_errors_and_null(supergraph, subgraph, monkeypatch):
     data = {"station": {"id": "1", "code": "A", "twin": "not an object", "readings": {"value": 1}, "tags": ["a", None]}}
-    answer = await _both(supergraph, subgraph, data, "{ station { id twin { id } readings { value } tags } }", monkeypatch)
+    answer = await _both(
+        supergraph, subgraph, data, "{ station { id twin { id } readings { value } tags } }", monkeypatch
+    )
     assert answer["data"] == {"station": {"id": "1", "twin": None, "readings": None, "tags": None}}
     messages = {(tuple(e["path"]), e["message"]) for e in answer["errors"]}
     assert (("station", "twin"), "Station.twin expected an object from its subgraph") in messages
@@ -135,23 +143,27 @@ async def test_values_of_the_wrong_kind_are_errors_and_null(supergraph, subgraph
 
 
 async def test_abstract_positions_pick_fields_by_runtime_type(supergraph, subgraph, monkeypatch):
-    data = {"things": [
-        {"__typename": "Station", "id": "s1", "label": "A"},
-        {"__typename": "Gauge", "id": "g1", "depth": 7},
-        {"__typename": "Hidden", "id": "h1"},  # a type the API does not expose: null in its place
-        None,
-        {"__typename": "Station", "id": "s2", "label": "B"},
-    ]}
+    data = {
+        "things": [
+            {"__typename": "Station", "id": "s1", "label": "A"},
+            {"__typename": "Gauge", "id": "g1", "depth": 7},
+            {"__typename": "Hidden", "id": "h1"},  # a type the API does not expose: null in its place
+            None,
+            {"__typename": "Station", "id": "s2", "label": "B"},
+        ]
+    }
     query = "{ things { __typename id ... on Station { label: code } ... on Gauge { depth } } }"
     answer = await _both(supergraph, subgraph, data, query, monkeypatch)
     assert answer["errors"] == []
-    assert answer["data"] == {"things": [
-        {"__typename": "Station", "id": "s1", "label": "A"},
-        {"__typename": "Gauge", "id": "g1", "depth": 7},
-        None,
-        None,
-        {"__typename": "Station", "id": "s2", "label": "B"},
-    ]}
+    assert answer["data"] == {
+        "things": [
+            {"__typename": "Station", "id": "s1", "label": "A"},
+            {"__typename": "Gauge", "id": "g1", "depth": 7},
+            None,
+            None,
+            {"__typename": "Station", "id": "s2", "label": "B"},
+        ]
+    }
 
 
 async def test_aliases_typename_and_nested_objects_keep_the_clients_order(supergraph, subgraph, monkeypatch):
@@ -166,7 +178,11 @@ async def test_aliases_typename_and_nested_objects_keep_the_clients_order(superg
 
 async def test_an_answer_shaped_in_slices_is_the_compiled_answer_in_one_go(supergraph, subgraph, monkeypatch):
     stations = [
-        {"id": str(n), "code": f"S{n}", "readings": [{"value": r / 3, "level": "BAD" if n % 5 == 0 and r == 0 else "LOW"} for r in range(n % 7)]}
+        {
+            "id": str(n),
+            "code": f"S{n}",
+            "readings": [{"value": r / 3, "level": "BAD" if n % 5 == 0 and r == 0 else "LOW"} for r in range(n % 7)],
+        }
         for n in range(300)
     ]
     subgraph.data = {"stations": stations}

@@ -24,13 +24,19 @@ async def test_a_query_across_four_subgraphs_matches_the_data(engine):
     assert resident["nickname"] == rows["residents"]["r1"]["nickname"].upper()  # answered by jobs (@override)
     assert resident["district"]["name"] == rows["districts"]["75118"]["name"]
     assert resident["district"]["spots"] == [{"name": "Rue Lepic 7", "rating": rows["ratings"]["s3"]}]
-    assert [j["title"] for j in resident["jobsPosted"]] == [j["title"] for j in rows["jobs"].values() if j["postedBy"] == "r1"]
+    assert [j["title"] for j in resident["jobsPosted"]] == [
+        j["title"] for j in rows["jobs"].values() if j["postedBy"] == "r1"
+    ]
 
 
 async def test_the_fetches_made_are_exactly_those_of_the_plan(engine, world):
     query = "{ jobs { title postedBy { email bookings { hours } } } }"
     query_plan = engine.planner.plan(engine.planner.prepare(query, None), {})
-    assert [(n.subgraph, n.depends_on) for n in query_plan.nodes] == [("jobs", ()), ("residents", (0,)), ("parking", (0,))]
+    assert [(n.subgraph, n.depends_on) for n in query_plan.nodes] == [
+        ("jobs", ()),
+        ("residents", (0,)),
+        ("parking", (0,)),
+    ]
     response = await engine.run(query)
     assert response.errors == []
     assert dict(world.traffic.counts) == {"jobs": 1, "residents": 1, "parking": 1}
@@ -59,7 +65,13 @@ async def test_representations_are_batched_and_deduplicated(engine, world):
 async def test_interface_objects_resolve_to_concrete_types(engine):
     response = await engine.run("{ topRated { __typename id rating name ... on Garage { levels } } }")
     assert response.errors == []
-    assert response.data["topRated"][0] == {"__typename": "Garage", "id": "g1", "rating": 4.9, "name": "Parking Saint-Michel", "levels": 4}
+    assert response.data["topRated"][0] == {
+        "__typename": "Garage",
+        "id": "g1",
+        "rating": 4.9,
+        "name": "Parking Saint-Michel",
+        "levels": 4,
+    }
     assert {p["__typename"] for p in response.data["topRated"]} == {"Garage", "Spot"}
 
 
@@ -85,8 +97,14 @@ async def test_aliases_fragments_variables_and_typename(engine):
 
 async def test_skip_and_include(engine):
     query = "query($more: Boolean!) { residents { id email @include(if: $more) name @skip(if: $more) } }"
-    assert (await engine.run(query, variables={"more": True})).data["residents"][0] == {"id": "r1", "email": "amelie@example.org"}
-    assert (await engine.run(query, variables={"more": False})).data["residents"][0] == {"id": "r1", "name": "Amélie Poulain"}
+    assert (await engine.run(query, variables={"more": True})).data["residents"][0] == {
+        "id": "r1",
+        "email": "amelie@example.org",
+    }
+    assert (await engine.run(query, variables={"more": False})).data["residents"][0] == {
+        "id": "r1",
+        "name": "Amélie Poulain",
+    }
 
 
 async def test_mutations_run_in_order(engine, world):

@@ -81,7 +81,7 @@ async def merged_tree(engine: Engine, query: str, variables: dict | None = None)
 
 
 QUERIES = {
-    "client aliases": '{ a: residents { who: name mail: email posted: jobsPosted { t: title } } }',
+    "client aliases": "{ a: residents { who: name mail: email posted: jobsPosted { t: title } } }",
     "a key under the gateway's own alias": '{ resident(id: "r1") { id: email bookings { hours } } }',
     "fragments on a union": "{ feed { __typename ... on Job { title postedBy { name } } ... on Announcement { text } } }",
     "fragments on an interface": "{ places { __typename id name ... on Spot { pricePerHour district { name } } ... on Garage { levels } } }",
@@ -110,7 +110,9 @@ async def test_keys_nobody_asked_for_never_reach_the_tree(case, engine, tampered
 async def test_the_tree_holds_the_client_keys_and_the_keys_the_gateway_asked_for(engine):
     tree, _ = await merged_tree(engine, '{ resident(id: "r1") { id: email bookings { hours } } }')
     # the client took `id` for the e-mail: the key field travels under the gateway's own alias
-    assert tree == {"resident": {"id": "amelie@example.org", "_cg_1_id": "r1", "__typename": "Resident", "bookings": [{"hours": 2}]}}
+    assert tree == {
+        "resident": {"id": "amelie@example.org", "_cg_1_id": "r1", "__typename": "Resident", "bookings": [{"hours": 2}]}
+    }
     tree, _ = await merged_tree(engine, "{ topRated { __typename id name } }")
     # the interface object answered `Place`; the entity fetch's concrete type replaced it
     assert [p["__typename"] for p in tree["topRated"]] == ["Garage", "Spot", "Spot", "Spot"]
@@ -137,14 +139,29 @@ async def test_one_field_answered_twice_differently_is_disputed(tampered_world, 
     assert (resident["a"], resident["b"]) == ("Amélie Poulain", "Jean Valjean")
     assert isinstance(resident["a"], DisputedStr) and isinstance(resident["b"], DisputedStr)
     assert type(resident["email"]) is str
-    assert json.loads(json.dumps(resident)) == {"a": "Amélie Poulain", "b": "Jean Valjean", "email": "amelie@example.org"}
+    assert json.loads(json.dumps(resident)) == {
+        "a": "Amélie Poulain",
+        "b": "Jean Valjean",
+        "email": "amelie@example.org",
+    }
 
 
 def test_a_later_answer_wins_as_in_federation_but_a_changed_value_is_disputed():
     interfaces = frozenset({"Place"})
     tree = {"id": "s1", "__typename": "Spot", "name": "Rue Mouffetard 12", "tags": ["a", None], "rating": None}
-    merge(tree, {"id": "s1", "__typename": "Place", "name": "Mouffetard", "tags": ["x", "b"], "rating": 4.5, "levels": None}, interfaces)
-    assert tree == {"id": "s1", "__typename": "Spot", "name": "Mouffetard", "tags": ["a", "b"], "rating": 4.5, "levels": None}
+    merge(
+        tree,
+        {"id": "s1", "__typename": "Place", "name": "Mouffetard", "tags": ["x", "b"], "rating": 4.5, "levels": None},
+        interfaces,
+    )
+    assert tree == {
+        "id": "s1",
+        "__typename": "Spot",
+        "name": "Mouffetard",
+        "tags": ["a", "b"],
+        "rating": 4.5,
+        "levels": None,
+    }
     assert type(tree["id"]) is str  # the same value again is no dispute
     assert isinstance(tree["name"], DisputedStr)
     merge(tree, {"name": "Mouffetard"}, interfaces)
@@ -195,14 +212,22 @@ async def test_the_compiled_answer_check_keeps_exactly_what_keep_asked_keeps(cas
     compared = 0
     for node in plan.nodes:
         tampering = tampered_world.tampering[node.subgraph]
-        exchanges = [(q, a) for q, a in zip(tampering.requests, tampering.answers, strict=True) if q.get("query") == node.document]
+        exchanges = [
+            (q, a)
+            for q, a in zip(tampering.requests, tampering.answers, strict=True)
+            if q.get("query") == node.document
+        ]
         assert exchanges, f"no answer recorded for node {node.id}"
         for request, answer in exchanges:
             if node.representations is None:
                 pairs = [(answer["data"], None)]
             else:
                 sent = request["variables"][node.representations_variable]
-                pairs = [(entity, sent[i]["__typename"]) for i, entity in enumerate(answer["data"]["_entities"]) if isinstance(entity, dict)]
+                pairs = [
+                    (entity, sent[i]["__typename"])
+                    for i, entity in enumerate(answer["data"]["_entities"])
+                    if isinstance(entity, dict)
+                ]
             for obj, typename in pairs:
                 walked, compiled = deepcopy(obj), deepcopy(obj)
                 keep_asked(walked, node.selection, typename)

@@ -57,12 +57,15 @@ async def sent_and_merged(engine: Engine, tampered_world: TamperedWorld) -> tupl
 
 
 async def test_equal_representations_are_sent_once_and_answer_every_object(tampered_engine, tampered_world):
-    answer_residents(tampered_world, [
-        {"id": "r1", "districtCode": "75118"},
-        {"id": "r2", "districtCode": "75118"},
-        {"id": "r1", "districtCode": "75118"},  # the first one again
-        {"id": "r1", "districtCode": "75001"},  # same key, another @requires value: its own
-    ])
+    answer_residents(
+        tampered_world,
+        [
+            {"id": "r1", "districtCode": "75118"},
+            {"id": "r2", "districtCode": "75118"},
+            {"id": "r1", "districtCode": "75118"},  # the first one again
+            {"id": "r1", "districtCode": "75001"},  # same key, another @requires value: its own
+        ],
+    )
     sent, residents = await sent_and_merged(tampered_engine, tampered_world)
     assert sent == [
         {"__typename": "Resident", "id": "r1", "districtCode": "75118"},
@@ -75,28 +78,39 @@ async def test_equal_representations_are_sent_once_and_answer_every_object(tampe
 
 
 async def test_values_equal_in_python_but_not_in_json_are_different_representations(tampered_engine, tampered_world):
-    answer_residents(tampered_world, [
-        {"id": "r1", "districtCode": 1},
-        {"id": "r1", "districtCode": "1"},
-        {"id": "r1", "districtCode": 1.0},
-        {"id": "r1", "districtCode": True},
-        {"id": "r1", "districtCode": 1},  # the first one again
-        {"id": "r1", "districtCode": True},  # the fourth one again, by the general path
-    ])
+    answer_residents(
+        tampered_world,
+        [
+            {"id": "r1", "districtCode": 1},
+            {"id": "r1", "districtCode": "1"},
+            {"id": "r1", "districtCode": 1.0},
+            {"id": "r1", "districtCode": True},
+            {"id": "r1", "districtCode": 1},  # the first one again
+            {"id": "r1", "districtCode": True},  # the fourth one again, by the general path
+        ],
+    )
     sent, residents = await sent_and_merged(tampered_engine, tampered_world)
-    assert [(r["districtCode"], type(r["districtCode"])) for r in sent] == [(1, int), ("1", str), (1.0, float), (True, bool)]
+    assert [(r["districtCode"], type(r["districtCode"])) for r in sent] == [
+        (1, int),
+        ("1", str),
+        (1.0, float),
+        (True, bool),
+    ]
     assert len(residents) == 6
 
 
 async def test_a_null_requires_field_is_sent_and_a_missing_or_null_key_sends_nothing(tampered_engine, tampered_world):
-    answer_residents(tampered_world, [
-        {"id": "r1", "districtCode": None},
-        {"id": None, "districtCode": "75118"},
-        {"districtCode": "75118"},
-        {"id": "r2"},  # a @requires field missing: no representation either
-        {"id": "r1", "districtCode": None},  # the first one again
-        {"id": "r3", "districtCode": "75118"},
-    ])
+    answer_residents(
+        tampered_world,
+        [
+            {"id": "r1", "districtCode": None},
+            {"id": None, "districtCode": "75118"},
+            {"districtCode": "75118"},
+            {"id": "r2"},  # a @requires field missing: no representation either
+            {"id": "r1", "districtCode": None},  # the first one again
+            {"id": "r3", "districtCode": "75118"},
+        ],
+    )
     sent, residents = await sent_and_merged(tampered_engine, tampered_world)
     assert sent == [
         {"__typename": "Resident", "id": "r1", "districtCode": None},

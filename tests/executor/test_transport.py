@@ -30,13 +30,19 @@ class DroppingSubgraph:
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
-                length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length")
+                )
                 self.bodies.append(orjson.loads(await reader.readexactly(length)))
                 if answered:
                     return  # dropped without an answer
                 payload = orjson.dumps({"data": {"answer": len(self.bodies)}})
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: keep-alive\r\n"
-                             b"Content-Length: " + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: keep-alive\r\n"
+                    b"Content-Length: " + str(len(payload)).encode() + b"\r\n\r\n" + payload
+                )
                 await writer.drain()
                 answered += 1
         except (asyncio.IncompleteReadError, ConnectionError):

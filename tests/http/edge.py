@@ -40,12 +40,16 @@ class ServeProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [*CITYGATE, "serve", *arguments, "--port", str(self.port)],
-            env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AssertionError(f"citygate exited: {self.process.stderr.read().decode() if self.process.stderr else ''}")
+                raise AssertionError(
+                    f"citygate exited: {self.process.stderr.read().decode() if self.process.stderr else ''}"
+                )
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(self.url + ready_path, timeout=1).status_code == 200:
                     return
@@ -102,7 +106,11 @@ class Probe:
                 started = time.monotonic()
                 try:
                     # a GET query carries a CSRF-prevention header, as a browser's preflighted request would
-                    response = client.get(self.url + "/graphql", params={"query": self.query}, headers={"apollo-require-preflight": "true", **self.headers})
+                    response = client.get(
+                        self.url + "/graphql",
+                        params={"query": self.query},
+                        headers={"apollo-require-preflight": "true", **self.headers},
+                    )
                     self.statuses.append(response.status_code)
                 except httpx.HTTPError as error:
                     self.failures.append(type(error).__name__)
@@ -112,7 +120,9 @@ class Probe:
     def assert_kept_answering(self, worst: float = 1.0) -> None:
         assert self.latencies, "the probe asked nothing"
         assert not self.failures and set(self.statuses) == {200}, (self.failures, sorted(set(self.statuses)))
-        assert max(self.latencies) < worst, f"the probe waited {max(self.latencies):.2f} s (median {statistics.median(self.latencies):.3f} s)"
+        assert max(self.latencies) < worst, (
+            f"the probe waited {max(self.latencies):.2f} s (median {statistics.median(self.latencies):.3f} s)"
+        )
 
 
 @dataclass
@@ -220,7 +230,14 @@ def read_all(sock: socket.socket, seconds: float = 10) -> tuple[int, bool]:
         return received, False
 
 
-def post_head(path: str, *, length: int | None = None, chunked: bool = False, headers: dict[str, str] | None = None, method: str = "POST") -> bytes:
+def post_head(
+    path: str,
+    *,
+    length: int | None = None,
+    chunked: bool = False,
+    headers: dict[str, str] | None = None,
+    method: str = "POST",
+) -> bytes:
     lines = [f"{method} {path} HTTP/1.1", "host: 127.0.0.1", "content-type: application/json"]
     if chunked:
         lines.append("transfer-encoding: chunked")
@@ -240,10 +257,21 @@ def world_to_serve(world_server, directory: Path, client_key: str, **client: Any
     supergraph = directory / "supergraph.graphql"
     supergraph.write_text(world_server.supergraph())
     policy = directory / "policy.yaml"
-    policy.write_text(yaml.safe_dump({
-        "purposes": {"probing": {"description": "Ask the gateway whether it answers"}},
-        "clients": {"app": {"name": "App", "purposes": ["probing"], **client, "api_key_sha256": hashlib.sha256(client_key.encode()).hexdigest()}},
-    }))
+    policy.write_text(
+        yaml.safe_dump(
+            {
+                "purposes": {"probing": {"description": "Ask the gateway whether it answers"}},
+                "clients": {
+                    "app": {
+                        "name": "App",
+                        "purposes": ["probing"],
+                        **client,
+                        "api_key_sha256": hashlib.sha256(client_key.encode()).hexdigest(),
+                    }
+                },
+            }
+        )
+    )
     return directory, supergraph, policy
 
 
@@ -251,16 +279,25 @@ def serve_world(served: tuple[Path, Path, Path], *arguments: str, env: dict[str,
     """`citygate serve` over what world_to_serve laid out, with a store of its own."""
     directory, supergraph, policy = served
     store = directory / f"{uuid.uuid4().hex[:8]}.db"
-    return ServeProcess(["--supergraph", str(supergraph), "--policy", str(policy), "--store", f"sqlite:///{store}", *arguments], env or {})
+    return ServeProcess(
+        ["--supergraph", str(supergraph), "--policy", str(policy), "--store", f"sqlite:///{store}", *arguments],
+        env or {},
+    )
 
 
-def post_graphql(gateway: ServeProcess, query: str, variables: dict | str | None = None, *, key: str | None = None) -> tuple[httpx.Response, float]:
+def post_graphql(
+    gateway: ServeProcess, query: str, variables: dict | str | None = None, *, key: str | None = None
+) -> tuple[httpx.Response, float]:
     """POST `query`; `variables` as a dict, or as JSON text (JSON encoders stop far before the attacks' nesting)."""
     headers = {"accept": "application/graphql-response+json", **({"x-api-key": key} if key else {})}
     encoded = variables if isinstance(variables, str) else json.dumps(variables)
     started = time.monotonic()
-    response = httpx.post(gateway.url + "/graphql", content=f'{{"query": {json.dumps(query)}, "variables": {encoded}}}',
-                          headers={**headers, "content-type": "application/json"}, timeout=120)
+    response = httpx.post(
+        gateway.url + "/graphql",
+        content=f'{{"query": {json.dumps(query)}, "variables": {encoded}}}',
+        headers={**headers, "content-type": "application/json"},
+        timeout=120,
+    )
     return response, time.monotonic() - started
 
 

@@ -45,7 +45,11 @@ def gateway(edge_world):
 
 
 def _list(gateway: ServeProcess, address: str, key: str) -> httpx.Response:
-    return httpx.get(gateway.url + "/admin/connectors", headers={"authorization": f"Bearer {key}", "x-forwarded-for": address}, timeout=10)
+    return httpx.get(
+        gateway.url + "/admin/connectors",
+        headers={"authorization": f"Bearer {key}", "x-forwarded-for": address},
+        timeout=10,
+    )
 
 
 def _code(response: httpx.Response) -> str:

@@ -46,7 +46,9 @@ class Station:
 def _station(index: int, readings: int, holes: int) -> Station:
     station = Station(code=f"S{index}", name=f"station {index}", readings=[])
     station.readings = [
-        Reading(id=index * readings + n, value=n / 7, label=f"r{n}" if holes == 0 or n % holes else None, station=station)  # type: ignore[arg-type]
+        Reading(
+            id=index * readings + n, value=n / 7, label=f"r{n}" if holes == 0 or n % holes else None, station=station
+        )  # type: ignore[arg-type]
         for n in range(readings)
     ]
     return station
@@ -87,7 +89,11 @@ def gateway(supergraph):
 
 
 def _big(gateway: AppServer, count: int, readings: int, holes: int = 0) -> dict:
-    response = httpx.post(gateway.base_url + "/graphql", json={"query": BIG, "variables": {"count": count, "readings": readings, "holes": holes}}, timeout=60)
+    response = httpx.post(
+        gateway.base_url + "/graphql",
+        json={"query": BIG, "variables": {"count": count, "readings": readings, "holes": holes}},
+        timeout=60,
+    )
     assert response.status_code == 200, response.text[:300]
     return response.json()
 
@@ -95,6 +101,7 @@ def _big(gateway: AppServer, count: int, readings: int, holes: int = 0) -> dict:
 def test_large_answers_are_answered_whole_while_others_are_answered(gateway):
     counts = (40, 500)  # 20,000 readings, 1.6 MB: ~30 slices each
     with Probe(gateway.base_url) as probe, httpx.Client(timeout=60) as client:
+
         def ask(n: int) -> dict:
             variables = {"count": counts[0], "readings": counts[1], "holes": 0, "n": n}
             return client.post(gateway.base_url + "/graphql", json={"query": BIG, "variables": variables}).json()
@@ -108,8 +115,16 @@ def test_large_answers_are_answered_whole_while_others_are_answered(gateway):
         stations = body["data"]["stations"]
         assert [s["code"] for s in stations] == [f"S{i}" for i in range(counts[0])]
         assert all(len(s["readings"]) == counts[1] for s in stations)
-        assert stations[-1]["readings"][-1] == {"id": counts[0] * counts[1] - 1, "value": (counts[1] - 1) / 7, "label": f"r{counts[1] - 1}", "station": {"code": f"S{counts[0] - 1}"}}
-    assert probe.latencies and not probe.failures and set(probe.statuses) == {200}, (probe.failures, set(probe.statuses))
+        assert stations[-1]["readings"][-1] == {
+            "id": counts[0] * counts[1] - 1,
+            "value": (counts[1] - 1) / 7,
+            "label": f"r{counts[1] - 1}",
+            "station": {"code": f"S{counts[0] - 1}"},
+        }
+    assert probe.latencies and not probe.failures and set(probe.statuses) == {200}, (
+        probe.failures,
+        set(probe.statuses),
+    )
 
 
 @pytest.mark.parametrize("slice_units", [50, 1_000, _shape.SLICE])

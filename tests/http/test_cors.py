@@ -36,7 +36,8 @@ def served(engine):
 
 def preflight(url: str, origin: str, method: str = "POST", headers: str = "content-type, x-api-key") -> httpx.Response:
     return httpx.options(
-        url + "/graphql", headers={"origin": origin, "access-control-request-method": method, "access-control-request-headers": headers}
+        url + "/graphql",
+        headers={"origin": origin, "access-control-request-method": method, "access-control-request-headers": headers},
     )
 
 
@@ -101,18 +102,31 @@ def test_credentials_for_listed_origins(served):
     assert answer.headers["access-control-allow-credentials"] == "true"
 
 
-@pytest.mark.parametrize("origin", ["https://app.example/path", "app.example", "https://*.example", "ftp://app.example"])
+@pytest.mark.parametrize(
+    "origin", ["https://app.example/path", "app.example", "https://*.example", "ftp://app.example"]
+)
 def test_an_origin_is_exact(origin, tmp_path: Path):
     with pytest.raises(SettingsError) as refused:
         load_settings(None, {"CITYGATE_CORS_ALLOW_ORIGINS": f"https://ok.example,{origin}"})
     assert len(refused.value.problems) == 1
-    assert refused.value.problems[0].startswith("cors.allow_origins") and "(from CITYGATE_CORS_ALLOW_ORIGINS)" in refused.value.problems[0]
+    assert (
+        refused.value.problems[0].startswith("cors.allow_origins")
+        and "(from CITYGATE_CORS_ALLOW_ORIGINS)" in refused.value.problems[0]
+    )
 
 
 # -- a page on another origin, in Chromium ---------------------------------------------------------
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 CALL = """async (gateway) => {
   try {
     const answer = await fetch(gateway + '/graphql', {method: 'POST', headers: {'content-type': 'application/json', 'x-citygate-purpose': 'x'},
@@ -128,7 +142,9 @@ CALL = """async (gateway) => {
 def test_a_page_on_a_listed_origin_calls_the_gateway_and_another_cannot(served):
     from playwright.sync_api import sync_playwright
 
-    page_server = AppServer(Starlette(routes=[Route("/", lambda _request: HTMLResponse("<!doctype html><title>city app</title>"))])).start()
+    page_server = AppServer(
+        Starlette(routes=[Route("/", lambda _request: HTMLResponse("<!doctype html><title>city app</title>"))])
+    ).start()
     try:
         listed = page_server.base_url  # http://127.0.0.1:PORT
         other = listed.replace("127.0.0.1", "localhost")  # the same page, another origin

@@ -20,7 +20,9 @@ ORDINARY = "{ districts { code name spots { id name } } }"  # 10 × (1 + 10 × 1
 
 def fan_out(levels: int) -> str:
     """`levels` list levels of spots under districts, each through the spot's district."""
-    return "{ districts { spots { " + "district { spots { " * (levels - 1) + "id name" + " } }" * (levels - 1) + " } } }"
+    return (
+        "{ districts { spots { " + "district { spots { " * (levels - 1) + "id name" + " } }" * (levels - 1) + " } } }"
+    )
 
 
 THREE_LEVELS = fan_out(3)  # 10 × (1 + 10 × (1 + 1 + 10 × (1 + 1 + 10 × 1))) = 12,210
@@ -67,12 +69,16 @@ def test_the_cost_limit_follows_the_configuration(configured):
 def test_a_client_of_the_policy_has_its_own_maximum(production):
     message = refused(post_graphql(production, ORDINARY, key=CLIENT_KEY)[0], "COST_ESTIMATED_TOO_EXPENSIVE")
     assert "110" in message and "100" in message, message
-    _answered(post_graphql(production, '{ district(code: "75118") { name spots { id } } }', key=CLIENT_KEY)[0])  # 1 + 10 × 1
+    _answered(
+        post_graphql(production, '{ district(code: "75118") { name spots { id } } }', key=CLIENT_KEY)[0]
+    )  # 1 + 10 × 1
     _answered(post_graphql(production, ORDINARY)[0])  # the public: the server's maximum
 
 
 def test_the_estimate_is_in_the_extensions_in_development_mode_only(production, development):
     body = _answered(post_graphql(development, ORDINARY)[0])
     assert body["extensions"]["cost"] == {"estimated": 110}, body.get("extensions")
-    assert _answered(post_graphql(development, "{ __typename district(code: \"75118\") { name } }")[0])["extensions"]["cost"] == {"estimated": 1}
+    assert _answered(post_graphql(development, '{ __typename district(code: "75118") { name } }')[0])["extensions"][
+        "cost"
+    ] == {"estimated": 1}
     assert "cost" not in (_answered(post_graphql(production, ORDINARY)[0]).get("extensions") or {})

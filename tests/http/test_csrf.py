@@ -41,11 +41,18 @@ def name_of_r1(url: str) -> str:
     return answer.json()["data"]["resident"]["name"]
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"])
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"],
+)
 def test_a_mutation_a_form_could_post_is_refused_before_it_runs(gateway, world, content_type):
     before = name_of_r1(gateway)
     world.traffic.reset()
-    answer = httpx.post(gateway + "/graphql", content=orjson.dumps({"query": RENAME}), headers={"content-type": content_type, "accept": GRAPHQL_RESPONSE})
+    answer = httpx.post(
+        gateway + "/graphql",
+        content=orjson.dumps({"query": RENAME}),
+        headers={"content-type": content_type, "accept": GRAPHQL_RESPONSE},
+    )
     refused(answer)
     assert sum(world.traffic.counts.values()) == 0  # no subgraph was asked anything
     assert name_of_r1(gateway) == before
@@ -53,7 +60,9 @@ def test_a_mutation_a_form_could_post_is_refused_before_it_runs(gateway, world, 
 
 def test_a_post_without_content_type_is_refused(gateway, world):
     world.traffic.reset()
-    answer = httpx.post(gateway + "/graphql", content=orjson.dumps({"query": READ_NAME}))  # httpx sends no content type for bytes
+    answer = httpx.post(
+        gateway + "/graphql", content=orjson.dumps({"query": READ_NAME})
+    )  # httpx sends no content type for bytes
     assert "content-type" not in answer.request.headers
     refused(answer)
     assert sum(world.traffic.counts.values()) == 0
@@ -63,7 +72,9 @@ def test_a_get_needs_a_header_only_a_preflighted_request_can_carry(gateway, worl
     params = {"query": READ_NAME}
     world.traffic.reset()
     refused(httpx.get(gateway + "/graphql", params=params))
-    refused(httpx.get(gateway + "/graphql", params=params, headers={"apollo-require-preflight": ""}))  # empty: not proof
+    refused(
+        httpx.get(gateway + "/graphql", params=params, headers={"apollo-require-preflight": ""})
+    )  # empty: not proof
     assert sum(world.traffic.counts.values()) == 0
     for header in ("apollo-require-preflight", "x-apollo-operation-name"):
         answer = httpx.get(gateway + "/graphql", params=params, headers={header: "true"})
@@ -76,7 +87,9 @@ def test_a_get_needs_a_header_only_a_preflighted_request_can_carry(gateway, worl
 def test_json_posts_pass_and_a_simple_one_with_the_header_meets_the_media_type_rule(gateway):
     assert httpx.post(gateway + "/graphql", json={"query": READ_NAME}).status_code == 200
     answer = httpx.post(
-        gateway + "/graphql", content=orjson.dumps({"query": READ_NAME}), headers={"content-type": "text/plain", "apollo-require-preflight": "1"}
+        gateway + "/graphql",
+        content=orjson.dumps({"query": READ_NAME}),
+        headers={"content-type": "text/plain", "apollo-require-preflight": "1"},
     )
     assert answer.status_code == 415 and answer.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
 
@@ -94,11 +107,16 @@ def test_graphiql_still_opens_in_a_browser(gateway):
 
 
 def test_the_operator_chooses_the_headers(engine, world):
-    custom = AppServer(create_app(GatewayState(engine), settings=Settings(csrf=CsrfSettings(required_headers=["X-City-App"])))).start()
+    custom = AppServer(
+        create_app(GatewayState(engine), settings=Settings(csrf=CsrfSettings(required_headers=["X-City-App"])))
+    ).start()
     try:
         params = {"query": READ_NAME}
         assert httpx.get(custom.base_url + "/graphql", params=params, headers={"x-city-app": "1"}).status_code == 200
-        refused(httpx.get(custom.base_url + "/graphql", params=params, headers={"apollo-require-preflight": "true"}), "x-city-app")
+        refused(
+            httpx.get(custom.base_url + "/graphql", params=params, headers={"apollo-require-preflight": "true"}),
+            "x-city-app",
+        )
     finally:
         custom.stop()
 

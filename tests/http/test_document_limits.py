@@ -42,7 +42,9 @@ def uncosted(served_world):
 @pytest.fixture(scope="module")
 def configured(served_world):
     running = serve_world(
-        served_world, "--max-aliases", "1",
+        served_world,
+        "--max-aliases",
+        "1",
         env={"CITYGATE_MAX_DEPTH": "4", "CITYGATE_INTROSPECTION": "none", "CITYGATE_SUGGESTIONS": "on"},
     )
     yield running
@@ -68,13 +70,29 @@ def nested_list(levels: int) -> str:
 ATTACKS = {
     "fragment bomb, 20 levels": (fragment_bomb(20), None, "MAX_EXPANDED_SIZE_EXCEEDED"),
     "fragment bomb, 40 levels": (fragment_bomb(40), None, "MAX_EXPANDED_SIZE_EXCEEDED"),
-    "1,000 aliases": ("{ " + " ".join(f"a{i}: districts {{ code }}" for i in range(1000)) + " }", None, "MAX_ALIASES_EXCEEDED"),
+    "1,000 aliases": (
+        "{ " + " ".join(f"a{i}: districts {{ code }}" for i in range(1000)) + " }",
+        None,
+        "MAX_ALIASES_EXCEEDED",
+    ),
     "21 root fields": ("{ " + " districts { code }" * 21 + " }", None, "MAX_ROOT_FIELDS_EXCEEDED"),
     "63 levels deep": (deep_query(63), None, "MAX_DEPTH_EXCEEDED"),
     "2,000 levels deep": (deep_query(2000), None, "MAX_DEPTH_EXCEEDED"),
-    "variables 255 levels deep": ("query($c: String!) { district(code: $c) { name } }", nested_list(255), "MAX_VARIABLES_DEPTH_EXCEEDED"),
-    "variables 1,000 levels deep": ("query($c: String!) { district(code: $c) { name } }", nested_list(1000), "MAX_VARIABLES_DEPTH_EXCEEDED"),
-    "20,000 variable values": ("query($c: String!) { district(code: $c) { name } }", {"c": list(range(20_000))}, "MAX_VARIABLES_SIZE_EXCEEDED"),
+    "variables 255 levels deep": (
+        "query($c: String!) { district(code: $c) { name } }",
+        nested_list(255),
+        "MAX_VARIABLES_DEPTH_EXCEEDED",
+    ),
+    "variables 1,000 levels deep": (
+        "query($c: String!) { district(code: $c) { name } }",
+        nested_list(1000),
+        "MAX_VARIABLES_DEPTH_EXCEEDED",
+    ),
+    "20,000 variable values": (
+        "query($c: String!) { district(code: $c) { name } }",
+        {"c": list(range(20_000))},
+        "MAX_VARIABLES_SIZE_EXCEEDED",
+    ),
 }
 
 
@@ -129,12 +147,20 @@ def test_the_planning_budget_follows_the_configuration(world_server, monkeypatch
     limits = settings_from_environment().http_limits()
     gateway = AppServer(create_app(GatewayState(Engine.from_sdl(world_server.supergraph())), limits=limits)).start()
     try:
-        response = httpx.post(gateway.base_url + "/graphql", json={"query": many_routes}, headers={"accept": "application/graphql-response+json"})
+        response = httpx.post(
+            gateway.base_url + "/graphql",
+            json={"query": many_routes},
+            headers={"accept": "application/graphql-response+json"},
+        )
         if budget == "0":
             assert response.status_code == 200 and "errors" not in response.json(), response.text[:300]
         else:
             refused(response, "QUERY_PLANNING_BUDGET_EXCEEDED")
-        assert httpx.get(gateway.base_url + "/graphql", params={"query": "{ __typename }"}, headers={"apollo-require-preflight": "true"}).json() == {"data": {"__typename": "Query"}}
+        assert httpx.get(
+            gateway.base_url + "/graphql",
+            params={"query": "{ __typename }"},
+            headers={"apollo-require-preflight": "true"},
+        ).json() == {"data": {"__typename": "Query"}}
     finally:
         gateway.stop()
 
@@ -142,7 +168,12 @@ def test_the_planning_budget_follows_the_configuration(world_server, monkeypatch
 def test_introspection_is_for_identified_clients_in_production(production, development, configured):
     introspection = "{ __schema { queryType { name } } }"
     refused(post_graphql(production, introspection)[0], "INTROSPECTION_DISABLED")
-    refused(post_graphql(production, "query Q { ...Schema } fragment Schema on Query { __type(name: \"District\") { name } }")[0], "INTROSPECTION_DISABLED")
+    refused(
+        post_graphql(
+            production, 'query Q { ...Schema } fragment Schema on Query { __type(name: "District") { name } }'
+        )[0],
+        "INTROSPECTION_DISABLED",
+    )
     answered = post_graphql(production, introspection, key=CLIENT_KEY)[0]
     assert answered.status_code == 200 and answered.json()["data"]["__schema"]["queryType"]["name"] == "Query"
     assert post_graphql(production, "{ __typename }")[0].json()["data"] == {"__typename": "Query"}

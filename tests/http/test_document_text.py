@@ -112,7 +112,11 @@ def _tree_measures(text: str) -> list:
     document = parse(text)
     definitions = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
     fragments = limits_module._measure_fragments(definitions)
-    return [limits_module._measure(d.selection_set, fragments) for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    return [
+        limits_module._measure(d.selection_set, fragments)
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode)
+    ]
 
 
 def _graphql_core_tokens(text: str) -> int:
@@ -125,7 +129,12 @@ def _graphql_core_tokens(text: str) -> int:
 @pytest.mark.parametrize("text", DOCUMENTS)
 def test_the_text_is_measured_as_the_parsed_document(text):
     measures = _tree_measures(text)
-    for name, value in (("max_depth", "depth"), ("max_fields", "fields"), ("max_aliases", "aliases"), ("max_root_fields", "top")):
+    for name, value in (
+        ("max_depth", "depth"),
+        ("max_fields", "fields"),
+        ("max_aliases", "aliases"),
+        ("max_root_fields", "top"),
+    ):
         highest = max(getattr(measure, value) for measure in measures)
         limits_module.check_text(text, DocumentLimits(**{name: highest}))  # at the limit: allowed
         with pytest.raises(LimitExceeded):

@@ -21,7 +21,10 @@ async def client(engine):
 
 
 async def post(client, body, accept: str | None = GRAPHQL_RESPONSE, content_type: str = "application/json"):
-    headers = {"content-type": content_type, "apollo-require-preflight": "true"}  # CSRF prevention: tests/http/test_csrf.py
+    headers = {
+        "content-type": content_type,
+        "apollo-require-preflight": "true",
+    }  # CSRF prevention: tests/http/test_csrf.py
     if accept:
         headers["accept"] = accept
     content = body if isinstance(body, bytes) else orjson.dumps(body)
@@ -33,7 +36,10 @@ async def test_post_query(client):
     assert response.status_code == 200
     assert response.headers["content-type"].startswith(GRAPHQL_RESPONSE)
     # development mode (the fixture's): the estimated cost in the extensions, 10 districts × 1
-    assert response.json() == {"data": {"districts": [{"code": "75105"}, {"code": "75111"}, {"code": "75118"}]}, "extensions": {"cost": {"estimated": 10}}}
+    assert response.json() == {
+        "data": {"districts": [{"code": "75105"}, {"code": "75111"}, {"code": "75118"}]},
+        "extensions": {"cost": {"estimated": 10}},
+    }
 
 
 async def test_post_with_variables_and_operation_name(client):
@@ -49,10 +55,16 @@ async def test_post_with_variables_and_operation_name(client):
 
 
 async def test_get_query_and_get_mutation(client):
-    response = await client.get("/graphql", params={"query": "query($c: String!) { district(code: $c) { name } }", "variables": '{"c":"75105"}'}, headers={"apollo-require-preflight": "true"})
+    response = await client.get(
+        "/graphql",
+        params={"query": "query($c: String!) { district(code: $c) { name } }", "variables": '{"c":"75105"}'},
+        headers={"apollo-require-preflight": "true"},
+    )
     assert response.status_code == 200 and response.json()["data"]["district"]["name"] == "Panthéon"
     response = await client.get(
-        "/graphql", params={"query": 'mutation { renameResident(id: "r1", name: "x") { id } }'}, headers={"accept": GRAPHQL_RESPONSE, "apollo-require-preflight": "true"}
+        "/graphql",
+        params={"query": 'mutation { renameResident(id: "r1", name: "x") { id } }'},
+        headers={"accept": GRAPHQL_RESPONSE, "apollo-require-preflight": "true"},
     )
     assert response.status_code == 405
     assert response.headers["allow"] == "POST"
@@ -100,7 +112,9 @@ async def test_unacceptable_media_type(client):
 
 
 async def test_bad_variables(client):
-    response = await post(client, {"query": "query($c: String!) { district(code: $c) { name } }", "variables": {"c": 3}})
+    response = await post(
+        client, {"query": "query($c: String!) { district(code: $c) { name } }", "variables": {"c": 3}}
+    )
     assert response.status_code == 400
     assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
@@ -114,7 +128,10 @@ async def test_planning_failure_answers_data_null(client, engine, monkeypatch):
     monkeypatch.setattr(engine.planner, "plan", fail)
     response = await post(client, {"query": "{ districts { code } }"})
     assert response.status_code == 200
-    assert response.json() == {"errors": [{"message": "no route", "extensions": {"code": "QUERY_PLANNING_FAILED"}}], "data": None}
+    assert response.json() == {
+        "errors": [{"message": "no route", "extensions": {"code": "QUERY_PLANNING_FAILED"}}],
+        "data": None,
+    }
 
 
 async def test_internal_faults_say_nothing_of_their_cause(client, engine, monkeypatch):

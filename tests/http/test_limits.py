@@ -76,13 +76,22 @@ def edge_world(tmp_path_factory):
     folder.mkdir(parents=True)
     (folder / "manifest.yaml").write_text(f"name: edge\nowner: city\nkind: subgraph\nurl: {server.base_url}/graphql\n")
     policy = directory / "policy.yaml"
-    policy.write_text(yaml.safe_dump({
-        "purposes": {"probing": {"description": "Ask the gateway whether it answers"}},
-        "clients": {
-            "probe": {"name": "Probe", "purposes": ["probing"], "api_key_sha256": _sha(PROBE_KEY)},
-            "limited": {"name": "Limited", "purposes": ["probing"], "api_key_sha256": _sha(LIMITED_KEY), "rate_limit": 2},
-        },
-    }))
+    policy.write_text(
+        yaml.safe_dump(
+            {
+                "purposes": {"probing": {"description": "Ask the gateway whether it answers"}},
+                "clients": {
+                    "probe": {"name": "Probe", "purposes": ["probing"], "api_key_sha256": _sha(PROBE_KEY)},
+                    "limited": {
+                        "name": "Limited",
+                        "purposes": ["probing"],
+                        "api_key_sha256": _sha(LIMITED_KEY),
+                        "rate_limit": 2,
+                    },
+                },
+            }
+        )
+    )
     yield directory, folder.parent, policy
     server.stop()
 
@@ -104,7 +113,8 @@ def _serve(edge_world, env: dict[str, str] | None = None) -> ServeProcess:
     directory, connectors, policy = edge_world
     store = directory / f"{uuid.uuid4().hex[:8]}.db"
     return ServeProcess(
-        ["--connectors", str(connectors), "--policy", str(policy), "--store", f"sqlite:///{store}"], {**EDGE_ENV, **(env or {})}
+        ["--connectors", str(connectors), "--policy", str(policy), "--store", f"sqlite:///{store}"],
+        {**EDGE_ENV, **(env or {})},
     )
 
 
@@ -151,7 +161,9 @@ def test_a_declared_length_over_the_limit_is_refused_before_the_body(gateway):
 
 def test_an_admin_upload_without_a_key_is_refused_before_its_body_is_read(gateway):
     with _probe(gateway) as probe:
-        answer = stream_request(gateway.port, post_head("/admin/connectors/big", length=200 * MiB, method="PUT"), b" " * 65536, 200 * MiB)
+        answer = stream_request(
+            gateway.port, post_head("/admin/connectors/big", length=200 * MiB, method="PUT"), b" " * 65536, 200 * MiB
+        )
     assert answer.status == 401 and _code(answer.body, admin=True) == "UNAUTHENTICATED"
     assert answer.header("connection") == "close" and answer.closed  # the rest of the body is never read
     assert answer.sent < 16 * MiB, f"the gateway took {answer.sent / MiB:.0f} MiB from a requester without a key"
@@ -159,7 +171,9 @@ def test_an_admin_upload_without_a_key_is_refused_before_its_body_is_read(gatewa
 
 
 def test_an_admin_upload_with_a_key_stops_at_the_admin_limit(gateway):
-    head = post_head("/admin/connectors/big", chunked=True, method="PUT", headers={"authorization": f"Bearer {OPERATOR_KEY}"})
+    head = post_head(
+        "/admin/connectors/big", chunked=True, method="PUT", headers={"authorization": f"Bearer {OPERATOR_KEY}"}
+    )
     answer = stream_request(gateway.port, head, chunk(16 * 1024), 200 * MiB)
     assert answer.status == 413 and _code(answer.body, admin=True) == "PAYLOAD_TOO_LARGE"
     assert answer.sent < 16 * MiB
@@ -190,7 +204,7 @@ def test_oversized_headers_are_refused(gateway):
 
 def test_slow_readers_are_dropped_and_do_not_stall_others(gateway):
     size = 8 * MiB
-    request = (f"GET /graphql?query=%7Bblob(size:{size})%7D HTTP/1.1\r\nhost: x\r\napollo-require-preflight: 1\r\nx-forwarded-for: {{}}\r\n\r\n")
+    request = f"GET /graphql?query=%7Bblob(size:{size})%7D HTTP/1.1\r\nhost: x\r\napollo-require-preflight: 1\r\nx-forwarded-for: {{}}\r\n\r\n"
     with _probe(gateway) as probe:
         readers = [deaf_reader(gateway.port, request.format(_address()).encode()) for _ in range(10)]
         time.sleep(4)  # answers written, then write_timeout (1 s) twice over without a byte taken
@@ -204,8 +218,14 @@ def test_slow_readers_are_dropped_and_do_not_stall_others(gateway):
 
 def test_the_public_is_rate_limited_per_address(gateway):
     attacker, bystander = _address(), _address()
-    with _probe(gateway) as probe, httpx.Client(base_url=gateway.url, timeout=5, headers={"apollo-require-preflight": "true"}) as client:
-        answers = [client.get("/graphql", params={"query": "{ hello }"}, headers={"x-forwarded-for": attacker}) for _ in range(15)]
+    with (
+        _probe(gateway) as probe,
+        httpx.Client(base_url=gateway.url, timeout=5, headers={"apollo-require-preflight": "true"}) as client,
+    ):
+        answers = [
+            client.get("/graphql", params={"query": "{ hello }"}, headers={"x-forwarded-for": attacker})
+            for _ in range(15)
+        ]
         other = client.get("/graphql", params={"query": "{ hello }"}, headers={"x-forwarded-for": bystander})
     refused = [a for a in answers if a.status_code == 429]
     assert len(refused) >= 8  # 5 per second: the first 5 at once, then one per 0.2 s
@@ -237,7 +257,9 @@ def test_the_public_records_routes_are_rate_limited_per_address(sparing_gateway,
     assert answers[0].status_code == 200, answers[0].text
     assert [a.status_code for a in answers[1:]] == [429] * 19
     refused = answers[1]
-    assert refused.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED" and int(refused.headers["retry-after"]) >= 1
+    assert (
+        refused.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED" and int(refused.headers["retry-after"]) >= 1
+    )
     assert other.status_code == 200, other.text  # one address's flood, not everyone's
     assert probes == [200] * 10  # a load balancer's probes are never limited
     probe.assert_kept_answering()
@@ -254,7 +276,9 @@ def test_an_address_has_one_public_budget_for_queries_and_records(sparing_gatewa
 
 
 def test_a_client_is_held_to_the_rate_its_policy_sets(gateway):
-    with httpx.Client(base_url=gateway.url, timeout=5, headers={"x-api-key": LIMITED_KEY, "apollo-require-preflight": "true"}) as client:
+    with httpx.Client(
+        base_url=gateway.url, timeout=5, headers={"x-api-key": LIMITED_KEY, "apollo-require-preflight": "true"}
+    ) as client:
         statuses = [client.get("/graphql", params={"query": "{ hello }"}).status_code for _ in range(4)]
     assert statuses[:2] == [200, 200] and 429 in statuses[2:]
 
@@ -263,7 +287,12 @@ def test_requests_in_flight_are_limited_per_address(gateway):
     address = _address()
 
     def slow() -> httpx.Response:
-        return httpx.get(gateway.url + "/graphql", params={"query": "{ slow(seconds: 1) }"}, headers={"x-forwarded-for": address, "apollo-require-preflight": "true"}, timeout=10)
+        return httpx.get(
+            gateway.url + "/graphql",
+            params={"query": "{ slow(seconds: 1) }"},
+            headers={"x-forwarded-for": address, "apollo-require-preflight": "true"},
+            timeout=10,
+        )
 
     with _probe(gateway) as probe, ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(lambda _: slow(), range(4)))
@@ -292,14 +321,23 @@ def test_two_gateways_count_one_client_together_through_redis(edge_world):
         other = httpx.get(second.url + "/graphql", params={"query": "{ hello }"}, headers=headers)
         assert one.status_code == 200
         assert other.status_code == 429 and other.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
-        assert httpx.get(second.url + "/graphql", params={"query": "{ hello }"}, headers={"x-forwarded-for": _address(), "apollo-require-preflight": "true"}).status_code == 200
+        assert (
+            httpx.get(
+                second.url + "/graphql",
+                params={"query": "{ hello }"},
+                headers={"x-forwarded-for": _address(), "apollo-require-preflight": "true"},
+            ).status_code
+            == 200
+        )
     finally:
         first.stop()
         second.stop()
 
 
 def test_rate_limits_stay_in_memory_when_redis_does_not_answer(edge_world):
-    gateway = _serve(edge_world, {"CITYGATE_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "CITYGATE_PUBLIC_RATE_LIMIT": "1"})
+    gateway = _serve(
+        edge_world, {"CITYGATE_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "CITYGATE_PUBLIC_RATE_LIMIT": "1"}
+    )
     try:
         headers = {"x-forwarded-for": _address(), "apollo-require-preflight": "true"}
         started = time.monotonic()
@@ -318,7 +356,10 @@ def test_bad_limit_settings_are_refused_in_one_line(edge_world, tmp_path: Path):
 
     result = subprocess.run(
         [*CITYGATE, "serve", "--port", str(free_port()), "--store", f"sqlite:///{tmp_path / 'g.db'}"],
-        env={**EDGE_ENV, "CITYGATE_BODY_TIMEOUT": "soon", "PATH": "/usr/bin:/bin"}, capture_output=True, timeout=30, text=True,
+        env={**EDGE_ENV, "CITYGATE_BODY_TIMEOUT": "soon", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        timeout=30,
+        text=True,
     )
     assert result.returncode == 1
     assert "CITYGATE_BODY_TIMEOUT" in result.stderr and "Traceback" not in result.stderr

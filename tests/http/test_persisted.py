@@ -46,9 +46,17 @@ def policy(public: str = "allow") -> dict:
     return {
         "purposes": {"probing": {"description": "Ask the gateway whether it answers"}},
         "clients": {
-            "app": {"name": "App", "purposes": ["probing"], "api_key_sha256": hashlib.sha256(APP_KEY.encode()).hexdigest()},
-            "safe": {"name": "Safe", "purposes": ["probing"], "api_key_sha256": hashlib.sha256(SAFE_KEY.encode()).hexdigest(),
-                     "persisted_documents": "safelist"},
+            "app": {
+                "name": "App",
+                "purposes": ["probing"],
+                "api_key_sha256": hashlib.sha256(APP_KEY.encode()).hexdigest(),
+            },
+            "safe": {
+                "name": "Safe",
+                "purposes": ["probing"],
+                "api_key_sha256": hashlib.sha256(SAFE_KEY.encode()).hexdigest(),
+                "persisted_documents": "safelist",
+            },
         },
         "persisted_documents": {"public": public},
     }
@@ -64,9 +72,20 @@ def files(world_server, tmp_path_factory) -> Path:
     return directory
 
 
-def serve(files: Path, store: str, *arguments: str, policy_file: str = "policy.yaml", env: dict[str, str] | None = None) -> ServeProcess:
+def serve(
+    files: Path, store: str, *arguments: str, policy_file: str = "policy.yaml", env: dict[str, str] | None = None
+) -> ServeProcess:
     return ServeProcess(
-        ["--supergraph", str(files / "supergraph.graphql"), "--policy", str(files / policy_file), "--store", store, *arguments], env or {}
+        [
+            "--supergraph",
+            str(files / "supergraph.graphql"),
+            "--policy",
+            str(files / policy_file),
+            "--store",
+            store,
+            *arguments,
+        ],
+        env or {},
     )
 
 
@@ -88,7 +107,11 @@ def post(gateway: ServeProcess, body: dict, *, key: str | None = None, accept: s
 
 
 def get(gateway: ServeProcess, params: dict, *, key: str | None = None) -> httpx.Response:
-    headers = {"apollo-require-preflight": "true", "accept": JSON, **({"x-api-key": key} if key else {})}  # CSRF prevention
+    headers = {
+        "apollo-require-preflight": "true",
+        "accept": JSON,
+        **({"x-api-key": key} if key else {}),
+    }  # CSRF prevention
     return httpx.get(gateway.url + "/graphql", params=params, headers=headers, timeout=30)
 
 
@@ -101,7 +124,12 @@ def code_of(response: httpx.Response) -> str:
 
 
 def push(manifest: Path, client: str, store: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*CITYGATE, "documents", "push", str(manifest), "--client", client, "--store", store], capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [*CITYGATE, "documents", "push", str(manifest), "--client", client, "--store", store],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 # -- APQ ------------------------------------------------------------------------------------------
@@ -112,7 +140,9 @@ def test_apq_over_post_hash_first_then_the_text_then_the_hash_alone(gateway):
     missing = post(gateway, {"extensions": apq(query)})
     # as Apollo Router answers: 200, Apollo's own message (its clients read it), not to be cached
     assert missing.status_code == 200
-    assert missing.json()["errors"] == [{"message": "PersistedQueryNotFound", "extensions": {"code": "PERSISTED_QUERY_NOT_FOUND"}}]
+    assert missing.json()["errors"] == [
+        {"message": "PersistedQueryNotFound", "extensions": {"code": "PERSISTED_QUERY_NOT_FOUND"}}
+    ]
     assert missing.headers["cache-control"] == "private, no-cache, must-revalidate"
     registered = post(gateway, {"query": query, "extensions": apq(query)})
     assert registered.status_code == 200 and registered.json()["data"] == CODES
@@ -136,7 +166,9 @@ def test_a_hash_that_is_not_the_texts_is_refused_and_nothing_is_kept(gateway):
     wrong = {"persistedQuery": {"version": 1, "sha256Hash": text_hash(query + " ")}}
     refused = post(gateway, {"query": query, "extensions": wrong})
     assert refused.status_code == 400
-    assert refused.json()["errors"] == [{"message": "provided sha does not match query", "extensions": {"code": "PERSISTED_QUERY_HASH_MISMATCH"}}]
+    assert refused.json()["errors"] == [
+        {"message": "provided sha does not match query", "extensions": {"code": "PERSISTED_QUERY_HASH_MISMATCH"}}
+    ]
     assert code_of(post(gateway, {"extensions": wrong})) == "PERSISTED_QUERY_NOT_FOUND"
 
 
@@ -151,7 +183,10 @@ def test_another_version_than_1_is_refused(gateway, version):
 @pytest.mark.parametrize(
     ("query", "code"),
     [
-        ("query TooManyAliases { a: districts { code } b: districts { code } c: districts { code } }", "MAX_ALIASES_EXCEEDED"),
+        (
+            "query TooManyAliases { a: districts { code } b: districts { code } c: districts { code } }",
+            "MAX_ALIASES_EXCEEDED",
+        ),
         ("query Unknown { districts { nope } }", "GRAPHQL_VALIDATION_FAILED"),
         ("query Broken { districts { code }", "GRAPHQL_PARSE_FAILED"),
     ],
@@ -165,7 +200,10 @@ def test_a_document_a_limit_refuses_is_never_kept(gateway, query, code):
 def test_bad_persisted_query_extensions_are_refused_with_a_code(gateway):
     assert code_of(post(gateway, {"extensions": {"persistedQuery": "abc"}})) == "BAD_REQUEST"
     assert code_of(post(gateway, {"extensions": {"persistedQuery": {"version": 1, "sha256Hash": 12}}})) == "BAD_REQUEST"
-    assert code_of(post(gateway, {"extensions": {"persistedQuery": {"version": 1, "sha256Hash": "x" * 201}}})) == "BAD_REQUEST"
+    assert (
+        code_of(post(gateway, {"extensions": {"persistedQuery": {"version": 1, "sha256Hash": "x" * 201}}}))
+        == "BAD_REQUEST"
+    )
     assert code_of(post(gateway, {"documentId": 7})) == "BAD_REQUEST"
     assert post(gateway, {"extensions": {}}).status_code == 400  # no query, no document: as before
 
@@ -181,8 +219,14 @@ def test_apq_keeps_a_bounded_number_of_bytes_per_process(files):
                 assert client.post("/graphql", json={"query": query, "extensions": apq(query)}).json()["data"] == CODES
             for _ in range(300):  # invented hashes: all missing, none kept
                 invented = {"persistedQuery": {"version": 1, "sha256Hash": uuid.uuid4().hex * 2}}
-                assert client.post("/graphql", json={"extensions": invented}).json()["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"
-            assert client.post("/graphql", json={"extensions": apq(queries[0])}).json()["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"
+                assert (
+                    client.post("/graphql", json={"extensions": invented}).json()["errors"][0]["extensions"]["code"]
+                    == "PERSISTED_QUERY_NOT_FOUND"
+                )
+            assert (
+                client.post("/graphql", json={"extensions": apq(queries[0])}).json()["errors"][0]["extensions"]["code"]
+                == "PERSISTED_QUERY_NOT_FOUND"
+            )
             assert client.post("/graphql", json={"extensions": apq(queries[-1])}).json()["data"] == CODES
     finally:
         bounded.stop()
@@ -202,7 +246,9 @@ def test_the_apq_cache_counts_its_bytes_and_never_passes_its_cap():
 
 
 def test_apq_turned_off_and_the_public_in_safelist_mode(files):
-    closed = serve(files, f"sqlite:///{files / 'closed.db'}", policy_file="public-safelist.yaml", env={"CITYGATE_APQ": "false"})
+    closed = serve(
+        files, f"sqlite:///{files / 'closed.db'}", policy_file="public-safelist.yaml", env={"CITYGATE_APQ": "false"}
+    )
     try:
         query = "query Off { districts { code } }"
         # the public may only run its trusted documents: an APQ hash unknown to them is "not found"
@@ -212,14 +258,23 @@ def test_apq_turned_off_and_the_public_in_safelist_mode(files):
         assert refused.status_code == 403 and code_of(refused) == "PERSISTED_DOCUMENT_REQUIRED"
         # a client in allow mode: APQ is off (as Apollo Router says it), its plain text runs
         off = post(closed, {"extensions": apq(query)}, key=APP_KEY)
-        assert off.status_code == 200 and off.json()["errors"] == [{"message": "PersistedQueryNotSupported", "extensions": {"code": "PERSISTED_QUERY_NOT_SUPPORTED"}}]
-        assert code_of(post(closed, {"query": query, "extensions": apq(query)}, key=APP_KEY)) == "PERSISTED_QUERY_NOT_SUPPORTED"
+        assert off.status_code == 200 and off.json()["errors"] == [
+            {"message": "PersistedQueryNotSupported", "extensions": {"code": "PERSISTED_QUERY_NOT_SUPPORTED"}}
+        ]
+        assert (
+            code_of(post(closed, {"query": query, "extensions": apq(query)}, key=APP_KEY))
+            == "PERSISTED_QUERY_NOT_SUPPORTED"
+        )
         assert post(closed, {"query": query}, key=APP_KEY).json()["data"] == CODES
         # the public's trusted documents, pushed while the gateway runs: they run, by id and as text
         assert push(files / "manifest.json", "public", f"sqlite:///{files / 'closed.db'}").returncode == 0
-        assert post(closed, {"documentId": "district-by-code", "variables": {"code": "75118"}}).json()["data"] == {"district": {"name": "Buttes-Montmartre"}}
+        assert post(closed, {"documentId": "district-by-code", "variables": {"code": "75118"}}).json()["data"] == {
+            "district": {"name": "Buttes-Montmartre"}
+        }
         assert post(closed, {"query": DISTRICTS}).json()["data"] == CODES
-        assert post(closed, {"extensions": apq(DISTRICTS)}).json()["data"] == CODES  # APQ off: a trusted document's hash still runs
+        assert (
+            post(closed, {"extensions": apq(DISTRICTS)}).json()["data"] == CODES
+        )  # APQ off: a trusted document's hash still runs
     finally:
         closed.stop()
 
@@ -236,7 +291,9 @@ def test_push_and_list_with_the_cli(files, gateway, sqlite_store):
     relay = files / "relay.json"
     relay.write_text(json.dumps({"app-districts": DISTRICTS}))  # Relay's / Hive's {id: text}
     assert push(relay, "app", sqlite_store).returncode == 0
-    listed = subprocess.run([*CITYGATE, "documents", "list", "--store", sqlite_store, "--json"], capture_output=True, text=True, timeout=60)
+    listed = subprocess.run(
+        [*CITYGATE, "documents", "list", "--store", sqlite_store, "--json"], capture_output=True, text=True, timeout=60
+    )
     rows = [json.loads(line) for line in listed.stdout.splitlines()]
     assert {(row["client"], row["id"], row["name"], row["sha256"]) for row in rows} >= {
         ("app", "app-districts", None, text_hash(DISTRICTS)),
@@ -244,7 +301,12 @@ def test_push_and_list_with_the_cli(files, gateway, sqlite_store):
         ("safe", "district-by-code", "District", text_hash(DISTRICT)),
     }
     assert "districts {" not in listed.stdout  # never the text
-    only_app = subprocess.run([*CITYGATE, "documents", "list", "--store", sqlite_store, "--client", "app"], capture_output=True, text=True, timeout=60)
+    only_app = subprocess.run(
+        [*CITYGATE, "documents", "list", "--store", sqlite_store, "--client", "app"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "app-districts" in only_app.stdout and "district-by-code" not in only_app.stdout
 
 
@@ -254,12 +316,29 @@ def test_the_cli_refuses_a_changed_document_and_a_bad_manifest(files, sqlite_sto
     changed.write_text(json.dumps({"district-by-code": "{ districts { code } }", "new-one": "{ districts { name } }"}))
     refused = push(changed, "safe", sqlite_store)
     assert refused.returncode == 1 and "district-by-code" in refused.stderr and "Traceback" not in refused.stderr
-    listed = subprocess.run([*CITYGATE, "documents", "list", "--store", sqlite_store, "--client", "safe", "--json"], capture_output=True, text=True, timeout=60)
+    listed = subprocess.run(
+        [*CITYGATE, "documents", "list", "--store", sqlite_store, "--client", "safe", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "new-one" not in listed.stdout  # nothing written
     bad = files / "bad.json"
-    bad.write_text(json.dumps({"format": "apollo-persisted-query-manifest", "version": 1, "operations": [{"id": "x", "body": "{ districts {"}, {"body": "{ a }"}]}))
+    bad.write_text(
+        json.dumps(
+            {
+                "format": "apollo-persisted-query-manifest",
+                "version": 1,
+                "operations": [{"id": "x", "body": "{ districts {"}, {"body": "{ a }"}],
+            }
+        )
+    )
     problems = push(bad, "safe", sqlite_store)
-    assert problems.returncode == 2 and "operations[0]: the body does not parse" in problems.stderr and "operations[1]: the id" in problems.stderr
+    assert (
+        problems.returncode == 2
+        and "operations[0]: the body does not parse" in problems.stderr
+        and "operations[1]: the id" in problems.stderr
+    )
     assert push(files / "manifest.json", "Not A Client", sqlite_store).returncode == 2
     missing = push(files / "nowhere.json", "safe", sqlite_store)
     assert missing.returncode == 2 and "cannot read" in missing.stderr
@@ -268,12 +347,26 @@ def test_the_cli_refuses_a_changed_document_and_a_bad_manifest(files, sqlite_sto
 def test_read_manifest_reads_both_formats_and_names_every_problem():
     apollo = read_manifest(MANIFEST)
     assert [(d.id, d.name, d.type, d.sha256) for d in apollo] == [
-        (text_hash(DISTRICTS), "Districts", "query", text_hash(DISTRICTS)), ("district-by-code", "District", "query", text_hash(DISTRICT))]
+        (text_hash(DISTRICTS), "Districts", "query", text_hash(DISTRICTS)),
+        ("district-by-code", "District", "query", text_hash(DISTRICT)),
+    ]
     assert [d.id for d in read_manifest({"a": DISTRICTS, "b": DISTRICT})] == ["a", "b"]
     with pytest.raises(ManifestError) as error:
-        read_manifest({"format": "apollo-persisted-query-manifest", "version": 1,
-                       "operations": [{"id": "a", "body": DISTRICTS}, {"id": "a", "body": DISTRICTS}, {"id": "c", "body": DISTRICTS, "type": "fetch"}]})
-    assert error.value.problems == ["operations[1]: the id 'a' is there twice", "operations[2]: the type must be one of query, mutation, subscription"]
+        read_manifest(
+            {
+                "format": "apollo-persisted-query-manifest",
+                "version": 1,
+                "operations": [
+                    {"id": "a", "body": DISTRICTS},
+                    {"id": "a", "body": DISTRICTS},
+                    {"id": "c", "body": DISTRICTS, "type": "fetch"},
+                ],
+            }
+        )
+    assert error.value.problems == [
+        "operations[1]: the id 'a' is there twice",
+        "operations[2]: the type must be one of query, mutation, subscription",
+    ]
     for bad in ([DISTRICTS], {"format": "other", "version": 1}, {}):
         with pytest.raises(ManifestError):
             read_manifest(bad)
@@ -284,14 +377,25 @@ def test_safelist_mode_runs_only_the_clients_trusted_documents(files, gateway, s
     by_id = post(gateway, {"documentId": "district-by-code", "variables": {"code": "75105"}}, key=SAFE_KEY)
     assert by_id.json()["data"] == {"district": {"name": "Panthéon"}}
     assert post(gateway, {"documentId": f"sha256:{text_hash(DISTRICTS)}"}, key=SAFE_KEY).json()["data"] == CODES
-    assert get(gateway, {"documentId": "district-by-code", "variables": '{"code": "75111"}'}, key=SAFE_KEY).json()["data"] == {"district": {"name": "Popincourt"}}
+    assert get(gateway, {"documentId": "district-by-code", "variables": '{"code": "75111"}'}, key=SAFE_KEY).json()[
+        "data"
+    ] == {"district": {"name": "Popincourt"}}
     assert post(gateway, {"query": DISTRICTS}, key=SAFE_KEY).json()["data"] == CODES  # the text of a trusted document
-    assert post(gateway, {"extensions": apq(DISTRICTS)}, key=SAFE_KEY).json()["data"] == CODES  # its hash, as an APQ client sends it
+    assert (
+        post(gateway, {"extensions": apq(DISTRICTS)}, key=SAFE_KEY).json()["data"] == CODES
+    )  # its hash, as an APQ client sends it
     other = "query Other { districts { name } }"
     refused = post(gateway, {"query": other}, key=SAFE_KEY, accept=GRAPHQL_RESPONSE)
-    assert refused.status_code == 403 and code_of(refused) == "PERSISTED_DOCUMENT_REQUIRED" and "data" not in refused.json()
+    assert (
+        refused.status_code == 403
+        and code_of(refused) == "PERSISTED_DOCUMENT_REQUIRED"
+        and "data" not in refused.json()
+    )
     assert code_of(post(gateway, {"extensions": apq(other)}, key=SAFE_KEY)) == "PERSISTED_QUERY_NOT_FOUND"
-    assert code_of(post(gateway, {"query": other, "extensions": apq(other)}, key=SAFE_KEY)) == "PERSISTED_DOCUMENT_REQUIRED"
+    assert (
+        code_of(post(gateway, {"query": other, "extensions": apq(other)}, key=SAFE_KEY))
+        == "PERSISTED_DOCUMENT_REQUIRED"
+    )
     unknown = post(gateway, {"documentId": "nope"}, key=SAFE_KEY)
     assert unknown.status_code == 404 and code_of(unknown) == "PERSISTED_DOCUMENT_NOT_FOUND"
     both = post(gateway, {"documentId": "district-by-code", "query": DISTRICT}, key=SAFE_KEY)
@@ -304,10 +408,14 @@ def test_documents_belong_to_their_client(files, gateway, sqlite_store):
     assert push(relay, "app", sqlite_store).returncode == 0
     assert push(files / "manifest.json", "safe", sqlite_store).returncode == 0
     assert post(gateway, {"documentId": "app-districts"}, key=APP_KEY).json()["data"] == CODES
-    assert code_of(post(gateway, {"documentId": "district-by-code"}, key=APP_KEY)) == "PERSISTED_DOCUMENT_NOT_FOUND"  # safe's, not app's
+    assert (
+        code_of(post(gateway, {"documentId": "district-by-code"}, key=APP_KEY)) == "PERSISTED_DOCUMENT_NOT_FOUND"
+    )  # safe's, not app's
     assert code_of(post(gateway, {"documentId": "app-districts"}, key=SAFE_KEY)) == "PERSISTED_DOCUMENT_NOT_FOUND"
     assert code_of(post(gateway, {"documentId": "app-districts"})) == "PERSISTED_DOCUMENT_NOT_FOUND"  # nor the public's
-    assert post(gateway, {"query": "query Free { districts { name } }"}, key=APP_KEY).status_code == 200  # allow: any document
+    assert (
+        post(gateway, {"query": "query Free { districts { name } }"}, key=APP_KEY).status_code == 200
+    )  # allow: any document
 
 
 # -- trusted documents shared by replicas (PostgreSQL), cached in Redis ----------------------------
@@ -330,18 +438,26 @@ def redis_db():
     client.close()
 
 
-async def test_two_gateways_on_one_postgresql_serve_the_documents_pushed_once_and_redis_caches_them(files, pg_store, redis_db):
+async def test_two_gateways_on_one_postgresql_serve_the_documents_pushed_once_and_redis_caches_them(
+    files, pg_store, redis_db
+):
     assert push(files / "manifest.json", "safe", pg_store).returncode == 0
     with_redis = {"CITYGATE_REDIS_URL": REDIS_URL, "CITYGATE_PERSISTED_DOCUMENTS_REDIS_TTL": "120"}
-    remember_misses = {"CITYGATE_PERSISTED_DOCUMENTS_MISS_TTL": "3600"}  # only the push's notification can make them forget
+    remember_misses = {
+        "CITYGATE_PERSISTED_DOCUMENTS_MISS_TTL": "3600"
+    }  # only the push's notification can make them forget
     a = serve(files, pg_store, env=remember_misses)
     b = serve(files, pg_store, env={**with_redis, **remember_misses})
     started = [a, b]
     try:
         for gateway in (a, b):
-            assert post(gateway, {"documentId": "district-by-code", "variables": {"code": "75105"}}, key=SAFE_KEY).json()["data"] == {"district": {"name": "Panthéon"}}
+            assert post(
+                gateway, {"documentId": "district-by-code", "variables": {"code": "75105"}}, key=SAFE_KEY
+            ).json()["data"] == {"district": {"name": "Panthéon"}}
             for _ in range(2):  # missing: remembered so by each replica
-                assert code_of(post(gateway, {"documentId": "late-names"}, key=SAFE_KEY)) == "PERSISTED_DOCUMENT_NOT_FOUND"
+                assert (
+                    code_of(post(gateway, {"documentId": "late-names"}, key=SAFE_KEY)) == "PERSISTED_DOCUMENT_NOT_FOUND"
+                )
         late = files / "late.json"
         late.write_text(json.dumps({"late-names": "query Names { districts { name } }"}))
         assert push(late, "safe", pg_store).returncode == 0  # while both run: no restart, no reload
@@ -363,8 +479,13 @@ async def test_two_gateways_on_one_postgresql_serve_the_documents_pushed_once_an
         started.append(c)
         d = serve(files, pg_store)
         started.append(d)
-        assert post(c, {"documentId": "district-by-code", "variables": {"code": "75111"}}, key=SAFE_KEY).json()["data"] == {"district": {"name": "Popincourt"}}
-        assert code_of(post(d, {"documentId": "district-by-code", "variables": {"code": "75111"}}, key=SAFE_KEY)) == "PERSISTED_DOCUMENT_NOT_FOUND"
+        assert post(c, {"documentId": "district-by-code", "variables": {"code": "75111"}}, key=SAFE_KEY).json()[
+            "data"
+        ] == {"district": {"name": "Popincourt"}}
+        assert (
+            code_of(post(d, {"documentId": "district-by-code", "variables": {"code": "75111"}}, key=SAFE_KEY))
+            == "PERSISTED_DOCUMENT_NOT_FOUND"
+        )
     finally:
         for gateway in started:
             gateway.stop()
@@ -429,10 +550,11 @@ def test_trusted_documents_are_served_when_redis_is_down(files):
     assert push(files / "manifest.json", "safe", store).returncode == 0
     down = serve(files, store, env={"CITYGATE_REDIS_URL": "redis://127.0.0.1:1/0"})  # nothing listens there
     try:
-        assert post(down, {"documentId": "district-by-code", "variables": {"code": "75105"}}, key=SAFE_KEY).json()["data"] == {"district": {"name": "Panthéon"}}
+        assert post(down, {"documentId": "district-by-code", "variables": {"code": "75105"}}, key=SAFE_KEY).json()[
+            "data"
+        ] == {"district": {"name": "Panthéon"}}
     finally:
         down.stop()
-
 
 
 # -- the policy's modes, and a store that fails ------------------------------------------------------
@@ -442,11 +564,19 @@ def test_the_policy_reads_the_modes_and_refuses_others():
     from gateway.policy import PolicyError, parse_policy
 
     read = parse_policy(policy("safelist"))
-    assert (read.clients["safe"].persisted_documents, read.clients["app"].persisted_documents, read.public_persisted_documents) == (
-        "safelist", "allow", "safelist")
+    assert (
+        read.clients["safe"].persisted_documents,
+        read.clients["app"].persisted_documents,
+        read.public_persisted_documents,
+    ) == ("safelist", "allow", "safelist")
     assert parse_policy({}).public_persisted_documents == "allow"
     with pytest.raises(PolicyError) as error:
-        parse_policy({"clients": {"x": {"persisted_documents": "strict"}, "public": {}}, "persisted_documents": {"public": "no", "default": "allow"}})
+        parse_policy(
+            {
+                "clients": {"x": {"persisted_documents": "strict"}, "public": {}},
+                "persisted_documents": {"public": "no", "default": "allow"},
+            }
+        )
     assert sorted(error.value.problems) == [
         "clients.public: 'public' names the public requester (no credentials); give the client another id",
         "clients.x.persisted_documents must be one of allow, safelist",
@@ -459,14 +589,21 @@ async def test_a_store_that_cannot_be_read_refuses_trusted_documents_with_a_code
     from gateway.persisted import DocumentAsk, DocumentRefusal, PersistedDocuments, TrustedDocuments
     from gateway.store import Store, StoreTimeouts
 
-    store = Store("postgresql://postgres@127.0.0.1:1/none", StoreTimeouts(connect=0.5, statement=0.5))  # nothing listens there
+    store = Store(
+        "postgresql://postgres@127.0.0.1:1/none", StoreTimeouts(connect=0.5, statement=0.5)
+    )  # nothing listens there
     documents = PersistedDocuments(trusted=TrustedDocuments(store))
     try:
-        for ask, mode in ((DocumentAsk(document_id="district-by-code"), "allow"), (DocumentAsk(query=DISTRICTS), "safelist")):
+        for ask, mode in (
+            (DocumentAsk(document_id="district-by-code"), "allow"),
+            (DocumentAsk(query=DISTRICTS), "safelist"),
+        ):
             with pytest.raises(DocumentRefusal) as refusal:
                 await documents.resolve(ask, "safe", mode)
             assert (refusal.value.code, refusal.value.status) == ("STORE_UNAVAILABLE", 503)
-        assert (await documents.resolve(DocumentAsk(query=DISTRICTS), "app", "allow")).query == DISTRICTS  # allow: the store is not asked
+        assert (
+            await documents.resolve(DocumentAsk(query=DISTRICTS), "app", "allow")
+        ).query == DISTRICTS  # allow: the store is not asked
     finally:
         await documents.close()
         await store.close()

@@ -28,7 +28,11 @@ from tests.workers import worker_database
 from tests.world.server import WorldServer, free_port
 
 OPERATOR_KEY = "cgo_store-failure-tests-not-a-secret"
-TIMEOUTS = {"CITYGATE_STORE_CONNECT_TIMEOUT": "1", "CITYGATE_STORE_STATEMENT_TIMEOUT": "1", "CITYGATE_OPERATOR_KEY": OPERATOR_KEY}
+TIMEOUTS = {
+    "CITYGATE_STORE_CONNECT_TIMEOUT": "1",
+    "CITYGATE_STORE_STATEMENT_TIMEOUT": "1",
+    "CITYGATE_OPERATOR_KEY": OPERATOR_KEY,
+}
 DISCLOSING = "{ incidents { reporter { email } } }"  # the technician's legal basis: every answer is audited
 EDGE_DATABASE = worker_database("citygate_http_edge")
 
@@ -53,7 +57,12 @@ def _serve(city_files, store_url: str) -> ServeProcess:
 
 def _technician_asks(url: str, timeout: float = 15) -> tuple[dict, float]:
     started = time.monotonic()
-    response = httpx.post(url + "/graphql", json={"query": DISCLOSING}, headers={"x-api-key": CLIENT_KEYS["technician-console"]}, timeout=timeout)
+    response = httpx.post(
+        url + "/graphql",
+        json={"query": DISCLOSING},
+        headers={"x-api-key": CLIENT_KEYS["technician-console"]},
+        timeout=timeout,
+    )
     return response.json(), time.monotonic() - started
 
 
@@ -192,7 +201,10 @@ def test_a_hung_postgresql_store_withholds_disclosures_quickly_and_readyz_says_s
 def _serve_and_fail(store_url: str, seconds: float = 30) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*CITYGATE, "serve", "--store", store_url, "--port", str(free_port())],
-        env={**TIMEOUTS, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=seconds,
+        env={**TIMEOUTS, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=seconds,
     )
 
 

@@ -39,8 +39,16 @@ def selections_to_json(selections: tuple[NSelection, ...] | None) -> list | None
     out: list = []
     for selection in selections:
         if isinstance(selection, NField):
-            out.append(["f", selection.key, selection.name, selection.arguments, sorted(selection.variables),
-                        selections_to_json(selection.selections)])
+            out.append(
+                [
+                    "f",
+                    selection.key,
+                    selection.name,
+                    selection.arguments,
+                    sorted(selection.variables),
+                    selections_to_json(selection.selections),
+                ]
+            )
         else:
             out.append(["t", selection.type_condition, selections_to_json(selection.selections)])
     return out
@@ -97,8 +105,11 @@ def plan_to_json(plan: QueryPlan) -> dict:
                 "dependsOn": list(node.depends_on),
                 "mergePath": list(node.merge_path),
                 "selection": _answer_selection(node.selection),
-                "representations": None if node.representations is None else {
-                    typename: [shape.typename, _jsonable(shape.entries)] for typename, shape in node.representations.items()
+                "representations": None
+                if node.representations is None
+                else {
+                    typename: [shape.typename, _jsonable(shape.entries)]
+                    for typename, shape in node.representations.items()
                 },
                 "representationsVariable": node.representations_variable,
             }
@@ -108,7 +119,11 @@ def plan_to_json(plan: QueryPlan) -> dict:
 
 
 def operation_case(
-    supergraph_sdl: str, kind: str, selections: tuple[NSelection, ...], variable_definitions: list[str], operation_name: str | None
+    supergraph_sdl: str,
+    kind: str,
+    selections: tuple[NSelection, ...],
+    variable_definitions: list[str],
+    operation_name: str | None,
 ) -> dict:
     """One recorded planning input (the supergraph by its digest, see `supergraph_digest`)."""
     return {

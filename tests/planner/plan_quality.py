@@ -52,7 +52,9 @@ VARIANT_PREFIX = "v_"
 
 
 def _aliased(selection: NField) -> NField:
-    return NField(VARIANT_PREFIX + selection.key, selection.name, selection.arguments, selection.variables, selection.selections)
+    return NField(
+        VARIANT_PREFIX + selection.key, selection.name, selection.arguments, selection.variables, selection.selections
+    )
 
 
 def _keys(selections: tuple[NSelection, ...]) -> set[str]:
@@ -84,7 +86,8 @@ def _nested_aliases(selections: tuple[NSelection, ...]) -> tuple[NSelection, ...
             below = selection.selections
             taken = _keys(below)
             copies = tuple(
-                _aliased(sub) for sub in below
+                _aliased(sub)
+                for sub in below
                 if isinstance(sub, NField) and sub.selections and VARIANT_PREFIX + sub.key not in taken
             )
             result.append(selection.with_selections(below + copies))
@@ -93,11 +96,17 @@ def _nested_aliases(selections: tuple[NSelection, ...]) -> tuple[NSelection, ...
     return tuple(result)
 
 
-def variants(selections: tuple[NSelection, ...], sibling: tuple[NSelection, ...] | None) -> Iterator[tuple[str, tuple[NSelection, ...]]]:
+def variants(
+    selections: tuple[NSelection, ...], sibling: tuple[NSelection, ...] | None
+) -> Iterator[tuple[str, tuple[NSelection, ...]]]:
     """(name, selections) of the recorded operation and of each generated variant of it."""
     yield "as-recorded", selections
     taken = _keys(selections)
-    roots = tuple(s for s in selections if isinstance(s, NField) and not s.name.startswith("__") and VARIANT_PREFIX + s.key not in taken)
+    roots = tuple(
+        s
+        for s in selections
+        if isinstance(s, NField) and not s.name.startswith("__") and VARIANT_PREFIX + s.key not in taken
+    )
     if roots:
         yield "alias", selections + tuple(_aliased(s) for s in roots)
     yield "duplicate", selections + selections
@@ -105,7 +114,8 @@ def variants(selections: tuple[NSelection, ...], sibling: tuple[NSelection, ...]
     yield "nested-alias", _nested_aliases(selections)
     if sibling is not None:
         renamed = tuple(
-            NField("w_" + s.key, s.name, s.arguments, s.variables, s.selections) if isinstance(s, NField) else s for s in sibling
+            NField("w_" + s.key, s.name, s.arguments, s.variables, s.selections) if isinstance(s, NField) else s
+            for s in sibling
         )
         if not _keys(renamed) & taken:
             yield "siblings", selections + renamed
@@ -131,7 +141,11 @@ def scenarios() -> Iterator[tuple[str, str, tuple[NSelection, ...], tuple]]:
             selections = selections_from_json(case["selections"]) or ()
             following = cases[(position + 1) % len(cases)][1] if len(cases) > 1 else None
             # the sibling's variables would need definitions of their own: siblings without any
-            sibling = selections_from_json(following["selections"]) if following and not following["variableDefinitions"] else None
+            sibling = (
+                selections_from_json(following["selections"])
+                if following and not following["variableDefinitions"]
+                else None
+            )
             definitions = _definitions(case["variableDefinitions"])
             for name, variant in variants(selections, sibling if not definitions else None):
                 yield digest, f"{index}:{case['operationName']}:{name}", variant, definitions

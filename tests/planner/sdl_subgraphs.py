@@ -83,7 +83,9 @@ class SdlSubgraphServer(AppServer):
             body = json.loads(await request.body())
             self.requests[name] += 1
             self.bodies.setdefault(name, []).append(body)
-            result = await graphql(schema, body["query"], variable_values=body.get("variables"), operation_name=body.get("operationName"))
+            result = await graphql(
+                schema, body["query"], variable_values=body.get("variables"), operation_name=body.get("operationName")
+            )
             payload: dict = {"data": result.data}
             if result.errors:
                 payload["errors"] = [error.formatted for error in result.errors]
@@ -104,6 +106,8 @@ def fixture_sdl(scenario: str) -> dict[str, str]:
 
 def fixture_supergraph(scenario: str) -> str:
     """A scenario's subgraphs composed by our composition (placeholder URLs: for planning only)."""
-    result = compose(SubgraphSource(name, sdl, f"http://127.0.0.1:9/{name}") for name, sdl in fixture_sdl(scenario).items())
+    result = compose(
+        SubgraphSource(name, sdl, f"http://127.0.0.1:9/{name}") for name, sdl in fixture_sdl(scenario).items()
+    )
     assert result.ok and result.supergraph is not None, [str(e) for e in result.errors]
     return result.supergraph

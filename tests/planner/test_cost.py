@@ -8,7 +8,7 @@ from graphql import FragmentDefinitionNode, OperationDefinitionNode, build_schem
 
 from gateway.planner._cost import estimate_cost, field_costs
 
-SCHEMA = build_schema('''
+SCHEMA = build_schema("""
 directive @cost(weight: Int!) on FIELD_DEFINITION
 directive @listSize(assumedSize: Int, slicingArguments: [String!]) on FIELD_DEFINITION
 type Query {
@@ -20,14 +20,21 @@ type Query {
   expensive: Int @cost(weight: 7)
 }
 type Item { id: ID! tags: [String!]! children(limit: Int): [Item!]! }
-''')
+""")
 
 
 def cost(text: str, variables: dict | None = None, default_list_size: int = 10) -> tuple[int, bool]:
     document = parse(text)
     operation = next(d for d in document.definitions if isinstance(d, OperationDefinitionNode))
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-    return estimate_cost(SCHEMA, operation, fragments, costs=field_costs(SCHEMA), variables=variables, default_list_size=default_list_size)
+    return estimate_cost(
+        SCHEMA,
+        operation,
+        fragments,
+        costs=field_costs(SCHEMA),
+        variables=variables,
+        default_list_size=default_list_size,
+    )
 
 
 def test_composite_fields_cost_one_leaves_and_introspection_nothing():
@@ -49,7 +56,10 @@ def test_a_slicing_variable_is_read_per_request():
 
 
 def test_fragments_count_once_per_spread():
-    assert cost("{ item { ...F } items(first: 2) { ...F } } fragment F on Item { children(limit: 3) { id } }") == (1 + 3 + 2 * (1 + 3), False)
+    assert cost("{ item { ...F } items(first: 2) { ...F } } fragment F on Item { children(limit: 3) { id } }") == (
+        1 + 3 + 2 * (1 + 3),
+        False,
+    )
 
 
 def test_cost_and_list_size_directives_are_honoured():

@@ -43,12 +43,16 @@ def test_every_scenario_has_a_reference_and_the_variants_are_generated():
     assert keys == set(REFERENCES)
     kinds = {name.rsplit(":", 1)[1] for _, name, _, _ in SCENARIOS}
     assert kinds == {"as-recorded", "alias", "duplicate", "fragments", "nested-alias", "siblings"}
-    assert sum(1 for key in keys if ":provides_on_interface:" in key) >= 5 * len(FIXTURE_OPERATIONS["provides_on_interface"])
+    assert sum(1 for key in keys if ":provides_on_interface:" in key) >= 5 * len(
+        FIXTURE_OPERATIONS["provides_on_interface"]
+    )
 
 
 def test_sibling_root_fields_and_aliases_share_one_fetch_where_one_subgraph_serves_them():
     """The references of the audit-shaped scenarios that planning field by field got wrong."""
-    on_interface = {key.split(":", 1)[1]: value for key, value in REFERENCES.items() if ":provides_on_interface:" in key}
+    on_interface = {
+        key.split(":", 1)[1]: value for key, value in REFERENCES.items() if ":provides_on_interface:" in key
+    }
     operations = FIXTURE_OPERATIONS["provides_on_interface"]
     assert operations[2] == "{ media { id } y: media { animals { id } } }"
     for variant in ("as-recorded", "alias", "duplicate", "fragments", "nested-alias"):

@@ -36,7 +36,7 @@ def test_root_fields_split_per_subgraph_and_run_in_parallel(planner):
 def test_root_fields_of_one_subgraph_share_a_fetch(planner):
     query_plan = plan(planner, '{ residents { id } r1: resident(id: "r1") { name } }')
     assert shape(query_plan) == [("residents", False, "", ())]
-    assert "r1: resident(id: \"r1\")" in query_plan.nodes[0].document
+    assert 'r1: resident(id: "r1")' in query_plan.nodes[0].document
 
 
 def test_entity_fetch_through_key(planner):
@@ -50,7 +50,7 @@ def test_entity_fetch_through_key(planner):
 
 
 def test_requires_fields_are_fetched_first_and_sent_in_the_representation(planner):
-    query_plan = plan(planner, "{ resident(id: \"r1\") { district { name } } }")
+    query_plan = plan(planner, '{ resident(id: "r1") { district { name } } }')
     assert shape(query_plan) == [("residents", False, "", ()), ("districts", True, "resident", (0,))]
     assert "districtCode" in query_plan.nodes[0].document  # inaccessible to clients, usable inside
     entries = query_plan.nodes[1].representations["Resident"].entries
@@ -60,7 +60,9 @@ def test_requires_fields_are_fetched_first_and_sent_in_the_representation(planne
 def test_a_key_field_the_client_uses_for_something_else_travels_under_the_gateways_own_alias(planner):
     query_plan = plan(planner, '{ resident(id: "r1") { id: email bookings { hours } } }')
     assert "_cg_1_id: id" in query_plan.nodes[0].document
-    assert query_plan.nodes[1].representations["Resident"].entries == (RepresentationField("id", "_cg_1_id", None, True),)
+    assert query_plan.nodes[1].representations["Resident"].entries == (
+        RepresentationField("id", "_cg_1_id", None, True),
+    )
 
 
 def test_a_representation_reads_the_gateways_own_key_of_a_field_before_a_client_alias():
@@ -74,7 +76,9 @@ def test_a_representation_reads_the_gateways_own_key_of_a_field_before_a_client_
     planner = Planner(load_supergraph(SUPERGRAPH_FILE.read_text()), augment=select_subject)
     query_plan = plan(planner, '{ resident(id: "r1") { myid: id bookings { hours } } }')
     assert "myid: id" in query_plan.nodes[0].document and "_cg_subject: id" in query_plan.nodes[0].document
-    assert query_plan.nodes[1].representations["Resident"].entries == (RepresentationField("id", "_cg_subject", None, True),)
+    assert query_plan.nodes[1].representations["Resident"].entries == (
+        RepresentationField("id", "_cg_subject", None, True),
+    )
 
 
 def test_provides_keeps_a_provided_field_local(planner):
@@ -135,7 +139,10 @@ def test_mutation_fields_run_in_order(planner):
 
 
 def test_consecutive_mutations_of_one_subgraph_share_a_fetch(planner):
-    query_plan = plan(planner, 'mutation { a: takeJob(jobId: "j2", residentId: "r3") { id } b: takeJob(jobId: "j1", residentId: "r3") { id } }')
+    query_plan = plan(
+        planner,
+        'mutation { a: takeJob(jobId: "j2", residentId: "r3") { id } b: takeJob(jobId: "j1", residentId: "r3") { id } }',
+    )
     assert shape(query_plan) == [("jobs", False, "", ())]
 
 
@@ -148,7 +155,9 @@ def test_skip_and_include_are_decided_per_variable_values(planner):
 
 
 def test_variables_are_declared_where_used(planner):
-    query_plan = plan(planner, "query($kind: JobKind, $id: ID!) { jobs(kind: $kind) { id } resident(id: $id) { name } }")
+    query_plan = plan(
+        planner, "query($kind: JobKind, $id: ID!) { jobs(kind: $kind) { id } resident(id: $id) { name } }"
+    )
     documents = {n.subgraph: n for n in query_plan.nodes}
     assert "$kind: JobKind" in documents["jobs"].document and "$id" not in documents["jobs"].document
     assert documents["residents"].variable_names == ("id",)
@@ -232,7 +241,10 @@ def test_same_response_key_with_different_subgraph_types_gets_an_alias():
     assert "_cg_id_1: id" in document  # the gateway's own aliases carry its reserved prefix
     # the answer's alias is undone as it merges: a User's `_cg_id_1` goes to the tree as `id`
     accounts = query_plan.nodes[0].selection.view(None).nested[0][1]
-    assert accounts.view("User").renames == (("_cg_id_1", "id"),) and accounts.view("User").keys == {"__typename", "_cg_id_1"}
+    assert accounts.view("User").renames == (("_cg_id_1", "id"),) and accounts.view("User").keys == {
+        "__typename",
+        "_cg_id_1",
+    }
     assert accounts.view("Admin").renames == () and accounts.view("Admin").keys == {"__typename", "id"}
 
 

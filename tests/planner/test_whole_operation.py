@@ -38,14 +38,27 @@ def provides_on_interface() -> list[SdlSubgraph]:
         return lambda *_: {"__typename": "Book", "id": BOOK["id"], "animals": _animals(*animal_fields)}
 
     def animal(*fields: str):
-        return lambda representation: {k: v for k, v in ANIMALS[representation["id"]].items() if k in ("__typename", "id", *fields)}
+        return lambda representation: {
+            k: v for k, v in ANIMALS[representation["id"]].items() if k in ("__typename", "id", *fields)
+        }
 
     return [
-        SdlSubgraph("a", sdl["a"], root={"media": _refuse_media, "book": book()}, entities={
-            "Book": book(), "Dog": animal(), "Cat": animal(),
-        }),
+        SdlSubgraph(
+            "a",
+            sdl["a"],
+            root={"media": _refuse_media, "book": book()},
+            entities={
+                "Book": book(),
+                "Dog": animal(),
+                "Cat": animal(),
+            },
+        ),
         SdlSubgraph("b", sdl["b"], root={"media": book("name")}),
-        SdlSubgraph("c", sdl["c"], entities={"Book": book("name", "age"), "Dog": animal("name", "age"), "Cat": animal("name", "age")}),
+        SdlSubgraph(
+            "c",
+            sdl["c"],
+            entities={"Book": book("name", "age"), "Dog": animal("name", "age"), "Cat": animal("name", "age")},
+        ),
     ]
 
 
@@ -88,12 +101,19 @@ async def engine(served):
         ),
         (
             "{ media { id animals { id name ... on Cat { age } } } }",
-            {"media": {"id": "m1", "animals": [{"id": "a1", "name": "Fido"}, {"id": "a2", "name": "Whiskers", "age": 6}]}},
+            {
+                "media": {
+                    "id": "m1",
+                    "animals": [{"id": "a1", "name": "Fido"}, {"id": "a2", "name": "Whiskers", "age": 6}],
+                }
+            },
             {"b": 1, "c": 1},
         ),
     ],
 )
-async def test_the_plan_answers_with_data_from_the_subgraphs_that_can_serve_the_operation_together(engine, served, query, data, asked):
+async def test_the_plan_answers_with_data_from_the_subgraphs_that_can_serve_the_operation_together(
+    engine, served, query, data, asked
+):
     response = await engine.run(query)
     assert response.errors == []
     assert response.data == data
@@ -106,9 +126,18 @@ def test_citygate_plan_shows_the_cost_of_the_plan(tmp_path):
     supergraph_file = tmp_path / "supergraph.graphql"
     supergraph_file.write_text(fixture_supergraph("provides_on_interface"))
     result = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "plan", "--supergraph", str(supergraph_file),
-         "{ media { animals { ... on Cat { age } } b: animals { id ... on Cat { age } } } }"],
-        capture_output=True, timeout=60, text=True,
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "plan",
+            "--supergraph",
+            str(supergraph_file),
+            "{ media { animals { ... on Cat { age } } b: animals { id ... on Cat { age } } } }",
+        ],
+        capture_output=True,
+        timeout=60,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stdout.splitlines() if not line.startswith(" ")]

@@ -49,7 +49,11 @@ def policy_document(jwks_file: Path) -> dict:
 
     return {
         "version": "test-2026-11",
-        "controller": {"name": "Ville de Paris (tests)", "jurisdiction": "FR", "policy_url": "https://paris.example/privacy"},
+        "controller": {
+            "name": "Ville de Paris (tests)",
+            "jurisdiction": "FR",
+            "policy_url": "https://paris.example/privacy",
+        },
         "purposes": {
             "service-delivery": {"description": "Deliver the city's services"},
             "street-maintenance": {"description": "Handle street issues"},
@@ -83,7 +87,9 @@ def policy_document(jwks_file: Path) -> dict:
             },
         },
         "aggregates": {"k": 2},
-        "identity": {"issuers": [{"issuer": ISSUER, "audience": "citygate", "jwks_file": str(jwks_file), "client_claim": "azp"}]},
+        "identity": {
+            "issuers": [{"issuer": ISSUER, "audience": "citygate", "jwks_file": str(jwks_file), "client_claim": "azp"}]
+        },
         # default private makes a resident's id personal; the test city publishes it (an operator's
         # say: no subgraph may, the key being shared by the city and parking) so that the tests of
         # decisions read it as before
@@ -130,7 +136,9 @@ def connectors_folder(directory: Path, server: WorldServer) -> Path:
         folder = directory / name
         folder.mkdir(parents=True)
         owner = "parking" if name == "parking" else "city"
-        (folder / "manifest.yaml").write_text(f"name: {name}\nowner: {owner}\nkind: subgraph\nurl: {server.url(name)}\n")
+        (folder / "manifest.yaml").write_text(
+            f"name: {name}\nowner: {owner}\nkind: subgraph\nurl: {server.url(name)}\n"
+        )
     return directory
 
 
@@ -142,13 +150,25 @@ class City:
         self.policy_path = folder / "policy.yaml"  # reloads read this file
         self.policy_path.write_text(yaml.safe_dump(policy))
         self.gateway = registry_app(
-            folder=folder, store_url=store_url, policy=parse_policy(policy), policy_path=self.policy_path, operator_key=OPERATOR_KEY
+            folder=folder,
+            store_url=store_url,
+            policy=parse_policy(policy),
+            policy_path=self.policy_path,
+            operator_key=OPERATOR_KEY,
         )
         self.server = AppServer(self.gateway.app, lifespan="on").start()
         self.client = httpx.AsyncClient(base_url=self.server.base_url, timeout=30)
 
-    async def ask(self, query: str, variables: dict | None = None, *, client: str | None = None, resident: str | None = None,
-                  purpose: str | None = None, token: str | None = None) -> dict:
+    async def ask(
+        self,
+        query: str,
+        variables: dict | None = None,
+        *,
+        client: str | None = None,
+        resident: str | None = None,
+        purpose: str | None = None,
+        token: str | None = None,
+    ) -> dict:
         headers = {}
         if client is not None and resident is None and token is None:
             headers["x-api-key"] = CLIENT_KEYS[client]
@@ -158,12 +178,16 @@ class City:
             headers["authorization"] = f"Bearer {token}"
         if purpose is not None:
             headers["x-citygate-purpose"] = purpose
-        response = await self.client.post("/graphql", json={"query": query, "variables": variables or {}}, headers=headers)
+        response = await self.client.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
         body = response.json()
         body["_status"] = response.status_code
         return body
 
-    async def grant(self, resident: str, recipient: str, purpose: str, categories: list[str], expires_in_days: int | None = None) -> dict:
+    async def grant(
+        self, resident: str, recipient: str, purpose: str, categories: list[str], expires_in_days: int | None = None
+    ) -> dict:
         answer = await self.ask(
             "mutation($r: String!, $p: String!, $c: [String!]!, $e: Int) { grantConsent(recipient: $r, purpose: $p, categories: $c, expiresInDays: $e) { consent { id active } receipt } }",
             {"r": recipient, "p": purpose, "c": categories, "e": expires_in_days},
@@ -172,7 +196,9 @@ class City:
         assert "errors" not in answer, answer
         return answer["data"]["grantConsent"]
 
-    async def withdraw(self, resident: str, consent_id: str, client: str = "city-app", purpose: str | None = None) -> dict:
+    async def withdraw(
+        self, resident: str, consent_id: str, client: str = "city-app", purpose: str | None = None
+    ) -> dict:
         answer = await self.ask(
             "mutation($id: ID!) { withdrawConsent(consentId: $id) { id active withdrawnAt } }",
             {"id": consent_id},
@@ -215,7 +241,9 @@ async def sqlite_city(tmp_path, privacy_world, signer):
 
 
 # Resident.email as the shaper hands it to the privacy stage, for tests that drive the guard alone
-EMAIL = FieldGuard("personal", PersonalField("user.contact.email"), "_cg_subject", "Resident", "email", sources=frozenset({"city"}))
+EMAIL = FieldGuard(
+    "personal", PersonalField("user.contact.email"), "_cg_subject", "Resident", "email", sources=frozenset({"city"})
+)
 
 
 def shape_email(decisions) -> tuple[dict, list]:
@@ -227,7 +255,9 @@ async def settle_email(guard, requester, decisions, request_id: str, *, refusal_
     """Shape and settle r1's e-mail; returns (data, what `decided` was called with, audited)."""
     result = ExecutionResult(*shape_email(decisions), reshape=shape_email)
     decided: list = []
-    audited = await guard.settle(requester, decisions, result, request_id, decided.append, refusal_raises=refusal_raises)
+    audited = await guard.settle(
+        requester, decisions, result, request_id, decided.append, refusal_raises=refusal_raises
+    )
     return result.data, decided, audited
 
 

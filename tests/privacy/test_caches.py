@@ -21,7 +21,12 @@ async def test_a_read_that_overlaps_a_withdrawal_is_not_kept(tmp_path, signer):
     await store.create()
     ledger = Ledger(store, parse_policy(policy_document(signer.jwks_file)))
     record, _receipt = await ledger.grant(
-        subject="r1", recipient="parking-app", purpose="booking", categories=["user.contact"], expires_in_days=None, collection_method="test"
+        subject="r1",
+        recipient="parking-app",
+        purpose="booking",
+        categories=["user.contact"],
+        expires_in_days=None,
+        collection_method="test",
     )
     read_done, release = hold_reads(store)
     reading = asyncio.create_task(ledger.active_for({"r1"}, "parking-app", "booking"))
@@ -70,11 +75,17 @@ async def test_a_subject_met_again_is_decided_the_same_and_audited_once(sqlite_c
 
     await sqlite_city.grant("r2", "parking-app", "booking", ["user.financial"])
     whole = await sqlite_city.ask(query, client="parking-app", purpose="booking")
-    assert whole["data"]["resident"]["bookings"] == [{"plate": "EF-456-GH", "amount": 2.0}, {"plate": "EF-456-GH", "amount": 3.5}]
+    assert whole["data"]["resident"]["bookings"] == [
+        {"plate": "EF-456-GH", "amount": 2.0},
+        {"plate": "EF-456-GH", "amount": 3.5},
+    ]
     assert "extensions" not in whole
     mine = await sqlite_city.ask("{ me { disclosures { recipient fields } } }", resident="r2")
     assert mine["data"]["me"]["disclosures"] == [
-        {"recipient": "parking-app", "fields": ["Booking.amount", "Booking.plate"]},  # newest first: one entry per request
+        {
+            "recipient": "parking-app",
+            "fields": ["Booking.amount", "Booking.plate"],
+        },  # newest first: one entry per request
         {"recipient": "parking-app", "fields": ["Booking.plate"]},
     ]
 
@@ -91,7 +102,12 @@ async def test_a_decision_made_on_a_read_that_overlaps_a_withdrawal_is_not_kept(
         return data["email"]
 
     record, _receipt = await ledger.grant(
-        subject="r1", recipient="parking-app", purpose="booking", categories=["user.contact"], expires_in_days=None, collection_method="test"
+        subject="r1",
+        recipient="parking-app",
+        purpose="booking",
+        categories=["user.contact"],
+        expires_in_days=None,
+        collection_method="test",
     )
     read_done, release = hold_reads(store)
     overlapping = asyncio.create_task(ask("before"))
@@ -106,12 +122,14 @@ async def test_a_decision_made_on_a_read_that_overlaps_a_withdrawal_is_not_kept(
 async def test_verdicts_kept_across_requests_still_audit_every_request(sqlite_city):
     # The second and third requests are decided from the requester's verdict table (no ledger
     # change in between): same answer, and each still writes its own audit entry.
-    query = '{ residents { id email phone } }'
+    query = "{ residents { id email phone } }"
     await sqlite_city.grant("r1", "parking-app", "booking", ["user.contact"])
     answers = [await sqlite_city.ask(query, client="parking-app", purpose="booking") for _ in range(3)]
     assert answers[0] == answers[1] == answers[2]
     assert answers[0]["data"]["residents"][0]["email"] == "amelie@example.org"
     mine = await sqlite_city.ask("{ me { disclosures { recipient fields requestId } } }", resident="r1")
     disclosures = mine["data"]["me"]["disclosures"]
-    assert [(d["recipient"], d["fields"]) for d in disclosures] == [("parking-app", ["Resident.email", "Resident.phone"])] * 3
+    assert [(d["recipient"], d["fields"]) for d in disclosures] == [
+        ("parking-app", ["Resident.email", "Resident.phone"])
+    ] * 3
     assert len({d["requestId"] for d in disclosures}) == 3

@@ -36,8 +36,13 @@ from tests.privacy import world
 from tests.privacy.conftest import CLIENT_KEYS, OPERATOR_KEY, City, connectors_folder, policy_document
 from tests.world.server import AppServer
 
-INTROSPECTION = get_introspection_query(descriptions=True, specified_by_url=True, directive_is_repeatable=True, schema_description=True,
-                                        input_value_deprecation=True)
+INTROSPECTION = get_introspection_query(
+    descriptions=True,
+    specified_by_url=True,
+    directive_is_repeatable=True,
+    schema_description=True,
+    input_value_deprecation=True,
+)
 BUDGET = {"epsilon_per_query": 0.5, "budget": {"epsilon": 10, "period": "day"}}
 
 
@@ -46,7 +51,10 @@ def city_policy(jwks_file) -> dict:
     # open data: the public and the statistics portal have a budget, the other clients none
     policy["open_data"] = {"public": BUDGET, "clients": {"stats-portal": BUDGET}}
     # every field of a booking personal: the type has nothing left for the public
-    policy["privacy"]["fields"] = {"Booking.id": {"category": "user.unique_id"}, "Booking.residentId": {"category": "user.unique_id"}}
+    policy["privacy"]["fields"] = {
+        "Booking.id": {"category": "user.unique_id"},
+        "Booking.residentId": {"category": "user.unique_id"},
+    }
     policy["identity"]["issuers"][0]["roles_claim"] = "roles"  # a client's own token may carry roles
     return policy
 
@@ -60,7 +68,11 @@ class OpenCity(City):
         self.policy_path = folder / "policy.yaml"  # reloads read this file
         self.policy_path.write_text(yaml.safe_dump(policy))
         self.gateway = registry_app(
-            folder=folder, store_url=store_url, policy=parse_policy(policy), policy_path=self.policy_path, operator_key=OPERATOR_KEY,
+            folder=folder,
+            store_url=store_url,
+            policy=parse_policy(policy),
+            policy_path=self.policy_path,
+            operator_key=OPERATOR_KEY,
             limits=HttpLimits(document=DocumentLimits(introspection="all")),
         )
         self.server = AppServer(self.gateway.app, lifespan="on").start()
@@ -84,8 +96,10 @@ async def introspect(city: City, **who) -> GraphQLSchema:
 
 def fields_of(schema: GraphQLSchema) -> set[str]:
     return {
-        f"{name}.{field}" for name, named in schema.type_map.items()
-        if isinstance(named, GraphQLObjectType | GraphQLInterfaceType) and not name.startswith("__") for field in named.fields
+        f"{name}.{field}"
+        for name, named in schema.type_map.items()
+        if isinstance(named, GraphQLObjectType | GraphQLInterfaceType) and not name.startswith("__")
+        for field in named.fields
     }
 
 
@@ -112,15 +126,26 @@ def expected_fields(city: City, policy: dict, who: dict, seen: GraphQLSchema) ->
     api = city.gateway.state.engine.model.api_schema
     expected = set()
     for name, named in api.type_map.items():
-        if not isinstance(named, GraphQLObjectType | GraphQLInterfaceType) or name.startswith("__") or name not in seen.type_map:
+        if (
+            not isinstance(named, GraphQLObjectType | GraphQLInterfaceType)
+            or name.startswith("__")
+            or name not in seen.type_map
+        ):
             continue
         implementations = api.get_possible_types(named) if isinstance(named, GraphQLInterfaceType) else []
         for field_name, definition in named.fields.items():
-            targets = [get_named_type(definition.type).name, *(get_named_type(a.type).name for a in definition.args.values())]
+            targets = [
+                get_named_type(definition.type).name,
+                *(get_named_type(a.type).name for a in definition.args.values()),
+            ]
             if (
                 could_receive(city, policy, who, name, field_name)
                 and all(target in seen.type_map for target in targets)
-                and all(could_receive(city, policy, who, i.name, field_name) for i in implementations if i.name in seen.type_map)
+                and all(
+                    could_receive(city, policy, who, i.name, field_name)
+                    for i in implementations
+                    if i.name in seen.type_map
+                )
             ):
                 expected.add(f"{name}.{field_name}")
     return expected
@@ -151,12 +176,21 @@ async def test_the_public_sees_no_personal_field(schema_city):
     engine = schema_city.gateway.state.engine
     api = engine.model.api_schema
     personal = {
-        f"{name}.{field}" for name, named in api.type_map.items()
+        f"{name}.{field}"
+        for name, named in api.type_map.items()
         if isinstance(named, GraphQLObjectType | GraphQLInterfaceType) and not name.startswith("__")
-        for field in named.fields if engine.privacy.personal(name, field) is not None
+        for field in named.fields
+        if engine.privacy.personal(name, field) is not None
     }
     # annotated ones at least: the SDL's @personal and the policy's privacy.fields
-    assert {"Resident.email", "Resident.phone", "Resident.name", "Incident.location", "Booking.plate", "Booking.id"} <= personal
+    assert {
+        "Resident.email",
+        "Resident.phone",
+        "Resident.name",
+        "Incident.location",
+        "Booking.plate",
+        "Booking.id",
+    } <= personal
     assert {f"{t}.{f}" for t, f in engine.model.privacy.personal} <= personal
     assert seen and not seen & personal
     assert "District.averageBirthYear" in seen  # open data: the public has a budget
@@ -170,12 +204,19 @@ async def test_a_type_left_without_fields_goes_with_every_field_pointing_at_it(s
         type_name, field_name = coordinate.split(".")
         assert get_named_type(public.type_map[type_name].fields[field_name].type).name != "Booking"  # type: ignore[union-attr]
     full = schema_city.gateway.state.engine.model.api_schema
-    pointing = {f"{n}.{f}" for n, t in full.type_map.items() for f, d in (getattr(t, "fields", None) or {}).items() if get_named_type(d.type).name == "Booking"}
+    pointing = {
+        f"{n}.{f}"
+        for n, t in full.type_map.items()
+        for f, d in (getattr(t, "fields", None) or {}).items()
+        if get_named_type(d.type).name == "Booking"
+    }
     assert pointing and not pointing & fields_of(public)
     # a type only reached through a personal field goes too (the incident's location)
     assert "GeoPoint" in full.type_map and "GeoPoint" not in public.type_map
     # __type of a removed type is null; __typename is unaffected
-    answer = await schema_city.ask('{ __typename booking: __type(name: "Booking") { name } district: __type(name: "District") { name } }')
+    answer = await schema_city.ask(
+        '{ __typename booking: __type(name: "Booking") { name } district: __type(name: "District") { name } }'
+    )
     assert answer["data"] == {"__typename": "Query", "booking": None, "district": {"name": "District"}}
     # the parking app, which could receive a booking's fields with consent, sees it all
     parking = await introspect(schema_city, client="parking-app", purpose="booking")
@@ -187,7 +228,10 @@ async def test_a_field_not_in_the_schema_shown_is_still_answered_withheld_with_i
     "Cannot query field"."""
     answer = await schema_city.ask('{ resident(id: "r1") { email phone } }')
     assert "errors" not in answer, answer
-    assert answer["data"]["resident"] != {"email": "amelie@example.org", "phone": "+33 6 12 34 56 78"}  # masked (partial)
+    assert answer["data"]["resident"] != {
+        "email": "amelie@example.org",
+        "phone": "+33 6 12 34 56 78",
+    }  # masked (partial)
     reasons = {(tuple(w["path"]), w["reason"]) for w in answer["extensions"]["privacy"]["withheld"]}
     assert reasons == {(("resident", "email"), "public-requester"), (("resident", "phone"), "public-requester")}
     aggregate = await schema_city.ask("{ districts { averageBirthYear } }", client="parking-app", purpose="booking")
@@ -207,7 +251,10 @@ async def test_a_policy_reload_changes_what_a_client_sees(schema_city, signer):
     after = fields_of(await introspect(schema_city, client="parking-app", purpose="booking"))
     assert "District.averageBirthYear" in after
     public = await introspect(schema_city)
-    assert "Booking" in public.type_map and fields_of(public) >= {"Booking.id", "Booking.residentId"}  # no longer made personal
+    assert "Booking" in public.type_map and fields_of(public) >= {
+        "Booking.id",
+        "Booking.residentId",
+    }  # no longer made personal
 
 
 async def test_introspection_is_cached_per_requester_never_shared_between_them(schema_city):
@@ -256,7 +303,9 @@ async def test_roles_that_enable_no_legal_basis_build_no_other_schema_nor_fill_t
     assert client_schemas.decisive(Audience("parking-app", False, frozenset({"technician"}))) == Audience("parking-app")
     assert client_schemas.decisive(Audience("city-app", True, frozenset({"technician"}))) == Audience("city-app", True)
     assert client_schemas.decisive(Audience(None, False, frozenset({"technician"}))) == PUBLIC_AUDIENCE
-    assert client_schemas.schema(Audience("technician-console", False, frozenset({"technician", "role-y"}))) is client_schemas.schema(technician)
+    assert client_schemas.schema(
+        Audience("technician-console", False, frozenset({"technician", "role-y"}))
+    ) is client_schemas.schema(technician)
 
 
 async def test_graphiql_page_and_its_schema_load_for_the_public(schema_city):
@@ -276,12 +325,25 @@ async def test_the_cli_prints_the_schema_a_client_introspects(schema_city, signe
     owners = [f"--owner={name}={'parking' if name == 'parking' else 'city'}" for name in world.SUBGRAPHS]
 
     async def cli(*arguments: str) -> subprocess.CompletedProcess:
-        command = [sys.executable, "-m", "gateway.cli", "schema", "--supergraph", str(tmp_path / "supergraph.graphql"),
-                   "--policy", str(tmp_path / "policy.yaml"), *owners, *arguments]
+        command = [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "schema",
+            "--supergraph",
+            str(tmp_path / "supergraph.graphql"),
+            "--policy",
+            str(tmp_path / "policy.yaml"),
+            *owners,
+            *arguments,
+        ]
         return await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, timeout=120)
 
-    for arguments, who in (((), {}), (("--client", "parking-app"), {"client": "parking-app", "purpose": "booking"}),
-                           (("--client", "city-app", "--resident"), {"client": "city-app", "resident": "r1"})):
+    for arguments, who in (
+        ((), {}),
+        (("--client", "parking-app"), {"client": "parking-app", "purpose": "booking"}),
+        (("--client", "city-app", "--resident"), {"client": "city-app", "resident": "r1"}),
+    ):
         printed = await cli(*arguments)
         assert printed.returncode == 0, printed.stderr
         assert fields_of(build_schema(printed.stdout)) == fields_of(await introspect(schema_city, **who)), arguments

@@ -7,7 +7,13 @@ QUERY = '{ resident(id: "r1") { id name email phone district { name } } }'
 
 async def test_the_public_sees_no_personal_value(city):
     answer = await city.ask(QUERY)
-    assert answer["data"]["resident"] == {"id": "r1", "name": None, "email": "a***@example.org", "phone": "** ** ** ** 78", "district": {"name": "Buttes-Montmartre"}}
+    assert answer["data"]["resident"] == {
+        "id": "r1",
+        "name": None,
+        "email": "a***@example.org",
+        "phone": "** ** ** ** 78",
+        "district": {"name": "Buttes-Montmartre"},
+    }
     withheld = answer["extensions"]["privacy"]["withheld"]
     assert {(tuple(w["path"]), w["category"], w["reason"]) for w in withheld} == {
         (("resident", "name"), "user.name", "public-requester"),
@@ -59,7 +65,12 @@ async def test_step_3_consent_for_recipient_purpose_and_category(city):
 async def test_step_4_withheld_values_are_listed_never_shown(city):
     answer = await city.ask("{ residents { id email birthDate address } }", client="stats-portal")
     residents = answer["data"]["residents"]
-    assert residents[0] == {"id": "r1", "email": "a***@example.org", "birthDate": "1990-05-17", "address": "75018 Paris"}
+    assert residents[0] == {
+        "id": "r1",
+        "email": "a***@example.org",
+        "birthDate": "1990-05-17",
+        "address": "75018 Paris",
+    }
     assert residents[3]["email"] is None  # r4 has no e-mail: nothing to withhold, nothing listed
     reasons = {w["reason"] for w in answer["extensions"]["privacy"]["withheld"]}
     assert reasons == {"no-consent"}
@@ -80,7 +91,10 @@ async def test_interfaces_unions_and_entities_across_subgraphs(city):
     feed = answer["data"]["feed"]
     graffiti = next(item for item in feed if item["__typename"] == "Graffiti")
     assert graffiti["location"] == {"latitude": 48.84234}  # r2 reported it: their own
-    assert graffiti["reporter"]["bookings"] == [{"plate": "EF-456-GH", "amount": 2.0}, {"plate": "EF-456-GH", "amount": 3.5}]
+    assert graffiti["reporter"]["bookings"] == [
+        {"plate": "EF-456-GH", "amount": 2.0},
+        {"plate": "EF-456-GH", "amount": 3.5},
+    ]
     pothole = next(item for item in feed if item["id"] == "p1")
     assert pothole["location"] == {"latitude": 48.89}
     assert pothole["reporter"]["bookings"][0]["plate"].startswith("pse_")

@@ -46,7 +46,10 @@ class Job:
 class JobsQuery:
     @strawberry.field
     def jobs(self) -> list[Job]:
-        return [Job(id=strawberry.ID(j["id"]), title=j["title"], poster_id=strawberry.ID(j["poster"]), note=j["note"]) for j in JOBS]
+        return [
+            Job(id=strawberry.ID(j["id"]), title=j["title"], poster_id=strawberry.ID(j["poster"]), note=j["note"])
+            for j in JOBS
+        ]
 
 
 JOBS_SCHEMA = strawberry.federation.Schema(query=JobsQuery, types=[Job, Poster], federation_version="2.5")
@@ -59,15 +62,21 @@ directive @personal(category: String!, strategy: String) on FIELD_DEFINITION
 directive @subject(field: String!) on OBJECT | INTERFACE
 directive @nonPersonal on FIELD_DEFINITION
 """
-UNANNOTATED = _HEAD + """type Query { errands: [Errand] }
+UNANNOTATED = (
+    _HEAD
+    + """type Query { errands: [Errand] }
 type Errand @key(fields: "id") { id: ID! @nonPersonal homeAddress: String takerId: ID what: String @nonPersonal }
 """
-PSEUDONYMISED_OBJECT = _HEAD + """type Query { errands: [Errand] }
+)
+PSEUDONYMISED_OBJECT = (
+    _HEAD
+    + """type Query { errands: [Errand] }
 type Resident @key(fields: "id", resolvable: false) { id: ID! }
 type Errand @key(fields: "id") @subject(field: "posterId") {
   id: ID! @nonPersonal posterId: ID! poster: Resident @personal(category: "user.unique_id", strategy: "pseudonymise")
 }
 """
+)
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +91,9 @@ async def city(tmp_path, privacy_world, signer):
     world.reset()
     document = policy_document(signer.jwks_file)
     document["registry"] = {"allow_upstreams": ["127.0.0.0/8"]}
-    running = City(f"sqlite:///{tmp_path / 'city.db'}", connectors_folder(tmp_path / "connectors", privacy_world), document, signer)
+    running = City(
+        f"sqlite:///{tmp_path / 'city.db'}", connectors_folder(tmp_path / "connectors", privacy_world), document, signer
+    )
     running.document = document  # type: ignore[attr-defined]
     yield running
     await running.close()
@@ -90,7 +101,9 @@ async def city(tmp_path, privacy_world, signer):
 
 async def _register(city: City, name: str, url: str, **extra) -> httpx.Response:
     return await city.client.put(
-        f"/admin/connectors/{name}", json={"owner": "jobs", "kind": "subgraph", "url": url, **extra}, headers={"authorization": f"Bearer {OPERATOR_KEY}"}
+        f"/admin/connectors/{name}",
+        json={"owner": "jobs", "kind": "subgraph", "url": url, **extra},
+        headers={"authorization": f"Bearer {OPERATOR_KEY}"},
     )
 
 
@@ -102,13 +115,22 @@ async def jobs_city(city, partner):
 
 
 def _withheld(answer: dict) -> dict[tuple, tuple]:
-    return {tuple(w["path"]): (w["category"], w["reason"], w["strategy"]) for w in answer.get("extensions", {}).get("privacy", {}).get("withheld", [])}
+    return {
+        tuple(w["path"]): (w["category"], w["reason"], w["strategy"])
+        for w in answer.get("extensions", {}).get("privacy", {}).get("withheld", [])
+    }
 
 
 async def test_an_unannotated_field_of_a_type_with_a_subject_is_personal(jobs_city):
     public = await jobs_city.ask("{ jobs { title note } }")
-    assert public["data"]["jobs"] == [{"title": "Water my plants", "note": None}, {"title": "Walk my dog", "note": None}]  # @nonPersonal: served
-    assert _withheld(public) == {("jobs", 0, "note"): ("user", "public-requester", "null"), ("jobs", 1, "note"): ("user", "public-requester", "null")}
+    assert public["data"]["jobs"] == [
+        {"title": "Water my plants", "note": None},
+        {"title": "Walk my dog", "note": None},
+    ]  # @nonPersonal: served
+    assert _withheld(public) == {
+        ("jobs", 0, "note"): ("user", "public-requester", "null"),
+        ("jobs", 1, "note"): ("user", "public-requester", "null"),
+    }
 
     unconsented = await jobs_city.ask("{ jobs { title note } }", client="parking-app", purpose="booking")
     assert [j["note"] for j in unconsented["data"]["jobs"]] == [None, None]
@@ -125,12 +147,20 @@ async def test_an_identifier_naming_the_subject_is_personal(jobs_city):
     public = await jobs_city.ask("{ jobs { title posterId } }")
     pseudonyms = [j["posterId"] for j in public["data"]["jobs"]]  # the policy pseudonymises user.unique_id
     # no raw id anywhere in the answer (as a JSON string: a pseudonym may contain "r1" by chance)
-    assert all(p.startswith("pse_") for p in pseudonyms) and '"r1"' not in json.dumps(public) and '"r2"' not in json.dumps(public)
+    assert (
+        all(p.startswith("pse_") for p in pseudonyms)
+        and '"r1"' not in json.dumps(public)
+        and '"r2"' not in json.dumps(public)
+    )
     assert _withheld(public)[("jobs", 0, "posterId")] == ("user.unique_id", "public-requester", "pseudonymise")
     partner = await jobs_city.ask("{ jobs { posterId } }", client="parking-app", purpose="booking")
-    assert [j["posterId"] for j in partner["data"]["jobs"]] != pseudonyms and '"r1"' not in json.dumps(partner)  # keyed per recipient
+    assert [j["posterId"] for j in partner["data"]["jobs"]] != pseudonyms and '"r1"' not in json.dumps(
+        partner
+    )  # keyed per recipient
     # nullable in the API, since it may be withheld; the key keeps its type
-    fields = {name: str(f.type) for name, f in jobs_city.gateway.state.engine.model.api_schema.get_type("Job").fields.items()}
+    fields = {
+        name: str(f.type) for name, f in jobs_city.gateway.state.engine.model.api_schema.get_type("Job").fields.items()
+    }
     assert fields["posterId"] == "ID" and fields["id"] == "ID!"
 
 
@@ -142,7 +172,9 @@ async def test_a_category_rule_reaching_an_object_field_masks_it_with_null_and_n
     assert [j["poster"] for j in answer["data"]["jobs"]] == [None, None]  # never a string where an object goes
     assert _withheld(answer)[("jobs", 0, "poster")] == ("user.unique_id", "no-consent", "null")
     mine = await jobs_city.ask("{ me { disclosures { recipient fields } } }", resident="r1")
-    assert not any("Resident.email" in d["fields"] for d in mine["data"]["me"]["disclosures"])  # not disclosed: not audited
+    assert not any(
+        "Resident.email" in d["fields"] for d in mine["data"]["me"]["disclosures"]
+    )  # not disclosed: not audited
 
 
 async def test_registration_refuses_a_likely_personal_field_without_an_annotation(city, partner):
@@ -150,18 +182,25 @@ async def test_registration_refuses_a_likely_personal_field_without_an_annotatio
     assert response.status_code == 422, response.text
     missing = {e["coordinate"] for e in response.json()["errors"] if e["code"] == "PRIVACY_ANNOTATION_MISSING"}
     assert missing == {"Errand.homeAddress", "Errand.takerId"}
-    declared = UNANNOTATED.replace("homeAddress: String", "homeAddress: String @nonPersonal").replace("takerId: ID", "takerId: ID @nonPersonal")
+    declared = UNANNOTATED.replace("homeAddress: String", "homeAddress: String @nonPersonal").replace(
+        "takerId: ID", "takerId: ID @nonPersonal"
+    )
     assert (await _register(city, "errands", partner.url("jobs"), sdl=declared)).status_code == 200
 
 
 async def test_pseudonymise_on_an_object_field_is_refused(city, partner):
     response = await _register(city, "errands", partner.url("jobs"), sdl=PSEUDONYMISED_OBJECT)
     assert response.status_code == 422, response.text
-    assert [(e["code"], "Errand.poster" in e["message"]) for e in response.json()["errors"]] == [("PRIVACY_STRATEGY_UNFIT", True)]
+    assert [(e["code"], "Errand.poster" in e["message"]) for e in response.json()["errors"]] == [
+        ("PRIVACY_STRATEGY_UNFIT", True)
+    ]
 
     # the same strategy, declared in the policy for the city's location object: the policy is refused
     document = dict(city.document)
-    document["privacy"] = {**document.get("privacy", {}), "fields": {"Incident.location": {"category": "user.location.precise", "strategy": "pseudonymise"}}}
+    document["privacy"] = {
+        **document.get("privacy", {}),
+        "fields": {"Incident.location": {"category": "user.location.precise", "strategy": "pseudonymise"}},
+    }
     city.policy_path.write_text(yaml.safe_dump(document))
     reload = await city.client.post("/admin/policy/reload", headers={"authorization": f"Bearer {OPERATOR_KEY}"})
     assert reload.status_code == 422 and "PRIVACY_STRATEGY_UNFIT" in reload.json()["errors"][0]["message"]

@@ -48,7 +48,9 @@ def kolmogorov_smirnov(draws: list[float], scale: float) -> float:
     """The largest gap between the draws' empirical distribution and Laplace(0, scale)."""
     ordered = sorted(draws)
     n = len(ordered)
-    return max(max(abs((i + 1) / n - laplace_cdf(x, scale)), abs(i / n - laplace_cdf(x, scale))) for i, x in enumerate(ordered))
+    return max(
+        max(abs((i + 1) / n - laplace_cdf(x, scale)), abs(i / n - laplace_cdf(x, scale))) for i, x in enumerate(ordered)
+    )
 
 
 # -- calibration ----------------------------------------------------------------------------------
@@ -62,16 +64,22 @@ def kolmogorov_smirnov(draws: list[float], scale: float) -> float:
         ("count", None, None, 500, 500.0, 0.25, 1.0),  # a count: one resident moves it by one
     ],
 )
-def test_noise_is_calibrated_to_sensitivity_over_epsilon(statistic, lower, upper, contributors, exact, epsilon, sensitivity):
+def test_noise_is_calibrated_to_sensitivity_over_epsilon(
+    statistic, lower, upper, contributors, exact, epsilon, sensitivity
+):
     calibrated = calibrate(statistic, lower, upper, contributors, epsilon)
     assert calibrated is not None
     assert calibrated.sensitivity == pytest.approx(sensitivity)
     assert calibrated.epsilon == pytest.approx(epsilon, rel=1e-9)  # OpenDP's privacy map: what a release costs
     scale = sensitivity / epsilon
-    draws = [release(calibrated, exact, statistic, lower, upper, contributors, whole=False) - exact for _ in range(2000)]
+    draws = [
+        release(calibrated, exact, statistic, lower, upper, contributors, whole=False) - exact for _ in range(2000)
+    ]
     spread = statistics.pstdev(draws)
     gap = kolmogorov_smirnov(draws, scale)
-    print(f"{statistic}: scale {scale:.3f}, std {spread:.3f} (Laplace: {math.sqrt(2) * scale:.3f}), mean {statistics.fmean(draws):+.3f}, KS {gap:.4f}")
+    print(
+        f"{statistic}: scale {scale:.3f}, std {spread:.3f} (Laplace: {math.sqrt(2) * scale:.3f}), mean {statistics.fmean(draws):+.3f}, KS {gap:.4f}"
+    )
     assert spread == pytest.approx(math.sqrt(2) * scale, rel=0.10)
     assert abs(statistics.fmean(draws)) < 4 * math.sqrt(2) * scale / math.sqrt(2000)  # centred: 4 standard errors
     assert gap < 0.045  # the 5% critical value for 2,000 draws is 0.030; this is p < 0.0001
@@ -95,7 +103,11 @@ def test_periods():
     from datetime import UTC, datetime
 
     moment = datetime(2026, 11, 25, 23, 59, tzinfo=UTC)
-    assert (period_of("day", moment), period_of("week", moment), period_of("month", moment)) == ("2026-11-25", "2026-W48", "2026-11")
+    assert (period_of("day", moment), period_of("week", moment), period_of("month", moment)) == (
+        "2026-11-25",
+        "2026-W48",
+        "2026-11",
+    )
 
 
 # -- the policy -----------------------------------------------------------------------------------
@@ -119,9 +131,14 @@ def test_policy_reads_open_data_and_refuses_what_cannot_work(signer):
 
     document["open_data"] = {
         "public": {"epsilon_per_query": 0, "budget": {"epsilon": 2}},
-        "clients": {"nobody": {"epsilon_per_query": 1, "budget": {"epsilon": 1}}, "stats-portal": {"epsilon_per_query": 1, "budget": {"epsilon": 0.5}}},
+        "clients": {
+            "nobody": {"epsilon_per_query": 1, "budget": {"epsilon": 1}},
+            "stats-portal": {"epsilon_per_query": 1, "budget": {"epsilon": 0.5}},
+        },
     }
-    document["privacy"]["aggregates"] = {"District.averageBirthYear": {"contributors": "residentCount", "statistic": "mean", "lower": 5}}
+    document["privacy"]["aggregates"] = {
+        "District.averageBirthYear": {"contributors": "residentCount", "statistic": "mean", "lower": 5}
+    }
     with pytest.raises(PolicyError) as refused:
         parse_policy(document)
     problems = "\n".join(refused.value.problems)
@@ -163,12 +180,16 @@ async def test_budget_is_charged_and_refuses_when_spent(store):
 async def test_the_same_question_is_answered_the_same_without_charge(store):
     question = question_key("District.averageAge", {"code": "75118"})
     first = await store.open_data_release("portal", "2026-W48", question, 0.5, 1.0, 38.7)
-    again = [await store.open_data_release("portal", "2026-W48", question, 0.5, 1.0, draw) for draw in (52.0, 12.5, 99.9)]
+    again = [
+        await store.open_data_release("portal", "2026-W48", question, 0.5, 1.0, draw) for draw in (52.0, 12.5, 99.9)
+    ]
     assert first == ("released", 38.7, pytest.approx(0.5))
     assert again == [("cached", 38.7, None)] * 3  # the first release, not the new draws
     assert await store.open_data_spent("portal", "2026-W48") == pytest.approx(0.5)
     # another entity is another question; the same entity for another client is that client's
-    other = await store.open_data_release("portal", "2026-W48", question_key("District.averageAge", {"code": "75105"}), 0.5, 1.0, 44.0)
+    other = await store.open_data_release(
+        "portal", "2026-W48", question_key("District.averageAge", {"code": "75105"}), 0.5, 1.0, 44.0
+    )
     assert other[0] == "released" and await store.open_data_spent("portal", "2026-W48") == pytest.approx(1.0)
     assert (await store.open_data_release("public", "2026-W48", question, 0.5, 1.0, 61.0))[:2] == ("released", 61.0)
 
@@ -180,7 +201,10 @@ async def test_replicas_asking_the_same_question_at_once_charge_it_once(tmp_path
     try:
         question = question_key("District.jobs", {"code": "75111"})
         answers = await asyncio.gather(
-            *(replica.open_data_release("portal", "2026-11", question, 0.25, 5.0, float(i)) for i, replica in enumerate(replicas * 5))
+            *(
+                replica.open_data_release("portal", "2026-11", question, 0.25, 5.0, float(i))
+                for i, replica in enumerate(replicas * 5)
+            )
         )
         values = {a[1] for a in answers}
         assert len(values) == 1  # one release, seen by everyone
@@ -188,8 +212,12 @@ async def test_replicas_asking_the_same_question_at_once_charge_it_once(tmp_path
         assert await replicas[0].open_data_spent("portal", "2026-11") == pytest.approx(0.25)
         # different questions at once: each charged, never beyond the budget
         answers = await asyncio.gather(
-            *(replica.open_data_release("portal", "2026-11", question_key("District.jobs", {"code": str(i)}), 0.25, 5.0, 1.0)
-              for i, replica in enumerate(replicas * 10))
+            *(
+                replica.open_data_release(
+                    "portal", "2026-11", question_key("District.jobs", {"code": str(i)}), 0.25, 5.0, 1.0
+                )
+                for i, replica in enumerate(replicas * 10)
+            )
         )
         assert [a[0] for a in answers].count("released") == 19  # 4.75 of 5 left: 19 more releases
         assert await replicas[0].open_data_spent("portal", "2026-11") == pytest.approx(5.0)
@@ -239,10 +267,17 @@ async def open_city(request, tmp_path, privacy_world, signer):
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def crowded_city(request, tmp_path, privacy_world, signer):
     """Every district above k (two residents each), and a public budget for two releases a day."""
-    running = await start_open_city(request.param, tmp_path, privacy_world, signer, open_data_policy(signer, public_budget=2.0))
+    running = await start_open_city(
+        request.param, tmp_path, privacy_world, signer, open_data_policy(signer, public_budget=2.0)
+    )
     for resident, district, birth in (("r5", "75111", "1980-03-01T09:00:00"), ("r6", "75118", "1975-06-30T09:00:00")):
         world.data["residents"][resident] = {
-            "name": f"Resident {resident}", "email": None, "phone": None, "address": "Paris", "birth": birth, "district": district,
+            "name": f"Resident {resident}",
+            "email": None,
+            "phone": None,
+            "address": "Paris",
+            "birth": birth,
+            "district": district,
         }
     yield running
     await stop_open_city(running)
@@ -258,7 +293,9 @@ def by_name(answer: dict) -> dict:
 
 
 def reasons(answer: dict) -> dict:
-    return {tuple(w["path"]): w["reason"] for w in (answer.get("extensions") or {}).get("privacy", {}).get("withheld", [])}
+    return {
+        tuple(w["path"]): w["reason"] for w in (answer.get("extensions") or {}).get("privacy", {}).get("withheld", [])
+    }
 
 
 async def test_open_data_is_noisy_and_the_same_question_charged_once(open_city):
@@ -279,7 +316,9 @@ async def test_open_data_is_noisy_and_the_same_question_charged_once(open_city):
     assert await store.open_data_spent("(public)", period_of("day")) == pytest.approx(1.0)
 
     # the same district reached by another path, twice in one response: the same question again
-    both = await open_city.ask('{ districts { name averageBirthYear } resident(id: "r2") { district { name averageBirthYear } } }')
+    both = await open_city.ask(
+        '{ districts { name averageBirthYear } resident(id: "r2") { district { name averageBirthYear } } }'
+    )
     assert "errors" not in both, both
     assert by_name(both)["Panthéon"] == released[0]
     assert both["data"]["resident"]["district"] == {"name": "Panthéon", "averageBirthYear": released[0]}
@@ -305,8 +344,12 @@ async def test_two_districts_in_one_request_are_charged_apart_and_refused_when_s
     assert await store.open_data_spent("(public)", period_of("day")) == pytest.approx(2.0)
     assert values["Buttes-Montmartre"] is None
     assert reasons(first) == {("districts", 2, "averageBirthYear"): "budget"}
-    assert [(e["path"], e["extensions"]["code"]) for e in first["errors"]] == [(["districts", 2, "averageBirthYear"], "PRIVACY_BUDGET_EXHAUSTED")]
-    assert not any("Buttes" in e["message"] or str(EXACT_CROWDED["Buttes-Montmartre"]) in e["message"] for e in first["errors"])
+    assert [(e["path"], e["extensions"]["code"]) for e in first["errors"]] == [
+        (["districts", 2, "averageBirthYear"], "PRIVACY_BUDGET_EXHAUSTED")
+    ]
+    assert not any(
+        "Buttes" in e["message"] or str(EXACT_CROWDED["Buttes-Montmartre"]) in e["message"] for e in first["errors"]
+    )
 
     # a spent budget still answers what it paid for, the same way; a refusal costs nothing
     again = await crowded_city.ask(DISTRICTS)
@@ -337,7 +380,9 @@ async def test_an_aggregate_without_a_statistic_is_withheld_not_guessed(tmp_path
     world.reset()
     document = open_data_policy(signer)
     document["privacy"]["aggregates"] = {"District.averageBirthYear": {"contributors": "residentCount"}}
-    city = City(f"sqlite:///{tmp_path / 'city.db'}", connectors_folder(tmp_path / "connectors", privacy_world), document, signer)
+    city = City(
+        f"sqlite:///{tmp_path / 'city.db'}", connectors_folder(tmp_path / "connectors", privacy_world), document, signer
+    )
     try:
         answer = await city.ask(DISTRICTS)
         assert by_name(answer)["Panthéon"] is None

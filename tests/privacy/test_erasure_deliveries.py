@@ -60,7 +60,9 @@ class Partners:
         async def good(request: Request) -> Response:
             await record(request, "good")
             # an adversary's extras: another connector named, a status for it; they change nothing
-            return JSONResponse({"status": "done", "connector": "failing", "deliveries": [{"connector": "failing", "status": "done"}]})
+            return JSONResponse(
+                {"status": "done", "connector": "failing", "deliveries": [{"connector": "failing", "status": "done"}]}
+            )
 
         async def failing(request: Request) -> Response:
             await record(request, "failing")
@@ -95,15 +97,25 @@ class Partners:
 
         async def deleting(request: Request) -> Response:  # a partner whose manifest says method: DELETE
             await record(request, "deleting")
-            return JSONResponse({"status": "done"} if request.method == "DELETE" else {"error": "DELETE only"}, status_code=200 if request.method == "DELETE" else 405)
+            return JSONResponse(
+                {"status": "done"} if request.method == "DELETE" else {"error": "DELETE only"},
+                status_code=200 if request.method == "DELETE" else 405,
+            )
 
         routes = [good, failing, refusing, garbage, huge, hanging, slow, redirecting, deleting]
-        self.server = AppServer(Starlette(routes=[Route(f"/{r.__name__}", r, methods=["POST", "PUT", "DELETE"]) for r in routes])).start()
+        self.server = AppServer(
+            Starlette(routes=[Route(f"/{r.__name__}", r, methods=["POST", "PUT", "DELETE"]) for r in routes])
+        ).start()
 
     def target(self, name: str, **overrides) -> ErasureTarget:
         values = {
-            "connector": name, "owner": f"{name}-inc", "url": f"{self.server.base_url}/{name}", "method": "POST",
-            "headers": (("x-api-key", f"key-of-{name}"),), "timeout": 1.0, "guarded": False,
+            "connector": name,
+            "owner": f"{name}-inc",
+            "url": f"{self.server.base_url}/{name}",
+            "method": "POST",
+            "headers": (("x-api-key", f"key-of-{name}"),),
+            "timeout": 1.0,
+            "guarded": False,
         }
         return ErasureTarget(**{**values, **overrides})
 
@@ -125,7 +137,9 @@ def _pool(allow=LOOPBACK, resolver: AbstractResolver | None = None) -> HttpPool:
     return pool
 
 
-async def _until_settled(store: ErasureStore, request_id: str, seconds: float = 20) -> dict[str, tuple[str, str | None, int]]:
+async def _until_settled(
+    store: ErasureStore, request_id: str, seconds: float = 20
+) -> dict[str, tuple[str, str | None, int]]:
     deadline = asyncio.get_running_loop().time() + seconds
     while True:
         (request,) = [r for r in await store.requests_for(RESIDENT) if r.id == request_id]
@@ -189,7 +203,10 @@ async def test_each_partner_gets_its_own_status_and_a_bad_one_changes_no_other(p
             header = jwt.get_unverified_header(token)
             assert header["typ"] == ERASURE_TOKEN_TYPE
             claims = jwt.decode(token, jwks[header["kid"]].key, algorithms=["ES256"], audience=name, issuer="citygate")
-            assert claims["sub"] == RESIDENT == received["body"]["residentId"] and claims["requestId"] == received["body"]["requestId"]
+            assert (
+                claims["sub"] == RESIDENT == received["body"]["residentId"]
+                and claims["requestId"] == received["body"]["requestId"]
+            )
             assert claims["exp"] - claims["iat"] == 300
             with pytest.raises(jwt.InvalidAudienceError):  # a token for one connector is refused by another
                 jwt.decode(token, jwks[header["kid"]].key, algorithms=["ES256"], audience="someone-else")
@@ -208,7 +225,9 @@ async def test_a_request_survives_a_restart_and_is_delivered_by_the_next_process
     (request,) = [r for r in await erasures.requests_for(RESIDENT) if r.id == request_id]
     assert [(d.connector, d.status) for d in request.deliveries] == [("good", PENDING)]
     pool = _pool()
-    dispatcher = ErasureDispatcher(erasures, lambda: {"good": partners.target("good")}, pool, RecordSigner(second, configured=""), FAST)
+    dispatcher = ErasureDispatcher(
+        erasures, lambda: {"good": partners.target("good")}, pool, RecordSigner(second, configured=""), FAST
+    )
     dispatcher.start()
     try:
         statuses = await _until_settled(erasures, request_id)
@@ -217,7 +236,7 @@ async def test_a_request_survives_a_restart_and_is_delivered_by_the_next_process
         await pool.close()
         await second.close()
     assert statuses == {"good": (DONE, None, 1)}
-    assert [r["body"]["requestId"] for r in partners.received["good"][len(before):]] == [request_id]
+    assert [r["body"]["requestId"] for r in partners.received["good"][len(before) :]] == [request_id]
 
 
 async def test_a_connector_name_taken_over_by_another_owner_receives_nothing(partners, tmp_path):
@@ -249,8 +268,12 @@ class PartnerDns(AbstractResolver):
     def __init__(self, names: dict[str, str]) -> None:
         self.names = names
 
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        return [{"hostname": host, "host": self.names[host], "port": port, "family": socket.AF_INET, "proto": 0, "flags": 0}]
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        return [
+            {"hostname": host, "host": self.names[host], "port": port, "family": socket.AF_INET, "proto": 0, "flags": 0}
+        ]
 
     async def close(self) -> None:
         return None
@@ -356,7 +379,9 @@ def test_the_manifest_erasure_endpoint_is_on_the_connectors_origin():
     assert "SECRET_REFERENCE_REFUSED" in error.value.codes
 
 
-async def test_through_the_gateway_a_refused_endpoint_is_final_and_not_audited(tmp_path, privacy_world, signer, monkeypatch):
+async def test_through_the_gateway_a_refused_endpoint_is_final_and_not_audited(
+    tmp_path, privacy_world, signer, monkeypatch
+):
     """A connector folder whose erasure url (read from the environment) is off its origin: the
     resident's request shows it failed (endpoint-refused) at once, and the audit log records no
     disclosure of the resident's id to its owner, since nothing is sent."""
@@ -367,17 +392,32 @@ async def test_through_the_gateway_a_refused_endpoint_is_final_and_not_audited(t
         manifest.write("erasure:\n  url: ${CG_RIGHTS_ERASURE_URL}\n")
     city = City(f"sqlite:///{tmp_path / 'city.db'}", folder, policy_document(signer.jwks_file), signer)
     try:
-        answer = await city.ask("mutation { requestErasure { id deliveries { connector owner status reason attempts } } }", resident="r3")
+        answer = await city.ask(
+            "mutation { requestErasure { id deliveries { connector owner status reason attempts } } }", resident="r3"
+        )
         assert "errors" not in answer, answer
         deliveries = {d["connector"]: d for d in answer["data"]["requestErasure"]["deliveries"]}
-        assert deliveries["parking"] == {"connector": "parking", "owner": "parking", "status": "failed", "reason": "endpoint-refused", "attempts": 0}
+        assert deliveries["parking"] == {
+            "connector": "parking",
+            "owner": "parking",
+            "status": "failed",
+            "reason": "endpoint-refused",
+            "attempts": 0,
+        }
         assert all(d["status"] == "not-supported" for name, d in deliveries.items() if name != "parking")
         # a repeat within the repeat window is answered by this request, still final: nothing
         # was queued for the dispatcher to try again
-        again = await city.ask("mutation { requestErasure { id deliveries { connector status reason attempts } } }", resident="r3")
+        again = await city.ask(
+            "mutation { requestErasure { id deliveries { connector status reason attempts } } }", resident="r3"
+        )
         assert again["data"]["requestErasure"]["id"] == answer["data"]["requestErasure"]["id"]
         repeated = {d["connector"]: d for d in again["data"]["requestErasure"]["deliveries"]}
-        assert repeated["parking"] == {"connector": "parking", "status": "failed", "reason": "endpoint-refused", "attempts": 0}
+        assert repeated["parking"] == {
+            "connector": "parking",
+            "status": "failed",
+            "reason": "endpoint-refused",
+            "attempts": 0,
+        }
         # past the window, with nothing pending, the next request is a new one
         monkeypatch.setattr("gateway.consent._rights.ERASURE_REPEAT_WINDOW", timedelta(0))
         later = await city.ask("mutation { requestErasure { id } }", resident="r3")

@@ -27,7 +27,7 @@ async def test_an_unreadable_ledger_withholds_every_personal_value(city):
     await city.grant("r2", "parking-app", "booking", ["user.contact"])
     await _rename(city.store_url, "consent_events", "consent_events_gone")
     city.gateway.runtime.ledger.invalidate_all()  # nothing cached: the next request must read the ledger
-    answer = await city.ask('{ residents { id email } }', client="parking-app", purpose="booking", resident=None)
+    answer = await city.ask("{ residents { id email } }", client="parking-app", purpose="booking", resident=None)
     emails = [r["email"] for r in answer["data"]["residents"]]
     assert "jean@example.org" not in emails
     assert {w["reason"] for w in answer["extensions"]["privacy"]["withheld"]} == {"ledger-unavailable"}
@@ -36,7 +36,9 @@ async def test_an_unreadable_ledger_withholds_every_personal_value(city):
 async def test_even_the_subjects_own_values_are_withheld_when_the_ledger_fails_in_their_request(city):
     await _rename(city.store_url, "consent_events", "consent_events_gone")
     city.gateway.runtime.ledger.invalidate_all()
-    answer = await city.ask('{ residents { id email } }', resident="r1")  # r1's own e-mail, and others' needing the ledger
+    answer = await city.ask(
+        "{ residents { id email } }", resident="r1"
+    )  # r1's own e-mail, and others' needing the ledger
     assert answer["data"]["residents"][0]["email"] != "amelie@example.org"
     assert {w["reason"] for w in answer["extensions"]["privacy"]["withheld"]} == {"ledger-unavailable"}
     # when no value depends on the ledger, the subject still reads their own data
@@ -72,7 +74,11 @@ async def test_an_audit_refusal_either_reshapes_the_answer_or_stops_it_leaving(b
         raise AssertionError("a refused audit write let a serialized answer through")
     refused = guard.decisions(technician, audit_refused=True)
     data, seen, audited = await settle_email(guard, technician, refused, "req-3", refusal_raises=True)
-    assert data["email"] != "amelie@example.org" and audited == [] and seen[0]["withheld"][0]["reason"] == "audit-unavailable"
+    assert (
+        data["email"] != "amelie@example.org"
+        and audited == []
+        and seen[0]["withheld"][0]["reason"] == "audit-unavailable"
+    )
 
 
 class _AnswersWithoutTypename:
@@ -86,7 +92,9 @@ class _AnswersWithoutTypename:
 
 
 def _composed_world(privacy_world) -> str:
-    sources = [SubgraphSource(name, fetch_sdl(privacy_world.url(name)), privacy_world.url(name)) for name in world.SUBGRAPHS]
+    sources = [
+        SubgraphSource(name, fetch_sdl(privacy_world.url(name)), privacy_world.url(name)) for name in world.SUBGRAPHS
+    ]
     composed = compose(sources)
     assert composed.ok, composed.errors
     return composed.supergraph or ""
@@ -103,7 +111,9 @@ def test_a_field_personal_on_one_implementation_is_nullable_on_its_interface_too
     assert str(api.get_type("Graffiti").fields["description"].type) == "String!"
 
 
-async def test_a_value_of_an_unknown_concrete_type_is_withheld_if_any_possible_type_guards_it(bare_guard, privacy_world):
+async def test_a_value_of_an_unknown_concrete_type_is_withheld_if_any_possible_type_guards_it(
+    bare_guard, privacy_world
+):
     # Pothole.reporter is personal (a policy override on the concrete type only); Incident's is not.
     overrides = PrivacyAnnotations(personal={("Pothole", "reporter"): PersonalField("user.unique_id")})
     guard, _store = bare_guard
@@ -112,15 +122,22 @@ async def test_a_value_of_an_unknown_concrete_type_is_withheld_if_any_possible_t
     reporter = response.data["incidents"][0]["reporter"]
     # withheld: the category's strategy (pseudonymise) cannot take an object, which is masked with null
     assert reporter is None
-    assert [(w["reason"], w["strategy"]) for w in response.extensions["privacy"]["withheld"]] == [("subject-unknown", "null")]
+    assert [(w["reason"], w["strategy"]) for w in response.extensions["privacy"]["withheld"]] == [
+        ("subject-unknown", "null")
+    ]
 
 
 class _FailingWithPersonalWords:
     async def send(self, subgraph, query, variables, context=None):
         return {
             "data": {"incidents": None},
-            "errors": [{"message": "no incidents for amelie@example.org", "path": ["incidents"],
-                        "extensions": {"code": "NOT_FOUND", "email": "amelie@example.org"}}],
+            "errors": [
+                {
+                    "message": "no incidents for amelie@example.org",
+                    "path": ["incidents"],
+                    "extensions": {"code": "NOT_FOUND", "email": "amelie@example.org"},
+                }
+            ],
         }
 
     async def close(self) -> None:
@@ -132,6 +149,10 @@ async def test_a_subgraph_error_keeps_its_code_and_path_but_not_its_words(bare_g
     engine = Engine(load_supergraph(_composed_world(privacy_world)), _FailingWithPersonalWords(), guard)
     response = await engine.run("{ incidents { id } }")
     assert response.errors == [
-        {"message": "subgraph 'reports' reported an error", "path": ["incidents"], "extensions": {"code": "NOT_FOUND", "serviceName": "reports"}}
+        {
+            "message": "subgraph 'reports' reported an error",
+            "path": ["incidents"],
+            "extensions": {"code": "NOT_FOUND", "serviceName": "reports"},
+        }
     ]
     assert "amelie" not in str(response.to_dict())

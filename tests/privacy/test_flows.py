@@ -78,7 +78,10 @@ def _policy(signer, *, ids_personal: bool = False) -> dict:
     policy["registry"] = {"allow_upstreams": ["127.0.0.0/8"]}
     # the courier's own app: a resident's consent to it is consent to the courier
     policy["clients"]["courier-app"] = {
-        "name": "Courier", "purposes": ["service-delivery"], "roles": ["courier"], "partner": "courier",
+        "name": "Courier",
+        "purposes": ["service-delivery"],
+        "roles": ["courier"],
+        "partner": "courier",
         "api_key_sha256": hashlib.sha256(COURIER_KEY.encode()).hexdigest(),
     }
     return policy
@@ -86,12 +89,20 @@ def _policy(signer, *, ids_personal: bool = False) -> dict:
 
 async def _start(tmp_path, privacy_world, signer, partners, policy: dict) -> City:
     world.reset()
-    running = City(f"sqlite:///{tmp_path / 'city.db'}", connectors_folder(tmp_path / "connectors", privacy_world), policy, signer)
+    running = City(
+        f"sqlite:///{tmp_path / 'city.db'}", connectors_folder(tmp_path / "connectors", privacy_world), policy, signer
+    )
     running.database = tmp_path / "city.db"  # type: ignore[attr-defined]
     for name, partner in zip(("courier", "harvest"), partners, strict=True):
         partner.reset()
         created = await _admin(running, "POST", "/admin/partners", OPERATOR_KEY, {"name": name})
-        registered = await _admin(running, "PUT", f"/admin/connectors/{name}", created.json()["key"], {"owner": name, "kind": "subgraph", "url": partner.url})
+        registered = await _admin(
+            running,
+            "PUT",
+            f"/admin/connectors/{name}",
+            created.json()["key"],
+            {"owner": name, "kind": "subgraph", "url": partner.url},
+        )
         assert registered.status_code == 200, registered.text
     return running
 
@@ -121,7 +132,9 @@ def _withheld(answer: dict) -> dict[tuple, dict]:
 
 def _audit(city: City, subject: str) -> list[tuple]:
     with sqlite3.connect(city.database) as connection:  # type: ignore[attr-defined]
-        return connection.execute("SELECT recipient, fields, basis FROM audit_log WHERE subject = ? ORDER BY seq", (subject,)).fetchall()
+        return connection.execute(
+            "SELECT recipient, fields, basis FROM audit_log WHERE subject = ? ORDER BY seq", (subject,)
+        ).fetchall()
 
 
 async def test_a_required_address_never_reaches_a_partner_without_a_decision(city, partners):
@@ -149,18 +162,24 @@ async def test_a_key_that_is_personal_never_leaves_without_a_decision(strict_cit
     answer = await city.ask("{ residents { newsletter } }", resident="r1")
     assert [r["newsletter"] for r in answer["data"]["residents"]] == ["subscribed: r1", None, None, None]
     sent = [json.dumps(request) for request in harvest.requests]
-    assert any('"r1"' in text for text in sent) and not any(f'"{other}"' in text for text in sent for other in ("r2", "r3", "r4"))
+    assert any('"r1"' in text for text in sent) and not any(
+        f'"{other}"' in text for text in sent for other in ("r2", "r3", "r4")
+    )
     assert ("harvest", '["Resident.id"]', '["self"]') in _audit(city, "r1")
 
 
 async def test_the_residents_own_request_sends_their_address_and_audits_the_flow(city, partners):
     courier, _ = partners
-    answer = await city.ask('{ resident(id: "r2") { deliveryNote } me { disclosures { recipient fields basis } } }', resident="r2")
+    answer = await city.ask(
+        '{ resident(id: "r2") { deliveryNote } me { disclosures { recipient fields basis } } }', resident="r2"
+    )
     assert answer["data"]["resident"]["deliveryNote"] == f"ring at {R2_ADDRESS}"
     assert _received(courier, R2_ADDRESS)
     assert ("courier", '["Resident.address"]', '["self"]') in _audit(city, "r2")
     listed = await city.ask("{ me { disclosures { recipient fields basis } } }", resident="r2")
-    assert {"recipient": "courier", "fields": ["Resident.address"], "basis": ["self"]} in listed["data"]["me"]["disclosures"]
+    assert {"recipient": "courier", "fields": ["Resident.address"], "basis": ["self"]} in listed["data"]["me"][
+        "disclosures"
+    ]
 
 
 async def test_a_consent_to_the_partners_client_allows_the_flow_until_it_is_withdrawn(city, partners):
@@ -185,13 +204,21 @@ async def test_a_flow_basis_names_the_recipient_and_the_sources(tmp_path, privac
     """`recipients:` in a legal basis covers flows to that owner only, of data from its `sources`."""
     harvest = partners[1]
     policy = _policy(signer, ids_personal=True)
-    policy["legal_bases"].append({
-        "name": "courier-deliveries", "basis": "contract", "recipients": ["courier"], "purposes": ["service-delivery"],
-        "categories": ["user.contact.address", "user.unique_id"], "sources": ["city", "courier", "harvest", "parking"],
-    })
+    policy["legal_bases"].append(
+        {
+            "name": "courier-deliveries",
+            "basis": "contract",
+            "recipients": ["courier"],
+            "purposes": ["service-delivery"],
+            "categories": ["user.contact.address", "user.unique_id"],
+            "sources": ["city", "courier", "harvest", "parking"],
+        }
+    )
     city = await _start(tmp_path, privacy_world, signer, partners, policy)
     try:
-        answer = await city.ask('{ resident(id: "r2") { deliveryNote newsletter } }', client="city-app", purpose="service-delivery")
+        answer = await city.ask(
+            '{ resident(id: "r2") { deliveryNote newsletter } }', client="city-app", purpose="service-delivery"
+        )
         assert answer["data"]["resident"]["deliveryNote"] == f"ring at {R2_ADDRESS}"
         assert answer["data"]["resident"]["newsletter"] is None  # the basis names the courier, not harvest
         assert not _received(harvest, "r2")

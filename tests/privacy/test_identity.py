@@ -44,7 +44,9 @@ def _hs256(claims: dict, secret: bytes) -> str:
 def _attacks(signer) -> dict[str, str]:
     now = int(time.time())
     valid = {"iss": ISSUER, "aud": "citygate", "sub": "r1", "azp": "city-app", "exp": now + 600}
-    public_pem = signer.rsa.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    public_pem = signer.rsa.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     good = signer.token("r1")
     header, payload, signature = good.split(".")
@@ -105,6 +107,9 @@ async def test_api_keys_and_purposes(sqlite_city):
     mixed = await sqlite_city.client.post(
         "/graphql",
         json={"query": ME},
-        headers={"x-api-key": "ck_stats-portal-test-key", "authorization": f"Bearer {sqlite_city.signer.token('r1', azp='city-app')}"},
+        headers={
+            "x-api-key": "ck_stats-portal-test-key",
+            "authorization": f"Bearer {sqlite_city.signer.token('r1', azp='city-app')}",
+        },
     )
     assert mixed.status_code == 401

@@ -48,7 +48,9 @@ async def _verified_over_http(city: City, token: str) -> tuple[str, dict]:
     return await asyncio.to_thread(verify)  # PyJWKClient blocks: not in the loop serving the test
 
 
-async def test_receipts_signed_before_a_rotation_still_verify_and_new_ones_use_the_new_kid(tmp_path, privacy_world, signer, monkeypatch):
+async def test_receipts_signed_before_a_rotation_still_verify_and_new_ones_use_the_new_kid(
+    tmp_path, privacy_world, signer, monkeypatch
+):
     monkeypatch.delenv("CITYGATE_SIGNING_KEY", raising=False)
     world.reset()
     database = tmp_path / "city.db"

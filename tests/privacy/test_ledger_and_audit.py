@@ -24,7 +24,10 @@ async def test_a_grant_returns_a_receipt_and_me_lists_the_consent(city):
     purpose = receipt["services"][0]["purposes"][0]
     assert purpose["purpose"] == "booking" and purpose["piiCategory"] == ["user.contact.email"]
     assert receipt["noticeVersion"] == "test-2026-11"
-    me = await city.ask("{ me { residentId consents { id recipient purpose categories legalBasis active expiresAt collectionMethod noticeVersion } } }", resident="r3")
+    me = await city.ask(
+        "{ me { residentId consents { id recipient purpose categories legalBasis active expiresAt collectionMethod noticeVersion } } }",
+        resident="r3",
+    )
     (consent,) = me["data"]["me"]["consents"]
     assert consent["recipient"] == "parking-app" and consent["legalBasis"] == "consent" and consent["active"]
     assert consent["expiresAt"] is not None and consent["collectionMethod"] == "citygate-api via city-app"
@@ -32,10 +35,16 @@ async def test_a_grant_returns_a_receipt_and_me_lists_the_consent(city):
 
 async def test_withdrawal_takes_effect_on_the_next_request(city):
     consent_id = (await city.grant("r3", "parking-app", "booking", ["user.contact"]))["consent"]["id"]
-    assert (await city.ask(QUERY, client="parking-app", purpose="booking"))["data"]["resident"]["email"] == "cosette@example.org"
-    withdrawn = await city.withdraw("r3", consent_id, client="parking-app", purpose="booking")  # any client may withdraw
+    assert (await city.ask(QUERY, client="parking-app", purpose="booking"))["data"]["resident"][
+        "email"
+    ] == "cosette@example.org"
+    withdrawn = await city.withdraw(
+        "r3", consent_id, client="parking-app", purpose="booking"
+    )  # any client may withdraw
     assert withdrawn["active"] is False and withdrawn["withdrawnAt"]
-    assert (await city.ask(QUERY, client="parking-app", purpose="booking"))["data"]["resident"]["email"] == "c***@example.org"
+    assert (await city.ask(QUERY, client="parking-app", purpose="booking"))["data"]["resident"][
+        "email"
+    ] == "c***@example.org"
 
 
 async def test_who_may_grant_and_withdraw(city):
@@ -44,12 +53,20 @@ async def test_who_may_grant_and_withdraw(city):
     assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     self_serving = await city.ask(query, client="parking-app", resident="r3", purpose="booking")
     assert self_serving["errors"][0]["extensions"]["code"] == "FORBIDDEN"  # parking-app may not collect consents
-    bad = await city.ask('mutation { grantConsent(recipient: "parking-app", purpose: "statistics", categories: ["user.contact"]) { consent { id } } }', resident="r3")
+    bad = await city.ask(
+        'mutation { grantConsent(recipient: "parking-app", purpose: "statistics", categories: ["user.contact"]) { consent { id } } }',
+        resident="r3",
+    )
     assert bad["errors"][0]["extensions"]["code"] == "PURPOSE_NOT_ALLOWED"
-    unknown = await city.ask('mutation { grantConsent(recipient: "parking-app", purpose: "booking", categories: ["user.soul"]) { consent { id } } }', resident="r3")
+    unknown = await city.ask(
+        'mutation { grantConsent(recipient: "parking-app", purpose: "booking", categories: ["user.soul"]) { consent { id } } }',
+        resident="r3",
+    )
     assert unknown["errors"][0]["extensions"]["code"] == "UNKNOWN_CATEGORY"
     consent_id = (await city.grant("r3", "parking-app", "booking", ["user.contact"]))["consent"]["id"]
-    stranger = await city.ask("mutation($id: ID!) { withdrawConsent(consentId: $id) { id } }", {"id": consent_id}, resident="r1")
+    stranger = await city.ask(
+        "mutation($id: ID!) { withdrawConsent(consentId: $id) { id } }", {"id": consent_id}, resident="r1"
+    )
     assert stranger["errors"][0]["extensions"]["code"] == "CONSENT_NOT_FOUND"
 
 
@@ -67,7 +84,12 @@ async def test_disclosures_are_audited_and_residents_read_them(city):
     assert disclosures[0]["basis"] == ["policy:street-issues-public-task"]
     assert disclosures[1]["basis"][0].startswith("consent:")
     assert all(len(d["requestId"]) == 32 for d in disclosures)
-    verified = subprocess.run([sys.executable, "-m", "gateway.cli", "audit", "verify", "--store", city.store_url], capture_output=True, text=True, timeout=60)
+    verified = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "audit", "verify", "--store", city.store_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert verified.returncode == 0, verified.stderr
     assert "intact" in verified.stderr
 
@@ -95,7 +117,13 @@ async def _tamper(store_url: str, statements: list[str]) -> None:
     engine = create_async_engine(database_url(store_url))
     async with engine.begin() as connection:
         postgres = engine.dialect.name == "postgresql"
-        await connection.execute(sqlalchemy.text("ALTER TABLE audit_log DISABLE TRIGGER ALL" if postgres else "DROP TRIGGER IF EXISTS audit_log_no_update"))
+        await connection.execute(
+            sqlalchemy.text(
+                "ALTER TABLE audit_log DISABLE TRIGGER ALL"
+                if postgres
+                else "DROP TRIGGER IF EXISTS audit_log_no_update"
+            )
+        )
         if not postgres:
             await connection.execute(sqlalchemy.text("DROP TRIGGER IF EXISTS audit_log_no_delete"))
         for statement in statements:
@@ -104,7 +132,12 @@ async def _tamper(store_url: str, statements: list[str]) -> None:
 
 
 def _verify(store_url: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gateway.cli", "audit", "verify", "--store", store_url], capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "audit", "verify", "--store", store_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 async def _three_entries(city) -> None:
@@ -118,7 +151,11 @@ async def _three_entries(city) -> None:
 async def test_the_audit_log_refuses_updates_and_deletes(city):
     await _three_entries(city)
     engine = create_async_engine(database_url(city.store_url))
-    for statement in ("UPDATE audit_log SET recipient = 'someone' WHERE seq = 1", "DELETE FROM audit_log WHERE seq = 2", "DELETE FROM consent_events"):
+    for statement in (
+        "UPDATE audit_log SET recipient = 'someone' WHERE seq = 1",
+        "DELETE FROM audit_log WHERE seq = 2",
+        "DELETE FROM consent_events",
+    ):
         try:
             async with engine.begin() as connection:
                 await connection.execute(sqlalchemy.text(statement))

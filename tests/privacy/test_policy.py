@@ -44,7 +44,9 @@ def test_every_problem_of_a_policy_is_listed():
 
 
 def test_the_masking_strategy_follows_the_most_specific_category():
-    policy = parse_policy({"masking": {"default": "null", "categories": {"user.contact": "partial", "user.contact.address": "coarsen"}}})
+    policy = parse_policy(
+        {"masking": {"default": "null", "categories": {"user.contact": "partial", "user.contact.address": "coarsen"}}}
+    )
     assert policy.strategy_for("user.contact.email", None) == "partial"
     assert policy.strategy_for("user.contact.address.street", None) == "coarsen"
     assert policy.strategy_for("user.financial", None) == "null"
@@ -58,12 +60,20 @@ async def test_the_policy_reloads_without_a_restart(sqlite_city, signer):
     document = policy_document(signer.jwks_file)
     document["masking"]["categories"]["user.contact.email"] = "null"
     document["legal_bases"].append(
-        {"name": "statistics-names", "basis": "legitimate_interests", "roles": ["statistician"], "purposes": ["statistics"], "categories": ["user.name"],
-         "sources": ["city"]}
+        {
+            "name": "statistics-names",
+            "basis": "legitimate_interests",
+            "roles": ["statistician"],
+            "purposes": ["statistics"],
+            "categories": ["user.name"],
+            "sources": ["city"],
+        }
     )
     document["clients"]["stats-portal"]["roles"] = ["statistician"]
     sqlite_city.policy_path.write_text(yaml.safe_dump(document))
-    response = await sqlite_city.client.post("/admin/policy/reload", headers={"authorization": f"Bearer {OPERATOR_KEY}"})
+    response = await sqlite_city.client.post(
+        "/admin/policy/reload", headers={"authorization": f"Bearer {OPERATOR_KEY}"}
+    )
     assert response.status_code == 200, response.text
     after = await sqlite_city.ask(query, client="stats-portal")
     assert after["data"]["resident"] == {"email": None, "name": "Amélie Poulain"}
@@ -71,7 +81,9 @@ async def test_the_policy_reloads_without_a_restart(sqlite_city, signer):
 
 async def test_an_invalid_policy_is_refused_and_the_running_one_stays(sqlite_city):
     sqlite_city.policy_path.write_text("clients: {app: {purposes: [nope]}}\n")
-    response = await sqlite_city.client.post("/admin/policy/reload", headers={"authorization": f"Bearer {OPERATOR_KEY}"})
+    response = await sqlite_city.client.post(
+        "/admin/policy/reload", headers={"authorization": f"Bearer {OPERATOR_KEY}"}
+    )
     assert response.status_code == 422
     assert "is not declared under purposes" in response.json()["errors"][0]["message"]
     still = await sqlite_city.ask('{ resident(id: "r1") { email } }', client="stats-portal")
@@ -95,10 +107,26 @@ PRIVACY = (
 @pytest.mark.parametrize(
     ("sdl", "code"),
     [
-        (PRIVACY + 'type Query { me: Person } type Person { email: String @personal(category: "user.contact.email") }', "PRIVACY_SUBJECT_UNDETERMINED"),
-        (PRIVACY + 'type Query { me: Person } type Person @subject(field: "uid") { id: ID! email: String @personal(category: "user.contact.email") }', "PRIVACY_SUBJECT_UNDETERMINED"),
-        (PRIVACY + 'type Query { me: Person } type Person @subject(field: "id") { id: ID! email: String @personal(category: "user.mail") }', "PRIVACY_UNKNOWN_CATEGORY"),
-        (PRIVACY + 'type Query { me: Person } type Person @subject(field: "id") { id: ID! email: String @personal(category: "user.contact.email", strategy: "shred") }', "PRIVACY_UNKNOWN_STRATEGY"),
+        (
+            PRIVACY
+            + 'type Query { me: Person } type Person { email: String @personal(category: "user.contact.email") }',
+            "PRIVACY_SUBJECT_UNDETERMINED",
+        ),
+        (
+            PRIVACY
+            + 'type Query { me: Person } type Person @subject(field: "uid") { id: ID! email: String @personal(category: "user.contact.email") }',
+            "PRIVACY_SUBJECT_UNDETERMINED",
+        ),
+        (
+            PRIVACY
+            + 'type Query { me: Person } type Person @subject(field: "id") { id: ID! email: String @personal(category: "user.mail") }',
+            "PRIVACY_UNKNOWN_CATEGORY",
+        ),
+        (
+            PRIVACY
+            + 'type Query { me: Person } type Person @subject(field: "id") { id: ID! email: String @personal(category: "user.contact.email", strategy: "shred") }',
+            "PRIVACY_UNKNOWN_STRATEGY",
+        ),
         (
             PRIVACY.replace('@composeDirective(name: "@personal") ', "")
             + 'type Query { me: Person } type Person @subject(field: "id") { id: ID! email: String @personal(category: "user.contact.email") }',
@@ -117,7 +145,14 @@ def test_problems_name_their_key_path_and_never_repeat_the_input():
         parse_policy(
             {
                 "purposes": {"p": {"description": 3}},
-                "clients": {"app": {"roles": "technician", "collects_consent": "yes", "rate_limit": float("nan"), "api_key_sha256": "hunter2-not-a-hash"}},
+                "clients": {
+                    "app": {
+                        "roles": "technician",
+                        "collects_consent": "yes",
+                        "rate_limit": float("nan"),
+                        "api_key_sha256": "hunter2-not-a-hash",
+                    }
+                },
                 "registry": {"max_timeout": True, "circuit_breaker": {"failures": -1}, "colour": "red"},
                 "privacy": {"non_personal": ["A.b", "bad"]},
                 "controller": "Ville de Paris",
@@ -140,7 +175,13 @@ def test_problems_name_their_key_path_and_never_repeat_the_input():
 
 def test_a_client_is_its_key_and_the_policy_cannot_change_once_read(monkeypatch):
     monkeypatch.setenv("CITYGATE_TEST_APP_KEY", "app-key-1")
-    policy = parse_policy({"purposes": {"p": None}, "clients": {"app": {"api_key_env": "CITYGATE_TEST_APP_KEY", "purposes": ["p"]}}, "masking": None})
+    policy = parse_policy(
+        {
+            "purposes": {"p": None},
+            "clients": {"app": {"api_key_env": "CITYGATE_TEST_APP_KEY", "purposes": ["p"]}},
+            "masking": None,
+        }
+    )
     client = policy.clients["app"]
     assert (client.id, client.name, policy.purposes, policy.masking_default) == ("app", "app", {"p": ""}, "null")
     assert policy.client_for_key("app-key-1") is client and "app-key-1" not in repr(client)

@@ -27,8 +27,22 @@ from tests.world.server import WorldServer
 
 EXAMPLES = 200
 RESIDENTS = ["r1", "r2", "r3", "r4"]
-CATEGORIES = ["user.contact", "user.contact.email", "user.contact.phone_number", "user.name", "user.unique_id", "user.financial", "user.location", "user.demographic"]
-PURPOSES = {"city-app": ["service-delivery"], "technician-console": ["street-maintenance"], "parking-app": ["booking", "marketing"], "stats-portal": ["statistics"]}
+CATEGORIES = [
+    "user.contact",
+    "user.contact.email",
+    "user.contact.phone_number",
+    "user.name",
+    "user.unique_id",
+    "user.financial",
+    "user.location",
+    "user.demographic",
+]
+PURPOSES = {
+    "city-app": ["service-delivery"],
+    "technician-console": ["street-maintenance"],
+    "parking-app": ["booking", "marketing"],
+    "stats-portal": ["statistics"],
+}
 # alias -> (field, category); the alias marks a personal value in the answer
 PERSONAL = {
     "p_name": ("name", "user.name"),
@@ -47,14 +61,25 @@ RULE = ("technician", "street-maintenance", ("user.contact", "user.location", "u
 
 
 def _directive(draw) -> str:
-    choice = draw(st.sampled_from(["", "", "", " @include(if: $on)", " @skip(if: $on)", " @include(if: $off)", " @skip(if: $off)"]))
+    choice = draw(
+        st.sampled_from(
+            ["", "", "", " @include(if: $on)", " @skip(if: $on)", " @include(if: $off)", " @skip(if: $off)"]
+        )
+    )
     return choice
 
 
 @st.composite
 def resident_selection(draw, depth: int) -> str:
     parts = ["oracleType: __typename", "oracleId: id", "oracleSubject: id"]
-    for alias in draw(st.lists(st.sampled_from(["p_name", "p_email", "p_phone", "p_address", "p_birth"]), min_size=1, max_size=4, unique=True)):
+    for alias in draw(
+        st.lists(
+            st.sampled_from(["p_name", "p_email", "p_phone", "p_address", "p_birth"]),
+            min_size=1,
+            max_size=4,
+            unique=True,
+        )
+    ):
         parts.append(f"{alias}: {PERSONAL[alias][0]}{_directive(draw)}")
     if draw(st.booleans()):
         parts.append("district { code name }")
@@ -99,13 +124,22 @@ def incident_selection(draw, depth: int) -> str:
 @st.composite
 def query(draw) -> str:
     roots = []
-    choices = draw(st.lists(st.sampled_from(["residents", "resident", "incidents", "feed", "bookings"]), min_size=1, max_size=3, unique=True))
+    choices = draw(
+        st.lists(
+            st.sampled_from(["residents", "resident", "incidents", "feed", "bookings"]),
+            min_size=1,
+            max_size=3,
+            unique=True,
+        )
+    )
     for root in choices:
         alias = draw(st.sampled_from(["", f"aliased_{root}: "]))
         if root == "residents":
             roots.append(f"{alias}residents {{ {draw(resident_selection(1))} }}")
         elif root == "resident":
-            roots.append(f'{alias}resident(id: "{draw(st.sampled_from(RESIDENTS))}") {{ {draw(resident_selection(1))} }}')
+            roots.append(
+                f'{alias}resident(id: "{draw(st.sampled_from(RESIDENTS))}") {{ {draw(resident_selection(1))} }}'
+            )
         elif root == "incidents":
             roots.append(f"{alias}incidents {{ {draw(incident_selection(1))} }}")
         elif root == "bookings":
@@ -139,7 +173,11 @@ requesters = st.one_of(
     st.sampled_from(RESIDENTS).map(lambda r: Asker("city-app", "service-delivery", r)),
 )
 grants = st.lists(
-    st.tuples(st.sampled_from(RESIDENTS), st.sampled_from([(c, p) for c, ps in PURPOSES.items() for p in ps]), st.lists(st.sampled_from(CATEGORIES), min_size=1, max_size=3, unique=True)),
+    st.tuples(
+        st.sampled_from(RESIDENTS),
+        st.sampled_from([(c, p) for c, ps in PURPOSES.items() for p in ps]),
+        st.lists(st.sampled_from(CATEGORIES), min_size=1, max_size=3, unique=True),
+    ),
     max_size=3,
 )
 
@@ -150,7 +188,13 @@ grants = st.lists(
 def truth(node: dict, field: str):
     if node["oracleType"] == "Resident":
         row = world.data["residents"][node["oracleId"]]
-        return {"name": row["name"], "email": row["email"], "phone": row["phone"], "address": row["address"], "birthDate": row["birth"]}[field]
+        return {
+            "name": row["name"],
+            "email": row["email"],
+            "phone": row["phone"],
+            "address": row["address"],
+            "birthDate": row["birth"],
+        }[field]
     if node["oracleType"] == "Booking":
         row = next(b for b in world.data["bookings"] if b["id"] == node["oracleId"])
         return {"plate": row["plate"], "amount": row["amount"]}[field]
@@ -163,11 +207,19 @@ def allowed(asker: Asker, subject: str, category: str, consents: dict[str, list[
         return True
     if asker.client is None:
         return False
-    roles = {"technician-console": {"technician"}, "city-app": {"city"}, "parking-app": {"partner"}}.get(asker.client, set())
-    if RULE[0] in roles and asker.purpose == RULE[1] and any(category == c or category.startswith(c + ".") for c in RULE[2]):
+    roles = {"technician-console": {"technician"}, "city-app": {"city"}, "parking-app": {"partner"}}.get(
+        asker.client, set()
+    )
+    if (
+        RULE[0] in roles
+        and asker.purpose == RULE[1]
+        and any(category == c or category.startswith(c + ".") for c in RULE[2])
+    ):
         return True
     return any(
-        c["recipient"] == asker.client and c["purpose"] == asker.purpose and any(category == g or category.startswith(g + ".") for g in c["categories"])
+        c["recipient"] == asker.client
+        and c["purpose"] == asker.purpose
+        and any(category == g or category.startswith(g + ".") for g in c["categories"])
         for c in consents.get(subject, [])
     )
 
@@ -191,7 +243,12 @@ def running_city(tmp_path_factory, signer):
     server = WorldServer(world.SUBGRAPHS).start()
     directory = tmp_path_factory.mktemp("property")
     world.reset()
-    city = City(f"sqlite:///{directory / 'city.db'}", connectors_folder(directory / "connectors", server), policy_document(signer.jwks_file), signer)
+    city = City(
+        f"sqlite:///{directory / 'city.db'}",
+        connectors_folder(directory / "connectors", server),
+        policy_document(signer.jwks_file),
+        signer,
+    )
     client = httpx.Client(base_url=city.server.base_url, timeout=30)
     yield city, client, directory / "city.db"
     client.close()
@@ -210,28 +267,47 @@ def _headers(city: City, asker: Asker) -> dict[str, str]:
     return headers
 
 
-def _graphql(client: httpx.Client, city: City, asker: Asker, text: str, variables: dict | None = None) -> httpx.Response:
+def _graphql(
+    client: httpx.Client, city: City, asker: Asker, text: str, variables: dict | None = None
+) -> httpx.Response:
     return client.post("/graphql", json={"query": text, "variables": variables or {}}, headers=_headers(city, asker))
 
 
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck), database=None)
+@settings(
+    max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck), database=None
+)
 @given(operation=query(), asker=requesters, new_grants=grants, withdraw_some=st.booleans(), on=st.booleans())
-def test_no_personal_value_without_an_allow_and_every_disclosure_audited(running_city, operation, asker, new_grants, withdraw_some, on):
+def test_no_personal_value_without_an_allow_and_every_disclosure_audited(
+    running_city, operation, asker, new_grants, withdraw_some, on
+):
     city, client, database = running_city
     consents: dict[str, list[dict]] = {}
     for subject, (recipient, purpose), categories in new_grants:
         answer = _graphql(
-            client, city, Asker("city-app", "service-delivery", subject),
+            client,
+            city,
+            Asker("city-app", "service-delivery", subject),
             "mutation($r: String!, $p: String!, $c: [String!]!) { grantConsent(recipient: $r, purpose: $p, categories: $c) { consent { id } } }",
             {"r": recipient, "p": purpose, "c": categories},
         ).json()
         assert "errors" not in answer, answer
     for subject in RESIDENTS:
-        me = _graphql(client, city, Asker("city-app", "service-delivery", subject), "{ me { consents(activeOnly: true) { id recipient purpose categories } } }").json()
+        me = _graphql(
+            client,
+            city,
+            Asker("city-app", "service-delivery", subject),
+            "{ me { consents(activeOnly: true) { id recipient purpose categories } } }",
+        ).json()
         consents[subject] = me["data"]["me"]["consents"]
         if withdraw_some and consents[subject]:
             victim = consents[subject].pop(0)
-            _graphql(client, city, Asker("city-app", "service-delivery", subject), "mutation($id: ID!) { withdrawConsent(consentId: $id) { id } }", {"id": victim["id"]})
+            _graphql(
+                client,
+                city,
+                Asker("city-app", "service-delivery", subject),
+                "mutation($id: ID!) { withdrawConsent(consentId: $id) { id } }",
+                {"id": victim["id"]},
+            )
 
     variables = {name: value for name, value in (("on", on), ("off", not on)) if f"${name}" in operation}
     response = _graphql(client, city, asker, operation, variables)
@@ -248,11 +324,15 @@ def test_no_personal_value_without_an_allow_and_every_disclosure_audited(running
         elif real is not None:
             event("withheld")
             assert value != real, f"{path}: a personal value reached {asker} without an allow"
-            listed = [w for w in body.get("extensions", {}).get("privacy", {}).get("withheld", []) if tuple(w["path"]) == path]
+            listed = [
+                w for w in body.get("extensions", {}).get("privacy", {}).get("withheld", []) if tuple(w["path"]) == path
+            ]
             assert listed and listed[0]["category"] == category and "value" not in listed[0]
     request_id = response.headers["x-request-id"]
     with sqlite3.connect(database) as connection:
-        rows = connection.execute("SELECT subject, recipient, fields FROM audit_log WHERE request_id = ?", (request_id,)).fetchall()
+        rows = connection.execute(
+            "SELECT subject, recipient, fields FROM audit_log WHERE request_id = ?", (request_id,)
+        ).fetchall()
     recorded = {subject: set(json.loads(fields)) for subject, recipient, fields in rows}
     assert all(recipient == (asker.client or "public") for _, recipient, _ in rows)
     assert recorded == expected_audit, (recorded, expected_audit)

@@ -41,7 +41,12 @@ from tests.world.server import WorldServer
 
 EXAMPLES = 80
 COURIER_KEY = "ck_courier-app-test-key"
-PURPOSES = {"city-app": ["service-delivery"], "technician-console": ["street-maintenance"], "parking-app": ["booking", "marketing"], "courier-app": ["service-delivery"]}
+PURPOSES = {
+    "city-app": ["service-delivery"],
+    "technician-console": ["street-maintenance"],
+    "parking-app": ["booking", "marketing"],
+    "courier-app": ["service-delivery"],
+}
 
 
 # -- what the partners do -----------------------------------------------------------------------
@@ -52,11 +57,13 @@ EMAILS = [r["email"] for r in world.data["residents"].values() if r["email"]]
 @st.composite
 def misbehaviour(draw) -> dict:
     """How a partner lies this time: extra keys (where), and whom its objects are said to be."""
-    extra = draw(st.dictionaries(
-        st.sampled_from(["_cg_subject", "_cg_count_averageBirthYear", "_cg_1_id", "id", "email", "oracleSubject"]),
-        st.one_of(st.sampled_from(RESIDENTS), st.sampled_from(EMAILS), st.integers(0, 99)),
-        max_size=3,
-    ))
+    extra = draw(
+        st.dictionaries(
+            st.sampled_from(["_cg_subject", "_cg_count_averageBirthYear", "_cg_1_id", "id", "email", "oracleSubject"]),
+            st.one_of(st.sampled_from(RESIDENTS), st.sampled_from(EMAILS), st.integers(0, 99)),
+            max_size=3,
+        )
+    )
     return {
         "extra": extra,
         "everywhere": draw(st.booleans()),
@@ -76,7 +83,9 @@ def tamper(partner: HostilePartner, plan: dict) -> None:
             for index, obj in enumerate(objects_in(answer.get("data"))):
                 for key in ("id", "oracleId", "oracleSubject", "_cg_subject"):
                     if isinstance(obj.get(key), str) and obj[key].startswith("r"):
-                        obj[key] = RESIDENTS[(RESIDENTS.index(lie) + index) % len(RESIDENTS)] if split and key != "id" else lie
+                        obj[key] = (
+                            RESIDENTS[(RESIDENTS.index(lie) + index) % len(RESIDENTS)] if split and key != "id" else lie
+                        )
 
         partner.rewrite(rename)
 
@@ -87,9 +96,24 @@ def tamper(partner: HostilePartner, plan: dict) -> None:
 @st.composite
 def resident_fields(draw) -> str:
     parts = ["oracleType: __typename", "oracleId: id", "oracleSubject: id"]
-    for alias in draw(st.lists(st.sampled_from(["p_name", "p_email", "p_phone", "p_address", "p_birth"]), max_size=3, unique=True)):
+    for alias in draw(
+        st.lists(st.sampled_from(["p_name", "p_email", "p_phone", "p_address", "p_birth"]), max_size=3, unique=True)
+    ):
         parts.append(f"{alias}: {PERSONAL[alias][0]}")
-    parts += draw(st.lists(st.sampled_from(["loyaltyTier", "deliveryNote", "note: deliveryNote", "bookings { oracleType: __typename oracleId: id oracleSubject: residentId p_plate: plate }"]), max_size=3, unique=True))
+    parts += draw(
+        st.lists(
+            st.sampled_from(
+                [
+                    "loyaltyTier",
+                    "deliveryNote",
+                    "note: deliveryNote",
+                    "bookings { oracleType: __typename oracleId: id oracleSubject: residentId p_plate: plate }",
+                ]
+            ),
+            max_size=3,
+            unique=True,
+        )
+    )
     if draw(st.booleans()):
         parts.append("id")
     return " ".join(parts)
@@ -98,7 +122,9 @@ def resident_fields(draw) -> str:
 @st.composite
 def adversarial_query(draw) -> str:
     roots = []
-    for root in draw(st.lists(st.sampled_from(["residents", "resident", "favourite"]), min_size=1, max_size=2, unique=True)):
+    for root in draw(
+        st.lists(st.sampled_from(["residents", "resident", "favourite"]), min_size=1, max_size=2, unique=True)
+    ):
         fields = draw(resident_fields())
         if root == "residents":
             roots.append(f"residents {{ {fields} }}")
@@ -118,7 +144,14 @@ consents = st.lists(
     st.tuples(
         st.sampled_from(RESIDENTS),
         st.sampled_from([(c, p) for c, ps in PURPOSES.items() for p in ps]),
-        st.lists(st.sampled_from(["user.contact", "user.contact.address", "user.contact.email", "user.name", "user.unique_id"]), min_size=1, max_size=2, unique=True),
+        st.lists(
+            st.sampled_from(
+                ["user.contact", "user.contact.address", "user.contact.email", "user.name", "user.unique_id"]
+            ),
+            min_size=1,
+            max_size=2,
+            unique=True,
+        ),
     ),
     max_size=3,
 )
@@ -132,7 +165,9 @@ def flow_allowed(asker: Asker, subject: str, granted: dict[str, list[dict]]) -> 
     if asker.resident is not None and asker.resident == subject:
         return True
     return any(
-        c["recipient"] == "courier-app" and c["purpose"] == asker.purpose and any("user.contact.address".startswith(g) for g in c["categories"])
+        c["recipient"] == "courier-app"
+        and c["purpose"] == asker.purpose
+        and any("user.contact.address".startswith(g) for g in c["categories"])
         for c in granted.get(subject, [])
     )
 
@@ -162,16 +197,24 @@ def running(tmp_path_factory, signer):
     policy = policy_document(signer.jwks_file)
     policy["registry"] = {"allow_upstreams": ["127.0.0.0/8"]}
     policy["clients"]["courier-app"] = {
-        "name": "Courier", "purposes": ["service-delivery"], "roles": ["courier"], "partner": "courier",
+        "name": "Courier",
+        "purposes": ["service-delivery"],
+        "roles": ["courier"],
+        "partner": "courier",
         "api_key_sha256": hashlib.sha256(COURIER_KEY.encode()).hexdigest(),
     }
     CLIENT_KEYS.setdefault("courier-app", COURIER_KEY)
-    city = City(f"sqlite:///{directory / 'city.db'}", connectors_folder(directory / "connectors", server), policy, signer)
+    city = City(
+        f"sqlite:///{directory / 'city.db'}", connectors_folder(directory / "connectors", server), policy, signer
+    )
     client = httpx.Client(base_url=city.server.base_url, timeout=30)
     for name, partner in (("perks", perks), ("courier", courier)):
-        created = client.post("/admin/partners", json={"name": name}, headers={"authorization": f"Bearer {OPERATOR_KEY}"}).json()
+        created = client.post(
+            "/admin/partners", json={"name": name}, headers={"authorization": f"Bearer {OPERATOR_KEY}"}
+        ).json()
         registered = client.put(
-            f"/admin/connectors/{name}", json={"owner": name, "kind": "subgraph", "url": partner.url},
+            f"/admin/connectors/{name}",
+            json={"owner": name, "kind": "subgraph", "url": partner.url},
             headers={"authorization": f"Bearer {created['key']}"},
         )
         assert registered.status_code == 200, registered.text
@@ -184,23 +227,36 @@ def running(tmp_path_factory, signer):
 
 
 def _graphql(run: Running, asker: Asker, text: str, variables: dict | None = None) -> httpx.Response:
-    return run.client.post("/graphql", json={"query": text, "variables": variables or {}}, headers=_headers(run.city, asker))
+    return run.client.post(
+        "/graphql", json={"query": text, "variables": variables or {}}, headers=_headers(run.city, asker)
+    )
 
 
 PERSONAL_TEXTS = {  # (subject, category) -> the values of that resident that must never leak whole
     (rid, category): value
     for rid, row in world.data["residents"].items()
     for category, value in (
-        ("user.contact.email", row["email"]), ("user.contact.phone_number", row["phone"]),
-        ("user.contact.address", row["address"]), ("user.name", row["name"]),
+        ("user.contact.email", row["email"]),
+        ("user.contact.phone_number", row["phone"]),
+        ("user.contact.address", row["address"]),
+        ("user.name", row["name"]),
     )
     if value
 }
 
 
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck), database=None)
-@given(operation=adversarial_query(), asker=askers, new_consents=consents, perks_plan=misbehaviour(), courier_plan=misbehaviour(),
-       favourite=st.sampled_from(RESIDENTS), withdraw_some=st.booleans())
+@settings(
+    max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck), database=None
+)
+@given(
+    operation=adversarial_query(),
+    asker=askers,
+    new_consents=consents,
+    perks_plan=misbehaviour(),
+    courier_plan=misbehaviour(),
+    favourite=st.sampled_from(RESIDENTS),
+    withdraw_some=st.booleans(),
+)
 def test_no_personal_value_reaches_a_client_or_a_partner_without_an_allow(
     running, operation, asker, new_consents, perks_plan, courier_plan, favourite, withdraw_some
 ):
@@ -211,17 +267,27 @@ def test_no_personal_value_reaches_a_client_or_a_partner_without_an_allow(
     granted: dict[str, list[dict]] = {}
     for subject, (recipient, purpose), categories in new_consents:
         answer = _graphql(
-            run, Asker("city-app", "service-delivery", subject),
+            run,
+            Asker("city-app", "service-delivery", subject),
             "mutation($r: String!, $p: String!, $c: [String!]!) { grantConsent(recipient: $r, purpose: $p, categories: $c) { consent { id } } }",
             {"r": recipient, "p": purpose, "c": categories},
         ).json()
         assert "errors" not in answer, answer
     for subject in RESIDENTS:
-        me = _graphql(run, Asker("city-app", "service-delivery", subject), "{ me { consents(activeOnly: true) { id recipient purpose categories } } }").json()
+        me = _graphql(
+            run,
+            Asker("city-app", "service-delivery", subject),
+            "{ me { consents(activeOnly: true) { id recipient purpose categories } } }",
+        ).json()
         granted[subject] = me["data"]["me"]["consents"]
         if withdraw_some and granted[subject]:
             victim = granted[subject].pop(0)
-            _graphql(run, Asker("city-app", "service-delivery", subject), "mutation($id: ID!) { withdrawConsent(consentId: $id) { id } }", {"id": victim["id"]})
+            _graphql(
+                run,
+                Asker("city-app", "service-delivery", subject),
+                "mutation($id: ID!) { withdrawConsent(consentId: $id) { id } }",
+                {"id": victim["id"]},
+            )
     tamper(run.perks, perks_plan)
     tamper(run.courier, courier_plan)
     run.courier.requests.clear()
@@ -252,7 +318,11 @@ def test_no_personal_value_reaches_a_client_or_a_partner_without_an_allow(
     #    the requester may see it, or the courier received it under an allowed flow
     for (subject, category), value in PERSONAL_TEXTS.items():
         if value in text and not client_allowed(asker, subject, category, granted):
-            assert category == "user.contact.address" and flow_allowed(asker, subject, granted), (subject, category, asker)
+            assert category == "user.contact.address" and flow_allowed(asker, subject, granted), (
+                subject,
+                category,
+                asker,
+            )
             event("echoed under an allowed flow")
 
     # 3. the courier received an address only under an allowed flow, and each such flow is audited

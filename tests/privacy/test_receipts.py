@@ -100,11 +100,15 @@ async def test_a_receipt_altered_after_signing_fails_verification(city):
     header_part, _, signature_part = granted["signedReceipt"].split(".")
     _, payload = _verified(granted["signedReceipt"], keys)
     payload["iso27560"]["dpv:hasRecipient"]["dct:identifier"] = "someone-else"
-    forged_payload = jws.serialize_compact({"alg": "ES256"}, json.dumps(payload), ECKey.generate_key("P-256")).split(".")[1]
+    forged_payload = jws.serialize_compact({"alg": "ES256"}, json.dumps(payload), ECKey.generate_key("P-256")).split(
+        "."
+    )[1]
     with pytest.raises(BadSignatureError):
         jws.deserialize_compact(f"{header_part}.{forged_payload}.{signature_part}", keys, algorithms=["ES256"])
     # signed by another key under the gateway's kid: refused too
-    impostor = jws.serialize_compact({"alg": "ES256", "kid": keys.keys[0].kid}, json.dumps(payload), ECKey.generate_key("P-256"))
+    impostor = jws.serialize_compact(
+        {"alg": "ES256", "kid": keys.keys[0].kid}, json.dumps(payload), ECKey.generate_key("P-256")
+    )
     with pytest.raises(BadSignatureError):
         jws.deserialize_compact(impostor, keys, algorithms=["ES256"])
 
@@ -143,7 +147,11 @@ async def test_the_signed_audit_head_is_the_chains_head(city):
     finally:
         await store.close()
     assert verification.intact and len(rows) == 2
-    assert (payload["seq"], payload["hash"], payload["at"]) == (rows[-1]["seq"], rows[-1]["hash"], rows[-1]["at"]) == (head["seq"], head["hash"], head["at"])
+    assert (
+        (payload["seq"], payload["hash"], payload["at"])
+        == (rows[-1]["seq"], rows[-1]["hash"], rows[-1]["at"])
+        == (head["seq"], head["hash"], head["at"])
+    )
 
 
 async def test_a_truncated_chain_gets_no_signed_head(city):
@@ -175,7 +183,10 @@ async def test_the_key_outlives_a_restart_and_the_operator_may_give_it(tmp_path,
     operator_key = ECKey.import_key(new_signing_key_pem())
     key_file = tmp_path / "signing-key.pem"
     key_file.write_text(new_signing_key_pem())
-    for given, expected in ((operator_key.as_pem(private=True).decode(), operator_key.thumbprint()), (str(key_file), ECKey.import_key(key_file.read_text()).thumbprint())):
+    for given, expected in (
+        (operator_key.as_pem(private=True).decode(), operator_key.thumbprint()),
+        (str(key_file), ECKey.import_key(key_file.read_text()).thumbprint()),
+    ):
         monkeypatch.setenv("CITYGATE_SIGNING_KEY", given)
         running = _start(f"sqlite:///{tmp_path / f'other-{uuid.uuid4().hex[:6]}.db'}", tmp_path, privacy_world, signer)
         try:
@@ -195,9 +206,13 @@ async def test_an_unusable_operator_key_fails_closed(tmp_path, privacy_world, si
         assert jwks.status_code == 503 and jwks.json()["errors"][0]["extensions"]["code"] == "SIGNING_KEY_UNAVAILABLE"
         head = await running.client.get("/audit/head")
         assert head.status_code == 503 and "jws" not in head.json()
-        answer = await running.ask(GRANT, {"r": "parking-app", "p": "booking", "c": ["user.contact"], "e": 30}, resident="r3")
+        answer = await running.ask(
+            GRANT, {"r": "parking-app", "p": "booking", "c": ["user.contact"], "e": 30}, resident="r3"
+        )
         # the consent is recorded, its receipt unsigned: an error with its own code, and nothing of the key
-        assert answer["data"]["grantConsent"]["consent"]["id"] and answer["data"]["grantConsent"]["signedReceipt"] is None
+        assert (
+            answer["data"]["grantConsent"]["consent"]["id"] and answer["data"]["grantConsent"]["signedReceipt"] is None
+        )
         (error,) = answer["errors"]
         assert error["extensions"]["code"] == "RECEIPT_UNAVAILABLE" and "BEGIN" not in json.dumps(answer)
     finally:
@@ -210,4 +225,6 @@ async def test_jwks_over_a_plain_http_client_is_cacheable_json(sqlite_city):
         response = await stranger.get(f"{sqlite_city.server.base_url}/.well-known/jwks.json")
     assert response.status_code == 200 and "max-age" in response.headers["cache-control"]
     (key,) = response.json()["keys"]
-    assert key["kty"] == "EC" and key["crv"] == "P-256" and key["alg"] == "ES256" and "d" not in key  # never the private half
+    assert (
+        key["kty"] == "EC" and key["crv"] == "P-256" and key["alg"] == "ES256" and "d" not in key
+    )  # never the private half

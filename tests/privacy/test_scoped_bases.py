@@ -52,7 +52,10 @@ async def start_city(tmp_path, privacy_world, signer):
 
 
 def _withheld(answer: dict) -> list[tuple[tuple, str, str]]:
-    return sorted((tuple(w["path"]), w["category"], w["reason"]) for w in answer.get("extensions", {}).get("privacy", {}).get("withheld", []))
+    return sorted(
+        (tuple(w["path"]), w["category"], w["reason"])
+        for w in answer.get("extensions", {}).get("privacy", {}).get("withheld", [])
+    )
 
 
 async def _disclosures(city: City, resident: str) -> list[tuple[str, list[str], list[str]]]:
@@ -68,7 +71,9 @@ async def test_a_partners_contract_covers_its_own_data_not_the_citys_of_a_covere
     document["legal_bases"].append(PARKING_CONTRACT)
     city = await start_city(document)
 
-    answer = await city.ask('{ bookings { id amount } resident(id: "r1") { email phone } }', client="parking-app", purpose="booking")
+    answer = await city.ask(
+        '{ bookings { id amount } resident(id: "r1") { email phone } }', client="parking-app", purpose="booking"
+    )
     assert [b["amount"] for b in answer["data"]["bookings"]] == [4.5, 2.0, 3.5]  # the partner's own data: covered
     # the city's contact details are user.contact too, but not the partner's data: consent decides (none)
     assert answer["data"]["resident"] == {"email": "a***@example.org", "phone": "** ** ** ** 78"}
@@ -79,7 +84,9 @@ async def test_a_partners_contract_covers_its_own_data_not_the_citys_of_a_covere
     assert await _disclosures(city, "r1") == [("parking-app", ["Booking.amount"], ["policy:parking-contract"])]
 
     # reached through the city's Resident, the partner's field is still the partner's data
-    nested = await city.ask('{ resident(id: "r2") { email bookings { amount } } }', client="parking-app", purpose="booking")
+    nested = await city.ask(
+        '{ resident(id: "r2") { email bookings { amount } } }', client="parking-app", purpose="booking"
+    )
     assert nested["data"]["resident"] == {"email": "j***@example.org", "bookings": [{"amount": 2.0}, {"amount": 3.5}]}
     assert _withheld(nested) == [(("resident", "email"), "user.contact.email", "no-consent")]
 
@@ -115,12 +122,16 @@ def tip_jar():
     partner.server.stop()
 
 
-async def test_a_field_a_new_partner_registers_is_not_covered_by_a_basis_naming_other_sources(start_city, signer, tip_jar):
+async def test_a_field_a_new_partner_registers_is_not_covered_by_a_basis_naming_other_sources(
+    start_city, signer, tip_jar
+):
     document = policy_document(signer.jwks_file)
     document["legal_bases"].append(PARKING_CONTRACT)
     document["registry"] = {"allow_upstreams": ["127.0.0.0/8"]}
     city = await start_city(document)
-    created = await city.client.post("/admin/partners", json={"name": "tipjar"}, headers={"authorization": f"Bearer {OPERATOR_KEY}"})
+    created = await city.client.post(
+        "/admin/partners", json={"name": "tipjar"}, headers={"authorization": f"Bearer {OPERATOR_KEY}"}
+    )
     assert created.status_code == 201, created.text
     registered = await city.client.put(
         "/admin/connectors/tips",
@@ -161,7 +172,12 @@ async def test_a_path_scoped_basis_covers_a_resident_only_as_a_reporter(start_ci
     assert directly["data"]["resident"] == {"email": "j***@example.org"}
     assert _withheld(directly) == [(("resident", "email"), "user.contact.email", "no-consent")]
     directory = await city.ask("{ residents { id email } }", client="technician-console")
-    assert [r["email"] for r in directory["data"]["residents"]] == ["a***@example.org", "j***@example.org", "c***@example.org", None]
+    assert [r["email"] for r in directory["data"]["residents"]] == [
+        "a***@example.org",
+        "j***@example.org",
+        "c***@example.org",
+        None,
+    ]
     assert _withheld(directory) == [(("residents", n, "email"), "user.contact.email", "no-consent") for n in range(3)]
 
     # both ways in one response, in either order: each position decided on its own
@@ -170,12 +186,19 @@ async def test_a_path_scoped_basis_covers_a_resident_only_as_a_reporter(start_ci
         '{ resident(id: "r2") { email } incidents { reporter { email } } }',
     ):
         both = await city.ask(query, client="technician-console")
-        assert [i["reporter"]["email"] for i in both["data"]["incidents"]] == ["amelie@example.org", "jean@example.org", "cosette@example.org"]
+        assert [i["reporter"]["email"] for i in both["data"]["incidents"]] == [
+            "amelie@example.org",
+            "jean@example.org",
+            "cosette@example.org",
+        ]
         assert both["data"]["resident"] == {"email": "j***@example.org"}
         assert _withheld(both) == [(("resident", "email"), "user.contact.email", "no-consent")]
 
     # the audit record names the rule, for the reporter positions only
-    assert await _disclosures(city, "r2") == [("technician-console", ["Resident.email"], ["policy:street-issues-public-task"])] * 3
+    assert (
+        await _disclosures(city, "r2")
+        == [("technician-console", ["Resident.email"], ["policy:street-issues-public-task"])] * 3
+    )
 
     # where the basis does not reach, the resident's consent still does
     await city.grant("r2", "technician-console", "street-maintenance", ["user.contact"])
@@ -220,7 +243,9 @@ async def _reload(city: City, document: dict):
     return await city.client.post("/admin/policy/reload", headers={"authorization": f"Bearer {OPERATOR_KEY}"})
 
 
-async def test_a_reload_refuses_a_basis_without_sources_or_with_an_unknown_path_and_the_running_policy_stays(start_city, signer):
+async def test_a_reload_refuses_a_basis_without_sources_or_with_an_unknown_path_and_the_running_policy_stays(
+    start_city, signer
+):
     city = await start_city(_technicians_through_reporters(signer))
     query = '{ incidents { reporter { email } } resident(id: "r2") { email } }'
     before = await city.ask(query, client="technician-console")

@@ -87,4 +87,6 @@ async def test_requests_that_share_an_execution_are_each_audited(sqlite_city):
     disclosures = read["data"]["me"]["disclosures"]
     assert len(disclosures) == 4
     assert len({d["requestId"] for d in disclosures}) == 4
-    assert all(d["recipient"] == "parking-app" and d["fields"] == ["Resident.email", "Resident.phone"] for d in disclosures)
+    assert all(
+        d["recipient"] == "parking-app" and d["fields"] == ["Resident.email", "Resident.phone"] for d in disclosures
+    )

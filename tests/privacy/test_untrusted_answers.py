@@ -38,12 +38,17 @@ async def city(tmp_path, privacy_world, signer, perks):
     perks.reset()
     policy = policy_document(signer.jwks_file)
     policy["registry"] = {"allow_upstreams": ["127.0.0.0/8"]}  # the partner runs on loopback
-    running = City(f"sqlite:///{tmp_path / 'city.db'}", connectors_folder(tmp_path / "connectors", privacy_world), policy, signer)
+    running = City(
+        f"sqlite:///{tmp_path / 'city.db'}", connectors_folder(tmp_path / "connectors", privacy_world), policy, signer
+    )
     try:
         created = await _admin(running, "POST", "/admin/partners", OPERATOR_KEY, {"name": "perks"})
         running.partner_key = created.json()["key"]  # type: ignore[attr-defined]
         registered = await _admin(
-            running, "PUT", "/admin/connectors/perks", running.partner_key,  # type: ignore[attr-defined]
+            running,
+            "PUT",
+            "/admin/connectors/perks",
+            running.partner_key,  # type: ignore[attr-defined]
             {"owner": "perks", "kind": "subgraph", "url": perks.url},
         )
         assert registered.status_code == 200, registered.text
@@ -110,7 +115,9 @@ async def test_reserved_keys_at_every_depth_of_a_partners_answers_change_nothing
     query = '{ favouriteResident { id email loyaltyTier district { averageBirthYear } } resident(id: "r2") { email loyaltyTier } }'
     perks.favourite = "r2"
     honest = await city.ask(query, resident="r1")
-    perks.add_everywhere(_cg_subject="r1", _cg_count_averageBirthYear=99, _cg_1_id="r1", id="r1", email="planted@example.org")
+    perks.add_everywhere(
+        _cg_subject="r1", _cg_count_averageBirthYear=99, _cg_1_id="r1", id="r1", email="planted@example.org"
+    )
     tampered = await city.ask(query, resident="r1")
     assert _partner_said(perks, "_cg_1_id")
     assert tampered["data"] == honest["data"]
@@ -139,7 +146,7 @@ async def test_a_subject_the_answer_gives_twice_differently_is_a_conflict(city, 
     conflicts = {tuple(w["path"]) for w in withheld if w["reason"] == "subject-conflict"}
     assert {("favouriteResident", "email"), ("favouriteResident", "phone")} <= conflicts
     assert all(set(w) == {"path", "category", "reason", "strategy"} for w in withheld)  # never the value
-    assert "example.org\"" not in json.dumps(withheld)
+    assert 'example.org"' not in json.dumps(withheld)
 
 
 async def test_the_same_request_without_tampering_is_answered_in_full(city, perks):
@@ -150,11 +157,11 @@ async def test_the_same_request_without_tampering_is_answered_in_full(city, perk
 
 RESERVED = {
     "field": 'type Resident @key(fields: "id") { id: ID! _cg_subject: ID }',
-    "type": 'type Query { perk: _CG_Perk } type _CG_Perk { id: ID }',
-    "argument": 'type Query { perk(_cg_for: ID): String }',
-    "enum value": 'type Query { tier: Tier } enum Tier { GOLD _cg_count_x }',
-    "input field": 'type Query { perk(where: Filter): String } input Filter { _Cg_subject: ID }',
-    "directive": 'directive @_cg_mark(_cg_why: String) on FIELD_DEFINITION type Query { perk: String @_cg_mark }',
+    "type": "type Query { perk: _CG_Perk } type _CG_Perk { id: ID }",
+    "argument": "type Query { perk(_cg_for: ID): String }",
+    "enum value": "type Query { tier: Tier } enum Tier { GOLD _cg_count_x }",
+    "input field": "type Query { perk(where: Filter): String } input Filter { _Cg_subject: ID }",
+    "directive": "directive @_cg_mark(_cg_why: String) on FIELD_DEFINITION type Query { perk: String @_cg_mark }",
 }
 
 
@@ -162,7 +169,10 @@ RESERVED = {
 async def test_a_registration_naming_anything_with_the_reserved_prefix_is_refused(city, perks, where):
     sdl = 'extend schema @link(url: "https://specs.apollo.dev/federation/v2.5", import: ["@key"])\n' + RESERVED[where]
     response = await _admin(
-        city, "PUT", "/admin/connectors/perks-extra", city.partner_key,
+        city,
+        "PUT",
+        "/admin/connectors/perks-extra",
+        city.partner_key,
         {"owner": "perks", "kind": "subgraph", "url": perks.url, "sdl": sdl},
     )
     assert response.status_code == 422, response.text
@@ -176,7 +186,10 @@ async def test_a_partner_serving_a_field_named_like_the_gateways_subject_key_is_
     shadowing = HostilePartner(SHADOWING).start()
     try:
         response = await _admin(
-            city, "PUT", "/admin/connectors/perks-shadow", city.partner_key,
+            city,
+            "PUT",
+            "/admin/connectors/perks-shadow",
+            city.partner_key,
             {"owner": "perks", "kind": "subgraph", "url": shadowing.url},
         )
     finally:

@@ -20,16 +20,68 @@ from gateway.sdk import privacy
 
 _INITIAL = {
     "residents": {
-        "r1": {"name": "Amélie Poulain", "email": "amelie@example.org", "phone": "+33 6 12 34 56 78", "address": "12 Rue Lepic, 75018 Paris", "birth": "1990-05-17T08:00:00", "district": "75118"},
-        "r2": {"name": "Jean Valjean", "email": "jean@example.org", "phone": "+33 6 98 76 54 32", "address": "3 Rue Mouffetard, 75005 Paris", "birth": "1969-01-02T10:00:00", "district": "75105"},
-        "r3": {"name": "Cosette Fauchelevent", "email": "cosette@example.org", "phone": "+33 7 11 22 33 44", "address": "8 Rue Mouffetard, 75005 Paris", "birth": "2001-12-24T23:00:00", "district": "75105"},
-        "r4": {"name": "Gavroche Thénardier", "email": None, "phone": "+33 6 00 00 00 04", "address": "1 Rue Oberkampf, 75011 Paris", "birth": "2010-07-14T12:00:00", "district": "75111"},
+        "r1": {
+            "name": "Amélie Poulain",
+            "email": "amelie@example.org",
+            "phone": "+33 6 12 34 56 78",
+            "address": "12 Rue Lepic, 75018 Paris",
+            "birth": "1990-05-17T08:00:00",
+            "district": "75118",
+        },
+        "r2": {
+            "name": "Jean Valjean",
+            "email": "jean@example.org",
+            "phone": "+33 6 98 76 54 32",
+            "address": "3 Rue Mouffetard, 75005 Paris",
+            "birth": "1969-01-02T10:00:00",
+            "district": "75105",
+        },
+        "r3": {
+            "name": "Cosette Fauchelevent",
+            "email": "cosette@example.org",
+            "phone": "+33 7 11 22 33 44",
+            "address": "8 Rue Mouffetard, 75005 Paris",
+            "birth": "2001-12-24T23:00:00",
+            "district": "75105",
+        },
+        "r4": {
+            "name": "Gavroche Thénardier",
+            "email": None,
+            "phone": "+33 6 00 00 00 04",
+            "address": "1 Rue Oberkampf, 75011 Paris",
+            "birth": "2010-07-14T12:00:00",
+            "district": "75111",
+        },
     },
     "districts": {"75105": "Panthéon", "75111": "Popincourt", "75118": "Buttes-Montmartre"},
     "reports": [
-        {"id": "p1", "kind": "pothole", "description": "Deep hole", "reporter": "r1", "lat": 48.88621, "lng": 2.33412, "depth": 12},
-        {"id": "g1", "kind": "graffiti", "description": "Tag on a wall", "reporter": "r2", "lat": 48.84234, "lng": 2.34988, "depth": 0},
-        {"id": "p2", "kind": "pothole", "description": "Cracked road", "reporter": "r3", "lat": 48.84111, "lng": 2.35022, "depth": 5},
+        {
+            "id": "p1",
+            "kind": "pothole",
+            "description": "Deep hole",
+            "reporter": "r1",
+            "lat": 48.88621,
+            "lng": 2.33412,
+            "depth": 12,
+        },
+        {
+            "id": "g1",
+            "kind": "graffiti",
+            "description": "Tag on a wall",
+            "reporter": "r2",
+            "lat": 48.84234,
+            "lng": 2.34988,
+            "depth": 0,
+        },
+        {
+            "id": "p2",
+            "kind": "pothole",
+            "description": "Cracked road",
+            "reporter": "r3",
+            "lat": 48.84111,
+            "lng": 2.35022,
+            "depth": 5,
+        },
     ],
     "notices": [{"id": "n1", "text": "Street cleaning on Monday"}],
     "bookings": [
@@ -77,8 +129,12 @@ class Resident:
     name: str | None = strawberry.federation.field(directives=[privacy.Personal(category="user.name")])
     email: str | None = strawberry.federation.field(directives=[privacy.Personal(category="user.contact.email")])
     phone: str | None = strawberry.federation.field(directives=[privacy.Personal(category="user.contact.phone_number")])
-    address: str | None = strawberry.federation.field(directives=[privacy.Personal(category="user.contact.address", strategy="coarsen")])
-    birth_date: str | None = strawberry.federation.field(directives=[privacy.Personal(category="user.demographic.date_of_birth", strategy="coarsen")])
+    address: str | None = strawberry.federation.field(
+        directives=[privacy.Personal(category="user.contact.address", strategy="coarsen")]
+    )
+    birth_date: str | None = strawberry.federation.field(
+        directives=[privacy.Personal(category="user.demographic.date_of_birth", strategy="coarsen")]
+    )
     district_code: strawberry.Private[str]
 
     @strawberry.federation.field(directives=[privacy.NonPersonal()])
@@ -144,7 +200,9 @@ class Incident:
     # the subject field: personal by default; this world publishes it, as resident ids (the
     # property test's oracle reads it to know whose values it checks)
     reporter_id: strawberry.ID = strawberry.federation.field(directives=[privacy.NonPersonal()])
-    location: GeoPoint | None = strawberry.federation.field(directives=[privacy.Personal(category="user.location.precise")])
+    location: GeoPoint | None = strawberry.federation.field(
+        directives=[privacy.Personal(category="user.location.precise")]
+    )
 
     @strawberry.field
     def reporter(self) -> ReportResident | None:
@@ -188,10 +246,14 @@ class ReportsQuery:
 
     @strawberry.field
     def feed(self) -> list[FeedItem]:
-        return [_incident(r) for r in data["reports"]] + [Notice(id=strawberry.ID(n["id"]), text=n["text"]) for n in data["notices"]]  # type: ignore[list-item]
+        return [_incident(r) for r in data["reports"]] + [
+            Notice(id=strawberry.ID(n["id"]), text=n["text"]) for n in data["notices"]
+        ]  # type: ignore[list-item]
 
 
-reports = strawberry.federation.Schema(query=ReportsQuery, types=[Pothole, Graffiti, ReportResident], federation_version="2.5")
+reports = strawberry.federation.Schema(
+    query=ReportsQuery, types=[Pothole, Graffiti, ReportResident], federation_version="2.5"
+)
 
 
 # -- parking --------------------------------------------------------------------------------------
@@ -200,7 +262,9 @@ reports = strawberry.federation.Schema(query=ReportsQuery, types=[Pothole, Graff
 @strawberry.type(directives=[privacy.Subject(field="residentId")])
 class Booking:
     id: strawberry.ID = strawberry.federation.field(directives=[privacy.NonPersonal()])
-    resident_id: strawberry.ID = strawberry.federation.field(directives=[privacy.NonPersonal()])  # published, as Incident.reporterId
+    resident_id: strawberry.ID = strawberry.federation.field(
+        directives=[privacy.NonPersonal()]
+    )  # published, as Incident.reporterId
     plate: str | None = strawberry.federation.field(directives=[privacy.Personal(category="user.unique_id")])
     amount: float | None = strawberry.federation.field(directives=[privacy.Personal(category="user.financial")])
 
@@ -212,7 +276,12 @@ class ParkingResident:
     @strawberry.field
     def bookings(self) -> list[Booking]:
         return [
-            Booking(id=strawberry.ID(b["id"]), resident_id=strawberry.ID(b["resident"]), plate=b["plate"], amount=b["amount"])
+            Booking(
+                id=strawberry.ID(b["id"]),
+                resident_id=strawberry.ID(b["resident"]),
+                plate=b["plate"],
+                amount=b["amount"],
+            )
             for b in data["bookings"]
             if b["resident"] == self.id
         ]
@@ -227,7 +296,13 @@ class ParkingQuery:
     @strawberry.field
     def bookings(self) -> list[Booking]:
         return [
-            Booking(id=strawberry.ID(b["id"]), resident_id=strawberry.ID(b["resident"]), plate=b["plate"], amount=b["amount"]) for b in data["bookings"]
+            Booking(
+                id=strawberry.ID(b["id"]),
+                resident_id=strawberry.ID(b["resident"]),
+                plate=b["plate"],
+                amount=b["amount"],
+            )
+            for b in data["bookings"]
         ]
 
 

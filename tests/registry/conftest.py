@@ -43,8 +43,12 @@ class RunningGateway:
     async def admin(self, method: str, path: str, key: str = OPERATOR_KEY, json=None) -> httpx.Response:
         return await self.client.request(method, path, json=json, headers={"authorization": f"Bearer {key}"})
 
-    async def register(self, name: str, url: str, owner: str = "city", key: str = OPERATOR_KEY, **extra) -> httpx.Response:
-        return await self.admin("PUT", f"/admin/connectors/{name}", key, {"owner": owner, "kind": "subgraph", "url": url, **extra})
+    async def register(
+        self, name: str, url: str, owner: str = "city", key: str = OPERATOR_KEY, **extra
+    ) -> httpx.Response:
+        return await self.admin(
+            "PUT", f"/admin/connectors/{name}", key, {"owner": owner, "kind": "subgraph", "url": url, **extra}
+        )
 
     async def query(self, query: str) -> dict:
         response = await self.client.post("/graphql", json={"query": query})

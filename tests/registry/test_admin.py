@@ -20,7 +20,15 @@ async def test_registration_composes_and_serves_without_restart(running, world):
     assert (await running.query("{ clients { id } }")) == {"data": {"clients": []}}
     await register_city(running, world)
     answer = await running.query('{ resident(id: "r1") { name district { name } bookings { hours } } }')
-    assert answer == {"data": {"resident": {"name": "Amélie Poulain", "district": {"name": "Buttes-Montmartre"}, "bookings": [{"hours": 2}]}}}
+    assert answer == {
+        "data": {
+            "resident": {
+                "name": "Amélie Poulain",
+                "district": {"name": "Buttes-Montmartre"},
+                "bookings": [{"hours": 2}],
+            }
+        }
+    }
     listing = registered((await running.admin("GET", "/admin/connectors")).json()["connectors"])
     assert [(c["name"], c["owner"], c["version"], c["source"]) for c in listing] == [
         ("districts", "city", 1, "registry"),
@@ -55,7 +63,9 @@ async def test_ownership_is_enforced_between_partners(running, world):
     # jobs overrides Resident.nickname and provides Resident.name, both owned by city
     response = await running.register("jobs", world.url("jobs"), owner="jobs")
     assert response.status_code == 422
-    coordinates = {e.get("coordinate") for e in response.json()["errors"] if e["code"] == "FIELD_OWNED_BY_ANOTHER_PARTNER"}
+    coordinates = {
+        e.get("coordinate") for e in response.json()["errors"] if e["code"] == "FIELD_OWNED_BY_ANOTHER_PARTNER"
+    }
     assert coordinates == {"Resident.nickname", "Resident.name"}
     assert (await running.register("jobs", world.url("jobs"), owner="city")).status_code == 200
 
@@ -69,7 +79,9 @@ async def test_a_bad_registration_leaves_the_running_supergraph_untouched(runnin
     assert response.status_code == 422
     codes = {e["code"] for e in response.json()["errors"]}
     assert {"KEY_INVALID_FIELDS"} <= codes
-    assert all("subgraph" in e and "locations" in e for e in response.json()["errors"] if e["code"] == "KEY_INVALID_FIELDS")
+    assert all(
+        "subgraph" in e and "locations" in e for e in response.json()["errors"] if e["code"] == "KEY_INVALID_FIELDS"
+    )
     assert running.gateway.state.engine is engine_before
     assert (await running.admin("GET", "/admin/supergraph")).text == supergraph_before
     assert "broken" not in {c["name"] for c in (await running.admin("GET", "/admin/connectors")).json()["connectors"]}
@@ -77,26 +89,42 @@ async def test_a_bad_registration_leaves_the_running_supergraph_untouched(runnin
 
 async def test_validation_changes_nothing_and_reports_privacy_problems(running, world):
     engine_before = running.gateway.state.engine
-    response = await running.admin("POST", "/admin/connectors/validate", json={"name": "residents", "owner": "city", "url": world.url("residents")})
+    response = await running.admin(
+        "POST", "/admin/connectors/validate", json={"name": "residents", "owner": "city", "url": world.url("residents")}
+    )
     body = response.json()
     assert response.status_code == 200 and body["ok"] and body["warnings"] == []
     # a personal-looking field without a privacy annotation is refused (the lint is an error)
     unannotated = 'extend schema @link(url: "https://specs.apollo.dev/federation/v2.5", import: ["@key"])\ntype Query { people: [Person] }\ntype Person { id: ID! email: String }'
-    response = await running.admin("POST", "/admin/connectors/validate", json={"name": "people", "owner": "city", "url": world.url("residents"), "sdl": unannotated})
+    response = await running.admin(
+        "POST",
+        "/admin/connectors/validate",
+        json={"name": "people", "owner": "city", "url": world.url("residents"), "sdl": unannotated},
+    )
     assert response.status_code == 422
-    assert [(e["code"], e["coordinate"]) for e in response.json()["errors"]] == [("PRIVACY_ANNOTATION_MISSING", "Person.email")]
+    assert [(e["code"], e["coordinate"]) for e in response.json()["errors"]] == [
+        ("PRIVACY_ANNOTATION_MISSING", "Person.email")
+    ]
     assert running.gateway.state.engine is engine_before
-    bad = await running.admin("POST", "/admin/connectors/validate", json={"name": "x", "owner": "city", "url": "http://169.254.169.254/"})
+    bad = await running.admin(
+        "POST", "/admin/connectors/validate", json={"name": "x", "owner": "city", "url": "http://169.254.169.254/"}
+    )
     assert bad.status_code == 422 and bad.json()["errors"][0]["code"] == "UPSTREAM_URL_REFUSED"
 
 
 async def test_malformed_manifests_and_python_code_are_refused(running):
-    response = await running.admin("PUT", "/admin/connectors/x", json={"owner": "city", "kind": "python", "schema": "evil.py:schema"})
+    response = await running.admin(
+        "PUT", "/admin/connectors/x", json={"owner": "city", "kind": "python", "schema": "evil.py:schema"}
+    )
     assert response.status_code == 422
     assert any("operator's connectors folder" in e["message"] for e in response.json()["errors"])
-    response = await running.admin("PUT", "/admin/connectors/Bad_Name", json={"owner": "city", "url": "http://127.0.0.1:1/"})
+    response = await running.admin(
+        "PUT", "/admin/connectors/Bad_Name", json={"owner": "city", "url": "http://127.0.0.1:1/"}
+    )
     assert response.json()["errors"][0]["code"] == "INVALID_MANIFEST"
-    response = await running.client.put("/admin/connectors/x", content=b"{", headers={"authorization": f"Bearer {OPERATOR_KEY}"})
+    response = await running.client.put(
+        "/admin/connectors/x", content=b"{", headers={"authorization": f"Bearer {OPERATOR_KEY}"}
+    )
     assert response.status_code == 400
 
 
@@ -122,7 +150,10 @@ async def test_the_store_keeps_registrations_across_restarts(store_url, world):
     try:
         answer = await second.query('{ resident(id: "r2") { district { name } } }')
         assert answer == {"data": {"resident": {"district": {"name": "Panthéon"}}}}
-        versions = {c["name"]: c["version"] for c in registered((await second.admin("GET", "/admin/connectors")).json()["connectors"])}
+        versions = {
+            c["name"]: c["version"]
+            for c in registered((await second.admin("GET", "/admin/connectors")).json()["connectors"])
+        }
         assert versions == {"districts": 1, "parking": 1, "residents": 1}
     finally:
         await second.close()

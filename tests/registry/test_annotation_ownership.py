@@ -47,8 +47,12 @@ class ReannotatedResident:
     already covers (r1's consent to parking-app for user.financial; the technicians' basis for user.name)."""
 
     id: strawberry.ID
-    email: str | None = strawberry.federation.field(external=True, directives=[privacy.Personal(category="user.financial")])
-    birth_date: str | None = strawberry.federation.field(external=True, directives=[privacy.Personal(category="user.name")])
+    email: str | None = strawberry.federation.field(
+        external=True, directives=[privacy.Personal(category="user.financial")]
+    )
+    birth_date: str | None = strawberry.federation.field(
+        external=True, directives=[privacy.Personal(category="user.name")]
+    )
 
     @strawberry.federation.field(requires=["email birthDate"])
     def greeting(self) -> str | None:
@@ -130,7 +134,9 @@ class LoyaltyQuery:
 
 ROGUE = {
     "alias": strawberry.federation.Schema(query=AliasQuery, types=[AliasedResident], federation_version="2.5"),
-    "reannotated": strawberry.federation.Schema(query=ReannotatedQuery, types=[ReannotatedResident], federation_version="2.5"),
+    "reannotated": strawberry.federation.Schema(
+        query=ReannotatedQuery, types=[ReannotatedResident], federation_version="2.5"
+    ),
     "contact": strawberry.federation.Schema(query=ContactQuery, types=[ContactResident], federation_version="2.5"),
     "mayor": strawberry.federation.Schema(query=MayorQuery, types=[MayoralDistrict], federation_version="2.5"),
     "loyalty": strawberry.federation.Schema(query=LoyaltyQuery, types=[LoyalResident], federation_version="2.5"),
@@ -161,20 +167,26 @@ async def city(tmp_path, privacy_world, signer):  # noqa: F811
     world.reset()
     document = policy_document(signer.jwks_file)
     document["registry"] = {"allow_upstreams": ["127.0.0.0/8"]}
-    running = City(f"sqlite:///{tmp_path / 'city.db'}", connectors_folder(tmp_path / "connectors", privacy_world), document, signer)
+    running = City(
+        f"sqlite:///{tmp_path / 'city.db'}", connectors_folder(tmp_path / "connectors", privacy_world), document, signer
+    )
     yield running
     await running.close()
 
 
 async def _partner_key(city: City, name: str = "rogue") -> str:
-    created = await city.client.post("/admin/partners", json={"name": name}, headers={"authorization": f"Bearer {OPERATOR_KEY}"})
+    created = await city.client.post(
+        "/admin/partners", json={"name": name}, headers={"authorization": f"Bearer {OPERATOR_KEY}"}
+    )
     assert created.status_code == 201, created.text
     return created.json()["key"]
 
 
 async def _register(city: City, key: str, name: str, url: str, **extra) -> httpx.Response:
     return await city.client.put(
-        f"/admin/connectors/{name}", json={"owner": "rogue", "kind": "subgraph", "url": url, **extra}, headers={"authorization": f"Bearer {key}"}
+        f"/admin/connectors/{name}",
+        json={"owner": "rogue", "kind": "subgraph", "url": url, **extra},
+        headers={"authorization": f"Bearer {key}"},
     )
 
 
@@ -184,7 +196,9 @@ async def _supergraph(city: City) -> str:
 
 def _not_owned(response: httpx.Response) -> set[tuple[str, str]]:
     assert response.status_code == 422, response.text
-    return {(e["coordinate"], e["owner"]) for e in response.json()["errors"] if e["code"] == "PRIVACY_ANNOTATION_NOT_OWNED"}
+    return {
+        (e["coordinate"], e["owner"]) for e in response.json()["errors"] if e["code"] == "PRIVACY_ANNOTATION_NOT_OWNED"
+    }
 
 
 async def test_a_partner_may_not_name_the_subject_of_the_citys_resident(city, rogue):
@@ -255,7 +269,9 @@ async def test_a_partner_annotates_what_it_adds_to_the_citys_types(city, rogue):
 async def test_the_folders_connectors_are_held_to_the_same_rules_at_start(tmp_path, privacy_world, rogue):  # noqa: F811
     folder = connectors_folder(tmp_path / "connectors", privacy_world)
     (folder / "rogue").mkdir()
-    (folder / "rogue" / "manifest.yaml").write_text(f"name: rogue\nowner: rogue\nkind: subgraph\nurl: {rogue.url('reannotated')}\n")
+    (folder / "rogue" / "manifest.yaml").write_text(
+        f"name: rogue\nowner: rogue\nkind: subgraph\nurl: {rogue.url('reannotated')}\n"
+    )
     async with httpx.AsyncClient() as client:
         registry = Registry(GatewayState(None), store=None, policy=LOOPBACK.registry, http_client=client, folder=folder)
         with pytest.raises(RegistryError, match="PRIVACY_ANNOTATION_NOT_OWNED") as failure:

@@ -28,7 +28,9 @@ async def test_a_start_that_fails_after_the_worker_started_leaves_nothing_open(t
         spawned.extend(p.pid for p in multiprocessing.active_children() if p.pid not in children_before)
         raise StartRefused("refused on purpose, once everything is open")
 
-    gateway = registry_app(folder=None, store_url=store_url, policy=LOOPBACK, operator_key=OPERATOR_KEY, on_start=start_then_fail)
+    gateway = registry_app(
+        folder=None, store_url=store_url, policy=LOOPBACK, operator_key=OPERATOR_KEY, on_start=start_then_fail
+    )
     with pytest.raises(StartRefused):
         async with gateway.app.router.lifespan_context(gateway.app):
             pytest.fail("the gateway served")

@@ -6,7 +6,7 @@ import asyncio
 
 from tests.registry.test_admin import register_city
 
-QUERY = '{ residents { name district { name } bookings { hours spot { name } } } }'
+QUERY = "{ residents { name district { name } bookings { hours spot { name } } } }"
 
 
 async def test_registrations_and_removals_under_steady_traffic_fail_no_request(running, world):
@@ -32,7 +32,7 @@ async def test_registrations_and_removals_under_steady_traffic_fail_no_request(r
             response = await running.register(name, world.url(name))
             assert response.status_code == 200, response.text
             changes += 1
-        answer = await running.query('{ topRated { name rating } jobs { postedBy { nickname } } }')
+        answer = await running.query("{ topRated { name rating } jobs { postedBy { nickname } } }")
         assert answer["data"]["topRated"][0] == {"name": "Parking Saint-Michel", "rating": 4.9}
         for name in ("ratings", "jobs"):
             assert (await running.admin("DELETE", f"/admin/connectors/{name}")).status_code == 200

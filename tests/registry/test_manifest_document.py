@@ -56,20 +56,35 @@ async def test_hostile_manifests_over_the_admin_api_are_refused_with_codes_never
         "timeout must be a number of seconds between 0 and 120",
     ]
     unknown = await running.admin("PUT", "/admin/connectors/parking", json=hostile["unknown keys"])
-    assert [error["message"] for error in unknown.json()["errors"]] == ["unknown manifest key 'colour'", "unknown manifest key"]
+    assert [error["message"] for error in unknown.json()["errors"]] == [
+        "unknown manifest key 'colour'",
+        "unknown manifest key",
+    ]
 
 
 def test_the_folder_and_the_admin_api_read_the_same_model(tmp_path):
     folder = tmp_path / "parking"
     folder.mkdir()
-    document = {**BASE, "timeout": 5, "headers": {"x-client": "citygate"}, "erasure": {"url": "https://api.parkr.example/erasure", "method": "delete"}}
+    document = {
+        **BASE,
+        "timeout": 5,
+        "headers": {"x-client": "citygate"},
+        "erasure": {"url": "https://api.parkr.example/erasure", "method": "delete"},
+    }
     (folder / "manifest.yaml").write_text(yaml.safe_dump(document))
     from_folder = read_manifest_folder(folder, allow_python=False)
     from_admin = parse_manifest(document)
-    assert from_folder.to_dict() == from_admin.to_dict() == {
-        **BASE, "kind": "subgraph", "timeout": 5.0, "headers": {"x-client": "citygate"},
-        "erasure": {"url": "https://api.parkr.example/erasure", "method": "DELETE"},
-    }
+    assert (
+        from_folder.to_dict()
+        == from_admin.to_dict()
+        == {
+            **BASE,
+            "kind": "subgraph",
+            "timeout": 5.0,
+            "headers": {"x-client": "citygate"},
+            "erasure": {"url": "https://api.parkr.example/erasure", "method": "DELETE"},
+        }
+    )
     assert ManifestDocument.model_validate(from_admin.to_dict()).timeout == 5.0  # what is stored reads back
     (folder / "manifest.yaml").write_text(yaml.safe_dump({**document, "timeout": None, "headers": None, "kind": None}))
     assert read_manifest_folder(folder, allow_python=False).to_dict()["timeout"] == 10.0  # `key:` is the key left out
@@ -77,7 +92,13 @@ def test_the_folder_and_the_admin_api_read_the_same_model(tmp_path):
 
 def test_a_secret_value_is_never_in_a_problem():
     with pytest.raises(ManifestError) as refused:
-        parse_manifest({**BASE, "headers": {"authorization": "${secret:KEY}"}, "secrets": {"KEY": "bad\nvalue-4f2a", "2nd": "other-9c1e"}})
+        parse_manifest(
+            {
+                **BASE,
+                "headers": {"authorization": "${secret:KEY}"},
+                "secrets": {"KEY": "bad\nvalue-4f2a", "2nd": "other-9c1e"},
+            }
+        )
     problems = "\n".join(refused.value.problems)
     assert "value-4f2a" not in problems and "other-9c1e" not in problems
     assert "the value of secrets.KEY must be visible ASCII characters" in problems
@@ -88,14 +109,21 @@ def test_only_the_operator_declares_a_connector_retained(tmp_path):
     retained = {**BASE, "erasure": {"retained": "legal-obligation"}}
     with pytest.raises(ManifestError) as refused:
         parse_manifest(retained)
-    assert refused.value.problems == ["erasure.retained is declared by the operator (its connectors folder): a partner names an erasure endpoint"]
+    assert refused.value.problems == [
+        "erasure.retained is declared by the operator (its connectors folder): a partner names an erasure endpoint"
+    ]
     # a row read back from the store (which only the admin API writes) is no operator's word either
     with pytest.raises(ManifestError) as refused:
         parse_manifest(retained, provenance="store")
-    assert refused.value.problems == ["erasure.retained is declared by the operator (its connectors folder): a partner names an erasure endpoint"]
+    assert refused.value.problems == [
+        "erasure.retained is declared by the operator (its connectors folder): a partner names an erasure endpoint"
+    ]
     (tmp_path / "manifest.yaml").write_text(yaml.safe_dump(retained))
     manifest = read_manifest_folder(tmp_path, allow_python=False)
-    assert manifest.erasure is not None and (manifest.erasure.url, manifest.erasure.retained) == (None, "legal-obligation")
+    assert manifest.erasure is not None and (manifest.erasure.url, manifest.erasure.retained) == (
+        None,
+        "legal-obligation",
+    )
     for erasure in ({"retained": "convenience"}, {"retained": "archiving", "url": "https://api.parkr.example/e"}, {}):
         (tmp_path / "manifest.yaml").write_text(yaml.safe_dump({**BASE, "erasure": erasure}))
         with pytest.raises(ManifestError):

@@ -46,7 +46,9 @@ class LimitedGateway(RunningGateway):
 
 async def validate(gateway: RunningGateway, world, **manifest) -> httpx.Response:
     return await gateway.admin(
-        "POST", "/admin/connectors/validate", json={"name": "gauges", "owner": "city", "url": world.url("jobs"), **manifest}
+        "POST",
+        "/admin/connectors/validate",
+        json={"name": "gauges", "owner": "city", "url": world.url("jobs"), **manifest},
     )
 
 
@@ -82,8 +84,10 @@ async def test_a_600_kb_sdl_composes_off_the_loop_while_other_requests_stay_fast
         assert response.status_code == 200, response.text[:500]
         during = sorted(latencies[before:])
         p99 = during[min(len(during) - 1, int(0.99 * len(during)))]
-        print(f"\n600 KB SDL validated in {took:.2f} s; probe during it: n={len(during)}, p50={during[len(during) // 2] * 1000:.1f} ms, "
-              f"p99={p99 * 1000:.1f} ms, max={during[-1] * 1000:.1f} ms")
+        print(
+            f"\n600 KB SDL validated in {took:.2f} s; probe during it: n={len(during)}, p50={during[len(during) // 2] * 1000:.1f} ms, "
+            f"p99={p99 * 1000:.1f} ms, max={during[-1] * 1000:.1f} ms"
+        )
         assert len(during) > 50  # the probe really ran alongside, many times
         assert p99 < 0.2
     finally:

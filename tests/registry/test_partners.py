@@ -12,7 +12,9 @@ from tests.registry.conftest import OPERATOR_KEY, RunningGateway
 from tests.workers import worker_database
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-DATABASE = worker_database("citygate_s")  # this file's own database: tests/registry's shared one is reset by other tests
+DATABASE = worker_database(
+    "citygate_s"
+)  # this file's own database: tests/registry's shared one is reset by other tests
 
 
 async def fresh_postgres() -> str:
@@ -73,9 +75,15 @@ async def test_the_operator_lists_rotates_and_revokes_partners(running, world):
 
     # revoked: its key is refused at once; its connectors stay served until the operator removes them
     revoked = await running.admin("DELETE", "/admin/partners/city")
-    assert revoked.status_code == 200 and revoked.json() == {"ok": True, "name": "city", "connectors": ["districts", "residents"]}
+    assert revoked.status_code == 200 and revoked.json() == {
+        "ok": True,
+        "name": "city",
+        "connectors": ["districts", "residents"],
+    }
     assert (await running.admin("GET", "/admin/connectors", key=new_city_key)).status_code == 401
-    assert (await running.register("residents", world.url("residents"), owner="city", key=new_city_key)).status_code == 401
+    assert (
+        await running.register("residents", world.url("residents"), owner="city", key=new_city_key)
+    ).status_code == 401
     assert (await running.query('{ resident(id: "r1") { name district { name } } }')) == {
         "data": {"resident": {"name": "Amélie Poulain", "district": {"name": "Buttes-Montmartre"}}}
     }
@@ -90,7 +98,12 @@ async def test_the_operator_lists_rotates_and_revokes_partners(running, world):
 async def test_only_the_operator_manages_partners(running):
     jobs_key = await add_partner(running, "jobs")
     await add_partner(running, "city")
-    for method, path in (("GET", "/admin/partners"), ("DELETE", "/admin/partners/city"), ("POST", "/admin/partners/city/key"), ("POST", "/admin/partners/jobs/key")):
+    for method, path in (
+        ("GET", "/admin/partners"),
+        ("DELETE", "/admin/partners/city"),
+        ("POST", "/admin/partners/city/key"),
+        ("POST", "/admin/partners/jobs/key"),
+    ):
         forbidden = await running.admin(method, path, key=jobs_key)
         assert forbidden.status_code == 403 and forbidden.json()["errors"][0]["code"] == "FORBIDDEN", (method, path)
         anonymous = await running.client.request(method, path)

@@ -42,9 +42,30 @@ STATIONS = [
     {"id": "s3", "name": "Mouffetard", "district": "75105", "capacity": 20, "bikes": {"mechanical": 11, "electric": 0}},
 ]
 RENTALS = [
-    {"id": "rt1", "resident_id": "r1", "from_station": "s1", "started_at": "2026-10-02T08:10", "duration_min": 14, "price_cents": 100},
-    {"id": "rt2", "resident_id": "r1", "from_station": "s2", "started_at": "2026-10-03T18:40", "duration_min": 41, "price_cents": 210},
-    {"id": "rt3", "resident_id": "r2", "from_station": "s3", "started_at": "2026-10-04T12:00", "duration_min": 9, "price_cents": 0},
+    {
+        "id": "rt1",
+        "resident_id": "r1",
+        "from_station": "s1",
+        "started_at": "2026-10-02T08:10",
+        "duration_min": 14,
+        "price_cents": 100,
+    },
+    {
+        "id": "rt2",
+        "resident_id": "r1",
+        "from_station": "s2",
+        "started_at": "2026-10-03T18:40",
+        "duration_min": 41,
+        "price_cents": 210,
+    },
+    {
+        "id": "rt3",
+        "resident_id": "r2",
+        "from_station": "s3",
+        "started_at": "2026-10-04T12:00",
+        "duration_min": 9,
+        "price_cents": 0,
+    },
 ]
 
 
@@ -64,12 +85,14 @@ def cyclo_api(redirect_to: str | None = None) -> Starlette:
     async def moved(request: Request) -> RedirectResponse:
         return RedirectResponse(f"{redirect_to}/stations", status_code=307)
 
-    return Starlette(routes=[
-        Route("/api/stations", stations),
-        Route("/api/residents/{id}/rentals", rentals),
-        Route("/api/broken", broken),
-        Route("/api/moved", moved),
-    ])
+    return Starlette(
+        routes=[
+            Route("/api/stations", stations),
+            Route("/api/residents/{id}/rentals", rentals),
+            Route("/api/broken", broken),
+            Route("/api/moved", moved),
+        ]
+    )
 
 
 class RestApi:
@@ -130,7 +153,7 @@ directive @subject(field: String!) on OBJECT | INTERFACE
 directive @nonPersonal on FIELD_DEFINITION
 """
 
-STATION = 'id name districtCode: district mechanicalBikes: bikes.mechanical electricBikes: bikes.electric'
+STATION = "id name districtCode: district mechanicalBikes: bikes.mechanical electricBikes: bikes.electric"
 
 BODY = """
 type Station {{
@@ -182,11 +205,21 @@ def cyclo_sdl(*, base_url: str | None = None, stations_url: str | None = None, s
 
 
 def manifest(api: RestApi, sdl: str | None = None, **extra) -> dict:
-    return {"name": "bikes", "owner": "cyclo", "kind": "rest", "url": api.base_url, "timeout": 5, "sdl": sdl or cyclo_sdl(), **extra}
+    return {
+        "name": "bikes",
+        "owner": "cyclo",
+        "kind": "rest",
+        "url": api.base_url,
+        "timeout": 5,
+        "sdl": sdl or cyclo_sdl(),
+        **extra,
+    }
 
 
 async def partner_key(city: City, name: str = "cyclo") -> str:
-    created = await city.client.post("/admin/partners", json={"name": name}, headers={"authorization": f"Bearer {OPERATOR_KEY}"})
+    created = await city.client.post(
+        "/admin/partners", json={"name": name}, headers={"authorization": f"Bearer {OPERATOR_KEY}"}
+    )
     assert created.status_code == 201, created.text
     return created.json()["key"]
 
@@ -207,7 +240,7 @@ def codes(response: httpx.Response) -> set[str]:
     return {error["code"] for error in response.json()["errors"]}
 
 
-DISTRICT_STATIONS = '{ districts { code name bikeStations { name mechanicalBikes electricBikes } } }'
+DISTRICT_STATIONS = "{ districts { code name bikeStations { name mechanicalBikes electricBikes } } }"
 
 
 # -- registration -------------------------------------------------------------------------------
@@ -237,7 +270,17 @@ async def test_a_rest_connector_joins_the_citys_districts(city, apis):
 
     # what the admin API lists and the supergraph carries: the manifest, the SDL without @connect
     listing = (await admin(city, "GET", "/admin/connectors", key)).json()["connectors"]
-    assert listing == [{"name": "bikes", "owner": "cyclo", "kind": "rest", "url": api.base_url, "timeout": 5.0, "version": 1, "source": "registry"}]
+    assert listing == [
+        {
+            "name": "bikes",
+            "owner": "cyclo",
+            "kind": "rest",
+            "url": api.base_url,
+            "timeout": 5.0,
+            "version": 1,
+            "source": "registry",
+        }
+    ]
     served = await supergraph(city)
     assert "bikeStations" in served and "@connect" not in served and "specs.apollo.dev/connect" not in served
 
@@ -246,7 +289,9 @@ async def test_mapping_problems_come_back_with_their_locations_and_change_nothin
     api = apis()
     key = await partner_key(city)
     before, engine = await supergraph(city), city.gateway.state.engine
-    misspelt = cyclo_sdl(station="id nme districtCode: district mechanicalBikes: bikes.mechanical electricBikes: bikes.electric")
+    misspelt = cyclo_sdl(
+        station="id nme districtCode: district mechanicalBikes: bikes.mechanical electricBikes: bikes.electric"
+    )
     for method, path in (("POST", "/admin/connectors/validate"), ("PUT", "/admin/connectors/bikes")):
         answer = await admin(city, method, path, key, manifest(api, misspelt))
         assert answer.status_code == 422, answer.text
@@ -269,7 +314,9 @@ async def test_mapping_problems_come_back_with_their_locations_and_change_nothin
     answer = await admin(city, "POST", "/admin/connectors/validate", key, no_sdl)
     assert answer.status_code == 422 and codes(answer) == {"INVALID_MANIFEST"} and "SDL" in answer.text
     # and the URL rules as a subgraph's: the url is the API's base
-    elsewhere = await admin(city, "POST", "/admin/connectors/validate", key, {**manifest(api), "url": "http://169.254.169.254/api"})
+    elsewhere = await admin(
+        city, "POST", "/admin/connectors/validate", key, {**manifest(api), "url": "http://169.254.169.254/api"}
+    )
     assert elsewhere.status_code == 422 and "UPSTREAM_URL_REFUSED" in codes(elsewhere)
 
 
@@ -278,7 +325,9 @@ async def test_a_connector_calling_another_origin_is_refused(city, apis):
     key = await partner_key(city)
     before = await supergraph(city)
     # @source's baseURL on another origin than the manifest's url (where the secrets go)
-    source_elsewhere = manifest(api, cyclo_sdl(base_url=other.base_url), headers={"x-api-key": "${secret:K}"}, secrets={"K": SECRET})
+    source_elsewhere = manifest(
+        api, cyclo_sdl(base_url=other.base_url), headers={"x-api-key": "${secret:K}"}, secrets={"K": SECRET}
+    )
     # an absolute URL in one @connect
     absolute = manifest(api, cyclo_sdl(stations_url=f"{other.base_url}/stations"))
     for body in (source_elsewhere, absolute):
@@ -309,7 +358,9 @@ async def test_a_secret_goes_only_to_the_apis_origin(city, apis):
     assert other.recorder.requests == [] and not other.recorder.saw(SECRET)
 
     listing = await admin(city, "GET", "/admin/connectors", key)
-    assert SECRET not in listing.text and listing.json()["connectors"][0]["headers"] == {"authorization": "Bearer ${secret:CYCLO_TOKEN}"}
+    assert SECRET not in listing.text and listing.json()["connectors"][0]["headers"] == {
+        "authorization": "Bearer ${secret:CYCLO_TOKEN}"
+    }
     assert SECRET not in await supergraph(city)
     # moved to another origin, the stored secret is dropped: it must be sent again
     moving = await register(city, key, {**body, "url": other.base_url, "secrets": None})
@@ -337,8 +388,11 @@ async def test_the_operators_folder_serves_a_rest_connector(tmp_path, privacy_wo
     rest_folder(folder, cyclo_sdl())
     running = City(f"sqlite:///{tmp_path / 'city.db'}", folder, city_policy(signer), signer)
     try:
-        answer = await running.ask('{ district: districts { code bikeStations { name } } }')
-        assert {d["code"]: [s["name"] for s in d["bikeStations"]] for d in answer["data"]["district"]}["75118"] == ["Abbesses", "Lamarck"]
+        answer = await running.ask("{ district: districts { code bikeStations { name } } }")
+        assert {d["code"]: [s["name"] for s in d["bikeStations"]] for d in answer["data"]["district"]}["75118"] == [
+            "Abbesses",
+            "Lamarck",
+        ]
         assert api.recorder.header_values("x-api-key") == ["the-operators-cyclo-key"] * 3  # one call per district
         listing = (await admin(running, "GET", "/admin/connectors", OPERATOR_KEY)).json()["connectors"]
         bikes = next(c for c in listing if c["name"] == "bikes")
@@ -352,13 +406,17 @@ async def test_a_folder_rest_connector_that_does_not_read_stops_the_start(tmp_pa
     monkeypatch.setenv("CG_TEST_CYCLO_URL", api.base_url)
     monkeypatch.setenv("CG_TEST_CYCLO_KEY", "the-operators-cyclo-key")
     folder = connectors_folder(tmp_path / "connectors", privacy_world)
-    sdl = cyclo_sdl(station="id name districtCode: district mechanicalBikes: bikes.mechanical electricBikes: bikes.electric ->")
+    sdl = cyclo_sdl(
+        station="id name districtCode: district mechanicalBikes: bikes.mechanical electricBikes: bikes.electric ->"
+    )
     rest_folder(folder, sdl)
     async with httpx.AsyncClient() as client:
         registry = Registry(GatewayState(None), store=None, policy=LOOPBACK.registry, http_client=client, folder=folder)
         with pytest.raises(RegistryError, match="connector bikes: CONNECT_INVALID_SELECTION") as failure:
             await registry.start()
-    line = next(number for number, text in enumerate(sdl.splitlines(), start=1) if "electricBikes: bikes.electric ->" in text)
+    line = next(
+        number for number, text in enumerate(sdl.splitlines(), start=1) if "electricBikes: bikes.electric ->" in text
+    )
     assert f" at {line}:" in str(failure.value), failure.value
     assert api.recorder.requests == []
 
@@ -377,8 +435,14 @@ async def test_a_rest_connectors_personal_fields_follow_consent(city, apis):
     rentals = public["data"]["resident"]["bikeRentals"]
     assert [r["id"] for r in rentals] == ["rt1", "rt2"]  # @nonPersonal
     assert all(r["startedAt"] is None and r["minutes"] is None and r["priceCents"] is None for r in rentals), rentals
-    withheld = {(tuple(w["path"][-1:]), w["category"], w["reason"]) for w in public["extensions"]["privacy"]["withheld"]}
-    assert (("startedAt",), "user.behavior", "no-consent") in withheld and (("priceCents",), "user.financial", "no-consent") in withheld
+    withheld = {
+        (tuple(w["path"][-1:]), w["category"], w["reason"]) for w in public["extensions"]["privacy"]["withheld"]
+    }
+    assert (("startedAt",), "user.behavior", "no-consent") in withheld and (
+        ("priceCents",),
+        "user.financial",
+        "no-consent",
+    ) in withheld
     assert "2026-10-02T08:10" not in json.dumps(public)
 
     await city.grant("r1", "parking-app", "booking", ["user.behavior"])
@@ -389,7 +453,12 @@ async def test_a_rest_connectors_personal_fields_follow_consent(city, apis):
     assert {w["category"] for w in consented["extensions"]["privacy"]["withheld"]} == {"user.financial", "user.name"}
 
     own = await city.ask(RENTALS_QUERY, resident="r1")
-    assert own["data"]["resident"]["bikeRentals"][1] == {"id": "rt2", "startedAt": "2026-10-03T18:40", "minutes": 41, "priceCents": 210}
+    assert own["data"]["resident"]["bikeRentals"][1] == {
+        "id": "rt2",
+        "startedAt": "2026-10-03T18:40",
+        "minutes": 41,
+        "priceCents": 210,
+    }
     other = await city.ask(RENTALS_QUERY, resident="r2")
     assert all(r["priceCents"] is None for r in other["data"]["resident"]["bikeRentals"])
 
@@ -408,8 +477,11 @@ class Station:
     @classmethod
     def of(cls, row: dict) -> Station:
         return cls(
-            id=strawberry.ID(row["id"]), name=row["name"], district_code=row["district"],
-            mechanical_bikes=row["bikes"]["mechanical"], electric_bikes=row["bikes"]["electric"],
+            id=strawberry.ID(row["id"]),
+            name=row["name"],
+            district_code=row["district"],
+            mechanical_bikes=row["bikes"]["mechanical"],
+            electric_bikes=row["bikes"]["electric"],
         )
 
 
@@ -442,8 +514,15 @@ class Resident:
     @strawberry.field
     def bike_rentals(self) -> list[BikeRental] | None:
         return [
-            BikeRental(id=strawberry.ID(r["id"]), resident_id=strawberry.ID(r["resident_id"]), started_at=r["started_at"], minutes=r["duration_min"], price_cents=r["price_cents"])
-            for r in RENTALS if r["resident_id"] == self.id
+            BikeRental(
+                id=strawberry.ID(r["id"]),
+                resident_id=strawberry.ID(r["resident_id"]),
+                started_at=r["started_at"],
+                minutes=r["duration_min"],
+                price_cents=r["price_cents"],
+            )
+            for r in RENTALS
+            if r["resident_id"] == self.id
         ]
 
     @classmethod
@@ -458,7 +537,9 @@ class BikesQuery:
         return [Station.of(s) for s in STATIONS if district is None or s["district"] == district]
 
 
-BIKES_SUBGRAPH = strawberry.federation.Schema(query=BikesQuery, types=[District, Resident, BikeRental], federation_version="2.5")
+BIKES_SUBGRAPH = strawberry.federation.Schema(
+    query=BikesQuery, types=[District, Resident, BikeRental], federation_version="2.5"
+)
 
 
 async def test_privacy_decisions_are_the_same_as_for_the_same_data_from_a_subgraph(city, apis):
@@ -467,8 +548,19 @@ async def test_privacy_decisions_are_the_same_as_for_the_same_data_from_a_subgra
     try:
         key = await partner_key(city)
         as_subgraph = {"name": "bikes", "owner": "cyclo", "kind": "subgraph", "url": subgraph.url("bikes")}
-        queries = [DISTRICT_STATIONS, '{ bikeStations(district: "75118") { id name } }', RENTALS_QUERY, '{ residents { id bikeRentals { id minutes priceCents } } }']
-        requesters = [{}, {"client": "parking-app", "purpose": "booking"}, {"resident": "r1"}, {"resident": "r2"}, {"client": "technician-console"}]
+        queries = [
+            DISTRICT_STATIONS,
+            '{ bikeStations(district: "75118") { id name } }',
+            RENTALS_QUERY,
+            "{ residents { id bikeRentals { id minutes priceCents } } }",
+        ]
+        requesters = [
+            {},
+            {"client": "parking-app", "purpose": "booking"},
+            {"resident": "r1"},
+            {"resident": "r2"},
+            {"client": "technician-console"},
+        ]
 
         async def answers() -> list[dict]:
             return [await city.ask(query, **requester) for query in queries for requester in requesters]
@@ -483,7 +575,9 @@ async def test_privacy_decisions_are_the_same_as_for_the_same_data_from_a_subgra
             if phase == "before any consent":
                 await city.grant("r1", "parking-app", "booking", ["user.behavior", "user.financial"])
         # what the comparison compared: withheld values, disclosed ones, and the decisions' reasons
-        withheld = [w for answer in from_rest for w in answer.get("extensions", {}).get("privacy", {}).get("withheld", [])]
+        withheld = [
+            w for answer in from_rest for w in answer.get("extensions", {}).get("privacy", {}).get("withheld", [])
+        ]
         assert {w["reason"] for w in withheld} >= {"no-consent", "public-requester"}
         rides = [r for answer in from_rest for r in ((answer["data"].get("resident") or {}).get("bikeRentals") or [])]
         assert any(r["priceCents"] == 210 for r in rides) and any(r["priceCents"] is None for r in rides)
@@ -546,5 +640,6 @@ async def test_a_failing_rest_api_costs_only_its_own_fields(city, apis):
     assert [d["name"] for d in down["data"]["districts"]] == ["Panthéon", "Popincourt", "Buttes-Montmartre"]
     assert all(d["bikeStations"] is None for d in down["data"]["districts"])
     assert down["errors"] and all(
-        e["extensions"]["code"] == "SUBGRAPH_UNAVAILABLE" or e["extensions"]["code"].startswith("CONNECTOR_") for e in down["errors"]
+        e["extensions"]["code"] == "SUBGRAPH_UNAVAILABLE" or e["extensions"]["code"].startswith("CONNECTOR_")
+        for e in down["errors"]
     ), down["errors"]

@@ -65,12 +65,15 @@ def test_policy_errors_are_listed():
 
 
 FED = 'extend schema @link(url: "https://specs.apollo.dev/federation/v2.5", import: ["@key", "@shareable", "@external", "@provides", "@override", "@interfaceObject"])\n'
-CITY = FED + """
+CITY = (
+    FED
+    + """
 type Query { districts: [District] places: [Place] }
 type District @key(fields: "code") { code: String! name: String @shareable population: Int }
 interface Place @key(fields: "id") { id: ID! name: String }
 type Library implements Place @key(fields: "id") { id: ID! name: String }
 """
+)
 
 
 def registered(sources: dict[str, tuple[str, str]]) -> dict[str, Registered]:
@@ -95,7 +98,9 @@ def test_override_of_another_partners_field_needs_an_agreement():
     parking = FED + 'type District @key(fields: "code") { code: String! population: Int @override(from: "city") }'
     connectors = {"city": ("city", CITY), "parking": ("parking", parking)}
     assert problems_for("parking", connectors) == ["District.population"]
-    agreed = parse_policy({"registry": {"agreements": [{"owner": "city", "grants": "parking", "fields": ["District.*"]}]}}).registry
+    agreed = parse_policy(
+        {"registry": {"agreements": [{"owner": "city", "grants": "parking", "fields": ["District.*"]}]}}
+    ).registry
     assert problems_for("parking", connectors, agreed) == []
     # the same partner may move its own fields between its connectors
     assert problems_for("parking", {"city": ("city", CITY), "parking": ("city", parking)}) == []
@@ -107,7 +112,10 @@ def test_sharing_another_partners_field_needs_an_agreement():
 
 
 def test_providing_another_partners_field_needs_an_agreement():
-    parking = FED + 'type Query { busiest: District @provides(fields: "name") } type District @key(fields: "code") { code: String! name: String @external }'
+    parking = (
+        FED
+        + 'type Query { busiest: District @provides(fields: "name") } type District @key(fields: "code") { code: String! name: String @external }'
+    )
     assert problems_for("parking", {"city": ("city", CITY), "parking": ("parking", parking)}) == ["District.name"]
 
 
@@ -119,6 +127,14 @@ def test_extending_another_partners_interface_fields_through_an_interface_object
 
 
 def test_privacy_lint_flags_personal_looking_fields():
-    result = compose([SubgraphSource("people", FED + "type Query { me: Person } type Person { id: ID! email: String homeAddress: String licencePlate: String nickname: String }")])
+    result = compose(
+        [
+            SubgraphSource(
+                "people",
+                FED
+                + "type Query { me: Person } type Person { id: ID! email: String homeAddress: String licencePlate: String nickname: String }",
+            )
+        ]
+    )
     warnings = {w.coordinate for w in privacy_lint(result.subgraphs[0])}
     assert warnings == {"Person.email", "Person.homeAddress", "Person.licencePlate"}

@@ -48,7 +48,9 @@ class CheckedGateway:
             self.loop = asyncio.get_running_loop()
             self.recorder = usage.install(gateway.store, flush_every=3600)  # flushed by each check
 
-        self.gateway = registry_app(folder=None, store_url=store_url, policy=LOOPBACK, operator_key=OPERATOR_KEY, on_start=on_start)
+        self.gateway = registry_app(
+            folder=None, store_url=store_url, policy=LOOPBACK, operator_key=OPERATOR_KEY, on_start=on_start
+        )
         self.server = AppServer(self.gateway.app, lifespan="on").start()
         self.client = httpx.AsyncClient(base_url=self.server.base_url, timeout=60)
 
@@ -123,7 +125,10 @@ async def test_a_removed_field_is_a_warning_when_unused_and_refused_when_a_clien
     body = response.json()
     assert body["ok"] and body["errors"] == []
     breaking = {(w["code"], w["change"], w["coordinate"]) for w in body["warnings"] if w["code"].startswith("BREAKING")}
-    assert breaking == {("BREAKING_CHANGE", "FIELD_REMOVED", "Spot.pricePerHour"), ("BREAKING_CHANGE", "FIELD_REMOVED", "Garage.levels")}
+    assert breaking == {
+        ("BREAKING_CHANGE", "FIELD_REMOVED", "Spot.pricePerHour"),
+        ("BREAKING_CHANGE", "FIELD_REMOVED", "Garage.levels"),
+    }
 
     # two clients' operations select Spot.pricePerHour (one through a fragment); Garage.levels stays unused
     await checked.sent("mobile-app", "{ spots { name pricePerHour } }", times=3)
@@ -137,7 +142,9 @@ async def test_a_removed_field_is_a_warning_when_unused_and_refused_when_a_clien
         ("BREAKING_CHANGE_IN_USE", "Spot.pricePerHour", 2, 2, 5)
     ]
     assert "accept_breaking" in body["errors"][0]["message"]
-    assert {(w["code"], w["coordinate"]) for w in body["warnings"] if w["code"].startswith("BREAKING")} == {("BREAKING_CHANGE", "Garage.levels")}
+    assert {(w["code"], w["coordinate"]) for w in body["warnings"] if w["code"].startswith("BREAKING")} == {
+        ("BREAKING_CHANGE", "Garage.levels")
+    }
 
     # registering is refused the same way: the served supergraph stays
     engine_before = checked.gateway.state.engine
@@ -150,13 +157,17 @@ async def test_a_removed_field_is_a_warning_when_unused_and_refused_when_a_clien
 
     # the connector's owner cannot accept it; the operator can
     partner_key = (await checked.admin("POST", "/admin/partners", {"name": "city"})).json()["key"]
-    response = await checked.admin("PUT", "/admin/connectors/parking", {**changed, "accept_breaking": True}, key=partner_key)
+    response = await checked.admin(
+        "PUT", "/admin/connectors/parking", {**changed, "accept_breaking": True}, key=partner_key
+    )
     assert response.status_code == 422 and [e["code"] for e in response.json()["errors"]] == ["BREAKING_CHANGE_IN_USE"]
     response = await checked.admin("PUT", "/admin/connectors/parking", {**changed, "accept_breaking": True})
     assert response.status_code == 200, response.text
     accepted = [w for w in response.json()["warnings"] if w["code"] == "BREAKING_CHANGE_IN_USE"]
     # with the engine's hook in place, the public request above used it too
-    assert [(w["coordinate"], w["accepted"], w["clients"]) for w in accepted] == [("Spot.pricePerHour", True, 2 + HOOK_WIRED)]
+    assert [(w["coordinate"], w["accepted"], w["clients"]) for w in accepted] == [
+        ("Spot.pricePerHour", True, 2 + HOOK_WIRED)
+    ]
     assert checked.gateway.state.engine is not engine_before
     answer = (await checked.client.post("/graphql", json={"query": "{ spots { pricePerHour } }"})).json()
     assert answer["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
@@ -170,7 +181,12 @@ async def test_removed_arguments_and_connectors_are_reported(checked, world):
     await checked.sent("mobile-app", "{ topRated { name } }", times=4)
 
     # an argument removed that a client gave: refused
-    changed = {"name": "parking", "owner": "city", "url": world.url("parking"), "sdl": sdl.replace(", hours: Int!)", ")")}
+    changed = {
+        "name": "parking",
+        "owner": "city",
+        "url": world.url("parking"),
+        "sdl": sdl.replace(", hours: Int!)", ")"),
+    }
     response = await checked.admin("POST", "/admin/connectors/validate", changed)
     assert response.status_code == 422
     assert [(e["change"], e["coordinate"], e["operations"]) for e in response.json()["errors"]] == [
@@ -188,7 +204,9 @@ async def test_recorded_usage_holds_no_value_sent(checked, world):
     await city(checked, world)
     await checked.sent("mobile-app", '{ resident(id: "r1") { name bookings { hours } } }')
     await checked.sent("mobile-app", '{ resident(id: "r2") { name bookings { hours } } }')
-    await checked.sent("mobile-app", 'mutation { bookSpot(residentId: "r3", spotId: "s-secret-spot", hours: 7) { id } }')
+    await checked.sent(
+        "mobile-app", 'mutation { bookSpot(residentId: "r3", spotId: "s-secret-spot", hours: 7) { id } }'
+    )
     await checked.on_gateway_loop(checked.recorder.flush())
     rows = await checked.usage_rows()
     cells = [str(cell) for row in rows for cell in row]
@@ -197,7 +215,14 @@ async def test_recorded_usage_holds_no_value_sent(checked, world):
     # both resident queries are one operation (their documents differ only by a value), sent twice
     assert sorted(row[3] for row in counts) == [1, 2]
     coordinates = {row[1] for row in rows if len(row) == 2}
-    assert {"Query.resident", "Query.resident(id:)", "Resident.name", "Resident.bookings", "Booking.hours", "Mutation.bookSpot(hours:)"} <= coordinates
+    assert {
+        "Query.resident",
+        "Query.resident(id:)",
+        "Resident.name",
+        "Resident.bookings",
+        "Booking.hours",
+        "Mutation.bookSpot(hours:)",
+    } <= coordinates
 
 
 @pytest.mark.skipif(not HOOK_WIRED, reason="gateway/engine.py does not call usage.record yet")
@@ -209,7 +234,9 @@ async def test_requests_over_http_are_recorded(checked, world):
     changed = {"name": "parking", "owner": "city", "url": world.url("parking"), "sdl": without(sdl, PRICE)}
     response = await checked.admin("POST", "/admin/connectors/validate", changed)
     assert response.status_code == 422
-    assert [(e["coordinate"], e["clients"], e["requests"]) for e in response.json()["errors"]] == [("Spot.pricePerHour", 1, 3)]
+    assert [(e["coordinate"], e["clients"], e["requests"]) for e in response.json()["errors"]] == [
+        ("Spot.pricePerHour", 1, 3)
+    ]
 
 
 def test_every_kind_of_breaking_change_is_traced_to_its_coordinate():
@@ -250,7 +277,10 @@ async def test_connector_validate_prints_the_breaking_changes(checked, world, tm
     folder = tmp_path / "parking"
     folder.mkdir()
     (folder / "schema.graphql").write_text(without(sdl, PRICE), encoding="utf-8")
-    (folder / "manifest.yaml").write_text(f"name: parking\nowner: city\nkind: subgraph\nurl: {world.url('parking')}\nsdl_file: schema.graphql\n", encoding="utf-8")
+    (folder / "manifest.yaml").write_text(
+        f"name: parking\nowner: city\nkind: subgraph\nurl: {world.url('parking')}\nsdl_file: schema.graphql\n",
+        encoding="utf-8",
+    )
 
     def validate() -> subprocess.CompletedProcess:
         env = {**os.environ, "CITYGATE_URL": checked.server.base_url, "CITYGATE_KEY": OPERATOR_KEY, "COLUMNS": "400"}
@@ -266,4 +296,7 @@ async def test_connector_validate_prints_the_breaking_changes(checked, world, tm
     await checked.sent("mobile-app", "{ spots { pricePerHour } }")
     used = await asyncio.to_thread(validate)
     assert used.returncode == 1
-    assert "error BREAKING_CHANGE_IN_USE: FIELD_REMOVED: Field Spot.pricePerHour was removed. Used by 1 operation(s) of 1 client(s)" in used.stdout + used.stderr
+    assert (
+        "error BREAKING_CHANGE_IN_USE: FIELD_REMOVED: Field Spot.pricePerHour was removed. Used by 1 operation(s) of 1 client(s)"
+        in used.stdout + used.stderr
+    )

@@ -28,8 +28,13 @@ async def test_a_partner_host_rebinding_to_a_refused_address_before_its_sdl_is_r
         # told a private address the policy does not allow
         dns.overrides["localhost"] = "10.20.30.40"
         world.traffic.reset()
-        response = await gateway.register("ratings", url, owner="rater", headers={"authorization": "Bearer ${secret:RATINGS}"},
-                                          secrets={"RATINGS": "s3cret-ratings-token"})
+        response = await gateway.register(
+            "ratings",
+            url,
+            owner="rater",
+            headers={"authorization": "Bearer ${secret:RATINGS}"},
+            secrets={"RATINGS": "s3cret-ratings-token"},
+        )
         assert response.status_code == 422, response.text[:500]
         errors = response.json()["errors"]
         assert [e["code"] for e in errors] == ["UPSTREAM_URL_REFUSED"], errors
@@ -40,8 +45,13 @@ async def test_a_partner_host_rebinding_to_a_refused_address_before_its_sdl_is_r
         assert "errors" not in body and body["data"]["residents"], body
         # an allowed answer at the read: the same registration goes through
         del dns.overrides["localhost"]
-        response = await gateway.register("ratings", url, owner="rater", headers={"authorization": "Bearer ${secret:RATINGS}"},
-                                          secrets={"RATINGS": "s3cret-ratings-token"})
+        response = await gateway.register(
+            "ratings",
+            url,
+            owner="rater",
+            headers={"authorization": "Bearer ${secret:RATINGS}"},
+            secrets={"RATINGS": "s3cret-ratings-token"},
+        )
         assert response.status_code == 200, response.text[:500]
         assert world.traffic.counts["ratings"] >= 1
     finally:
@@ -63,7 +73,9 @@ def _upstream() -> AppServer:
 
         return StreamingResponse(bytes_slowly(), media_type="application/json")
 
-    return AppServer(Starlette(routes=[Route("/huge", huge, methods=["POST"]), Route("/trickle", trickle, methods=["POST"])])).start()
+    return AppServer(
+        Starlette(routes=[Route("/huge", huge, methods=["POST"]), Route("/trickle", trickle, methods=["POST"])])
+    ).start()
 
 
 async def test_the_guarded_read_keeps_its_size_cap_and_its_one_deadline(world, tmp_path):

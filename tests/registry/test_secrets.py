@@ -79,7 +79,9 @@ class Recorder:
         """Whether `text` reached this server anywhere: a header name or value, or a body."""
         with self.lock:
             return any(
-                text in path or text in body.decode("utf-8", "replace") or any(text in k or text in v for k, v in headers.items())
+                text in path
+                or text in body.decode("utf-8", "replace")
+                or any(text in k or text in v for k, v in headers.items())
                 for path, headers, body in self.requests
             )
 
@@ -95,7 +97,9 @@ class PartnerUpstream:
         self.field_name = field_name
         routes = [Route("/graphql", GraphQL(partner_schema(field_name)), methods=["GET", "POST"])]
         if redirect_to is not None:
-            routes.append(Route("/moved", lambda request: RedirectResponse(redirect_to, status_code=307), methods=["GET", "POST"]))
+            routes.append(
+                Route("/moved", lambda request: RedirectResponse(redirect_to, status_code=307), methods=["GET", "POST"])
+            )
         self.recorder = Recorder(Starlette(routes=routes))
         self.server = AppServer(self.recorder).start()
         self.url = f"{self.server.base_url}/graphql"
@@ -149,14 +153,21 @@ async def test_a_manifest_over_the_admin_api_never_reads_the_gateway_environment
     monkeypatch.setenv("CITYGATE_UPSTREAM_HOST", "127.0.0.1")
     upstream = upstreams("forecast")
     meteo = await partner_key(gateway, "meteo")
-    stealing = {"name": "forecast", "owner": "meteo", "url": upstream.url, "headers": {"x-k": "${CITYGATE_OPERATOR_KEY}"}}
+    stealing = {
+        "name": "forecast",
+        "owner": "meteo",
+        "url": upstream.url,
+        "headers": {"x-k": "${CITYGATE_OPERATOR_KEY}"},
+    }
     in_the_url = {**stealing, "headers": {}, "url": upstream.url.replace("127.0.0.1", "${CITYGATE_UPSTREAM_HOST}")}
     elsewhere = {**stealing, "headers": {"x-k": "plain"}, "sdl_file": "${CITYGATE_OPERATOR_KEY}"}
 
     answers = [
         await gateway.admin("POST", "/admin/connectors/validate", meteo, stealing),
         await gateway.admin("PUT", "/admin/connectors/forecast", meteo, stealing),
-        await gateway.admin("PUT", "/admin/connectors/forecast", OPERATOR_KEY, stealing),  # not even the operator, over the API
+        await gateway.admin(
+            "PUT", "/admin/connectors/forecast", OPERATOR_KEY, stealing
+        ),  # not even the operator, over the API
         await gateway.admin("POST", "/admin/connectors/validate", meteo, in_the_url),
         await gateway.admin("PUT", "/admin/connectors/forecast", meteo, in_the_url),
         await gateway.admin("POST", "/admin/connectors/validate", meteo, elsewhere),
@@ -203,8 +214,11 @@ async def test_a_partner_secret_reaches_its_upstream_and_is_never_shown(gateway,
     upstream = upstreams("forecast")
     meteo = await partner_key(gateway, "meteo")
     manifest = {
-        "name": "forecast", "owner": "meteo", "url": upstream.url,
-        "headers": {"x-api-key": "Bearer ${secret:METEO_KEY}"}, "secrets": {"METEO_KEY": SECRET},
+        "name": "forecast",
+        "owner": "meteo",
+        "url": upstream.url,
+        "headers": {"x-api-key": "Bearer ${secret:METEO_KEY}"},
+        "secrets": {"METEO_KEY": SECRET},
     }
 
     validated = await gateway.admin("POST", "/admin/connectors/validate", meteo, manifest)
@@ -225,7 +239,9 @@ async def test_a_partner_secret_reaches_its_upstream_and_is_never_shown(gateway,
         assert forecast["headers"] == {"x-api-key": "Bearer ${secret:METEO_KEY}"} and "secrets" not in forecast
     assert SECRET not in (await gateway.admin("GET", "/admin/supergraph")).text
     # a failing registration's report carries no value either
-    failing = await gateway.admin("PUT", "/admin/connectors/forecast", meteo, {**manifest, "sdl": "type Query { broken"})
+    failing = await gateway.admin(
+        "PUT", "/admin/connectors/forecast", meteo, {**manifest, "sdl": "type Query { broken"}
+    )
     assert failing.status_code == 422 and SECRET not in failing.text
     assert gateway.gateway.registry is not None
     assert SECRET not in repr(gateway.gateway.registry.connectors["forecast"].manifest)
@@ -236,7 +252,9 @@ async def test_a_partner_secret_reaches_its_upstream_and_is_never_shown(gateway,
     # stored with the connector, apart from its manifest
     with sqlite3.connect(store_file) as database:
         assert SECRET not in str(database.execute("SELECT * FROM connectors").fetchall())
-        assert database.execute("SELECT connector, name FROM connector_secrets").fetchall() == [("forecast", "METEO_KEY")]
+        assert database.execute("SELECT connector, name FROM connector_secrets").fetchall() == [
+            ("forecast", "METEO_KEY")
+        ]
 
 
 async def test_stored_secrets_survive_a_restart_are_kept_and_rotate(store_url, upstreams):
@@ -245,8 +263,16 @@ async def test_stored_secrets_survive_a_restart_are_kept_and_rotate(store_url, u
     first = RunningGateway(store_url)
     try:
         meteo = await partner_key(first, "meteo")
-        base = {"name": "forecast", "owner": "meteo", "url": upstream.url, "timeout": 5, "headers": {"x-api-key": "${secret:METEO_KEY}"}}
-        assert (await first.admin("PUT", "/admin/connectors/forecast", meteo, {**base, "secrets": {"METEO_KEY": SECRET}})).status_code == 200
+        base = {
+            "name": "forecast",
+            "owner": "meteo",
+            "url": upstream.url,
+            "timeout": 5,
+            "headers": {"x-api-key": "${secret:METEO_KEY}"},
+        }
+        assert (
+            await first.admin("PUT", "/admin/connectors/forecast", meteo, {**base, "secrets": {"METEO_KEY": SECRET}})
+        ).status_code == 200
         # registered again without secrets: the stored one stays (same owner, same origin)
         kept = await first.admin("PUT", "/admin/connectors/forecast", meteo, {**base, "timeout": 7})
         assert kept.status_code == 200, kept.text
@@ -259,7 +285,9 @@ async def test_stored_secrets_survive_a_restart_are_kept_and_rotate(store_url, u
     try:
         assert await second.query("{ forecast }") == {"data": {"forecast": "forecast from the partner"}}
         assert upstream.recorder.header_values("x-api-key")[-1] == SECRET
-        rotated = await second.admin("PUT", "/admin/connectors/forecast", meteo, {**base, "secrets": {"METEO_KEY": ROTATED}})
+        rotated = await second.admin(
+            "PUT", "/admin/connectors/forecast", meteo, {**base, "secrets": {"METEO_KEY": ROTATED}}
+        )
         assert rotated.status_code == 200, rotated.text
         assert await second.query("{ forecast }") == {"data": {"forecast": "forecast from the partner"}}
         assert upstream.recorder.header_values("x-api-key")[-1] == ROTATED
@@ -279,7 +307,11 @@ async def test_a_secret_goes_to_no_other_origin(gateway, upstreams):
     redirecting = upstreams("forecast", redirect_to=other.url)  # meteo's, with a /moved path sending requests to it
     meteo = await partner_key(gateway, "meteo")
     tides = await partner_key(gateway, "tides")
-    assert (await gateway.admin("PUT", "/admin/connectors/tide", tides, {"name": "tide", "owner": "tides", "url": other.url})).status_code == 200
+    assert (
+        await gateway.admin(
+            "PUT", "/admin/connectors/tide", tides, {"name": "tide", "owner": "tides", "url": other.url}
+        )
+    ).status_code == 200
     secret_headers = {"headers": {"x-api-key": "${secret:METEO_KEY}"}, "secrets": {"METEO_KEY": SECRET}}
     forecast = {"name": "forecast", "owner": "meteo", "url": redirecting.url, **secret_headers}
     assert (await gateway.admin("PUT", "/admin/connectors/forecast", meteo, forecast)).status_code == 200
@@ -289,7 +321,9 @@ async def test_a_secret_goes_to_no_other_origin(gateway, upstreams):
 
     # a redirect carries nothing elsewhere: neither the SDL read nor subgraph traffic follows it
     moved = f"{redirecting.server.base_url}/moved"
-    sdl_read = await gateway.admin("PUT", "/admin/connectors/moved", meteo, {"name": "moved", "owner": "meteo", "url": moved, **secret_headers})
+    sdl_read = await gateway.admin(
+        "PUT", "/admin/connectors/moved", meteo, {"name": "moved", "owner": "meteo", "url": moved, **secret_headers}
+    )
     assert sdl_read.status_code == 422 and codes(sdl_read) == {"SUBGRAPH_SDL_UNAVAILABLE"}
     pinned = {"name": "moved", "owner": "meteo", "url": moved, "sdl": partner_sdl("moon"), **secret_headers}
     assert (await gateway.admin("PUT", "/admin/connectors/moved", meteo, pinned)).status_code == 200
@@ -297,7 +331,12 @@ async def test_a_secret_goes_to_no_other_origin(gateway, upstreams):
     assert redirecting.recorder.header_values("x-api-key")[-1] == SECRET  # it reached the connector's own origin...
 
     # moving the connector to another origin drops its stored secrets: they are never sent there
-    elsewhere = {"name": "forecast", "owner": "meteo", "url": other.url.replace("/graphql", "/forecast"), "headers": forecast["headers"]}
+    elsewhere = {
+        "name": "forecast",
+        "owner": "meteo",
+        "url": other.url.replace("/graphql", "/forecast"),
+        "headers": forecast["headers"],
+    }
     moved_away = await gateway.admin("PUT", "/admin/connectors/forecast", meteo, elsewhere)
     assert moved_away.status_code == 422 and codes(moved_away) == {"INVALID_MANIFEST"}
     assert "METEO_KEY" in moved_away.text and SECRET not in moved_away.text
@@ -310,22 +349,47 @@ async def test_only_the_owner_sets_secrets_and_references_must_resolve(gateway, 
     upstream = upstreams("forecast")
     meteo = await partner_key(gateway, "meteo")
     intruder = await partner_key(gateway, "intruder")
-    manifest = {"name": "forecast", "owner": "meteo", "url": upstream.url, "headers": {"x-api-key": "${secret:METEO_KEY}"}}
-    assert (await gateway.admin("PUT", "/admin/connectors/forecast", meteo, {**manifest, "secrets": {"METEO_KEY": SECRET}})).status_code == 200
+    manifest = {
+        "name": "forecast",
+        "owner": "meteo",
+        "url": upstream.url,
+        "headers": {"x-api-key": "${secret:METEO_KEY}"},
+    }
+    assert (
+        await gateway.admin("PUT", "/admin/connectors/forecast", meteo, {**manifest, "secrets": {"METEO_KEY": SECRET}})
+    ).status_code == 200
 
     # another partner may not set them, in the owner's name or its own
     for owner in ("meteo", "intruder"):
-        answer = await gateway.admin("PUT", "/admin/connectors/forecast", intruder, {**manifest, "owner": owner, "secrets": {"METEO_KEY": "intruders-value"}})
+        answer = await gateway.admin(
+            "PUT",
+            "/admin/connectors/forecast",
+            intruder,
+            {**manifest, "owner": owner, "secrets": {"METEO_KEY": "intruders-value"}},
+        )
         assert answer.status_code == 403, answer.text
     # the operator may
-    assert (await gateway.admin("PUT", "/admin/connectors/forecast", OPERATOR_KEY, {**manifest, "secrets": {"METEO_KEY": ROTATED}})).status_code == 200
+    assert (
+        await gateway.admin(
+            "PUT", "/admin/connectors/forecast", OPERATOR_KEY, {**manifest, "secrets": {"METEO_KEY": ROTATED}}
+        )
+    ).status_code == 200
 
     # a reference to a secret never stored, and a secret no header uses: refused, no value echoed
-    unknown = await gateway.admin("PUT", "/admin/connectors/forecast", meteo, {**manifest, "headers": {"x-api-key": "${secret:NOPE}"}})
+    unknown = await gateway.admin(
+        "PUT", "/admin/connectors/forecast", meteo, {**manifest, "headers": {"x-api-key": "${secret:NOPE}"}}
+    )
     assert unknown.status_code == 422 and codes(unknown) == {"INVALID_MANIFEST"} and "NOPE" in unknown.text
-    unused = await gateway.admin("PUT", "/admin/connectors/forecast", meteo, {**manifest, "secrets": {"METEO_KEY": SECRET, "SPARE": "spare-value-0c1d"}})
+    unused = await gateway.admin(
+        "PUT",
+        "/admin/connectors/forecast",
+        meteo,
+        {**manifest, "secrets": {"METEO_KEY": SECRET, "SPARE": "spare-value-0c1d"}},
+    )
     assert unused.status_code == 422 and codes(unused) == {"INVALID_MANIFEST"}
-    invalid = await gateway.admin("POST", "/admin/connectors/validate", meteo, {**manifest, "secrets": {"METEO_KEY": "line\r\nbreak-value"}})
+    invalid = await gateway.admin(
+        "POST", "/admin/connectors/validate", meteo, {**manifest, "secrets": {"METEO_KEY": "line\r\nbreak-value"}}
+    )
     assert invalid.status_code == 422 and "break-value" not in invalid.text
     for answer in (unknown, unused, invalid):
         assert SECRET not in answer.text and ROTATED not in answer.text and "spare-value-0c1d" not in answer.text
@@ -341,9 +405,18 @@ async def test_a_stored_manifest_never_reads_the_environment(store_file, upstrea
     legacy, current = upstreams("forecast"), upstreams("tide")
     store = Store(f"sqlite:///{store_file}")
     await store.create()
-    old = {"name": "forecast", "owner": "meteo", "kind": "subgraph", "timeout": 5, "url": legacy.url, "headers": {"x-k": "${CITYGATE_OPERATOR_KEY}"}}
+    old = {
+        "name": "forecast",
+        "owner": "meteo",
+        "kind": "subgraph",
+        "timeout": 5,
+        "url": legacy.url,
+        "headers": {"x-k": "${CITYGATE_OPERATOR_KEY}"},
+    }
     await store.put_connector("forecast", "meteo", old, legacy.sdl)
-    await store.put_connector("tide", "tides", {"name": "tide", "owner": "tides", "kind": "subgraph", "url": current.url}, current.sdl)
+    await store.put_connector(
+        "tide", "tides", {"name": "tide", "owner": "tides", "kind": "subgraph", "url": current.url}, current.sdl
+    )
     await store.close()
 
     running = RunningGateway(f"sqlite:///{store_file}")
@@ -380,7 +453,9 @@ async def test_operator_folder_manifests_still_read_the_environment(tmp_path, st
         assert await running.query("{ forecast }") == {"data": {"forecast": "forecast from the partner"}}
         assert upstream.recorder.header_values("x-api-key") == ["the-operators-forecast-key"] * 2  # SDL read, query
         listing = (await running.admin("GET", "/admin/connectors")).json()["connectors"]
-        assert next(c for c in listing if c["name"] == "forecast")["headers"] == {"x-api-key": "${CG_TEST_FORECAST_KEY}"}
+        assert next(c for c in listing if c["name"] == "forecast")["headers"] == {
+            "x-api-key": "${CG_TEST_FORECAST_KEY}"
+        }
     finally:
         await running.close()
 
@@ -400,7 +475,9 @@ async def test_the_cli_sends_a_local_variable_as_the_connectors_secret(gateway, 
 
     def citygate(*args: str, **env: str) -> subprocess.CompletedProcess:
         environment = {**os.environ, "CITYGATE_URL": gateway.url, "CITYGATE_KEY": meteo, **env}
-        return subprocess.run([sys.executable, "-m", "gateway.cli", *args], capture_output=True, text=True, timeout=60, env=environment)
+        return subprocess.run(
+            [sys.executable, "-m", "gateway.cli", *args], capture_output=True, text=True, timeout=60, env=environment
+        )
 
     missing = await asyncio.to_thread(citygate, "connector", "register", str(folder))
     assert missing.returncode == 2 and "METEO_UPSTREAM_KEY" in missing.stderr

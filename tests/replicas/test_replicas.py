@@ -69,11 +69,15 @@ async def test_a_withdrawal_through_one_replica_holds_on_the_other_at_once_under
             granted_at = time.monotonic()
             consent = (await writer.grant("r1", "parking-app", "booking", ["user.contact"]))["consent"]
             granted = time.monotonic()
-            assert await email_seen_by(other) == DISCLOSED, f"cycle {cycle}: a grant answered is not in force on the other replica"
+            assert await email_seen_by(other) == DISCLOSED, (
+                f"cycle {cycle}: a grant answered is not in force on the other replica"
+            )
             withdrawing = time.monotonic()
             await writer.withdraw("r1", consent["id"])
             withdrawn = time.monotonic()
-            assert await email_seen_by(other) == MASKED, f"cycle {cycle}: disclosed on the other replica after the withdrawal answered"
+            assert await email_seen_by(other) == MASKED, (
+                f"cycle {cycle}: disclosed on the other replica after the withdrawal answered"
+            )
             windows.append((granted, withdrawing, DISCLOSED))
             windows.append((withdrawn, time.monotonic() if cycle == cycles - 1 else float("inf"), MASKED))
             if cycle:
@@ -108,7 +112,12 @@ async def test_a_registration_through_one_replica_is_served_by_the_other(replica
     a, b = replicas
     await warm(b)
     registered = time.monotonic()
-    response = await operator(a, "PUT", "/admin/connectors/notices", {"owner": "city", "kind": "subgraph", "url": notices_world.url("notices")})
+    response = await operator(
+        a,
+        "PUT",
+        "/admin/connectors/notices",
+        {"owner": "city", "kind": "subgraph", "url": notices_world.url("notices")},
+    )
     assert response.status_code == 200, response.text
 
     async def served_by_b():
@@ -135,10 +144,16 @@ async def test_a_policy_reload_through_one_replica_applies_on_the_other(replicas
     assert await email_seen_by(b) == MASKED
     policy = replica_policy(signer.jwks_file)
     policy["version"] = "test-2026-12"
-    policy["legal_bases"].append({
-        "name": "parking-contact", "basis": "contract", "roles": ["partner"], "purposes": ["booking"],
-        "categories": ["user.contact"], "sources": ["city"],
-    })
+    policy["legal_bases"].append(
+        {
+            "name": "parking-contact",
+            "basis": "contract",
+            "roles": ["partner"],
+            "purposes": ["booking"],
+            "categories": ["user.contact"],
+            "sources": ["city"],
+        }
+    )
     a.policy_path.write_text(yaml.safe_dump(policy))  # the replicas' common policy file
     response = await operator(a, "POST", "/admin/policy/reload")
     assert response.json() == {"ok": True, "errors": []}
@@ -183,7 +198,12 @@ async def test_a_listener_cut_off_reports_not_ready_withholds_nothing_stale_and_
     await a.withdraw("r1", consent["id"])
     assert await email_seen_by(b) == MASKED
     # a registration through A, whose notification B misses
-    response = await operator(a, "PUT", "/admin/connectors/notices", {"owner": "city", "kind": "subgraph", "url": notices_world.url("notices")})
+    response = await operator(
+        a,
+        "PUT",
+        "/admin/connectors/notices",
+        {"owner": "city", "kind": "subgraph", "url": notices_world.url("notices")},
+    )
     assert response.status_code == 200, response.text
     assert (await readiness(b))[0] == 503
     listener.dsn = dsn

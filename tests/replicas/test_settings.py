@@ -13,7 +13,9 @@ async def test_replicas_starting_at_once_share_one_pseudonym_key(replica_databas
     stores = [Store(replica_database) for _ in range(8)]
     try:
         await asyncio.gather(*(store.create() for store in stores))
-        keys = await asyncio.gather(*(store.setting("pseudonym_key", lambda: secrets.token_hex(32)) for store in stores))
+        keys = await asyncio.gather(
+            *(store.setting("pseudonym_key", lambda: secrets.token_hex(32)) for store in stores)
+        )
         assert len(set(keys)) == 1, keys  # one winner, read back by every other replica
         assert await stores[0].setting("pseudonym_key", lambda: "never used") == keys[0]
     finally:

@@ -17,12 +17,25 @@ REFUSAL = "SQLite is for one gateway process; use PostgreSQL for several replica
 
 def test_a_second_citygate_serve_on_the_same_sqlite_file_refuses_to_start(tmp_path):
     database = tmp_path / "city.db"
-    first = registry_app(folder=None, store_url=f"sqlite:///{database}", policy=parse_policy({}), operator_key="cgo_lock-test-key")
+    first = registry_app(
+        folder=None, store_url=f"sqlite:///{database}", policy=parse_policy({}), operator_key="cgo_lock-test-key"
+    )
     server = AppServer(first.app, lifespan="on").start()
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "gateway.cli", "serve", "--store", f"sqlite:///{database}", "--port", str(free_port())],
-            capture_output=True, timeout=60, env={"CITYGATE_OPERATOR_KEY": "cgo_lock-test-key", "PATH": "/usr/bin:/bin", "COLUMNS": "400"},
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "serve",
+                "--store",
+                f"sqlite:///{database}",
+                "--port",
+                str(free_port()),
+            ],
+            capture_output=True,
+            timeout=60,
+            env={"CITYGATE_OPERATOR_KEY": "cgo_lock-test-key", "PATH": "/usr/bin:/bin", "COLUMNS": "400"},
         )
     finally:
         server.stop()

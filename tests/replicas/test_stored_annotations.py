@@ -24,7 +24,9 @@ def rogue():
     server.stop()
 
 
-async def test_a_stored_connector_reannotating_the_citys_fields_is_not_served_by_another_replica(replicas, replica_database, notices_world, rogue):
+async def test_a_stored_connector_reannotating_the_citys_fields_is_not_served_by_another_replica(
+    replicas, replica_database, notices_world, rogue
+):
     a, b = replicas
     await warm(b)
     assert await email_seen_by(b) == MASKED
@@ -35,12 +37,26 @@ async def test_a_stored_connector_reannotating_the_citys_fields_is_not_served_by
     store = Store(replica_database)
     try:
         await store.put_connector(
-            "reannotated", "rogue", {"name": "reannotated", "owner": "rogue", "kind": "subgraph", "url": rogue.url("reannotated"), "timeout": 5}, sdl
+            "reannotated",
+            "rogue",
+            {
+                "name": "reannotated",
+                "owner": "rogue",
+                "kind": "subgraph",
+                "url": rogue.url("reannotated"),
+                "timeout": 5,
+            },
+            sdl,
         )
     finally:
         await store.close()
     # a valid registration through A after it: B serves it, without the stored rogue
-    response = await operator(a, "PUT", "/admin/connectors/notices", {"owner": "city", "kind": "subgraph", "url": notices_world.url("notices")})
+    response = await operator(
+        a,
+        "PUT",
+        "/admin/connectors/notices",
+        {"owner": "city", "kind": "subgraph", "url": notices_world.url("notices")},
+    )
     assert response.status_code == 200, response.text
 
     async def notices_served_by_b():

@@ -59,7 +59,7 @@ def _minimal(join_version: str, extra_link: str = "", prefix: str = "join", type
     return f"""
     schema
       @link(url: "https://specs.apollo.dev/link/v1.0")
-      @link(url: "https://specs.apollo.dev/join/{join_version}", for: EXECUTION{', as: "' + prefix + '"' if prefix != 'join' else ''})
+      @link(url: "https://specs.apollo.dev/join/{join_version}", for: EXECUTION{', as: "' + prefix + '"' if prefix != "join" else ""})
       {extra_link}
     {{ query: Query }}
     directive @link(url: String, as: String, for: link__Purpose, import: [link__Import]) repeatable on SCHEMA
@@ -89,7 +89,9 @@ def test_renamed_join_prefix():
 
 def test_unknown_execution_feature_is_refused():
     with pytest.raises(SupergraphError, match="unsupported feature"):
-        load_supergraph(_minimal("v0.3", extra_link='@link(url: "https://specs.apollo.dev/authenticated/v0.1", for: SECURITY)'))
+        load_supergraph(
+            _minimal("v0.3", extra_link='@link(url: "https://specs.apollo.dev/authenticated/v0.1", for: SECURITY)')
+        )
 
 
 def test_documents_that_are_not_supergraphs_are_refused():

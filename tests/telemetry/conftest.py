@@ -99,14 +99,24 @@ def signer(tmp_path_factory):
 class ObservedCity:
     """A running gateway with telemetry installed from `settings` (spans to `exporter`)."""
 
-    def __init__(self, tmp_path: Path, server: AppServer, signer: Signer, settings: telemetry.TelemetrySettings, *, broken_parking: bool) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        server: AppServer,
+        signer: Signer,
+        settings: telemetry.TelemetrySettings,
+        *,
+        broken_parking: bool,
+    ) -> None:
         world.reset()
         folder = tmp_path / f"connectors-{uuid.uuid4().hex[:6]}"
         for name in world.SUBGRAPHS:
             (folder / name).mkdir(parents=True)
             path = "parking-broken" if name == "parking" and broken_parking else name
             owner = "parking" if name == "parking" else "city"
-            (folder / name / "manifest.yaml").write_text(f"name: {name}\nowner: {owner}\nkind: subgraph\nurl: {server.base_url}/{path}\n")
+            (folder / name / "manifest.yaml").write_text(
+                f"name: {name}\nowner: {owner}\nkind: subgraph\nurl: {server.base_url}/{path}\n"
+            )
         policy = policy_document(signer.jwks_file)
         policy_path = folder / "policy.yaml"
         policy_path.write_text(yaml.safe_dump(policy))
@@ -114,7 +124,10 @@ class ObservedCity:
         self.settings = settings
         self.recorder: HeaderRecorder = server.recorder  # type: ignore[attr-defined]
         self.gateway = registry_app(
-            folder=folder, store_url=f"sqlite:///{tmp_path / 'city.db'}", policy=parse_policy(policy), policy_path=policy_path,
+            folder=folder,
+            store_url=f"sqlite:///{tmp_path / 'city.db'}",
+            policy=parse_policy(policy),
+            policy_path=policy_path,
             operator_key=OPERATOR_KEY,
         )
         # installed after the app is built (an app that mounts telemetry itself installs its own)
@@ -127,8 +140,16 @@ class ObservedCity:
         self.server = AppServer(app if mounted else telemetry.TelemetryMiddleware(app), lifespan="on").start()
         self.client = httpx.AsyncClient(base_url=self.server.base_url, timeout=30)
 
-    async def ask(self, query: str, variables: dict | None = None, *, client: str | None = None, resident: str | None = None,
-                  operation_name: str | None = None, headers: dict | None = None) -> dict:
+    async def ask(
+        self,
+        query: str,
+        variables: dict | None = None,
+        *,
+        client: str | None = None,
+        resident: str | None = None,
+        operation_name: str | None = None,
+        headers: dict | None = None,
+    ) -> dict:
         headers = dict(headers or {})
         if client is not None and resident is None:
             headers["x-api-key"] = CLIENT_KEYS[client]

@@ -33,7 +33,10 @@ async def test_counters_move_with_requests(observed):
 
     assert moved("citygate_requests_total", client="public", operation="Resident", code="OK") == 3
     assert moved("citygate_requests_total", client="technician-console", operation="Incidents", code="OK") == 1
-    assert moved("citygate_requests_total", client="city-app", operation="(unplanned)", code="GRAPHQL_VALIDATION_FAILED") == 1
+    assert (
+        moved("citygate_requests_total", client="city-app", operation="(unplanned)", code="GRAPHQL_VALIDATION_FAILED")
+        == 1
+    )
     unauthenticated_code = unauthenticated["errors"][0]["extensions"]["code"]
     assert moved("citygate_requests_total", client="(unidentified)", code=unauthenticated_code) == 1
     assert moved("citygate_request_duration_seconds_count", client="public") == 3
@@ -55,7 +58,9 @@ async def test_counters_move_with_requests(observed):
 async def test_a_failing_subgraph_counts_errors(tmp_path, traced_world, signer):
     city = ObservedCity(tmp_path, traced_world, signer, telemetry.TelemetrySettings(), broken_parking=True)
     try:
-        answer = await city.ask("query Bookings { bookings { id } }", client="parking-app", headers={"x-citygate-purpose": "booking"})
+        answer = await city.ask(
+            "query Bookings { bookings { id } }", client="parking-app", headers={"x-citygate-purpose": "booking"}
+        )
         assert answer["data"] is None or answer["data"].get("bookings") is None
         assert answer["errors"][0]["extensions"]["code"] == "SUBREQUEST_HTTP_ERROR"
         fine = await city.ask("query Incidents { incidents { id } }")
@@ -77,7 +82,9 @@ async def test_no_personal_value_in_any_label(observed):
     await observed.ask(RESIDENT, {"id": variable})
     await observed.ask(INCIDENTS, client="technician-console")
     await observed.ask('query Literal { resident(id: "r4") { name } }')
-    await observed.ask("query Bookings { bookings { plate amount } }", client="parking-app", headers={"x-citygate-purpose": "booking"})
+    await observed.ask(
+        "query Bookings { bookings { plate amount } }", client="parking-app", headers={"x-citygate-purpose": "booking"}
+    )
     text = await observed.metrics_text()
     residents = world.data["residents"]
     forbidden = [variable, *CLIENT_KEYS.values(), observed.signer.token("r3")[:40]]

@@ -40,7 +40,12 @@ async def test_the_span_tree_of_a_request(observed):
     assert commits[0].attributes["citygate.entries"] >= 1
     assert {span.context.trace_id for span in spans} == {root.context.trace_id}
     # the stages happen in order, within the request
-    assert root.start_time <= children["graphql.validate"].start_time <= children["graphql.plan"].start_time <= execute.start_time
+    assert (
+        root.start_time
+        <= children["graphql.validate"].start_time
+        <= children["graphql.plan"].start_time
+        <= execute.start_time
+    )
     assert children["privacy"].end_time <= root.end_time
 
 
@@ -53,7 +58,9 @@ async def test_subgraphs_receive_the_traceparent_of_their_fetch(observed):
         headers = [h for h in received.get(subgraph, []) if h is not None]
         span = fetches[subgraph].context
         # version 00, the trace, the fetch's span as parent, then the flags (sampled)
-        assert any(h.startswith(f"00-{span.trace_id:032x}-{span.span_id:016x}-") and int(h[-2:], 16) & 1 for h in headers), headers
+        assert any(
+            h.startswith(f"00-{span.trace_id:032x}-{span.span_id:016x}-") and int(h[-2:], 16) & 1 for h in headers
+        ), headers
 
 
 async def test_a_clients_traceparent_is_not_followed(observed):
@@ -72,7 +79,7 @@ async def test_no_personal_value_in_any_span(observed):
     await observed.ask(RESIDENT, {"id": "r2"}, resident="r2")
     await observed.ask('query Literal { resident(id: "r3") { name email } }', client="city-app")
     await observed.ask(INCIDENTS, client="technician-console")
-    await observed.ask(f"{{ resident(id: \"{variable}\") {{ nope }} }}")  # refused: the document is not recorded either
+    await observed.ask(f'{{ resident(id: "{variable}") {{ nope }} }}')  # refused: the document is not recorded either
     spans = observed.exporter.get_finished_spans()
     assert spans
     recorded = " ".join(
@@ -99,7 +106,9 @@ async def test_an_unsampled_request_records_no_span_but_still_counts(tmp_path, t
     from tests.telemetry.conftest import ObservedCity, value
 
     traced_world.recorder.reset()
-    city = ObservedCity(tmp_path, traced_world, signer, telemetry.TelemetrySettings(traces_sample_ratio=0.0), broken_parking=False)
+    city = ObservedCity(
+        tmp_path, traced_world, signer, telemetry.TelemetrySettings(traces_sample_ratio=0.0), broken_parking=False
+    )
     try:
         answer = await city.ask(INCIDENTS, client="technician-console")
         assert answer["data"]["incidents"]
@@ -108,6 +117,9 @@ async def test_an_unsampled_request_records_no_span_but_still_counts(tmp_path, t
         received = [h for h in _recorded(city).get("reports", []) if h is not None]
         assert received and all(h.startswith("00-") and not int(h[-2:], 16) & 1 for h in received)
         samples = await city.samples()
-        assert value(samples, "citygate_requests_total", client="technician-console", operation="Incidents", code="OK") == 1
+        assert (
+            value(samples, "citygate_requests_total", client="technician-console", operation="Incidents", code="OK")
+            == 1
+        )
     finally:
         await city.close()

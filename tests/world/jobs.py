@@ -102,7 +102,14 @@ class Mutation:
     @strawberry.mutation
     def post_job(self, title: str, kind: JobKind, reward: float, resident_id: strawberry.ID) -> Job:
         job_id = f"j{len(world['jobs']) + 1}"
-        row = {"id": job_id, "title": title, "kind": kind.value, "reward": reward, "postedBy": resident_id, "takenBy": None}
+        row = {
+            "id": job_id,
+            "title": title,
+            "kind": kind.value,
+            "reward": reward,
+            "postedBy": resident_id,
+            "takenBy": None,
+        }
         world["jobs"][job_id] = row
         return Job.from_row(row)
 

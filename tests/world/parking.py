@@ -52,7 +52,9 @@ class Spot(Place):
 
     @classmethod
     def from_row(cls, row: dict) -> Spot:
-        return cls(id=strawberry.ID(row["id"]), name=row["label"], price_per_hour=row["price"], district_code=row["district"])
+        return cls(
+            id=strawberry.ID(row["id"]), name=row["label"], price_per_hour=row["price"], district_code=row["district"]
+        )
 
     @classmethod
     def resolve_reference(cls, id: strawberry.ID) -> Spot | None:
@@ -74,7 +76,9 @@ class Garage(Place):
 
 @strawberry.federation.type(keys=["plate"])
 class Vehicle:
-    plate: str = strawberry.federation.field(directives=[privacy.NonPersonal()])  # non-personal in this federation world (see residents.py)
+    plate: str = strawberry.federation.field(
+        directives=[privacy.NonPersonal()]
+    )  # non-personal in this federation world (see residents.py)
     kind: str
 
     @classmethod
@@ -141,10 +145,18 @@ class Query:
 class Mutation:
     @strawberry.mutation
     def book_spot(self, resident_id: strawberry.ID, spot_id: strawberry.ID, hours: int) -> Booking:
-        row = {"id": f"b{len(world['bookings']) + 1}", "resident": resident_id, "spot": spot_id, "hours": hours, "plate": "AB-123-CD"}
+        row = {
+            "id": f"b{len(world['bookings']) + 1}",
+            "resident": resident_id,
+            "spot": spot_id,
+            "hours": hours,
+            "plate": "AB-123-CD",
+        }
         world["bookings"].append(row)
         world["spots"][spot_id]["free"] = False
         return _booking(row)
 
 
-schema = strawberry.federation.Schema(query=Query, mutation=Mutation, types=[Resident, Spot, Garage], federation_version="2.5")
+schema = strawberry.federation.Schema(
+    query=Query, mutation=Mutation, types=[Resident, Spot, Garage], federation_version="2.5"
+)

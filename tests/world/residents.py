@@ -24,7 +24,13 @@ class Resident:
 
     @classmethod
     def from_row(cls, row: dict) -> Resident:
-        return cls(id=strawberry.ID(row["id"]), name=row["name"], email=row["email"], district_code=row["district"], nickname=row["nickname"])
+        return cls(
+            id=strawberry.ID(row["id"]),
+            name=row["name"],
+            email=row["email"],
+            district_code=row["district"],
+            nickname=row["nickname"],
+        )
 
     @classmethod
     def resolve_reference(cls, id: strawberry.ID) -> Resident | None:
