@@ -51,6 +51,7 @@ demo: $(INSTALLED) $(GRAPHIQL)/graphiql.min.js
 # fixtures in one process; PostgreSQL and Redis databases are the worker's own (tests/workers.py), ports free ones.
 test: $(INSTALLED) $(GRAPHIQL)/graphiql.min.js browser nginx
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile
 
 # Citygate against Hive Gateway and Apollo Gateway (bench/README.md). Needs wrk, taskset and npm.
@@ -67,9 +68,11 @@ bench: $(INSTALLED)
 attacks: $(INSTALLED)
 	$(VENV)/bin/python -m bench.attacks $(ATTACKS_ARGS)
 
-# What CI enforces (`make test` runs it too). The code is not kept in `ruff format`'s layout.
+# What CI enforces (`make test` runs it too): the linter, and the code in `ruff format`'s layout
+# (`ruff format .` puts it there).
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info .citygate
