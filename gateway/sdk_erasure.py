@@ -112,6 +112,21 @@ class ErasureRequestVerifier:
         self._seen[jti] = float(claims["exp"]) + self.leeway
         return {"requestId": claims["requestId"], "residentId": claims["sub"]}
 
+    async def subject_or_refusal(self, request: Any) -> Any:
+        """For a Starlette request (anything with `headers` and `await body()`): the resident an
+        erasure request names, once verified as the gateway's own for this connector; else the
+        Starlette JSONResponse refusing it (401: final for the gateway; 503: sent again later)."""
+        from starlette.responses import JSONResponse
+
+        try:
+            return (await self.verify(request.headers, await request.body()))["residentId"]
+        except ErasureRequestRefused:
+            return JSONResponse(
+                {"error": "not an erasure request the city's gateway signed for this connector"}, status_code=401
+            )
+        except GatewayKeysUnavailable:
+            return JSONResponse({"error": "the city's keys cannot be read now"}, status_code=503)
+
     async def _key(self, kid: str) -> Any:
         age = time.monotonic() - self._fetched_at
         if age >= self.max_age or (kid not in self._keys and age >= self.refetch_after):

@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from gateway.sdk_erasure import ErasureRequestRefused, ErasureRequestVerifier, GatewayKeysUnavailable
+from gateway.sdk_erasure import ErasureRequestVerifier
 
 RESIDENTS = 2000
 MAX_FIRST = 100
@@ -173,23 +173,10 @@ ERASURE_REQUESTS = ErasureRequestVerifier(
 )
 
 
-async def _erasure_subject(request: Request) -> str | JSONResponse:
-    """The resident an erasure request names, once checked as the city's gateway's own request for
-    this connector; else the answer that refuses it (401: final; 503: asked again later)."""
-    try:
-        return (await ERASURE_REQUESTS.verify(request.headers, await request.body()))["residentId"]
-    except ErasureRequestRefused:
-        return JSONResponse(
-            {"error": "not an erasure request the city's gateway signed for this connector"}, status_code=401
-        )
-    except GatewayKeysUnavailable:
-        return JSONResponse({"error": "the city's keys cannot be read now"}, status_code=503)
-
-
 async def erasure(request: Request) -> JSONResponse:
     """A resident's erasure request, from the city: the jobs they posted and every rating given to
     them or by them are deleted; a job they took is open again, without its taker."""
-    subject = await _erasure_subject(request)
+    subject = await ERASURE_REQUESTS.subject_or_refusal(request)
     if isinstance(subject, JSONResponse):
         return subject
     posted = {i for i, j in DATA["jobs"].items() if j["poster"] == subject}
