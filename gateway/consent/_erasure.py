@@ -174,8 +174,7 @@ class ErasureStore:
             return
         async with self._creating:
             if not self._created:
-                async with self.store.engine.begin() as connection:
-                    await connection.run_sync(metadata.create_all)
+                await self.store.create_tables(metadata)
                 self._created = True
 
     async def record(self, subject: str, via: str, targets: Iterable[ErasureTarget]) -> str:

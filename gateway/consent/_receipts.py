@@ -157,8 +157,7 @@ class SigningKeyStore:
 
     async def _create(self) -> None:
         if not self._created:
-            async with self.store.engine.begin() as connection:
-                await connection.run_sync(metadata.create_all)
+            await self.store.create_tables(metadata)
             self._created = True
 
     async def rows(self) -> list[Any]:

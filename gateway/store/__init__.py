@@ -364,6 +364,16 @@ class Store:
             os.close(self._claim)  # closing the descriptor drops the flock
             self._claim = None
 
+    async def create_tables(self, tables: MetaData) -> None:
+        """Create the tables of `tables` (a stage's own, beside the store's) where missing. On
+        PostgreSQL under `create`'s advisory lock: replicas, or the worker processes of one
+        `serve --workers N`, starting together must not race to CREATE TABLE (the loser's start
+        failed with a unique violation in pg_type)."""
+        async with self.engine.begin() as connection:
+            if self.kind == "postgresql":
+                await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CREATE_LOCK})
+            await connection.run_sync(tables.create_all)
+
     async def create(self) -> None:
         if self.kind == "sqlite":
             # WAL: readers never wait for the audit log's writer; every commit is still synced
