@@ -49,6 +49,8 @@ from .http_limits import (
     HttpLimits,
     PublicRouteLimit,
     address_key,
+    over_in_flight,
+    over_rate,
     retry_after,
 )
 from .identity import PUBLIC, Authenticator, IdentityError, Requester
@@ -353,8 +355,7 @@ def create_app(
         wait = await admission.wait_time(key, rate)
         if not wait:
             return None
-        message = f"more than {rate:g} requests per second: retry after the time in Retry-After"
-        return _request_error(message, "RATE_LIMITED", 429, media, {"retry-after": retry_after(wait)})
+        return _request_error(over_rate(rate), "RATE_LIMITED", 429, media, {"retry-after": retry_after(wait)})
 
     async def graphql(request: Request) -> Response:
         accept = request.headers.get("accept")
@@ -396,8 +397,7 @@ def create_app(
             return limited
         with admission.in_flight(key, in_flight) as admitted:
             if not admitted:
-                message = f"more than {in_flight} requests in flight: retry when one is answered"
-                return _request_error(message, "RATE_LIMITED", 429, media, {"retry-after": "1"})
+                return _request_error(over_in_flight(in_flight), "RATE_LIMITED", 429, media, {"retry-after": "1"})
             return await answer(request, engine, requester, media)
 
     async def answer(request: Request, engine: Engine, requester: Requester, media: str) -> Response:

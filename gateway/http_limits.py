@@ -547,6 +547,30 @@ def retry_after(seconds: float) -> str:
     return str(max(1, math.ceil(seconds)))
 
 
+def over_rate(rate: float) -> str:
+    """The message of a request refused for its rate (/graphql and the other public routes alike)."""
+    return f"more than {rate:g} requests per second: retry after the time in Retry-After"
+
+
+def over_in_flight(limit: int) -> str:
+    """The message of a request refused for its requests in flight."""
+    return f"more than {limit} requests in flight: retry when one is answered"
+
+
+async def send_rate_limited(
+    scope: dict, send: Callable[[dict], Awaitable[None]], refusal: Refusal, message: str, retry: str
+) -> None:
+    """A 429 RATE_LIMITED answer from a middleware, before the route runs, in the client's format."""
+    media, body = refusal(scope, 429, "RATE_LIMITED", message)
+    headers = [
+        (b"content-type", media.encode()),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", retry.encode()),
+    ]
+    await send({"type": "http.response.start", "status": 429, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
 # -- the other public routes ------------------------------------------------------------------------
 
 
@@ -588,30 +612,13 @@ class PublicRouteLimit:
         key = address_key(scope)
         wait = await admission.wait_time(key, self.rate)
         if wait:
-            await self._refuse(
-                scope,
-                send,
-                f"more than {self.rate:g} requests per second: retry after the time in Retry-After",
-                retry_after(wait),
-            )
+            await send_rate_limited(scope, send, self.refusal, over_rate(self.rate), retry_after(wait))
             return
         with admission.in_flight(key, self.max_in_flight) as admitted:
             if not admitted:
-                await self._refuse(
-                    scope, send, f"more than {self.max_in_flight} requests in flight: retry when one is answered", "1"
-                )
+                await send_rate_limited(scope, send, self.refusal, over_in_flight(self.max_in_flight), "1")
                 return
             await self.app(scope, receive, send)
-
-    async def _refuse(self, scope: dict, send: Callable[[dict], Awaitable[None]], message: str, retry: str) -> None:
-        media, body = self.refusal(scope, 429, "RATE_LIMITED", message)
-        headers = [
-            (b"content-type", media.encode()),
-            (b"content-length", str(len(body)).encode()),
-            (b"retry-after", retry.encode()),
-        ]
-        await send({"type": "http.response.start", "status": 429, "headers": headers})
-        await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 # -- the admin API's keys -------------------------------------------------------------------------
@@ -647,14 +654,7 @@ class AdminAuthLimit:
             message = (
                 f"more than {self.burst} refused keys a minute from this address: retry after the time in Retry-After"
             )
-            media, body = self.refusal(scope, 429, "RATE_LIMITED", message)
-            headers = [
-                (b"content-type", media.encode()),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", retry_after(wait).encode()),
-            ]
-            await send({"type": "http.response.start", "status": 429, "headers": headers})
-            await send({"type": "http.response.body", "body": body, "more_body": False})
+            await send_rate_limited(scope, send, self.refusal, message, retry_after(wait))
             return
         try:
             await self.app(scope, receive, send)

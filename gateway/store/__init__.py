@@ -370,9 +370,13 @@ class Store:
         `serve --workers N`, starting together must not race to CREATE TABLE (the loser's start
         failed with a unique violation in pg_type)."""
         async with self.engine.begin() as connection:
-            if self.kind == "postgresql":
-                await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CREATE_LOCK})
+            await self._lock_creation(connection)
             await connection.run_sync(tables.create_all)
+
+    async def _lock_creation(self, connection: Any) -> None:
+        """On PostgreSQL, hold the creation lock until `connection`'s transaction ends."""
+        if self.kind == "postgresql":
+            await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CREATE_LOCK})
 
     async def create(self) -> None:
         if self.kind == "sqlite":
@@ -380,9 +384,8 @@ class Store:
             async with self.engine.connect() as connection:
                 await connection.exec_driver_sql("PRAGMA journal_mode=WAL")
         async with self.engine.begin() as connection:
-            if self.kind == "postgresql":
-                # replicas starting together: one creates, the others then find everything there
-                await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CREATE_LOCK})
+            # replicas starting together: one creates, the others then find everything there
+            await self._lock_creation(connection)
             await connection.run_sync(metadata.create_all)
             for table in _APPEND_ONLY:
                 for statement in self._append_only_ddl(table):
