@@ -41,6 +41,7 @@ from ..planner import INTROSPECTION_ROOT_FIELDS, NSelection, QueryPlan, collect_
 from ._merge import DISPUTED, SUBJECT_CONFLICT
 
 _BUBBLE = object()  # a non-null position got null: its parent becomes null
+_UNDECIDED = object()  # `_TypeFields.place_whole`: not every guarded field is known placed: the walk decides
 
 _SCALAR, _ENUM, _OBJECT, _TYPENAME, _INTROSPECTION = range(5)
 
@@ -158,7 +159,7 @@ class PrivacyDecisions(Protocol):
 class _TypeFields:
     """The fields one position selects on one runtime type, and the code that shapes them."""
 
-    __slots__ = ("fields", "free", "guarded", "guards", "placed", "subject_key")
+    __slots__ = ("fields", "free", "guarded", "guards", "placed", "subject_key", "whole_key")
 
     def __init__(self, fields: list[_FieldShape], typename: str) -> None:
         self.fields = fields
@@ -173,6 +174,22 @@ class _TypeFields:
         self.placed: Callable[[dict, tuple | None, _Walk], Any] | None = _compile(fields, typename)
         # the same, for objects that need no privacy look-up at all (no guarded field)
         self.free = None if self.guarded else self.placed
+        # where the compiled code may place a guarded object whole after one look-up (place_whole)
+        self.whole_key = self.subject_key if self.guarded and self.placed is not None else None
+
+    def place_whole(self, obj: dict[str, Any], node: tuple | None, walk: _Walk) -> Any:
+        """The object shaped by `placed` when every guarded field of it is known to be placed as it
+        is for its subject (the one look-up `_Walk.object` starts with), else _UNDECIDED: the walk
+        then decides field by field. Called from the compiled code of the parent position only for
+        a plain `__typename` (never a disputed one) and a type with a `whole_key`."""
+        privacy = walk.privacy
+        if privacy is not None:
+            subject = obj.get(self.whole_key)  # type: ignore[arg-type]
+            if subject.__class__ is str or subject.__class__ is int:
+                object_key = (self, subject)
+                if object_key in privacy.placed_whole or privacy.known_object(object_key):
+                    return self.placed(obj, node, walk)  # type: ignore[misc]
+        return _UNDECIDED
 
 
 class _ObjectShape:
@@ -571,6 +588,7 @@ def _compile(fields: list[_FieldShape], typename: str) -> Callable[[dict, tuple 
         return None
     namespace: dict[str, Any] = {
         "_BUBBLE": _BUBBLE,
+        "_UNDECIDED": _UNDECIDED,
         "_dict": dict,
         "_list": list,
         "_str": str,
@@ -681,15 +699,18 @@ def _compile(fields: list[_FieldShape], typename: str) -> Callable[[dict, tuple 
 
 def _complete_object(target: str, index: int, here: str, source: str | None = None) -> list[str]:
     """Lines shaping the dict in `source` (default: `target`) at a position whose selection is
-    C{index}: by its type's compiled code when that needs no privacy look-up, else by the walk.
-    An object without `__typename` is of the position's static type (as in `_Walk.object`); a
-    type met for the first time, or not a plain name, goes through the walk."""
+    C{index}: by its type's compiled code when that needs no privacy look-up, or when one look-up
+    finds every guarded field of it placed as it is for its subject; else by the walk. An object
+    without `__typename` is of the position's static type (as in `_Walk.object`); a type met for
+    the first time, or not a plain name (a disputed one), goes through the walk."""
     source = source or target
     return [
         f"t = {source}.get('__typename')",
         f"t = B{index}(t if t is not None else S{index}) if t is None or t.__class__ is _str else None",
         "if t is not None and t.free is not None:",
         f"    {target} = t.free({source}, {here}, walk)",
+        f"elif t is not None and t.whole_key is not None and (w := t.place_whole({source}, {here}, walk)) is not _UNDECIDED:",
+        f"    {target} = w",
         "else:",
         f"    {target} = walk.object({source}, C{index}, {here})",
         f"if {target} is _BUBBLE:",
