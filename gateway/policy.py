@@ -164,9 +164,11 @@ def _quoted(values: Collection[str]) -> str:
 
 
 def _undeclared(values: Collection[str], info: ValidationInfo, section: str) -> None:
-    """Refuse names not declared under `section` (the names parse_policy put in the context)."""
-    declared = (info.context or {}).get(section)
-    missing = [value for value in values if declared is not None and value not in declared]
+    """Refuse names not declared under `section` (the names parse_policy put in the context).
+    Fails closed: read without parse_policy's context (`Policy.model_validate` called directly),
+    no name counts as declared, so a reference can never go unchecked."""
+    declared = (info.context or {}).get(section, frozenset())
+    missing = [value for value in values if value not in declared]
     if missing:
         refuse(f"{{where}}: {_quoted(missing)} {'is' if len(missing) == 1 else 'are'} not declared under {section}")
 
@@ -764,8 +766,9 @@ def parse_policy(data: Any, base: Path | None = None) -> Policy:
     # reference is checked even when the declaration has problems of its own
     declared = {
         section: frozenset(key for key in data.get(section) or {} if isinstance(key, str) and _NAME.match(key))
-        for section in ("purposes", "clients")
         if isinstance(data.get(section) or {}, dict)
+        else frozenset()
+        for section in ("purposes", "clients")
     }
     try:
         return Policy.model_validate(data, context={**declared, "base": base})

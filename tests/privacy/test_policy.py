@@ -194,3 +194,24 @@ def test_a_client_is_its_key_and_the_policy_cannot_change_once_read(monkeypatch)
     with pytest.raises(PolicyError) as unset:
         parse_policy({"clients": {"app": {"api_key_env": "CITYGATE_TEST_APP_KEY"}}})
     assert unset.value.problems == ["clients.app.api_key_env: environment variable CITYGATE_TEST_APP_KEY is not set"]
+
+
+def test_references_are_refused_when_the_policy_is_read_without_its_declarations():
+    """Read through the model directly (no parse_policy context), a reference to a purpose or a
+    client cannot be checked against the declarations: it is refused, never let through."""
+    from pydantic import ValidationError
+
+    from gateway.policy import Policy
+
+    data = {
+        "purposes": {"p": None},
+        "clients": {"app": {"purposes": ["p"]}},
+    }
+    assert list(parse_policy(data).clients["app"].purposes) == ["p"]
+    with pytest.raises(ValidationError) as unchecked:
+        Policy.model_validate(data)
+    assert "'p' is not declared under purposes" in str(unchecked.value)
+    # a section that is not a mapping declares nothing: references to it are refused beside its own problem
+    with pytest.raises(PolicyError) as failure:
+        parse_policy({"purposes": ["p"], "clients": {"app": {"purposes": ["p"]}}})
+    assert any("'p' is not declared under purposes" in problem for problem in failure.value.problems)
