@@ -422,6 +422,7 @@ def create_app(
                 DocumentAsk(params.get("query"), params.get("documentId"), params.get("persistedQuery")),
                 requester.recipient,
                 mode,
+                requester.resident,
             )
         except DocumentRefusal as refusal:
             return _request_error(refusal.message, refusal.code, refusal.status, media, refusal.headers)

@@ -10,7 +10,10 @@ Which text a request runs, before the Engine sees it (gateway/http.py calls `res
   With the text, the hash must be its SHA-256 (else `PERSISTED_QUERY_HASH_MISMATCH`, 400); the
   text is learnt only once the operation ran (`learn`), so a document any limit refuses is never
   kept. APQ documents live in this process only, in an LRU bounded in bytes: a client inventing
-  hashes evicts older entries, it never grows the process or the store. Another version than 1:
+  hashes evicts older entries, it never grows the process or the store. Each requester (client,
+  and resident when signed in) has its own hashes: a hash one learnt is unknown to any other, or
+  anyone could test whether someone sent an exact document (ids, a report's text written inline)
+  by asking for its hash alone. Another version than 1:
   `PERSISTED_QUERY_VERSION_NOT_SUPPORTED` (400); APQ turned off (`persisted_documents.apq`):
   `PERSISTED_QUERY_NOT_SUPPORTED` (200, as Apollo Router), unless the hash names a trusted
   document.
@@ -85,7 +88,7 @@ class DocumentAsk:
 @dataclass(frozen=True, slots=True)
 class Resolved:
     query: str
-    learn_as: str | None = None  # an APQ hash to learn the text under once the operation ran
+    learn_as: tuple[str, str] | None = None  # (requester, APQ hash) to learn the text under once it ran
 
 
 def text_hash(text: str) -> str:
@@ -94,21 +97,22 @@ def text_hash(text: str) -> str:
 
 
 class ApqCache:
-    """APQ's documents in this process: hash -> text, least recently used dropped past `max_bytes`."""
+    """APQ's documents in this process: (requester, hash) -> text, least recently used dropped past
+    `max_bytes`."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self._texts: LRUCache | None = LRUCache(maxsize=max_bytes, getsizeof=_apq_size) if max_bytes > 0 else None
 
-    def get(self, digest: str) -> str | None:
-        text = self._texts.get(digest) if self._texts is not None else None
+    def get(self, requester: str, digest: str) -> str | None:
+        text = self._texts.get((requester, digest)) if self._texts is not None else None
         telemetry.cache_lookup("apq", text is not None)
         return text
 
-    def put(self, digest: str, text: str) -> None:
+    def put(self, requester: str, digest: str, text: str) -> None:
         if self._texts is None or _apq_size(text) > self.max_bytes:
             return
-        self._texts[digest] = text
+        self._texts[(requester, digest)] = text
 
     @property
     def bytes(self) -> int:
@@ -266,9 +270,10 @@ class PersistedDocuments:
         if self.trusted is not None:
             self.trusted.forget_misses()
 
-    async def resolve(self, ask: DocumentAsk, client: str, mode: str) -> Resolved:
+    async def resolve(self, ask: DocumentAsk, client: str, mode: str, resident: str | None = None) -> Resolved:
         """The text to run for `client` (a policy client's id, or "public") in `mode` (allow |
-        safelist). Raises DocumentRefusal."""
+        safelist), for `resident` when one is signed in (APQ hashes are the requester's own).
+        Raises DocumentRefusal."""
         if ask.document_id is not None:
             if ask.query is not None or ask.persisted_query is not None:
                 raise DocumentRefusal(
@@ -276,7 +281,7 @@ class PersistedDocuments:
                 )
             return Resolved(await self._by_document_id(ask.document_id, client))
         if ask.persisted_query is not None:
-            return await self._apq(ask, client, mode)
+            return await self._apq(ask, client, mode, f"{client}\x00{resident or ''}")
         assert ask.query is not None
         if mode == "safelist" and await self._trusted(client, sha256=text_hash(ask.query)) is None:
             raise _required()
@@ -285,7 +290,7 @@ class PersistedDocuments:
     def learn(self, resolved: Resolved) -> None:
         """The operation of an APQ registration ran (every limit passed): its text is kept under its hash."""
         if resolved.learn_as is not None:
-            self.apq.put(resolved.learn_as, resolved.query)
+            self.apq.put(*resolved.learn_as, resolved.query)
 
     async def _by_document_id(self, document_id: str, client: str) -> str:
         if not document_id or len(document_id) > MAX_ID_LENGTH + len("sha256:"):
@@ -301,7 +306,7 @@ class PersistedDocuments:
             )
         return text
 
-    async def _apq(self, ask: DocumentAsk, client: str, mode: str) -> Resolved:
+    async def _apq(self, ask: DocumentAsk, client: str, mode: str, requester: str) -> Resolved:
         extension = ask.persisted_query
         if not isinstance(extension, dict):
             raise DocumentRefusal(
@@ -332,11 +337,11 @@ class PersistedDocuments:
                 return Resolved(ask.query)
             if not self.apq_enabled:
                 raise _not_supported()
-            return Resolved(ask.query, learn_as=digest)
+            return Resolved(ask.query, learn_as=(requester, digest))
         # the hash alone: what this process learnt (allow), else a trusted document (by the
         # manifest's id, then by its text's hash)
         if mode == "allow" and self.apq_enabled:
-            text = self.apq.get(digest)
+            text = self.apq.get(requester, digest)
             if text is not None:
                 return Resolved(text)
         text = await self._trusted(client, document_id=digest)

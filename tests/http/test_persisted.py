@@ -236,13 +236,27 @@ def test_the_apq_cache_counts_its_bytes_and_never_passes_its_cap():
     cache = ApqCache(50_000)
     for i in range(10_000):
         text = f"query Q{i} {{ districts {{ code }} }}" + " " * (i % 300)
-        cache.put(text_hash(text), text)
+        cache.put("app", text_hash(text), text)
         assert cache.bytes <= 50_000
     assert 50 < len(cache) < 200
     huge = "{ districts { code } }" + " " * 60_000
-    cache.put(text_hash(huge), huge)  # larger than the cap: not kept (nothing evicted for it)
-    assert cache.get(text_hash(huge)) is None and len(cache) > 50
-    assert len(ApqCache(0)) == 0 and ApqCache(0).get("x") is None
+    cache.put("app", text_hash(huge), huge)  # larger than the cap: not kept (nothing evicted for it)
+    assert cache.get("app", text_hash(huge)) is None and len(cache) > 50
+    assert len(ApqCache(0)) == 0 and ApqCache(0).get("app", "x") is None
+
+
+def test_a_hash_one_requester_registered_is_unknown_to_every_other(gateway):
+    """Otherwise anyone could test whether someone sent an exact document (a resident's id or a
+    report's text written inline) by sending its hash alone."""
+    query = '{ district(code: "75111") { name } } # ' + uuid.uuid4().hex
+    assert post(gateway, {"query": query, "extensions": apq(query)}, key=APP_KEY).json()["data"]
+    assert post(gateway, {"extensions": apq(query)}, key=APP_KEY).json()["data"]  # the client's own: known
+    assert code_of(post(gateway, {"extensions": apq(query)})) == "PERSISTED_QUERY_NOT_FOUND"  # the public
+    # and the other way round: what the public registered is not the client's
+    public = '{ district(code: "75105") { name } } # ' + uuid.uuid4().hex
+    assert post(gateway, {"query": public, "extensions": apq(public)}).json()["data"]
+    assert post(gateway, {"extensions": apq(public)}).json()["data"]
+    assert code_of(post(gateway, {"extensions": apq(public)}, key=APP_KEY)) == "PERSISTED_QUERY_NOT_FOUND"
 
 
 def test_apq_turned_off_and_the_public_in_safelist_mode(files):
