@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import httpx
+import yaml
 
 from gateway.app import registry_app
 from gateway.policy import parse_policy
@@ -33,15 +35,35 @@ def big_sdl(target_bytes: int, fields_per_type: int = 100) -> str:
     return "".join(parts) + "type Query {\n" + "".join(roots) + "}\n"
 
 
-class LimitedGateway(RunningGateway):
-    """A registry gateway whose policy's registry section adds `registry` to the loopback allowance."""
+def _limited(registry: dict) -> dict:
+    return {"registry": {"allow_upstreams": ["127.0.0.0/8", "::1/128"], **registry}}
 
-    def __init__(self, store_url: str, registry: dict) -> None:
-        policy = parse_policy({"registry": {"allow_upstreams": ["127.0.0.0/8", "::1/128"], **registry}})
-        self.gateway = registry_app(folder=None, store_url=store_url, policy=policy, operator_key=OPERATOR_KEY)
+
+class LimitedGateway(RunningGateway):
+    """A registry gateway whose policy's registry section adds `registry` to the loopback allowance;
+    with `policy_path`, read from that file, which `reload_registry` rewrites and reloads."""
+
+    def __init__(self, store_url: str, registry: dict, policy_path: Path | None = None) -> None:
+        if policy_path is not None:
+            policy_path.write_text(yaml.safe_dump(_limited(registry)))
+        self.policy_path = policy_path
+        self.gateway = registry_app(
+            folder=None,
+            store_url=store_url,
+            policy=parse_policy(_limited(registry)),
+            operator_key=OPERATOR_KEY,
+            policy_path=policy_path,
+        )
         self.server = AppServer(self.gateway.app, lifespan="on").start()
         self.url = self.server.base_url
         self.client = httpx.AsyncClient(base_url=self.url, timeout=60)
+
+    async def reload_registry(self, registry: dict) -> None:
+        """The operator's policy file now says `registry`, reloaded over the admin API."""
+        assert self.policy_path is not None
+        self.policy_path.write_text(yaml.safe_dump(_limited(registry)))
+        response = await self.admin("POST", "/admin/policy/reload")
+        assert response.status_code == 200, response.text
 
 
 async def validate(gateway: RunningGateway, world, **manifest) -> httpx.Response:
@@ -89,7 +111,10 @@ async def test_a_600_kb_sdl_composes_off_the_loop_while_other_requests_stay_fast
             f"p99={p99 * 1000:.1f} ms, max={during[-1] * 1000:.1f} ms"
         )
         assert len(during) > 50  # the probe really ran alongside, many times
-        assert p99 < 0.2
+        # no probe waited for the composition: on the loop (or in a thread holding the GIL) the probes
+        # in flight would wait for most of it. Relative to its own duration, so a loaded machine,
+        # which slows both, cannot break it (how fast the probes were is printed, not asserted)
+        assert p99 < took / 5
     finally:
         await gateway.close()
 
@@ -120,20 +145,27 @@ async def test_an_sdl_with_too_many_fields_is_refused_before_it_is_composed(worl
 
 
 async def test_composition_over_its_budget_is_refused_and_the_served_supergraph_stays(world, tmp_path):
-    gateway = LimitedGateway(f"sqlite:///{tmp_path / 'r.db'}", {"composition_budget": 1.0})
+    # the city's small compositions under a budget a loaded machine cannot exceed (they took over
+    # 1 s at load 6), then the operator cuts it to 1 s: the 600 KB SDL takes 2 s on an idle core
+    generous = {"composition_budget": 120.0}
+    gateway = LimitedGateway(f"sqlite:///{tmp_path / 'r.db'}", generous, tmp_path / "policy.yaml")
     try:
         await register_city(gateway, world)
         served = await gateway.query("{ residents { name } }")
-        started = time.perf_counter()
+        await gateway.reload_registry({"composition_budget": 1.0})
         response = await gateway.register("gauges", world.url("jobs"), sdl=big_sdl(600_000))
-        took = time.perf_counter() - started
         assert response.status_code == 422
-        assert [e["code"] for e in response.json()["errors"]] == ["COMPOSITION_BUDGET_EXCEEDED"]
-        assert took < 3  # the budget, not the composition's seconds
+        # the budget's own refusal: given only when the wait for the worker ran out at the budget
+        # (the worker is then killed, gateway/registry/_worker.py), never after the composition
+        # finished; what a slow machine changes is how long the kill takes, not what is answered
+        assert [(e["code"], e["message"].split(":")[0]) for e in response.json()["errors"]] == [
+            ("COMPOSITION_BUDGET_EXCEEDED", "composition took over the budget of 1 s")
+        ]
         assert await gateway.query("{ residents { name } }") == served
         listing = (await gateway.admin("GET", "/admin/connectors")).json()
         assert "gauges" not in {c["name"] for c in listing["connectors"]}
-        # the killed worker is replaced: a small change composes again
+        # the killed worker is replaced: a small change composes again (under the generous budget)
+        await gateway.reload_registry(generous)
         assert (await gateway.register("jobs", world.url("jobs"))).status_code == 200
     finally:
         await gateway.close()
