@@ -237,6 +237,12 @@ def serve(
         int | None,
         typer.Option(help="List size assumed when no argument gives it. (env CITYGATE_DEFAULT_LIST_SIZE; 10)"),
     ] = None,
+    max_subgraph_answer_bytes: Annotated[
+        int | None,
+        typer.Option(
+            help="Largest answer read from a GraphQL subgraph; past it the subgraph's fetch fails. (env CITYGATE_MAX_SUBGRAPH_ANSWER_BYTES; 16 MiB)"
+        ),
+    ] = None,
     introspection: Annotated[
         str | None,
         typer.Option(
@@ -309,6 +315,7 @@ def serve(
         "limits.planning_timeout": planning_timeout,
         "limits.max_cost": max_cost,
         "limits.default_list_size": default_list_size,
+        "limits.max_subgraph_answer_bytes": max_subgraph_answer_bytes,
     }
     try:
         settings = load_settings(config, os.environ, flags)
@@ -366,6 +373,7 @@ def _gateway_app(settings, policy, operator_key: str | None):
         assert operator_key is not None
         gateway = registry_app(folder=settings.connectors, operator_key=operator_key, **common)
     gateway.pool.share_identical = settings.server.subgraph_sharing
+    gateway.pool.max_answer_bytes = settings.limits.max_subgraph_answer_bytes
     return gateway.app
 
 
@@ -562,10 +570,12 @@ def demo(
 
     collector.manage()  # Engines built, frozen and released off the collector's full passes (gateway/collector.py)
     try:
-        limits = settings_from_environment().http_limits()  # the defaults and CITYGATE_* variables, the gateway's too
+        settings = settings_from_environment()  # the defaults and CITYGATE_* variables, the gateway's too
+        limits = settings.http_limits()
     except SettingsError as error:
         _fail("; ".join(error.problems))
     gateway = demo_gateway(connectors, host, port, console)
+    gateway.pool.max_answer_bytes = settings.limits.max_subgraph_answer_bytes
     uvicorn.Server(server_config(gateway.app, host=host, port=port, limits=limits)).run()
 
 

@@ -240,6 +240,16 @@ class LimitSettings(_Section):
         ge=0,
         flag="--default-list-size",
     )
+    # HttpPool's default (executor/_transport.py DEFAULT_MAX_ANSWER_BYTES, which says why 16 MiB;
+    # tests/executor/test_answer_cap.py checks they agree): imported, it would be a cycle
+    # (executor -> telemetry -> settings)
+    max_subgraph_answer_bytes: int = setting(
+        16 * 1024 * 1024,
+        "CITYGATE_MAX_SUBGRAPH_ANSWER_BYTES",
+        "Largest answer read from a GraphQL subgraph; past it the subgraph's fetch fails (SUBREQUEST_HTTP_ERROR).",
+        ge=1,
+        flag="--max-subgraph-answer-bytes",
+    )
 
 
 class RedisSettings(_Section):
@@ -439,7 +449,8 @@ class Settings(_Section):
         return StoreTimeouts(connect=self.store.connect_timeout, statement=self.store.statement_timeout)
 
     def http_limits(self) -> HttpLimits:
-        limits = self.limits.model_dump()
+        # the subgraph answer cap is the subgraph pool's (cli.py sets it), not the HTTP edge's
+        limits = self.limits.model_dump(exclude={"max_subgraph_answer_bytes"})
         document_names = set(DocumentLimits.__dataclass_fields__)
         suggestions = self.server.suggestions
         document = DocumentLimits(

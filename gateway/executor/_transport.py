@@ -15,6 +15,13 @@ with `SUBGRAPH_UNAVAILABLE` instead of each waiting out the timeout; then one re
 as a probe (half-open): an answer closes it, a failure opens it again. A hanging partner so costs
 the others' requests nothing but its own fields.
 
+Every answer is read under a size cap (`HttpPool.max_answer_bytes`, 16 MiB by default, `citygate
+serve --max-subgraph-answer-bytes`): one declared longer is refused before a byte of it is read,
+one without a length (chunked) or compressed is counted as it streams and cut where it passes the
+cap (the connection closed, never drained). A refused answer is a subgraph failure
+(SUBREQUEST_HTTP_ERROR, counted by the breaker): a partner cannot make the gateway buffer what it
+likes within its timeout.
+
 Registered partners' connectors (`guarded=True`) connect through sessions whose resolver refuses
 any address the operator's policy refuses (`_addresses.GuardedResolver`): their DNS is checked at
 every connection, not only at registration; the registration's own SDL read goes the same way
@@ -35,6 +42,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 import yarl
+from aiohttp import hdrs
 from aiohttp.abc import AbstractResolver
 
 from .. import telemetry
@@ -56,6 +64,18 @@ class UpstreamAddressRefused(SubgraphUnavailable):
     """A registered connector's host resolves to an address the policy refuses: nothing was sent."""
 
     code = SUBGRAPH_UNAVAILABLE
+
+
+# The largest answer read from a GraphQL subgraph. Twice a REST connector's (connect/_client.py,
+# 8 MiB a call): a subgraph answers a whole batch in one body (one `_entities` fetch for every parent
+# of a list, only the fields asked), where a REST connector's entities fan out into calls each capped
+# on its own. Parsed, JSON takes up to ~24 times its bytes in Python objects (16 MiB of `{"a":0}`
+# is ~390 MB): the cap bounds one answer's memory, not just its bytes.
+DEFAULT_MAX_ANSWER_BYTES = 16 * 1024 * 1024
+
+
+class SubgraphAnswerTooLarge(SubgraphUnavailable):
+    """A subgraph's answer went past the pool's `max_answer_bytes`: the rest was never read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +149,12 @@ class HttpPool:
         share_identical: bool = True,
         breaker: BreakerSettings | None = None,
         resolver: AbstractResolver | None = None,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
     ) -> None:
         self.max_connections = max_connections
+        # the largest answer a subgraph may give (`serve --max-subgraph-answer-bytes`), read by each
+        # request: set after the clients exist, it holds for them too
+        self.max_answer_bytes = max_answer_bytes
         # identical subgraph requests in flight share one call (`serve --no-subgraph-sharing` turns it off)
         self.share_identical = share_identical
         self.breaker = breaker or BreakerSettings()  # the default for clients given none
@@ -207,6 +231,9 @@ class HttpPool:
             ) as response:
                 if not 200 <= response.status < 300:
                     raise UpstreamStatus(response.status)
+                declared = response.content_length
+                if max_bytes is not None and declared is not None and declared > max_bytes:
+                    raise AnswerTooLarge(f"the answer is over {max_bytes} bytes")
                 chunks, size = [], 0
                 async for chunk in response.content.iter_chunked(65536):
                     size += len(chunk)
@@ -300,7 +327,7 @@ class HttpSubgraph:
                 async with session.post(
                     self._target, data=body, headers=self.headers, timeout=self.timeout, allow_redirects=False
                 ) as response:
-                    content = await response.read()
+                    content = await read_capped(response, self.pool.max_answer_bytes)
                     if response.status >= 300 and "json" not in response.headers.get("content-type", ""):
                         raise SubgraphUnavailable(f"HTTP {response.status}")
                     return content
@@ -324,6 +351,32 @@ class HttpSubgraph:
                 session = self.pool.fresh_session(self.guarded)
             except aiohttp.ClientError as error:
                 raise SubgraphUnavailable(f"unreachable ({type(error).__name__})") from None
+
+
+async def read_capped(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+    """`response`'s body, refused (SubgraphAnswerTooLarge, the connection closed) past `max_bytes`.
+
+    A declared length over the cap is refused before any of the body is read. A declared length
+    within it, uncompressed, is read whole: aiohttp's parser stops at Content-Length, so nothing
+    more can come (the common answer: one read, no counting). Otherwise (chunked, or compressed:
+    its Content-Length counts the compressed bytes, not what they inflate to) the body is counted
+    as it streams, and cut where it passes the cap."""
+    declared = response.content_length
+    if declared is not None:
+        if declared > max_bytes:
+            response.close()  # never drained: the partner's body stays unread
+            raise SubgraphAnswerTooLarge(f"the answer is over {max_bytes} bytes")
+        if response.headers.get(hdrs.CONTENT_ENCODING, "identity").lower() == "identity":
+            return await response.read()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > max_bytes:
+            response.close()  # the connection goes: what the partner still sends is never read
+            raise SubgraphAnswerTooLarge(f"the answer is over {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)  # one chunk (a small answer): that chunk itself, not a copy
 
 
 def literal_address(url: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
