@@ -13,6 +13,7 @@ and the fields it would have fetched stay null, listed in the gate's `withheld`.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
@@ -21,7 +22,14 @@ import orjson
 
 from .. import telemetry
 from ..errors import PartnerFault
-from ..planner import FetchNode, QueryPlan, Representation, RepresentationEntry, RepresentationField
+from ..planner import (
+    AnswerSelection,
+    FetchNode,
+    QueryPlan,
+    Representation,
+    RepresentationEntry,
+    RepresentationField,
+)
 from ..supergraph import SupergraphModel, named_type
 from ._merge import DISPUTED, AnswerCheck, merge
 from ._shape import GuardLookup
@@ -35,7 +43,9 @@ class SubgraphUnavailable(PartnerFault):
 
 
 class SubgraphTransport(Protocol):
-    """Sends one operation to one subgraph: JSON bytes back, or an already parsed answer."""
+    """Sends one operation to one subgraph: JSON bytes back (over the wire), or an already parsed
+    answer (only from code running in this process: the control plane, a REST connector's client,
+    the operator's Python connectors; see FetchRunner._add_errors)."""
 
     async def send(
         self, subgraph: str, query: str, variables: dict[str, Any] | None, context: Any = None
@@ -49,6 +59,8 @@ class FlowValue(NamedTuple):
     category: str
     subject: str | None  # None: the object's subject is unknown or disputed
     sources: frozenset[str]  # owners of the subgraphs that resolve the field
+    # part of the entity's key (the partner finds the object by it), not a `@requires` input
+    key: bool = False
 
 
 class FlowVerdictLike(Protocol):
@@ -94,7 +106,8 @@ class FetchRunner:
         # is nothing to decide (not personal, or every source of it is the recipient itself)
         self._flow_info: dict[tuple[str, str, str], tuple[str, str, frozenset[str], str, str | None] | None] = {}
         # with privacy on, a subgraph error's own words never reach the client: they may carry a
-        # personal value no decision has seen (its code, path and subgraph still do)
+        # personal value no decision has seen (only a vouched code, path and the subgraph's name do:
+        # see _add_errors)
         self.redact_errors = redact_errors
         # names that a subgraph may return as __typename without being a concrete type
         self._interface_names = frozenset(t.name for t in model.types.values() if t.kind == "INTERFACE")
@@ -158,14 +171,15 @@ class FetchRunner:
         """`check`: `keep_asked` for the node's selection (kept with the plan)."""
         variables = {name: execution.variables[name] for name in node.variable_names if name in execution.variables}
         if node.representations is None:
-            result = await self._send(node, variables, execution)
-            if result is None:
+            answer = await self._send(node, variables, execution)
+            if answer is None:
                 return
+            result, over_the_wire = answer
             data = result.get("data")
             if isinstance(data, dict):
                 check(data, None)
                 merge(execution.data, data, self._interface_names)
-            self._add_errors(node, result.get("errors"), execution, None)
+            self._add_errors(node, result.get("errors"), execution, over_the_wire)
             return
 
         targets: list[list[dict]] = []
@@ -211,9 +225,10 @@ class FetchRunner:
                 if not representations:
                     return
         variables[node.representations_variable] = representations
-        result = await self._send(node, variables, execution)
-        if result is None:
+        answer = await self._send(node, variables, execution)
+        if answer is None:
             return
+        result, over_the_wire = answer
         data = result.get("data")
         entities = data.get("_entities") if isinstance(data, dict) else None
         if isinstance(entities, list):
@@ -228,7 +243,7 @@ class FetchRunner:
                         obj.update(entity)  # merge's common case, without a call per object
                     else:
                         merge(obj, entity, interface_names)
-        self._add_errors(node, result.get("errors"), execution, targets)
+        self._add_errors(node, result.get("errors"), execution, over_the_wire, targets, sent_types)
 
     # -- flows -------------------------------------------------------------------------------------
 
@@ -253,7 +268,10 @@ class FetchRunner:
             if typename.__class__ is not str:
                 typename = sent_types[index]
             before = len(values)
-            self._collect_personal(representation, targets[index], typename, recipient, values)
+            shape = node.representations.get(sent_types[index]) if node.representations is not None else None
+            self._collect_personal(
+                representation, targets[index], typename, recipient, values, _key_names(shape) if shape else frozenset()
+            )
             owners.extend([index] * (len(values) - before))
         if not values:
             return None
@@ -306,16 +324,24 @@ class FetchRunner:
         return info  # type: ignore[return-value]
 
     def _collect_personal(
-        self, sent: dict, objs: list[dict], typename: str, recipient: str, found: list[FlowValue]
+        self,
+        sent: dict,
+        objs: list[dict],
+        typename: str,
+        recipient: str,
+        found: list[FlowValue],
+        keys: frozenset[str] | bool = frozenset(),
     ) -> None:
         """The personal values in a representation of `objs` (of `typename`: the objects it stands
-        for, one representation for all of them), nested ones included."""
+        for, one representation for all of them), nested ones included. `keys`: the names of the
+        representation's key fields (True: all of them, within a composite key)."""
         for name, value in sent.items():
             if name == "__typename" or value is None:
                 continue
+            key = keys is True or (keys is not False and name in keys)  # type: ignore[operator]
             info = self._flow_of(typename, name, recipient)
             if info is not None:
-                found.append(FlowValue(info[0], info[1], self._subject_of(sent, objs, info[3], info[4]), info[2]))
+                found.append(FlowValue(info[0], info[1], self._subject_of(sent, objs, info[3], info[4]), info[2], key))
             if value.__class__ is dict or value.__class__ is list:
                 facts = self.model.types.get(typename)
                 field_facts = facts.fields.get(name) if facts is not None else None
@@ -323,7 +349,9 @@ class FetchRunner:
                 for item in _dicts(value):
                     inner = item.get("__typename")
                     # a nested object's own subject is read from what was sent of it
-                    self._collect_personal(item, [item], inner if inner.__class__ is str else named, recipient, found)
+                    self._collect_personal(
+                        item, [item], inner if inner.__class__ is str else named, recipient, found, key
+                    )
 
     @staticmethod
     def _subject_of(sent: dict, objs: list[dict], subject_key: str, subject_field: str | None) -> str | None:
@@ -343,12 +371,14 @@ class FetchRunner:
             return None
         return str(subject)
 
-    async def _send(self, node: FetchNode, variables: dict, execution: Execution) -> dict | None:
+    async def _send(self, node: FetchNode, variables: dict, execution: Execution) -> tuple[dict, bool] | None:
+        """The subgraph's answer and whether it came over the wire (not parsed in this process)."""
         execution.subgraph_requests += 1
         fetch = telemetry.fetch_started(node.subgraph)
         try:
             raw = await self.transport.send(node.subgraph, node.document, variables or None, execution.context)
-            result = raw if isinstance(raw, dict) else orjson.loads(raw)
+            over_the_wire = not isinstance(raw, dict)
+            result = orjson.loads(raw) if over_the_wire else raw
             if not isinstance(result, dict) or ("data" not in result and "errors" not in result):
                 raise SubgraphUnavailable("the answer is not a GraphQL response")
         except SubgraphUnavailable as error:
@@ -361,7 +391,7 @@ class FetchRunner:
             self._subgraph_failed(node, execution, "the answer is not JSON")
             return None
         telemetry.fetch_answered(fetch, result)
-        return result
+        return result, over_the_wire
 
     def _subgraph_failed(
         self, node: FetchNode, execution: Execution, reason: str, code: str = "SUBREQUEST_HTTP_ERROR"
@@ -374,7 +404,22 @@ class FetchRunner:
             error["path"] = [p for p in node.merge_path if p != "@"]
         execution.errors.append(error)
 
-    def _add_errors(self, node: FetchNode, errors: Any, execution: Execution, targets: list[list[dict]] | None) -> None:
+    def _add_errors(
+        self,
+        node: FetchNode,
+        errors: Any,
+        execution: Execution,
+        over_the_wire: bool,
+        targets: list[list[dict]] | None = None,
+        sent_types: list[str] | None = None,
+    ) -> None:
+        """The subgraph's errors, as the client may see them: nothing the subgraph wrote reaches it
+        unless the gateway can vouch for it (docs/privacy.md, "A subgraph's errors"). The message
+        (with privacy on), `locations` and every other key are dropped; the code is kept only when
+        well-formed (with privacy on, over the wire: only a well-known one), else it is
+        SUBGRAPH_ERROR_CODE; the path is cut at its first step the fetch's operation and the data
+        the gateway merged do not vouch for (see `_vouched_path`). For an entity fetch, `targets`
+        are the objects each representation stands for and `sent_types` the type each was sent as."""
         if not errors or not isinstance(errors, list):
             return
         paths: dict[int, list] | None = None
@@ -385,29 +430,75 @@ class FetchRunner:
             if self.redact_errors:
                 message = f"subgraph '{node.subgraph}' reported an error"
             out: dict[str, Any] = {"message": message if isinstance(message, str) else "subgraph error"}
-            path = error.get("path")
-            if isinstance(path, list) and path:
-                if targets is not None and path[0] == "_entities":
-                    if paths is None:
-                        paths = _object_paths(execution.data, node.merge_path)
-                    index = path[1] if len(path) > 1 and isinstance(path[1], int) else None
-                    if index is not None and index < len(targets):
-                        out["path"] = paths.get(id(targets[index][0]), []) + path[2:]
-                else:
-                    out["path"] = path
+            claimed = error.get("path")
+            path: list | None = None
+            if isinstance(claimed, list) and claimed:
+                if targets is None or sent_types is None:
+                    path = _vouched_path(claimed, node.selection, None, execution.data)
+                elif len(claimed) > 1 and claimed[0] == "_entities" and type(claimed[1]) is int:
+                    # ["_entities", i, ...]: i indexes the representations sent; the rest resolves in
+                    # what the entity merged into its (first) target object
+                    index = claimed[1]
+                    if 0 <= index < len(targets):
+                        if paths is None:
+                            paths = _object_paths(execution.data, node.merge_path)
+                        target = targets[index][0]
+                        at = paths.get(id(target))
+                        if at is not None:
+                            path = at + _vouched_path(claimed[2:], node.selection, sent_types[index], target)
+            if path:
+                out["path"] = path
             extensions = error.get("extensions")
-            extensions = dict(extensions) if isinstance(extensions, dict) else {}
+            extensions = extensions if isinstance(extensions, dict) else {}
+            code = self._vouched_code(extensions.get("code"), over_the_wire)
             if self.redact_errors:
-                # the code, and an HTTP status a REST connector reports (a number: it names no one)
-                kept = {"code": extensions.get("code"), "status": extensions.get("status")}
-                extensions = {
-                    key: value
-                    for key, value in kept.items()
-                    if (isinstance(value, str) if key == "code" else type(value) is int and 100 <= value <= 599)
-                }
+                kept: dict[str, Any] = {"code": code}
+                # an HTTP status a REST connector (in this process) reports: a number naming no one
+                status = extensions.get("status")
+                if not over_the_wire and type(status) is int and 100 <= status <= 599:
+                    kept["status"] = status
+                extensions = kept
+            else:
+                extensions = {**extensions, "code": code}
             extensions["serviceName"] = node.subgraph
             out["extensions"] = extensions
             execution.errors.append(out)
+
+    def _vouched_code(self, code: Any, over_the_wire: bool) -> str:
+        """A subgraph error's code if the gateway can vouch for it, else SUBGRAPH_ERROR_CODE: the
+        shape of a GraphQL error code always; with privacy on, a code from over the wire must also
+        be a well-known one (a partner's own code is a word it chose, and could spell anyone's name)."""
+        if type(code) is not str or _ERROR_CODE_SHAPE.fullmatch(code) is None:
+            return SUBGRAPH_ERROR_CODE
+        if self.redact_errors and over_the_wire and code not in WELL_KNOWN_ERROR_CODES:
+            return SUBGRAPH_ERROR_CODE
+        return code
+
+
+# A subgraph error's code, when the gateway cannot vouch for the one it gave (or it gave none):
+# Apollo's and Hive's code for an error a subgraph reported (SUBREQUEST_HTTP_ERROR says that the
+# subgraph could not be asked or did not answer with GraphQL).
+SUBGRAPH_ERROR_CODE = "DOWNSTREAM_SERVICE_ERROR"
+# The shape of GraphQL error codes (Apollo's, ours): capitals, digits and underscores, at most 64.
+_ERROR_CODE_SHAPE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+# With privacy on, the only codes a subgraph over the wire may give the client: Apollo Server's
+# (but PERSISTED_QUERY_*: the gateway sends subgraphs no persisted query, and a client would retry
+# its own) and the common UNAUTHENTICATED, FORBIDDEN, NOT_FOUND. Not the gateway's own codes: a
+# partner must not speak for the gateway (SUBGRAPH_UNAVAILABLE, PRIVACY_BUDGET_EXHAUSTED, ...).
+WELL_KNOWN_ERROR_CODES = frozenset(
+    {
+        "BAD_REQUEST",
+        "BAD_USER_INPUT",
+        "DOWNSTREAM_SERVICE_ERROR",
+        "FORBIDDEN",
+        "GRAPHQL_PARSE_FAILED",
+        "GRAPHQL_VALIDATION_FAILED",
+        "INTERNAL_SERVER_ERROR",
+        "NOT_FOUND",
+        "OPERATION_RESOLUTION_FAILURE",
+        "UNAUTHENTICATED",
+    }
+)
 
 
 class _FetchOrder:
@@ -423,6 +514,20 @@ class _FetchOrder:
         for node in nodes:
             for dependency in set(node.depends_on):
                 self.dependents[dependency].append(node)
+
+
+def _key_names(shape: Representation) -> frozenset[str]:
+    """The representation's key fields (those of a type condition's entries included)."""
+    names: set[str] = set()
+    stack = list(shape.entries)
+    while stack:
+        entry = stack.pop()
+        if isinstance(entry, RepresentationField):
+            if entry.is_key:
+                names.add(entry.name)
+        elif entry.entries:
+            stack.extend(entry.entries)
+    return frozenset(names)
 
 
 def _dicts(value: Any):
@@ -442,6 +547,40 @@ def _objects_at(data: Any, path: tuple[str, ...]) -> list[dict]:
         else:
             current = [child for value in current if value.__class__ is dict and (child := value.get(step)) is not None]
     return [value for value in current if value.__class__ is dict]
+
+
+def _vouched_path(claimed: list, selection: AnswerSelection, typename: str | None, merged: Any) -> list:
+    """The longest start of a subgraph's error path that the gateway can vouch for, as a response
+    path below the position `selection` was asked at (of an object of `typename`; None: unknown,
+    or read from the merged object there). A string must be a key the fetch asked for there (its
+    answer key; the client's alias is put back; never one of the gateway's `_cg_` keys); an integer
+    (not a boolean) an index within the list the gateway merged there (`merged`: the response tree
+    at that position). Past a null, or where nothing merged, keys are still checked against what
+    was asked, indexes cannot be."""
+    vouched: list = []
+    current = merged  # None: nothing merged here to check an index against
+    asked: AnswerSelection | None = selection
+    for step in claimed:
+        if type(step) is int:
+            if not isinstance(current, list) or not 0 <= step < len(current):
+                break
+            current = current[step]
+        elif type(step) is str and asked is not None and (current is None or isinstance(current, dict)):
+            if typename is None and current is not None and type(current.get("__typename")) is str:
+                typename = current["__typename"]
+            view = asked.view(typename)
+            if step not in view.keys:
+                break
+            asked = dict(view.nested).get(step)  # None below a leaf: no key is asked there
+            step = dict(view.renames).get(step, step)  # the response tree's key (the client's alias)
+            if step.startswith("_cg_"):
+                break
+            current = current.get(step) if current is not None else None
+            typename = None
+        else:
+            break  # an object, a float, a key where a list or a leaf value is, ...
+        vouched.append(step)
+    return vouched
 
 
 def _object_paths(data: Any, path: tuple[str, ...]) -> dict[int, list]:

@@ -5,8 +5,13 @@ other subgraphs answered. When one of them is personal, the subgraph's owner rec
 resident's value: SPEC.md's decision applies with that owner as the recipient and the request's
 purpose, before the value leaves:
 
-1. allowed when the request is the subject's own (the resident sends their own data to the
-   service they use): basis `self`;
+1. allowed when the request is the subject's own and either the recipient runs the requesting
+   client (the resident sends their own data to the service whose app they signed in to) or the
+   value is part of the entity's key (the subject asks the partner for what it holds about them,
+   the export of their rights included, naming themselves by the key the partner keeps): basis
+   `self`. A `@requires` input is not asked for by the subject: through any other client it needs
+   one of the rules below like anyone's value, or a partner adding a field with `@requires` on a
+   resident's e-mail would receive it from every resident who asks for everything they can see;
 2. allowed when a legal basis of the policy names the recipient (`recipients:`), the purpose, a
    category covering the value's, and every source of the value (`sources:`);
 3. allowed when the recipient is the organisation of the requesting client itself and the
@@ -121,17 +126,18 @@ class RequestFlows:
         purpose = requester.purpose or ""
         policy = self.guard.policy
         verdicts: list[FlowVerdict | None] = []
+        # the requesting client's own organisation: the service the resident is using
+        client = requester.client
+        own = client is not None and client.partner == recipient
         for value in values:
             if value.subject is None:
                 verdicts.append(_UNKNOWN_SUBJECT)
-            elif requester.resident is not None and value.subject == requester.resident:
+            elif (own or value.key) and requester.resident is not None and value.subject == requester.resident:
                 verdicts.append(_SELF)
             else:
                 rule = self.guard.flow_rule(recipient, purpose, value.category, value.sources)
                 verdicts.append(FlowVerdict(True, basis=f"policy:{rule}") if rule is not None else None)
         # the requesting client's own organisation receives what the client itself would
-        client = requester.client
-        own = client is not None and client.partner == recipient
         if own:
             for index, value in enumerate(values):
                 if verdicts[index] is None:

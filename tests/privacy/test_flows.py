@@ -158,7 +158,8 @@ async def test_a_key_that_is_personal_never_leaves_without_a_decision(strict_cit
     assert {w["recipient"] for w in withheld.values()} == {"harvest"}
     assert {w["category"] for w in withheld.values()} == {"user.unique_id"}
     assert not any("_entities" in json.dumps(r) for r in harvest.requests)  # nothing left to send
-    # the resident's own request: their own id goes, audited; nobody else's
+    # the resident's own request: their own id goes, audited (the key they are known by: they ask
+    # the partner for what it holds about them); nobody else's
     answer = await city.ask("{ residents { newsletter } }", resident="r1")
     assert [r["newsletter"] for r in answer["data"]["residents"]] == ["subscribed: r1", None, None, None]
     sent = [json.dumps(request) for request in harvest.requests]
@@ -170,8 +171,17 @@ async def test_a_key_that_is_personal_never_leaves_without_a_decision(strict_cit
 
 async def test_the_residents_own_request_sends_their_address_and_audits_the_flow(city, partners):
     courier, _ = partners
+    # through the city's app, the resident's own address (a @requires input, not a key) does not go
+    # to the courier: asking for a field is not consenting to the partner that resolves it
+    answer = await city.ask('{ resident(id: "r2") { deliveryNote } }', resident="r2")
+    assert answer["data"]["resident"]["deliveryNote"] is None
+    assert _withheld(answer)[("resident", "deliveryNote")]["reason"] == "no-consent"
+    assert not _received(courier, R2_ADDRESS) and _audit(city, "r2") == []
+    # signed in to the courier's own app, the resident sends it to the service they use
     answer = await city.ask(
-        '{ resident(id: "r2") { deliveryNote } me { disclosures { recipient fields basis } } }', resident="r2"
+        '{ resident(id: "r2") { deliveryNote } me { disclosures { recipient fields basis } } }',
+        resident="r2",
+        client="courier-app",
     )
     assert answer["data"]["resident"]["deliveryNote"] == f"ring at {R2_ADDRESS}"
     assert _received(courier, R2_ADDRESS)
