@@ -157,10 +157,19 @@ def demo_policy(client_keys: dict[str, str], jwks_file: Path) -> dict:
             "clients": {"open-data-portal": {"epsilon_per_query": 0.25, "budget": {"epsilon": 50, "period": "week"}}},
         },
         # what the city's aggregates are, to calibrate their noise (the connector's @aggregate says
-        # the same once composition carries statistic, lower and upper)
+        # the same once composition carries statistic, lower and upper). An average age is published
+        # only for a district with at least 100 residents in the directory (the DPO's choice): the
+        # mean's noise is calibrated on that minimum, scale 110 / 100 / 0.5 = 2.2 years for the
+        # public (over k = 10 it would be 22 years: useless); smaller districts get it withheld (below-k)
         "privacy": {
             "aggregates": {
-                "District.averageAge": {"contributors": "residentCount", "statistic": "mean", "lower": 0, "upper": 110}
+                "District.averageAge": {
+                    "contributors": "residentCount",
+                    "min_contributors": 100,
+                    "statistic": "mean",
+                    "lower": 0,
+                    "upper": 110,
+                }
             }
         },
         "identity": {

@@ -51,7 +51,7 @@ client, no legal basis, every personal value masked with null). See docs/policy.
     privacy:                                # annotations by schema coordinate (add or override)
       fields: {Resident.email: {category: user.contact.email, strategy: partial}}
       subjects: {Resident: id}
-      aggregates: {District.averageAge: {contributors: residentCount, statistic: mean, lower: 0, upper: 110}}
+      aggregates: {District.averageAge: {contributors: residentCount, min_contributors: 100, statistic: mean, lower: 0, upper: 110}}
       non_personal: [StreetIssue.kind]      # on a type with a subject, every other field is personal
     registry:
       allow_upstreams: ["10.20.0.0/16"]

@@ -274,7 +274,11 @@ class Resident:
     def district(self) -> District:
         return District(code=self.district_code)
 
-    @strawberry.field(description="The street issues this resident reported.")
+    # a link: that this resident reported these issues is the resident's data (content they gave
+    # the city), though an issue's kind and status are public; each issue is then decided as a StreetIssue
+    @strawberry.federation.field(
+        description="The street issues this resident reported.", directives=[privacy.Personal(category="user.content")]
+    )
     def issues_reported(self) -> list[StreetIssue]:
         return [StreetIssue.of(i) for i, row in DATA["issues"].items() if row["reporter"] == self.id]
 

@@ -186,7 +186,9 @@ class Booking:
     def spot(self) -> Spot | None:
         return Spot.of(self.spot_id)
 
-    @strawberry.field
+    # a link: which car the resident parked is part of the booking (when, where, with what); the
+    # vehicle's own fields are decided as its owner's
+    @strawberry.federation.field(directives=[privacy.Personal(category="user.behavior")])
     def vehicle(self) -> Vehicle:
         return Vehicle.of(self.vehicle_id)
 
@@ -213,11 +215,19 @@ class Booking:
 class Resident:
     id: strawberry.ID
 
-    @strawberry.field(description="The resident's bookings with Parkr.")
+    # links: a resident's bookings are their purchases of parking, their vehicles what they
+    # registered with Parkr (each booking and vehicle is then decided by its own type)
+    @strawberry.federation.field(
+        description="The resident's bookings with Parkr.",
+        directives=[privacy.Personal(category="user.behavior.purchase_history")],
+    )
     def parking_bookings(self) -> list[Booking]:
         return [Booking.of(i) for i, b in DATA["bookings"].items() if b["resident"] == self.id]
 
-    @strawberry.field(description="The resident's vehicles registered with Parkr.")
+    @strawberry.federation.field(
+        description="The resident's vehicles registered with Parkr.",
+        directives=[privacy.Personal(category="user.government_id.vehicle_registration")],
+    )
     def vehicles(self) -> list[Vehicle]:
         return [Vehicle.of(i) for i, v in DATA["vehicles"].items() if v["owner"] == self.id]
 

@@ -3,9 +3,11 @@
 Default private: on a type with a subject (its own @subject, or an interface's), a field without
 an annotation is personal — the subject field and fields typed like an identifier of the subject
 with category `user.unique_id`, others with the generic `user` — unless its owner (or the
-policy) declares it @nonPersonal; `__typename` never is, and a field whose type names a subject
-of its own is a link, decided by that type. Where an interface's annotations meet the type's
-own, the stricter wins (supergraph._model.stricter); they never loosen it.
+policy) declares it @nonPersonal; `__typename` never is. A field whose type names a subject of
+its own (`Resident.issuesReported: [StreetIssue]`) is a link: the link is personal data of its
+parent's subject like any other field (default `user`), and the objects it leads to are decided by
+their own type. Where an interface's annotations meet the type's own, the stricter wins
+(supergraph._model.stricter); they never loosen it.
 
 A personal field must have a determinable subject, a category of the Fides taxonomy, and a known
 masking strategy that fits its type; a type takes one subject. These checks run at composition

@@ -5,10 +5,14 @@ When the policy has an `open_data` section, every aggregate value a requester re
 k-suppression, which still comes first and costs nothing) is released through an OpenDP
 measurement, the Laplace mechanism, with scale = sensitivity / epsilon_per_query, where the
 sensitivity follows from the field's `@aggregate(statistic:, lower:, upper:)`: a count 1, a sum
-max(|lower|, |upper|), a mean (upper - lower) / n with n the contributors the gateway fetched.
-The epsilon OpenDP's privacy map gives for that sensitivity is charged to the requester's budget
-for the period (the store's `open_data_budgets`, checked and charged in one transaction); a
-budget that cannot pay withholds the value (reason `budget`, error `PRIVACY_BUDGET_EXHAUSTED`).
+max(|lower|, |upper|), a mean (upper - lower) / n with n the public minimum of contributors,
+max(k, the field's min_contributors), never the count the partner answers (a partner inflating
+its count would otherwise shrink the noise). After the draw, a mean is clamped to [lower, upper],
+a whole number rounded and a count kept at zero or above: post-processing of the released value
+with public constants only, which costs no privacy. The epsilon OpenDP's privacy map gives for
+that sensitivity is charged to the requester's budget for the period (the store's
+`open_data_budgets`, checked and charged in one transaction); a budget that cannot pay withholds
+the value (reason `budget`, error `PRIVACY_BUDGET_EXHAUSTED`).
 
 The same question (requester, coordinate, entity, period) is answered from the store's
 `open_data_releases` for the rest of the period, on every replica, without another charge: asking
@@ -115,9 +119,19 @@ def release(
     contributors: int,
     whole: bool,
 ) -> float | int:
-    """One draw of the mechanism; a whole number (the field is an Int) is rounded, a count kept
-    at zero or above: post-processing, which costs no privacy."""
+    """One draw of the mechanism, then post-processing, which costs no privacy: a mean is clamped
+    to [lower, upper] (no mean of values within the bounds lies outside them, so a draw beyond one
+    only adds error), a whole number (the field is an Int) is rounded, a count kept at zero or above."""
     noisy = float(calibrated.measurement(float(bounded(exact, statistic, lower, upper, contributors))))
+    if statistic == "mean":
+        assert lower is not None and upper is not None  # calibrate() gives no measurement otherwise
+        noisy = min(max(noisy, float(lower)), float(upper))
+        if whole:
+            # rounded within the bounds: the nearest whole number may lie just past a fractional bound
+            rounded = round(noisy)
+            if math.ceil(lower) <= math.floor(upper):
+                rounded = min(max(rounded, math.ceil(lower)), math.floor(upper))
+            return rounded
     if whole:
         return max(round(noisy), 0) if statistic == "count" else round(noisy)
     return noisy
@@ -152,7 +166,7 @@ class _Pending:
     exact: float
     whole: bool
     contributors: int  # as fetched: what a sum is clamped with
-    minimum: int  # the public minimum (k): what a mean's noise is calibrated on
+    minimum: int  # the public minimum, max(k, min_contributors): what a mean's noise is calibrated on
     statistic: str
     lower: float | None
     upper: float | None
@@ -221,8 +235,9 @@ def release_aggregate(
     statistic = annotation.statistic
     numeric = value.__class__ in (int, float) and math.isfinite(value)
     reason = None
-    # a mean's sensitivity is calibrated on the public minimum of contributors (k), never on the
-    # count a subgraph answers: a partner inflating its count would otherwise shrink the noise
+    # a mean's sensitivity is calibrated on the public minimum of contributors (max(k,
+    # min_contributors)), never on the count a subgraph answers: a partner inflating its count
+    # would otherwise shrink the noise
     if not numeric or sensitivity(statistic, annotation.lower, annotation.upper, minimum) is None:
         reason = "uncalibrated"
     else:

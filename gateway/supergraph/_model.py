@@ -224,13 +224,16 @@ def fitting_strategies(field_type) -> frozenset[str]:
 class PrivacyView:
     """The privacy annotations resolved per type over a schema: inherited from interfaces (the
     stricter wins where they meet the type's own) and default private (a field of a type with a
-    subject is personal unless declared non-personal). Read-only; answers are cached."""
+    subject is personal unless declared non-personal, a link included: that a resident's object
+    leads to these others is that resident's data). Read-only; answers are cached."""
 
     def __init__(self, schema: GraphQLSchema, annotations: PrivacyAnnotations) -> None:
         self.schema = schema
         self.annotations = annotations
         self._personal: dict[tuple[str, str], PersonalField | None] = {}
         self._links: dict[str, bool] = {}
+        # (type, field) another aggregate of the type counts its contributors in (see `aggregate`)
+        self._counted: set[tuple[str, str]] | None = None
 
     def lineage(self, type_name: str) -> list[str]:
         """The type and the interfaces it implements."""
@@ -265,11 +268,27 @@ class PrivacyView:
             found = self.annotations.aggregates.get((name, field_name))
             if found is not None:
                 return found
+        # the field another aggregate of the type counts its contributors in is itself an exact
+        # count over the same residents: a count aggregate too (k, and noise under open data), or
+        # it would hand out the very figure the other's noise is calibrated to hide, and what a
+        # differencing attack needs (the count before and after one resident moves in); the
+        # policy's k is its minimum (another aggregate's min_contributors is about that one's noise)
+        if self._counted is None:
+            self._counted = {
+                (holder, declared.contributors)
+                for (holder, _), declared in self.annotations.aggregates.items()
+                if (holder, declared.contributors) not in self.annotations.aggregates
+            }
+        for name in self.lineage(type_name):
+            if (name, field_name) in self._counted:
+                return AggregateField(field_name, None, "count")
         return None
 
     def is_link(self, named_type: str) -> bool:
-        """Whether values of this type name their own subject: a field of that type links to
-        objects decided by their own type, it is no value of its parent's subject."""
+        """Whether values of this type name their own subject: a field of that type is a link. The
+        link is a field of its parent like any other (personal data of the parent's subject, by
+        default); the objects it leads to are decided by their own type, each value for its own
+        subject. The export shows a link as a reference, not as a value of the parent."""
         known = self._links.get(named_type)
         if known is None:
             self._links[named_type] = False  # a cycle through interfaces decides nothing
@@ -317,8 +336,10 @@ class PrivacyView:
         if subject is None:
             return None
         named = get_named_type(definition.type)
-        if not isinstance(named, GraphQLScalarType | GraphQLEnumType) and self.is_link(named.name):
-            return None
+        # a link (`Resident.issuesReported: [StreetIssue]`) is decided here too, as its parent's
+        # subject's data: "this resident reported these" says something of the resident, whatever
+        # the linked objects' own fields are (a non-personal kind, status). Its objects are then
+        # decided by their own type. Unannotated, it takes the generic `user` (no identifier type)
         if field_name == subject or self._names_the_subject(gql_type, field_name, named.name, subject):
             return PersonalField("user.unique_id", None, fits)
         return PersonalField("user", None, fits)

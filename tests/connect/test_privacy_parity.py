@@ -87,7 +87,7 @@ class Booking:
 class ParkingResident:
     id: strawberry.ID
 
-    @strawberry.field
+    @strawberry.federation.field(directives=[privacy.Personal(category="user.behavior.purchase_history")])
     def bookings(self) -> list[Booking]:
         return [Booking.of(b) for b in bookings if b["resident"] == self.id]
 
@@ -172,7 +172,7 @@ type Booking @subject(field: "residentId") {{
 
 type Resident @key(fields: "id") {{
   id: ID!
-  bookings: [Booking!]!
+  bookings: [Booking!]! @personal(category: "user.behavior.purchase_history")
     @connect(source: "parking", http: {{ GET: "/residents/{{$this.id}}/bookings" }}, selection: "{BOOKING_SELECTION}")
 }}
 
@@ -214,7 +214,8 @@ def parity_policy(jwks_file) -> dict:
             "basis": "public_task",
             "roles": ["enforcement"],
             "purposes": ["parking-enforcement"],
-            "categories": ["user.unique_id"],
+            # the plates, and which bookings a resident has (the link Resident.bookings)
+            "categories": ["user.unique_id", "user.behavior.purchase_history"],
             "sources": ["parking"],
         }
     )
@@ -245,7 +246,8 @@ async def side(
         subject="r2",
         recipient="parking-app",
         purpose="booking",
-        categories=["user.unique_id", "user.contact"],
+        # which bookings r2 has (the link Resident.bookings), the plates (user.unique_id): not the amounts
+        categories=["user.unique_id", "user.contact", "user.behavior.purchase_history"],
         expires_in_days=None,
         collection_method="test",
     )

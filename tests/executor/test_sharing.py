@@ -8,7 +8,7 @@ import asyncio
 from gateway.engine import Engine
 from gateway.executor import HttpPool, Subgraphs
 from gateway.identity import PUBLIC, Requester
-from gateway.policy import Client
+from gateway.policy import parse_policy
 from gateway.supergraph import load_supergraph
 
 QUERY = '{ resident(id: "r1") { name district { name } } }'
@@ -65,7 +65,13 @@ async def test_identical_queries_of_one_requester_share_one_execution(world):
 
 async def test_requests_that_differ_in_anything_share_nothing(world):
     engine, transport = await _gated_engine(world)
-    client = Client(id="parking-app", name="Parkr", purposes=("booking",), roles=("partner",))
+    # read as the policy file is: a client's purposes are checked against the declared ones
+    client = parse_policy(
+        {
+            "purposes": {"booking": None},
+            "clients": {"parking-app": {"name": "Parkr", "purposes": ["booking"], "roles": ["partner"]}},
+        }
+    ).clients["parking-app"]
     requesters = [
         PUBLIC,
         Requester(client, "booking", frozenset({"partner"})),

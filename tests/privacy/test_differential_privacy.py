@@ -59,7 +59,9 @@ def kolmogorov_smirnov(draws: list[float], scale: float) -> float:
 @pytest.mark.parametrize(
     ("statistic", "lower", "upper", "contributors", "exact", "epsilon", "sensitivity"),
     [
-        ("mean", 0.0, 110.0, 20, 41.3, 0.5, 110 / 20),  # an average age over 20 residents
+        # an average age over the demo's 100 residents at least (scale 2.2 years): 18 scales from
+        # the nearer bound, so the clamp to [0, 110] never applies and the draws are the mechanism's
+        ("mean", 0.0, 110.0, 100, 58.1, 0.5, 110 / 100),
         ("sum", -3.0, 8.0, 50, 120.0, 1.0, 8.0),  # a sum: the largest magnitude of one contributor
         ("count", None, None, 500, 500.0, 0.25, 1.0),  # a count: one resident moves it by one
     ],
@@ -83,6 +85,25 @@ def test_noise_is_calibrated_to_sensitivity_over_epsilon(
     assert spread == pytest.approx(math.sqrt(2) * scale, rel=0.10)
     assert abs(statistics.fmean(draws)) < 4 * math.sqrt(2) * scale / math.sqrt(2000)  # centred: 4 standard errors
     assert gap < 0.045  # the 5% critical value for 2,000 draws is 0.030; this is p < 0.0001
+
+
+def test_a_released_mean_is_clamped_to_its_bounds():
+    # epsilon one millionth: the mechanism's scale is 1.1 / 1e-6 = 1.1 million years, so nearly
+    # every draw lands far outside [0, 110]; what `release` returns never does
+    calibrated = calibrate("mean", 0.0, 110.0, 100, 1e-6)
+    assert calibrated is not None and calibrated.epsilon == pytest.approx(1e-6, rel=1e-9)
+    drawn = [float(calibrated.measurement(58.1)) for _ in range(1000)]
+    assert sum(not 0.0 <= d <= 110.0 for d in drawn) > 990  # about 1 in 20,000 falls inside
+    released = [release(calibrated, 58.1, "mean", 0.0, 110.0, 100, whole=False) for _ in range(1000)]
+    assert all(isinstance(r, float) and 0.0 <= r <= 110.0 for r in released)
+    # draws beyond either bound, each clamped to the nearer one (both occur: 2^-1000 otherwise)
+    assert {r for r in released if r in (0.0, 110.0)} == {0.0, 110.0}
+    # a partner answering a mean outside the bounds changes nothing: clamped before and after
+    assert all(0.0 <= release(calibrated, 500.0, "mean", 0.0, 110.0, 100, whole=False) <= 110.0 for _ in range(200))
+    # an Int mean is rounded within the bounds, a fractional bound included
+    fractional = calibrate("mean", 0.5, 10.5, 100, 1e-6)
+    whole = [release(fractional, 5.0, "mean", 0.5, 10.5, 100, whole=True) for _ in range(500)]
+    assert all(isinstance(w, int) and 1 <= w <= 10 for w in whole) and {1, 10} <= set(whole)
 
 
 def test_a_statistic_without_bounds_is_not_calibrated():
@@ -229,11 +250,17 @@ async def test_replicas_asking_the_same_question_at_once_charge_it_once(tmp_path
 # -- over HTTP: the privacy world's gateway ------------------------------------------------------------
 
 
-def open_data_policy(signer, *, public_budget: float = 3.0) -> dict:
+def open_data_policy(signer, *, public_budget: float = 30.0) -> dict:
+    """Birth years in [1900, 2030] over k = 2: the public's noise has scale 130 / 2 / 10 = 6.5 years,
+    the portal's 13. Epsilons this large because a released mean is clamped to its bounds, and two
+    independent draws clamped to the same bound would look like one: Panthéon's exact mean (1985)
+    reaches 2030 for the public with a chance of 5e-4 and for the portal 1.6e-2, Popincourt's
+    (1995) for the public 2.3e-3, so the tests below see two draws coincide with a chance below 1e-5
+    (at epsilon 1 and 0.5, about 10%)."""
     document = policy_document(signer.jwks_file)
     document["open_data"] = {
-        "public": {"epsilon_per_query": 1.0, "budget": {"epsilon": public_budget, "period": "day"}},
-        "clients": {"stats-portal": {"epsilon_per_query": 0.5, "budget": {"epsilon": 1.0, "period": "week"}}},
+        "public": {"epsilon_per_query": 10.0, "budget": {"epsilon": public_budget, "period": "day"}},
+        "clients": {"stats-portal": {"epsilon_per_query": 5.0, "budget": {"epsilon": 10.0, "period": "week"}}},
     }
     document["privacy"]["aggregates"] = {"District.averageBirthYear": MEAN_OF_BIRTH_YEARS}
     return document
@@ -268,7 +295,7 @@ async def open_city(request, tmp_path, privacy_world, signer):
 async def crowded_city(request, tmp_path, privacy_world, signer):
     """Every district above k (two residents each), and a public budget for two releases a day."""
     running = await start_open_city(
-        request.param, tmp_path, privacy_world, signer, open_data_policy(signer, public_budget=2.0)
+        request.param, tmp_path, privacy_world, signer, open_data_policy(signer, public_budget=20.0)
     )
     for resident, district, birth in (("r5", "75111", "1980-03-01T09:00:00"), ("r6", "75118", "1975-06-30T09:00:00")):
         world.data["residents"][resident] = {
@@ -310,10 +337,10 @@ async def test_open_data_is_noisy_and_the_same_question_charged_once(open_city):
         assert set(reasons(answer).values()) == {"below-k"}
         released.append(values["Panthéon"])
     assert all(isinstance(v, float) for v in released)
-    assert EXACT_PANTHEON not in released  # Laplace noise of scale 130/2/1 = 65 years: never the exact mean
+    assert EXACT_PANTHEON not in released  # Laplace noise of scale 130/2/10 = 6.5 years: never the exact mean
     # the same question (client, coordinate, district, period): the stored release, charged once
     assert len(set(released)) == 1
-    assert await store.open_data_spent("(public)", period_of("day")) == pytest.approx(1.0)
+    assert await store.open_data_spent("(public)", period_of("day")) == pytest.approx(10.0)
 
     # the same district reached by another path, twice in one response: the same question again
     both = await open_city.ask(
@@ -322,26 +349,26 @@ async def test_open_data_is_noisy_and_the_same_question_charged_once(open_city):
     assert "errors" not in both, both
     assert by_name(both)["Panthéon"] == released[0]
     assert both["data"]["resident"]["district"] == {"name": "Panthéon", "averageBirthYear": released[0]}
-    assert await store.open_data_spent("(public)", period_of("day")) == pytest.approx(1.0)
+    assert await store.open_data_spent("(public)", period_of("day")) == pytest.approx(10.0)
 
     # a second client has its own budget and its own draw; asking again costs it nothing either
     portal = [by_name(await open_city.ask(DISTRICTS, client="stats-portal"))["Panthéon"] for _ in range(3)]
     assert portal[0] is not None and len(set(portal)) == 1
     assert portal[0] != released[0]
-    assert await store.open_data_spent("stats-portal", period_of("week")) == pytest.approx(0.5)
+    assert await store.open_data_spent("stats-portal", period_of("week")) == pytest.approx(5.0)
 
 
 async def test_two_districts_in_one_request_are_charged_apart_and_refused_when_spent(crowded_city):
     store = crowded_city.store
     first = await crowded_city.ask(DISTRICTS)
     values = by_name(first)
-    # the budget (2.0 at 1.0 a value) pays for the first two districts, each its own question
+    # the budget (20 at 10 a value) pays for the first two districts, each its own question
     pantheon, popincourt = values["Panthéon"], values["Popincourt"]
     assert isinstance(pantheon, float) and isinstance(popincourt, float)
     assert pantheon != EXACT_CROWDED["Panthéon"] and popincourt != EXACT_CROWDED["Popincourt"]
     # independent draws: not one noise added to both, nor one value for both
     assert pantheon != popincourt and pantheon - EXACT_CROWDED["Panthéon"] != popincourt - EXACT_CROWDED["Popincourt"]
-    assert await store.open_data_spent("(public)", period_of("day")) == pytest.approx(2.0)
+    assert await store.open_data_spent("(public)", period_of("day")) == pytest.approx(20.0)
     assert values["Buttes-Montmartre"] is None
     assert reasons(first) == {("districts", 2, "averageBirthYear"): "budget"}
     assert [(e["path"], e["extensions"]["code"]) for e in first["errors"]] == [
@@ -357,7 +384,7 @@ async def test_two_districts_in_one_request_are_charged_apart_and_refused_when_s
     reached = await crowded_city.ask('{ resident(id: "r1") { district { name averageBirthYear } } }')
     assert reached["data"]["resident"]["district"]["averageBirthYear"] is None  # Buttes-Montmartre: not paid for
     assert [e["extensions"]["code"] for e in reached["errors"]] == ["PRIVACY_BUDGET_EXHAUSTED"]
-    assert await store.open_data_spent("(public)", period_of("day")) == pytest.approx(2.0)
+    assert await store.open_data_spent("(public)", period_of("day")) == pytest.approx(20.0)
 
 
 async def test_below_k_is_withheld_without_charge(open_city):
@@ -389,3 +416,85 @@ async def test_an_aggregate_without_a_statistic_is_withheld_not_guessed(tmp_path
         assert reasons(answer)[("districts", 0, "averageBirthYear")] == "uncalibrated"
     finally:
         await city.close()
+
+
+async def test_a_mean_is_calibrated_on_the_public_minimum_whatever_count_the_partner_answers(
+    tmp_path, privacy_world, signer
+):
+    # k is 2 and the aggregate's min_contributors 10: the noise must have scale 130 / 10 / 10 = 1.3
+    # years, whatever the city's subgraph answers as residentCount (40 here: over that count the
+    # scale would be 0.325; over k, 6.5). 150 districts of 40 residents born in 1965, each its own
+    # question, so 150 independent draws around an exact mean of 1965.0
+    document = open_data_policy(signer, public_budget=1500.0)
+    document["privacy"]["aggregates"] = {"District.averageBirthYear": {**MEAN_OF_BIRTH_YEARS, "min_contributors": 10}}
+    running = await start_open_city("sqlite", tmp_path, privacy_world, signer, document)
+    try:
+        codes = [f"9{number:04d}" for number in range(150)]
+        for code in codes:
+            world.data["districts"][code] = f"District {code}"
+            for number in range(40):
+                world.data["residents"][f"{code}-{number}"] = {
+                    "name": None,
+                    "email": None,
+                    "phone": None,
+                    "address": "Paris",
+                    "birth": "1965-04-01T09:00:00",
+                    "district": code,
+                }
+        # residentCount is not asked: it is itself a count aggregate now (its own test below); the
+        # gateway reads the count the partner answers (40) for k alone
+        answer = await running.ask("{ districts { code averageBirthYear } }")
+        assert "errors" not in answer, answer
+        districts = {d["code"]: d for d in answer["data"]["districts"]}
+        noise = [districts[code]["averageBirthYear"] - 1965.0 for code in codes]
+        assert await running.store.open_data_spent("(public)", period_of("day")) == pytest.approx(1500.0)
+        # Laplace(b): the mean absolute draw is the estimate of b; over 150 draws it falls outside
+        # [0.67 b, 1.5 b] with a chance of 2.5e-6 (Gamma(150)). Calibrated on the count (b / 4) or on
+        # k (2.5 b), it would fall inside with a chance below 1e-8
+        scale = 130 / 10 / 10
+        estimate = statistics.fmean(abs(n) for n in noise)
+        print(f"mean |noise| {estimate:.3f} against the scale {scale} (count: {130 / 40 / 10}, k: {130 / 2 / 10})")
+        assert 0.67 * scale < estimate < 1.5 * scale
+        # Panthéon's two residents reach k but not the minimum: nothing is released
+        assert districts["75105"]["averageBirthYear"] is None
+        assert reasons(answer)[("districts", 0, "averageBirthYear")] == "below-k"
+    finally:
+        await stop_open_city(running)
+
+
+async def test_the_count_of_an_aggregates_contributors_is_a_noisy_count_itself(tmp_path, privacy_world, signer):
+    """District.residentCount counts averageBirthYear's contributors: released exact, it would be
+    the figure the mean's noise hides and what differencing needs (the count before and after one
+    resident moves in). It is an aggregate of its own: withheld below k, else released with noise
+    and charged to the budget, whatever the annotations say of it."""
+    document = open_data_policy(signer, public_budget=1000.0)
+    document["open_data"]["public"]["epsilon_per_query"] = 0.5  # scale 2 for a count
+    running = await start_open_city("sqlite", tmp_path, privacy_world, signer, document)
+    try:
+        codes = [f"8{number:04d}" for number in range(60)]
+        for code in codes:
+            world.data["districts"][code] = f"District {code}"
+            for number in range(40):
+                world.data["residents"][f"{code}-{number}"] = {
+                    "name": None,
+                    "email": None,
+                    "phone": None,
+                    "address": "Paris",
+                    "birth": "1965-04-01T09:00:00",
+                    "district": code,
+                }
+        world.data["districts"]["89999"] = "District 89999"
+        world.data["residents"]["89999-0"] = {**world.data["residents"][f"{codes[0]}-0"], "district": "89999"}
+        answer = await running.ask("{ districts { code residentCount } }")
+        assert "errors" not in answer, answer
+        counts = [d["residentCount"] for d in answer["data"]["districts"] if d["code"] in codes]
+        # Laplace(2) rounded: a draw is the exact 40 with a chance of 1 - e^(-1/4) = 0.22; all 60
+        # exact with a chance of 1e-39
+        assert len(counts) == 60 and all(isinstance(c, int) for c in counts) and set(counts) != {40}
+        assert await running.store.open_data_spent("(public)", period_of("day")) > 0
+        # a district of one resident, under k = 2: its count is withheld like any aggregate's
+        lonely = next(i for i, d in enumerate(answer["data"]["districts"]) if d["code"] == "89999")
+        assert answer["data"]["districts"][lonely]["residentCount"] is None
+        assert reasons(answer)[("districts", lonely, "residentCount")] == "below-k"
+    finally:
+        await stop_open_city(running)

@@ -204,7 +204,9 @@ class Incident:
         directives=[privacy.Personal(category="user.location.precise")]
     )
 
-    @strawberry.field
+    # a link is its parent's subject's data by default; this world publishes reporterId, and the
+    # link to the reporter says no more than it
+    @strawberry.federation.field(directives=[privacy.NonPersonal()])
     def reporter(self) -> ReportResident | None:
         return ReportResident(id=self.reporter_id)
 
@@ -273,7 +275,10 @@ class Booking:
 class ParkingResident:
     id: strawberry.ID
 
-    @strawberry.field
+    # a link is its parent's subject's data by default; this world publishes every booking with
+    # its residentId (ParkingQuery.bookings), so a resident's bookings say no more than that
+    # (tests/privacy/test_links.py makes the link personal through the policy)
+    @strawberry.federation.field(directives=[privacy.NonPersonal()])
     def bookings(self) -> list[Booking]:
         return [
             Booking(

@@ -180,7 +180,7 @@ type BikeRental @subject(field: "residentId") {{
 
 type Resident @key(fields: "id") {{
   id: ID!
-  bikeRentals: [BikeRental!] @connect(
+  bikeRentals: [BikeRental!] @personal(category: "user.behavior") @connect(
     source: "cyclo"
     http: {{ GET: "/residents/{{$this.id}}/rentals" }}
     selection: "id residentId: resident_id startedAt: started_at minutes: duration_min priceCents: price_cents"
@@ -432,18 +432,14 @@ async def test_a_rest_connectors_personal_fields_follow_consent(city, apis):
     assert (await register(city, key, manifest(api))).status_code == 200
 
     public = await city.ask(RENTALS_QUERY, client="parking-app", purpose="booking")
-    rentals = public["data"]["resident"]["bikeRentals"]
-    assert [r["id"] for r in rentals] == ["rt1", "rt2"]  # @nonPersonal
-    assert all(r["startedAt"] is None and r["minutes"] is None and r["priceCents"] is None for r in rentals), rentals
+    # which rentals r1 has is r1's (the link, user.behavior): withheld whole, nothing inside it listed
+    assert public["data"]["resident"]["bikeRentals"] is None
     withheld = {
         (tuple(w["path"][-1:]), w["category"], w["reason"]) for w in public["extensions"]["privacy"]["withheld"]
     }
-    assert (("startedAt",), "user.behavior", "no-consent") in withheld and (
-        ("priceCents",),
-        "user.financial",
-        "no-consent",
-    ) in withheld
-    assert "2026-10-02T08:10" not in json.dumps(public)
+    assert (("bikeRentals",), "user.behavior", "no-consent") in withheld
+    assert not any(path in (("startedAt",), ("priceCents",)) for path, _, _ in withheld)
+    assert "2026-10-02T08:10" not in json.dumps(public) and "rt1" not in json.dumps(public)
 
     await city.grant("r1", "parking-app", "booking", ["user.behavior"])
     consented = await city.ask(RENTALS_QUERY, client="parking-app", purpose="booking")
@@ -460,7 +456,7 @@ async def test_a_rest_connectors_personal_fields_follow_consent(city, apis):
         "priceCents": 210,
     }
     other = await city.ask(RENTALS_QUERY, resident="r2")
-    assert all(r["priceCents"] is None for r in other["data"]["resident"]["bikeRentals"])
+    assert other["data"]["resident"]["bikeRentals"] is None  # r1's rentals: r2 has no basis for them
 
 
 # the same data as a federation subgraph (Strawberry), to compare the decisions on both
@@ -511,7 +507,7 @@ class BikeRental:
 class Resident:
     id: strawberry.ID
 
-    @strawberry.field
+    @strawberry.federation.field(directives=[privacy.Personal(category="user.behavior")])
     def bike_rentals(self) -> list[BikeRental] | None:
         return [
             BikeRental(
@@ -580,7 +576,9 @@ async def test_privacy_decisions_are_the_same_as_for_the_same_data_from_a_subgra
         ]
         assert {w["reason"] for w in withheld} >= {"no-consent", "public-requester"}
         rides = [r for answer in from_rest for r in ((answer["data"].get("resident") or {}).get("bikeRentals") or [])]
-        assert any(r["priceCents"] == 210 for r in rides) and any(r["priceCents"] is None for r in rides)
+        assert any(r["priceCents"] == 210 for r in rides)
+        # and the links decided: a resident's rentals withheld whole where no basis covers them
+        assert any(w["path"][-1] == "bikeRentals" and w["category"] == "user.behavior" for w in withheld)
     finally:
         await asyncio.to_thread(subgraph.stop)
 
