@@ -418,6 +418,21 @@ async def test_an_aggregate_without_a_statistic_is_withheld_not_guessed(tmp_path
         await city.close()
 
 
+def _add_districts(codes: list[str], residents: int) -> None:
+    """Districts of the privacy world, each with `residents` residents born in 1965."""
+    for code in codes:
+        world.data["districts"][code] = f"District {code}"
+        for number in range(residents):
+            world.data["residents"][f"{code}-{number}"] = {
+                "name": None,
+                "email": None,
+                "phone": None,
+                "address": "Paris",
+                "birth": "1965-04-01T09:00:00",
+                "district": code,
+            }
+
+
 async def test_a_mean_is_calibrated_on_the_public_minimum_whatever_count_the_partner_answers(
     tmp_path, privacy_world, signer
 ):
@@ -430,17 +445,7 @@ async def test_a_mean_is_calibrated_on_the_public_minimum_whatever_count_the_par
     running = await start_open_city("sqlite", tmp_path, privacy_world, signer, document)
     try:
         codes = [f"9{number:04d}" for number in range(150)]
-        for code in codes:
-            world.data["districts"][code] = f"District {code}"
-            for number in range(40):
-                world.data["residents"][f"{code}-{number}"] = {
-                    "name": None,
-                    "email": None,
-                    "phone": None,
-                    "address": "Paris",
-                    "birth": "1965-04-01T09:00:00",
-                    "district": code,
-                }
+        _add_districts(codes, residents=40)
         # residentCount is not asked: it is itself a count aggregate now (its own test below); the
         # gateway reads the count the partner answers (40) for k alone
         answer = await running.ask("{ districts { code averageBirthYear } }")
@@ -472,19 +477,8 @@ async def test_the_count_of_an_aggregates_contributors_is_a_noisy_count_itself(t
     running = await start_open_city("sqlite", tmp_path, privacy_world, signer, document)
     try:
         codes = [f"8{number:04d}" for number in range(60)]
-        for code in codes:
-            world.data["districts"][code] = f"District {code}"
-            for number in range(40):
-                world.data["residents"][f"{code}-{number}"] = {
-                    "name": None,
-                    "email": None,
-                    "phone": None,
-                    "address": "Paris",
-                    "birth": "1965-04-01T09:00:00",
-                    "district": code,
-                }
-        world.data["districts"]["89999"] = "District 89999"
-        world.data["residents"]["89999-0"] = {**world.data["residents"][f"{codes[0]}-0"], "district": "89999"}
+        _add_districts(codes, residents=40)
+        _add_districts(["89999"], residents=1)
         answer = await running.ask("{ districts { code residentCount } }")
         assert "errors" not in answer, answer
         counts = [d["residentCount"] for d in answer["data"]["districts"] if d["code"] in codes]
