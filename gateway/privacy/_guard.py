@@ -57,6 +57,8 @@ _SUBJECT_CONFLICT = _Decision(False, None, "subject-conflict")
 _PUBLIC = _Decision(False, None, "public-requester")
 _NO_CONSENT = _Decision(False, None, "no-consent")
 _LEDGER_DOWN = _Decision(False, None, "ledger-unavailable")
+# consent reads one response may need: links nested in links reveal subjects one level per read
+_LEDGER_READS = 8
 _AUDIT_DOWN = _Decision(False, None, "audit-unavailable")
 
 
@@ -153,7 +155,14 @@ class PrivacyGuard:
         caller answers the request again with `decisions(..., audit_refused=True)`.
         """
         privacy = telemetry.begin("privacy")
-        if decisions.missing:
+        reads = 0
+        while decisions.missing:
+            # A link (a field of one subject leading to objects of others) is decided like any
+            # field: while it waits for its subject's consents, the objects inside it are not
+            # visited, so their subjects only come to light once it is placed. Each read may so
+            # reveal more subjects, up to _LEDGER_READS reads; then whatever is still unread is
+            # withheld (final), never placed undecided.
+            reads += 1
             try:
                 loaded = await self.ledger.active_for(decisions.missing, requester.recipient, requester.purpose or "")
             except LedgerUnavailable:
@@ -167,11 +176,16 @@ class PrivacyGuard:
                     requester,
                     consents={**decisions.consents, **loaded},
                     mode=decisions.mode,
-                    final=True,
+                    final=reads >= _LEDGER_READS,
                     generation=decisions.generation,
                 )
             assert result.reshape is not None
             result.data, result.errors = result.reshape(decisions)
+            if decisions.final or decisions.mode is _LEDGER_DOWN:
+                break
+        if not decisions.final and reads:
+            # every subject the last reshaping met was read: the decisions are final as they stand
+            decisions.final = True
         decisions = await settle_releases(self, requester, decisions, result)  # open data released (_noise.py)
         audited = decisions.audited()
         early = refusal_raises and bool(audited) and self.audit is not None
