@@ -16,6 +16,7 @@ import asyncio
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, NamedTuple, Protocol
 
 import orjson
@@ -516,6 +517,7 @@ class _FetchOrder:
                 self.dependents[dependency].append(node)
 
 
+@lru_cache(maxsize=4096)  # once per representation shape (a plan's), not per object sent
 def _key_names(shape: Representation) -> frozenset[str]:
     """The representation's key fields (those of a type condition's entries included)."""
     names: set[str] = set()
